@@ -1,0 +1,1 @@
+"""xDSL dialects of raster_mlir (importable as `raster_mlir.dialects`)."""

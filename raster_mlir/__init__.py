@@ -1,0 +1,25 @@
+"""raster_mlir: a compiler for differentiable array programs.
+
+Write plain Python over numpy arrays with `nn.*` and `rm.*` primitives; `@rm.jit`
+traces it into the `raster` xDSL dialect, differentiates it with a reverse-mode
+pass, lowers it to loops and compiles it to native code.
+"""
+
+from .errors import CompileError, DTypeError, GradientError, RasterError, ShapeError, TraceError
+from .ops import (
+    add, broadcast_to, divide, equal, exp, greater, log, matmul, max, maximum, mean, minimum,
+    multiply, negative, power, relu, reshape, sigmoid, sqrt, subtract, sum, tanh, transpose,
+)  # fmt: skip
+from .jit import CompiledFunction, JitFunction, compile, jit
+from .autodiff_api import grad, value_and_grad
+from . import nn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RasterError", "ShapeError", "DTypeError", "TraceError", "GradientError", "CompileError",
+    "jit", "compile", "grad", "value_and_grad", "JitFunction", "CompiledFunction", "nn",
+    "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",
+    "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul",
+    "transpose", "reshape", "broadcast_to",
+]  # fmt: skip

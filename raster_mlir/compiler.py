@@ -1,0 +1,123 @@
+"""Running a pass pipeline over a traced module, keeping the IR of every stage.
+
+`Compiled` is what `rm.compile` returns and what `@rm.jit` caches per
+signature. It records the IR after each pass (`c.ir("after:autodiff")`),
+verifies after every pass, times passes, and optionally prints or dumps
+each stage in MLIR's style (`// -----// IR Dump After inline //----- //`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, func, math, memref, scf
+from xdsl.dialects.builtin import Builtin, ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import VerifyException
+
+from raster_mlir.dialects.raster import Raster
+from raster_mlir.errors import CompileError
+from raster_mlir.passes.registry import parse_pipeline
+
+# Tensor-level passes; the default pipeline stops here when no native backend is asked for.
+TENSOR_PIPELINE = "inline,canonicalize,cse,dce"
+DEFAULT_PIPELINE = TENSOR_PIPELINE
+
+
+def make_context() -> Context:
+    """An xDSL context with every dialect raster_mlir's IR may contain."""
+    ctx = Context(allow_unregistered=False)
+    for dialect in (Builtin, func.Func, arith.Arith, math.Math, memref.MemRef, scf.Scf, Raster):
+        ctx.load_dialect(dialect)
+    return ctx
+
+
+def print_module(module: ModuleOp, locations: bool = False) -> str:
+    out = io.StringIO()
+    Printer(stream=out, print_debuginfo=locations).print_op(module)
+    return out.getvalue() + "\n"
+
+
+@dataclass
+class DumpOptions:
+    """Where IR goes between passes (MLIR's --print-ir-after-all and friends)."""
+
+    print_ir_after_all: bool = False
+    print_ir_before: Sequence[str] = ()
+    print_ir_after: Sequence[str] = ()
+    dump_dir: str | os.PathLike | None = None
+    verify_each: bool = True
+    stream: object = None  # default: sys.stdout at print time
+
+
+class StagedPipeline:
+    """Runs a pipeline, recording `stages` {name: IR text} and `pass_seconds` {name: s}."""
+
+    def __init__(self, spec: str, dump: DumpOptions | None = None):
+        self.spec = spec
+        self.dump = dump or DumpOptions()
+        self.passes: tuple[ModulePass, ...] = parse_pipeline(spec).passes
+        self.stages: dict[str, str] = {}
+        self.pass_seconds: dict[str, float] = {}
+
+    def run(self, module: ModuleOp, first_stage: str = "traced") -> ModuleOp:
+        ctx = make_context()
+        self._record(first_stage, module, header=None)
+        seen: dict[str, int] = {}
+        for p in self.passes:
+            seen[p.name] = seen.get(p.name, 0) + 1
+            label = p.name if seen[p.name] == 1 else f"{p.name}#{seen[p.name]}"
+            if p.name in self.dump.print_ir_before:
+                self._emit(f"// -----// IR Dump Before {p.name} //----- //", self.stages[self.last_stage])
+            start = time.perf_counter()
+            try:
+                p.apply(ctx, module)
+            except CompileError:
+                raise
+            except VerifyException as e:
+                raise CompileError(f"pass {p.name} produced invalid IR: {e}") from None
+            self.pass_seconds[label] = time.perf_counter() - start
+            if self.dump.verify_each:
+                try:
+                    module.verify()
+                except VerifyException as e:
+                    raise CompileError(f"IR does not verify after pass {p.name}: {e}") from None
+            self._record(f"after:{label}", module, header=p.name)
+        return module
+
+    last_stage: str = ""
+
+    def _record(self, stage: str, module: ModuleOp, header: str | None) -> None:
+        text = print_module(module)
+        self.stages[stage] = text
+        self.last_stage = stage
+        index = len(self.stages) - 1
+        if self.dump.dump_dir is not None:
+            os.makedirs(self.dump.dump_dir, exist_ok=True)
+            filename = f"{index:02d}_{stage.replace(':', '_').replace('#', '_')}.mlir"
+            with open(os.path.join(self.dump.dump_dir, filename), "w") as f:
+                f.write(text)
+        if header is not None and (self.dump.print_ir_after_all or header in self.dump.print_ir_after):
+            self._emit(f"// -----// IR Dump After {header} //----- //", text)
+
+    def _emit(self, title: str, text: str) -> None:
+        stream = self.dump.stream or sys.stdout
+        stream.write(f"{title}\n{text}\n")
+
+    def timing_report(self) -> str:
+        total = sum(self.pass_seconds.values()) or 1e-12
+        lines = ["===-------------------------------------------------------------------------===",
+                 "                         ... Pass execution timing report ...",
+                 "===-------------------------------------------------------------------------===",
+                 "  Wall Time (s)   (%)   Name"]  # fmt: skip
+        for name, s in self.pass_seconds.items():
+            lines.append(f"  {s:12.4f}  {100 * s / total:5.1f}%  {name}")
+        lines.append(f"  {total:12.4f}  100.0%  Total")
+        return "\n".join(lines)

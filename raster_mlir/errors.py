@@ -1,0 +1,45 @@
+"""The exceptions raster_mlir raises for bad use.
+
+Every error derives from `RasterError`, so `except rm.RasterError` catches all
+of them. Shape errors are also `ValueError`s and dtype errors also
+`TypeError`s, so code written against numpy's conventions keeps working.
+
+This module imports nothing from the rest of the package: the dialect, the
+passes and the frontend all raise these.
+"""
+
+from __future__ import annotations
+
+
+class RasterError(Exception):
+    """Base class of every error raster_mlir raises for bad use."""
+
+
+class ShapeError(RasterError, ValueError):
+    """Operand shapes that an op cannot accept (also a `ValueError`)."""
+
+
+class DTypeError(RasterError, TypeError):
+    """Element types or Python objects an op cannot accept (also a `TypeError`)."""
+
+
+class TraceError(RasterError):
+    """A Python construct that cannot be traced (data-dependent `if`, foreign objects...)."""
+
+
+class GradientError(RasterError):
+    """A differentiation request that cannot be honoured (no rule, non-scalar output...)."""
+
+
+class CompileError(RasterError):
+    """A pass pipeline or backend failure on IR the user controls (unknown pass, bad option...)."""
+
+
+def with_location(error: RasterError, where: str | None) -> RasterError:
+    """Return `error` with the user's source location appended to its message.
+
+    The type is kept, so a `ShapeError` stays a `ValueError` for the caller.
+    """
+    if not where:
+        return error
+    return type(error)(f"{error}\n  at {where}")

@@ -1,0 +1,393 @@
+"""Tracing Python functions into the raster dialect.
+
+A `ModuleTrace` builds one `builtin.module`. Tracing a function opens a
+`FunctionScope` (one `func.func`), calls the Python function with
+`TracedArray` placeholders for its arguments, and appends one raster op per
+primitive the function applies. A call to another `@rm.jit` function from
+inside a trace becomes a `func.call` to a separately traced `func.func`
+(traced once per signature), so inlining stays a real pass.
+
+Python control flow sees only shapes and dtypes: `if traced > 0:` raises a
+`TraceError` naming the line, because the branch would depend on data the
+trace does not have.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Block, Operation, Region, SSAValue
+
+from raster_mlir.dialects import raster as R
+from raster_mlir.errors import DTypeError, RasterError, TraceError, with_location
+
+from .pytree import flatten, unflatten
+from .source import SourceLocation, user_location
+
+_STATE = threading.local()
+
+
+def active_scope() -> FunctionScope | None:
+    """The function being traced on this thread, or None outside any trace."""
+    stack = getattr(_STATE, "scopes", None)
+    return stack[-1] if stack else None
+
+
+def _push(scope: FunctionScope) -> None:
+    if not hasattr(_STATE, "scopes"):
+        _STATE.scopes = []
+    _STATE.scopes.append(scope)
+
+
+def _pop() -> None:
+    _STATE.scopes.pop()
+
+
+DTYPES = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
+NUMPY_DTYPES = {"f64": np.dtype(np.float64), "f32": np.dtype(np.float32)}
+
+
+def location_attr(loc: SourceLocation | None):
+    if loc is None:
+        return None
+    return FileLineColLoc(StringAttr(loc.filename), IntAttr(loc.line), IntAttr(loc.column))
+
+
+class FunctionScope:
+    """One `func.func` under construction: its entry block and the values defined in it."""
+
+    def __init__(self, trace: ModuleTrace, name: str, arg_types: Sequence[TensorType]):
+        self.trace = trace
+        self.name = name
+        self.block = Block(arg_types=list(arg_types))
+
+    def append(self, op: Operation, loc: SourceLocation | None) -> Operation:
+        attr = location_attr(loc)
+        if attr is not None:
+            op.location = attr
+        self.block.add_op(op)
+        return op
+
+    # -- building ops -------------------------------------------------------
+
+    def emit(self, op_cls: type[R.RasterOp], operands: Sequence[Any], params: dict) -> Any:
+        """Append `op_cls(operands)`; Python scalars and arrays become fill / constant ops."""
+        loc = user_location()
+        dtype = self._common_dtype(op_cls, operands, loc)
+        values = [self.lift(o, dtype, loc) for o in operands]
+        try:
+            params = op_cls.canonical_params([R.shape_of(v.type) for v in values], **params)
+            op = op_cls.make(values, dtype=dtype, **params)
+        except RasterError as e:
+            raise with_location(e, str(loc) if loc else None) from None
+        self.append(op, loc)
+        results = tuple(TracedArray(self, r) for r in op.results)
+        return results[0] if len(results) == 1 else results
+
+    def _common_dtype(self, op_cls, operands, loc) -> str:
+        """The dtype of the traced operands; Python scalars adopt it (weak typing, as in JAX)."""
+        dtypes = []
+        for o in operands:
+            if isinstance(o, TracedArray):
+                self.check_owned(o)
+                dtypes.append(o.dtype_name)
+            elif isinstance(o, np.ndarray) and o.dtype in DTYPES:
+                dtypes.append(DTYPES[o.dtype])
+        traced = [o.dtype_name for o in operands if isinstance(o, TracedArray)]
+        if len(set(traced)) > 1:
+            err = DTypeError(
+                f"{op_cls.name}: operands mix element types {', '.join(traced)}; "
+                "convert them to one dtype first (raster_mlir does not promote silently)"
+            )
+            raise with_location(err, str(loc) if loc else None)
+        return traced[0] if traced else (dtypes[0] if dtypes else "f64")
+
+    def check_owned(self, value: TracedArray) -> None:
+        if value.scope is not self:
+            raise TraceError(
+                f"a traced value of {value.scope.name!r} is used inside {self.name!r}: "
+                "values from an enclosing traced function or from a finished trace cannot be "
+                "captured; pass them as arguments"
+                + (f"\n  at {user_location()}" if user_location() else "")
+            )
+
+    def lift(self, value: Any, dtype: str, loc: SourceLocation | None) -> SSAValue:
+        """An SSA value for an operand: traced values as they are, constants materialised."""
+        if isinstance(value, TracedArray):
+            return value.value
+        if isinstance(value, (bool, np.bool_)):
+            raise with_location(TraceError(f"a bool ({value!r}) is not an array operand"), str(loc) if loc else None)
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            op = R.FillOp.make([], value=float(value), shape=(), dtype=dtype)
+            return self.append(op, loc).results[0]
+        if isinstance(value, (np.ndarray, list, tuple)):
+            array = np.asarray(value)
+            if array.dtype.kind not in "iuf":
+                err = DTypeError(f"cannot use an array of dtype {array.dtype} as a constant")
+                raise with_location(err, str(loc) if loc else None)
+            op = R.ConstantOp.make([], value=array, shape=array.shape, dtype=dtype)
+            return self.append(op, loc).results[0]
+        err = TraceError(
+            f"cannot use an object of type {type(value).__name__} in a traced function; "
+            "operands must be arrays, traced values or Python numbers"
+        )
+        raise with_location(err, str(loc) if loc else None)
+
+
+class ModuleTrace:
+    """A module under construction; traced callees are shared per (function, signature)."""
+
+    def __init__(self):
+        self.module = ModuleOp([])
+        self._functions: dict[tuple, tuple[str, Any]] = {}
+        self._in_progress: set[tuple] = set()
+        self._names: set[str] = set()
+
+    def unique_name(self, base: str) -> str:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", base) or "fn"
+        candidate, n = name, 1
+        while candidate in self._names:
+            candidate, n = f"{name}_{n}", n + 1
+        self._names.add(candidate)
+        return candidate
+
+    def trace_function(
+        self, fn: Callable, name: str, arg_types: Sequence[TensorType], key: tuple | None = None
+    ) -> tuple[str, Any]:
+        """Trace `fn` on placeholders of `arg_types` into a new func.func; returns (symbol, output tree).
+
+        With a `key`, a second request for the same key returns the first function.
+        """
+        if key is not None and key in self._functions:
+            return self._functions[key]
+        if key is not None and key in self._in_progress:
+            raise TraceError(
+                f"{name} calls itself: recursion cannot be traced (shapes would have to stop it)"
+            )
+        symbol = self.unique_name(name)
+        scope = FunctionScope(self, symbol, arg_types)
+        for arg, hint in zip(scope.block.args, _parameter_names(fn)):
+            arg.name_hint = hint  # `%W1` in the IR instead of `%0`
+        args = [TracedArray(scope, a) for a in scope.block.args]
+        if key is not None:
+            self._in_progress.add(key)
+        _push(scope)
+        try:
+            out = fn(*args)
+        finally:
+            _pop()
+            if key is not None:
+                self._in_progress.discard(key)
+        leaves, tree = flatten(out)
+        if not leaves:
+            raise TraceError(f"{name} returns no array; a traced function must return arrays")
+        loc = user_location()
+        results = []
+        for leaf in leaves:
+            if isinstance(leaf, TracedArray):
+                scope.check_owned(leaf)
+                results.append(leaf.value)
+            else:
+                dtypes = {a.dtype_name for a in args}
+                dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
+                results.append(scope.lift(leaf, dtype, loc))
+        scope.append(func.ReturnOp(*results), loc)
+        function = func.FuncOp(
+            symbol,
+            (list(arg_types), [r.type for r in results]),
+            Region(scope.block),
+            # Callees are private, so inlining may delete them once no call is left.
+            visibility="private" if key is not None else None,
+        )
+        self.module.body.block.add_op(function)
+        entry = (symbol, tree)
+        if key is not None:
+            self._functions[key] = entry
+        return entry
+
+    def function(self, symbol: str) -> func.FuncOp:
+        for op in self.module.body.block.ops:
+            if isinstance(op, func.FuncOp) and op.sym_name.data == symbol:
+                return op
+        raise KeyError(symbol)
+
+
+class TracedArray:
+    """A placeholder for an array inside a trace: shape and dtype known, values not.
+
+    Python operators build raster ops. Anything that would need the values
+    (`bool(x)`, `float(x)`, `np.asarray(x)`, indexing) raises a TraceError.
+    """
+
+    __array_priority__ = 1000  # numpy defers `ndarray + TracedArray` to us
+    __array_ufunc__ = None
+
+    def __init__(self, scope: FunctionScope, value: SSAValue):
+        self.scope = scope
+        self.value = value
+
+    # -- metadata -----------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return R.shape_of(self.value.type)
+
+    @property
+    def dtype_name(self) -> str:
+        return R.dtype_of(self.value.type)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return NUMPY_DTYPES[self.dtype_name]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TraceError("len() of a 0-d traced array")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"TracedArray(shape={self.shape}, dtype={self.dtype_name})"
+
+    # -- operators (implemented in raster_mlir.ops; imported lazily to avoid a cycle) --
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().subtract(self, other)
+
+    def __rsub__(self, other):
+        return _ops().subtract(other, self)
+
+    def __mul__(self, other):
+        return _ops().multiply(self, other)
+
+    def __rmul__(self, other):
+        return _ops().multiply(other, self)
+
+    def __truediv__(self, other):
+        return _ops().divide(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().divide(other, self)
+
+    def __pow__(self, other):
+        return _ops().power(self, other)
+
+    def __rpow__(self, other):
+        return _ops().power(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __neg__(self):
+        return _ops().negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __gt__(self, other):
+        """A float mask (1.0 where greater, else 0.0) — usable in arithmetic, not in `if`."""
+        return _ops().greater(self, other)
+
+    def __lt__(self, other):
+        return _ops().greater(other, self)
+
+    # -- methods numpy users reach for --------------------------------------
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def transpose(self, *axes):
+        return _ops().transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def sum(self, axis=None, keepdims=False):
+        return _ops().sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops().max(self, axis=axis, keepdims=keepdims)
+
+    # -- what needs concrete values ----------------------------------------
+    def _needs_values(self, construct: str):
+        loc = user_location()
+        raise TraceError(
+            f"{construct} needs the values of a traced array {self.shape} {self.dtype_name}, "
+            "which are not known while tracing; data-dependent Python control flow and "
+            "conversions are not supported inside @rm.jit (use rm.maximum, masks or "
+            "move the decision outside the compiled function)"
+            + (f"\n  at {loc}" if loc else "")
+        )
+
+    def __bool__(self):
+        self._needs_values("bool() (an `if`, `while`, `and`/`or` or `not` on a traced value)")
+
+    def __float__(self):
+        self._needs_values("float()")
+
+    def __int__(self):
+        self._needs_values("int()")
+
+    def __index__(self):
+        self._needs_values("using a traced value as an index")
+
+    def __array__(self, *args, **kwargs):
+        self._needs_values("converting to a numpy array (np.asarray / a numpy function)")
+
+    def __iter__(self):
+        self._needs_values("iterating over a traced array")
+
+    def __getitem__(self, item):
+        self._needs_values("indexing or slicing")
+
+    def __ge__(self, other):
+        self._needs_values(">= (use > or rm.maximum)")
+
+    def __le__(self, other):
+        self._needs_values("<= (use < or rm.maximum)")
+
+    def __eq__(self, other):
+        self._needs_values("== on a traced array")
+
+    __hash__ = object.__hash__
+
+
+def _parameter_names(fn: Callable) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _ops():
+    from raster_mlir import ops
+
+    return ops
+
+
+__all__ = ["ModuleTrace", "FunctionScope", "TracedArray", "active_scope", "flatten", "unflatten"]

@@ -1,0 +1,56 @@
+"""Neural-network primitives (the seed's `nn/` namespace).
+
+Each works eagerly on numpy arrays and builds IR inside `@rm.jit`:
+
+>>> nn.dense([[0.1, 0.2], [0.3, 0.4]], [1.0, 2.0], [0.0, 0.0])
+array([0.5, 1.1])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from raster_mlir import ops
+from raster_mlir.dialects import raster as R
+from raster_mlir.ops import relu, sigmoid, tanh
+
+__all__ = [
+    "dense", "relu", "sigmoid", "tanh", "softmax", "log_softmax",
+    "cross_entropy", "softmax_cross_entropy", "mse",
+]  # fmt: skip
+
+
+def dense(W, x, b=None):
+    """y = W x + b with W (out, in) and x (in,) or (batch, in); b (out,) defaults to zeros."""
+    if b is None:
+        out = np.shape(W)[0] if not hasattr(W, "shape") else W.shape[0]
+        dtype = getattr(W, "dtype", np.float64)
+        b = np.zeros((out,), dtype=dtype)
+    return ops.apply(R.DenseOp, [W, x, b])
+
+
+def softmax(x):
+    """exp(x) / sum(exp(x)) over the last axis, computed stably (the row max is subtracted)."""
+    return ops.apply(R.SoftmaxOp, [x])
+
+
+def log_softmax(x):
+    """log(softmax(x)) over the last axis, computed stably."""
+    return ops.apply(R.LogSoftmaxOp, [x])
+
+
+def cross_entropy(p, y):
+    """-sum(y * log(p)); the batch mean for 2-D inputs. p is clamped to the smallest normal
+    number of its dtype, so p = 0 gives a large finite loss, never inf or NaN."""
+    return ops.apply(R.CrossEntropyOp, [p, y])
+
+
+def softmax_cross_entropy(logits, y):
+    """(cross_entropy(softmax(logits), y), softmax(logits)) via log_softmax: stable for any logits."""
+    return ops.apply(R.SoftmaxCrossEntropyOp, [logits, y])
+
+
+def mse(pred, target):
+    """Mean squared error: mean((pred - target)**2) over all elements."""
+    d = ops.subtract(pred, target)
+    return ops.mean(ops.multiply(d, d))

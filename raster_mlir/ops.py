@@ -1,0 +1,201 @@
+"""The array primitives: each works eagerly on numpy arrays and builds IR when traced.
+
+`apply(OpClass, operands, **params)` is the single dispatch point. Inside a
+trace (any operand is a `TracedArray`) it appends the raster op to the
+function being traced. Outside, it checks shapes and dtypes with the same
+rule the op's verifier uses and computes the result with the numpy kernel
+the reference interpreter uses, so eager and compiled results agree.
+
+Eager dtype policy: float32 / float64 arrays keep their dtype; Python
+numbers and integer arrays or lists become float64, or the dtype of the
+other float operand (weak typing, as in JAX). Mixing float32 and float64
+arrays is a DTypeError rather than a silent promotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from raster_mlir.dialects import raster as R
+from raster_mlir.errors import DTypeError, RasterError, with_location
+from raster_mlir.frontend.source import user_location
+from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES, TracedArray, active_scope
+from raster_mlir.reference import run_kernel
+
+
+def apply(op_cls: type[R.RasterOp], operands: Sequence[Any], **params) -> Any:
+    """Apply a raster op to traced values (building IR) or to numpy arrays (computing)."""
+    traced = [o for o in operands if isinstance(o, TracedArray)]
+    if traced:
+        scope = active_scope() or traced[0].scope
+        return scope.emit(op_cls, operands, params)
+    return _eager(op_cls, operands, params)
+
+
+def _eager(op_cls, operands, params):
+    loc = user_location()
+    where = str(loc) if loc else None
+    try:
+        arrays, dtype = _eager_arrays(op_cls.name, operands)
+        shapes = [a.shape for a in arrays]
+        params = op_cls.canonical_params(shapes, **params)
+        op_cls.infer_types([R.tensor(s, dtype) for s in shapes], dtype=dtype, **params)
+    except RasterError as e:
+        raise with_location(e, where) from None
+    outs = run_kernel(op_cls.name, arrays, params, NUMPY_DTYPES[dtype])
+    outs = tuple(o[()] if o.ndim == 0 else o for o in outs)  # 0-d results as numpy scalars
+    return outs[0] if len(outs) == 1 else outs
+
+
+def _eager_arrays(name: str, operands) -> tuple[list[np.ndarray], str]:
+    converted = []
+    for o in operands:
+        if isinstance(o, (bool, np.bool_)) or o is None or isinstance(o, str):
+            raise DTypeError(f"{name}: {o!r} is not an array operand")
+        try:
+            a = np.asarray(o)
+        except Exception as e:  # ragged lists and foreign objects
+            raise DTypeError(f"{name}: cannot convert {type(o).__name__} to an array ({e})") from None
+        if a.dtype.kind not in "iuf" or a.dtype == np.float16:
+            raise DTypeError(f"{name}: arrays of dtype {a.dtype} are not supported (use float32 or float64)")
+        converted.append(a)
+    floats = {DTYPES[a.dtype] for o, a in zip(operands, converted) if isinstance(o, np.ndarray) and a.dtype in DTYPES}
+    if len(floats) > 1:
+        raise DTypeError(
+            f"{name}: operands mix element types {', '.join(sorted(floats))}; "
+            "convert them to one dtype first (raster_mlir does not promote silently)"
+        )
+    dtype = floats.pop() if floats else "f64"
+    arrays = [np.asarray(a, dtype=NUMPY_DTYPES[dtype], order="C") for a in converted]
+    return arrays, dtype
+
+
+# ---------------------------------------------------------------------------
+# Elementwise
+
+
+def negative(x):
+    """-x elementwise."""
+    return apply(R.NegOp, [x])
+
+
+def exp(x):
+    """e**x elementwise."""
+    return apply(R.ExpOp, [x])
+
+
+def log(x):
+    """Natural logarithm elementwise (-inf at 0, NaN below 0, as numpy)."""
+    return apply(R.LogOp, [x])
+
+
+def tanh(x):
+    """Hyperbolic tangent elementwise."""
+    return apply(R.TanhOp, [x])
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise, without overflow."""
+    return apply(R.SigmoidOp, [x])
+
+
+def sqrt(x):
+    """Square root elementwise."""
+    return apply(R.SqrtOp, [x])
+
+
+def relu(x):
+    """max(x, 0) elementwise."""
+    return apply(R.ReluOp, [x])
+
+
+def add(a, b):
+    """a + b with numpy broadcasting."""
+    return apply(R.AddOp, [a, b])
+
+
+def subtract(a, b):
+    """a - b with numpy broadcasting."""
+    return apply(R.SubOp, [a, b])
+
+
+def multiply(a, b):
+    """a * b with numpy broadcasting."""
+    return apply(R.MulOp, [a, b])
+
+
+def divide(a, b):
+    """a / b with numpy broadcasting."""
+    return apply(R.DivOp, [a, b])
+
+
+def power(a, b):
+    """a ** b with numpy broadcasting."""
+    return apply(R.PowOp, [a, b])
+
+
+def maximum(a, b):
+    """Elementwise maximum with numpy broadcasting."""
+    return apply(R.MaximumOp, [a, b])
+
+
+def minimum(a, b):
+    """Elementwise minimum, as -maximum(-a, -b)."""
+    return negative(maximum(negative(a), negative(b)))
+
+
+def greater(a, b):
+    """1.0 where a > b, else 0.0 (a float mask; its gradient is zero)."""
+    return apply(R.GreaterOp, [a, b])
+
+
+def equal(a, b):
+    """1.0 where a == b, else 0.0 (a float mask; its gradient is zero)."""
+    return apply(R.EqualOp, [a, b])
+
+
+# ---------------------------------------------------------------------------
+# Reductions
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
+    """Sum over one axis, or over all elements when axis is None."""
+    return apply(R.SumOp, [x], axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over one axis, or over all elements when axis is None."""
+    return apply(R.MeanOp, [x], axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
+    """Maximum over one axis, or over all elements when axis is None."""
+    return apply(R.MaxOp, [x], axis=axis, keepdims=keepdims)
+
+
+# ---------------------------------------------------------------------------
+# Linear algebra and layout
+
+
+def matmul(a, b):
+    """numpy matmul for 1-D and 2-D operands (also the `@` operator)."""
+    return apply(R.MatmulOp, [a, b])
+
+
+def transpose(x, axes=None):
+    """Permute axes (reverse them by default); `x.T` for 2-D arrays."""
+    return apply(R.TransposeOp, [x], perm=None if axes is None else tuple(axes))
+
+
+def reshape(x, shape):
+    """Same elements in row-major order with a new shape (one dimension may be -1)."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return apply(R.ReshapeOp, [x], shape=shape)
+
+
+def broadcast_to(x, shape):
+    """Stretch size-1 and missing leading axes to `shape`."""
+    return apply(R.BroadcastToOp, [x], shape=tuple(shape))
