@@ -132,9 +132,17 @@ class CompiledFunction:
         arrays = check_args(self.name, self.specs, args)
         return interpret(self.module, self.entry, arrays)
 
-    def __call__(self, *args):
-        outs = self.run_flat(args)
+    def run_reference(self, *args):
+        """Run the tensor-level IR with the numpy reference interpreter (the test oracle)."""
+        arrays = check_args(self.name, self.specs, args)
+        return self._package(interpret(self.module, self.entry, arrays))
+
+    def _package(self, outs: Sequence[np.ndarray]):
+        """Results in the traced function's nesting; 0-d results as Python floats."""
         return unflatten(self.out_tree, [float(o) if o.ndim == 0 else o for o in outs])
+
+    def __call__(self, *args):
+        return self._package(self.run_flat(args))
 
 
 class JitFunction:
