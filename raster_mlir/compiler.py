@@ -60,12 +60,17 @@ class DumpOptions:
 class StagedPipeline:
     """Runs a pipeline, recording `stages` {name: IR text} and `pass_seconds` {name: s}."""
 
-    def __init__(self, spec: str, dump: DumpOptions | None = None):
+    def __init__(self, spec: str, dump: DumpOptions | None = None, snapshot_before: str | None = None):
         self.spec = spec
         self.dump = dump or DumpOptions()
-        self.passes: tuple[ModulePass, ...] = parse_pipeline(spec).passes
+        self.passes: tuple[ModulePass, ...] = parse_pipeline(spec).passes if spec.strip() else ()
         self.stages: dict[str, str] = {}
+        self.last_stage = ""
         self.pass_seconds: dict[str, float] = {}
+        # A copy of the module just before the first run of this pass (e.g. the
+        # tensor-level IR before lower-to-loops, which the reference interpreter runs).
+        self.snapshot_before = snapshot_before
+        self.snapshot: ModuleOp | None = None
 
     def run(self, module: ModuleOp, first_stage: str = "traced") -> ModuleOp:
         ctx = make_context()
@@ -74,6 +79,8 @@ class StagedPipeline:
         for p in self.passes:
             seen[p.name] = seen.get(p.name, 0) + 1
             label = p.name if seen[p.name] == 1 else f"{p.name}#{seen[p.name]}"
+            if p.name == self.snapshot_before and self.snapshot is None:
+                self.snapshot = module.clone()
             if p.name in self.dump.print_ir_before:
                 self._emit(f"// -----// IR Dump Before {p.name} //----- //", self.stages[self.last_stage])
             start = time.perf_counter()
@@ -91,8 +98,6 @@ class StagedPipeline:
                     raise CompileError(f"IR does not verify after pass {p.name}: {e}") from None
             self._record(f"after:{label}", module, header=p.name)
         return module
-
-    last_stage: str = ""
 
     def _record(self, stage: str, module: ModuleOp, header: str | None) -> None:
         text = print_module(module)

@@ -1,0 +1,149 @@
+"""A small builder for loop-level IR (scf.for + arith + math + memref).
+
+Used by `lower-to-loops` and by loop passes. It appends ops to a current
+block; loop bodies are written as Python callbacks, so a nest reads like the
+loops it builds:
+
+    b.loop(n, body=lambda i: b.store(b.load(x, [i]), y, [i]))
+
+Index and float constants are created once per function, at the top of its
+entry block, so they dominate every use and loops stay free of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from xdsl.dialects import arith, math, memref, scf
+from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, MemRefType
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+
+LoopBody = Callable[..., Sequence[SSAValue] | None]
+
+
+class LoopBuilder:
+    def __init__(self, entry: Block):
+        self.entry = entry
+        self.block = entry
+        self._constants: dict[tuple, SSAValue] = {}
+        self._constant_anchor: Operation | None = None
+
+    # -- plumbing -----------------------------------------------------------
+    def add(self, op: Operation) -> SSAValue | None:
+        self.block.add_op(op)
+        return op.results[0] if len(op.results) == 1 else None
+
+    def _constant(self, key: tuple, make: Callable[[], Operation]) -> SSAValue:
+        if key not in self._constants:
+            op = make()
+            # Constants go at the top of the entry block, in creation order.
+            if self._constant_anchor is None:
+                first = self.entry.first_op
+                if first is None:
+                    self.entry.add_op(op)
+                else:
+                    self.entry.insert_op_before(op, first)
+            else:
+                self.entry.insert_op_after(op, self._constant_anchor)
+            self._constant_anchor = op
+            self._constants[key] = op.results[0]
+        return self._constants[key]
+
+    def index(self, n: int) -> SSAValue:
+        return self._constant(("index", n), lambda: arith.ConstantOp(IntegerAttr(n, IndexType())))
+
+    def float(self, value: float, element_type: Attribute) -> SSAValue:
+        key = ("float", repr(float(value)), str(element_type))
+        return self._constant(key, lambda: arith.ConstantOp(FloatAttr(float(value), element_type)))
+
+    # -- memory -------------------------------------------------------------
+    def alloc(self, memref_type: MemRefType) -> SSAValue:
+        """A temporary buffer, always allocated in the entry block (never inside a loop)."""
+        op = memref.AllocOp.get(memref_type.element_type, 64, memref_type.get_shape())
+        if self.block is self.entry:
+            self.entry.add_op(op)
+        else:
+            self.entry.insert_op_after(op, self._constant_anchor) if self._constant_anchor else self.entry.add_op(op)
+        return op.results[0]
+
+    def load(self, buffer: SSAValue, indices: Sequence[SSAValue]) -> SSAValue:
+        return self.add(memref.LoadOp.get(buffer, list(indices)))
+
+    def store(self, value: SSAValue, buffer: SSAValue, indices: Sequence[SSAValue]) -> None:
+        self.add(memref.StoreOp.get(value, buffer, list(indices)))
+
+    # -- loops --------------------------------------------------------------
+    def loop(self, extent: int, inits: Sequence[SSAValue] = (), body: LoopBody | None = None) -> list[SSAValue]:
+        """for i in range(extent) carrying `inits`; body(i, *carried) returns the next carried values."""
+        block = Block(arg_types=[IndexType(), *[v.type for v in inits]])
+        outer, self.block = self.block, block
+        try:
+            yielded = body(block.args[0], *block.args[1:]) if body else None
+        finally:
+            self.block = outer
+        block.add_op(scf.YieldOp(*(yielded or [])))
+        op = scf.ForOp(self.index(0), self.index(extent), self.index(1), list(inits), block)
+        self.block.add_op(op)
+        return list(op.results)
+
+    def nest(self, extents: Sequence[int], body: Callable[[list[SSAValue]], None]) -> None:
+        """Perfect loop nest over `extents` (row-major: the last index is innermost)."""
+        self.reduce_nest(extents, [], lambda idx: body(idx) or [])
+
+    def reduce_nest(
+        self,
+        extents: Sequence[int],
+        inits: Sequence[SSAValue],
+        body: Callable[..., Sequence[SSAValue]],
+    ) -> list[SSAValue]:
+        """Loop nest carrying `inits` through every level; body(idx, *carried) -> new carried."""
+        extents = list(extents)
+
+        def level(depth: int, idx: list[SSAValue], carried: Sequence[SSAValue]) -> list[SSAValue]:
+            if depth == len(extents):
+                return list(body(idx, *carried))
+            return self.loop(
+                extents[depth], carried, lambda i, *c: level(depth + 1, [*idx, i], c)
+            )
+
+        return level(0, [], list(inits))
+
+    # -- scalar arithmetic ----------------------------------------------------
+    def addf(self, a, b):
+        return self.add(arith.AddfOp(a, b))
+
+    def subf(self, a, b):
+        return self.add(arith.SubfOp(a, b))
+
+    def mulf(self, a, b):
+        return self.add(arith.MulfOp(a, b))
+
+    def divf(self, a, b):
+        return self.add(arith.DivfOp(a, b))
+
+    def negf(self, a):
+        return self.add(arith.NegfOp(a))
+
+    def maxf(self, a, b):
+        return self.add(arith.MaximumfOp(a, b))
+
+    def cmpf(self, a, b, predicate: str):
+        return self.add(arith.CmpfOp(a, b, predicate))
+
+    def select(self, cond, a, b):
+        return self.add(arith.SelectOp(cond, a, b))
+
+    def exp(self, a):
+        return self.add(math.ExpOp(a))
+
+    def log(self, a):
+        return self.add(math.LogOp(a))
+
+    def tanh(self, a):
+        return self.add(math.TanhOp(a))
+
+    def sqrt(self, a):
+        return self.add(math.SqrtOp(a))
+
+    def powf(self, a, b):
+        return self.add(math.PowFOp(a, b))

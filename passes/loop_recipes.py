@@ -1,0 +1,395 @@
+"""How each raster op becomes loops: one recipe per op, used by `lower-to-loops`.
+
+A recipe receives the LoopBuilder, the op, the storage of its operands and the
+output buffers of its results, and emits the loop nest that computes them.
+Loop orders keep the innermost loop on the unit-stride (last) dimension so
+LLVM can vectorise it:
+
+- elementwise ops: one nest over the result, operands read with numpy
+  broadcasting (a size-1 or missing dimension reads index 0);
+- reduction over the last axis or over everything: an accumulator carried in
+  `iter_args` (a dot-product shape, vectorised with `reassoc`);
+- reduction over an outer axis: initialise the result, then accumulate whole
+  rows into it (the inner loop walks the kept last axis);
+- dense and matrix-vector: one dot product per output element;
+- matrix-matrix: i-k-j order, accumulating rows of the result;
+- softmax / log_softmax / cross-entropy: per row, a max pass, a sum-of-exp
+  pass and a normalisation pass (the row max is subtracted before exp).
+"""
+
+from __future__ import annotations
+
+import math as pymath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import Float32Type
+from xdsl.ir import Attribute, Operation, SSAValue
+
+from raster_mlir.dialects import raster as R
+
+from .loop_builder import LoopBuilder
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A value stored in a memref of `shape` (row-major)."""
+
+    ref: SSAValue
+    shape: tuple[int, ...]
+
+    @property
+    def element_type(self) -> Attribute:
+        return self.ref.type.element_type
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A value whose every element is the same SSA scalar (a `raster.fill`)."""
+
+    value: SSAValue
+    shape: tuple[int, ...]
+
+    @property
+    def element_type(self) -> Attribute:
+        return self.value.type
+
+
+Storage = Buffer | Scalar
+Recipe = Callable[[LoopBuilder, Operation, Sequence[Storage], Sequence[Buffer]], None]
+
+
+def read(b: LoopBuilder, s: Storage, idx: Sequence[SSAValue], out_shape: Sequence[int]) -> SSAValue:
+    """Element of `s` at result index `idx`, with numpy broadcasting to `out_shape`."""
+    if isinstance(s, Scalar):
+        return s.value
+    offset = len(out_shape) - len(s.shape)
+    indices = [b.index(0) if d == 1 else idx[offset + k] for k, d in enumerate(s.shape)]
+    return b.load(s.ref, indices)
+
+
+def at(b: LoopBuilder, s: Storage, idx: Sequence[SSAValue]) -> SSAValue:
+    """Element of `s` at its own index `idx` (no broadcasting)."""
+    return read(b, s, idx, s.shape)
+
+
+def copy_into(b: LoopBuilder, src: Storage, dst: Buffer) -> None:
+    """dst[...] = src broadcast to dst's shape."""
+    b.nest(dst.shape, lambda idx: b.store(read(b, src, idx, dst.shape), dst.ref, idx))
+
+
+def _lowest(element_type: Attribute) -> float:
+    return -pymath.inf
+
+
+def _tiny(element_type: Attribute) -> float:
+    """Smallest normal number: the cross-entropy clamp, as in reference.py."""
+    return float(np.finfo(np.float32 if isinstance(element_type, Float32Type) else np.float64).tiny)
+
+
+# ---------------------------------------------------------------------------
+# Elementwise
+
+
+def elementwise(scalar_fn: Callable[..., SSAValue]) -> Recipe:
+    def recipe(b, op, ins, outs):
+        out = outs[0]
+
+        def body(idx):
+            args = [read(b, s, idx, out.shape) for s in ins]
+            b.store(scalar_fn(b, *args), out.ref, idx)
+
+        b.nest(out.shape, body)
+
+    return recipe
+
+
+def _sigmoid(b, x):
+    # 1 / (1 + exp(-x)): exp(-x) overflows to inf for very negative x, giving exactly 0.
+    one = b.float(1.0, x.type)
+    return b.divf(one, b.addf(one, b.exp(b.negf(x))))
+
+
+def _mask(predicate: str):
+    def fn(b, x, y):
+        return b.select(b.cmpf(x, y, predicate), b.float(1.0, x.type), b.float(0.0, x.type))
+
+    return fn
+
+
+# ---------------------------------------------------------------------------
+# Reductions
+
+
+def reduction(kind: str) -> Recipe:
+    """sum / mean / max over one axis (or all), with or without keepdims."""
+
+    def recipe(b, op, ins, outs):
+        x, out = ins[0], outs[0]
+        params = op.params()
+        rank = len(x.shape)
+        axes = list(range(rank)) if params["axis"] is None else [params["axis"]]
+        ft = out.element_type
+        init = b.float(0.0 if kind != "max" else _lowest(ft), ft)
+        combine = b.maxf if kind == "max" else b.addf
+        count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+        kept = [k for k in range(rank) if k not in axes]
+
+        def out_index(full_idx):
+            if params["keepdims"]:
+                return [b.index(0) if k in axes else full_idx[k] for k in range(rank)]
+            return [full_idx[k] for k in kept]
+
+        def finish(value):
+            return b.divf(value, b.float(float(count), ft)) if kind == "mean" else value
+
+        if rank == 0 or axes[-1] == rank - 1 or not kept:
+            # Reduced dimensions innermost: carry an accumulator (unit stride over the last axis).
+            def per_output(kept_idx):
+                def merge(red_idx):
+                    full = [None] * rank
+                    for k, i in zip(kept, kept_idx):
+                        full[k] = i
+                    for k, i in zip(axes, red_idx):
+                        full[k] = i
+                    return full
+
+                total = b.reduce_nest(
+                    [x.shape[a] for a in axes], [init], lambda ridx, acc: [combine(acc, at(b, x, merge(ridx)))]
+                )[0]
+                b.store(finish(total), out.ref, out_index(merge([b.index(0)] * len(axes))))
+
+            b.nest([x.shape[k] for k in kept], per_output)
+        else:
+            # An outer axis: accumulate whole rows into the result (the inner loop stays unit-stride).
+            b.nest(out.shape, lambda idx: b.store(init, out.ref, idx))
+
+            def accumulate(idx):
+                o = out_index(idx)
+                b.store(combine(b.load(out.ref, o), at(b, x, idx)), out.ref, o)
+
+            b.nest(x.shape, accumulate)
+            if kind == "mean":
+                b.nest(out.shape, lambda idx: b.store(finish(b.load(out.ref, idx)), out.ref, idx))
+
+    return recipe
+
+
+# ---------------------------------------------------------------------------
+# Neural-network ops
+
+
+def _dot(b, n, ft, left, right):
+    """sum_k left(k) * right(k) as a carried accumulator."""
+    zero = b.float(0.0, ft)
+    return b.loop(n, [zero], lambda k, acc: [b.addf(acc, b.mulf(left(k), right(k)))])[0]
+
+
+def dense(b, op, ins, outs):
+    w, x, bias = ins
+    out = outs[0]
+    n_in = w.shape[1]
+
+    def body(idx):
+        rows, o = idx[:-1], idx[-1]
+        acc = _dot(b, n_in, out.element_type, lambda k: at(b, w, [o, k]), lambda k: at(b, x, [*rows, k]))
+        b.store(b.addf(acc, at(b, bias, [o])), out.ref, idx)
+
+    b.nest(out.shape, body)
+
+
+def _row_max_and_sum(b, x, row, n, ft):
+    """(max_j x[row, j], sum_j exp(x[row, j] - max)) for one row."""
+    m = b.loop(n, [b.float(_lowest(ft), ft)], lambda j, a: [b.maxf(a, at(b, x, [*row, j]))])[0]
+    s = b.loop(n, [b.float(0.0, ft)], lambda j, a: [b.addf(a, b.exp(b.subf(at(b, x, [*row, j]), m)))])[0]
+    return m, s
+
+
+def softmax(b, op, ins, outs):
+    x, out = ins[0], outs[0]
+    n, ft = x.shape[-1], out.element_type
+
+    def per_row(row):
+        m = b.loop(n, [b.float(_lowest(ft), ft)], lambda j, a: [b.maxf(a, at(b, x, [*row, j]))])[0]
+
+        def exp_pass(j, acc):
+            e = b.exp(b.subf(at(b, x, [*row, j]), m))
+            b.store(e, out.ref, [*row, j])
+            return [b.addf(acc, e)]
+
+        s = b.loop(n, [b.float(0.0, ft)], exp_pass)[0]
+        inv = b.divf(b.float(1.0, ft), s)
+        b.loop(n, body=lambda j: b.store(b.mulf(b.load(out.ref, [*row, j]), inv), out.ref, [*row, j]))
+
+    b.nest(x.shape[:-1], per_row)
+
+
+def log_softmax(b, op, ins, outs):
+    x, out = ins[0], outs[0]
+    n, ft = x.shape[-1], out.element_type
+
+    def per_row(row):
+        m, s = _row_max_and_sum(b, x, row, n, ft)
+        lse = b.addf(m, b.log(s))
+        b.loop(n, body=lambda j: b.store(b.subf(at(b, x, [*row, j]), lse), out.ref, [*row, j]))
+
+    b.nest(x.shape[:-1], per_row)
+
+
+def _batch_mean_negated(b, total, shape, ft):
+    """-total, divided by the batch size for 2-D inputs (the cross-entropy convention)."""
+    loss = b.negf(total)
+    return b.divf(loss, b.float(float(shape[0]), ft)) if len(shape) == 2 else loss
+
+
+def cross_entropy(b, op, ins, outs):
+    p, y = ins
+    out = outs[0]
+    ft = out.element_type
+    tiny = b.float(_tiny(ft), ft)
+
+    def term(idx, acc):
+        logp = b.log(b.maxf(at(b, p, idx), tiny))
+        return [b.addf(acc, b.mulf(at(b, y, idx), logp))]
+
+    total = b.reduce_nest(p.shape, [b.float(0.0, ft)], term)[0]
+    b.store(_batch_mean_negated(b, total, p.shape, ft), out.ref, [])
+
+
+def softmax_cross_entropy(b, op, ins, outs):
+    z, y = ins
+    loss_out, probs = outs
+    n, ft = z.shape[-1], loss_out.element_type
+
+    def per_row(row, acc):
+        m, s = _row_max_and_sum(b, z, row, n, ft)
+        lse = b.addf(m, b.log(s))
+
+        def column(j, row_acc):
+            logp = b.subf(at(b, z, [*row, j]), lse)
+            b.store(b.exp(logp), probs.ref, [*row, j])
+            return [b.addf(row_acc, b.mulf(at(b, y, [*row, j]), logp))]
+
+        return [b.addf(acc, b.loop(n, [b.float(0.0, ft)], column)[0])]
+
+    total = b.reduce_nest(z.shape[:-1], [b.float(0.0, ft)], per_row)[0]
+    b.store(_batch_mean_negated(b, total, z.shape, ft), loss_out.ref, [])
+
+
+# ---------------------------------------------------------------------------
+# Linear algebra and layout
+
+
+def matmul(b, op, ins, outs):
+    lhs, rhs = ins
+    out = outs[0]
+    ft = out.element_type
+    k = lhs.shape[-1]
+    if len(rhs.shape) == 1:
+        # (m,k)@(k,) or (k,)@(k,): a dot product per output element.
+        def body(idx):
+            acc = _dot(b, k, ft, lambda p: at(b, lhs, [*idx, p]), lambda p: at(b, rhs, [p]))
+            b.store(acc, out.ref, idx)
+
+        b.nest(out.shape, body)
+        return
+    # (m,k)@(k,n) or (k,)@(k,n): i-k-j, so the inner loop runs along rows of rhs and out.
+    n = rhs.shape[1]
+    zero = b.float(0.0, ft)
+    b.nest(out.shape, lambda idx: b.store(zero, out.ref, idx))
+
+    def row(i_idx):
+        def over_k(p):
+            a = at(b, lhs, [*i_idx, p])
+
+            def over_j(j):
+                o = [*i_idx, j]
+                b.store(b.addf(b.load(out.ref, o), b.mulf(a, at(b, rhs, [p, j]))), out.ref, o)
+
+            b.loop(n, body=over_j)
+
+        b.loop(k, body=over_k)
+
+    b.nest(lhs.shape[:-1], row)
+
+
+def transpose(b, op, ins, outs):
+    x, out = ins[0], outs[0]
+    perm = op.params()["perm"]
+
+    def body(idx):
+        src = [None] * len(perm)
+        for k, p in enumerate(perm):
+            src[p] = idx[k]
+        b.store(at(b, x, src), out.ref, idx)
+
+    b.nest(out.shape, body)
+
+
+def reshape(b, op, ins, outs):
+    x, out = ins[0], outs[0]
+    if isinstance(x, Scalar):
+        copy_into(b, x, out)
+        return
+    in_dims = [d for d in x.shape if d != 1]
+    out_dims = [d for d in out.shape if d != 1]
+    if in_dims == out_dims:
+        # Only size-1 axes change: index k of the non-1 axes maps straight across.
+        def direct(idx):
+            moving = iter([i for i, d in zip(idx, out.shape) if d != 1])
+            src = [b.index(0) if d == 1 else next(moving) for d in x.shape]
+            b.store(b.load(x.ref, src), out.ref, idx)
+
+        b.nest(out.shape, direct)
+        return
+
+    def general(idx):
+        # Row-major linear index of the result, decomposed in the input's shape.
+        linear = b.index(0)
+        for i, d in zip(idx, out.shape):
+            linear = b.add(arith.AddiOp(b.add(arith.MuliOp(linear, b.index(d))), i))
+        src = []
+        stride = int(np.prod(x.shape, dtype=np.int64))
+        for d in x.shape:
+            stride //= d
+            src.append(b.add(arith.RemSIOp(b.add(arith.DivSIOp(linear, b.index(stride))), b.index(d))))
+        b.store(b.load(x.ref, src), out.ref, idx)
+
+    b.nest(out.shape, general)
+
+
+def broadcast_to(b, op, ins, outs):
+    copy_into(b, ins[0], outs[0])
+
+
+RECIPES: dict[type, Recipe] = {
+    R.NegOp: elementwise(lambda b, x: b.negf(x)),
+    R.ExpOp: elementwise(lambda b, x: b.exp(x)),
+    R.LogOp: elementwise(lambda b, x: b.log(x)),
+    R.TanhOp: elementwise(lambda b, x: b.tanh(x)),
+    R.SigmoidOp: elementwise(_sigmoid),
+    R.SqrtOp: elementwise(lambda b, x: b.sqrt(x)),
+    R.ReluOp: elementwise(lambda b, x: b.maxf(x, b.float(0.0, x.type))),
+    R.AddOp: elementwise(lambda b, x, y: b.addf(x, y)),
+    R.SubOp: elementwise(lambda b, x, y: b.subf(x, y)),
+    R.MulOp: elementwise(lambda b, x, y: b.mulf(x, y)),
+    R.DivOp: elementwise(lambda b, x, y: b.divf(x, y)),
+    R.PowOp: elementwise(lambda b, x, y: b.powf(x, y)),
+    R.MaximumOp: elementwise(lambda b, x, y: b.maxf(x, y)),
+    R.GreaterOp: elementwise(_mask("ogt")),
+    R.EqualOp: elementwise(_mask("oeq")),
+    R.DenseOp: dense,
+    R.SoftmaxOp: softmax,
+    R.LogSoftmaxOp: log_softmax,
+    R.CrossEntropyOp: cross_entropy,
+    R.SoftmaxCrossEntropyOp: softmax_cross_entropy,
+    R.SumOp: reduction("sum"),
+    R.MeanOp: reduction("mean"),
+    R.MaxOp: reduction("max"),
+    R.MatmulOp: matmul,
+    R.TransposeOp: transpose,
+    R.ReshapeOp: reshape,
+    R.BroadcastToOp: broadcast_to,
+}

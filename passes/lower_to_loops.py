@@ -1,0 +1,136 @@
+"""`lower-to-loops`: raster ops on tensors -> scf.for + arith + math + memref on buffers.
+
+Algorithm, per `func.func`:
+1. The signature becomes destination-passing: `(inputs..., outputs..., constants...) -> ()`.
+   Each tensor argument becomes a memref of the same shape; each result gets an
+   output buffer the caller provides; each `raster.constant` becomes a hidden
+   trailing argument whose value is kept in the function attribute
+   `raster.constants` (the caller passes those arrays; no data in the IR body).
+2. Ops are lowered in program order. A value's storage is decided once:
+   a `raster.fill` stays a scalar constant folded into its consumers; a value
+   returned from the function is computed straight into its output buffer;
+   every other value gets a `memref.alloc` in the entry block (the backend
+   turns those into one workspace; no allocation happens inside loops).
+3. Each op becomes a loop nest whose innermost loop walks the unit-stride
+   dimension (see `loop_recipes.py`): reductions over the last axis carry an
+   accumulator (`iter_args`), reductions over an outer axis accumulate into
+   the output row by row, dense/matvec is a dot product per output row, matmul
+   runs i-k-j.
+
+Before:
+    func.func @f(%x: tensor<4xf64>) -> tensor<4xf64> {
+      %y = raster.relu %x : tensor<4xf64>
+      func.return %y : tensor<4xf64>
+    }
+After:
+    func.func @f(%x: memref<4xf64>, %out0: memref<4xf64>) {
+      %c0 = arith.constant 0 : index
+      ...
+      scf.for %i = %c0 to %c4 step %c1 {
+        %v = memref.load %x[%i] : memref<4xf64>
+        %r = arith.maximumf %v, %zero : f64
+        memref.store %r, %out0[%i] : memref<4xf64>
+      }
+      func.return
+    }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, TensorType
+from xdsl.ir import Block, OpResult, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
+
+from raster_mlir.dialects import raster as R
+from raster_mlir.errors import CompileError
+
+from .loop_builder import LoopBuilder
+from .loop_recipes import RECIPES, Buffer, Scalar, Storage, copy_into
+
+
+def memref_of(t: TensorType) -> MemRefType:
+    return MemRefType(t.element_type, t.get_shape())
+
+
+def lower_function(function: func.FuncOp) -> None:
+    old_block = function.body.blocks.first
+    inputs = list(function.function_type.inputs)
+    ret = old_block.last_op
+    if not isinstance(ret, func.ReturnOp):
+        raise CompileError(f"lower-to-loops: @{function.sym_name.data} must end with func.return")
+    outputs = [v.type for v in ret.arguments]
+    constants = [op for op in old_block.ops if isinstance(op, R.ConstantOp)]
+    for op in old_block.ops:
+        if isinstance(op, func.CallOp):
+            raise CompileError(
+                f"lower-to-loops: @{function.sym_name.data} still calls @{op.callee.root_reference.data}; "
+                "run `inline` first"
+            )
+
+    arg_types = [memref_of(t) for t in [*inputs, *outputs]] + [memref_of(c.result.type) for c in constants]
+    block = Block(arg_types=arg_types)
+    for new, old in zip(block.args, old_block.args):
+        new.name_hint = old.name_hint
+    b = LoopBuilder(block)
+
+    storage: dict[SSAValue, Storage] = {}
+    for new, old in zip(block.args, old_block.args):
+        storage[old] = Buffer(new, R.shape_of(old.type))
+    output_args = block.args[len(inputs) : len(inputs) + len(outputs)]
+    for const, arg in zip(constants, block.args[len(inputs) + len(outputs) :]):
+        storage[const.result] = Buffer(arg, R.shape_of(const.result.type))
+
+    # Results computed in place: the first return slot of a value defined by an op here.
+    destination: dict[SSAValue, SSAValue] = {}
+    for value, out in zip(ret.arguments, output_args):
+        if value not in destination and isinstance(value, OpResult) and not isinstance(value.owner, (R.FillOp, R.ConstantOp)):
+            destination[value] = out
+
+    for op in old_block.ops:
+        if op is ret or isinstance(op, R.ConstantOp):
+            continue
+        if isinstance(op, R.FillOp):
+            storage[op.result] = Scalar(b.float(op.value.value.data, op.result.type.element_type), R.shape_of(op.result.type))
+            continue
+        recipe = RECIPES.get(type(op))
+        if recipe is None:
+            raise CompileError(f"lower-to-loops: no lowering for {op.name}")
+        outs = []
+        for result in op.results:
+            buf = destination.get(result) or b.alloc(memref_of(result.type))
+            storage[result] = Buffer(buf, R.shape_of(result.type))
+            outs.append(storage[result])
+        recipe(b, op, [storage[o] for o in op.operands], outs)
+
+    # Return slots not filled in place: copy (inputs, fills, constants, repeated values).
+    for value, out in zip(ret.arguments, output_args):
+        if destination.get(value) is not out:
+            copy_into(b, storage[value], Buffer(out, R.shape_of(value.type)))
+    b.add(func.ReturnOp())
+
+    new_function = func.FuncOp(
+        function.sym_name.data,
+        (arg_types, []),
+        Region(block),
+        visibility=function.sym_visibility,
+    )
+    new_function.attributes.update(function.attributes)
+    if constants:
+        new_function.attributes["raster.constants"] = ArrayAttr([c.value for c in constants])
+    Rewriter.replace_op(function, new_function)
+
+
+@dataclass(frozen=True)
+class LowerToLoopsPass(ModulePass):
+    """Lower every function of tensor-level raster IR to loops over memrefs."""
+
+    name = "lower-to-loops"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
+            lower_function(function)

@@ -1,0 +1,93 @@
+"""`raster-opt`: run raster_mlir passes on an `.mlir` file, like `mlir-opt` / `xdsl-opt`.
+
+    raster-opt model.mlir -p 'inline,autodiff,canonicalize,cse,lower-to-loops'
+    raster-opt model.mlir -p lower-to-loops --emit=llvm
+    cat model.mlir | raster-opt -p inline --print-ir-after-all
+
+IR dumps between passes go to stderr (as MLIR's do), headed
+`// -----// IR Dump After <pass> //----- //`; the final IR (or LLVM IR /
+assembly with `--emit`) goes to stdout or `-o FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xdsl.utils.exceptions import ParseError
+
+from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, make_context, print_module
+from raster_mlir.errors import RasterError
+
+
+def _split(values: list[str]) -> list[str]:
+    return [name for v in values for name in v.split(",") if name]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="raster-opt", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", nargs="?", default="-", help="an .mlir file (default: stdin)")
+    p.add_argument("-p", "--passes", default=None, help=f"pass pipeline (default: {DEFAULT_PIPELINE!r}; '' runs none)")
+    p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    p.add_argument("--emit", choices=("mlir", "llvm", "llvm-opt", "asm"), default="mlir")
+    p.add_argument("--print-ir-after-all", action="store_true")
+    p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS")
+    p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS")
+    p.add_argument("--verify-each", dest="verify_each", action="store_true", default=True)
+    p.add_argument("--no-verify-each", dest="verify_each", action="store_false")
+    p.add_argument("--time-passes", action="store_true")
+    p.add_argument("--print-debuginfo", action="store_true", help="print op locations")
+    p.add_argument("--list-passes", action="store_true")
+    return p
+
+
+def raster_opt_main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_passes:
+        from raster_mlir.passes.registry import available_passes
+
+        print("\n".join(sorted(available_passes())))
+        return 0
+    text = sys.stdin.read() if args.input == "-" else open(args.input).read()
+    try:
+        from xdsl.parser import Parser
+
+        module = Parser(make_context(), text, args.input).parse_module()
+        module.verify()
+        dump = DumpOptions(
+            print_ir_after_all=args.print_ir_after_all,
+            print_ir_before=_split(args.print_ir_before),
+            print_ir_after=_split(args.print_ir_after),
+            verify_each=args.verify_each,
+            stream=sys.stderr,
+        )
+        pipeline = StagedPipeline(DEFAULT_PIPELINE if args.passes is None else args.passes, dump)
+        pipeline.run(module, first_stage="input")
+        output = _emit(module, args.emit, args.print_debuginfo)
+    except (RasterError, ParseError) as e:
+        print(f"raster-opt: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # xDSL verification errors and the like: report, do not trace back
+        print(f"raster-opt: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    if args.time_passes:
+        print(pipeline.timing_report(), file=sys.stderr)
+    if args.output == "-":
+        sys.stdout.write(output)
+    else:
+        with open(args.output, "w") as f:
+            f.write(output)
+    return 0
+
+
+def _emit(module, emit: str, locations: bool) -> str:
+    if emit == "mlir":
+        return print_module(module, locations=locations)
+    from raster_mlir.backend import emit_llvm
+
+    result = emit_llvm(module)
+    return {"llvm": result.llvm_ir, "llvm-opt": result.llvm_ir_optimized, "asm": result.asm}[emit]
+
+
+if __name__ == "__main__":
+    sys.exit(raster_opt_main())
