@@ -76,6 +76,8 @@ def lower_function(function: func.FuncOp) -> None:
     block = Block(arg_types=arg_types)
     for new, old in zip(block.args, old_block.args):
         new.name_hint = old.name_hint
+    for i, out in enumerate(block.args[len(inputs) : len(inputs) + len(outputs)]):
+        out.name_hint = f"out{i}"
     b = LoopBuilder(block)
 
     storage: dict[SSAValue, Storage] = {}
