@@ -29,6 +29,7 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "inline": _lazy("raster_mlir.passes.inline", "InlinePass"),
     "autodiff": _lazy("raster_mlir.passes.autodiff", "AutodiffPass"),
     "lower-to-loops": _lazy("raster_mlir.passes.lower_to_loops", "LowerToLoopsPass"),
+    "fuse-loops": _lazy("raster_mlir.passes.fuse_loops", "FuseLoopsPass"),
     # xDSL's passes, reused as they are
     "canonicalize": _lazy("xdsl.transforms.canonicalize", "CanonicalizePass"),
     "cse": _lazy("xdsl.transforms.common_subexpression_elimination", "CommonSubexpressionElimination"),

@@ -1,0 +1,76 @@
+"""Memory-access facts about loop-level IR, for fusion and clean-up passes.
+
+Loop-level IR has no views: every memref value is a function argument or a
+`memref.alloc`, so two memref SSA values are the same buffer exactly when
+they are the same value (arguments never alias: the call path refuses
+overlapping arrays). That makes dependence checks syntactic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from xdsl.dialects import memref, scf
+from xdsl.dialects.builtin import IntegerAttr
+from xdsl.dialects import arith
+from xdsl.ir import Operation, SSAValue
+
+
+@dataclass
+class Accesses:
+    """Buffers an op (with everything nested in it) reads and writes."""
+
+    reads: dict[SSAValue, list[memref.LoadOp]] = field(default_factory=dict)
+    writes: dict[SSAValue, list[memref.StoreOp]] = field(default_factory=dict)
+    opaque: bool = False  # something we cannot see through (a call): conflicts with everything
+
+    def conflicts_with(self, other: Accesses) -> bool:
+        """True when running the two in the other order could change a result."""
+        if self.opaque or other.opaque:
+            return True
+        return any(b in other.reads or b in other.writes for b in self.writes) or any(
+            b in other.writes for b in self.reads
+        )
+
+
+def accesses(ops: Iterable[Operation]) -> Accesses:
+    acc = Accesses()
+    for top in ops:
+        for op in top.walk():
+            if isinstance(op, memref.LoadOp):
+                acc.reads.setdefault(op.memref, []).append(op)
+            elif isinstance(op, memref.StoreOp):
+                acc.writes.setdefault(op.memref, []).append(op)
+            elif op.name in ("func.call", "memref.copy") or op.name.startswith("llvm."):
+                acc.opaque = True
+    return acc
+
+
+def defined_values(op: Operation) -> set[SSAValue]:
+    """Every SSA value defined by `op` or inside its regions (results and block arguments)."""
+    values: set[SSAValue] = set()
+    for inner in op.walk():
+        values.update(inner.results)
+        for region in inner.regions:
+            for block in region.blocks:
+                values.update(block.args)
+    return values
+
+
+def used_values(op: Operation) -> set[SSAValue]:
+    """Every SSA value used by `op` or by anything nested in it."""
+    return {operand for inner in op.walk() for operand in inner.operands}
+
+
+def constant_int(value: SSAValue) -> int | None:
+    owner = value.owner
+    if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr):
+        return owner.value.value.data
+    return None
+
+
+def loop_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
+    """(lb, ub, step) when all three are constants."""
+    bounds = tuple(constant_int(v) for v in (loop.lb, loop.ub, loop.step))
+    return None if None in bounds else bounds  # type: ignore[return-value]
