@@ -6,7 +6,13 @@ arguments mapped to the call operands, move the cloned ops before the call,
 and replace the call's results by the cloned `func.return` operands. A call
 chain longer than the number of functions means recursion, which is an
 error. Finally, private functions that nothing references any more (no
-call, no `raster.grad` / `raster.value_and_grad`) are erased.
+call, no `raster.grad` / `raster.value_and_grad`, no custom-rule attribute)
+are erased, repeatedly, since erasing one may free another.
+
+Calls to a function with a custom reverse rule (`rm.custom_rule`: the callee
+carries a `raster.rrule` attribute) are kept while the module still holds a
+grad op, so that the autodiff pass can use the rule; once autodiff has run,
+they are inlined like any other call.
 
 Before:
     func.func private @square(%x: tensor<3xf64>) -> tensor<3xf64> {
@@ -35,6 +41,8 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
+from raster_mlir.dialects.raster import GradOp, ValueAndGradOp
+from raster_mlir.dialects.raster_rules import custom_rule_of
 from raster_mlir.errors import CompileError
 
 
@@ -86,19 +94,31 @@ class InlinePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         functions = functions_of(op)
+        kept = _kept_for_autodiff(op, functions)
+        inlinable = {name: f for name, f in functions.items() if name not in kept}
         for _ in range(len(functions) + 1):
             calls = [c for c in op.walk() if isinstance(c, func.CallOp)]
-            local = [c for c in calls if c.callee.root_reference.data in functions]
+            local = [c for c in calls if c.callee.root_reference.data in inlinable]
             if not local:
                 break
             for call in local:
-                inline_call(call, functions[call.callee.root_reference.data])
+                inline_call(call, inlinable[call.callee.root_reference.data])
         else:
             raise CompileError("inline: calls are recursive, they cannot all be inlined")
-        used = referenced_symbols(op)
-        for name, function in functions.items():
-            if _is_private(function) and name not in used:
+        while True:
+            used = referenced_symbols(op)
+            dead = [f for name, f in functions_of(op).items() if _is_private(f) and name not in used]
+            if not dead:
+                break
+            for function in dead:
                 Rewriter.erase_op(function)
+
+
+def _kept_for_autodiff(module: ModuleOp, functions: dict[str, func.FuncOp]) -> set[str]:
+    """Functions with a custom reverse rule, while a grad op still needs their rule."""
+    if not any(isinstance(o, (GradOp, ValueAndGradOp)) for o in module.walk()):
+        return set()
+    return {name for name, f in functions.items() if custom_rule_of(f) is not None}
 
 
 def _is_private(function: func.FuncOp) -> bool:

@@ -12,6 +12,8 @@ from .ops import (
 )  # fmt: skip
 from .jit import CompiledFunction, JitFunction, compile, jit
 from .autodiff_api import grad, value_and_grad
+from .custom_rule import CustomRuleFunction, custom_rule
+from .check_grads import GradCheckReport, check_grads
 from . import nn
 
 __version__ = "0.1.0"
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RasterError", "ShapeError", "DTypeError", "TraceError", "GradientError", "CompileError",
     "jit", "compile", "grad", "value_and_grad", "JitFunction", "CompiledFunction", "nn",
+    "custom_rule", "CustomRuleFunction", "check_grads", "GradCheckReport",
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",
     "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul",
     "transpose", "reshape", "broadcast_to",

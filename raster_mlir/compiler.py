@@ -27,7 +27,7 @@ from raster_mlir.errors import CompileError
 from raster_mlir.passes.registry import parse_pipeline
 
 # Tensor-level passes; the default pipeline stops here when no native backend is asked for.
-TENSOR_PIPELINE = "inline,canonicalize,cse,dce"
+TENSOR_PIPELINE = "inline,autodiff,inline,canonicalize,cse,dce"
 DEFAULT_PIPELINE = TENSOR_PIPELINE
 
 

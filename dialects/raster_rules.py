@@ -1,0 +1,87 @@
+"""The reverse rules of the raster dialect and the named rule sets the autodiff pass uses.
+
+The rules live in three files beside this one (elementwise, nn, linalg),
+each filling its own `RuleSet`; `DEFAULT_RULES` is their union plus the ops
+marked non-differentiable (comparisons and creation ops, whose results are
+constants as far as gradients go). See `raster_rules_core` for the rule
+signature.
+
+Choosing rules: `AutodiffPass` takes its rule set by name
+(`autodiff{rules=default}`), looked up here. A research pass registers its
+own set without touching the default one:
+
+    from raster_mlir.dialects.raster_rules import DEFAULT_RULES, register_rule_set
+    mine = DEFAULT_RULES.copy("straight-through")
+    @mine.register(R.GreaterOp)
+    def greater_surrogate(b, op, cts): ...
+    register_rule_set(mine)            # then: pipeline "inline,autodiff{rules=straight-through},..."
+
+or subclasses `AutodiffPass` and overrides `rule_set()`.
+
+Custom rules of user functions (`rm.custom_rule`) are not ops, so they are
+not in a rule set: the traced function carries the attribute `raster.rrule`
+naming the traced rule function, and `raster.rrule_inputs` listing the
+inputs the rule returns cotangents for (see `custom_rule_of`).
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DenseArrayBase, SymbolRefAttr, i64
+
+from raster_mlir.dialects import raster as R
+from raster_mlir.errors import GradientError
+
+from .raster_rules_core import ReverseBuilder, RuleSet, describe_location
+from .raster_rules_elementwise import ELEMENTWISE_RULES
+from .raster_rules_linalg import LINALG_RULES
+from .raster_rules_nn import NN_RULES
+
+DEFAULT_RULES = RuleSet("default").extend(ELEMENTWISE_RULES).extend(NN_RULES).extend(LINALG_RULES)
+DEFAULT_RULES.mark_nondifferentiable(R.GreaterOp, R.EqualOp, R.FillOp, R.ConstantOp)
+
+_RULE_SETS: dict[str, RuleSet] = {DEFAULT_RULES.name: DEFAULT_RULES}
+
+
+def register_rule_set(rules: RuleSet, name: str | None = None) -> RuleSet:
+    """Make `rules` selectable as `autodiff{rules=<name>}` (default name: `rules.name`)."""
+    _RULE_SETS[name or rules.name] = rules
+    return rules
+
+
+def rule_set(name: str) -> RuleSet:
+    """The registered rule set called `name`; a GradientError lists the known ones."""
+    try:
+        return _RULE_SETS[name]
+    except KeyError:
+        known = ", ".join(sorted(_RULE_SETS))
+        raise GradientError(f"autodiff: no rule set named {name!r}; registered rule sets: {known}") from None
+
+
+# ---------------------------------------------------------------------------
+# Custom rules of user functions (attributes on the traced func.func)
+
+CUSTOM_RULE_ATTR = "raster.rrule"
+CUSTOM_RULE_INPUTS_ATTR = "raster.rrule_inputs"
+
+
+def custom_rule_of(function: func.FuncOp) -> tuple[str, tuple[int, ...]] | None:
+    """(rule function symbol, input positions it returns cotangents for), or None."""
+    rule = function.attributes.get(CUSTOM_RULE_ATTR)
+    if not isinstance(rule, SymbolRefAttr):
+        return None
+    inputs = function.attributes.get(CUSTOM_RULE_INPUTS_ATTR)
+    positions = tuple(inputs.get_values()) if isinstance(inputs, DenseArrayBase) else ()
+    return rule.root_reference.data, positions
+
+
+def attach_custom_rule(function: func.FuncOp, rule_symbol: str, inputs: tuple[int, ...]) -> None:
+    function.attributes[CUSTOM_RULE_ATTR] = SymbolRefAttr(rule_symbol)
+    function.attributes[CUSTOM_RULE_INPUTS_ATTR] = DenseArrayBase.from_list(i64, list(inputs))
+
+
+__all__ = [
+    "DEFAULT_RULES", "RuleSet", "ReverseBuilder", "register_rule_set", "rule_set",
+    "describe_location", "CUSTOM_RULE_ATTR", "CUSTOM_RULE_INPUTS_ATTR", "custom_rule_of",
+    "attach_custom_rule",
+]  # fmt: skip

@@ -1,0 +1,184 @@
+"""`rm.custom_rule`: give your own function a reverse rule (JAX's custom_vjp, Raster's rrules).
+
+    @rm.custom_rule
+    def softplus(x):
+        return rm.log(1.0 + rm.exp(x))
+
+    @softplus.rule
+    def softplus_rule(x, y, ct):           # primal inputs, primal output, output cotangent
+        return (ct * rm.sigmoid(x),)       # one cotangent per input (None: no gradient)
+
+`softplus` is an `@rm.jit` function: it runs eagerly and can be called from
+other traced functions. When a gradient flows through a call to it, the
+compiler calls the rule instead of differentiating the body.
+
+The rule is called as `rule(*inputs, outputs, cotangents)`, where `outputs`
+and `cotangents` have the nesting of what the function returns (an array,
+or a tuple of arrays); a cotangent of an output the loss does not use is an
+array of zeros. It returns a tuple with one entry per input: a traced array
+of exactly that input's shape and dtype, or None for "no gradient". A
+function with a single input may return the array itself instead of a
+1-tuple. The rule is traced like any `@rm.jit` function, so it may use every
+primitive and call other jit functions.
+
+How it works: when a call to `softplus` is traced, its body becomes a
+private `func.func` as usual, the rule is traced into a second function
+`(inputs, outputs, cotangents) -> (cotangents of the inputs that have one)`,
+and the first carries the attributes `raster.rrule = @softplus_rule` and
+`raster.rrule_inputs` (the input positions the rule returns cotangents
+for). The inline pass keeps such calls while a `raster.grad` remains; the
+autodiff pass emits a call to the rule function for their cotangents; the
+second inline pass then inlines everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from xdsl.dialects import func
+
+from raster_mlir.dialects import raster as R
+from raster_mlir.dialects.raster_rules import attach_custom_rule, custom_rule_of
+from raster_mlir.errors import GradientError, TraceError, with_location
+from raster_mlir.frontend.pytree import unflatten
+from raster_mlir.frontend.source import SourceLocation, user_location
+from raster_mlir.frontend.tracer import FunctionScope, TracedArray, active_scope
+from raster_mlir.jit import JitFunction
+
+
+class CustomRuleFunction(JitFunction):
+    """A jit function whose gradient comes from a user-given reverse rule (see the module docstring)."""
+
+    def __init__(self, fn: Callable, rule: Callable | None = None, *, name: str | None = None):
+        super().__init__(fn, name=name)
+        self.rule_fn = rule
+        self._tracing_rule: set[tuple] = set()
+
+    def rule(self, rule_fn: Callable) -> Callable:
+        """Decorator: use `rule_fn(*inputs, outputs, cotangents)` as this function's reverse rule."""
+        if isinstance(rule_fn, JitFunction):
+            rule_fn = rule_fn.fn
+        if not callable(rule_fn):
+            raise GradientError(f"{self.name}.rule: expected a function, got {type(rule_fn).__name__}")
+        self.rule_fn = rule_fn
+        self._compiled.clear()  # compiled gradients used the previous rule
+        return rule_fn
+
+    def __call__(self, *args):
+        if active_scope() is not None or any(isinstance(a, TracedArray) for a in args):
+            return self._call_traced(args)
+        return super().__call__(*args)
+
+    # -- tracing ----------------------------------------------------------------
+    def _call_traced(self, args: Sequence[Any]):
+        scope = active_scope()
+        if scope is None:
+            raise TraceError(f"{self.name} was called with a traced value outside of its trace")
+        loc = user_location()
+        dtypes = {a.dtype_name for a in args if isinstance(a, TracedArray)}
+        dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
+        values = [scope.lift(a, dtype, loc) for a in args]
+        symbol, tree = self.trace_into(scope, [v.type for v in values])
+        callee = scope.trace.function(symbol)
+        call = func.CallOp(symbol, values, list(callee.function_type.outputs))
+        scope.append(call, loc)
+        return unflatten(tree, [TracedArray(scope, r) for r in call.results])
+
+    def trace_into(self, scope: FunctionScope, arg_types: Sequence) -> tuple[str, Any]:
+        """Trace the function (once per signature) and its rule into scope's module; (symbol, output tree)."""
+        if self.rule_fn is None:
+            loc = user_location()
+            raise with_location(
+                GradientError(
+                    f"{self.name} is declared with @rm.custom_rule but has no rule; "
+                    f"define one with @{self.name}.rule"
+                ),
+                str(loc) if loc else None,
+            )
+        types = tuple(arg_types)
+        key = ("custom_rule", id(self.fn), types)
+        symbol, tree = scope.trace.trace_function(self.fn, self.name, list(types), key=key)
+        callee = scope.trace.function(symbol)
+        rule_key = (id(scope.trace), key)
+        if custom_rule_of(callee) is None and rule_key not in self._tracing_rule:
+            # The rule may call this function itself; the guard stops the recursion.
+            self._tracing_rule.add(rule_key)
+            try:
+                rule_symbol, positions = self._trace_rule(scope, callee, tree)
+            finally:
+                self._tracing_rule.discard(rule_key)
+            attach_custom_rule(callee, rule_symbol, positions)
+        return symbol, tree
+
+    def _trace_rule(self, scope: FunctionScope, callee: func.FuncOp, tree) -> tuple[str, tuple[int, ...]]:
+        inputs = list(callee.function_type.inputs)
+        outputs = list(callee.function_type.outputs)
+        n_in, n_out = len(inputs), len(outputs)
+        rule_fn, name = self.rule_fn, self.name
+        positions: list[int] = []
+
+        def rule_body(*flat):
+            xs = flat[:n_in]
+            ys = unflatten(tree, list(flat[n_in : n_in + n_out]))
+            cts = unflatten(tree, list(flat[n_in + n_out :]))
+            out = rule_fn(*xs, ys, cts)
+            try:
+                return check(out)
+            except GradientError as e:
+                raise with_location(e, _definition_site(rule_fn)) from None
+
+        def check(out):
+            if n_in == 1 and not isinstance(out, (tuple, list)):
+                out = (out,)
+            if not isinstance(out, (tuple, list)) or len(out) != n_in:
+                got = f"{len(out)} value(s)" if isinstance(out, (tuple, list)) else type(out).__name__
+                raise GradientError(
+                    f"the rule of {name} must return a tuple of {n_in} cotangent(s) (one per input, "
+                    f"None for no gradient), it returned {got}"
+                )
+            kept = []
+            for i, (ct, t) in enumerate(zip(out, inputs)):
+                if ct is None:
+                    continue
+                if not isinstance(ct, TracedArray) or ct.value.type != t:
+                    what = f"{ct.shape} {ct.dtype_name}" if isinstance(ct, TracedArray) else type(ct).__name__
+                    raise GradientError(
+                        f"the rule of {name} returned {what} for input {i}, which is "
+                        f"{R.shape_of(t)} {R.dtype_of(t)}; a cotangent must have its input's shape and dtype"
+                    )
+                positions.append(i)
+                kept.append(ct)
+            # A rule with no gradient at all still needs one result to be a function.
+            return tuple(kept) if kept else 0.0
+
+        rule_types = inputs + outputs + outputs
+        # One rule function per traced callee (the key only makes it private and unique).
+        rule_key = ("custom_rule.rule", id(callee))
+        symbol, _ = scope.trace.trace_function(rule_body, f"{name}_rule", rule_types, key=rule_key)
+        return symbol, tuple(positions)
+
+
+def _definition_site(fn: Callable) -> str | None:
+    """`file.py:12: def my_rule(...)` for a Python function, None if unknown."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    return str(SourceLocation(code.co_filename, code.co_firstlineno, 0))
+
+
+def custom_rule(fn: Callable | None = None, *, rule: Callable | None = None):
+    """Decorator: make `fn` a jit function with a custom reverse rule.
+
+    Give the rule with `@fn.rule` (or `rm.custom_rule(fn, rule=my_rule)`);
+    see the module docstring for the rule's signature.
+    """
+    if fn is None:
+        return lambda f: custom_rule(f, rule=rule)
+    if isinstance(fn, JitFunction):
+        fn = fn.fn
+    return CustomRuleFunction(fn, rule, name=getattr(fn, "__name__", "fn"))
+
+
+__all__ = ["custom_rule", "CustomRuleFunction"]
+
