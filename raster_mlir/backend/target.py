@@ -66,6 +66,11 @@ class HostTarget:
         """Vector width (bits) to request per function, or None to keep LLVM's choice."""
         return 512 if self.has_avx512f else None
 
+    @property
+    def data_layout(self) -> str:
+        """LLVM's data layout string for this host (pointer sizes, alignments)."""
+        return _data_layout(self)
+
     def create_target_machine(self, opt_level: int = 3) -> llvm.TargetMachine:
         """A target machine for JIT use on this host.
 
@@ -86,6 +91,11 @@ class HostTarget:
             codemodel="jitdefault",
             jit=True,
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _data_layout(target: HostTarget) -> str:
+    return str(target.create_target_machine(3).target_data)
 
 
 @functools.lru_cache(maxsize=1)

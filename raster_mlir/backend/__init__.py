@@ -1,0 +1,100 @@
+"""Native backend: loop-level xDSL IR -> LLVM IR -> host machine code -> callable.
+
+Public facade (what the compile API calls):
+
+    compile_module(
+        module: xdsl.dialects.builtin.ModuleOp,   # loop-level IR (contract below)
+        entry: str,                               # name of the func.func to expose
+        arg_specs: Sequence[ArgSpec] | None = None,   # None: derived from the IR
+        *,
+        opt_level: int = 3,                       # LLVM -O level, 0..3
+        use_cache: bool = True,                   # memory + disk object cache
+        fastmath: Sequence[str] = ("contract", "reassoc"),
+        loop_vectorize_hints: bool = True,
+        prefer_vector_width: int | None = None,   # None: 512 on avx512f hosts
+    ) -> NativeFunction
+
+    ArgSpec(shape, dtype, written=False, name=None, align=None)
+
+`NativeFunction(*arrays)` runs the entry on numpy arrays (one per buffer
+argument, in order) and returns None; results are in the written buffers.
+It refuses, never coerces, bad arguments (see `call.py`). Attributes:
+`.llvm_ir`, `.llvm_ir_optimized`, `.asm`, `.workspace_bytes`, `.cache_hit`,
+`.cache_source`, `.compile_seconds`, `.arg_specs`, `.native_checks`.
+
+The loop-level IR contract: `func.func` ops whose arguments are static,
+row-major memrefs of f64/f32 (i64/i32 accepted too), returning nothing
+(results written into arguments); bodies made of scf.for/yield/if, arith,
+math, memref.load/store/alloc/alloca/dealloc/copy, func.call/return.
+Non-entry functions may take scalars and return one scalar. Every
+`memref.alloc` (in any function) is a slice of one workspace buffer per
+entry, allocated once by the Python side (64-byte aligned offsets; callees
+get a slice after their caller's own allocs); `memref.dealloc` is a no-op.
+
+Requirement on the caller, checked on every call: a buffer the function
+writes must not overlap any other argument (the kernels are compiled with
+`noalias`). Other modules: `target.py` (host CPU), `llvm_emit.py` (+
+`llvm_body.py`, `llvm_ops.py`, `llvm_entry.py`) for IR emission, `jit.py`
+(O3 + MCJIT), `cache.py` (object cache), `call.py` (per-call path).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import ModuleOp
+
+from .call import AlignmentError, AliasingError, NativeFunction, NotContiguousError, ReadOnlyError
+from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
+from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
+from .specs import ArgSpec
+from .target import host_target
+
+__all__ = [
+    "AlignmentError",
+    "AliasingError",
+    "ArgSpec",
+    "NativeFunction",
+    "NotContiguousError",
+    "ReadOnlyError",
+    "cache_dir",
+    "cache_enabled",
+    "clear_memory_cache",
+    "compile_module",
+    "emit_module",
+    "host_target",
+]
+
+
+def compile_module(
+    module: ModuleOp,
+    entry: str,
+    arg_specs: Sequence[ArgSpec] | None = None,
+    *,
+    opt_level: int = 3,
+    use_cache: bool = True,
+    fastmath: Sequence[str] = DEFAULT_FASTMATH,
+    loop_vectorize_hints: bool = True,
+    prefer_vector_width: int | None = None,
+) -> NativeFunction:
+    """Compile `entry` of the loop-level `module` for this host; see the module docstring."""
+    from ..errors import CompileError
+
+    t0 = time.perf_counter()
+    if opt_level not in (0, 1, 2, 3):
+        raise CompileError(f"opt_level must be 0, 1, 2 or 3, got {opt_level!r}")
+    options = EmitOptions(
+        fastmath=tuple(sorted(set(fastmath))),
+        loop_vectorize_hints=loop_vectorize_hints,
+        prefer_vector_width=prefer_vector_width,
+        target=host_target(),
+    )
+    emitted = emit_module(module, {entry: arg_specs}, options)
+    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache)
+    return NativeFunction(
+        result.module,
+        emitted.entries[entry],
+        cache_source=result.source,
+        compile_seconds=time.perf_counter() - t0,  # emission + cache lookup/compile + load
+    )

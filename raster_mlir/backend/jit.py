@@ -1,0 +1,120 @@
+"""LLVM IR text -> optimised object code -> code loaded in this process.
+
+Algorithm:
+1. `optimize_and_codegen`: parse and verify the IR, run LLVM's default
+   per-module pipeline at `opt_level` through the new pass manager
+   (`create_pipeline_tuning_options` + `create_pass_builder`), with loop
+   vectorisation, SLP vectorisation, loop interleaving and unrolling switched
+   on from O2 (at O1 LLVM's default pipeline does not run the vectorisers),
+   then emit an ELF object for the host with the same target machine.
+   The object and the optimised IR text are what `cache.py` stores.
+2. `JitModule`: an MCJIT execution engine built around an empty module into
+   which the object is loaded (`add_object_file`), so a cache hit skips
+   optimisation and code generation entirely. External symbols (libm's
+   `exp`, `tanh`, ...) are resolved by MCJIT in the running process.
+   Host assembly (`asm`) is produced lazily, from the optimised IR, only
+   when somebody asks for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+
+from ..errors import CompileError
+from .target import HostTarget, ensure_llvm_initialised
+
+# MCJIT creation and module parsing are not documented as thread-safe.
+_llvm_lock = threading.RLock()
+
+
+@dataclass(frozen=True)
+class CompiledObject:
+    """The cacheable result of compiling one IR module."""
+
+    object_code: bytes
+    llvm_ir_optimized: str
+
+
+def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3) -> CompiledObject:
+    """Optimise `llvm_ir` at `opt_level` and emit host object code (see module docstring)."""
+    ensure_llvm_initialised()
+    with _llvm_lock:
+        try:
+            module = llvm.parse_assembly(llvm_ir)
+            module.verify()
+        except RuntimeError as exc:
+            raise CompileError(f"the LLVM backend produced invalid IR: {exc}") from exc
+        tm = target.create_target_machine(opt_level)
+        pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+        vectorise = opt_level >= 2
+        pto.loop_vectorization = vectorise
+        pto.slp_vectorization = vectorise
+        pto.loop_interleaving = vectorise
+        pto.loop_unrolling = vectorise
+        pb = llvm.create_pass_builder(tm, pto)
+        pm = pb.getModulePassManager()
+        pm.run(module, pb)
+        optimized = str(module)
+        obj = tm.emit_object(module)
+    return CompiledObject(object_code=bytes(obj), llvm_ir_optimized=optimized)
+
+
+class JitModule:
+    """Object code loaded into this process, with symbol lookup and inspection text."""
+
+    def __init__(self, compiled: CompiledObject, target: HostTarget, opt_level: int, llvm_ir: str):
+        ensure_llvm_initialised()
+        self.llvm_ir = llvm_ir
+        self.llvm_ir_optimized = compiled.llvm_ir_optimized
+        self._compiled = compiled
+        self._target = target
+        self._opt_level = opt_level
+        self._asm: str | None = None
+        # Per-entry runtime state (workspace, filled runtime table), owned
+        # here because every NativeFunction sharing this code shares it.
+        self.entry_state: dict[str, object] = {}
+        self.state_lock = threading.Lock()
+        with _llvm_lock:
+            tm = target.create_target_machine(opt_level)
+            shell = llvm.parse_assembly(f'target triple = "{target.triple}"\n')
+            self._engine = llvm.create_mcjit_compiler(shell, tm)
+            self._object = llvm.ObjectFileRef.from_data(compiled.object_code)
+            self._engine.add_object_file(self._object)
+            self._engine.finalize_object()
+
+    def function_address(self, name: str) -> int:
+        with _llvm_lock:
+            addr = self._engine.get_function_address(name)
+        if not addr:
+            raise CompileError(f"symbol {name!r} not found in the compiled object")
+        return addr
+
+    def global_address(self, name: str) -> int:
+        with _llvm_lock:
+            addr = self._engine.get_global_value_address(name)
+        if not addr:
+            raise CompileError(f"global {name!r} not found in the compiled object")
+        return addr
+
+    @property
+    def asm(self) -> str:
+        """Host assembly of the optimised module (generated on first access)."""
+        if self._asm is None:
+            with _llvm_lock:
+                module = llvm.parse_assembly(self.llvm_ir_optimized)
+                tm = self._target.create_target_machine(self._opt_level)
+                tm.set_asm_verbosity(True)
+                self._asm = tm.emit_assembly(module)
+        return self._asm
+
+
+def compile_ir(llvm_ir: str, target: HostTarget, opt_level: int = 3) -> tuple[JitModule, float]:
+    """Uncached compile: returns the loaded module and the seconds it took."""
+    t0 = time.perf_counter()
+    compiled = optimize_and_codegen(llvm_ir, target, opt_level)
+    jm = JitModule(compiled, target, opt_level, llvm_ir)
+    return jm, time.perf_counter() - t0

@@ -1,0 +1,277 @@
+"""Translate the body of one loop-level `func.func` into llvmlite IR.
+
+Algorithm: walk the ops of the function's block in order with one
+`ir.IRBuilder`, keeping a map from xDSL SSA values to llvmlite values.
+Straight-line ops become one LLVM instruction each (see `llvm_ops.py`).
+Structured control flow is expanded into basic blocks:
+
+    scf.for   pre ─► header: iv = phi [lb, pre], [iv+step, latch]
+                             acc_k = phi [init_k, pre], [yield_k, latch]
+                             br (iv <s ub), body, exit
+              body ... latch: br header  !llvm.loop (innermost loops only)
+              exit: the loop's results are the header's acc phis
+    scf.if    br cond, then, else ─► merge: result_k = phi [then_k], [else_k]
+
+The header-test shape is what `scf.for` means (zero trips when lb >= ub);
+LLVM's loop-rotate turns it into a guarded do-while at O1+, so there is no
+reason to emit the rotated form ourselves.
+
+Memory: a memref value is a plain pointer (`ptr`) plus its static
+`BufferType`. `memref.load/store %m[%i, %j]` becomes one `getelementptr
+inbounds` on the element type with the row-major linear index
+`i*stride_0 + j*stride_1` (multiplies and adds carry `nsw`: an in-bounds
+linear index of a static buffer cannot overflow i64, and out-of-bounds
+access is already undefined). `memref.alloc` is a fixed slice of the
+workspace argument, `memref.alloca` an `alloca` hoisted into the entry block
+(hoisting is sound: shapes are static and the contents are undefined at
+allocation anyway).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from xdsl.dialects.builtin import MemRefType
+from xdsl.ir import Block, Operation, SSAValue
+
+from ..errors import CompileError
+from .analysis import BufferType, FunctionInfo, buffer_type
+from .llvm_ops import LIBM_OPS, OpTranslator
+from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
+
+def _contains_loop(region_owner: Operation) -> bool:
+    return any(inner.name == "scf.for" for inner in region_owner.walk() if inner is not region_owner)
+
+
+def _contains_libm_call(region_owner: Operation) -> bool:
+    return any(inner.name in LIBM_OPS for inner in region_owner.walk())
+
+
+class FunctionBodyEmitter(OpTranslator):
+    """Emits one function body; `emit()` fills `llfn`, which must be empty.
+
+    `module_ctx` is the `ModuleEmitter` (see `llvm_emit.py`): it owns the
+    llvmlite module, the other functions, the options and the loop metadata.
+    """
+
+    def __init__(self, module_ctx, info: FunctionInfo, llfn: ir.Function):
+        self.mctx = module_ctx
+        self.info = info
+        self.llfn = llfn
+        self.values: dict[SSAValue, ir.Value] = {}
+        self.buffers: dict[SSAValue, BufferType] = {}
+        self.builder: ir.IRBuilder | None = None
+        self.workspace: ir.Value = llfn.args[-1]
+
+    # ---- driver -----------------------------------------------------------
+
+    def emit(self) -> None:
+        # Stack slots live in their own entry block; the body starts in the
+        # next one. Two builders never insert into the same block, so
+        # neither sees a stale insertion point.
+        entry = self.llfn.append_basic_block("entry")
+        start = self.llfn.append_basic_block("body")
+        self._alloca_builder = ir.IRBuilder(entry)
+        self.builder = ir.IRBuilder(start)
+        block: Block = self.info.op.body.blocks.first
+        for arg, llarg in zip(block.args, self.llfn.args):
+            self.values[arg] = llarg
+            if isinstance(arg.type, MemRefType):
+                self.buffers[arg] = self.info.arg_types[arg.index]
+        self._emit_block(block)
+        self._alloca_builder.branch(start)
+        if not self.builder.block.is_terminated:
+            raise CompileError(f"@{self.info.name}: the function body does not end with func.return")
+
+    def _emit_block(self, block: Block) -> list[ir.Value] | None:
+        """Emit every op of `block`; return the mapped operands of its scf.yield."""
+        for op in block.ops:
+            name = op.name
+            if name == "scf.yield":
+                return [self.value(v) for v in op.operands]
+            if name == "func.return":
+                self._emit_return(op)
+                return None
+            handler = self.HANDLERS.get(name)
+            if handler is None:
+                raise CompileError(
+                    f"@{self.info.name}: op {name} is not part of the loop-level IR the LLVM backend accepts"
+                )
+            handler(self, op)
+        return None
+
+    def value(self, v: SSAValue) -> ir.Value:
+        try:
+            return self.values[v]
+        except KeyError:
+            raise CompileError(f"@{self.info.name}: value %{v.name_hint or '?'} is used before it is defined") from None
+
+    def define(self, op: Operation, *results: ir.Value) -> None:
+        for res, llv in zip(op.results, results, strict=True):
+            self.values[res] = llv
+
+    # ---- functions and calls ----------------------------------------------
+
+    def _emit_return(self, op: Operation) -> None:
+        operands = [self.value(v) for v in op.operands]
+        if len(operands) > 1:
+            raise CompileError(f"@{self.info.name}: functions may return at most one scalar")
+        if operands:
+            self.builder.ret(operands[0])
+        else:
+            self.builder.ret_void()
+
+    def _emit_call(self, op: Operation) -> None:
+        callee_name = op.callee.string_value()
+        callee_info = self.mctx.info.functions[callee_name]
+        callee = self.mctx.llvm_functions[callee_name]
+        args = [self.value(v) for v in op.operands]
+        scratch = self.info.callee_scratch_offset
+        ws = self.builder.gep(self.workspace, [ir.Constant(I64, scratch)], inbounds=True, source_etype=I8)
+        result = self.builder.call(callee, args + [ws])
+        if len(op.results) > 1:
+            raise CompileError(f"@{self.info.name}: call to @{callee_info.name} with more than one result")
+        if op.results:
+            self.define(op, result)
+
+    # ---- memory -----------------------------------------------------------
+
+    def _emit_alloc(self, op: Operation) -> None:
+        buf = buffer_type(op.results[0].type, f"@{self.info.name} {op.name}")
+        if op in self.info.workspace_offsets:
+            offset = ir.Constant(I64, self.info.workspace_offsets[op])
+            ptr = self.builder.gep(self.workspace, [offset], inbounds=True, source_etype=I8)
+        else:
+            # Allocas go to the entry block so LLVM treats them as static
+            # stack slots (an alloca inside a loop would grow the stack on
+            # every iteration).
+            arr = ir.ArrayType(element_llvm_type(buf), max(buf.numel, 1))
+            ptr = self._alloca_builder.alloca(arr)
+            ptr.align = 64
+        self.buffers[op.results[0]] = buf
+        self.define(op, ptr)
+
+    def _emit_dealloc(self, op: Operation) -> None:
+        # Workspace slices and stack slots are not freed (module docstring).
+        return None
+
+    def _address(self, memref: SSAValue, indices) -> tuple[ir.Value, BufferType]:
+        buf = self.buffers.get(memref)
+        if buf is None:
+            raise CompileError(f"@{self.info.name}: memref %{memref.name_hint or '?'} has no known buffer")
+        if len(indices) != len(buf.shape):
+            raise CompileError(f"@{self.info.name}: {len(indices)} indices for a rank-{len(buf.shape)} memref")
+        base = self.value(memref)
+        if not indices:
+            return base, buf
+        b = self.builder
+        linear = None
+        for idx, stride in zip(indices, buf.strides):
+            term = self.value(idx)
+            if stride != 1:
+                term = b.mul(term, ir.Constant(term.type, stride), flags=("nsw",))
+            linear = term if linear is None else b.add(linear, term, flags=("nsw",))
+        ptr = b.gep(base, [linear], inbounds=True, source_etype=element_llvm_type(buf))
+        return ptr, buf
+
+    def _emit_load(self, op: Operation) -> None:
+        ptr, buf = self._address(op.operands[0], list(op.operands[1:]))
+        # Natural alignment only: user arrays are checked for element
+        # alignment; larger alignment of the bases is carried by the
+        # argument/alloca attributes and propagated by LLVM where it holds.
+        self.define(op, self.builder.load(ptr, typ=element_llvm_type(buf), align=buf.itemsize))
+
+    def _emit_store(self, op: Operation) -> None:
+        value = self.value(op.operands[0])
+        ptr, buf = self._address(op.operands[1], list(op.operands[2:]))
+        self.builder.store(value, ptr, align=buf.itemsize)
+
+    def _emit_copy(self, op: Operation) -> None:
+        src, dst = op.operands
+        src_buf, dst_buf = self.buffers.get(src), self.buffers.get(dst)
+        if src_buf is None or dst_buf is None or src_buf != dst_buf:
+            raise CompileError(f"@{self.info.name}: memref.copy needs two known buffers of the same type")
+        memcpy = self.mctx.declare("llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, I64, I1])
+        self.builder.call(memcpy, [self.value(dst), self.value(src), ir.Constant(I64, src_buf.nbytes), ir.Constant(I1, 0)])
+
+    # ---- structured control flow -----------------------------------------
+
+    def _emit_for(self, op: Operation) -> None:
+        b = self.builder
+        lb, ub, step = (self.value(v) for v in (op.lb, op.ub, op.step))
+        inits = [self.value(v) for v in op.iter_args]
+        pre = b.block
+        header = self.llfn.append_basic_block("for.header")
+        body = self.llfn.append_basic_block("for.body")
+        exit_ = self.llfn.append_basic_block("for.exit")
+        b.branch(header)
+
+        b.position_at_end(header)
+        iv = b.phi(lb.type, name="iv")
+        iv.add_incoming(lb, pre)
+        accs = []
+        for init in inits:
+            phi = b.phi(init.type, name="acc")
+            phi.add_incoming(init, pre)
+            accs.append(phi)
+        b.cbranch(b.icmp_signed("<", iv, ub), body, exit_)
+
+        b.position_at_end(body)
+        block = op.body.blocks.first
+        self.values[block.args[0]] = iv
+        for arg, phi in zip(block.args[1:], accs):
+            self.values[arg] = phi
+        yielded = self._emit_block(block) or []
+        latch = b.block
+        nxt = b.add(iv, step, flags=("nsw",))
+        back = b.branch(header)
+        md = self.mctx.loop_metadata(innermost=not _contains_loop(op), calls_libm=_contains_libm_call(op))
+        if md is not None:
+            back.set_metadata("llvm.loop", md)
+        iv.add_incoming(nxt, latch)
+        for phi, y in zip(accs, yielded, strict=True):
+            phi.add_incoming(y, latch)
+
+        b.position_at_end(exit_)
+        self.define(op, *accs)
+
+    def _emit_if(self, op: Operation) -> None:
+        b = self.builder
+        cond = self.value(op.cond)
+        then_bb = self.llfn.append_basic_block("if.then")
+        has_else = bool(op.false_region.blocks)
+        else_bb = self.llfn.append_basic_block("if.else") if has_else else None
+        merge = self.llfn.append_basic_block("if.end")
+        b.cbranch(cond, then_bb, else_bb or merge)
+
+        incoming = []
+        for bb, region in ((then_bb, op.true_region), (else_bb, op.false_region)):
+            if bb is None:
+                continue
+            b.position_at_end(bb)
+            vals = self._emit_block(region.blocks.first) or []
+            incoming.append((vals, b.block))
+            b.branch(merge)
+
+        b.position_at_end(merge)
+        results = []
+        for k, res in enumerate(op.results):
+            phi = b.phi(llvm_type(res.type))
+            for vals, bb in incoming:
+                phi.add_incoming(vals[k], bb)
+            results.append(phi)
+        self.define(op, *results)
+
+    HANDLERS = dict(OpTranslator.HANDLERS)
+    HANDLERS.update(
+        {
+            "func.call": _emit_call,
+            "memref.alloc": _emit_alloc,
+            "memref.alloca": _emit_alloc,
+            "memref.dealloc": _emit_dealloc,
+            "memref.load": _emit_load,
+            "memref.store": _emit_store,
+            "memref.copy": _emit_copy,
+            "scf.for": _emit_for,
+            "scf.if": _emit_if,
+        }
+    )

@@ -1,0 +1,256 @@
+"""Loop-level module (func/scf/arith/math/memref) -> one llvmlite `ir.Module`.
+
+Algorithm:
+1. `analyse_module` (analysis.py) checks buffer types, finds the written
+   arguments and lays out each function's workspace.
+2. Every `func.func` becomes an LLVM function taking its buffers as `ptr`
+   (scalars as themselves) plus a trailing workspace `ptr`; private functions
+   get internal linkage so that LLVM may inline and drop them.
+3. Bodies are translated by `FunctionBodyEmitter` (llvm_body.py).
+4. Each requested entry gets two entry points (llvm_entry.py): the packed
+   wrapper `void <name>_packed(ptr args)` and the validating
+   `i64 <name>_checked(ptr args_tuple)` used by the fast call path.
+
+Vectorisation hints, each on purpose:
+- Fast-math flags `reassoc contract` on float arithmetic by default
+  (`EmitOptions.fastmath`). `reassoc` is what lets the loop vectoriser
+  reorder a float reduction (the matvec's inner sum); `contract` lets the
+  backend fuse `a*b+c` into FMA. Not `nnan`/`ninf`: we keep NaN and inf
+  semantics (a NaN loss must stay visible). Not `nsz`: no reduction we emit
+  needs it (the vectoriser starts an fadd reduction from the scalar start
+  value) and `-0.0` results stay exact. Not `arcp`/`afn`: they change
+  results by more than a re-association.
+- `llvm.loop` metadata `llvm.loop.vectorize.enable` on innermost loops that
+  contain no libm call: it overrides the cost model's hesitation (runtime
+  alias checks, short trip counts). Loops calling exp/log/tanh are left to
+  the cost model, because x86 lowers `llvm.exp` on vectors back to one
+  scalar libm call per lane, so forcing those loops only adds shuffles.
+  Outer loops get nothing: LLVM vectorises innermost loops only.
+- Buffer arguments: `noundef captures(none) dereferenceable(<nbytes>)
+  align(<alignment>)`, plus `noalias` on the entry functions' buffers. The
+  `noalias` promise holds because the call path (call.py) refuses a call in
+  which a written buffer overlaps any other argument (read-only buffers may
+  overlap each other: LLVM's `noalias` only constrains memory that is
+  modified). Functions also called through `func.call` get no `noalias`: a
+  caller may pass one buffer twice; LLVM inlines them into the entry, where
+  the entry's promises apply. Alignment is the element size by default: a
+  numpy array is only guaranteed that (`align 64` on a 16-byte-aligned array
+  would be undefined behaviour); an `ArgSpec.align` of 64 is honoured when
+  the caller guarantees and the call path checks it. The workspace pointer
+  is always `noalias align 64`.
+- Function attributes `"target-cpu"`/`"target-features"` from the host and
+  `"prefer-vector-width"="512"` when the host has avx512f (LLVM otherwise
+  limits the vectoriser to 256-bit vectors on such CPUs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+from xdsl.dialects.builtin import ModuleOp
+
+from ..errors import CompileError
+from .analysis import BufferType, ModuleInfo, analyse_module
+from .llvm_body import FunctionBodyEmitter
+from .llvm_types import PTR, llvm_type
+from .specs import ArgSpec, reconcile_specs
+from .target import HostTarget, host_target
+
+DEFAULT_FASTMATH = ("contract", "reassoc")
+ALLOWED_FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp", "afn", "nnan", "ninf"})
+
+
+@dataclass(frozen=True)
+class EmitOptions:
+    """Choices the emitter makes; all of them are part of the emitted IR text."""
+
+    fastmath: tuple[str, ...] = DEFAULT_FASTMATH
+    loop_vectorize_hints: bool = True
+    # None: 512 on avx512f hosts, else LLVM's own choice; 0: never set.
+    prefer_vector_width: int | None = None
+    target: HostTarget = field(default_factory=host_target)
+
+    def __post_init__(self):
+        bad = set(self.fastmath) - ALLOWED_FASTMATH
+        if bad:
+            raise CompileError(f"unknown fast-math flag(s) {sorted(bad)}; allowed: {sorted(ALLOWED_FASTMATH)}")
+
+    @property
+    def vector_width(self) -> int | None:
+        if self.prefer_vector_width is None:
+            return self.target.prefer_vector_width
+        return self.prefer_vector_width or None
+
+
+@dataclass(frozen=True)
+class EntryABI:
+    """Everything the Python side needs to call one entry function."""
+
+    name: str
+    packed_symbol: str
+    checked_symbol: str
+    runtime_table_symbol: str
+    specs: tuple[ArgSpec, ...]
+    workspace_bytes: int
+
+
+@dataclass(frozen=True)
+class EmittedModule:
+    llvm_ir: str
+    entries: dict[str, EntryABI]
+
+
+class _FunctionAttributes(ir.values.FunctionAttributes):
+    """llvmlite's function attribute set plus `"key"="value"` string attributes."""
+
+    def __init__(self, args=()):
+        super().__init__(args)
+        self.strings: dict[str, str] = {}
+
+    def _to_list(self, ret_type):
+        return super()._to_list(ret_type) + [f'"{k}"="{v}"' for k, v in sorted(self.strings.items())]
+
+    def __bool__(self):
+        return bool(self.strings) or super().__bool__()
+
+
+class _LoopID(ir.values.NamedValue):
+    """A distinct, self-referencing loop ID node: `!7 = distinct !{!7, !props...}`.
+
+    LLVM only recognises loop metadata whose first operand is the node
+    itself; llvmlite's MDValue cannot express that, hence this class.
+    """
+
+    name_prefix = "!"
+
+    def __init__(self, module: ir.Module, properties: list):
+        super().__init__(module, ir.MetaDataType(), name=str(len(module.metadata)))
+        self.properties = properties
+        module.metadata.append(self)
+
+    def descr(self, buf):
+        refs = ", ".join([self.get_reference()] + [p.get_reference() for p in self.properties])
+        buf += (f"distinct !{{ {refs} }}", "\n")
+
+    def _get_reference(self):
+        return f"!{self.name}"
+
+
+class ModuleEmitter:
+    """Holds the state shared by the function emitters of one module."""
+
+    def __init__(self, module: ModuleOp, options: EmitOptions):
+        self.options = options
+        self.info: ModuleInfo = analyse_module(module)
+        self.llmod = ir.Module(name="raster_mlir")
+        self.llmod.triple = options.target.triple
+        self.llmod.data_layout = options.target.data_layout
+        self.llvm_functions: dict[str, ir.Function] = {}
+        self._vectorize_enable = None
+
+    # ---- services used by the body emitters -------------------------------
+
+    def declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        """Declare (once) an external function or intrinsic."""
+        existing = self.llmod.globals.get(name)
+        if existing is not None:
+            return existing
+        fn = ir.Function(self.llmod, ir.FunctionType(ret, args), name=name)
+        fn.attributes.add("nounwind")
+        return fn
+
+    def loop_metadata(self, innermost: bool, calls_libm: bool):
+        """A fresh loop ID for one loop, or None (policy in the module docstring)."""
+        if not (self.options.loop_vectorize_hints and innermost and not calls_libm):
+            return None
+        if self._vectorize_enable is None:
+            self._vectorize_enable = self.llmod.add_metadata(
+                [ir.MetaDataString(self.llmod, "llvm.loop.vectorize.enable"), ir.Constant(ir.IntType(1), 1)]
+            )
+        return _LoopID(self.llmod, [self._vectorize_enable])
+
+    def set_target_attributes(self, fn: ir.Function) -> None:
+        attrs = _FunctionAttributes()
+        attrs.add("nounwind")
+        attrs.strings["target-cpu"] = self.options.target.cpu_name
+        if self.options.target.features:
+            attrs.strings["target-features"] = self.options.target.features
+        if self.options.vector_width:
+            attrs.strings["prefer-vector-width"] = str(self.options.vector_width)
+        fn.attributes = attrs
+
+    # ---- emission ---------------------------------------------------------
+
+    def emit(self, entries: Mapping[str, Sequence[ArgSpec] | None]) -> EmittedModule:
+        from .llvm_entry import emit_entry_points
+
+        specs: dict[str, list[ArgSpec]] = {}
+        for name in entries:
+            info = self.info.functions.get(name)
+            if info is None:
+                raise CompileError(f"entry function @{name} is not defined in the module")
+            if info.op.function_type.outputs.data:
+                raise CompileError(f"entry function @{name} returns values; entries must write results into argument buffers")
+            if len(info.buffer_arg_indices()) != len(info.arg_types):
+                raise CompileError(f"entry function @{name} takes non-memref arguments; entries take buffers only")
+            specs[name] = reconcile_specs(info, entries[name])
+        for name in self.info.order:
+            self._declare_function(name, specs.get(name))
+        for name in self.info.order:
+            info = self.info.functions[name]
+            FunctionBodyEmitter(self, info, self.llvm_functions[name]).emit()
+        abis = {name: emit_entry_points(self, self.info.functions[name], specs[name]) for name in entries}
+        return EmittedModule(llvm_ir=str(self.llmod), entries=abis)
+
+    def _declare_function(self, name: str, specs: list[ArgSpec] | None) -> None:
+        """Declare `name`; `specs` is given for entry functions only."""
+        info = self.info.functions[name]
+        entry = specs is not None
+        outputs = info.op.function_type.outputs.data
+        if len(outputs) > 1:
+            raise CompileError(f"@{name} returns {len(outputs)} values; at most one scalar is supported")
+        ret = llvm_type(outputs[0]) if outputs else ir.VoidType()
+        params = [llvm_type(t) if not isinstance(t, BufferType) else PTR for t in info.arg_types]
+        fn = ir.Function(self.llmod, ir.FunctionType(ret, params + [PTR]), name=name)
+        if info.is_private and not entry:
+            fn.linkage = "internal"
+        self.set_target_attributes(fn)
+        # noalias only where the call path guarantees it (module docstring).
+        promise_noalias = entry and not info.called_internally
+        for i, t in enumerate(info.arg_types):
+            if not isinstance(t, BufferType):
+                continue
+            arg = fn.args[i]
+            arg.add_attribute("noundef")
+            arg.add_attribute("captures(none)")
+            if promise_noalias:
+                arg.add_attribute("noalias")
+            if t.nbytes:
+                arg.attributes.dereferenceable = t.nbytes
+            arg.attributes.align = (specs[i].align if entry else None) or t.itemsize
+            arg.name = (info.op.body.blocks.first.args[i].name_hint or f"arg{i}")
+        ws = fn.args[-1]
+        ws.name = "workspace"
+        for attr in ("noalias", "noundef", "captures(none)"):
+            ws.add_attribute(attr)
+        ws.attributes.align = 64
+        if info.workspace_bytes:
+            ws.attributes.dereferenceable = info.workspace_bytes
+        self.llvm_functions[name] = fn
+
+
+def emit_module(
+    module: ModuleOp,
+    entries: Mapping[str, Sequence[ArgSpec] | None] | Sequence[str],
+    options: EmitOptions | None = None,
+) -> EmittedModule:
+    """Translate `module` to LLVM IR text with entry points for `entries`.
+
+    `entries` maps each entry function's name to its ArgSpecs (or None to
+    derive them from the IR); a plain list of names means None for each.
+    """
+    if not isinstance(entries, Mapping):
+        entries = dict.fromkeys(entries)
+    return ModuleEmitter(module, options or EmitOptions()).emit(entries)

@@ -1,0 +1,177 @@
+"""The two native entry points of an entry function.
+
+1. `void <name>_packed(ptr args)`: loads buffer pointer i from `args[i]`
+   (the workspace pointer last) and calls `<name>`. One pointer argument
+   makes the ctypes call cheap and independent of the arity.
+
+2. `i64 <name>_checked(ptr args_tuple)`: the fast call path. It receives the
+   Python tuple of arguments (ctypes `py_object`, called with the GIL held)
+   and, reading object fields through the runtime table described in
+   numpy_abi.py, checks in this order, branching to `return 1` at the first
+   failure so nothing is read from an object that failed an earlier check:
+       table ready; tuple length == arity;
+       per argument: type is exactly ndarray; dtype object is the canonical
+       one; ndim; every dimension; flags contain C_CONTIGUOUS | ALIGNED
+       (| WRITEABLE when the argument is written); the data pointer is a
+       multiple of the promised alignment when that exceeds the element size;
+       per written argument w and every other argument j (both non-empty):
+       the byte ranges [p_w, p_w+n_w) and [p_j, p_j+n_j) are disjoint.
+   Then it calls `<name>` with the data pointers and the workspace pointer
+   from the table, and returns 0. A 1 means "not run"; Python then redoes
+   the checks to raise a precise error (or to run a legitimate but unusual
+   argument, such as an ndarray subclass, through the packed wrapper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llvmlite import ir
+
+from .analysis import FunctionInfo
+from .llvm_types import I1, I32, I64, PTR
+from .specs import ArgSpec
+from .numpy_abi import (
+    DTYPE_ORDER,
+    NPY_ALIGNED,
+    NPY_C_CONTIGUOUS,
+    NPY_WRITEABLE,
+    RT_DESCR,
+    RT_NDARRAY_TYPE,
+    RT_OFF_DATA,
+    RT_OFF_DESCR,
+    RT_OFF_DIMS,
+    RT_OFF_FLAGS,
+    RT_OFF_ND,
+    RT_OFF_OB_TYPE,
+    RT_OFF_TUPLE_ITEMS,
+    RT_OFF_TUPLE_SIZE,
+    RT_READY,
+    RT_SLOTS,
+    RT_WORKSPACE,
+)
+
+
+def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):
+    """Add `<name>_packed`, `<name>_checked` and the table global; return the EntryABI."""
+    from .llvm_emit import EntryABI
+
+    kernel = mctx.llvm_functions[info.name]
+    buffers = tuple(info.arg_types)
+    written = tuple(spec.written for spec in specs)
+    aligns = tuple(spec.align or buf.itemsize for spec, buf in zip(specs, buffers))
+    packed = _emit_packed(mctx, info.name, kernel, len(buffers))
+    table = ir.GlobalVariable(mctx.llmod, ir.ArrayType(I64, RT_SLOTS), name=f"{info.name}_rt")
+    table.initializer = ir.Constant(ir.ArrayType(I64, RT_SLOTS), [0] * RT_SLOTS)
+    table.align = 64
+    checked = _CheckedEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
+    return EntryABI(
+        name=info.name,
+        packed_symbol=packed.name,
+        checked_symbol=checked.name,
+        runtime_table_symbol=table.name,
+        specs=tuple(specs),
+        workspace_bytes=info.workspace_bytes,
+    )
+
+
+def _emit_packed(mctx, name: str, kernel: ir.Function, n_buffers: int) -> ir.Function:
+    fn = ir.Function(mctx.llmod, ir.FunctionType(ir.VoidType(), [PTR]), name=f"{name}_packed")
+    mctx.set_target_attributes(fn)
+    args = fn.args[0]
+    args.name = "args"
+    for attr in ("noundef", "captures(none)"):
+        args.add_attribute(attr)
+    args.attributes.align = 8
+    args.attributes.dereferenceable = 8 * (n_buffers + 1)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ptrs = []
+    for i in range(n_buffers + 1):
+        slot = b.gep(args, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
+        ptrs.append(b.load(slot, typ=PTR, align=8))
+    b.call(kernel, ptrs)
+    b.ret_void()
+    return fn
+
+
+class _CheckedEmitter:
+    def __init__(self, mctx, name, kernel, table, buffers, written, aligns):
+        self.mctx, self.name, self.kernel, self.table = mctx, name, kernel, table
+        self.buffers, self.written, self.aligns = buffers, written, aligns
+        self.fn = ir.Function(mctx.llmod, ir.FunctionType(I64, [PTR]), name=f"{name}_checked")
+        mctx.set_target_attributes(self.fn)
+        self.fn.args[0].name = "args_tuple"
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.fail = self.fn.append_basic_block("fail")
+        ir.IRBuilder(self.fail).ret(ir.Constant(I64, 1))
+
+    def slot(self, index: int) -> ir.Value:
+        ptr = self.b.gep(self.table, [ir.Constant(I64, 0), ir.Constant(I64, index)], inbounds=True)
+        return self.b.load(ptr, typ=I64, align=8)
+
+    def field(self, obj: ir.Value, offset_slot: int, typ: ir.Type) -> ir.Value:
+        addr = self.b.gep(obj, [self.slot(offset_slot)], source_etype=ir.IntType(8))
+        return self.b.load(addr, typ=typ, align=4 if typ == I32 else 8)
+
+    def require(self, ok: ir.Value, label: str) -> None:
+        """Continue in a fresh block if `ok`, else go to `fail` (marked unlikely)."""
+        cont = self.fn.append_basic_block(label)
+        br = self.b.cbranch(ok, cont, self.fail)
+        br.set_weights([1 << 20, 1])
+        self.b.position_at_end(cont)
+
+    def emit(self) -> ir.Function:
+        b = self.b
+        self.require(b.icmp_signed("!=", self.slot(RT_READY), ir.Constant(I64, 0)), "ready")
+        tup = self.fn.args[0]
+        size = self.field(tup, RT_OFF_TUPLE_SIZE, I64)
+        self.require(b.icmp_signed("==", size, ir.Constant(I64, len(self.buffers))), "arity")
+        items = b.gep(tup, [self.slot(RT_OFF_TUPLE_ITEMS)], source_etype=ir.IntType(8))
+        datas = [self._check_array(items, i) for i in range(len(self.buffers))]
+        self._check_overlaps(datas)
+        workspace = b.inttoptr(self.slot(RT_WORKSPACE), PTR)
+        b.call(self.kernel, datas + [workspace])
+        b.ret(ir.Constant(I64, 0))
+        return self.fn
+
+    def _check_array(self, items: ir.Value, i: int) -> ir.Value:
+        b, buf = self.b, self.buffers[i]
+        obj = b.load(b.gep(items, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR, align=8)
+        obj_type = b.ptrtoint(self.field(obj, RT_OFF_OB_TYPE, PTR), I64)
+        self.require(b.icmp_unsigned("==", obj_type, self.slot(RT_NDARRAY_TYPE)), f"a{i}.is_ndarray")
+        descr = b.ptrtoint(self.field(obj, RT_OFF_DESCR, PTR), I64)
+        want_descr = self.slot(RT_DESCR + DTYPE_ORDER.index(buf.dtype))
+        ok = b.icmp_unsigned("==", descr, want_descr)
+        ok = b.and_(ok, b.icmp_signed("==", self.field(obj, RT_OFF_ND, I32), ir.Constant(I32, len(buf.shape))))
+        need = NPY_C_CONTIGUOUS | NPY_ALIGNED | (NPY_WRITEABLE if self.written[i] else 0)
+        flags = b.and_(self.field(obj, RT_OFF_FLAGS, I32), ir.Constant(I32, need))
+        ok = b.and_(ok, b.icmp_signed("==", flags, ir.Constant(I32, need)))
+        self.require(ok, f"a{i}.header")
+        # Dimensions are read only once ndim is known to match.
+        if buf.shape:
+            dims = self.field(obj, RT_OFF_DIMS, PTR)
+            ok = ir.Constant(I1, 1)
+            for k, extent in enumerate(buf.shape):
+                d = b.load(b.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64, align=8)
+                ok = b.and_(ok, b.icmp_signed("==", d, ir.Constant(I64, extent)))
+            self.require(ok, f"a{i}.shape")
+        data = self.field(obj, RT_OFF_DATA, PTR)
+        if self.aligns[i] > buf.itemsize:
+            low = b.and_(b.ptrtoint(data, I64), ir.Constant(I64, self.aligns[i] - 1))
+            self.require(b.icmp_unsigned("==", low, ir.Constant(I64, 0)), f"a{i}.align")
+        return data
+
+    def _check_overlaps(self, datas: list[ir.Value]) -> None:
+        b = self.b
+        starts = [b.ptrtoint(d, I64) for d in datas]
+        ends = [b.add(s, ir.Constant(I64, buf.nbytes)) for s, buf in zip(starts, self.buffers)]
+        overlap = ir.Constant(I1, 0)
+        for w, is_written in enumerate(self.written):
+            if not is_written or not self.buffers[w].nbytes:
+                continue
+            for j, other in enumerate(self.buffers):
+                if j == w or not other.nbytes or (self.written[j] and j < w):
+                    continue  # a written pair is tested once
+                hit = b.and_(b.icmp_unsigned("<", starts[w], ends[j]), b.icmp_unsigned("<", starts[j], ends[w]))
+                overlap = b.or_(overlap, hit)
+        self.require(b.not_(overlap), "disjoint")

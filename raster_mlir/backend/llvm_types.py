@@ -1,0 +1,40 @@
+"""xDSL scalar/memref types -> llvmlite types (shared by the emitters)."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from xdsl.dialects.builtin import Float32Type, Float64Type, IndexType, IntegerType, MemRefType
+
+from ..errors import CompileError
+from .analysis import BufferType
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+PTR = ir.PointerType()  # LLVM 22 has only opaque pointers
+
+
+def llvm_type(t) -> ir.Type:
+    """The llvmlite type of an xDSL scalar or memref type (a memref is a bare pointer)."""
+    if isinstance(t, IndexType):
+        return I64  # index is 64-bit on every host we target (x86-64)
+    if isinstance(t, IntegerType):
+        return ir.IntType(t.width.data)
+    if isinstance(t, Float64Type):
+        return ir.DoubleType()
+    if isinstance(t, Float32Type):
+        return ir.FloatType()
+    if isinstance(t, MemRefType):
+        return PTR
+    raise CompileError(f"type {t} is not supported by the LLVM backend")
+
+
+def element_llvm_type(buf: BufferType) -> ir.Type:
+    """The llvmlite element type of a buffer."""
+    return {
+        "float64": ir.DoubleType(),
+        "float32": ir.FloatType(),
+        "int64": I64,
+        "int32": I32,
+    }[buf.dtype]

@@ -1,0 +1,146 @@
+"""The runtime table that lets native code validate numpy arrays by itself.
+
+Why: checking shape, dtype, contiguity, writability and overlap of six
+arrays in Python costs about 1 us (each `a.shape`, `a.flags.x` builds an
+object, and `a.__array_interface__` alone costs 0.8 us), which is the whole
+per-call budget. The `<entry>_checked` function (llvm_entry.py) instead reads
+the fields of the argument tuple and of each `ndarray` object directly, the
+way numpy's own C macros (`PyArray_DATA`, `PyArray_DIMS`, ...) do, and calls
+the kernel only if every check passes.
+
+Algorithm: the struct offsets are not baked into the IR (which is cached on
+disk and must not depend on one process); they live in a per-entry table of
+int64 slots that Python fills after loading the object code:
+
+    slot  RT_NDARRAY_TYPE    address of the `numpy.ndarray` type object
+    slot  RT_OFF_OB_TYPE     offset of `ob_type` in every PyObject
+    slot  RT_OFF_TUPLE_SIZE  offset of `ob_size` in a tuple
+    slot  RT_OFF_TUPLE_ITEMS offset of `ob_item[0]` in a tuple
+    slot  RT_OFF_DATA ...    offsets of data / nd / dimensions / descr / flags
+                             in numpy's `PyArrayObject_fields`
+    slot  RT_WORKSPACE       address of the entry's workspace buffer
+    slot  RT_DESCR + k       address of the canonical dtype object of
+                             DTYPE_ORDER[k] (exact type match by identity)
+    slot  RT_READY           1 once the table is filled
+
+`probe_layout()` derives every offset from the public numpy ABI and then
+*verifies* it on live objects (arrays of different ranks, a read-only and a
+non-contiguous view, a tuple); if anything disagrees it returns None and the
+call path validates in Python only (correct, just slower). Any argument the
+native check does not accept (wrong type, subclass, non-canonical dtype
+object, bad shape...) makes `<entry>_checked` return 1 without running the
+kernel, and Python redoes the checks to raise the precise error.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import struct
+import sys
+
+import numpy as np
+
+DTYPE_ORDER = ("float64", "float32", "int64", "int32")
+
+RT_READY = 0
+RT_NDARRAY_TYPE = 1
+RT_OFF_OB_TYPE = 2
+RT_OFF_TUPLE_SIZE = 3
+RT_OFF_TUPLE_ITEMS = 4
+RT_OFF_DATA = 5
+RT_OFF_ND = 6
+RT_OFF_DIMS = 7
+RT_OFF_DESCR = 8
+RT_OFF_FLAGS = 9
+RT_WORKSPACE = 10
+RT_DESCR = 11
+RT_SLOTS = RT_DESCR + len(DTYPE_ORDER)
+
+# numpy's public flag bits (ndarraytypes.h); part of its stable C API.
+NPY_C_CONTIGUOUS = 0x0001
+NPY_ALIGNED = 0x0100
+NPY_WRITEABLE = 0x0400
+
+_PTR = struct.calcsize("P")
+
+
+def _read_ptr(addr: int) -> int:
+    return ctypes.c_void_p.from_address(addr).value or 0
+
+
+def _read_int(addr: int) -> int:
+    return ctypes.c_int.from_address(addr).value
+
+
+@functools.lru_cache(maxsize=1)
+def probe_layout() -> dict[int, int] | None:
+    """Return {slot: value} for every slot except RT_WORKSPACE, or None if unverified."""
+    if sys.implementation.name != "cpython" or _PTR != 8:
+        return None
+    # PyObject_HEAD is (ob_refcnt, ob_type); PyVarObject adds ob_size;
+    # PyArrayObject_fields is: data, nd, dimensions, strides, base, descr, flags.
+    head = 2 * _PTR
+    layout = {
+        RT_OFF_OB_TYPE: _PTR,
+        RT_OFF_TUPLE_SIZE: head,
+        RT_OFF_TUPLE_ITEMS: head + _PTR,
+        RT_OFF_DATA: head,
+        RT_OFF_ND: head + _PTR,
+        RT_OFF_DIMS: head + 2 * _PTR,
+        RT_OFF_DESCR: head + 5 * _PTR,
+        RT_OFF_FLAGS: head + 6 * _PTR,
+        RT_NDARRAY_TYPE: id(np.ndarray),
+    }
+    for k, name in enumerate(DTYPE_ORDER):
+        layout[RT_DESCR + k] = id(np.dtype(name))
+    try:
+        ok = _verify(layout)
+    except (ValueError, OverflowError):
+        ok = False
+    return layout if ok else None
+
+
+def _verify(layout: dict[int, int]) -> bool:
+    base = np.zeros((3, 5, 7))
+    samples = [base, np.zeros(11, dtype=np.float32), base[:, ::2], np.zeros((2, 4), dtype=np.int64)]
+    readonly = np.zeros(6, dtype=np.int32)
+    readonly.flags.writeable = False
+    samples.append(readonly)
+    for a in samples:
+        obj = id(a)
+        if _read_ptr(obj + layout[RT_OFF_OB_TYPE]) != layout[RT_NDARRAY_TYPE]:
+            return False
+        if _read_ptr(obj + layout[RT_OFF_DATA]) != a.__array_interface__["data"][0]:
+            return False
+        if _read_int(obj + layout[RT_OFF_ND]) != a.ndim:
+            return False
+        dims = _read_ptr(obj + layout[RT_OFF_DIMS])
+        if tuple((ctypes.c_int64 * a.ndim).from_address(dims)) != a.shape:
+            return False
+        if _read_ptr(obj + layout[RT_OFF_DESCR]) != layout[RT_DESCR + DTYPE_ORDER.index(a.dtype.name)]:
+            return False
+        flags = _read_int(obj + layout[RT_OFF_FLAGS])
+        if bool(flags & NPY_C_CONTIGUOUS) != a.flags.c_contiguous:
+            return False
+        if bool(flags & NPY_WRITEABLE) != a.flags.writeable or bool(flags & NPY_ALIGNED) != a.flags.aligned:
+            return False
+    probe = (samples[0], samples[1], samples[2])
+    if ctypes.c_ssize_t.from_address(id(probe) + layout[RT_OFF_TUPLE_SIZE]).value != 3:
+        return False
+    items = id(probe) + layout[RT_OFF_TUPLE_ITEMS]
+    return all(_read_ptr(items + i * _PTR) == id(x) for i, x in enumerate(probe))
+
+
+def fill_runtime_table(address: int, workspace_address: int) -> bool:
+    """Fill the table at `address`; return False (table left not-ready) if the ABI probe failed."""
+    layout = probe_layout()
+    table = (ctypes.c_int64 * RT_SLOTS).from_address(address)
+    table[RT_READY] = 0
+    if layout is None:
+        return False
+    for slot, value in layout.items():
+        table[slot] = value
+    table[RT_WORKSPACE] = workspace_address
+    table[RT_READY] = 1
+    return True
