@@ -44,8 +44,10 @@ _RULE_SETS: dict[str, RuleSet] = {DEFAULT_RULES.name: DEFAULT_RULES}
 
 
 def register_rule_set(rules: RuleSet, name: str | None = None) -> RuleSet:
-    """Make `rules` selectable as `autodiff{rules=<name>}` (default name: `rules.name`)."""
-    _RULE_SETS[name or rules.name] = rules
+    """Make `rules` selectable as `autodiff{rules=<name>}`; a given `name` also renames the set."""
+    if name is not None:
+        rules.name = name
+    _RULE_SETS[rules.name] = rules
     return rules
 
 

@@ -99,9 +99,9 @@ class RuleSet:
         self.mark_nondifferentiable(*other._nondifferentiable)
         return self
 
-    def without(self, *op_classes: type[Operation]) -> RuleSet:
+    def without(self, *op_classes: type[Operation], name: str | None = None) -> RuleSet:
         """A copy with these classes' rules and marks removed."""
-        return self.copy().remove(*op_classes)
+        return self.copy(name).remove(*op_classes)
 
     # -- querying -----------------------------------------------------------
     def _lookup(self, op_cls: type[Operation]):

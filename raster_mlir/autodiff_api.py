@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from raster_mlir.custom_rule import CustomRuleFunction
+from raster_mlir.custom_rule import CustomRuleFunction, keep_alive_during_trace
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError, with_location
 from raster_mlir.frontend.source import user_location
@@ -32,9 +32,10 @@ def _normalize_argnums(name: str, argnums, n_args: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence):
+def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callable):
     """Trace f (as a private callee) and emit grad / value_and_grad on the current trace."""
     scope = active_scope()
+    keep_alive_during_trace(scope.trace, f, f.fn, wrapper)
     loc = user_location()
     where = str(loc) if loc else None
     try:
@@ -70,7 +71,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] | None = None) -> J
     target = jit(f)
 
     def value_and_grad_fn(*args):
-        results, _ = _emit(R.ValueAndGradOp, target, argnums, args)
+        results, _ = _emit(R.ValueAndGradOp, target, argnums, args, value_and_grad_fn)
         grads = results[1:]
         return results[0], (grads[0] if isinstance(argnums, int) else tuple(grads))
 
@@ -82,7 +83,7 @@ def grad(f: Callable, argnums: int | Sequence[int] | None = None) -> JitFunction
     target = jit(f)
 
     def grad_fn(*args):
-        grads, _ = _emit(R.GradOp, target, argnums, args)
+        grads, _ = _emit(R.GradOp, target, argnums, args, grad_fn)
         return grads[0] if isinstance(argnums, int) else tuple(grads)
 
     return JitFunction(grad_fn, name=f"grad_{target.name}")

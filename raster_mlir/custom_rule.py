@@ -33,6 +33,7 @@ second inline pass then inlines everything.
 
 from __future__ import annotations
 
+import linecache
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +46,17 @@ from raster_mlir.frontend.pytree import unflatten
 from raster_mlir.frontend.source import SourceLocation, user_location
 from raster_mlir.frontend.tracer import FunctionScope, TracedArray, active_scope
 from raster_mlir.jit import JitFunction
+
+
+def keep_alive_during_trace(trace, *objects) -> None:
+    """Hold `objects` as long as the module trace lives.
+
+    The trace shares traced callees by `id(fn)`; a function freed during the
+    trace (a lambda, the wrapper of a one-off `rm.grad(f)`) could hand its
+    id to the next one, which would then be mistaken for it.
+    """
+    held = trace.__dict__.setdefault("_raster_keep_alive", [])
+    held.extend(objects)
 
 
 class CustomRuleFunction(JitFunction):
@@ -97,6 +109,7 @@ class CustomRuleFunction(JitFunction):
                 str(loc) if loc else None,
             )
         types = tuple(arg_types)
+        keep_alive_during_trace(scope.trace, self, self.fn, self.rule_fn)
         key = ("custom_rule", id(self.fn), types)
         symbol, tree = scope.trace.trace_function(self.fn, self.name, list(types), key=key)
         callee = scope.trace.function(symbol)
@@ -164,7 +177,12 @@ def _definition_site(fn: Callable) -> str | None:
     code = getattr(fn, "__code__", None)
     if code is None:
         return None
-    return str(SourceLocation(code.co_filename, code.co_firstlineno, 0))
+    line = code.co_firstlineno  # the first decorator's line; step to the `def`
+    for candidate in range(line, line + 10):
+        if linecache.getline(code.co_filename, candidate).lstrip().startswith(("def ", "async def ")):
+            line = candidate
+            break
+    return str(SourceLocation(code.co_filename, line, 0))
 
 
 def custom_rule(fn: Callable | None = None, *, rule: Callable | None = None):
