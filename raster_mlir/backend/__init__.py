@@ -16,11 +16,19 @@ Public facade (what the compile API calls):
 
     ArgSpec(shape, dtype, written=False, name=None, align=None)
 
+    emit_llvm(module, *, opt_level=3, use_cache=True) -> CompiledModule
+        # inspection (the CLI's --emit=llvm|llvm-opt|asm): every public function
+        # that qualifies as an entry gets entry points; .llvm_ir,
+        # .llvm_ir_optimized, .asm, .entries (names), .cache_hit
+
 `NativeFunction(*arrays)` runs the entry on numpy arrays (one per buffer
 argument, in order) and returns None; results are in the written buffers.
 It refuses, never coerces, bad arguments (see `call.py`). Attributes:
 `.llvm_ir`, `.llvm_ir_optimized`, `.asm`, `.workspace_bytes`, `.cache_hit`,
 `.cache_source`, `.compile_seconds`, `.arg_specs`, `.native_checks`.
+
+`aligned_empty(shape, dtype)` / `aligned_zeros` allocate 64-byte aligned
+arrays, the fastest case for 512-bit loads (arrays.py).
 
 The loop-level IR contract: `func.func` ops whose arguments are static,
 row-major memrefs of f64/f32 (i64/i32 accepted too), returning nothing
@@ -45,6 +53,7 @@ from collections.abc import Sequence
 
 from xdsl.dialects.builtin import ModuleOp
 
+from .arrays import aligned_empty, aligned_zeros
 from .call import AlignmentError, AliasingError, NativeFunction, NotContiguousError, ReadOnlyError
 from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
 from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
@@ -52,6 +61,8 @@ from .specs import ArgSpec
 from .target import host_target
 
 __all__ = [
+    "aligned_empty",
+    "aligned_zeros",
     "AlignmentError",
     "AliasingError",
     "ArgSpec",
@@ -62,6 +73,7 @@ __all__ = [
     "cache_enabled",
     "clear_memory_cache",
     "compile_module",
+    "emit_llvm",
     "emit_module",
     "host_target",
 ]
@@ -98,3 +110,45 @@ def compile_module(
         cache_source=result.source,
         compile_seconds=time.perf_counter() - t0,  # emission + cache lookup/compile + load
     )
+
+
+class CompiledModule:
+    """A whole module compiled for inspection: IR before/after optimisation and assembly."""
+
+    def __init__(self, jit, entries: list[str], cache_source: str | None):
+        self._jit = jit
+        self.entries = entries
+        self.cache_source = cache_source
+        self.cache_hit = cache_source is not None
+
+    @property
+    def llvm_ir(self) -> str:
+        return self._jit.llvm_ir
+
+    @property
+    def llvm_ir_optimized(self) -> str:
+        return self._jit.llvm_ir_optimized
+
+    @property
+    def asm(self) -> str:
+        return self._jit.asm
+
+
+def emit_llvm(module: ModuleOp, *, opt_level: int = 3, use_cache: bool = True) -> CompiledModule:
+    """Compile every function of `module` (entry points for each public, buffer-only,
+    result-less function) and return the inspection texts."""
+    from xdsl.dialects.builtin import MemRefType
+    from xdsl.dialects.func import FuncOp
+
+    entries = [
+        op.sym_name.data
+        for op in module.ops
+        if isinstance(op, FuncOp)
+        and (op.sym_visibility is None or op.sym_visibility.data == "public")
+        and not op.function_type.outputs.data
+        and all(isinstance(t, MemRefType) for t in op.function_type.inputs.data)
+    ]
+    options = EmitOptions(target=host_target())
+    emitted = emit_module(module, entries, options)
+    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache)
+    return CompiledModule(result.module, entries, result.source)

@@ -1,0 +1,86 @@
+"""The vectorisation hints reach LLVM and have the effect they are there for."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from backend_programs import load
+
+from raster_mlir.backend import compile_module, host_target
+
+needs_avx512 = pytest.mark.skipif(not host_target().has_avx512f, reason="host has no avx512f")
+
+
+@pytest.fixture(scope="module")
+def matvec_f64():
+    return load("matvec", "f64", M=128, K=784)
+
+
+@needs_avx512
+def test_matvec_f64_uses_512_bit_vectors(matvec_f64):
+    f = compile_module(matvec_f64, "matvec")
+    assert "<8 x double>" in f.llvm_ir_optimized
+    assert "zmm" in f.asm
+    assert re.search(r"vfmadd\w*pd\s+.*zmm", f.asm), "contract should turn mul+add into a 512-bit FMA"
+
+
+@needs_avx512
+def test_matvec_f32_uses_512_bit_vectors():
+    f = compile_module(load("matvec", "f32", M=128, K=784), "matvec")
+    assert "<16 x float>" in f.llvm_ir_optimized
+
+
+@needs_avx512
+def test_without_prefer_vector_width_llvm_picks_256_bits(matvec_f64):
+    f = compile_module(matvec_f64, "matvec", prefer_vector_width=0)
+    assert '"prefer-vector-width"' not in f.llvm_ir
+    assert "<8 x double>" not in f.llvm_ir_optimized
+    assert "<4 x double>" in f.llvm_ir_optimized
+
+
+def test_reduction_stays_scalar_without_reassoc_or_loop_hint(matvec_f64):
+    f = compile_module(matvec_f64, "matvec", fastmath=(), loop_vectorize_hints=False)
+    assert not re.search(r"<\d+ x double>", f.llvm_ir_optimized)
+
+
+def test_loop_hint_alone_vectorises_the_reduction(matvec_f64):
+    f = compile_module(matvec_f64, "matvec", fastmath=())
+    assert re.search(r"<\d+ x double>", f.llvm_ir_optimized)
+    assert "vfmadd" not in f.asm  # no `contract`, no FMA
+
+
+def test_reassoc_alone_vectorises_the_reduction(matvec_f64):
+    f = compile_module(matvec_f64, "matvec", fastmath=("reassoc",), loop_vectorize_hints=False)
+    assert re.search(r"<\d+ x double>", f.llvm_ir_optimized)
+
+
+def test_hints_in_unoptimised_ir(matvec_f64):
+    ir = compile_module(matvec_f64, "matvec").llvm_ir
+    assert "fmul contract reassoc double" in ir and "fadd contract reassoc double" in ir
+    assert "nnan" not in ir and "ninf" not in ir
+    # Exactly the inner loop carries a distinct, self-referencing loop ID.
+    assert len(re.findall(r"!llvm.loop !\d+", ir)) == 1
+    assert re.search(r"!(\d+) = distinct !\{ !\1, !\d+ \}", ir)
+    assert '!{ !"llvm.loop.vectorize.enable", i1 1 }' in ir
+    header = next(line for line in ir.splitlines() if line.startswith('define void @"matvec"('))
+    assert header.count("noalias") == 5  # four buffers and the workspace
+    assert header.count("captures(none)") == 5
+    assert "dereferenceable(802816)" in header  # 128 * 784 * 8 bytes
+    assert f'"target-cpu"="{host_target().cpu_name}"' in header
+    if host_target().has_avx512f:
+        assert '"prefer-vector-width"="512"' in header
+
+
+def test_libm_loops_get_no_forced_vectorisation():
+    ir = compile_module(load("softmax_rows", "f64", M=2, N=9), "softmax").llvm_ir
+    # Three innermost loops; the one calling exp is left to the cost model.
+    assert len(re.findall(r"!llvm.loop !\d+", ir)) == 2
+    assert "call contract reassoc double @\"llvm.exp.f64\"" in ir
+
+
+def test_functions_called_internally_get_no_noalias():
+    ir = compile_module(load("calls", "f64", N=5), "entry").llvm_ir
+    for name in ("scale_add", "square_plus_one", "dot"):
+        header = next(line for line in ir.splitlines() if line.startswith("define internal") and f'@"{name}"' in line)
+        assert header.count("noalias") == 1  # only the workspace slice
