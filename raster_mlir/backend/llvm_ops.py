@@ -72,7 +72,7 @@ LIBM_OPS = frozenset(
     }
 )
 
-FLOAT_BINOPS = {"arith.addf": "fadd", "arith.subf": "fsub", "arith.mulf": "fmul", "arith.divf": "fdiv", "arith.remf": "frem"}
+FLOAT_BINOPS = {"arith.addf": "fadd", "arith.subf": "fsub", "arith.mulf": "fmul", "arith.divf": "fdiv"}
 INT_BINOPS = {
     "arith.addi": "add",
     "arith.subi": "sub",

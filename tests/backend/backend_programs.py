@@ -2,7 +2,9 @@
 
 The files are `string.Template`s: `${N}`, `${M}`, `${K}` are sizes, `${T}` the
 element type (f64 or f32) and `${NEG_INF}` the matching -inf literal, so one
-program serves every size (remainders included) and both precisions.
+program serves every size (remainders included) and both precisions. The
+single-op programs also take `${OP}` (an op name) or `${PRED}`/`${IPRED}`
+(comparison predicates).
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ def context() -> Context:
     return ctx
 
 
-def source(name: str, T: str = "f64", **sizes: int) -> str:
+def source(name: str, T: str = "f64", **params) -> str:
     text = (CORPUS / f"{name}.mlir").read_text()
-    return string.Template(text).substitute(T=T, NEG_INF=NEG_INF[T], **{k: str(v) for k, v in sizes.items()})
+    return string.Template(text).substitute(T=T, NEG_INF=NEG_INF[T], **{k: str(v) for k, v in params.items()})
 
 
 def parse(text: str) -> ModuleOp:
     return Parser(context(), text).parse_module()
 
 
-def load(name: str, T: str = "f64", **sizes: int) -> ModuleOp:
-    return parse(source(name, T, **sizes))
+def load(name: str, T: str = "f64", **params) -> ModuleOp:
+    return parse(source(name, T, **params))
