@@ -42,7 +42,7 @@ Before:
       func.return %1 : tensor<f64>
     }
     func.func @main(%x: tensor<3xf64>) -> tensor<3xf64> {
-      %g = raster.grad @f(%x) argnums = array<i64: 0> : (tensor<3xf64>) -> tensor<3xf64>
+      %g = raster.grad @f(%x) argnums = [0] : (tensor<3xf64>) -> tensor<3xf64>
       func.return %g : tensor<3xf64>
     }
 After:

@@ -68,13 +68,16 @@ class CustomRuleFunction(JitFunction):
         self._tracing_rule: set[tuple] = set()
 
     def rule(self, rule_fn: Callable) -> Callable:
-        """Decorator: use `rule_fn(*inputs, outputs, cotangents)` as this function's reverse rule."""
+        """Decorator: use `rule_fn(*inputs, outputs, cotangents)` as this function's reverse rule.
+
+        A new rule applies to what is compiled afterwards; functions already
+        compiled keep the rule they were traced with (as jit caches do).
+        """
         if isinstance(rule_fn, JitFunction):
             rule_fn = rule_fn.fn
         if not callable(rule_fn):
             raise GradientError(f"{self.name}.rule: expected a function, got {type(rule_fn).__name__}")
         self.rule_fn = rule_fn
-        self._compiled.clear()  # compiled gradients used the previous rule
         return rule_fn
 
     def __call__(self, *args):
