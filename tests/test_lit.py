@@ -6,13 +6,15 @@ import sys
 
 import pytest
 
-HERE = os.path.join(os.path.dirname(__file__), "filecheck")
+TESTS = os.path.dirname(__file__)
+# Folders of .mlir tests with RUN lines; the configuration is tests/lit.cfg.py.
+SUITES = [os.path.join(TESTS, "filecheck"), os.path.join(TESTS, "autodiff", "filecheck")]
 
 
 def test_lit_suite():
     pytest.importorskip("lit")
     result = subprocess.run(
-        [sys.executable, "-c", "from lit.main import main; main()", "-v", HERE],
+        [sys.executable, "-c", "from lit.main import main; main()", "-v", *SUITES],
         capture_output=True,
         text=True,
         timeout=600,

@@ -149,6 +149,7 @@ class ModuleTrace:
         self._functions: dict[tuple, tuple[str, Any]] = {}
         self._in_progress: set[tuple] = set()
         self._names: set[str] = set()
+        self._keepalive: list[Callable] = []
 
     def unique_name(self, base: str) -> str:
         name = re.sub(r"[^A-Za-z0-9_]", "_", base) or "fn"
@@ -167,6 +168,9 @@ class ModuleTrace:
         """
         if key is not None and key in self._functions:
             return self._functions[key]
+        if key is not None:
+            # Keys hold id(fn): keep fn alive for the whole trace so its id cannot be reused.
+            self._keepalive.append(fn)
         if key is not None and key in self._in_progress:
             raise TraceError(
                 f"{name} calls itself: recursion cannot be traced (shapes would have to stop it)"
