@@ -8,7 +8,7 @@ Structured control flow is expanded into basic blocks:
     scf.for   pre ─► header: iv = phi [lb, pre], [iv+step, latch]
                              acc_k = phi [init_k, pre], [yield_k, latch]
                              br (iv <s ub), body, exit
-              body ... latch: br header  !llvm.loop (innermost loops only)
+              body ... latch: br header  !llvm.loop (loops chosen by loop_hints.py)
               exit: the loop's results are the header's acc phis
     scf.if    br cond, then, else ─► merge: result_k = phi [then_k], [else_k]
 
@@ -35,16 +35,9 @@ from xdsl.ir import Block, Operation, SSAValue
 
 from ..errors import CompileError
 from .analysis import BufferType, FunctionInfo, buffer_type
-from .llvm_ops import LIBM_OPS, OpTranslator
+from .llvm_ops import OpTranslator
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
-
-def _contains_loop(region_owner: Operation) -> bool:
-    return any(inner.name == "scf.for" for inner in region_owner.walk() if inner is not region_owner)
-
-
-def _contains_libm_call(region_owner: Operation) -> bool:
-    return any(inner.name in LIBM_OPS for inner in region_owner.walk())
-
+from .loop_hints import should_force_vectorize
 
 class FunctionBodyEmitter(OpTranslator):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
@@ -224,7 +217,7 @@ class FunctionBodyEmitter(OpTranslator):
         latch = b.block
         nxt = b.add(iv, step, flags=("nsw",))
         back = b.branch(header)
-        md = self.mctx.loop_metadata(innermost=not _contains_loop(op), calls_libm=_contains_libm_call(op))
+        md = self.mctx.loop_metadata(force_vectorize=should_force_vectorize(op, self.info.name))
         if md is not None:
             back.set_metadata("llvm.loop", md)
         iv.add_incoming(nxt, latch)

@@ -20,12 +20,16 @@ Vectorisation hints, each on purpose:
   needs it (the vectoriser starts an fadd reduction from the scalar start
   value) and `-0.0` results stay exact. Not `arcp`/`afn`: they change
   results by more than a re-association.
-- `llvm.loop` metadata `llvm.loop.vectorize.enable` on innermost loops that
-  contain no libm call: it overrides the cost model's hesitation (runtime
-  alias checks, short trip counts). Loops calling exp/log/tanh are left to
-  the cost model, because x86 lowers `llvm.exp` on vectors back to one
-  scalar libm call per lane, so forcing those loops only adds shuffles.
-  Outer loops get nothing: LLVM vectorises innermost loops only.
+- `llvm.loop` metadata `llvm.loop.vectorize.enable` on the loops that
+  `loop_hints.should_force_vectorize` accepts (innermost, no calls, no libm
+  maths, no loop-carried memory dependence): it overrides the cost model's
+  hesitation (runtime alias checks, short trip counts) and, like
+  `reassoc`, licenses reordering a float reduction. It is not put on every
+  loop because LLVM prints a "loop not vectorized" warning on stderr for
+  each forced loop it cannot vectorise, and because loops calling
+  exp/log/tanh gain nothing (x86 lowers a vector `llvm.exp` back to one
+  scalar libm call per lane). Outer loops get nothing: LLVM vectorises
+  innermost loops only.
 - Buffer arguments: `noundef captures(none) dereferenceable(<nbytes>)
   align(<alignment>)`, plus `noalias` on the entry functions' buffers. The
   `noalias` promise holds because the call path (call.py) refuses a call in
@@ -161,9 +165,9 @@ class ModuleEmitter:
         fn.attributes.add("nounwind")
         return fn
 
-    def loop_metadata(self, innermost: bool, calls_libm: bool):
+    def loop_metadata(self, force_vectorize: bool):
         """A fresh loop ID for one loop, or None (policy in the module docstring)."""
-        if not (self.options.loop_vectorize_hints and innermost and not calls_libm):
+        if not (self.options.loop_vectorize_hints and force_vectorize):
             return None
         if self._vectorize_enable is None:
             self._vectorize_enable = self.llmod.add_metadata(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from backend_programs import load
 
-from raster_mlir.backend import compile_module, host_target
+from raster_mlir.backend import compile_module, emit_module, host_target
+from raster_mlir.backend.jit import optimize_and_codegen
 
 needs_avx512 = pytest.mark.skipif(not host_target().has_avx512f, reason="host has no avx512f")
 
@@ -84,3 +86,44 @@ def test_functions_called_internally_get_no_noalias():
     for name in ("scale_add", "square_plus_one", "dot"):
         header = next(line for line in ir.splitlines() if line.startswith("define internal") and f'@"{name}"' in line)
         assert header.count("noalias") == 1  # only the workspace slice
+
+
+def test_loop_carried_dependence_gets_no_hint_and_no_llvm_warning(capfd):
+    f = compile_module(load("prefix_sum", "f64", N=100), "cumsum")
+    assert "!llvm.loop" not in f.llvm_ir
+    x, y = np.arange(100.0), np.zeros(100)
+    f(x, y)
+    np.testing.assert_array_equal(y, np.cumsum(x))
+    assert "loop not vectorized" not in capfd.readouterr().err
+
+
+def test_forcing_a_non_vectorisable_loop_would_warn(capfd):
+    # Why the hint is screened: the same loop with the hint forced by hand.
+    from raster_mlir.backend.llvm_emit import EmitOptions, ModuleEmitter
+
+    emitter = ModuleEmitter(load("prefix_sum", "f64", N=100), EmitOptions())
+    original = emitter.loop_metadata
+    emitter.loop_metadata = lambda force_vectorize: original(force_vectorize=True)
+    ir = emitter.emit({"cumsum": None}).llvm_ir
+    optimize_and_codegen(ir, host_target(), 3)
+    assert "loop not vectorized" in capfd.readouterr().err
+
+
+CORPUS_CASES = [
+    ("add", {"N": 129}),
+    ("matvec", {"M": 7, "K": 129}),
+    ("relu", {"M": 3, "N": 129}),
+    ("softmax_rows", {"M": 3, "N": 129}),
+    ("sum_rank0", {"N": 129}),
+    ("calls", {"N": 129}),
+    ("elementwise_mix", {"N": 129}),
+    ("prefix_sum", {"N": 129}),
+]
+
+
+@pytest.mark.parametrize("T", ["f64", "f32"])
+@pytest.mark.parametrize("name, sizes", CORPUS_CASES)
+def test_corpus_compiles_without_llvm_warnings(capfd, name, sizes, T):
+    emitted = emit_module(load(name, T, **sizes), [])
+    optimize_and_codegen(emitted.llvm_ir, host_target(), 3)
+    assert capfd.readouterr().err == ""

@@ -1,0 +1,59 @@
+"""Which loops get `llvm.loop.vectorize.enable`: a conservative legality screen.
+
+Forcing vectorisation is a promise to LLVM that we want it; when LLVM then
+cannot vectorise the loop, its WarnMissedTransformations pass prints
+"loop not vectorized: the optimizer was unable to perform the requested
+transformation" on the process's stderr, for every such loop, at every
+compile. So the hint goes only on loops that are clearly vectorisable and
+worth it. An `scf.for` qualifies when:
+
+1. it is innermost (LLVM vectorises innermost loops only);
+2. its body calls nothing: no `func.call`, and no math op that x86 lowers
+   to a scalar libm call (`llvm.exp` on a vector becomes one `exp` call per
+   lane, so forcing only adds shuffles);
+3. it has no loop-carried dependence through memory: for every buffer the
+   body stores to, every load and store of that buffer inside the body uses
+   the very same index SSA values, and the last index is the loop's
+   induction variable (so iteration k touches only its own elements).
+   Reductions through `iter_args` are fine: with `reassoc` (or the hint
+   itself) LLVM vectorises them.
+
+Loops that fail the screen are left to LLVM's cost model, which still
+vectorises many of them (the `reassoc` flag and `noalias` arguments help).
+"""
+
+from __future__ import annotations
+
+from xdsl.ir import Operation
+
+from .analysis import memref_root
+from .llvm_ops import LIBM_OPS
+
+
+def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
+    """True if `loop` (an scf.for) passes the screen in the module docstring."""
+    body = loop.body.blocks.first
+    iv = body.args[0]
+    accesses: dict[object, list[tuple]] = {}
+    stored: set[object] = set()
+    for op in loop.walk():
+        if op is loop:
+            continue
+        name = op.name
+        if name == "scf.for" or name == "func.call" or name in LIBM_OPS or name == "memref.copy":
+            return False
+        if name == "memref.load":
+            root = memref_root(op.operands[0], fn_name)
+            accesses.setdefault(root, []).append(tuple(op.operands[1:]))
+        elif name == "memref.store":
+            root = memref_root(op.operands[1], fn_name)
+            accesses.setdefault(root, []).append(tuple(op.operands[2:]))
+            stored.add(root)
+    for root in stored:
+        index_lists = set(accesses[root])
+        if len(index_lists) != 1:
+            return False
+        (indices,) = index_lists
+        if not indices or indices[-1] is not iv:
+            return False
+    return True
