@@ -3,12 +3,17 @@
 Algorithm, per `func.func`:
 1. The signature becomes destination-passing: `(inputs..., outputs..., constants...) -> ()`.
    Each tensor argument becomes a memref of the same shape; each result gets an
-   output buffer the caller provides; each `raster.constant` becomes a hidden
-   trailing argument whose value is kept in the function attribute
-   `raster.constants` (the caller passes those arrays; no data in the IR body).
+   output buffer the caller provides, except results that the function
+   attribute `raster.result_aliases` (one input index or -1 per result) sends
+   into an input's buffer (a train step's parameters, updated in place);
+   each `raster.constant` becomes a hidden trailing argument whose value is
+   kept in the function attribute `raster.constants` (the caller passes those
+   arrays; no data in the IR body).
 2. Ops are lowered in program order. A value's storage is decided once:
    a `raster.fill` stays a scalar constant folded into its consumers; a value
-   returned from the function is computed straight into its output buffer;
+   returned from the function is computed straight into its output buffer (into
+   an aliased input only when nothing reads that input afterwards, else it is
+   copied there at the end);
    every other value gets a `memref.alloc` in the entry block (the backend
    turns those into one workspace; no allocation happens inside loops).
 3. Each op becomes a loop nest whose innermost loop walks the unit-stride
@@ -42,7 +47,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, TensorType
-from xdsl.ir import Block, OpResult, Region, SSAValue
+from xdsl.ir import Block, Operation, OpResult, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
@@ -57,13 +62,49 @@ def memref_of(t: TensorType) -> MemRefType:
     return MemRefType(t.element_type, t.get_shape())
 
 
+def result_aliases(function: func.FuncOp, n_results: int) -> list[int]:
+    """Per result, the input it is written into (`raster.result_aliases`), or -1 for a fresh output."""
+    attr = function.attributes.get("raster.result_aliases")
+    if attr is None:
+        return [-1] * n_results
+    aliases = list(attr.get_values())
+    if len(aliases) != n_results:
+        raise CompileError(f"lower-to-loops: @{function.sym_name.data} has {n_results} results but "
+                           f"raster.result_aliases lists {len(aliases)}")
+    return aliases
+
+
+def in_place_is_safe(block: Block, producer: Operation, target: SSAValue) -> bool:
+    """May `producer` write its result straight into the buffer of input `target`?
+
+    Yes when nothing reads `target` after `producer` runs, and `producer`
+    itself reads `target` (if at all) elementwise at the index it writes.
+    """
+    if len(producer.results) != 1:
+        return False
+    position = {op: i for i, op in enumerate(block.ops)}
+    for use in target.uses:
+        user = use.operation
+        if user is producer:
+            elementwise = isinstance(producer, (R.ElementwiseUnaryOp, R.ElementwiseBinaryOp))
+            if not elementwise or R.shape_of(target.type) != R.shape_of(producer.results[0].type):
+                return False
+        elif isinstance(user, func.ReturnOp):
+            continue
+        elif position.get(user, len(position)) > position[producer]:
+            return False
+    return True
+
+
 def lower_function(function: func.FuncOp) -> None:
     old_block = function.body.blocks.first
     inputs = list(function.function_type.inputs)
     ret = old_block.last_op
     if not isinstance(ret, func.ReturnOp):
         raise CompileError(f"lower-to-loops: @{function.sym_name.data} must end with func.return")
-    outputs = [v.type for v in ret.arguments]
+    results = list(ret.arguments)
+    aliases = result_aliases(function, len(results))
+    fresh = [k for k, a in enumerate(aliases) if a < 0]
     constants = [op for op in old_block.ops if isinstance(op, R.ConstantOp)]
     for op in old_block.ops:
         if isinstance(op, func.CallOp):
@@ -72,26 +113,39 @@ def lower_function(function: func.FuncOp) -> None:
                 "run `inline` first"
             )
 
-    arg_types = [memref_of(t) for t in [*inputs, *outputs]] + [memref_of(c.result.type) for c in constants]
+    arg_types = [memref_of(t) for t in inputs]
+    arg_types += [memref_of(results[k].type) for k in fresh]
+    arg_types += [memref_of(c.result.type) for c in constants]
     block = Block(arg_types=arg_types)
     for new, old in zip(block.args, old_block.args):
         new.name_hint = old.name_hint
-    for i, out in enumerate(block.args[len(inputs) : len(inputs) + len(outputs)]):
-        out.name_hint = f"out{i}"
+    for i, k in enumerate(fresh):
+        block.args[len(inputs) + i].name_hint = f"out{k}"
     b = LoopBuilder(block)
 
     storage: dict[SSAValue, Storage] = {}
     for new, old in zip(block.args, old_block.args):
         storage[old] = Buffer(new, R.shape_of(old.type))
-    output_args = block.args[len(inputs) : len(inputs) + len(outputs)]
-    for const, arg in zip(constants, block.args[len(inputs) + len(outputs) :]):
+    for const, arg in zip(constants, block.args[len(inputs) + len(fresh) :]):
         storage[const.result] = Buffer(arg, R.shape_of(const.result.type))
 
-    # Results computed in place: the first return slot of a value defined by an op here.
+    # Where each result must end up: a fresh output argument or an aliased input's buffer.
+    slot: list[SSAValue] = []
+    fresh_args = iter(block.args[len(inputs) : len(inputs) + len(fresh)])
+    for k, a in enumerate(aliases):
+        slot.append(block.args[a] if a >= 0 else next(fresh_args))
+    aliased_inputs = {block.args[a] for a in aliases if a >= 0}
+
+    # Results computed in place: the first slot of a value defined by an op here.
     destination: dict[SSAValue, SSAValue] = {}
-    for value, out in zip(ret.arguments, output_args):
-        if value not in destination and isinstance(value, OpResult) and not isinstance(value.owner, (R.FillOp, R.ConstantOp)):
-            destination[value] = out
+    for k, (value, out) in enumerate(zip(results, slot)):
+        if value in destination or not isinstance(value, OpResult):
+            continue
+        if isinstance(value.owner, (R.FillOp, R.ConstantOp)):
+            continue
+        if aliases[k] >= 0 and not in_place_is_safe(old_block, value.owner, old_block.args[aliases[k]]):
+            continue
+        destination[value] = out
 
     for op in old_block.ops:
         if op is ret or isinstance(op, R.ConstantOp):
@@ -109,10 +163,19 @@ def lower_function(function: func.FuncOp) -> None:
             outs.append(storage[result])
         recipe(b, op, [storage[o] for o in op.operands], outs)
 
-    # Return slots not filled in place: copy (inputs, fills, constants, repeated values).
-    for value, out in zip(ret.arguments, output_args):
-        if destination.get(value) is not out:
-            copy_into(b, storage[value], Buffer(out, R.shape_of(value.type)))
+    # Slots not filled in place get a copy, after every op has read what it needs.
+    for value, out in zip(results, slot):
+        if destination.get(value) is out:
+            continue
+        source = storage[value]
+        if isinstance(source, Buffer) and source.ref is out:
+            continue  # an aliased input returned unchanged
+        if isinstance(source, Buffer) and source.ref in aliased_inputs:
+            raise CompileError(
+                f"lower-to-loops: @{function.sym_name.data} returns input {source.ref.name_hint} into "
+                "another input's buffer while that input is itself overwritten"
+            )
+        copy_into(b, source, Buffer(out, R.shape_of(value.type)))
     b.add(func.ReturnOp())
 
     new_function = func.FuncOp(

@@ -28,7 +28,8 @@ from raster_mlir.passes.registry import parse_pipeline
 
 # Tensor-level passes; the default pipeline stops here when no native backend is asked for.
 TENSOR_PIPELINE = "inline,autodiff,inline,canonicalize,cse,dce"
-DEFAULT_PIPELINE = TENSOR_PIPELINE
+LOOP_PIPELINE = "lower-to-loops,fuse-loops"
+DEFAULT_PIPELINE = f"{TENSOR_PIPELINE},{LOOP_PIPELINE}"
 
 
 def make_context() -> Context:

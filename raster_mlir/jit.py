@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
+from xdsl.dialects.builtin import DenseArrayBase, i64
 
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline
 from raster_mlir.dialects import raster as R
@@ -26,6 +27,7 @@ from raster_mlir.errors import DTypeError, RasterError, ShapeError, TraceError, 
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES, ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.interpreter import interpret
+from raster_mlir.native import NativeEntry
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,14 @@ def signature_of(fn_name: str, args: Sequence[Any]) -> tuple[ArgSpec, ...]:
     return tuple(specs)
 
 
-def check_args(fn_name: str, specs: Sequence[ArgSpec], args: Sequence[Any]) -> list[np.ndarray]:
-    """Arrays for the interpreter path, refusing anything that differs from the signature."""
+def check_args(
+    fn_name: str, specs: Sequence[ArgSpec], args: Sequence[Any], written: set[int] = frozenset()
+) -> list[np.ndarray]:
+    """Arrays for the interpreter path, refusing anything that differs from the signature.
+
+    Inputs in `written` are updated in place, so they must be writeable,
+    C-contiguous arrays (not Python numbers).
+    """
     if len(args) != len(specs):
         raise TraceError(f"{fn_name}: expected {len(specs)} argument(s), got {len(args)}")
     arrays = []
@@ -79,6 +87,10 @@ def check_args(fn_name: str, specs: Sequence[ArgSpec], args: Sequence[Any]) -> l
             raise DTypeError(f"{fn_name}: argument {i} has dtype {a.dtype}, compiled for {NUMPY_DTYPES[spec.dtype]}")
         if tuple(a.shape) != spec.shape:
             raise ShapeError(f"{fn_name}: argument {i} has shape {a.shape}, compiled for {spec.shape}")
+        if i in written and not (a.flags.writeable and a.flags.c_contiguous):
+            raise DTypeError(
+                f"{fn_name}: argument {i} is updated in place, so it must be a writeable C-contiguous array"
+            )
         arrays.append(a)
     return arrays
 
@@ -98,6 +110,7 @@ class CompiledFunction:
         name: str | None = None,
         pipeline: str | None = None,
         dump: DumpOptions | None = None,
+        result_aliases: Sequence[int] | None = None,
     ):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "fn")
@@ -105,10 +118,22 @@ class CompiledFunction:
         trace = ModuleTrace()
         self.entry, self.out_tree = trace.trace_function(fn, self.name, [s.tensor_type for s in specs])
         self.module = trace.module
-        self.pipeline = StagedPipeline(pipeline if pipeline is not None else DEFAULT_PIPELINE, dump)
-        self.pipeline.run(self.module)
-        entry = next(op for op in self.module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == self.entry)
+        entry = trace.function(self.entry)
         self.result_types = list(entry.function_type.outputs)
+        self.result_aliases = tuple(result_aliases) if result_aliases is not None else (-1,) * len(self.result_types)
+        if len(self.result_aliases) != len(self.result_types):
+            raise RasterError(f"{self.name}: {len(self.result_aliases)} aliases for {len(self.result_types)} results")
+        if result_aliases is not None:
+            entry.attributes["raster.result_aliases"] = DenseArrayBase.from_list(i64, list(self.result_aliases))
+        self.pipeline = StagedPipeline(
+            pipeline if pipeline is not None else DEFAULT_PIPELINE, dump, snapshot_before="lower-to-loops"
+        )
+        self.pipeline.run(self.module)
+        # The tensor-level IR the reference interpreter runs (the module itself when no lowering ran).
+        self.reference_module = self.pipeline.snapshot or self.module
+        self.native = None
+        if self.pipeline.snapshot is not None:
+            self.native = NativeEntry(self.module, self.entry, self.specs, self.result_types, self.result_aliases)
 
     # -- inspection ---------------------------------------------------------
     @property
@@ -128,14 +153,30 @@ class CompiledFunction:
 
     # -- calling ------------------------------------------------------------
     def run_flat(self, args: Sequence[Any]) -> list[np.ndarray]:
-        """Call with the signature's arguments; returns the flat list of result arrays."""
-        arrays = check_args(self.name, self.specs, args)
-        return interpret(self.module, self.entry, arrays)
+        """Call with the signature's arguments; returns the flat list of result arrays.
+
+        Results aliased to an input (`result_aliases`) are written into that
+        input array, which is also what is returned for them.
+        """
+        if self.native is not None:
+            return self.native(args)
+        return self._interpret(args)
+
+    def _interpret(self, args: Sequence[Any]) -> list[np.ndarray]:
+        arrays = check_args(self.name, self.specs, args, written=self._written_inputs())
+        outs = interpret(self.reference_module, self.entry, arrays)
+        for k, a in enumerate(self.result_aliases):
+            if a >= 0:
+                np.copyto(arrays[a], outs[k])
+                outs[k] = arrays[a]
+        return outs
+
+    def _written_inputs(self) -> set[int]:
+        return {a for a in self.result_aliases if a >= 0}
 
     def run_reference(self, *args):
         """Run the tensor-level IR with the numpy reference interpreter (the test oracle)."""
-        arrays = check_args(self.name, self.specs, args)
-        return self._package(interpret(self.module, self.entry, arrays))
+        return self._package(self._interpret(args))
 
     def _package(self, outs: Sequence[np.ndarray]):
         """Results in the traced function's nesting; 0-d results as Python floats."""

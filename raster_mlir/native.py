@@ -1,0 +1,79 @@
+"""Calling a lowered function natively: the glue between `CompiledFunction` and the backend.
+
+The lowered entry takes `(inputs..., fresh outputs..., constants...)` (see
+`lower-to-loops`). `NativeEntry` compiles it once, keeps the constant arrays
+(from the function attribute `raster.constants`), and per call allocates
+the fresh output arrays and hands everything to the backend's checked call
+path, which validates shapes, dtypes, contiguity, writability and overlap
+before any native code runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+
+from raster_mlir import backend
+from raster_mlir.dialects import raster as R
+from raster_mlir.frontend.tracer import NUMPY_DTYPES
+
+
+class NativeEntry:
+    def __init__(self, module: ModuleOp, entry: str, specs, result_types, result_aliases: Sequence[int]):
+        function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry)
+        self.name = entry
+        self.n_inputs = len(specs)
+        self.input_specs = tuple(specs)
+        self.result_aliases = tuple(result_aliases)
+        self.fresh = [k for k, a in enumerate(result_aliases) if a < 0]
+        self.out_shapes = [(R.shape_of(result_types[k]), NUMPY_DTYPES[R.dtype_of(result_types[k])]) for k in self.fresh]
+        constants = function.attributes.get("raster.constants")
+        self.constants = []
+        if constants is not None:
+            for attr in constants.data:
+                t = attr.type
+                values = np.array(attr.get_values(), dtype=NUMPY_DTYPES[R.dtype_of(t)])
+                self.constants.append(values.reshape(R.shape_of(t)))
+        written = {a for a in result_aliases if a >= 0}
+        names = [a.name_hint for a in function.body.block.args]
+        arg_specs = []
+        for i, s in enumerate(specs):
+            arg_specs.append(backend.ArgSpec(s.shape, NUMPY_DTYPES[s.dtype].name, written=i in written, name=names[i]))
+        for k, (shape, dtype) in zip(self.fresh, self.out_shapes):
+            arg_specs.append(backend.ArgSpec(shape, dtype.name, written=True, name=f"out{k}"))
+        for j, c in enumerate(self.constants):
+            arg_specs.append(backend.ArgSpec(c.shape, c.dtype.name, name=f"constant{j}"))
+        self.function = backend.compile_module(module, entry, arg_specs)
+        self._scalar_dtypes = [NUMPY_DTYPES[s.dtype] if s.scalar else None for s in specs]
+
+    # -- inspection -------------------------------------------------------------
+    @property
+    def llvm_ir(self) -> str:
+        return self.function.llvm_ir
+
+    @property
+    def llvm_ir_optimized(self) -> str:
+        return self.function.llvm_ir_optimized
+
+    @property
+    def asm(self) -> str:
+        return self.function.asm
+
+    # -- calling ------------------------------------------------------------------
+    def __call__(self, args: Sequence[Any]) -> list[np.ndarray]:
+        inputs = list(args)
+        for i, dtype in enumerate(self._scalar_dtypes):
+            # Python numbers stand for 0-d arrays of the weakly typed dtype.
+            if dtype is not None and not isinstance(inputs[i], np.ndarray):
+                inputs[i] = np.array(inputs[i], dtype=dtype)
+        outs = [np.empty(shape, dtype) for shape, dtype in self.out_shapes]
+        self.function(*inputs, *outs, *self.constants)
+        results: list[np.ndarray] = []
+        fresh = iter(outs)
+        for a in self.result_aliases:
+            results.append(inputs[a] if a >= 0 else next(fresh))
+        return results

@@ -1,0 +1,133 @@
+"""`rm.compile_train_step`: forward, backward and optimiser update as ONE compiled function.
+
+The step is traced as one function
+
+    def step(*args, *optimizer_state, *step_scalars):
+        loss, grads = value_and_grad(loss_fn, argnums=params)(*args)
+        new_params, new_state = optimizer.update(params, grads, state, scalars)
+        return loss, new_params, new_state
+
+whose results alias its inputs: new parameters are written into the caller's
+parameter arrays and new state into the state arrays the step object owns
+(attribute `raster.result_aliases` on the traced function; lower-to-loops
+writes those results in place). After inlining, autodiff and fusion, the
+gradient of a weight matrix never exists as an array: its outer product is
+fused into the update loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from raster_mlir.errors import RasterError
+from raster_mlir.jit import ArgSpec, CompiledFunction, JitFunction, signature_of
+from raster_mlir.autodiff_api import value_and_grad
+from raster_mlir.frontend.tracer import NUMPY_DTYPES
+from raster_mlir.optim import SGD, Optimizer
+
+
+class TrainStep:
+    """A compiled train step; call it like the loss function, it returns the loss (a float)."""
+
+    def __init__(self, loss_fn: Callable, params: Sequence[int], optimizer: Optimizer, pipeline: str | None = None):
+        self.loss_fn = loss_fn.fn if isinstance(loss_fn, JitFunction) else loss_fn
+        self.name = getattr(self.loss_fn, "__name__", "loss")
+        self.params = tuple(params)
+        self.optimizer = optimizer
+        self.pipeline = pipeline
+        self.steps_taken = 0
+        # Per signature: the compiled step and the optimiser state arrays it updates in place.
+        self._entries: dict[tuple[ArgSpec, ...], tuple[CompiledFunction, list[np.ndarray]]] = {}
+        self._last: CompiledFunction | None = None
+
+    # -- building -------------------------------------------------------------
+    def _step_function(self, n_args: int):
+        loss_fn, params, opt = self.loss_fn, self.params, self.optimizer
+        n_state = opt.state_count() * len(params)
+
+        def train_step(*flat):
+            args = flat[:n_args]
+            state_flat = flat[n_args : n_args + n_state]
+            scalars = flat[n_args + n_state :]
+            loss, grads = value_and_grad(loss_fn, argnums=params)(*args)
+            per_param = opt.state_count()
+            states = [list(state_flat[i * per_param : (i + 1) * per_param]) for i in range(len(params))]
+            new_params, new_states = opt.update([args[i] for i in params], list(grads), states, list(scalars))
+            return (loss, *new_params, *[s for group in new_states for s in group])
+
+        train_step.__name__ = f"{self.name}_train_step"
+        return train_step
+
+    def lower(self, *args) -> CompiledFunction:
+        """The compiled step for these arguments' signature (compiled if new)."""
+        return self._entry(args)[0]
+
+    def _entry(self, args) -> tuple[CompiledFunction, list[np.ndarray]]:
+        specs = signature_of(self.name, args)
+        for i in self.params:
+            if not 0 <= i < len(args):
+                raise RasterError(f"compile_train_step: parameter index {i} out of range for {len(args)} arguments")
+            if specs[i].scalar:
+                raise RasterError(f"compile_train_step: parameter {i} must be an array, not a Python number")
+        entry = self._entries.get(specs)
+        if entry is None:
+            n_state = self.optimizer.state_count() * len(self.params)
+            state_specs = [specs[i] for i in self.params for _ in range(self.optimizer.state_count())]
+            dtype = specs[self.params[0]].dtype if self.params else "f64"
+            scalar_specs = [ArgSpec((), dtype) for _ in self.optimizer.step_scalars(1)]
+            all_specs = (*specs, *state_specs, *scalar_specs)
+            # Result k (after the loss) is written into input aliases[k].
+            aliases = [-1, *self.params, *range(len(args), len(args) + n_state)]
+            compiled = CompiledFunction(
+                self._step_function(len(args)), all_specs, name=f"{self.name}_train_step",
+                pipeline=self.pipeline, result_aliases=aliases,
+            )  # fmt: skip
+            state = [np.zeros(s.shape, dtype=NUMPY_DTYPES[s.dtype]) for s in state_specs]
+            entry = self._entries[specs] = (compiled, state)
+        self._last = entry[0]
+        return entry
+
+    # -- calling ----------------------------------------------------------------
+    def __call__(self, *args) -> float:
+        compiled, state = self._entry(args)
+        scalars = self.optimizer.step_scalars(self.steps_taken + 1)
+        outs = compiled.run_flat((*args, *state, *scalars))
+        self.steps_taken += 1
+        return float(outs[0])
+
+    # -- inspection (the last compiled signature) --------------------------------
+    def _inspected(self) -> CompiledFunction:
+        if self._last is None:
+            raise RasterError("the train step has not been compiled yet: call it (or .lower(*args)) first")
+        return self._last
+
+    def ir(self, stage: str | None = None) -> str:
+        return self._inspected().ir(stage)
+
+    @property
+    def stages(self) -> list[str]:
+        return self._inspected().stages
+
+    @property
+    def llvm_ir(self) -> str:
+        return self._inspected().llvm_ir
+
+    @property
+    def llvm_ir_optimized(self) -> str:
+        return self._inspected().llvm_ir_optimized
+
+    @property
+    def asm(self) -> str:
+        return self._inspected().asm
+
+
+def compile_train_step(
+    loss_fn: Callable,
+    params: Sequence[int] = (0,),
+    optimizer: Optimizer | None = None,
+    pipeline: str | None = None,
+) -> TrainStep:
+    """One native function per signature: loss, gradients and the in-place parameter update."""
+    return TrainStep(loss_fn, params, optimizer or SGD(), pipeline)
