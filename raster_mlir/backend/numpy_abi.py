@@ -19,9 +19,20 @@ int64 slots that Python fills after loading the object code:
     slot  RT_OFF_DATA ...    offsets of data / nd / dimensions / descr / flags
                              in numpy's `PyArrayObject_fields`
     slot  RT_WORKSPACE       address of the entry's workspace buffer
+    slot  RT_OFF_DESCR_TYPEOBJ, RT_OFF_DESCR_BYTEORDER
+                             offsets of `typeobj` and `byteorder` in a
+                             PyArray_Descr (the same in numpy 1.x and 2.x)
+    slot  RT_NATIVE_BYTEORDER  '<' or '>': the host's explicit byte order
     slot  RT_DESCR + k       address of the canonical dtype object of
-                             DTYPE_ORDER[k] (exact type match by identity)
+                             DTYPE_ORDER[k]
+    slot  RT_SCALAR_TYPE + k address of its scalar type (numpy.float64, ...)
     slot  RT_READY           1 once the table is filled
+
+A dtype matches when its descriptor is the canonical object, or when its
+scalar type is the wanted one and its byte order is native ('=', '|' or the
+host's explicit one); the second form accepts the equal-but-distinct dtype
+objects that unpickled arrays carry (multiprocessing hands arrays over
+that way), while a byte-swapped dtype still goes to the Python path.
 
 `probe_layout()` derives every offset from the public numpy ABI and then
 *verifies* it on live objects (arrays of different ranks, a read-only and a
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import pickle
 import struct
 import sys
 
@@ -54,8 +66,12 @@ RT_OFF_DIMS = 7
 RT_OFF_DESCR = 8
 RT_OFF_FLAGS = 9
 RT_WORKSPACE = 10
-RT_DESCR = 11
-RT_SLOTS = RT_DESCR + len(DTYPE_ORDER)
+RT_OFF_DESCR_TYPEOBJ = 11
+RT_OFF_DESCR_BYTEORDER = 12
+RT_NATIVE_BYTEORDER = 13
+RT_DESCR = 14
+RT_SCALAR_TYPE = RT_DESCR + len(DTYPE_ORDER)
+RT_SLOTS = RT_SCALAR_TYPE + len(DTYPE_ORDER)
 
 # numpy's public flag bits (ndarraytypes.h); part of its stable C API.
 NPY_C_CONTIGUOUS = 0x0001
@@ -91,9 +107,14 @@ def probe_layout() -> dict[int, int] | None:
         RT_OFF_DESCR: head + 5 * _PTR,
         RT_OFF_FLAGS: head + 6 * _PTR,
         RT_NDARRAY_TYPE: id(np.ndarray),
+        # PyArray_Descr: PyObject_HEAD, typeobj, then the chars kind, type, byteorder.
+        RT_OFF_DESCR_TYPEOBJ: head,
+        RT_OFF_DESCR_BYTEORDER: head + _PTR + 2,
+        RT_NATIVE_BYTEORDER: ord("<" if sys.byteorder == "little" else ">"),
     }
     for k, name in enumerate(DTYPE_ORDER):
         layout[RT_DESCR + k] = id(np.dtype(name))
+        layout[RT_SCALAR_TYPE + k] = id(np.dtype(name).type)
     try:
         ok = _verify(layout)
     except (ValueError, OverflowError):
@@ -125,6 +146,14 @@ def _verify(layout: dict[int, int]) -> bool:
             return False
         if bool(flags & NPY_WRITEABLE) != a.flags.writeable or bool(flags & NPY_ALIGNED) != a.flags.aligned:
             return False
+    for dtype in (pickle.loads(pickle.dumps(np.dtype("float64"))), np.dtype("float32"), np.dtype(">f8"), np.dtype("<i4")):
+        descr = _read_ptr(id(np.zeros(2, dtype=dtype)) + layout[RT_OFF_DESCR])
+        if descr != id(dtype):
+            return False
+        if _read_ptr(descr + layout[RT_OFF_DESCR_TYPEOBJ]) != id(dtype.type):
+            return False
+        if ctypes.c_char.from_address(descr + layout[RT_OFF_DESCR_BYTEORDER]).value != dtype.byteorder.encode():
+            return False
     probe = (samples[0], samples[1], samples[2])
     if ctypes.c_ssize_t.from_address(id(probe) + layout[RT_OFF_TUPLE_SIZE]).value != 3:
         return False
@@ -144,3 +173,12 @@ def fill_runtime_table(address: int, workspace_address: int) -> bool:
     table[RT_WORKSPACE] = workspace_address
     table[RT_READY] = 1
     return True
+
+
+def data_pointer(a: np.ndarray) -> int:
+    """The data address of ndarray `a` (a subclass too): a direct field read
+    when the layout is verified, else `__array_interface__`."""
+    layout = probe_layout()
+    if layout is None:
+        return a.__array_interface__["data"][0]
+    return _read_ptr(id(a) + layout[RT_OFF_DATA])

@@ -10,6 +10,7 @@ but the spec calls read-only (that would void the `noalias` promise).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ class ArgSpec:
         if self.align is not None and (self.align <= 0 or self.align & (self.align - 1)):
             raise CompileError(f"ArgSpec.align must be a power of two, got {self.align}")
 
-    @property
+    @functools.cached_property
     def np_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
 
