@@ -18,7 +18,8 @@ Algorithm (repeated until nothing changes, in every block up to `max-depth`):
 4. Store-to-load forwarding: in a block, a load of the element just stored
    (same buffer, same index values) takes the stored value.
 5. Temporaries (`memref.alloc`) that are never loaded any more are deleted
-   with their stores, and loops left without effect are removed.
+   with their stores, and loops left without effect are removed; steps 1-5
+   repeat while they change something.
 
 This one rule covers producer->consumer chains of elementwise ops, epilogue
 fusion (the bias/activation loop over the rows of a dense op merges with the
@@ -236,10 +237,15 @@ class FuseLoopsPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             stats = FusionStats()
-            fuse_block(function.body.block, 1, self.max_depth, stats)
-            forward_stores(function.body.block)
-            remove_dead_temporaries(function, stats)
-            remove_dead_code(function.body.block)
+            # Clean-up can enable more fusion (a removed temporary no longer blocks a move).
+            for _ in range(8):
+                before = (stats.loops_fused, stats.temporaries_removed)
+                fuse_block(function.body.block, 1, self.max_depth, stats)
+                forward_stores(function.body.block)
+                remove_dead_temporaries(function, stats)
+                remove_dead_code(function.body.block)
+                if (stats.loops_fused, stats.temporaries_removed) == before:
+                    break
             function.attributes["raster.fusion"] = DictionaryAttr(
                 {
                     "loops_fused": IntegerAttr(stats.loops_fused, i64),

@@ -74,7 +74,14 @@ class LoopBuilder:
 
     # -- loops --------------------------------------------------------------
     def loop(self, extent: int, inits: Sequence[SSAValue] = (), body: LoopBody | None = None) -> list[SSAValue]:
-        """for i in range(extent) carrying `inits`; body(i, *carried) returns the next carried values."""
+        """for i in range(extent) carrying `inits`; body(i, *carried) returns the next carried values.
+
+        A loop of one iteration is not built: its body runs in place with i = 0,
+        which keeps size-1 dimensions (reshapes to (n, 1), keepdims) loop-free.
+        """
+        if extent == 1:
+            yielded = body(self.index(0), *inits) if body else None
+            return list(yielded or [])
         block = Block(arg_types=[IndexType(), *[v.type for v in inits]])
         outer, self.block = self.block, block
         try:

@@ -151,6 +151,29 @@ class CompiledFunction:
             raise RasterError(f"no IR stage {stage!r}; stages are: {', '.join(self.stages)}")
         return self.pipeline.stages[stage]
 
+    @property
+    def llvm_ir(self) -> str:
+        """LLVM IR as emitted from the loop-level IR, before LLVM's optimisation."""
+        return self._native_or_error().llvm_ir
+
+    @property
+    def llvm_ir_optimized(self) -> str:
+        """LLVM IR after the O3 pipeline (vectorised loops show as `<8 x double>` etc.)."""
+        return self._native_or_error().llvm_ir_optimized
+
+    @property
+    def asm(self) -> str:
+        """Host assembly of the compiled module."""
+        return self._native_or_error().asm
+
+    def _native_or_error(self):
+        if self.native is None:
+            raise RasterError(
+                f"{self.name} was not compiled to native code: its pipeline {self.pipeline.spec!r} "
+                "has no lower-to-loops, so it runs in the reference interpreter"
+            )
+        return self.native
+
     # -- calling ------------------------------------------------------------
     def run_flat(self, args: Sequence[Any]) -> list[np.ndarray]:
         """Call with the signature's arguments; returns the flat list of result arrays.
