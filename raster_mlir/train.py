@@ -76,7 +76,7 @@ class TrainStep:
             n_state = self.optimizer.state_count() * len(self.params)
             state_specs = [specs[i] for i in self.params for _ in range(self.optimizer.state_count())]
             dtype = specs[self.params[0]].dtype if self.params else "f64"
-            scalar_specs = [ArgSpec((), dtype) for _ in self.optimizer.step_scalars(1)]
+            scalar_specs = [ArgSpec((), dtype, scalar=True) for _ in self.optimizer.step_scalars(1)]
             all_specs = (*specs, *state_specs, *scalar_specs)
             # Result k (after the loss) is written into input aliases[k].
             aliases = [-1, *self.params, *range(len(args), len(args) + n_state)]
