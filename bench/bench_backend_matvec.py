@@ -117,6 +117,10 @@ def paired_medians(fa, fb, *, number: int, repeat: int) -> tuple[float, float, f
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
 
 
+def compare_with_numpy(f, W, x, b, y) -> tuple[float, float, float]:
+    return paired_medians(lambda: f(W, x, b, y), lambda: W @ x + b, number=200, repeat=201)
+
+
 def bench_matvec(compile_module, aligned_empty) -> None:
     rng = np.random.default_rng(0)
     for T, dtype in (("f64", np.float64), ("f32", np.float32)):
@@ -132,7 +136,7 @@ def bench_matvec(compile_module, aligned_empty) -> None:
         for label, W in (("numpy-allocated W", W_default), ("64-byte aligned W", W_aligned)):
             f(W, x, b, y)
             err = np.abs(y - (W @ x + b)).max()
-            native, numpy_t, ratio = paired_medians(lambda: f(W, x, b, y), lambda: W @ x + b, number=200, repeat=201)
+            native, numpy_t, ratio = compare_with_numpy(f, W, x, b, y)
             offset = W.__array_interface__["data"][0] % 64
             print(
                 f"matvec 128x784 {T}, {label} (address mod 64 = {offset:2d}): native {native * 1e6:6.2f} us   "

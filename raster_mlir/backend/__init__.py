@@ -54,8 +54,8 @@ from collections.abc import Sequence
 from xdsl.dialects.builtin import ModuleOp
 
 from .arrays import aligned_empty, aligned_zeros
-from .call import AlignmentError, AliasingError, NativeFunction, NotContiguousError, ReadOnlyError
 from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
+from .call import AliasingError, AlignmentError, NativeFunction, NotContiguousError, ReadOnlyError
 from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
 from .specs import ArgSpec
 from .target import host_target

@@ -112,7 +112,9 @@ def buffer_type(t, where: str) -> BufferType:
         raise CompileError(f"{where}: memref {t} has a dynamic shape; the backend needs static shapes")
     dtype = _element_dtype(t.get_element_type())
     if dtype is None:
-        raise CompileError(f"{where}: memref {t} has element type {t.get_element_type()}; supported: f64, f32, i64, i32")
+        raise CompileError(
+            f"{where}: memref {t} has element type {t.get_element_type()}; supported: f64, f32, i64, i32"
+        )
     if not _is_identity_layout(t):
         raise CompileError(f"{where}: memref {t} has a non-identity layout; the backend needs row-major, offset 0")
     if not isinstance(t.memory_space, NoneAttr):

@@ -39,6 +39,7 @@ from .llvm_ops import OpTranslator
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
 from .loop_hints import should_force_vectorize
 
+
 class FunctionBodyEmitter(OpTranslator):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
@@ -184,7 +185,9 @@ class FunctionBodyEmitter(OpTranslator):
         if src_buf is None or dst_buf is None or src_buf != dst_buf:
             raise CompileError(f"@{self.info.name}: memref.copy needs two known buffers of the same type")
         memcpy = self.mctx.declare("llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, I64, I1])
-        self.builder.call(memcpy, [self.value(dst), self.value(src), ir.Constant(I64, src_buf.nbytes), ir.Constant(I1, 0)])
+        self.builder.call(
+            memcpy, [self.value(dst), self.value(src), ir.Constant(I64, src_buf.nbytes), ir.Constant(I1, 0)]
+        )
 
     # ---- structured control flow -----------------------------------------
 

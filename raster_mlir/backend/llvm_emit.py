@@ -196,7 +196,9 @@ class ModuleEmitter:
             if info is None:
                 raise CompileError(f"entry function @{name} is not defined in the module")
             if info.op.function_type.outputs.data:
-                raise CompileError(f"entry function @{name} returns values; entries must write results into argument buffers")
+                raise CompileError(
+                    f"entry function @{name} returns values; entries must write results into argument buffers"
+                )
             if len(info.buffer_arg_indices()) != len(info.arg_types):
                 raise CompileError(f"entry function @{name} takes non-memref arguments; entries take buffers only")
             specs[name] = reconcile_specs(info, entries[name])
@@ -234,7 +236,7 @@ class ModuleEmitter:
             if t.nbytes:
                 arg.attributes.dereferenceable = t.nbytes
             arg.attributes.align = (specs[i].align if entry else None) or t.itemsize
-            arg.name = (info.op.body.blocks.first.args[i].name_hint or f"arg{i}")
+            arg.name = info.op.body.blocks.first.args[i].name_hint or f"arg{i}"
         ws = fn.args[-1]
         ws.name = "workspace"
         for attr in ("noalias", "noundef", "captures(none)"):

@@ -11,8 +11,9 @@
    failure so nothing is read from an object that failed an earlier check:
        table ready; tuple length == arity;
        per argument: type is exactly ndarray; the dtype is the wanted one
-       (canonical object, or same scalar type in native byte order); ndim; every dimension; flags contain C_CONTIGUOUS | ALIGNED
-       (| WRITEABLE when the argument is written); the data pointer is a
+       (canonical object, or same scalar type in native byte order); ndim;
+       every dimension; flags contain C_CONTIGUOUS | ALIGNED (| WRITEABLE
+       when the argument is written); the data pointer is a
        multiple of the promised alignment when that exceeds the element size;
        per written argument w and every other argument j (both non-empty):
        the byte ranges [p_w, p_w+n_w) and [p_j, p_j+n_j) are disjoint.
@@ -30,7 +31,6 @@ from llvmlite import ir
 
 from .analysis import FunctionInfo
 from .llvm_types import I1, I8, I32, I64, PTR
-from .specs import ArgSpec
 from .numpy_abi import (
     DTYPE_ORDER,
     NPY_ALIGNED,
@@ -40,9 +40,9 @@ from .numpy_abi import (
     RT_NATIVE_BYTEORDER,
     RT_NDARRAY_TYPE,
     RT_OFF_DATA,
+    RT_OFF_DESCR,
     RT_OFF_DESCR_BYTEORDER,
     RT_OFF_DESCR_TYPEOBJ,
-    RT_OFF_DESCR,
     RT_OFF_DIMS,
     RT_OFF_FLAGS,
     RT_OFF_ND,
@@ -54,6 +54,7 @@ from .numpy_abi import (
     RT_SLOTS,
     RT_WORKSPACE,
 )
+from .specs import ArgSpec
 
 
 def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):

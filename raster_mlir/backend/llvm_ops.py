@@ -66,9 +66,23 @@ LIBM_FUNCTIONS = {"math.log1p": "log1p", "math.expm1": "expm1", "math.erf": "erf
 # Ops whose x86 lowering is a scalar libm call even inside a vector loop.
 LIBM_OPS = frozenset(
     {
-        "math.exp", "math.exp2", "math.log", "math.log2", "math.log10", "math.tanh", "math.sinh",
-        "math.cosh", "math.sin", "math.cos", "math.tan", "math.atan", "math.asin", "math.acos",
-        "math.powf", "math.atan2", *LIBM_FUNCTIONS,
+        "math.exp",
+        "math.exp2",
+        "math.log",
+        "math.log2",
+        "math.log10",
+        "math.tanh",
+        "math.sinh",
+        "math.cosh",
+        "math.sin",
+        "math.cos",
+        "math.tan",
+        "math.atan",
+        "math.asin",
+        "math.acos",
+        "math.powf",
+        "math.atan2",
+        *LIBM_FUNCTIONS,
     }
 )
 
@@ -91,16 +105,51 @@ INT_BINOPS = {
 
 # arith.cmpf predicate -> (ordered?, llvmlite operator)
 CMPF = {
-    "oeq": (True, "=="), "ogt": (True, ">"), "oge": (True, ">="), "olt": (True, "<"),
-    "ole": (True, "<="), "one": (True, "!="), "ord": (True, "ord"),
-    "ueq": (False, "=="), "ugt": (False, ">"), "uge": (False, ">="), "ult": (False, "<"),
-    "ule": (False, "<="), "une": (False, "!="), "uno": (False, "uno"),
+    "oeq": (True, "=="),
+    "ogt": (True, ">"),
+    "oge": (True, ">="),
+    "olt": (True, "<"),
+    "ole": (True, "<="),
+    "one": (True, "!="),
+    "ord": (True, "ord"),
+    "ueq": (False, "=="),
+    "ugt": (False, ">"),
+    "uge": (False, ">="),
+    "ult": (False, "<"),
+    "ule": (False, "<="),
+    "une": (False, "!="),
+    "uno": (False, "uno"),
 }
-CMPF_NAMES = ["false", "oeq", "ogt", "oge", "olt", "ole", "one", "ord", "ueq", "ugt", "uge", "ult", "ule", "une", "uno", "true"]
+CMPF_NAMES = [
+    "false",
+    "oeq",
+    "ogt",
+    "oge",
+    "olt",
+    "ole",
+    "one",
+    "ord",
+    "ueq",
+    "ugt",
+    "uge",
+    "ult",
+    "ule",
+    "une",
+    "uno",
+    "true",
+]
 CMPI_NAMES = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
 CMPI = {
-    "eq": (True, "=="), "ne": (True, "!="), "slt": (True, "<"), "sle": (True, "<="), "sgt": (True, ">"),
-    "sge": (True, ">="), "ult": (False, "<"), "ule": (False, "<="), "ugt": (False, ">"), "uge": (False, ">="),
+    "eq": (True, "=="),
+    "ne": (True, "!="),
+    "slt": (True, "<"),
+    "sle": (True, "<="),
+    "sgt": (True, ">"),
+    "sge": (True, ">="),
+    "ult": (False, "<"),
+    "ule": (False, "<="),
+    "ugt": (False, ">"),
+    "uge": (False, ">="),
 }
 
 

@@ -146,7 +146,12 @@ def _verify(layout: dict[int, int]) -> bool:
             return False
         if bool(flags & NPY_WRITEABLE) != a.flags.writeable or bool(flags & NPY_ALIGNED) != a.flags.aligned:
             return False
-    for dtype in (pickle.loads(pickle.dumps(np.dtype("float64"))), np.dtype("float32"), np.dtype(">f8"), np.dtype("<i4")):
+    for dtype in (
+        pickle.loads(pickle.dumps(np.dtype("float64"))),
+        np.dtype("float32"),
+        np.dtype(">f8"),
+        np.dtype("<i4"),
+    ):
         descr = _read_ptr(id(np.zeros(2, dtype=dtype)) + layout[RT_OFF_DESCR])
         if descr != id(dtype):
             return False

@@ -76,6 +76,8 @@ def reconcile_specs(info: FunctionInfo, specs: Sequence[ArgSpec] | None) -> list
                 f"but the IR has {buf.dtype}{list(buf.shape)}"
             )
         if i in info.written_args and not spec.written:
-            raise CompileError(f"@{info.name} {spec.label(i)}: the IR writes this buffer but its spec says written=False")
+            raise CompileError(
+                f"@{info.name} {spec.label(i)}: the IR writes this buffer but its spec says written=False"
+            )
         out.append(spec)
     return out

@@ -177,7 +177,9 @@ def test_entry_format_round_trip_and_rejection():
 def test_two_processes_writing_at_once(private_cache_dir):
     env = dict(os.environ)
     procs = [
-        subprocess.Popen([sys.executable, "-c", CHILD.format(here=str(HERE))], stdout=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(here=str(HERE))], stdout=subprocess.PIPE, text=True, env=env
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=120)[0].split() for p in procs]

@@ -13,8 +13,8 @@ import pytest
 from backend_programs import load
 
 from raster_mlir.backend import (
-    AlignmentError,
     AliasingError,
+    AlignmentError,
     ArgSpec,
     NotContiguousError,
     ReadOnlyError,
@@ -254,6 +254,7 @@ def test_fast_path_decisions(matvec, args):
     # Declined: byte-swapped dtype, wrong arity, a subclass, a non-array.
     assert matvec._fast((W, x.astype(">f8"), b, y)) == 1
     assert matvec._fast((W, x, b)) == 1
+
     class Tagged(np.ndarray):
         pass
 

@@ -63,7 +63,11 @@ def test_specs_must_match_the_ir():
 
 def test_extra_written_spec_is_honoured():
     module = load("add", "f64", N=3)
-    specs = [ArgSpec((3,), "float64", written=True, name="x"), ArgSpec((3,), "float64"), ArgSpec((3,), "float64", written=True)]
+    specs = [
+        ArgSpec((3,), "float64", written=True, name="x"),
+        ArgSpec((3,), "float64"),
+        ArgSpec((3,), "float64", written=True),
+    ]
     f = compile_module(module, "add", specs)
     x = np.zeros(3)
     x.flags.writeable = False

@@ -50,7 +50,17 @@ UNARY = {
     "math.roundeven": np.round,
     "arith.negf": np.negative,
 }
-EXACT = {"math.sqrt", "math.absf", "math.floor", "math.ceil", "math.trunc", "math.round", "math.roundeven", "arith.negf"}
+EXACT = {
+    "math.sqrt",
+    "math.absf",
+    "math.floor",
+    "math.ceil",
+    "math.trunc",
+    "math.round",
+    "math.roundeven",
+    "arith.negf",
+}
+
 
 def ieee_maximum(a, b):
     """IEEE 754-2019 maximum (arith.maximumf): NaN-propagating and -0 < +0.
@@ -80,21 +90,46 @@ BINARY = {
     "math.atan2": np.arctan2,
     "math.copysign": np.copysign,
 }
-BINARY_EXACT = {"arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf",
-                "arith.minimumf", "arith.maxnumf", "arith.minnumf", "math.copysign"}
+BINARY_EXACT = {
+    "arith.addf",
+    "arith.subf",
+    "arith.mulf",
+    "arith.divf",
+    "arith.maximumf",
+    "arith.minimumf",
+    "arith.maxnumf",
+    "arith.minnumf",
+    "math.copysign",
+}
 # maxnum/minnum leave the sign of a (+0, -0) result unspecified.
 ZERO_SIGN_FREE = {"arith.maxnumf", "arith.minnumf"}
 
 CMPF = {
-    "oeq": np.equal, "ogt": np.greater, "oge": np.greater_equal, "olt": np.less, "ole": np.less_equal,
+    "oeq": np.equal,
+    "ogt": np.greater,
+    "oge": np.greater_equal,
+    "olt": np.less,
+    "ole": np.less_equal,
     "one": lambda a, b: (a != b) & ~np.isnan(a) & ~np.isnan(b),
     "ord": lambda a, b: ~np.isnan(a) & ~np.isnan(b),
     "ueq": lambda a, b: (a == b) | np.isnan(a) | np.isnan(b),
-    "ugt": lambda a, b: ~(a <= b), "uge": lambda a, b: ~(a < b), "ult": lambda a, b: ~(a >= b),
-    "ule": lambda a, b: ~(a > b), "une": np.not_equal, "uno": lambda a, b: np.isnan(a) | np.isnan(b),
-    "false": lambda a, b: np.zeros(a.shape, bool), "true": lambda a, b: np.ones(a.shape, bool),
+    "ugt": lambda a, b: ~(a <= b),
+    "uge": lambda a, b: ~(a < b),
+    "ult": lambda a, b: ~(a >= b),
+    "ule": lambda a, b: ~(a > b),
+    "une": np.not_equal,
+    "uno": lambda a, b: np.isnan(a) | np.isnan(b),
+    "false": lambda a, b: np.zeros(a.shape, bool),
+    "true": lambda a, b: np.ones(a.shape, bool),
 }
-CMPI = {"eq": np.equal, "ne": np.not_equal, "slt": np.less, "sle": np.less_equal, "sgt": np.greater, "sge": np.greater_equal}
+CMPI = {
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "slt": np.less,
+    "sle": np.less_equal,
+    "sgt": np.greater,
+    "sge": np.greater_equal,
+}
 
 
 def assert_matches(got, want, exact, dtype):

@@ -48,7 +48,11 @@ def run_matvec(T, m, k):
     f = compile_module(load("matvec", T, M=m, K=k), "matvec")
     rng = rng_for("matvec", T, m, k)
     dt = NP_DTYPE[T]
-    W, x, b = rng.standard_normal((m, k)).astype(dt), rng.standard_normal(k).astype(dt), rng.standard_normal(m).astype(dt)
+    W, x, b = (
+        rng.standard_normal((m, k)).astype(dt),
+        rng.standard_normal(k).astype(dt),
+        rng.standard_normal(m).astype(dt),
+    )
     y = np.zeros(m, dtype=dt)
     f(W, x, b, y)
     W64, x64, b64 = W.astype(np.float64), x.astype(np.float64), b.astype(np.float64)
@@ -101,7 +105,14 @@ def mix_reference(x64):
     n = x64.size
     i = np.arange(n)
     a = np.abs(x64)
-    terms = [np.sqrt(a), np.exp(-a), -np.log(a + 1), a**1.5 / (1 + a), np.minimum(x64, 0.5), np.where(x64 < 0, -x64, x64 / 4)]
+    terms = [
+        np.sqrt(a),
+        np.exp(-a),
+        -np.log(a + 1),
+        a**1.5 / (1 + a),
+        np.minimum(x64, 0.5),
+        np.where(x64 < 0, -x64, x64 / 4),
+    ]
     other = sum(terms)
     other_scale = sum(np.abs(t) for t in terms)
     k = ((7 * i + 3) // 2 - i).astype(np.float64)

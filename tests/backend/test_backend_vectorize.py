@@ -78,7 +78,7 @@ def test_libm_loops_get_no_forced_vectorisation():
     ir = compile_module(load("softmax_rows", "f64", M=2, N=9), "softmax").llvm_ir
     # Three innermost loops; the one calling exp is left to the cost model.
     assert len(re.findall(r"!llvm.loop !\d+", ir)) == 2
-    assert "call contract reassoc double @\"llvm.exp.f64\"" in ir
+    assert 'call contract reassoc double @"llvm.exp.f64"' in ir
 
 
 def test_functions_called_internally_get_no_noalias():
