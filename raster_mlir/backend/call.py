@@ -175,6 +175,15 @@ class NativeFunction:
         if self._fast(arrays):
             self._call_checked_in_python(arrays)
 
+    def try_call(self, arrays: tuple) -> bool:
+        """Run only if the native check accepts `arrays` (a tuple); False means nothing ran.
+
+        The caller's hot path: on False it falls back to `__call__`, whose
+        Python check raises the precise error (or runs an unusual but valid
+        argument, such as an ndarray subclass).
+        """
+        return not self._fast(arrays)
+
     def _call_checked_in_python(self, arrays: tuple) -> None:
         pointers = check_arguments(self.name, self.arg_specs, arrays)
         # A fresh pointer array per slow call: no state shared between threads.

@@ -49,6 +49,7 @@ Vectorisation hints, each on purpose:
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -117,7 +118,8 @@ class _FunctionAttributes(ir.values.FunctionAttributes):
         return super()._to_list(ret_type) + [f'"{k}"="{v}"' for k, v in sorted(self.strings.items())]
 
     def __bool__(self):
-        return bool(self.strings) or super().__bool__()
+        # llvmlite prints the attribute list only if the set is truthy.
+        return bool(self.strings) or len(self) > 0
 
 
 class _LoopID(ir.values.NamedValue):
@@ -142,8 +144,28 @@ class _LoopID(ir.values.NamedValue):
         return f"!{self.name}"
 
 
+_PROCESS = ctypes.CDLL(None)
+
+
+def _process_has_symbol(name: str) -> bool:
+    try:
+        _PROCESS[name]  # dlsym in the running process (libc, libm, Python, numpy...)
+    except AttributeError:
+        return False
+    return True
+
+
 class ModuleEmitter:
-    """Holds the state shared by the function emitters of one module."""
+    """Holds the state shared by the function emitters of one module.
+
+    Symbol names: an LLVM function keeps its xDSL name (the entry points are
+    `<name>_packed`, `<name>_checked`, the table `<name>_rt`) unless that
+    name is already a symbol of the running process or an `llvm.` name.
+    Then it becomes `rm.<name>`: MCJIT binds the object's undefined
+    references (the `exp` that `llvm.exp` lowers to, `memcpy`...) to symbols
+    of the object first, so a user function called `exp` or `log` would
+    otherwise hijack every such call. A remaining clash is a CompileError.
+    """
 
     def __init__(self, module: ModuleOp, options: EmitOptions):
         self.options = options
@@ -153,6 +175,17 @@ class ModuleEmitter:
         self.llmod.data_layout = options.target.data_layout
         self.llvm_functions: dict[str, ir.Function] = {}
         self._vectorize_enable = None
+        self._symbols: set[str] = set()
+
+    def symbol(self, wanted: str) -> str:
+        """A free LLVM symbol name for `wanted` (policy in the class docstring)."""
+        name = wanted
+        if name.startswith("llvm.") or name in self._symbols or _process_has_symbol(name):
+            name = f"rm.{wanted}"
+        if name in self._symbols:
+            raise CompileError(f"symbol {wanted!r} is needed twice in one module (rename the function)")
+        self._symbols.add(name)
+        return name
 
     # ---- services used by the body emitters -------------------------------
 
@@ -160,6 +193,8 @@ class ModuleEmitter:
         """Declare (once) an external function or intrinsic."""
         existing = self.llmod.globals.get(name)
         if existing is not None:
+            if existing in self.llvm_functions.values():
+                raise CompileError(f"internal error: external symbol {name!r} clashes with a module function")
             return existing
         fn = ir.Function(self.llmod, ir.FunctionType(ret, args), name=name)
         fn.attributes.add("nounwind")
@@ -219,7 +254,7 @@ class ModuleEmitter:
             raise CompileError(f"@{name} returns {len(outputs)} values; at most one scalar is supported")
         ret = llvm_type(outputs[0]) if outputs else ir.VoidType()
         params = [llvm_type(t) if not isinstance(t, BufferType) else PTR for t in info.arg_types]
-        fn = ir.Function(self.llmod, ir.FunctionType(ret, params + [PTR]), name=name)
+        fn = ir.Function(self.llmod, ir.FunctionType(ret, params + [PTR]), name=self.symbol(name))
         if info.is_private and not entry:
             fn.linkage = "internal"
         self.set_target_attributes(fn)

@@ -66,7 +66,7 @@ def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):
     written = tuple(spec.written for spec in specs)
     aligns = tuple(spec.align or buf.itemsize for spec, buf in zip(specs, buffers))
     packed = _emit_packed(mctx, info.name, kernel, len(buffers))
-    table = ir.GlobalVariable(mctx.llmod, ir.ArrayType(I64, RT_SLOTS), name=f"{info.name}_rt")
+    table = ir.GlobalVariable(mctx.llmod, ir.ArrayType(I64, RT_SLOTS), name=mctx.symbol(f"{info.name}_rt"))
     table.initializer = ir.Constant(ir.ArrayType(I64, RT_SLOTS), [0] * RT_SLOTS)
     table.align = 64
     checked = _CheckedEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
@@ -81,7 +81,7 @@ def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):
 
 
 def _emit_packed(mctx, name: str, kernel: ir.Function, n_buffers: int) -> ir.Function:
-    fn = ir.Function(mctx.llmod, ir.FunctionType(ir.VoidType(), [PTR]), name=f"{name}_packed")
+    fn = ir.Function(mctx.llmod, ir.FunctionType(ir.VoidType(), [PTR]), name=mctx.symbol(f"{name}_packed"))
     mctx.set_target_attributes(fn)
     args = fn.args[0]
     args.name = "args"
@@ -103,7 +103,7 @@ class _CheckedEmitter:
     def __init__(self, mctx, name, kernel, table, buffers, written, aligns):
         self.mctx, self.name, self.kernel, self.table = mctx, name, kernel, table
         self.buffers, self.written, self.aligns = buffers, written, aligns
-        self.fn = ir.Function(mctx.llmod, ir.FunctionType(I64, [PTR]), name=f"{name}_checked")
+        self.fn = ir.Function(mctx.llmod, ir.FunctionType(I64, [PTR]), name=mctx.symbol(f"{name}_checked"))
         mctx.set_target_attributes(self.fn)
         self.fn.args[0].name = "args_tuple"
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))

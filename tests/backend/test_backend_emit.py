@@ -144,3 +144,41 @@ def test_emit_llvm_for_inspection():
     assert "entry_packed" in result.llvm_ir
     assert "define" in result.llvm_ir_optimized
     assert "entry_packed:" in result.asm
+
+
+def test_functions_named_like_libm_do_not_hijack_libm_calls():
+    # An entry called `exp` whose helper `log` uses math.exp and math.log:
+    # both names must not capture the libm calls that llvm.exp/llvm.log become.
+    text = """
+    builtin.module {
+      func.func private @log(%x: memref<5xf64>, %y: memref<5xf64>) {
+        %c0 = arith.constant 0 : index
+        %c1 = arith.constant 1 : index
+        %n = arith.constant 5 : index
+        scf.for %i = %c0 to %n step %c1 {
+          %v = memref.load %x[%i] : memref<5xf64>
+          %e = math.exp %v : f64
+          %l = math.log %e : f64
+          %t = math.tanh %l : f64
+          memref.store %t, %y[%i] : memref<5xf64>
+        }
+        func.return
+      }
+      func.func @exp(%x: memref<5xf64>, %y: memref<5xf64>) {
+        func.call @log(%x, %y) : (memref<5xf64>, memref<5xf64>) -> ()
+        func.return
+      }
+      func.func @exp_packed(%x: memref<5xf64>) {
+        func.return
+      }
+    }
+    """
+    f = compile_module(parse(text), "exp")
+    assert 'define void @"rm.exp"(' in f.llvm_ir and '@"rm.log"(' in f.llvm_ir
+    assert 'define void @"exp_packed"(' in f.llvm_ir  # the module's own function keeps its name
+    assert 'define void @"rm.exp_packed"(' in f.llvm_ir  # so the wrapper moves aside
+    x, y = np.linspace(-1, 1, 5), np.zeros(5)
+    f(x, y)
+    np.testing.assert_allclose(y, np.tanh(x), rtol=1e-14)
+    f._call_checked_in_python((x, y))
+    np.testing.assert_allclose(y, np.tanh(x), rtol=1e-14)
