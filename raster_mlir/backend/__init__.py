@@ -41,9 +41,19 @@ get a slice after their caller's own allocs); `memref.dealloc` is a no-op.
 
 Requirement on the caller, checked on every call: a buffer the function
 writes must not overlap any other argument (the kernels are compiled with
-`noalias`). Other modules: `target.py` (host CPU), `llvm_emit.py` (+
-`llvm_body.py`, `llvm_ops.py`, `llvm_entry.py`) for IR emission, `jit.py`
-(O3 + MCJIT), `cache.py` (object cache), `call.py` (per-call path).
+`noalias`). Calls hold the GIL while native code runs (the workspace of an
+entry is shared), so one NativeFunction is thread-safe but serialised.
+
+Caching: compiled objects are cached in memory and on disk in
+`$RASTER_MLIR_CACHE_DIR`, else `$XDG_CACHE_HOME/raster_mlir`, else
+`~/.cache/raster_mlir`; `RASTER_MLIR_CACHE=0` turns both off (cache.py).
+
+Modules, in pipeline order: `analysis.py` (buffer types, written arguments,
+workspace layout), `specs.py` (ArgSpec), `llvm_emit.py` with
+`llvm_body.py`, `llvm_ops.py`, `llvm_types.py`, `loop_hints.py` and
+`llvm_entry.py` (LLVM IR), `target.py` (host CPU), `jit.py` (O3 + MCJIT),
+`cache.py` (object cache), `numpy_abi.py` + `call.py` (per-call path),
+`arrays.py` (aligned allocation).
 """
 
 from __future__ import annotations

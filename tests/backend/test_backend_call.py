@@ -261,3 +261,15 @@ def test_fast_path_decisions(matvec, args):
     assert matvec._fast((W, x, b, y.view(Tagged))) == 1
     assert matvec._fast((W, x, b, [0.0] * M)) == 1
     assert matvec._fast((W, x, b.astype(np.float32), y)) == 1
+
+
+def test_zero_size_buffers():
+    f = compile_module(load("matvec", "f64", M=3, K=0), "matvec")
+    W, x, b, y = np.zeros((3, 0)), np.zeros(0), np.arange(3.0), np.full(3, 5.0)
+    f(W, x, b, y)
+    np.testing.assert_array_equal(y, b)  # an empty sum leaves y = b
+    g = compile_module(load("add", "f64", N=0), "add")
+    empty = np.zeros(0)
+    g(empty, empty, empty)  # empty buffers cannot overlap anything
+    with pytest.raises(ShapeError):
+        g(empty, empty, np.zeros(1))
