@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import (
 from xdsl.dialects.func import FuncOp
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.ir.affine import AffineMap
+from xdsl.utils.exceptions import VerifyException
 
 from ..errors import CompileError
 
@@ -176,6 +177,10 @@ def _function_body(op: FuncOp) -> Block:
 
 def analyse_module(module: ModuleOp) -> ModuleInfo:
     """Compute FunctionInfo for every function of `module` (see module docstring)."""
+    try:
+        module.verify()
+    except VerifyException as exc:
+        raise CompileError(f"the loop-level module does not verify: {exc}") from exc
     functions: dict[str, FunctionInfo] = {}
     for op in module.ops:
         if not isinstance(op, FuncOp):

@@ -90,7 +90,14 @@ class FunctionBodyEmitter(OpTranslator):
                 raise CompileError(
                     f"@{self.info.name}: op {name} is not part of the loop-level IR the LLVM backend accepts"
                 )
-            handler(self, op)
+            try:
+                handler(self, op)
+            except CompileError:
+                raise
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+                # llvmlite's builder checks (operand types...) on IR the
+                # verifier let through: report it as a compile error on the op.
+                raise CompileError(f"@{self.info.name}: cannot translate {name}: {exc}") from exc
         return None
 
     def value(self, v: SSAValue) -> ir.Value:

@@ -182,3 +182,11 @@ def test_functions_named_like_libm_do_not_hijack_libm_calls():
     np.testing.assert_allclose(y, np.tanh(x), rtol=1e-14)
     f._call_checked_in_python((x, y))
     np.testing.assert_allclose(y, np.tanh(x), rtol=1e-14)
+
+
+def test_unverified_module_is_a_compile_error():
+    module = load("add", "f64", N=3)
+    ret = next(op for op in module.walk() if op.name == "func.return")
+    ret.detach()  # a func.func body without its terminator does not verify
+    with pytest.raises(CompileError, match="does not verify"):
+        compile_module(module, "add")
