@@ -27,7 +27,7 @@ from raster_mlir.errors import DTypeError, RasterError, ShapeError, TraceError, 
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES, ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.interpreter import interpret
-from raster_mlir.native import NativeEntry
+from raster_mlir.native import MISS, NativeEntry
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,7 @@ class JitFunction:
         self.pipeline = pipeline
         self.name = name or getattr(fn, "__name__", "fn")
         self._compiled: dict[tuple[ArgSpec, ...], CompiledFunction] = {}
+        self._fast = None  # hot path for the most recently used signature
         functools.update_wrapper(self, fn)
 
     def lower(self, *args) -> CompiledFunction:
@@ -233,10 +234,18 @@ class JitFunction:
         return compiled
 
     def __call__(self, *args):
+        fast = self._fast
+        if fast is not None and active_scope() is None:
+            result = fast(args)
+            if result is not MISS:
+                return result
         if active_scope() is not None or any(isinstance(a, TracedArray) for a in args):
             return call_traced(self, args)
         try:
-            return self.lower(*args)(*args)
+            compiled = self.lower(*args)
+            if compiled.native is not None:
+                self._fast = compiled.native.fast_caller(compiled._package)
+            return compiled(*args)
         except RasterError as e:
             if "\n  at " in str(e):
                 raise

@@ -22,6 +22,9 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 
 
+MISS = object()  # the fast path declined: take the slow path
+
+
 class NativeEntry:
     def __init__(self, module: ModuleOp, entry: str, specs, result_types, result_aliases: Sequence[int]):
         function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry)
@@ -64,6 +67,39 @@ class NativeEntry:
         return self.function.asm
 
     # -- calling ------------------------------------------------------------------
+    def fast_caller(self, package):
+        """A closure for the hot path: `call(args)` returns package(results), or MISS.
+
+        It allocates the fresh outputs and lets the backend's native check
+        validate every argument; anything unusual (a Python number, another
+        signature, a bad array) returns MISS and the caller takes the slow,
+        fully checked path, which raises the precise error.
+        """
+        try_call = self.function.try_call
+        specs = self.out_shapes
+        aliases = self.result_aliases
+        constants = tuple(self.constants)
+        if len(specs) == 1 and aliases == (-1,) and not constants:
+            (shape, dtype), = specs
+            scalar = shape == ()
+
+            def call_one(args):
+                out = np.empty(shape, dtype)
+                if not try_call(args + (out,)):
+                    return MISS
+                return float(out) if scalar else out
+
+            return call_one
+
+        def call(args):
+            outs = [np.empty(shape, dtype) for shape, dtype in specs]
+            if not try_call((*args, *outs, *constants)):
+                return MISS
+            fresh = iter(outs)
+            return package([args[a] if a >= 0 else next(fresh) for a in aliases])
+
+        return call
+
     def __call__(self, args: Sequence[Any]) -> list[np.ndarray]:
         inputs = list(args)
         for i, dtype in enumerate(self._scalar_dtypes):

@@ -51,7 +51,9 @@ def test_user_function_differentiated_directly_and_nested():
         return rm.sum(rm.tanh(cube(x)))
 
     g = rm.grad(outer, argnums=0)(x)
-    np.testing.assert_allclose(g, (1 - np.tanh(x**3) ** 2) * 3 * x**2, rtol=1e-13)
+    # 1 - tanh(8)**2 ~ 4.5e-7 cancels: one ulp of difference between native libm's
+    # tanh and numpy's becomes ~3e-10 relative, so 1e-13 would test the libm, not the rule.
+    np.testing.assert_allclose(g, (1 - np.tanh(x**3) ** 2) * 3 * x**2, rtol=1e-9)
 
 
 def test_value_feeding_two_layers():
