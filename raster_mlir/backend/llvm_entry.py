@@ -107,12 +107,18 @@ class _CheckedEmitter:
         mctx.set_target_attributes(self.fn)
         self.fn.args[0].name = "args_tuple"
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self._slots: dict[int, ir.Value] = {}
         self.fail = self.fn.append_basic_block("fail")
         ir.IRBuilder(self.fail).ret(ir.Constant(I64, 1))
 
     def slot(self, index: int) -> ir.Value:
-        ptr = self.b.gep(self.table, [ir.Constant(I64, 0), ir.Constant(I64, index)], inbounds=True)
-        return self.b.load(ptr, typ=I64, align=8)
+        """Table slot `index`, loaded once: the check blocks form one chain, so
+        the first load dominates every later use."""
+        value = self._slots.get(index)
+        if value is None:
+            ptr = self.b.gep(self.table, [ir.Constant(I64, 0), ir.Constant(I64, index)], inbounds=True)
+            value = self._slots[index] = self.b.load(ptr, typ=I64, align=8)
+        return value
 
     def field(self, obj: ir.Value, offset_slot: int, typ: ir.Type) -> ir.Value:
         addr = self.b.gep(obj, [self.slot(offset_slot)], source_etype=ir.IntType(8))

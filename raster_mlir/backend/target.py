@@ -52,7 +52,7 @@ class HostTarget:
     features: str  # LLVM's "+avx2,-amx-fp8,..." form, sorted as LLVM returns it
     llvm_version: str
 
-    @property
+    @functools.cached_property
     def feature_set(self) -> frozenset[str]:
         """Names of the features the host has (those marked '+')."""
         return frozenset(f[1:] for f in self.features.split(",") if f.startswith("+"))
