@@ -23,6 +23,7 @@ import numpy as np
 
 from raster_mlir.errors import RasterError
 from raster_mlir.jit import ArgSpec, CompiledFunction, JitFunction, signature_of
+from raster_mlir.native import MISS
 from raster_mlir.autodiff_api import value_and_grad
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 from raster_mlir.optim import SGD, Optimizer
@@ -41,6 +42,7 @@ class TrainStep:
         # Per signature: the compiled step and the optimiser state arrays it updates in place.
         self._entries: dict[tuple[ArgSpec, ...], tuple[CompiledFunction, list[np.ndarray]]] = {}
         self._last: CompiledFunction | None = None
+        self._fast = None  # hot path of the most recently used signature
 
     # -- building -------------------------------------------------------------
     def _step_function(self, n_args: int):
@@ -91,11 +93,47 @@ class TrainStep:
 
     # -- calling ----------------------------------------------------------------
     def __call__(self, *args) -> float:
+        fast = self._fast
+        if fast is not None:
+            loss = fast(args)
+            if loss is not MISS:
+                self.steps_taken += 1
+                return loss
         compiled, state = self._entry(args)
         scalars = self.optimizer.step_scalars(self.steps_taken + 1)
         outs = compiled.run_flat((*args, *state, *scalars))
         self.steps_taken += 1
+        if compiled.native is not None:
+            self._fast = self._fast_caller(compiled, state)
         return float(outs[0])
+
+    def _fast_caller(self, compiled: CompiledFunction, state: list[np.ndarray]):
+        """The hot path for one signature: no signature hashing, no allocation, native checks.
+
+        The loss buffer is reused between calls; Adam's per-step scalars are
+        written into 0-d arrays it owns. Any argument the native check refuses
+        returns MISS, and the slow path re-dispatches or raises the precise error.
+        """
+        native = compiled.native
+        try_call = native.function.try_call
+        dtype = NUMPY_DTYPES[compiled.specs[self.params[0]].dtype] if self.params else np.float64
+        loss = np.empty((), dtype)
+        scalars = [np.empty((), dtype) for _ in self.optimizer.step_scalars(1)]
+        tail = (*state, *scalars, loss, *native.constants)
+        if not scalars:
+
+            def fast(args):
+                return float(loss) if try_call(args + tail) else MISS
+
+            return fast
+        step_scalars = self.optimizer.step_scalars
+
+        def fast_with_scalars(args):
+            for array, value in zip(scalars, step_scalars(self.steps_taken + 1)):
+                array[()] = value
+            return float(loss) if try_call(args + tail) else MISS
+
+        return fast_with_scalars
 
     # -- inspection (the last compiled signature) --------------------------------
     def _inspected(self) -> CompiledFunction:
