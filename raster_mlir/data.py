@@ -108,7 +108,7 @@ def fixed_split(labels: np.ndarray, test_fraction: float = TEST_FRACTION):
     train, test = [], []
     for k in np.unique(labels):
         rows = np.flatnonzero(labels == k)
-        n_test = int(round(len(rows) * test_fraction))
+        n_test = round(len(rows) * test_fraction)
         train.append(rows[: len(rows) - n_test])
         test.append(rows[len(rows) - n_test :])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
