@@ -61,7 +61,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure, SymbolTable
 from xdsl.utils.exceptions import VerifyException
 
-from raster_mlir.errors import DTypeError, RasterError
+from raster_mlir.errors import DTypeError, RasterError, ShapeError
 
 from . import shapes as S
 from .shapes import Shape
@@ -159,6 +159,10 @@ class RasterOp(IRDLOperation, abc.ABC):
             )
         except RasterError as e:
             raise VerifyException(str(e)) from None
+        except ValueError as e:  # properties that do not fit the types (a constant's element count)
+            raise VerifyException(
+                f"{self.name}: properties do not match the result type {self.result_types[0]}: {e}"
+            ) from None
         actual = list(self.result_types)
         if expected != actual:
             raise VerifyException(
@@ -214,14 +218,19 @@ class ReductionOp(RasterOp):
     )
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ("input",)
 
+    # Sum over nothing is 0; a mean or max over nothing has no value (numpy: nan / error).
+    EMPTY_OK: ClassVar[bool] = True
+
     @classmethod
     def infer_shapes(cls, shapes, axis=None, keepdims=False, **params):
+        if not cls.EMPTY_OK:
+            S.nonempty_axis(cls.name, shapes[0], axis)
         return [S.reduce(cls.name, shapes[0], axis, keepdims)]
 
     @classmethod
     def canonical_params(cls, shapes, axis=None, keepdims=False, **params):
         if axis is not None:
-            axis = S.normalize_axis(cls.name, int(axis), len(shapes[0]))
+            axis = S.normalize_axis(cls.name, int(axis), len(shapes[0]), shapes[0])
         return {"axis": axis, "keepdims": bool(keepdims), **params}
 
     @classmethod
@@ -364,7 +373,7 @@ class GreaterOp(ElementwiseBinaryOp):
 class EqualOp(ElementwiseBinaryOp):
     """z = 1.0 where x == y else 0.0 (broadcasting). No gradient: a step function.
 
-    `%m = raster.equal %x, %m : tensor<3x4xf64>, tensor<3x1xf64> -> tensor<3x4xf64>`
+    `%m = raster.equal %x, %rowmax : tensor<3x4xf64>, tensor<3x1xf64> -> tensor<3x4xf64>`
     """
 
     name = "raster.equal"
@@ -413,6 +422,7 @@ class SoftmaxOp(RasterOp):
     @classmethod
     def infer_shapes(cls, shapes, **params):
         S.rank_at_least(cls.name, "input", shapes[0], 1)
+        S.nonempty_axis(cls.name, shapes[0], -1)
         return [shapes[0]]
 
 
@@ -433,6 +443,7 @@ class LogSoftmaxOp(RasterOp):
     @classmethod
     def infer_shapes(cls, shapes, **params):
         S.rank_at_least(cls.name, "input", shapes[0], 1)
+        S.nonempty_axis(cls.name, shapes[0], -1)
         return [shapes[0]]
 
 
@@ -502,6 +513,7 @@ class MeanOp(ReductionOp):
     """Mean over `axis` (or everything).  `%m = raster.mean %x : tensor<3x4xf64> -> tensor<f64>`"""
 
     name = "raster.mean"
+    EMPTY_OK: ClassVar[bool] = False
 
 
 @irdl_op_definition
@@ -509,6 +521,7 @@ class MaxOp(ReductionOp):
     """Maximum over `axis` (or everything).  `%m = raster.max %x axis = 0 : i64 : tensor<3x4xf64> -> tensor<4xf64>`"""
 
     name = "raster.max"
+    EMPTY_OK: ClassVar[bool] = False
 
 
 # ---------------------------------------------------------------------------
@@ -558,7 +571,11 @@ class TransposeOp(RasterOp):
         rank = len(shapes[0])
         if perm is None:
             perm = tuple(reversed(range(rank)))
-        perm = tuple(S.normalize_axis(cls.name, int(p), rank) for p in perm)
+        if len(perm) != rank or any(not -rank <= int(p) < rank for p in perm):
+            raise ShapeError(
+                f"{cls.name}: perm {tuple(perm)} is not a permutation of the axes of an array of shape {S.fmt(shapes[0])}"
+            )
+        perm = tuple(int(p) % rank for p in perm)
         return {"perm": perm, **params}
 
     @classmethod
@@ -677,8 +694,12 @@ class ConstantOp(RasterOp):
 
     def params(self):
         shape = shape_of(self.result.type)
-        values = np.array(self.value.get_values(), dtype=np.float64).reshape(shape)
-        return {"value": values, "shape": shape}
+        values = np.array(self.value.get_values(), dtype=np.float64)
+        if values.size != int(np.prod(shape, dtype=np.int64)):
+            raise ShapeError(
+                f"{self.name}: elements of type {self.value.type} do not fill the result type {self.result.type}"
+            )
+        return {"value": values.reshape(shape), "shape": shape}
 
     def verify_(self) -> None:
         super().verify_()

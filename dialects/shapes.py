@@ -36,18 +36,30 @@ def broadcast(op: str, a: Shape, b: Shape) -> Shape:
     return tuple(reversed(out))
 
 
-def normalize_axis(op: str, axis: int, rank: int) -> int:
-    """Python-style negative axes; an error names the valid range."""
+def normalize_axis(op: str, axis: int, rank: int, shape: Shape | None = None) -> int:
+    """Python-style negative axes; an error names the valid range (and the shape, when known)."""
     if not -rank <= axis < rank:
-        raise ShapeError(f"{op}: axis {axis} is out of range for an array of rank {rank}")
+        of = f"shape {fmt(shape)}" if shape is not None else f"rank {rank}"
+        raise ShapeError(f"{op}: axis {axis} is out of range for an array of {of} (valid: {-rank} to {rank - 1})")
     return axis % rank
+
+
+def nonempty_axis(op: str, shape: Shape, axis: int | None) -> None:
+    """Reductions without an identity (max, mean, softmax) need at least one element."""
+    if axis is None:
+        empty = _size(shape) == 0
+    else:
+        empty = shape[normalize_axis(op, axis, len(shape), shape)] == 0
+    if empty:
+        where = "the array" if axis is None else f"axis {axis}"
+        raise ShapeError(f"{op}: {where} of shape {fmt(shape)} is empty; there is nothing to reduce")
 
 
 def reduce(op: str, shape: Shape, axis: int | None, keepdims: bool) -> Shape:
     """Result shape of a reduction over one axis (or all axes when axis is None)."""
     if axis is None:
         return tuple(1 for _ in shape) if keepdims else ()
-    axis = normalize_axis(op, axis, len(shape))
+    axis = normalize_axis(op, axis, len(shape), shape)
     if keepdims:
         return shape[:axis] + (1,) + shape[axis + 1 :]
     return shape[:axis] + shape[axis + 1 :]

@@ -232,8 +232,9 @@ def log_softmax(b, op, ins, outs):
 
     def per_row(row):
         m, s = _row_max_and_sum(b, x, row, n, ft)
-        lse = b.addf(m, b.log(s))
-        b.loop(n, body=lambda j: b.store(b.subf(at(b, x, [*row, j]), lse), out.ref, [*row, j]))
+        log_s = b.log(s)
+        # (x - m) - log(s), not x - (m + log(s)): for |x| ~ 1e4 the sum m + log(s) loses the digits of log(s).
+        b.loop(n, body=lambda j: b.store(b.subf(b.subf(at(b, x, [*row, j]), m), log_s), out.ref, [*row, j]))
 
     b.nest(x.shape[:-1], per_row)
 
@@ -265,10 +266,10 @@ def softmax_cross_entropy(b, op, ins, outs):
 
     def per_row(row, acc):
         m, s = _row_max_and_sum(b, z, row, n, ft)
-        lse = b.addf(m, b.log(s))
+        log_s = b.log(s)
 
         def column(j, row_acc):
-            logp = b.subf(at(b, z, [*row, j]), lse)
+            logp = b.subf(b.subf(at(b, z, [*row, j]), m), log_s)  # as in log_softmax
             b.store(b.exp(logp), probs.ref, [*row, j])
             return [b.addf(row_acc, b.mulf(at(b, y, [*row, j]), logp))]
 

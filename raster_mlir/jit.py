@@ -1,13 +1,6 @@
 """`@rm.jit` and `rm.compile`: trace per signature, run the pipeline, call the result.
 
-A signature is the tuple of (shape, dtype) of the arguments. Python numbers
-are accepted where a 0-d array makes sense; they take the dtype of the array
-arguments when those agree (weak typing, as in JAX), float64 otherwise.
-
-Argument policy (checked before anything runs): numpy float32/float64
-arrays of exactly the traced shape and dtype. Integer, boolean or object
-arrays, other shapes and other dtypes are refused with a RasterError; nothing
-is cast or copied silently.
+Signatures and the argument policy are in `arguments.py`.
 """
 
 from __future__ import annotations
@@ -28,71 +21,7 @@ from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES, ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.interpreter import interpret
 from raster_mlir.native import MISS, NativeEntry
-
-
-@dataclass(frozen=True)
-class ArgSpec:
-    """What one argument of a compiled function must be."""
-
-    shape: tuple[int, ...]
-    dtype: str  # "f32" | "f64"
-    scalar: bool = False  # given as a Python number
-
-    @property
-    def tensor_type(self):
-        return R.tensor(self.shape, self.dtype)
-
-
-def signature_of(fn_name: str, args: Sequence[Any]) -> tuple[ArgSpec, ...]:
-    """The ArgSpecs of concrete arguments, or a RasterError naming the bad one."""
-    array_dtypes = {DTYPES[a.dtype] for a in args if isinstance(a, np.ndarray) and a.dtype in DTYPES}
-    weak = array_dtypes.pop() if len(array_dtypes) == 1 else "f64"
-    specs = []
-    for i, a in enumerate(args):
-        if isinstance(a, np.ndarray):
-            if a.dtype not in DTYPES:
-                raise DTypeError(
-                    f"{fn_name}: argument {i} has dtype {a.dtype}; compiled functions take "
-                    "float32 or float64 arrays (convert with .astype(np.float64))"
-                )
-            specs.append(ArgSpec(tuple(a.shape), DTYPES[a.dtype]))
-        elif isinstance(a, (float, int, np.floating, np.integer)) and not isinstance(a, (bool, np.bool_)):
-            specs.append(ArgSpec((), weak, scalar=True))
-        else:
-            raise DTypeError(
-                f"{fn_name}: argument {i} is a {type(a).__name__}; compiled functions take "
-                "numpy float32/float64 arrays or Python numbers"
-            )
-    return tuple(specs)
-
-
-def check_args(
-    fn_name: str, specs: Sequence[ArgSpec], args: Sequence[Any], written: set[int] = frozenset()
-) -> list[np.ndarray]:
-    """Arrays for the interpreter path, refusing anything that differs from the signature.
-
-    Inputs in `written` are updated in place, so they must be writeable,
-    C-contiguous arrays (not Python numbers).
-    """
-    if len(args) != len(specs):
-        raise TraceError(f"{fn_name}: expected {len(specs)} argument(s), got {len(args)}")
-    arrays = []
-    for i, (spec, a) in enumerate(zip(specs, args)):
-        if spec.scalar and isinstance(a, (float, int, np.floating, np.integer)):
-            arrays.append(np.asarray(a, dtype=NUMPY_DTYPES[spec.dtype]))
-            continue
-        if not isinstance(a, np.ndarray):
-            raise DTypeError(f"{fn_name}: argument {i} must be a numpy array, got {type(a).__name__}")
-        if a.dtype != NUMPY_DTYPES[spec.dtype]:
-            raise DTypeError(f"{fn_name}: argument {i} has dtype {a.dtype}, compiled for {NUMPY_DTYPES[spec.dtype]}")
-        if tuple(a.shape) != spec.shape:
-            raise ShapeError(f"{fn_name}: argument {i} has shape {a.shape}, compiled for {spec.shape}")
-        if i in written and not (a.flags.writeable and a.flags.c_contiguous):
-            raise DTypeError(
-                f"{fn_name}: argument {i} is updated in place, so it must be a writeable C-contiguous array"
-            )
-        arrays.append(a)
-    return arrays
+from raster_mlir.arguments import ArgSpec, check_args, signature_of
 
 
 class CompiledFunction:

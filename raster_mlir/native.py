@@ -18,6 +18,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from raster_mlir import backend
+from raster_mlir.arguments import check_args
 from raster_mlir.dialects import raster as R
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 
@@ -41,7 +42,7 @@ class NativeEntry:
                 t = attr.type
                 values = np.array(attr.get_values(), dtype=NUMPY_DTYPES[R.dtype_of(t)])
                 self.constants.append(values.reshape(R.shape_of(t)))
-        written = {a for a in result_aliases if a >= 0}
+        self.written = written = {a for a in result_aliases if a >= 0}
         names = [a.name_hint for a in function.body.block.args]
         arg_specs = []
         for i, s in enumerate(specs):
@@ -51,7 +52,6 @@ class NativeEntry:
         for j, c in enumerate(self.constants):
             arg_specs.append(backend.ArgSpec(c.shape, c.dtype.name, name=f"constant{j}"))
         self.function = backend.compile_module(module, entry, arg_specs)
-        self._scalar_dtypes = [NUMPY_DTYPES[s.dtype] if s.scalar else None for s in specs]
 
     # -- inspection -------------------------------------------------------------
     @property
@@ -101,11 +101,8 @@ class NativeEntry:
         return call
 
     def __call__(self, args: Sequence[Any]) -> list[np.ndarray]:
-        inputs = list(args)
-        for i, dtype in enumerate(self._scalar_dtypes):
-            # Python numbers stand for 0-d arrays of the weakly typed dtype.
-            if dtype is not None and not isinstance(inputs[i], np.ndarray):
-                inputs[i] = np.array(inputs[i], dtype=dtype)
+        """The slow path: the argument policy checked in Python first, for precise errors."""
+        inputs = check_args(self.name, self.input_specs, args, written=self.written)
         outs = [np.empty(shape, dtype) for shape, dtype in self.out_shapes]
         self.function(*inputs, *outs, *self.constants)
         results: list[np.ndarray] = []

@@ -23,9 +23,9 @@ __all__ = [
 def dense(W, x, b=None):
     """y = W x + b with W (out, in) and x (in,) or (batch, in); b (out,) defaults to zeros."""
     if b is None:
-        out = np.shape(W)[0] if not hasattr(W, "shape") else W.shape[0]
-        dtype = getattr(W, "dtype", np.float64)
-        b = np.zeros((out,), dtype=dtype)
+        out = W.shape[0] if hasattr(W, "shape") else np.shape(W)[0]
+        # The zero bias is a Python-number-like operand: it takes W's and x's dtype.
+        b = np.zeros((out,), dtype=np.int8)
     return ops.apply(R.DenseOp, [W, x, b])
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import DTypeError, RasterError, with_location
 from raster_mlir.frontend.source import user_location
-from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES, TracedArray, active_scope
+from raster_mlir.frontend.tracer import NUMPY_DTYPES, TracedArray, active_scope, typed_dtype
 from raster_mlir.reference import run_kernel
 
 
@@ -62,7 +62,7 @@ def _eager_arrays(name: str, operands) -> tuple[list[np.ndarray], str]:
         if a.dtype.kind not in "iuf" or a.dtype == np.float16:
             raise DTypeError(f"{name}: arrays of dtype {a.dtype} are not supported (use float32 or float64)")
         converted.append(a)
-    floats = {DTYPES[a.dtype] for o, a in zip(operands, converted) if isinstance(o, np.ndarray) and a.dtype in DTYPES}
+    floats = {d for d in map(typed_dtype, operands) if d is not None}
     if len(floats) > 1:
         raise DTypeError(
             f"{name}: operands mix element types {', '.join(sorted(floats))}; "

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from raster_mlir.errors import RasterError
-from raster_mlir.jit import ArgSpec, CompiledFunction, JitFunction, signature_of
+from raster_mlir.arguments import ArgSpec, signature_of
+from raster_mlir.jit import CompiledFunction, JitFunction
 from raster_mlir.native import MISS
 from raster_mlir.autodiff_api import value_and_grad
 from raster_mlir.frontend.tracer import NUMPY_DTYPES

@@ -39,7 +39,7 @@ DOC_ARGS = {
     "raster.pow": "%x: tensor<4xf64>, %two: tensor<f64>",
     "raster.maximum": "%x: tensor<4xf64>, %y: tensor<4xf64>",
     "raster.greater": "%x: tensor<4xf64>, %zero: tensor<f64>",
-    "raster.equal": "%x: tensor<3x4xf64>, %m: tensor<3x1xf64>",
+    "raster.equal": "%x: tensor<3x4xf64>, %rowmax: tensor<3x1xf64>",
     "raster.dense": "%W: tensor<8x4xf64>, %x: tensor<4xf64>, %b: tensor<8xf64>",
     "raster.softmax": "%z: tensor<10xf64>",
     "raster.log_softmax": "%z: tensor<10xf64>",
@@ -164,10 +164,7 @@ def check_round_trip(name: str, text: str) -> None:
     assert print_module(from_generic) == custom
 
 
-DOC_BUGS = {
-    "raster.equal": "EqualOp's docstring example `%m = raster.equal %x, %m : ...` uses its own result %m "
-    "as its second operand, which is not valid SSA (ParseError: SSA value %m already defined / type clash)",
-}
+DOC_BUGS: dict[str, str] = {}  # op name -> why its docstring example cannot parse (none at present)
 
 
 @pytest.mark.parametrize(

@@ -126,11 +126,6 @@ def test_eager_bad_axis():
     assert_message(info, "raster.sum", "axis 2", marker="eager-axis")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dialects/shapes.py normalize_axis: rm.mean(np.ones((3, 4)), axis=-3) raises "
-    "'raster.mean: axis -3 is out of range for an array of rank 2' -- the shape (3, 4) is not named",
-)
 def test_eager_bad_axis_names_the_shape():
     with pytest.raises(rm.ShapeError) as info:
         rm.mean(np.ones((3, 4)), axis=-3)
@@ -143,12 +138,6 @@ def test_eager_bad_perm():
     assert_message(info, "raster.transpose", "(0, 0)", "(3, 4)", marker="eager-perm")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raster_mlir/dialects/raster.py TransposeOp.canonical_params normalises each perm entry with "
-    "normalize_axis, so rm.transpose(np.ones((3, 4)), (0, 5)) raises 'raster.transpose: axis 5 is out of "
-    "range for an array of rank 2', naming neither the perm (0, 5) nor the shape (3, 4)",
-)
 def test_eager_out_of_range_perm_names_perm_and_shape():
     with pytest.raises(rm.ShapeError) as info:
         rm.transpose(np.ones((3, 4)), (0, 5))
@@ -270,8 +259,6 @@ WRONG_COUNT_BUG = (
 @pytest.mark.parametrize("call", ["__call__", "run_reference"])
 @pytest.mark.parametrize("args, expected, given", [((W0, X0), 3, 2), ((W0, X0, B0, B0), 3, 4)], ids=["too-few", "too-many"])
 def test_compiled_function_refuses_a_wrong_argument_count(request, compiled, call, args, expected, given):
-    if call == "__call__":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=WRONG_COUNT_BUG))
     with pytest.raises(rm.RasterError) as info:
         getattr(compiled, call)(*args)
     head = str(info.value)
@@ -294,8 +281,6 @@ def scaled():
 @pytest.mark.parametrize("call", ["__call__", "run_reference"])
 @pytest.mark.parametrize("args", [(np.ones(2), "2"), (np.ones(2), None), (np.ones(2),)], ids=["str", "None", "missing"])
 def test_compiled_scalar_argument_refuses_non_numbers(request, scaled, call, args):
-    if call == "__call__":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SCALAR_ARG_BUG))
     with pytest.raises(rm.RasterError):
         getattr(scaled, call)(*args)
 
@@ -351,12 +336,6 @@ def test_rm_compile_refuses_bad_example_arguments():
         rm.compile(loss, W0.astype(np.int64), X0, B0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raster_mlir/jit.py check_args (run_reference) and raster_mlir/native.py NativeEntry.__call__: "
-    "a compiled function with a Python-number argument accepts a bool (c(x, True) runs with s = 1.0), "
-    "while signature_of refuses bool arguments with a DTypeError",
-)
 @pytest.mark.parametrize("call", ["__call__", "run_reference"])
 def test_compiled_scalar_argument_refuses_bool(scaled, call):
     with pytest.raises(rm.DTypeError):
@@ -408,7 +387,6 @@ ZERO_SIZE_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=ZERO_SIZE_BUG)
 @pytest.mark.parametrize(
     "call",
     [
@@ -424,7 +402,6 @@ def test_eager_reduction_over_an_empty_axis_is_a_shape_error(call):
         call()
 
 
-@pytest.mark.xfail(strict=True, reason=ZERO_SIZE_BUG + " (traced: compiles, then the interpreter raises ValueError)")
 def test_compiled_max_over_an_empty_axis_is_a_shape_error():
     with pytest.raises(rm.ShapeError):
         rm.compile(lambda x: rm.max(x), np.zeros((0,)), pipeline=TENSOR_PIPELINE).run_reference(np.zeros((0,)))

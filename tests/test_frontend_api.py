@@ -172,13 +172,6 @@ def test_inputs_are_not_modified():
 # -- dtype policy: eager and traced agree ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raster_mlir/ops.py _eager_arrays only counts np.ndarray operands as strongly typed, so numpy "
-    "float32 scalars (the 0-d results eager ops return) are treated like Python numbers and promoted: "
-    "rm.exp(np.float32(1.0)) and rm.exp(rm.sum(x_f32)) return float64; nn.mse of two 0-d float32 arrays "
-    "returns float64 (its inner subtract returns an np.float32 scalar), while the compiled versions stay f32",
-)
 def test_eager_float32_scalars_stay_float32():
     a, b = np.array(1.0, np.float32), np.array(3.0, np.float32)
     assert "-> tensor<f32>" in rm.compile(nn.mse, a, b, pipeline=TENSOR_PIPELINE).ir("traced")  # compiled: f32
@@ -188,13 +181,6 @@ def test_eager_float32_scalars_stay_float32():
     assert np.asarray(rm.exp(np.float32(1.0))).dtype == np.float32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raster_mlir/frontend/tracer.py FunctionScope._common_dtype ignores the dtype of captured numpy "
-    "arrays, so inside @rm.jit `x_f32 + np.ones(3)` (a float64 array) is silently cast to a float32 "
-    "raster.constant, while the same eager call rm.add(x_f32, np.ones(3)) raises DTypeError "
-    "(eager and jit disagree; the documented policy is 'mixing is refused, not promoted')",
-)
 def test_traced_mixing_with_a_captured_float64_array_is_refused():
     x = np.ones(3, dtype=np.float32)
     c64 = np.ones(3)
@@ -204,12 +190,6 @@ def test_traced_mixing_with_a_captured_float64_array_is_refused():
         rm.compile(lambda a: a + c64, x, pipeline=TENSOR_PIPELINE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raster_mlir/nn.py dense: with b=None the default bias takes W's dtype, which is float64 when "
-    "W is a list, so nn.dense([[1.0, 2.0]], np.ones(2, np.float32)) raises DTypeError eagerly "
-    "('operands mix element types f32, f64'), while the same call inside @rm.jit returns float32 [3.]",
-)
 def test_dense_default_bias_follows_the_input_dtype():
     x = np.ones(2, dtype=np.float32)
     traced = rm.jit(lambda v: nn.dense([[1.0, 2.0]], v))(x)

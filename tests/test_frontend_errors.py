@@ -153,20 +153,22 @@ def test_np_asarray_of_a_traced_value():
 
 
 def numpy_function(x):
-    return np.exp(x)  # <np-exp>
+    return np.sin(x)  # <np-sin>
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raster_mlir/frontend/tracer.py TracedArray sets __array_ufunc__ = None, so a numpy ufunc on a "
-    "traced value (np.exp(x) inside @rm.jit) raises numpy's bare TypeError \"operand 'TracedArray' does not "
-    "support ufuncs\" without the user's line, instead of a TraceError like np.asarray(x) "
-    "(whose message even advertises 'np.asarray / a numpy function')",
-)
-def test_numpy_ufunc_on_a_traced_value():
-    with pytest.raises(rm.RasterError) as info:
+def test_unsupported_numpy_ufunc_on_a_traced_value():
+    with pytest.raises(rm.TraceError) as info:
         rm.compile(numpy_function, X)
-    assert_error(info, "np-exp", "numpy")
+    assert_error(info, "np-sin", "numpy", "sin")
+
+
+def test_supported_numpy_ufuncs_on_traced_values_become_raster_ops():
+    def f(x):
+        return np.exp(x) + np.ones(X.shape) * np.tanh(x)
+
+    c = rm.compile(f, X)
+    assert "raster.exp" in c.ir("traced") and "raster.tanh" in c.ir("traced")
+    np.testing.assert_allclose(c(X), np.exp(X) + np.tanh(X), rtol=1e-12)
 
 
 def compares_ge(x):

@@ -44,21 +44,6 @@ def check(got, want, dtype, atol=0.0, how=""):
 
 hows = pytest.mark.parametrize("how", ["eager", "reference", "jit"])
 
-NATIVE_LSE_BUG = (
-    "passes/loop_recipes.py log_softmax / softmax_cross_entropy (native @rm.jit path) compute "
-    "logp = z - (max + log(sum)); rounding max + log(sum) to the dtype at |max| ~ 1e4 loses ~ulp(1e4)/2 "
-    "(4.9e-4 in f32, 9e-13 in f64), so for logits near +-1e4 log_softmax is off by up to ~1e-3 relative "
-    "(f32) / 2.3e-12 relative (f64) and softmax_cross_entropy's probabilities by 7.6e-5 relative (f32); "
-    "the numpy reference computes (z - max) - log(sum) and is exact to a few ulps"
-)
-
-
-def expect_native_bug(request, how, dtype, buggy_dtypes):
-    """Mark this run xfail (strict) when it exercises NATIVE_LSE_BUG: the native path in those dtypes."""
-    if how == "jit" and dtype in buggy_dtypes:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NATIVE_LSE_BUG))
-
-
 def log_softmax_f64(z):
     """z - log(sum(exp(z))) over the last axis in float64, as (z - max) - log(sum(exp(z - max))).
 
@@ -97,7 +82,6 @@ def test_softmax_of_plus_and_minus_1e4(how, dtype):
 @hows
 @dtypes
 def test_log_softmax_of_huge_logits(request, how, dtype):
-    expect_native_bug(request, how, dtype, (np.float32, np.float64))
     z = np.array([[1e4, 0.0, -1e4], [-1e4, -1e4, -1e4 + 2.0], [1e4 + 1.0, 1e4, 1e4 - 3.0]], dtype=dtype)
     z64 = z.astype(np.float64)
     want = log_softmax_f64(z64)
@@ -155,8 +139,6 @@ def test_cross_entropy_of_softmax_of_huge_logits_is_finite(how, dtype):
 @dtypes
 @pytest.mark.parametrize("rank", [1, 2])
 def test_softmax_cross_entropy_of_huge_logits_equals_log_sum_exp(request, how, dtype, rank):
-    if rank == 2:
-        expect_native_bug(request, how, dtype, (np.float32,))
     z = np.array([[1e4, -1e4, 0.0, 5.0], [-1e4, -1e4 + 3.0, -1e4 + 1.0, -2e4]], dtype=dtype)
     y = np.array([[0.0, 1.0, 0.0, 0.0], [0.2, 0.3, 0.5, 0.0]], dtype=dtype)
     if rank == 1:

@@ -54,6 +54,19 @@ DTYPES = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
 NUMPY_DTYPES = {"f64": np.dtype(np.float64), "f32": np.dtype(np.float32)}
 
 
+def typed_dtype(value: Any) -> str | None:
+    """'f32'/'f64' for a float numpy array or numpy float32 scalar; None for weakly typed values.
+
+    Python floats (and numpy float64 scalars, which are Python floats) and
+    integers take the dtype of the other operands.
+    """
+    if isinstance(value, np.ndarray) and value.dtype in DTYPES:
+        return DTYPES[value.dtype]
+    if isinstance(value, np.floating) and not isinstance(value, float) and value.dtype in DTYPES:
+        return DTYPES[value.dtype]
+    return None
+
+
 def location_attr(loc: SourceLocation | None):
     if loc is None:
         return None
@@ -92,22 +105,27 @@ class FunctionScope:
         return results[0] if len(results) == 1 else results
 
     def _common_dtype(self, op_cls, operands, loc) -> str:
-        """The dtype of the traced operands; Python scalars adopt it (weak typing, as in JAX)."""
+        """The operands' common dtype; Python numbers and integer arrays adopt it (weak typing).
+
+        Traced values and float numpy arrays/scalars are typed: mixing float32 and
+        float64 among them is a DTypeError, as in eager mode.
+        """
         dtypes = []
         for o in operands:
             if isinstance(o, TracedArray):
                 self.check_owned(o)
                 dtypes.append(o.dtype_name)
-            elif isinstance(o, np.ndarray) and o.dtype in DTYPES:
-                dtypes.append(DTYPES[o.dtype])
-        traced = [o.dtype_name for o in operands if isinstance(o, TracedArray)]
-        if len(set(traced)) > 1:
+            else:
+                typed = typed_dtype(o)
+                if typed is not None:
+                    dtypes.append(typed)
+        if len(set(dtypes)) > 1:
             err = DTypeError(
-                f"{op_cls.name}: operands mix element types {', '.join(traced)}; "
+                f"{op_cls.name}: operands mix element types {', '.join(dtypes)}; "
                 "convert them to one dtype first (raster_mlir does not promote silently)"
             )
             raise with_location(err, str(loc) if loc else None)
-        return traced[0] if traced else (dtypes[0] if dtypes else "f64")
+        return dtypes[0] if dtypes else "f64"
 
     def check_owned(self, value: TracedArray) -> None:
         if value.scope is not self:
@@ -230,8 +248,19 @@ class TracedArray:
     (`bool(x)`, `float(x)`, `np.asarray(x)`, indexing) raises a TraceError.
     """
 
-    __array_priority__ = 1000  # numpy defers `ndarray + TracedArray` to us
-    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """numpy ufuncs on traced values (`np.exp(x)`, `ndarray + x`) become raster ops."""
+        name = _UFUNC_OPS.get(ufunc.__name__)
+        if method == "__call__" and not kwargs and name is not None:
+            return getattr(_ops(), name)(*inputs)
+        loc = user_location()
+        raise TraceError(
+            f"numpy's {ufunc.__name__} ({method}{', with ' + ', '.join(kwargs) if kwargs else ''}) is not "
+            f"supported on traced arrays; supported ufuncs: {', '.join(sorted(_UFUNC_OPS))}"
+            + (f"\n  at {loc}" if loc else "")
+        )
 
     def __init__(self, scope: FunctionScope, value: SSAValue):
         self.scope = scope
@@ -378,6 +407,14 @@ class TracedArray:
         self._needs_values("== on a traced array")
 
     __hash__ = object.__hash__
+
+
+# numpy ufunc name -> raster_mlir.ops function with the same meaning.
+_UFUNC_OPS = {
+    "add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+    "true_divide": "divide", "power": "power", "negative": "negative", "exp": "exp", "log": "log",
+    "tanh": "tanh", "sqrt": "sqrt", "maximum": "maximum", "minimum": "minimum", "matmul": "matmul",
+}  # fmt: skip
 
 
 def _parameter_names(fn: Callable) -> list[str]:

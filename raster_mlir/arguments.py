@@ -1,0 +1,94 @@
+"""Signatures of compiled functions and the argument policy, checked before anything runs.
+
+A signature is the tuple of (shape, dtype) of the arguments. Python numbers
+are accepted where a 0-d array makes sense; they take the dtype of the array
+arguments when those agree (weak typing, as in JAX), float64 otherwise.
+
+Policy: numpy float32/float64 arrays of exactly the traced shape and dtype.
+Integer, boolean or object arrays, other shapes and other dtypes are refused
+with a RasterError; nothing is cast or copied silently. Arrays a function
+updates in place must be writeable and C-contiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from raster_mlir.dialects import raster as R
+from raster_mlir.errors import DTypeError, ShapeError
+from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES
+
+
+def is_number(a: Any) -> bool:
+    """A Python or numpy number that may stand for a 0-d array (bools are not numbers here)."""
+    return isinstance(a, (float, int, np.floating, np.integer)) and not isinstance(a, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """What one argument of a compiled function must be."""
+
+    shape: tuple[int, ...]
+    dtype: str  # "f32" | "f64"
+    scalar: bool = False  # given as a Python number
+
+    @property
+    def tensor_type(self):
+        return R.tensor(self.shape, self.dtype)
+
+
+def signature_of(fn_name: str, args: Sequence[Any]) -> tuple[ArgSpec, ...]:
+    """The ArgSpecs of concrete arguments, or a RasterError naming the bad one."""
+    array_dtypes = {DTYPES[a.dtype] for a in args if isinstance(a, np.ndarray) and a.dtype in DTYPES}
+    weak = array_dtypes.pop() if len(array_dtypes) == 1 else "f64"
+    specs = []
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray):
+            if a.dtype not in DTYPES:
+                raise DTypeError(
+                    f"{fn_name}: argument {i} has dtype {a.dtype}; compiled functions take "
+                    "float32 or float64 arrays (convert with .astype(np.float64))"
+                )
+            specs.append(ArgSpec(tuple(a.shape), DTYPES[a.dtype]))
+        elif is_number(a):
+            specs.append(ArgSpec((), weak, scalar=True))
+        else:
+            raise DTypeError(
+                f"{fn_name}: argument {i} is a {type(a).__name__}; compiled functions take "
+                "numpy float32/float64 arrays or Python numbers"
+            )
+    return tuple(specs)
+
+
+def check_args(
+    fn_name: str, specs: Sequence[ArgSpec], args: Sequence[Any], written: set[int] = frozenset()
+) -> list[np.ndarray]:
+    """Arrays for the interpreter path, refusing anything that differs from the signature.
+
+    Inputs in `written` are updated in place, so they must be writeable,
+    C-contiguous arrays (not Python numbers).
+    """
+    if len(args) != len(specs):
+        raise DTypeError(f"{fn_name}: expected {len(specs)} argument(s), got {len(args)}")
+    arrays = []
+    for i, (spec, a) in enumerate(zip(specs, args)):
+        if spec.scalar and is_number(a):
+            arrays.append(np.asarray(a, dtype=NUMPY_DTYPES[spec.dtype]))
+            continue
+        if not isinstance(a, np.ndarray):
+            wanted = "a number or a 0-d array" if spec.scalar else f"a numpy array of shape {spec.shape}"
+            raise DTypeError(f"{fn_name}: argument {i} must be {wanted}, got {type(a).__name__}")
+        if a.dtype != NUMPY_DTYPES[spec.dtype]:
+            raise DTypeError(f"{fn_name}: argument {i} has dtype {a.dtype}, compiled for {NUMPY_DTYPES[spec.dtype]}")
+        if tuple(a.shape) != spec.shape:
+            raise ShapeError(f"{fn_name}: argument {i} has shape {a.shape}, compiled for {spec.shape}")
+        if i in written and not (a.flags.writeable and a.flags.c_contiguous):
+            raise DTypeError(
+                f"{fn_name}: argument {i} is updated in place, so it must be a writeable C-contiguous array"
+            )
+        arrays.append(a)
+    return arrays
