@@ -12,6 +12,7 @@ Public facade (what the compile API calls):
         fastmath: Sequence[str] = ("contract", "reassoc"),
         loop_vectorize_hints: bool = True,
         prefer_vector_width: int | None = None,   # None: 512 on avx512f hosts
+        jam: int = 4,                             # unroll-and-jam factor of reduction nests; <2: off
     ) -> NativeFunction
 
     ArgSpec(shape, dtype, written=False, name=None, align=None)
@@ -99,6 +100,7 @@ def compile_module(
     fastmath: Sequence[str] = DEFAULT_FASTMATH,
     loop_vectorize_hints: bool = True,
     prefer_vector_width: int | None = None,
+    jam: int = 4,
 ) -> NativeFunction:
     """Compile `entry` of the loop-level `module` for this host; see the module docstring."""
     from ..errors import CompileError
@@ -110,6 +112,7 @@ def compile_module(
         fastmath=tuple(sorted(set(fastmath))),
         loop_vectorize_hints=loop_vectorize_hints,
         prefer_vector_width=prefer_vector_width,
+        jam=jam,
         target=host_target(),
     )
     emitted = emit_module(module, {entry: arg_specs}, options)

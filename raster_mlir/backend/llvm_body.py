@@ -35,12 +35,14 @@ from xdsl.ir import Block, Operation, SSAValue
 
 from ..errors import CompileError
 from .analysis import BufferType, FunctionInfo, buffer_type
+from .jam import jam_plan
+from .jam_emit import JamEmitter
 from .llvm_ops import OpTranslator
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
 from .loop_hints import should_force_vectorize
 
 
-class FunctionBodyEmitter(OpTranslator):
+class FunctionBodyEmitter(JamEmitter, OpTranslator):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
     `module_ctx` is the `ModuleEmitter` (see `llvm_emit.py`): it owns the
@@ -79,26 +81,29 @@ class FunctionBodyEmitter(OpTranslator):
     def _emit_block(self, block: Block) -> list[ir.Value] | None:
         """Emit every op of `block`; return the mapped operands of its scf.yield."""
         for op in block.ops:
-            name = op.name
-            if name == "scf.yield":
+            if op.name == "scf.yield":
                 return [self.value(v) for v in op.operands]
-            if name == "func.return":
+            if op.name == "func.return":
                 self._emit_return(op)
                 return None
-            handler = self.HANDLERS.get(name)
-            if handler is None:
-                raise CompileError(
-                    f"@{self.info.name}: op {name} is not part of the loop-level IR the LLVM backend accepts"
-                )
-            try:
-                handler(self, op)
-            except CompileError:
-                raise
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-                # llvmlite's builder checks (operand types...) on IR the
-                # verifier let through: report it as a compile error on the op.
-                raise CompileError(f"@{self.info.name}: cannot translate {name}: {exc}") from exc
+            self._emit_op(op)
         return None
+
+    def _emit_op(self, op: Operation) -> None:
+        name = op.name
+        handler = self.HANDLERS.get(name)
+        if handler is None:
+            raise CompileError(
+                f"@{self.info.name}: op {name} is not part of the loop-level IR the LLVM backend accepts"
+            )
+        try:
+            handler(self, op)
+        except CompileError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # llvmlite's builder checks (operand types...) on IR the
+            # verifier let through: report it as a compile error on the op.
+            raise CompileError(f"@{self.info.name}: cannot translate {name}: {exc}") from exc
 
     def value(self, v: SSAValue) -> ir.Value:
         try:
@@ -198,10 +203,14 @@ class FunctionBodyEmitter(OpTranslator):
 
     # ---- structured control flow -----------------------------------------
 
-    def _emit_for(self, op: Operation) -> None:
+    def _build_loop(self, lb, ub, step, inits, emit_body, loop_md=None) -> list[ir.Value]:
+        """Emit `for (iv = lb; iv < ub; iv += step)` with loop-carried `inits`.
+
+        `emit_body(iv, accs)` emits the body at the builder's position and
+        returns the values carried to the next iteration; the result is the
+        list of carried values after the loop (the header phis).
+        """
         b = self.builder
-        lb, ub, step = (self.value(v) for v in (op.lb, op.ub, op.step))
-        inits = [self.value(v) for v in op.iter_args]
         pre = b.block
         header = self.llfn.append_basic_block("for.header")
         body = self.llfn.append_basic_block("for.body")
@@ -219,23 +228,37 @@ class FunctionBodyEmitter(OpTranslator):
         b.cbranch(b.icmp_signed("<", iv, ub), body, exit_)
 
         b.position_at_end(body)
-        block = op.body.blocks.first
-        self.values[block.args[0]] = iv
-        for arg, phi in zip(block.args[1:], accs):
-            self.values[arg] = phi
-        yielded = self._emit_block(block) or []
+        yielded = emit_body(iv, accs)
         latch = b.block
         nxt = b.add(iv, step, flags=("nsw",))
         back = b.branch(header)
-        md = self.mctx.loop_metadata(force_vectorize=should_force_vectorize(op, self.info.name))
-        if md is not None:
-            back.set_metadata("llvm.loop", md)
+        if loop_md is not None:
+            back.set_metadata("llvm.loop", loop_md)
         iv.add_incoming(nxt, latch)
         for phi, y in zip(accs, yielded, strict=True):
             phi.add_incoming(y, latch)
-
         b.position_at_end(exit_)
-        self.define(op, *accs)
+        return accs
+
+    def _emit_for(self, op: Operation, lb: ir.Value | None = None, allow_jam: bool = True) -> None:
+        if allow_jam:
+            plan = jam_plan(op, self.info.name, self.info.name in self.mctx.noalias_functions, self.mctx.options.jam)
+            if plan is not None:
+                self._emit_jammed(op, plan)
+                return
+        block = op.body.blocks.first
+
+        def body(iv, accs):
+            self.values[block.args[0]] = iv
+            for arg, phi in zip(block.args[1:], accs):
+                self.values[arg] = phi
+            return self._emit_block(block) or []
+
+        lb = lb if lb is not None else self.value(op.lb)
+        md = self.mctx.loop_metadata(force_vectorize=should_force_vectorize(op, self.info.name))
+        inits = [self.value(v) for v in op.iter_args]
+        results = self._build_loop(lb, self.value(op.ub), self.value(op.step), inits, body, md)
+        self.define(op, *results)
 
     def _emit_if(self, op: Operation) -> None:
         b = self.builder
