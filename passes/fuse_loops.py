@@ -161,9 +161,15 @@ def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats) -> 
             fuse_block(op.body.block, depth + 1, max_depth, stats)
 
 
-def forward_stores(block: Block) -> None:
-    """Replace a load of an element stored earlier in the same block by the stored value."""
-    last: dict[tuple, object] = {}
+def forward_stores(block: Block, known: dict | None = None) -> None:
+    """Replace a load of an element stored earlier by the stored value.
+
+    `known` maps (buffer, index values) to the value last stored there. It
+    flows into nested regions whose ops never write that buffer: a loop body
+    then sees the same element on every iteration, so the forwarded value is
+    valid there too.
+    """
+    last: dict[tuple, object] = dict(known or {})
     for op in list(block.ops):
         if isinstance(op, memref.StoreOp):
             for key in [k for k in last if k[0] is op.memref]:
@@ -176,12 +182,13 @@ def forward_stores(block: Block) -> None:
                 op.detach()
                 op.erase()
         elif op.regions:
-            for region in op.regions:
-                for inner in region.blocks:
-                    forward_stores(inner)
             written = accesses([op])
             if written.opaque:
                 last.clear()
+            inherited = {k: v for k, v in last.items() if k[0] not in written.writes}
+            for region in op.regions:
+                for inner in region.blocks:
+                    forward_stores(inner, inherited)
             for key in [k for k in last if k[0] in written.writes]:
                 del last[key]
 

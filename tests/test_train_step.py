@@ -146,3 +146,24 @@ def test_the_step_is_one_native_function_without_weight_gradient_buffers():
     assert defined <= {name, f"{name}_packed", f"{name}_checked"}, defined
     declared = set(re.findall(r"^declare [^@]*@\"?([\w.]+)\"?\(", llvm, re.M))
     assert all(d.startswith("llvm.") or d in LIBM for d in declared), declared
+
+
+def test_skipping_inactive_relu_rows_changes_no_bit():
+    """skip-zero-updates is exact: the step with and without it gives identical parameters."""
+    from raster_mlir.compiler import DEFAULT_PIPELINE
+
+    assert "skip-zero-updates" in DEFAULT_PIPELINE
+    params, x, y = make_problem(batch=None, n_in=30, hidden=40)
+    dense_update = DEFAULT_PIPELINE.replace(",skip-zero-updates", "")
+    with_skip = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
+    without = rm.compile_train_step(mlp_loss, (0, 1, 2, 3), rm.optim.SGD(lr=0.1), pipeline=dense_update)
+    a = [p.copy() for p in params]
+    b = [p.copy() for p in params]
+    for _ in range(10):
+        assert with_skip(*a, x, y) == without(*b, x, y)
+    for got, want in zip(a, b):
+        np.testing.assert_array_equal(got, want)
+    assert "scf.if" in with_skip.ir() and "scf.if" not in without.ir()
+    # Some hidden units were inactive, so some rows were really skipped.
+    h = np.maximum(params[0] @ x + params[1], 0)
+    assert 0 < np.count_nonzero(h == 0) < h.size

@@ -1,0 +1,147 @@
+"""`skip-zero-updates`: run an accumulate-into loop only when its common factor is non-zero.
+
+Algorithm: for every `scf.for` without results and without nested regions,
+first hoist loads that do not depend on the loop (their indices are defined
+outside and the loop never writes their buffer), then look at its stores. If each one has the form
+
+    %old = memref.load %B[%i...]
+    %new = arith.subf %old, %t     (or arith.addf %old, %t / %t, %old)
+    memref.store %new, %B[%i...]
+
+where %t is a product (`arith.mulf`, through `arith.negf`) one of whose
+factors is the same value %s for every store, and %s is defined outside the
+loop, then when %s == 0 every store writes back the value it loaded. The loop
+is wrapped in `scf.if %s != 0` (`une`: a NaN factor still runs the loop, so
+NaNs propagate as before).
+
+For a train step this is the sparsity of ReLU: a hidden unit that was
+inactive has dz = 0, so its row of W1 -= lr * dz * x is skipped.
+
+Exactness: skipping writes back the loaded value, where the loop would
+have stored old - (+-0) * ... The results agree for finite other factors;
+they differ only where another factor is inf or NaN (0 * inf = NaN), or in
+the sign of a zero (-0.0 - +0.0).
+
+Before:
+    scf.for %i = %c0 to %c784 step %c1 {
+      %x = memref.load %X[%i] ...
+      %g = arith.mulf %dz, %x : f64
+      %t = arith.mulf %lr, %g : f64
+      %w = memref.load %W[%o, %i] ...
+      %n = arith.subf %w, %t : f64
+      memref.store %n, %W[%o, %i] ...
+    }
+After:
+    %nz = arith.cmpf une, %dz, %zero : f64
+    scf.if %nz {
+      scf.for %i = ... { (unchanged) }
+    }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects.builtin import FloatAttr, ModuleOp
+from xdsl.ir import Block, Region, SSAValue
+from xdsl.passes import ModulePass
+
+from .loop_analysis import accesses, defined_values
+
+
+def _factors(value: SSAValue, inside: set[SSAValue]) -> list[SSAValue]:
+    """Leaves of the product tree of `value`, left to right: factors defined outside the loop, or opaque ones."""
+    owner = value.owner
+    if value in inside and isinstance(owner, arith.MulfOp):
+        return _factors(owner.lhs, inside) + _factors(owner.rhs, inside)
+    if value in inside and isinstance(owner, arith.NegfOp):
+        return _factors(owner.operand, inside)
+    return [value]
+
+
+def _update_term(store: memref.StoreOp) -> SSAValue | None:
+    """%t when the store writes old +- %t back to where %old was loaded from."""
+    new = store.value.owner
+    if not isinstance(new, (arith.SubfOp, arith.AddfOp)):
+        return None
+    candidates = [(new.lhs, new.rhs)] + ([(new.rhs, new.lhs)] if isinstance(new, arith.AddfOp) else [])
+    for old, term in candidates:
+        load = old.owner
+        if (
+            isinstance(load, memref.LoadOp)
+            and load.memref is store.memref
+            and tuple(load.indices) == tuple(store.indices)
+        ):
+            return term
+    return None
+
+
+def hoist_invariant_loads(loop: scf.ForOp) -> None:
+    """Move loads whose indices are defined outside `loop` and whose buffer it never writes above it.
+
+    (A factor such as dz[o] loaded inside the row's update loop becomes a value
+    defined outside it, which the guard can test.)
+    """
+    written = accesses([loop]).writes
+    for op in list(loop.body.block.ops):
+        if isinstance(op, memref.LoadOp) and op.memref not in written:
+            inside = defined_values(loop)
+            if not any(i in inside for i in op.indices):
+                op.detach()
+                loop.parent_block().insert_op_before(op, loop)
+
+
+def common_zero_factor(loop: scf.ForOp) -> SSAValue | None:
+    body = loop.body.block
+    if loop.results or any(op.regions for op in body.ops):
+        return None
+    stores = [op for op in body.ops if isinstance(op, memref.StoreOp)]
+    if not stores:
+        return None
+    inside = defined_values(loop)
+    common: list[SSAValue] | None = None  # in the first store's order, so the choice is deterministic
+    for store in stores:
+        term = _update_term(store)
+        if term is None:
+            return None
+        outside = [f for f in _factors(term, inside) if f not in inside]
+        common = outside if common is None else [f for f in common if f in outside]
+    if not common:
+        return None
+    # A constant factor (the learning rate) is never zero at run time: guarding on it is useless.
+    candidates = [
+        f for f in common if f.type == stores[0].value.type and not isinstance(f.owner, arith.ConstantOp)
+    ]
+    return candidates[0] if candidates else None
+
+
+def guard(loop: scf.ForOp, factor: SSAValue) -> None:
+    """Wrap `loop` in `scf.if factor != 0`."""
+    parent = loop.parent_block()
+    zero = arith.ConstantOp(FloatAttr(0.0, factor.type))
+    nonzero = arith.CmpfOp(factor, zero, "une")
+    for op in (zero, nonzero):
+        parent.insert_op_before(op, loop)
+    then = Block()
+    if_op = scf.IfOp(nonzero, [], Region(then))
+    parent.insert_op_before(if_op, loop)
+    loop.detach()
+    then.add_ops([loop, scf.YieldOp()])
+
+
+@dataclass(frozen=True)
+class SkipZeroUpdatesPass(ModulePass):
+    """Guard accumulate-into loops by their common factor (skips rows of inactive ReLU units)."""
+
+    name = "skip-zero-updates"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
+            loops = [l for l in function.walk() if isinstance(l, scf.ForOp)]
+            for loop in loops:
+                hoist_invariant_loads(loop)
+                factor = common_zero_factor(loop)
+                if factor is not None:
+                    guard(loop, factor)
