@@ -221,10 +221,20 @@ def test_entry_point_does_not_shadow_a_builtin_pass(passes, tmp_path, monkeypatc
 # --- pipeline strings and options ----------------------------------------------------------
 
 
-def test_default_pipeline_runs_every_stage_of_the_design():
-    assert pass_names(DEFAULT_PIPELINE) == [
-        "inline", "autodiff", "inline", "canonicalize", "cse", "dce", "lower-to-loops", "fuse-loops",
-    ]  # fmt: skip
+def test_default_pipeline_runs_every_stage_of_the_design_in_order():
+    design = ["inline", "autodiff", "inline", "canonicalize", "cse", "dce", "lower-to-loops", "fuse-loops"]
+    names = iter(pass_names(DEFAULT_PIPELINE))
+    assert all(name in names for name in design)  # in this order; passes may be added between them
+
+
+def labels(spec: str) -> list[str]:
+    """Stage labels of a pipeline's passes: the name, with #n from a pass's second run on."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in pass_names(spec):
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return out
 
 
 @pytest.mark.parametrize("spec", ["fuse-loops{max-depth=1}", "fuse-loops{max_depth=1}"])
@@ -293,7 +303,8 @@ def test_print_ir_before_one_pass(capsys):
     out = capsys.readouterr().out
     assert HEADER.findall(out) == [("Before", "lower-to-loops")]
     dumped = out.split("\n", 1)[1]
-    assert dumped.strip() == c.ir("after:dce").strip()  # the tensor-level IR lower-to-loops receives
+    received = c.stages[c.stages.index("after:lower-to-loops") - 1]
+    assert dumped.strip() == c.ir(received).strip()  # the tensor-level IR lower-to-loops receives
     assert "tensor<3xf64>" in dumped and "memref" not in dumped
 
 
@@ -324,8 +335,10 @@ def test_dump_dir_writes_one_parseable_file_per_stage_in_order(tmp_path):
     c = rm.compile(rm.value_and_grad(loss), x, x, dump_dir=tmp_path / "ir")
     files = sorted(os.listdir(tmp_path / "ir"))
     assert len(files) == len(c.stages) == len(pass_names(DEFAULT_PIPELINE)) + 1
-    assert files[0] == "00_traced.mlir" and files[2] == "02_after_autodiff.mlir"
-    assert files[3] == "03_after_inline_2.mlir"  # the second run of inline
+    assert files[0] == "00_traced.mlir"
+    autodiff, inline2 = c.stages.index("after:autodiff"), c.stages.index("after:inline#2")
+    assert files[autodiff] == f"{autodiff:02d}_after_autodiff.mlir"
+    assert files[inline2] == f"{inline2:02d}_after_inline_2.mlir"  # the second run of inline
     for name, stage in zip(files, c.stages):
         text = (tmp_path / "ir" / name).read_text()
         assert text == c.ir(stage)
@@ -390,9 +403,8 @@ def test_pass_seconds_has_one_entry_per_pass_run():
     x = np.ones(3)
     c = rm.compile(rm.grad(loss), x, x)
     assert list(c.pass_seconds) == [stage.removeprefix("after:") for stage in c.stages[1:]]
-    assert list(c.pass_seconds) == [
-        "inline", "autodiff", "inline#2", "canonicalize", "cse", "dce", "lower-to-loops", "fuse-loops",
-    ]  # fmt: skip
+    assert list(c.pass_seconds) == labels(DEFAULT_PIPELINE)
+    assert "inline#2" in c.pass_seconds
     assert all(isinstance(s, float) and s >= 0.0 for s in c.pass_seconds.values())
 
 
