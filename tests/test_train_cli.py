@@ -83,9 +83,11 @@ def test_train_one_epoch_on_mnist5k(tmp_path):
 
 def test_train_minibatches_drop_the_incomplete_batch(tmp_path):
     require_demo_extra()
-    args = ["train", "--batch", "64", "--limit", "1000", "--epochs", "2", "--dtype", "f32", "--no-progress"]
+    args = ["train", "--batch", "64", "--limit", "1000", "--epochs", "2", "--dtype", "f32"]
     result = run_cli(*args, "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    # The tqdm bar (on stderr): samples per second and the running loss.
+    assert "sample/s" in result.stderr and "loss=" in result.stderr and "1.92k/1.92k" in result.stderr
     assert "15 batches of 64; the last 40 shuffled samples are dropped" in result.stdout
     history = json.loads((tmp_path / "history.json").read_text())
     assert [e["samples"] for e in history["epochs"]] == [960, 960]
