@@ -23,7 +23,7 @@ import pytest
 
 import raster_mlir as rm
 from raster_mlir import nn
-from raster_mlir.compiler import StagedPipeline, make_context, print_module
+from raster_mlir.compiler import DEFAULT_PIPELINE, StagedPipeline, make_context, print_module
 from raster_mlir.passes import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +123,11 @@ def test_mlp_gradient_unchanged_and_products_with_ones_removed():
     assert len(grads) == len(ref_grads) == len(args)
     for g, r in zip(grads, ref_grads):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-15)
-    # ...and both agree with the tensor-level reference interpreter.
+    # ...and with the default pipeline, and with the tensor-level reference interpreter.
+    default_loss, default_grads = rm.compile(rm.value_and_grad(mlp_loss), *args)(*args)
+    assert loss == pytest.approx(default_loss, rel=1e-13)
+    for g, r in zip(grads, default_grads):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-15)
     ref_loss2, ref_grads2 = plain.run_reference(*args)
     assert loss == pytest.approx(ref_loss2, rel=1e-12)
     np.testing.assert_allclose(grads[0], ref_grads2[0], rtol=1e-10, atol=1e-13)
@@ -258,6 +262,10 @@ def test_doc_shows_the_whole_example_in_order():
     for line in wanted:
         assert line in shown[position:], f"docs/writing-a-pass.md does not show, in order: {line!r}"
         position = shown.index(line, position) + 1
+
+
+def test_doc_shows_the_default_pipeline():
+    assert f"```\n{DEFAULT_PIPELINE}\n```" in open(DOC).read()
 
 
 def test_doc_pipelines_parse():
