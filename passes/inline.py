@@ -95,7 +95,8 @@ class InlinePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         functions = functions_of(op)
         kept = _kept_for_autodiff(op, functions)
-        inlinable = {name: f for name, f in functions.items() if name not in kept}
+        # Declarations (no body) stay calls; so do custom-rule functions while autodiff needs them.
+        inlinable = {name: f for name, f in functions.items() if name not in kept and not f.is_declaration}
         for _ in range(len(functions) + 1):
             calls = [c for c in op.walk() if isinstance(c, func.CallOp)]
             local = [c for c in calls if c.callee.root_reference.data in inlinable]

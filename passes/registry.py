@@ -16,6 +16,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.exceptions import ArgSpecParseError
 
 from raster_mlir.errors import CompileError
 
@@ -70,6 +71,8 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
         return PassPipeline.parse_spec(available_passes(), spec, callback)
     except CompileError:
         raise
-    except Exception as e:  # xDSL raises ValueError / PassFailedException with the detail
+    # xDSL raises ValueError / PassFailedException with the detail, and ArgSpecParseError
+    # (a BaseException, so `except Exception` would miss it) for malformed specs.
+    except (Exception, ArgSpecParseError) as e:
         known = ", ".join(sorted(available_passes()))
         raise CompileError(f"bad pass pipeline {spec!r}: {e}\n  known passes: {known}") from None

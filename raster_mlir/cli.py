@@ -48,10 +48,14 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
 
         print("\n".join(sorted(available_passes())))
         return 0
-    text = sys.stdin.read() if args.input == "-" else open(args.input).read()
     try:
         from xdsl.parser import Parser
 
+        if args.input == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.input) as f:
+                text = f.read()
         module = Parser(make_context(), text, args.input).parse_module()
         module.verify()
         dump = DumpOptions(
@@ -66,6 +70,9 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
         output = _emit(module, args.emit, args.print_debuginfo)
     except (RasterError, ParseError) as e:
         print(f"raster-opt: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # missing file, a directory, no permission
+        print(f"raster-opt: error: cannot read {args.input}: {e.strerror or e}", file=sys.stderr)
         return 1
     except Exception as e:  # xDSL verification errors and the like: report, do not trace back
         print(f"raster-opt: error: {type(e).__name__}: {e}", file=sys.stderr)

@@ -65,6 +65,17 @@ class StagedPipeline:
         self.spec = spec
         self.dump = dump or DumpOptions()
         self.passes: tuple[ModulePass, ...] = parse_pipeline(spec).passes if spec.strip() else ()
+        names = {p.name for p in self.passes}
+        for option in ("print_ir_before", "print_ir_after"):
+            wanted = getattr(self.dump, option)
+            if isinstance(wanted, str):  # one pass name given as a string
+                wanted = (wanted,)
+                setattr(self.dump, option, wanted)
+            unknown = [w for w in wanted if w not in names]
+            if unknown:
+                raise CompileError(
+                    f"{option}={unknown}: not in the pipeline {spec!r} (its passes: {', '.join(sorted(names))})"
+                )
         self.stages: dict[str, str] = {}
         self.last_stage = ""
         self.pass_seconds: dict[str, float] = {}

@@ -223,8 +223,8 @@ def compile(  # noqa: A001 - the public name the design asks for
     name = fn.name if isinstance(fn, JitFunction) else getattr(fn, "__name__", "fn")
     dump = DumpOptions(
         print_ir_after_all=print_ir_after_all,
-        print_ir_before=tuple(print_ir_before),
-        print_ir_after=tuple(print_ir_after),
+        print_ir_before=(print_ir_before,) if isinstance(print_ir_before, str) else tuple(print_ir_before),
+        print_ir_after=(print_ir_after,) if isinstance(print_ir_after, str) else tuple(print_ir_after),
         dump_dir=dump_dir,
         verify_each=verify_each,
     )

@@ -302,22 +302,12 @@ def test_llvm_of_tensor_level_ir(relu_file):
     assert_clean_error(run(relu_file, "-p", "inline", "--emit=llvm"), "not supported by the LLVM backend")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.raster_opt_main opens the input file outside its try block: a missing file or a "
-    "directory ends in a FileNotFoundError / IsADirectoryError traceback",
-)
 @pytest.mark.parametrize("which", ["missing", "directory"])
 def test_unreadable_input_file(tmp_path, which):
     path = tmp_path / "missing.mlir" if which == "missing" else tmp_path
     assert_clean_error(run(str(path), "-p", "inline"), str(path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.parse_pipeline does not catch xDSL's ArgSpecParseError (a BaseException), "
-    "and neither does the driver: a malformed pipeline ends in a traceback",
-)
 @pytest.mark.parametrize("spec", ["fuse-loops{max-depth=1", "inline,,cse"])
 def test_malformed_pipeline(relu_file, spec):
     assert_clean_error(run(relu_file, "-p", spec), "bad pass pipeline")

@@ -101,11 +101,6 @@ def test_unknown_pass_or_bad_option_is_a_compile_error(spec, named):
     assert "known passes: " in message and "fuse-loops" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.parse_pipeline catches Exception, but xDSL's ArgSpecParseError derives from "
-    "BaseException, so malformed specs escape as ArgSpecParseError instead of CompileError",
-)
 @pytest.mark.parametrize("spec", ["fuse-loops{max-depth=1", "inline,,cse", "inline{"])
 def test_malformed_pipeline_spec_is_a_compile_error(spec):
     with pytest.raises(rm.CompileError, match="bad pass pipeline"):
@@ -316,11 +311,6 @@ def test_print_ir_after_a_repeated_pass_prints_each_run(capsys):
     assert c.ir().strip() in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rm.compile turns print_ir_before/print_ir_after into tuple(value): a single pass name "
-    "given as a str becomes a tuple of characters and nothing is printed, without an error",
-)
 def test_print_ir_before_given_one_name_as_a_string(capsys):
     x = np.ones(3)
     try:
@@ -449,11 +439,6 @@ def test_inline_through_rm_jit_calls():
     np.testing.assert_allclose(c(x), np.maximum(np.exp(x), 0.0) + x, rtol=1e-14)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inline treats a bodiless declaration (func.func private @ext(...)) as defined in the "
-    "module and fails with 'must have exactly one block' instead of leaving the call to it",
-)
 def test_inline_leaves_calls_to_declarations():
     module = parse(
         "func.func private @ext(tensor<3xf64>) -> tensor<3xf64>\n"
