@@ -126,9 +126,7 @@ def train(s: Settings, dataset: data.Dataset) -> dict:
         keep = np.sort(order_rng.permutation(len(x_all))[: s.limit])
         x_all, y_all = x_all[keep], y_all[keep]
     n = len(x_all)
-    steps_per_epoch = n // s.batch
-    if steps_per_epoch == 0:
-        raise ValueError(f"--batch {s.batch} is larger than the {n} training samples")
+    steps_per_epoch = n // s.batch  # at least 1: `run` refuses a batch larger than the training set
     used = steps_per_epoch * s.batch
     params = init_params(init_rng, ds.n_features, s.hidden, ds.n_classes, dtype)
     step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=make_optimizer(s))
@@ -364,6 +362,10 @@ def run(args: argparse.Namespace) -> int:
         dataset = data.load(s.dataset)
     except data.MissingExtraError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    n_train = min(len(dataset.labels_train), s.limit or len(dataset.labels_train))
+    if s.batch > n_train:
+        print(f"error: --batch {s.batch} is larger than the {n_train} training samples", file=sys.stderr)
         return 2
     print(f"{dataset.summary()}; {s.optimizer} lr={s.learning_rate:g}, batch {s.batch}, {s.dtype}, seed {s.seed}")
     start = time.perf_counter()

@@ -76,8 +76,9 @@ def test_train_one_epoch_on_mnist5k(tmp_path):
 
     dumped = sorted(p.name for p in ir.iterdir())
     assert dumped == sorted(history["ir_files"])
-    assert "08_after_fuse-loops.mlir" in dumped and "train_step.s" in dumped
-    assert "scf.for" in (ir / "08_after_fuse-loops.mlir").read_text()
+    assert dumped[0] == "00_traced.mlir" and "train_step.s" in dumped
+    fused = [name for name in dumped if name.endswith("_after_fuse-loops.mlir")]
+    assert len(fused) == 1 and "scf.for" in (ir / fused[0]).read_text()
     assert "define" in (ir / "train_step.ll").read_text()
 
 
@@ -131,6 +132,14 @@ def test_bad_options_exit_2_without_a_traceback(tmp_path, args, message):
     result = run_cli("train", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_batch_larger_than_the_training_set_exits_2(tmp_path):
+    require_demo_extra()
+    result = run_cli("train", "--batch", "500", "--limit", "100", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--batch 500 is larger than the 100 training samples" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_seed_demo_subcommand_still_runs(tmp_path):
