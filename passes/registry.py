@@ -31,6 +31,7 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "autodiff": _lazy("raster_mlir.passes.autodiff", "AutodiffPass"),
     "lower-to-loops": _lazy("raster_mlir.passes.lower_to_loops", "LowerToLoopsPass"),
     "fuse-loops": _lazy("raster_mlir.passes.fuse_loops", "FuseLoopsPass"),
+    "data-loop": _lazy("raster_mlir.passes.data_loop", "DataLoopPass"),
     "skip-zero-updates": _lazy("raster_mlir.passes.skip_zero_updates", "SkipZeroUpdatesPass"),
     # xDSL's passes, reused as they are
     "canonicalize": _lazy("xdsl.transforms.canonicalize", "CanonicalizePass"),

@@ -117,6 +117,15 @@ def common_zero_factor(loop: scf.ForOp) -> SSAValue | None:
     return candidates[0] if candidates else None
 
 
+def already_guarded(loop: scf.ForOp, factor: SSAValue) -> bool:
+    """True when `loop` already sits in `scf.if factor != 0` (the pass is idempotent)."""
+    parent = loop.parent_op()
+    if not isinstance(parent, scf.IfOp):
+        return False
+    cond = parent.cond.owner
+    return isinstance(cond, arith.CmpfOp) and cond.lhs is factor
+
+
 def guard(loop: scf.ForOp, factor: SSAValue) -> None:
     """Wrap `loop` in `scf.if factor != 0`."""
     parent = loop.parent_block()
@@ -143,5 +152,5 @@ class SkipZeroUpdatesPass(ModulePass):
             for loop in loops:
                 hoist_invariant_loads(loop)
                 factor = common_zero_factor(loop)
-                if factor is not None:
+                if factor is not None and not already_guarded(loop, factor):
                     guard(loop, factor)

@@ -21,13 +21,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from raster_mlir.errors import RasterError
+from raster_mlir.errors import RasterError, ShapeError
 from raster_mlir.arguments import ArgSpec, signature_of
 from raster_mlir.jit import CompiledFunction, JitFunction
 from raster_mlir.native import MISS
 from raster_mlir.autodiff_api import value_and_grad
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 from raster_mlir.optim import SGD, Optimizer
+from raster_mlir.train_loop import DataLoop
 
 
 class TrainStep:
@@ -44,6 +45,8 @@ class TrainStep:
         self._entries: dict[tuple[ArgSpec, ...], tuple[CompiledFunction, list[np.ndarray]]] = {}
         self._last: CompiledFunction | None = None
         self._fast = None  # hot path of the most recently used signature
+        self._loops: dict[tuple, DataLoop] = {}
+        self._last_loop: DataLoop | None = None
 
     # -- building -------------------------------------------------------------
     def _step_function(self, n_args: int):
@@ -135,6 +138,58 @@ class TrainStep:
             return float(loss) if try_call(args + tail) else MISS
 
         return fast_with_scalars
+
+    # -- many steps in one native call ---------------------------------------------
+    def run(self, *args, epochs: int = 1, cross_step_fusion: bool = True) -> np.ndarray:
+        """Train over a dataset without Python between samples; returns the loss of every step.
+
+        Arguments are those of a step, except that every argument that is not a
+        parameter is a stack of samples along a new leading dimension N (the
+        same N for all): step n uses row n of each. With `epochs` > 1 the
+        samples are visited again in the same order (shuffle between calls if
+        you want). `cross_step_fusion` fuses the first layer's update of step n
+        with its forward pass of step n+1 (same results: the order of
+        operations is unchanged).
+        """
+        data = [i for i in range(len(args)) if i not in self.params]
+        if not data:
+            raise RasterError("run: every argument is a parameter; there is no data to loop over")
+        for i in data:
+            if not isinstance(args[i], np.ndarray) or args[i].ndim == 0:
+                raise RasterError(f"run: argument {i} must be an array of samples with a leading dimension")
+        n = args[data[0]].shape[0]
+        if any(args[i].shape[0] != n for i in data) or n == 0:
+            shapes = {i: args[i].shape for i in data}
+            raise ShapeError(f"run: the data arguments must share a non-zero leading dimension, got {shapes}")
+        sample = list(args)
+        for i in data:
+            sample[i] = args[i][0]
+        compiled, state = self._entry(tuple(sample))
+        if compiled.native is None:
+            raise RasterError(f"run needs native code; the pipeline {compiled.pipeline.spec!r} does not lower to loops")
+        n_scalars = len(self.optimizer.step_scalars(1))
+        first_scalar = len(args) + len(state)
+        key = (id(compiled), n, cross_step_fusion)
+        loop = self._loops.get(key)
+        if loop is None:
+            sliced = (*data, *range(first_scalar, first_scalar + n_scalars))
+            loop = self._loops[key] = DataLoop(compiled, sliced, n, cross_step_fusion)
+        self._last_loop = loop
+        losses = []
+        dtype = loop.loss_dtype
+        for _ in range(epochs):
+            t0 = self.steps_taken + 1
+            per_step = [self.optimizer.step_scalars(t) for t in range(t0, t0 + n)]
+            scalars = [np.array([values[k] for values in per_step], dtype=dtype) for k in range(n_scalars)]
+            losses.append(loop((*args, *state, *scalars)))
+            self.steps_taken += n
+        return np.concatenate(losses)
+
+    def run_ir(self, stage: str | None = None) -> str:
+        """IR of the most recent `run` loop: "step", "after:data-loop", "after:fuse-loops", ..."""
+        if self._last_loop is None:
+            raise RasterError("run has not been called yet")
+        return self._last_loop.ir(stage)
 
     # -- inspection (the last compiled signature) --------------------------------
     def _inspected(self) -> CompiledFunction:

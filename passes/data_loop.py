@@ -1,0 +1,182 @@
+"""`data-loop`: run a lowered step function over a whole dataset inside one native function.
+
+Input: a loop-level function `@f(args...)` (one training step). Output: a new
+function `@f_loop` whose `sliced` arguments and `outputs` gain a leading
+dimension of `steps`, and whose body is
+
+    scf.for %n = 0 to steps { <body of @f, where a[i...] reads A[%n, i...]> }
+
+Temporaries (`memref.alloc`) and constants stay at the top of the function,
+outside the loop, so the workspace is allocated once for all steps.
+
+Cross-step fusion (`cross-step`, on by default): the sequence of steps
+P(0) R(0) P(1) R(1) ... is regrouped as
+
+    P(0); for n in 0..steps-2: { R(n); P(n+1) }; R(steps-1)
+
+where P is the first loop nest of the step (the first layer's forward pass)
+and R the rest. The regrouping changes no order of execution, so it is always
+valid; it puts the last loop of step n (the first layer's weight update) next
+to the first loop of step n+1 (the first layer's forward pass), and
+`fuse-loops` then merges them when each row of the next forward needs only
+that row of the updated weights: W1 is then streamed through cache twice per
+step (forward + backward/update of a row while it is in L1) instead of three
+times.
+
+Before (one step):
+    func.func @step(%W: memref<8x4xf64>, %x: memref<4xf64>, %loss: memref<f64>) { ... }
+After (`data-loop{steps=100 sliced=1 outputs=2}`):
+    func.func @step_loop(%W: memref<8x4xf64>, %X: memref<100x4xf64>, %losses: memref<100xf64>) {
+      ... P(0) ...
+      scf.for %n = %c0 to %c99 step %c1 { ... R(n) ... P(n + 1) ... }
+      ... R(99) ...
+    }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects.builtin import IndexType, IntegerAttr, MemRefType, ModuleOp
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+
+from raster_mlir.errors import CompileError
+
+from .loop_analysis import defined_values, used_values
+
+
+def _index(value: int) -> arith.ConstantOp:
+    return arith.ConstantOp(IntegerAttr(value, IndexType()))
+
+
+def _retarget(op: Operation, sliced: dict[SSAValue, SSAValue], step: SSAValue) -> None:
+    """Make every load/store of a sliced argument inside `op` address row `step` of its new buffer."""
+    for inner in list(op.walk()):
+        if isinstance(inner, memref.LoadOp) and inner.memref in sliced:
+            new = memref.LoadOp.get(sliced[inner.memref], [step, *inner.indices])
+            inner.parent_block().insert_op_before(new, inner)
+            inner.res.replace_all_uses_with(new.res)
+            inner.detach()
+            inner.erase()
+        elif isinstance(inner, memref.StoreOp) and inner.memref in sliced:
+            new = memref.StoreOp.get(inner.value, sliced[inner.memref], [step, *inner.indices])
+            inner.parent_block().insert_op_before(new, inner)
+            inner.detach()
+            inner.erase()
+
+
+def build_data_loop(
+    function: func.FuncOp, steps: int, sliced_args: Sequence[int], cross_step: bool = True
+) -> func.FuncOp:
+    """A new function running `function`'s body `steps` times over the sliced arguments."""
+    old = function.body.blocks.first
+    sliced_args = sorted(set(sliced_args))
+    for i in sliced_args:
+        if not 0 <= i < len(old.args):
+            raise CompileError(f"data-loop: argument {i} out of range for @{function.sym_name.data}")
+    types = []
+    for i, arg in enumerate(old.args):
+        t = arg.type
+        if i in sliced_args:
+            t = MemRefType(t.element_type, [steps, *t.get_shape()])
+        types.append(t)
+    block = Block(arg_types=types)
+    for new, arg in zip(block.args, old.args):
+        new.name_hint = arg.name_hint
+    for arg, new in zip(old.args, block.args):
+        arg.replace_all_uses_with(new)
+
+    # Allocations and constants stay outside the loop; everything else is one step.
+    hoisted, body_ops = [], []
+    for op in list(old.ops):
+        if isinstance(op, func.ReturnOp):
+            continue
+        if isinstance(op, (memref.AllocOp, arith.ConstantOp)):
+            hoisted.append(op)
+        else:
+            body_ops.append(op)
+    for op in list(old.ops):
+        op.detach()
+    block.add_ops(hoisted)
+    sliced = {block.args[i]: block.args[i] for i in sliced_args}
+
+    first = next((i for i, op in enumerate(body_ops) if isinstance(op, scf.ForOp)), None)
+    rotate = cross_step and steps > 1 and first is not None
+    if rotate:
+        prefix, rest = body_ops[: first + 1], body_ops[first + 1 :]
+        crossing = set().union(*(defined_values(op) for op in prefix)) & set().union(
+            set(), *(used_values(op) for op in rest)
+        )
+        rotate = not crossing and bool(rest)
+    if not rotate:
+        loop_body = Block(arg_types=[IndexType()])
+        loop_body.add_ops(body_ops)
+        for op in body_ops:
+            _retarget(op, sliced, loop_body.args[0])
+        loop_body.add_op(scf.YieldOp())
+        bounds = [_index(0), _index(steps), _index(1)]
+        block.add_ops([*bounds, scf.ForOp(*bounds, [], loop_body)])
+    else:
+        _emit_rotated(block, prefix, rest, sliced, steps)
+    block.add_op(func.ReturnOp())
+    new_function = func.FuncOp(f"{function.sym_name.data}_loop", (types, []), Region(block))
+    new_function.attributes.update(function.attributes)
+    return new_function
+
+
+def _clone_at(ops: Sequence[Operation], step: SSAValue, sliced, target: Block, before: Operation | None = None) -> None:
+    """Copies of `ops` for step index `step`, appended to `target` (or inserted before `before`)."""
+    mapping: dict[SSAValue, SSAValue] = {}
+    copies = [op.clone(value_mapper=mapping) for op in ops]
+    for copy in copies:
+        if before is None:
+            target.add_op(copy)
+        else:
+            target.insert_op_before(copy, before)
+    # Retarget only once every copy exists: `mapping` still names the loads being replaced.
+    for copy in copies:
+        _retarget(copy, sliced, step)
+
+
+def _emit_rotated(block: Block, prefix, rest, sliced, steps: int) -> None:
+    zero, last, one = _index(0), _index(steps - 1), _index(1)
+    block.add_ops([zero, last, one])
+    _clone_at(prefix, zero, sliced, block)  # P(0)
+    loop_body = Block(arg_types=[IndexType()])
+    n = loop_body.args[0]
+    next_n = arith.AddiOp(n, one)
+    loop_body.add_op(next_n)
+    _clone_at(rest, n, sliced, loop_body)  # R(n)
+    _clone_at(prefix, next_n.result, sliced, loop_body)  # P(n + 1)
+    loop_body.add_op(scf.YieldOp())
+    block.add_op(scf.ForOp(zero, last, one, [], loop_body))
+    for op in rest:  # R(steps - 1): the originals
+        block.add_op(op)
+        _retarget(op, sliced, last.result)
+    for op in prefix:
+        op.erase()
+
+
+@dataclass(frozen=True)
+class DataLoopPass(ModulePass):
+    """Add `@<entry>_loop`: `steps` runs of `@<entry>` over the leading dimension of the sliced arguments."""
+
+    name = "data-loop"
+
+    entry: str = ""
+    steps: int = 1
+    sliced: tuple[int, ...] = ()
+    cross_step: bool = True
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        functions = {f.sym_name.data: f for f in op.ops if isinstance(f, func.FuncOp)}
+        if self.entry not in functions:
+            raise CompileError(f"data-loop: no function @{self.entry} (functions: {', '.join(functions)})")
+        if self.steps < 1:
+            raise CompileError(f"data-loop: steps must be at least 1, got {self.steps}")
+        original = functions[self.entry]
+        op.body.block.add_op(build_data_loop(original.clone(), self.steps, self.sliced, self.cross_step))
