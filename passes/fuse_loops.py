@@ -55,7 +55,7 @@ from xdsl.ir import Block, Operation
 from xdsl.passes import ModulePass
 from xdsl.traits import is_side_effect_free
 
-from .loop_analysis import accesses, defined_values, loop_bounds, used_values
+from .loop_analysis import Accesses, accesses, defined_values, loop_bounds, used_values
 
 
 @dataclass
@@ -65,21 +65,34 @@ class FusionStats:
     bytes_removed: int = 0
 
 
-def _between(block: Block, first: Operation, second: Operation) -> list[Operation]:
-    ops, inside = [], False
-    for op in block.ops:
-        if op is second:
-            break
-        if inside:
-            ops.append(op)
-        if op is first:
-            inside = True
-    return ops
+@dataclass
+class _Summary:
+    """What an op (with everything nested in it) touches: buffers and SSA values."""
+
+    acc: Accesses
+    defined: set
+    used: set
+
+    @staticmethod
+    def of(op: Operation) -> _Summary:
+        return _Summary(accesses([op]), defined_values(op), used_values(op))
+
+    @staticmethod
+    def empty() -> _Summary:
+        return _Summary(Accesses(), set(), set())
+
+    def add(self, other: _Summary) -> None:
+        for buf, ops in other.acc.reads.items():
+            self.acc.reads.setdefault(buf, []).extend(ops)
+        for buf, ops in other.acc.writes.items():
+            self.acc.writes.setdefault(buf, []).extend(ops)
+        self.acc.opaque |= other.acc.opaque
+        self.defined |= other.defined
+        self.used |= other.used
 
 
-def _same_iteration(l1: scf.ForOp, l2: scf.ForOp) -> bool:
+def _same_iteration(l1: scf.ForOp, a1: Accesses, l2: scf.ForOp, a2: Accesses) -> bool:
     """Every buffer shared with a write is indexed by each loop's own IV at one common dimension."""
-    a1, a2 = accesses([l1]), accesses([l2])
     shared = {b for b in a1.writes if b in a2.reads or b in a2.writes} | {b for b in a1.reads if b in a2.writes}
     iv1, iv2 = l1.body.block.args[0], l2.body.block.args[0]
     for buf in shared:
@@ -93,32 +106,13 @@ def _same_iteration(l1: scf.ForOp, l2: scf.ForOp) -> bool:
     return True
 
 
-def _placement(block: Block, l1: scf.ForOp, l2: scf.ForOp) -> str | None:
-    """'down' (move L1 before L2), 'up' (move L2 after L1) or None when neither is legal."""
-    between = _between(block, l1, l2)
-    if not between:
+def _placement(s1: _Summary, s2: _Summary, between: _Summary) -> str | None:
+    """'down' (move L1 to just before L2), 'up' (move L2 to just after L1) or None."""
+    if not (s1.defined & between.used) and not s1.acc.conflicts_with(between.acc):
         return "down"
-    used_between = set().union(*(used_values(op) for op in between))
-    defined_between = set().union(*(defined_values(op) for op in between))
-    between_acc = accesses(between)
-    if not (defined_values(l1) & used_between) and not accesses([l1]).conflicts_with(between_acc):
-        return "down"
-    if not (used_values(l2) & defined_between) and not accesses([l2]).conflicts_with(between_acc):
+    if not (s2.used & between.defined) and not s2.acc.conflicts_with(between.acc):
         return "up"
     return None
-
-
-def _can_fuse(block: Block, l1: scf.ForOp, l2: scf.ForOp) -> str | None:
-    if l1.results or l2.results:
-        return None
-    bounds = loop_bounds(l1)
-    if bounds is None or bounds != loop_bounds(l2):
-        return None
-    if used_values(l2) & defined_values(l1):
-        return None
-    if not _same_iteration(l1, l2):
-        return None
-    return _placement(block, l1, l2)
 
 
 def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
@@ -138,6 +132,39 @@ def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
     l2.erase()
 
 
+def _fuse_following(l1: scf.ForOp, stats: FusionStats) -> bool:
+    """Fuse into `l1` every later sibling loop that may join it, in one forward scan.
+
+    The ops passed over are summarised as they are passed (`between`), so each
+    candidate costs one legality check, not a walk over everything in between.
+    """
+    bounds = loop_bounds(l1)
+    if bounds is None or l1.results:
+        return False
+    s1 = _Summary.of(l1)
+    between = _Summary.empty()
+    fused = False
+    op = l1.next_op
+    while op is not None:
+        following = op.next_op
+        if isinstance(op, scf.ForOp) and not op.results and loop_bounds(op) == bounds:
+            s2 = _Summary.of(op)
+            if not (s2.used & s1.defined) and _same_iteration(l1, s1.acc, op, s2.acc):
+                placement = _placement(s1, s2, between)
+                if placement is not None:
+                    _fuse(l1, op, placement)
+                    stats.loops_fused += 1
+                    fused = True
+                    s1 = _Summary.of(l1)
+                    if placement == "down":  # l1 now sits after the ops it passed
+                        between = _Summary.empty()
+                    op = following
+                    continue
+        between.add(_Summary.of(op))
+        op = following
+    return fused
+
+
 def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats) -> None:
     """Fuse sibling loops of `block` until none can be fused, then recurse into loop bodies."""
     if depth > max_depth:
@@ -145,17 +172,9 @@ def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats) -> 
     changed = True
     while changed:
         changed = False
-        loops = [op for op in block.ops if isinstance(op, scf.ForOp)]
-        for i, l1 in enumerate(loops):
-            for l2 in loops[i + 1 :]:
-                placement = _can_fuse(block, l1, l2)
-                if placement is not None:
-                    _fuse(l1, l2, placement)
-                    stats.loops_fused += 1
-                    changed = True
-                    break
-            if changed:
-                break
+        for l1 in [op for op in block.ops if isinstance(op, scf.ForOp)]:
+            if l1.parent_block() is block:  # not fused away into an earlier loop
+                changed |= _fuse_following(l1, stats)
     for op in block.ops:
         if isinstance(op, scf.ForOp):
             fuse_block(op.body.block, depth + 1, max_depth, stats)
