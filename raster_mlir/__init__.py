@@ -15,6 +15,7 @@ from .autodiff_api import grad, value_and_grad
 from .custom_rule import CustomRuleFunction, custom_rule
 from .check_grads import GradCheckReport, check_grads
 from .train import TrainStep, compile_train_step
+from .backend.arrays import aligned_copy as aligned, aligned_empty, aligned_zeros
 from . import nn, optim
 
 __version__ = "0.1.0"
@@ -23,7 +24,7 @@ __all__ = [
     "RasterError", "ShapeError", "DTypeError", "TraceError", "GradientError", "CompileError",
     "jit", "compile", "grad", "value_and_grad", "JitFunction", "CompiledFunction", "nn",
     "custom_rule", "CustomRuleFunction", "check_grads", "GradCheckReport",
-    "compile_train_step", "TrainStep", "optim",
+    "compile_train_step", "TrainStep", "optim", "aligned", "aligned_empty", "aligned_zeros",
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",
     "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul",
     "transpose", "reshape", "broadcast_to",

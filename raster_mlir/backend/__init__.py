@@ -64,7 +64,7 @@ from collections.abc import Sequence
 
 from xdsl.dialects.builtin import ModuleOp
 
-from .arrays import aligned_empty, aligned_zeros
+from .arrays import aligned_copy, aligned_empty, aligned_zeros
 from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
 from .call import AliasingError, AlignmentError, NativeFunction, NotContiguousError, ReadOnlyError
 from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
@@ -72,6 +72,7 @@ from .specs import ArgSpec
 from .target import host_target
 
 __all__ = [
+    "aligned_copy",
     "aligned_empty",
     "aligned_zeros",
     "AlignmentError",

@@ -34,3 +34,11 @@ def aligned_zeros(shape, dtype=np.float64, align: int = 64) -> np.ndarray:
     out = aligned_empty(shape, dtype, align)
     out[...] = 0
     return out
+
+
+def aligned_copy(array, align: int = 64) -> np.ndarray:
+    """A C-contiguous, `align`-byte aligned copy of `array` (same dtype and values)."""
+    array = np.asarray(array)
+    out = aligned_empty(array.shape, array.dtype, align)
+    out[...] = array
+    return out
