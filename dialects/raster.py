@@ -405,46 +405,40 @@ class DenseOp(RasterOp):
         return [S.dense(cls.name, *shapes)]
 
 
+class RowwiseOp(RasterOp):
+    """An op over the last axis of a tensor of rank >= 1 with a non-empty last axis; same type out."""
+
+    T: ClassVar = VarConstraint("T", base(TensorType))
+    input = operand_def(T)
+    result = result_def(T)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input)"
+
+    @classmethod
+    def infer_shapes(cls, shapes, **params):
+        S.rank_at_least(cls.name, "input", shapes[0], 1)
+        S.nonempty_axis(cls.name, shapes[0], -1)
+        return [shapes[0]]
+
+
 @irdl_op_definition
-class SoftmaxOp(RasterOp):
+class SoftmaxOp(RowwiseOp):
     """Softmax over the last axis, computed as exp(x - max) / sum (no overflow).
 
     `%p = raster.softmax %z : tensor<10xf64>`
     """
 
     name = "raster.softmax"
-    T: ClassVar = VarConstraint("T", base(TensorType))
-    input = operand_def(T)
-    result = result_def(T)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input)"
-
-    @classmethod
-    def infer_shapes(cls, shapes, **params):
-        S.rank_at_least(cls.name, "input", shapes[0], 1)
-        S.nonempty_axis(cls.name, shapes[0], -1)
-        return [shapes[0]]
 
 
 @irdl_op_definition
-class LogSoftmaxOp(RasterOp):
+class LogSoftmaxOp(RowwiseOp):
     """log(softmax(x)) over the last axis, as x - max - log(sum(exp(x - max))).
 
     `%l = raster.log_softmax %z : tensor<10xf64>`
     """
 
     name = "raster.log_softmax"
-    T: ClassVar = VarConstraint("T", base(TensorType))
-    input = operand_def(T)
-    result = result_def(T)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input)"
-
-    @classmethod
-    def infer_shapes(cls, shapes, **params):
-        S.rank_at_least(cls.name, "input", shapes[0], 1)
-        S.nonempty_axis(cls.name, shapes[0], -1)
-        return [shapes[0]]
 
 
 @irdl_op_definition

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from raster_mlir.custom_rule import CustomRuleFunction, keep_alive_during_trace
+from raster_mlir.custom_rule import keep_alive_during_trace
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError, with_location
 from raster_mlir.frontend.source import user_location
@@ -42,14 +42,8 @@ def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callab
         nums = _normalize_argnums(op_cls.name, argnums, len(args))
     except GradientError as e:
         raise with_location(e, where) from None
-    dtypes = {a.dtype_name for a in args if isinstance(a, TracedArray)}
-    dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
-    values = [scope.lift(a, dtype, loc) for a in args]
-    types = tuple(v.type for v in values)
-    if isinstance(f, CustomRuleFunction):  # the callee carries its rule
-        symbol, tree = f.trace_into(scope, list(types))
-    else:
-        symbol, tree = scope.trace.trace_function(f.fn, f.name, list(types), key=(id(f.fn), types))
+    values = scope.lift_args(args, loc)
+    symbol, tree = f.trace_into(scope, [v.type for v in values])  # a custom-rule callee carries its rule
     outputs = list(scope.trace.function(symbol).function_type.outputs)
     if tree is not None or len(outputs) != 1 or R.shape_of(outputs[0]) != ():
         shapes = [R.shape_of(t) for t in outputs]

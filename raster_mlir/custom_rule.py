@@ -41,10 +41,10 @@ from xdsl.dialects import func
 
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.raster_rules import attach_custom_rule, custom_rule_of
-from raster_mlir.errors import GradientError, TraceError, with_location
+from raster_mlir.errors import GradientError, with_location
 from raster_mlir.frontend.pytree import unflatten
 from raster_mlir.frontend.source import SourceLocation, user_location
-from raster_mlir.frontend.tracer import FunctionScope, TracedArray, active_scope
+from raster_mlir.frontend.tracer import FunctionScope, TracedArray
 from raster_mlir.jit import JitFunction
 
 
@@ -80,26 +80,7 @@ class CustomRuleFunction(JitFunction):
         self.rule_fn = rule_fn
         return rule_fn
 
-    def __call__(self, *args):
-        if active_scope() is not None or any(isinstance(a, TracedArray) for a in args):
-            return self._call_traced(args)
-        return super().__call__(*args)
-
-    # -- tracing ----------------------------------------------------------------
-    def _call_traced(self, args: Sequence[Any]):
-        scope = active_scope()
-        if scope is None:
-            raise TraceError(f"{self.name} was called with a traced value outside of its trace")
-        loc = user_location()
-        dtypes = {a.dtype_name for a in args if isinstance(a, TracedArray)}
-        dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
-        values = [scope.lift(a, dtype, loc) for a in args]
-        symbol, tree = self.trace_into(scope, [v.type for v in values])
-        callee = scope.trace.function(symbol)
-        call = func.CallOp(symbol, values, list(callee.function_type.outputs))
-        scope.append(call, loc)
-        return unflatten(tree, [TracedArray(scope, r) for r in call.results])
-
+    # -- tracing (JitFunction.__call__ -> call_traced -> trace_into) ---------------------
     def trace_into(self, scope: FunctionScope, arg_types: Sequence) -> tuple[str, Any]:
         """Trace the function (once per signature) and its rule into scope's module; (symbol, output tree)."""
         if self.rule_fn is None:

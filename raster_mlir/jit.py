@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,10 +14,9 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseArrayBase, i64
 
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline
-from raster_mlir.dialects import raster as R
-from raster_mlir.errors import DTypeError, RasterError, ShapeError, TraceError, with_location
+from raster_mlir.errors import RasterError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
-from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES, ModuleTrace, TracedArray, active_scope, unflatten
+from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.interpreter import interpret
 from raster_mlir.native import MISS, NativeEntry
 from raster_mlir.arguments import ArgSpec, check_args, signature_of
@@ -153,6 +151,11 @@ class JitFunction:
         self._fast = None  # hot path for the most recently used signature
         functools.update_wrapper(self, fn)
 
+    def trace_into(self, scope, arg_types: Sequence) -> tuple[str, Any]:
+        """Trace this function into `scope`'s module (once per signature); (symbol, output tree)."""
+        types = tuple(arg_types)
+        return scope.trace.trace_function(self.fn, self.name, list(types), key=(id(self.fn), types))
+
     def lower(self, *args) -> CompiledFunction:
         """The CompiledFunction for these arguments' signature (compiled if new)."""
         specs = signature_of(self.name, args)
@@ -188,11 +191,8 @@ def call_traced(jit_fn: JitFunction, args: Sequence[Any]):
     if scope is None:
         raise TraceError(f"{jit_fn.name} was called with a traced value outside of its trace")
     loc = user_location()
-    dtypes = {a.dtype_name for a in args if isinstance(a, TracedArray)}
-    dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
-    values = [scope.lift(a, dtype, loc) for a in args]
-    types = tuple(v.type for v in values)
-    symbol, tree = scope.trace.trace_function(jit_fn.fn, jit_fn.name, list(types), key=(id(jit_fn.fn), types))
+    values = scope.lift_args(args, loc)
+    symbol, tree = jit_fn.trace_into(scope, [v.type for v in values])
     callee = scope.trace.function(symbol)
     call = func.CallOp(symbol, values, list(callee.function_type.outputs))
     scope.append(call, loc)

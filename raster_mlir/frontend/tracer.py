@@ -136,6 +136,12 @@ class FunctionScope:
                 + (f"\n  at {user_location()}" if user_location() else "")
             )
 
+    def lift_args(self, args: Sequence[Any], loc: SourceLocation | None) -> list[SSAValue]:
+        """SSA values for a call's arguments; Python numbers take the traced arguments' dtype."""
+        dtypes = {a.dtype_name for a in args if isinstance(a, TracedArray)}
+        dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
+        return [self.lift(a, dtype, loc) for a in args]
+
     def lift(self, value: Any, dtype: str, loc: SourceLocation | None) -> SSAValue:
         """An SSA value for an operand: traced values as they are, constants materialised."""
         if isinstance(value, TracedArray):
