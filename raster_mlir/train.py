@@ -17,6 +17,7 @@ fused into the update loop.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -65,7 +66,20 @@ class TrainStep:
             return (loss, *new_params, *[s for group in new_states for s in group])
 
         train_step.__name__ = f"{self.name}_train_step"
+        train_step.__signature__ = self._step_signature(n_args)  # argument names in the IR: %W1, %W1_m, ...
         return train_step
+
+    def _step_signature(self, n_args: int) -> inspect.Signature:
+        try:
+            names = [p.name for p in inspect.signature(self.loss_fn).parameters.values()][:n_args]
+        except (TypeError, ValueError):
+            names = []
+        names += [f"arg{i}" for i in range(len(names), n_args)]
+        per_param = self.optimizer.state_count()
+        names += [f"{names[i]}_state{k}" for i in self.params for k in range(per_param)]
+        names += [f"step_scalar{k}" for k in range(len(self.optimizer.step_scalars(1)))]
+        kind = inspect.Parameter.POSITIONAL_ONLY
+        return inspect.Signature([inspect.Parameter(n, kind) for n in names])
 
     def lower(self, *args) -> CompiledFunction:
         """The compiled step for these arguments' signature (compiled if new)."""
