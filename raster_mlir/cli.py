@@ -17,7 +17,7 @@ import sys
 from xdsl.utils.exceptions import ParseError
 
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, make_context, print_module
-from raster_mlir.errors import RasterError
+from raster_mlir.errors import CompileError, RasterError
 
 
 def _split(values: list[str]) -> list[str]:
@@ -90,8 +90,12 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
 def _emit(module, emit: str, locations: bool) -> str:
     if emit == "mlir":
         return print_module(module, locations=locations)
+    from xdsl.dialects.builtin import TensorType
+
     from raster_mlir.backend import emit_llvm
 
+    if any(isinstance(v.type, TensorType) for op in module.walk() for v in (*op.operands, *op.results)):
+        raise CompileError(f"--emit={emit} needs loop-level IR: add lower-to-loops to the pipeline (-p ...)")
     result = emit_llvm(module)
     return {"llvm": result.llvm_ir, "llvm-opt": result.llvm_ir_optimized, "asm": result.asm}[emit]
 
