@@ -299,7 +299,7 @@ def test_input_that_does_not_verify():
 
 
 def test_llvm_of_tensor_level_ir(relu_file):
-    assert_clean_error(run(relu_file, "-p", "inline", "--emit=llvm"), "not supported by the LLVM backend")
+    assert_clean_error(run(relu_file, "-p", "inline", "--emit=llvm"), "needs loop-level IR", "lower-to-loops")
 
 
 @pytest.mark.parametrize("which", ["missing", "directory"])
