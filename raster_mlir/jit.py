@@ -20,9 +20,10 @@ from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, 
 from raster_mlir.interpreter import interpret
 from raster_mlir.native import MISS, NativeEntry
 from raster_mlir.arguments import ArgSpec, check_args, signature_of
+from raster_mlir.backend.inspect import LLVMInspection
 
 
-class CompiledFunction:
+class CompiledFunction(LLVMInspection):
     """One traced signature of a function, compiled; callable, with every IR stage inspectable.
 
     `ir(stage)` — `"traced"`, `"after:<pass>"` (`"after:inline#2"` for a repeat),
@@ -78,22 +79,7 @@ class CompiledFunction:
             raise RasterError(f"no IR stage {stage!r}; stages are: {', '.join(self.stages)}")
         return self.pipeline.stages[stage]
 
-    @property
-    def llvm_ir(self) -> str:
-        """LLVM IR as emitted from the loop-level IR, before LLVM's optimisation."""
-        return self._native_or_error().llvm_ir
-
-    @property
-    def llvm_ir_optimized(self) -> str:
-        """LLVM IR after the O3 pipeline (vectorised loops show as `<8 x double>` etc.)."""
-        return self._native_or_error().llvm_ir_optimized
-
-    @property
-    def asm(self) -> str:
-        """Host assembly of the compiled module."""
-        return self._native_or_error().asm
-
-    def _native_or_error(self):
+    def _llvm_source(self):
         if self.native is None:
             raise RasterError(
                 f"{self.name} was not compiled to native code: its pipeline {self.pipeline.spec!r} "

@@ -19,6 +19,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from raster_mlir import backend
 from raster_mlir.arguments import check_args
+from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.dialects import raster as R
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 
@@ -26,7 +27,7 @@ from raster_mlir.frontend.tracer import NUMPY_DTYPES
 MISS = object()  # the fast path declined: take the slow path
 
 
-class NativeEntry:
+class NativeEntry(LLVMInspection):
     def __init__(self, module: ModuleOp, entry: str, specs, result_types, result_aliases: Sequence[int]):
         function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry)
         self.name = entry
@@ -53,18 +54,8 @@ class NativeEntry:
             arg_specs.append(backend.ArgSpec(c.shape, c.dtype.name, name=f"constant{j}"))
         self.function = backend.compile_module(module, entry, arg_specs)
 
-    # -- inspection -------------------------------------------------------------
-    @property
-    def llvm_ir(self) -> str:
-        return self.function.llvm_ir
-
-    @property
-    def llvm_ir_optimized(self) -> str:
-        return self.function.llvm_ir_optimized
-
-    @property
-    def asm(self) -> str:
-        return self.function.asm
+    def _llvm_source(self):
+        return self.function
 
     # -- calling ------------------------------------------------------------------
     def fast_caller(self, package):

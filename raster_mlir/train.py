@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from raster_mlir.backend.arrays import aligned_zeros
+from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.errors import RasterError, ShapeError
 from raster_mlir.arguments import ArgSpec, signature_of
 from raster_mlir.jit import CompiledFunction, JitFunction
@@ -33,7 +34,7 @@ from raster_mlir.optim import SGD, Optimizer
 from raster_mlir.train_loop import DataLoop
 
 
-class TrainStep:
+class TrainStep(LLVMInspection):
     """A compiled train step; call it like the loss function, it returns the loss (a float)."""
 
     def __init__(self, loss_fn: Callable, params: Sequence[int], optimizer: Optimizer, pipeline: str | None = None):
@@ -220,17 +221,8 @@ class TrainStep:
     def stages(self) -> list[str]:
         return self._inspected().stages
 
-    @property
-    def llvm_ir(self) -> str:
-        return self._inspected().llvm_ir
-
-    @property
-    def llvm_ir_optimized(self) -> str:
-        return self._inspected().llvm_ir_optimized
-
-    @property
-    def asm(self) -> str:
-        return self._inspected().asm
+    def _llvm_source(self):
+        return self._inspected()
 
 
 def compile_train_step(

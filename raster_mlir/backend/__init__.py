@@ -68,6 +68,7 @@ from .arrays import aligned_copy, aligned_empty, aligned_zeros
 from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
 from .call import AliasingError, AlignmentError, NativeFunction, NotContiguousError, ReadOnlyError
 from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
+from .inspect import LLVMInspection
 from .specs import ArgSpec
 from .target import host_target
 
@@ -126,7 +127,7 @@ def compile_module(
     )
 
 
-class CompiledModule:
+class CompiledModule(LLVMInspection):
     """A whole module compiled for inspection: IR before/after optimisation and assembly."""
 
     def __init__(self, jit, entries: list[str], cache_source: str | None):
@@ -135,17 +136,8 @@ class CompiledModule:
         self.cache_source = cache_source
         self.cache_hit = cache_source is not None
 
-    @property
-    def llvm_ir(self) -> str:
-        return self._jit.llvm_ir
-
-    @property
-    def llvm_ir_optimized(self) -> str:
-        return self._jit.llvm_ir_optimized
-
-    @property
-    def asm(self) -> str:
-        return self._jit.asm
+    def _llvm_source(self):
+        return self._jit
 
 
 def emit_llvm(module: ModuleOp, *, opt_level: int = 3, use_cache: bool = True) -> CompiledModule:

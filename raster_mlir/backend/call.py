@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import DTypeError, RasterError, ShapeError
 from .llvm_emit import EntryABI
+from .inspect import LLVMInspection
 from .numpy_abi import data_pointer, fill_runtime_table
 from .specs import ArgSpec
 
@@ -145,7 +146,7 @@ def _declined(arrays) -> int:
     return 1
 
 
-class NativeFunction:
+class NativeFunction(LLVMInspection):
     """A compiled entry function: `f(*arrays)` runs it (returns None; results land in written buffers).
 
     Attributes: `name`, `arg_specs`, `workspace_bytes`, `llvm_ir` (before
@@ -191,17 +192,8 @@ class NativeFunction:
         slots = self._slot_type(*pointers, self._workspace_address)
         self._packed(ctypes.addressof(slots))
 
-    @property
-    def llvm_ir(self) -> str:
-        return self._jit.llvm_ir
-
-    @property
-    def llvm_ir_optimized(self) -> str:
-        return self._jit.llvm_ir_optimized
-
-    @property
-    def asm(self) -> str:
-        return self._jit.asm
+    def _llvm_source(self):
+        return self._jit
 
     def __repr__(self) -> str:
         args = ", ".join(f"{s.name or '_'}: {s.dtype}{list(s.shape)}{'!' if s.written else ''}" for s in self.arg_specs)
