@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from raster_mlir.backend.arrays import aligned_zeros
+from raster_mlir.backend.arrays import aligned_copy, aligned_zeros
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.errors import RasterError, ShapeError
 from raster_mlir.arguments import ArgSpec, signature_of
@@ -194,13 +194,51 @@ class TrainStep(LLVMInspection):
         self._last_loop = loop
         losses = []
         dtype = loop.loss_dtype
-        for _ in range(epochs):
-            t0 = self.steps_taken + 1
-            per_step = [self.optimizer.step_scalars(t) for t in range(t0, t0 + n)]
-            scalars = [np.array([values[k] for values in per_step], dtype=dtype) for k in range(n_scalars)]
-            losses.append(loop((*args, *state, *scalars)))
-            self.steps_taken += n
+        staged, write_back = self._aligned_inputs(args)
+        try:
+            for _ in range(epochs):
+                t0 = self.steps_taken + 1
+                per_step = [self.optimizer.step_scalars(t) for t in range(t0, t0 + n)]
+                scalars = [np.array([values[k] for values in per_step], dtype=dtype) for k in range(n_scalars)]
+                losses.append(loop((*staged, *state, *scalars)))
+                self.steps_taken += n
+        finally:
+            for i in write_back:  # the parameters were updated in aligned copies
+                args[i][...] = staged[i]
         return np.concatenate(losses)
+
+    def _aligned_inputs(self, args) -> tuple[list, list[int]]:
+        """Arguments for a run, with large misaligned arrays replaced by 64-byte aligned copies.
+
+        numpy aligns large arrays to 16 bytes, so every 512-bit load of a row
+        straddles two cache lines (a 784-128-10 f64 loop: ~16 us per sample
+        instead of ~11). Over a whole run, copying W1 in and out costs about
+        0.1 us per sample. Returns the arguments and the indices of parameters
+        to copy back. Arrays the native check will refuse (read-only, wrong
+        layout) are passed as they are, so its error names them; a parameter
+        sharing memory with another argument is refused here.
+        """
+        # Copies would hide an overlap from the native check: refuse it here first.
+        for i in self.params:
+            for j, b in enumerate(args):
+                if j != i and isinstance(args[i], np.ndarray) and isinstance(b, np.ndarray):
+                    if np.may_share_memory(args[i], b):
+                        raise RasterError(
+                            f"run: parameter {i} is updated in place but shares memory with argument {j}; "
+                            "pass separate arrays"
+                        )
+        staged, write_back = list(args), []
+        for i, a in enumerate(args):
+            if not isinstance(a, np.ndarray) or a.nbytes < 4096 or not a.flags.c_contiguous:
+                continue
+            if a.__array_interface__["data"][0] % 64 == 0:
+                continue
+            if i in self.params:
+                if not a.flags.writeable:
+                    continue
+                write_back.append(i)
+            staged[i] = aligned_copy(a)
+        return staged, write_back
 
     def run_ir(self, stage: str | None = None) -> str:
         """IR of the most recent `run` loop: "step", "after:data-loop", "after:fuse-loops", ..."""

@@ -104,3 +104,34 @@ def test_run_refuses_bad_data():
         step.run(*params, X, Y)
     for got, want in zip(params, before):
         np.testing.assert_array_equal(got, want)
+
+
+def misaligned(a):
+    """A C-contiguous copy of `a` whose data starts 8 bytes past a 64-byte boundary."""
+    raw = np.empty(a.nbytes + 128, dtype=np.uint8)
+    start = (-raw.ctypes.data % 64) + 8
+    out = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def test_run_on_misaligned_arrays_updates_the_callers_parameters():
+    """run() works on aligned copies of large misaligned arrays and writes the parameters back."""
+    params, X, Y = problem(n=40, n_in=100, hidden=64)
+    want_params, want_losses = per_sample(rm.optim.SGD(lr=0.1), params, X, Y)
+    mine = [misaligned(p) for p in params]
+    Xm, Ym = misaligned(X), misaligned(Y)
+    assert mine[0].ctypes.data % 64 == 8 and mine[0].nbytes >= 4096
+    step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
+    losses = step.run(*mine, Xm, Ym)
+    np.testing.assert_array_equal(losses, want_losses)
+    for got, want in zip(mine, want_params):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_run_refuses_a_parameter_that_aliases_the_data():
+    params, X, Y = problem(n=64, n_in=64, hidden=64)
+    shared = misaligned(np.zeros((64, 64)))
+    step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD())
+    with pytest.raises(rm.RasterError):
+        step.run(shared, params[1], params[2], params[3], shared, Y)
