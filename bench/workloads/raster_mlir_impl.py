@@ -1,0 +1,79 @@
+"""raster_mlir: the loss written with `nn` ops, the step from `rm.compile_train_step`.
+
+- train step: `step(*params, x, y)` from Python, one native call per step
+  (forward, backward and the in-place SGD update fused into one function);
+- data loop: `step.run(*params, X, Y, cross_step_fusion=...)`, every sample of
+  X/Y in one native call;
+- inference: `rm.jit` of the forward pass to probabilities.
+
+Parameters are 64-byte aligned with `rm.aligned`, as `raster-mlir train` does.
+"""
+
+from __future__ import annotations
+
+import raster_mlir as rm
+from bench.workloads import Contender, Implementation, cycling
+from bench.workloads.model import LR
+from raster_mlir import nn
+
+
+def mlp_logits(params, x):
+    """Dense layers with relu between them; the last layer's output (logits)."""
+    h = x
+    n_layers = len(params) // 2
+    for k in range(n_layers):
+        h = nn.dense(params[2 * k], h, params[2 * k + 1])
+        if k < n_layers - 1:
+            h = nn.relu(h)
+    return h
+
+
+def mlp_loss(*args):
+    """mlp_loss(W1, b1, ..., WL, bL, x, y): cross-entropy of the softmax of the logits."""
+    *params, x, y = args
+    return nn.cross_entropy(nn.softmax(mlp_logits(params, x)), y)
+
+
+def mlp_predict(*args):
+    """mlp_predict(W1, b1, ..., WL, bL, x): softmax probabilities."""
+    *params, x = args
+    return nn.softmax(mlp_logits(params, x))
+
+
+def cache_source(compiled) -> str:
+    source = compiled.native.function.cache_source
+    return source or "compiled"
+
+
+class RasterMlir(Implementation):
+    key = "raster_mlir"
+    label = "raster_mlir"
+
+    def details(self):
+        return {"threads": 1, "parameters": "64-byte aligned (rm.aligned)"}
+
+    def _step(self, spec, params):
+        P = [rm.aligned(p) for p in params]
+        step = rm.compile_train_step(mlp_loss, params=tuple(range(len(P))), optimizer=rm.optim.SGD(lr=LR))
+        return step, P
+
+    def train_step(self, spec, params, xs, ys):
+        step, P = self._step(spec, params)
+        arguments = [(*P, x, y) for x, y in zip(xs, ys)]
+        return Contender(
+            cycling(step, arguments), lambda: P, info=lambda: {"cache_source": cache_source(step.lower(*arguments[0]))}
+        )
+
+    def data_loop(self, spec, params, xs, ys, fused):
+        step, P = self._step(spec, params)
+
+        def run():
+            return step.run(*P, xs, ys, cross_step_fusion=fused)
+
+        how = "with" if fused else "without"
+        return Contender(run, lambda: P, note=f"step.run over {len(xs)} samples, {how} cross-step fusion")
+
+    def predictor(self, spec, params, xs):
+        P = [rm.aligned(p) for p in params]
+        predict = rm.jit(mlp_predict)
+        return Contender(cycling(predict, [(*P, x) for x in xs]))
