@@ -58,12 +58,14 @@ class LoopBuilder:
 
     # -- memory -------------------------------------------------------------
     def alloc(self, memref_type: MemRefType) -> SSAValue:
-        """A temporary buffer, always allocated in the entry block (never inside a loop)."""
+        """A temporary buffer, always allocated in the entry block (never inside a loop).
+
+        Appending to the entry block is right even while a loop body is being
+        built: the loop op is added to its parent only after its body, so the
+        alloc lands before it.
+        """
         op = memref.AllocOp.get(memref_type.element_type, 64, memref_type.get_shape())
-        if self.block is self.entry:
-            self.entry.add_op(op)
-        else:
-            self.entry.insert_op_after(op, self._constant_anchor) if self._constant_anchor else self.entry.add_op(op)
+        self.entry.add_op(op)
         return op.results[0]
 
     def load(self, buffer: SSAValue, indices: Sequence[SSAValue]) -> SSAValue:

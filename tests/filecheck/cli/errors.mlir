@@ -18,4 +18,4 @@ func.func @f(%x: tensor<4xf64>) -> tensor<4xf64> {
 
 // The backend takes loop-level IR only.
 // TENSOR-NOT:  Traceback
-// TENSOR:      raster-opt: error: {{.*}}tensor<4xf64> is not supported by the LLVM backend
+// TENSOR:      raster-opt: error: --emit=llvm needs loop-level IR: add lower-to-loops
