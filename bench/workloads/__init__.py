@@ -19,6 +19,8 @@ breaking the harness.
 
 from __future__ import annotations
 
+import abc
+
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +53,7 @@ class Contender:
     note: str = ""  # how this contender does the workload, when not obvious
 
 
-class Implementation:
+class Implementation(abc.ABC):
     """Base class; subclasses override what their library can do."""
 
     key = ""
@@ -68,11 +70,13 @@ class Implementation:
         """Settings that matter to the comparison (threads, options), for the JSON."""
         return {}
 
+    @abc.abstractmethod
     def train_step(self, spec, params: Sequence[np.ndarray], xs: np.ndarray, ys: np.ndarray) -> Contender:
-        raise NotImplementedError
+        """One train step per call, cycling over the samples (or batches) in xs, ys."""
 
+    @abc.abstractmethod
     def predictor(self, spec, params: Sequence[np.ndarray], xs: np.ndarray) -> Contender:
-        raise NotImplementedError
+        """One forward pass to probabilities per call, cycling over xs."""
 
     def data_loop(self, spec, params, xs, ys, fused: bool) -> Contender | None:
         return None
