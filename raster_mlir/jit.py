@@ -62,6 +62,8 @@ class CompiledFunction(LLVMInspection):
         self.native = None
         if self.pipeline.snapshot is not None:
             self.native = NativeEntry(self.module, self.entry, self.specs, self.result_types, self.result_aliases)
+        # The hot path (native argument checks, no signature work); None in the interpreter.
+        self.fast_call = self.native.fast_caller(self._package) if self.native is not None else None
 
     # -- inspection ---------------------------------------------------------
     @property
@@ -119,6 +121,10 @@ class CompiledFunction(LLVMInspection):
         return unflatten(self.out_tree, [float(o) if o.ndim == 0 else o for o in outs])
 
     def __call__(self, *args):
+        if self.fast_call is not None:
+            result = self.fast_call(args)
+            if result is not MISS:
+                return result
         return self._package(self.run_flat(args))
 
 
@@ -161,8 +167,7 @@ class JitFunction:
             return call_traced(self, args)
         try:
             compiled = self.lower(*args)
-            if compiled.native is not None:
-                self._fast = compiled.native.fast_caller(compiled._package)
+            self._fast = compiled.fast_call
             return compiled(*args)
         except RasterError as e:
             if "\n  at " in str(e):
