@@ -63,7 +63,9 @@ class CompiledFunction(LLVMInspection):
         if self.pipeline.snapshot is not None:
             self.native = NativeEntry(self.module, self.entry, self.specs, self.result_types, self.result_aliases)
         # The hot path (native argument checks, no signature work); None in the interpreter.
-        self.fast_call = self.native.fast_caller(self._package) if self.native is not None else None
+        self.fast_call = None
+        if self.native is not None:
+            self.fast_call = self.native.fast_caller(self._package, bare_result=self.out_tree is None)
 
     # -- inspection ---------------------------------------------------------
     @property

@@ -58,10 +58,11 @@ class NativeEntry(LLVMInspection):
         return self.function
 
     # -- calling ------------------------------------------------------------------
-    def fast_caller(self, package):
+    def fast_caller(self, package, bare_result: bool):
         """A closure for the hot path: `call(args)` returns package(results), or MISS.
 
-        It allocates the fresh outputs and lets the backend's native check
+        `bare_result`: the function returns one array (not a tuple), so the
+        result needs no packaging. It allocates the fresh outputs and lets the backend's native check
         validate every argument; anything unusual (a Python number, another
         signature, a bad array) returns MISS and the caller takes the slow,
         fully checked path, which raises the precise error.
@@ -70,7 +71,7 @@ class NativeEntry(LLVMInspection):
         specs = self.out_shapes
         aliases = self.result_aliases
         constants = tuple(self.constants)
-        if len(specs) == 1 and aliases == (-1,) and not constants:
+        if bare_result and len(specs) == 1 and aliases == (-1,) and not constants:
             (shape, dtype), = specs
             scalar = shape == ()
 

@@ -279,3 +279,20 @@ def test_jit_equals_eager_for_every_public_op(name, dtype):
         else:
             assert isinstance(j, np.ndarray) and j.dtype == dtype and j.shape == e.shape
         np.testing.assert_allclose(j, e, rtol=rtol, atol=rtol)
+
+
+def test_the_hot_path_keeps_the_output_nesting():
+    """Second and later calls take the native hot path; results keep their structure there too."""
+    one = rm.jit(lambda a: (a + 1.0,))
+    pair = rm.jit(lambda a: (rm.sum(a), a * 2.0))
+    bare = rm.jit(lambda a: rm.sum(a))
+    x = np.arange(3.0)
+    for _ in range(3):
+        out = one(x)
+        assert isinstance(out, tuple) and len(out) == 1
+        s, d = pair(x)
+        assert type(s) is float and s == 3.0
+        np.testing.assert_array_equal(d, 2 * x)
+        assert type(bare(x)) is float
+    c = rm.compile(lambda a: (a + 1.0,), x)
+    assert isinstance(c(x), tuple) and isinstance(c(x), tuple)
