@@ -11,7 +11,9 @@ LLVM can vectorise it:
   `iter_args` (a dot-product shape, vectorised with `reassoc`);
 - reduction over an outer axis: initialise the result, then accumulate whole
   rows into it (the inner loop walks the kept last axis);
-- dense and matrix-vector: one dot product per output element;
+- dense and matrix-vector: one dot product per output element; a batched
+  dense computes 4x4 tiles (rows of W x samples) per pass over k, so each
+  loaded vector feeds four products;
 - matrix-matrix: i-k-j order, accumulating rows of the result;
 - softmax / log_softmax / cross-entropy: per row, a max pass, a sum-of-exp
   pass and a normalisation pass (the row max is subtracted before exp).
@@ -187,17 +189,60 @@ def _dot(b, n, ft, left, right):
     return b.loop(n, [zero], lambda k, acc: [b.addf(acc, b.mulf(left(k), right(k)))])[0]
 
 
+# A batched dense computes TILE_ROWS x TILE_SAMPLES outputs per pass over k: each
+# loaded vector of W feeds TILE_SAMPLES products and each vector of x TILE_ROWS,
+# so the k-loop does half a load per FMA instead of two (16 accumulators, 8 loads).
+TILE_ROWS, TILE_SAMPLES = 4, 4
+
+
 def dense(b, op, ins, outs):
     w, x, bias = ins
     out = outs[0]
-    n_in = w.shape[1]
+    n_out, n_in = w.shape
+    ft = out.element_type
 
-    def body(idx):
-        rows, o = idx[:-1], idx[-1]
-        acc = _dot(b, n_in, out.element_type, lambda k: at(b, w, [o, k]), lambda k: at(b, x, [*rows, k]))
-        b.store(b.addf(acc, at(b, bias, [o])), out.ref, idx)
+    def tile(o0, n0, rows: int, samples: int):
+        """out[n0 + j, o0 + i] for i < rows, j < samples: one k-loop carrying rows * samples sums."""
 
-    b.nest(out.shape, body)
+        def step(k, *sums):
+            ws = [at(b, w, [_offset(b, o0, i), k]) for i in range(rows)]
+            xs = [at(b, x, [_offset(b, n0, j), k]) for j in range(samples)]
+            return [b.addf(sums[i * samples + j], b.mulf(ws[i], xs[j])) for i in range(rows) for j in range(samples)]
+
+        sums = b.loop(n_in, [b.float(0.0, ft)] * (rows * samples), step)
+        for i in range(rows):
+            o = _offset(b, o0, i)
+            bias_o = at(b, bias, [o])
+            for j in range(samples):
+                out_idx = [_offset(b, n0, j), o] if len(x.shape) == 2 else [o]
+                b.store(b.addf(sums[i * samples + j], bias_o), out.ref, out_idx)
+
+    if len(x.shape) == 1 or x.shape[0] < TILE_SAMPLES or n_out < TILE_ROWS:
+        # One sample (or a tiny batch): one dot product per output element.
+        def body(idx):
+            rows, o = idx[:-1], idx[-1]
+            acc = _dot(b, n_in, ft, lambda k: at(b, w, [o, k]), lambda k: at(b, x, [*rows, k]))
+            b.store(b.addf(acc, at(b, bias, [o])), out.ref, idx)
+
+        b.nest(out.shape, body)
+        return
+    batch = x.shape[0]
+    full_rows, full_samples = n_out - n_out % TILE_ROWS, batch - batch % TILE_SAMPLES
+
+    def row_block(ob):
+        o0 = b.add(arith.MuliOp(ob, b.index(TILE_ROWS)))
+        b.loop(full_samples // TILE_SAMPLES, body=lambda nb: tile(o0, b.add(arith.MuliOp(nb, b.index(TILE_SAMPLES))), TILE_ROWS, TILE_SAMPLES))
+        for n in range(full_samples, batch):  # the last samples of the batch
+            tile(o0, b.index(n), TILE_ROWS, 1)
+
+    b.loop(full_rows // TILE_ROWS, body=row_block)
+    for o in range(full_rows, n_out):  # the last rows of W
+        b.loop(batch, body=lambda n, o=o: tile(b.index(o), n, 1, 1))
+
+
+def _offset(b, base, i: int):
+    """base + i as an index value (base itself when i is 0)."""
+    return base if i == 0 else b.add(arith.AddiOp(base, b.index(i)))
 
 
 def _row_max_and_sum(b, x, row, n, ft):

@@ -122,3 +122,16 @@ def test_dense_128x784_f64_uses_512_bit_vectors():
     rng = np.random.default_rng(0)
     c = rm.compile(nn.dense, rng.normal(size=(128, 784)), rng.normal(size=784), rng.normal(size=128))
     assert "<8 x double>" in c.llvm_ir_optimized
+
+
+@pytest.mark.parametrize("dtype_name", list(DTYPES))
+@pytest.mark.parametrize("n_out, n_in, batch", [(4, 4, 4), (13, 30, 9), (128, 784, 5), (5, 3, 129), (3, 7, 6)])
+def test_batched_dense_tiles_and_remainders(n_out, n_in, batch, dtype_name):
+    """Batched dense runs 4x4 tiles of (rows of W) x (samples), then the remaining rows and samples."""
+    dtype, rtol = DTYPES[dtype_name]
+    rng = np.random.default_rng(n_out * 1000 + batch)
+    W, b = rng.normal(size=(n_out, n_in)).astype(dtype), rng.normal(size=n_out).astype(dtype)
+    x = rng.normal(size=(batch, n_in)).astype(dtype)
+    check(lambda W, x, b: nn.relu(nn.dense(W, x, b)), (W, x, b), dtype, rtol, scale=10.0 * n_in)
+    want = x.astype(np.float64) @ W.T.astype(np.float64) + b
+    np.testing.assert_allclose(rm.compile(nn.dense, W, x, b)(W, x, b), want, rtol=50 * rtol, atol=50 * rtol * n_in)
