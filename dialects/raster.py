@@ -111,8 +111,6 @@ class RasterOp(IRDLOperation, abc.ABC):
 
     # Names of the operands, used in error messages ("weight (3, 4) and input (5,)").
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ()
-    # False for ops whose derivative is zero or undefined by design (comparisons).
-    DIFFERENTIABLE: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod
@@ -366,7 +364,6 @@ class GreaterOp(ElementwiseBinaryOp):
     """
 
     name = "raster.greater"
-    DIFFERENTIABLE: ClassVar[bool] = False
 
 
 @irdl_op_definition
@@ -377,7 +374,6 @@ class EqualOp(ElementwiseBinaryOp):
     """
 
     name = "raster.equal"
-    DIFFERENTIABLE: ClassVar[bool] = False
 
 
 # ---------------------------------------------------------------------------

@@ -85,9 +85,9 @@ def hoist_invariant_loads(loop: scf.ForOp) -> None:
     defined outside it, which the guard can test.)
     """
     written = accesses([loop]).writes
+    inside = defined_values(loop)  # a hoisted load stays in this set: conservative, never wrong
     for op in list(loop.body.block.ops):
         if isinstance(op, memref.LoadOp) and op.memref not in written:
-            inside = defined_values(loop)
             if not any(i in inside for i in op.indices):
                 op.detach()
                 loop.parent_block().insert_op_before(op, loop)

@@ -31,7 +31,6 @@ class NativeEntry(LLVMInspection):
     def __init__(self, module: ModuleOp, entry: str, specs, result_types, result_aliases: Sequence[int]):
         function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry)
         self.name = entry
-        self.n_inputs = len(specs)
         self.input_specs = tuple(specs)
         self.result_aliases = tuple(result_aliases)
         self.fresh = [k for k, a in enumerate(result_aliases) if a < 0]
@@ -43,11 +42,11 @@ class NativeEntry(LLVMInspection):
                 t = attr.type
                 values = np.array(attr.get_values(), dtype=NUMPY_DTYPES[R.dtype_of(t)])
                 self.constants.append(values.reshape(R.shape_of(t)))
-        self.written = written = {a for a in result_aliases if a >= 0}
+        self.written = {a for a in result_aliases if a >= 0}
         names = [a.name_hint for a in function.body.block.args]
         arg_specs = []
         for i, s in enumerate(specs):
-            arg_specs.append(backend.ArgSpec(s.shape, NUMPY_DTYPES[s.dtype].name, written=i in written, name=names[i]))
+            arg_specs.append(backend.ArgSpec(s.shape, NUMPY_DTYPES[s.dtype].name, written=i in self.written, name=names[i]))
         for k, (shape, dtype) in zip(self.fresh, self.out_shapes):
             arg_specs.append(backend.ArgSpec(shape, dtype.name, written=True, name=f"out{k}"))
         for j, c in enumerate(self.constants):

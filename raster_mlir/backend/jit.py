@@ -19,7 +19,6 @@ Algorithm:
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -110,11 +109,3 @@ class JitModule:
                 tm.set_asm_verbosity(True)
                 self._asm = tm.emit_assembly(module)
         return self._asm
-
-
-def compile_ir(llvm_ir: str, target: HostTarget, opt_level: int = 3) -> tuple[JitModule, float]:
-    """Uncached compile: returns the loaded module and the seconds it took."""
-    t0 = time.perf_counter()
-    compiled = optimize_and_codegen(llvm_ir, target, opt_level)
-    jm = JitModule(compiled, target, opt_level, llvm_ir)
-    return jm, time.perf_counter() - t0
