@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from raster_mlir.dialects import raster as R
+from raster_mlir.dialects.shapes import same_dtype
 from raster_mlir.errors import DTypeError, RasterError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import NUMPY_DTYPES, TracedArray, active_scope, typed_dtype
@@ -62,13 +63,8 @@ def _eager_arrays(name: str, operands) -> tuple[list[np.ndarray], str]:
         if a.dtype.kind not in "iuf" or a.dtype == np.float16:
             raise DTypeError(f"{name}: arrays of dtype {a.dtype} are not supported (use float32 or float64)")
         converted.append(a)
-    floats = {d for d in map(typed_dtype, operands) if d is not None}
-    if len(floats) > 1:
-        raise DTypeError(
-            f"{name}: operands mix element types {', '.join(sorted(floats))}; "
-            "convert them to one dtype first (raster_mlir does not promote silently)"
-        )
-    dtype = floats.pop() if floats else "f64"
+    typed = [d for d in map(typed_dtype, operands) if d is not None]
+    dtype = same_dtype(name, typed) if typed else "f64"  # the verifier's rule: mixing is refused
     arrays = [np.asarray(a, dtype=NUMPY_DTYPES[dtype], order="C") for a in converted]
     return arrays, dtype
 

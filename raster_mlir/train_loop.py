@@ -15,9 +15,8 @@ import numpy as np
 
 from raster_mlir import backend
 from raster_mlir.compiler import DumpOptions, StagedPipeline
-from raster_mlir.frontend.tracer import NUMPY_DTYPES
-
 from raster_mlir.dialects import raster as R
+from raster_mlir.frontend.tracer import NUMPY_DTYPES
 
 
 class DataLoop:

@@ -26,6 +26,7 @@ from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr,
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.dialects import raster as R
+from raster_mlir.dialects.shapes import same_dtype
 from raster_mlir.errors import DTypeError, RasterError, TraceError, with_location
 
 from .pytree import flatten, unflatten
@@ -119,13 +120,12 @@ class FunctionScope:
                 typed = typed_dtype(o)
                 if typed is not None:
                     dtypes.append(typed)
-        if len(set(dtypes)) > 1:
-            err = DTypeError(
-                f"{op_cls.name}: operands mix element types {', '.join(dtypes)}; "
-                "convert them to one dtype first (raster_mlir does not promote silently)"
-            )
-            raise with_location(err, str(loc) if loc else None)
-        return dtypes[0] if dtypes else "f64"
+        if not dtypes:
+            return "f64"
+        try:
+            return same_dtype(op_cls.name, dtypes)  # the verifier's rule: mixing is refused
+        except DTypeError as err:
+            raise with_location(err, str(loc) if loc else None) from None
 
     def check_owned(self, value: TracedArray) -> None:
         if value.scope is not self:
