@@ -53,17 +53,17 @@ def _index(value: int) -> arith.ConstantOp:
     return arith.ConstantOp(IntegerAttr(value, IndexType()))
 
 
-def _retarget(op: Operation, sliced: dict[SSAValue, SSAValue], step: SSAValue) -> None:
+def _retarget(op: Operation, sliced: set[SSAValue], step: SSAValue) -> None:
     """Make every load/store of a sliced argument inside `op` address row `step` of its new buffer."""
     for inner in list(op.walk()):
         if isinstance(inner, memref.LoadOp) and inner.memref in sliced:
-            new = memref.LoadOp.get(sliced[inner.memref], [step, *inner.indices])
+            new = memref.LoadOp.get(inner.memref, [step, *inner.indices])
             inner.parent_block().insert_op_before(new, inner)
             inner.res.replace_all_uses_with(new.res)
             inner.detach()
             inner.erase()
         elif isinstance(inner, memref.StoreOp) and inner.memref in sliced:
-            new = memref.StoreOp.get(inner.value, sliced[inner.memref], [step, *inner.indices])
+            new = memref.StoreOp.get(inner.value, inner.memref, [step, *inner.indices])
             inner.parent_block().insert_op_before(new, inner)
             inner.detach()
             inner.erase()
@@ -102,7 +102,7 @@ def build_data_loop(
     for op in list(old.ops):
         op.detach()
     block.add_ops(hoisted)
-    sliced = {block.args[i]: block.args[i] for i in sliced_args}
+    sliced = {block.args[i] for i in sliced_args}  # buffers that gain the leading step dimension
 
     first = next((i for i, op in enumerate(body_ops) if isinstance(op, scf.ForOp)), None)
     rotate = cross_step and steps > 1 and first is not None
@@ -128,15 +128,11 @@ def build_data_loop(
     return new_function
 
 
-def _clone_at(ops: Sequence[Operation], step: SSAValue, sliced, target: Block, before: Operation | None = None) -> None:
-    """Copies of `ops` for step index `step`, appended to `target` (or inserted before `before`)."""
+def _clone_at(ops: Sequence[Operation], step: SSAValue, sliced, target: Block) -> None:
+    """Copies of `ops` for step index `step`, appended to `target`."""
     mapping: dict[SSAValue, SSAValue] = {}
     copies = [op.clone(value_mapper=mapping) for op in ops]
-    for copy in copies:
-        if before is None:
-            target.add_op(copy)
-        else:
-            target.insert_op_before(copy, before)
+    target.add_ops(copies)
     # Retarget only once every copy exists: `mapping` still names the loads being replaced.
     for copy in copies:
         _retarget(copy, sliced, step)
