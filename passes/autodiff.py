@@ -83,7 +83,7 @@ from raster_mlir.dialects.raster_rules import (
     describe_location,
     rule_set,
 )
-from raster_mlir.errors import GradientError
+from raster_mlir.errors import GradientError, with_location
 from raster_mlir.passes.inline import functions_of, inline_call
 
 GRAD_OPS = (R.GradOp, R.ValueAndGradOp)
@@ -91,7 +91,7 @@ GRAD_OPS = (R.GradOp, R.ValueAndGradOp)
 
 def _error(message: str, op: Operation | None) -> GradientError:
     where = describe_location(op) if op is not None else None
-    return GradientError(f"{message}\n  at {where}" if where else message)
+    return with_location(GradientError(message), where)
 
 
 class GradientFunctionBuilder:

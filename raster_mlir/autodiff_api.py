@@ -37,7 +37,7 @@ def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callab
     scope = active_scope()
     keep_alive_during_trace(scope.trace, f, f.fn, wrapper)
     loc = user_location()
-    where = str(loc) if loc else None
+    where = loc
     try:
         nums = _normalize_argnums(op_cls.name, argnums, len(args))
     except GradientError as e:

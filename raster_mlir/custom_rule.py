@@ -90,7 +90,7 @@ class CustomRuleFunction(JitFunction):
                     f"{self.name} is declared with @rm.custom_rule but has no rule; "
                     f"define one with @{self.name}.rule"
                 ),
-                str(loc) if loc else None,
+                loc,
             )
         types = tuple(arg_types)
         keep_alive_during_trace(scope.trace, self, self.fn, self.rule_fn)

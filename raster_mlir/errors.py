@@ -35,11 +35,16 @@ class CompileError(RasterError):
     """A pass pipeline or backend failure on IR the user controls (unknown pass, bad option...)."""
 
 
-def with_location(error: RasterError, where: str | None) -> RasterError:
-    """Return `error` with the user's source location appended to its message.
+def with_location(error: RasterError, where) -> RasterError:
+    """`error` with the user's source location (any object with a str) appended to its message.
 
     The type is kept, so a `ShapeError` stays a `ValueError` for the caller.
+    Idempotent: an error that already names a location (its `where`) is
+    returned as it is, so a location found deep inside is never overwritten
+    by an outer caller's.
     """
-    if not where:
+    if not where or getattr(error, "where", None):
         return error
-    return type(error)(f"{error}\n  at {where}")
+    located = type(error)(f"{error}\n  at {where}")
+    located.where = str(where)
+    return located

@@ -172,10 +172,7 @@ class JitFunction:
             self._fast = compiled.fast_call
             return compiled(*args)
         except RasterError as e:
-            if "\n  at " in str(e):
-                raise
-            loc = user_location()
-            raise with_location(e, str(loc) if loc else None) from None
+            raise with_location(e, user_location()) from None
 
 
 def call_traced(jit_fn: JitFunction, args: Sequence[Any]):

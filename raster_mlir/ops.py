@@ -38,7 +38,7 @@ def apply(op_cls: type[R.RasterOp], operands: Sequence[Any], **params) -> Any:
 
 def _eager(op_cls, operands, params):
     loc = user_location()
-    where = str(loc) if loc else None
+    where = loc
     try:
         arrays, dtype = _eager_arrays(op_cls.name, operands)
         shapes = [a.shape for a in arrays]

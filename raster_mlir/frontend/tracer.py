@@ -100,7 +100,7 @@ class FunctionScope:
             params = op_cls.canonical_params([R.shape_of(v.type) for v in values], **params)
             op = op_cls.make(values, dtype=dtype, **params)
         except RasterError as e:
-            raise with_location(e, str(loc) if loc else None) from None
+            raise with_location(e, loc) from None
         self.append(op, loc)
         results = tuple(TracedArray(self, r) for r in op.results)
         return results[0] if len(results) == 1 else results
@@ -125,16 +125,16 @@ class FunctionScope:
         try:
             return same_dtype(op_cls.name, dtypes)  # the verifier's rule: mixing is refused
         except DTypeError as err:
-            raise with_location(err, str(loc) if loc else None) from None
+            raise with_location(err, loc) from None
 
     def check_owned(self, value: TracedArray) -> None:
         if value.scope is not self:
-            raise TraceError(
+            error = TraceError(
                 f"a traced value of {value.scope.name!r} is used inside {self.name!r}: "
                 "values from an enclosing traced function or from a finished trace cannot be "
                 "captured; pass them as arguments"
-                + (f"\n  at {user_location()}" if user_location() else "")
             )
+            raise with_location(error, user_location())
 
     def lift_args(self, args: Sequence[Any], loc: SourceLocation | None) -> list[SSAValue]:
         """SSA values for a call's arguments; Python numbers take the traced arguments' dtype."""
@@ -147,7 +147,7 @@ class FunctionScope:
         if isinstance(value, TracedArray):
             return value.value
         if isinstance(value, (bool, np.bool_)):
-            raise with_location(TraceError(f"a bool ({value!r}) is not an array operand"), str(loc) if loc else None)
+            raise with_location(TraceError(f"a bool ({value!r}) is not an array operand"), loc)
         if isinstance(value, (int, float, np.integer, np.floating)):
             op = R.FillOp.make([], value=float(value), shape=(), dtype=dtype)
             return self.append(op, loc).results[0]
@@ -155,14 +155,14 @@ class FunctionScope:
             array = np.asarray(value)
             if array.dtype.kind not in "iuf":
                 err = DTypeError(f"cannot use an array of dtype {array.dtype} as a constant")
-                raise with_location(err, str(loc) if loc else None)
+                raise with_location(err, loc)
             op = R.ConstantOp.make([], value=array, shape=array.shape, dtype=dtype)
             return self.append(op, loc).results[0]
         err = TraceError(
             f"cannot use an object of type {type(value).__name__} in a traced function; "
             "operands must be arrays, traced values or Python numbers"
         )
-        raise with_location(err, str(loc) if loc else None)
+        raise with_location(err, loc)
 
 
 class ModuleTrace:
@@ -261,12 +261,11 @@ class TracedArray:
         name = _UFUNC_OPS.get(ufunc.__name__)
         if method == "__call__" and not kwargs and name is not None:
             return getattr(_ops(), name)(*inputs)
-        loc = user_location()
-        raise TraceError(
+        error = TraceError(
             f"numpy's {ufunc.__name__} ({method}{', with ' + ', '.join(kwargs) if kwargs else ''}) is not "
             f"supported on traced arrays; supported ufuncs: {', '.join(sorted(_UFUNC_OPS))}"
-            + (f"\n  at {loc}" if loc else "")
         )
+        raise with_location(error, user_location())
 
     def __init__(self, scope: FunctionScope, value: SSAValue):
         self.scope = scope
@@ -373,14 +372,13 @@ class TracedArray:
 
     # -- what needs concrete values ----------------------------------------
     def _needs_values(self, construct: str):
-        loc = user_location()
-        raise TraceError(
+        error = TraceError(
             f"{construct} needs the values of a traced array {self.shape} {self.dtype_name}, "
             "which are not known while tracing; data-dependent Python control flow and "
             "conversions are not supported inside @rm.jit (use rm.maximum, masks or "
             "move the decision outside the compiled function)"
-            + (f"\n  at {loc}" if loc else "")
         )
+        raise with_location(error, user_location())
 
     def __bool__(self):
         self._needs_values("bool() (an `if`, `while`, `and`/`or` or `not` on a traced value)")
