@@ -15,19 +15,15 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import pytest
-from xdsl.dialects import func
-from xdsl.dialects.builtin import FloatAttr, TensorType, f32, f64
-from xdsl.passes import ModulePass
-from xdsl.rewriter import InsertPoint, Rewriter
 
 from raster_mlir.cli import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE
-from raster_mlir.dialects import raster as R
 from raster_mlir.passes import registry
+
+from helpers import InsertBadFill
 
 RELU = textwrap.dedent(
     """\
@@ -235,18 +231,6 @@ def test_output_file(capsys, relu_file, tmp_path):
 
 
 # --- verification ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InsertBadFill(ModulePass):
-    """Inserts `raster.fill 1.0 : f32 : tensor<f64>`, which the fill verifier refuses."""
-
-    name = "insert-bad-fill"
-
-    def apply(self, ctx, op):
-        f = next(o for o in op.ops if isinstance(o, func.FuncOp))
-        bad = R.FillOp.create(properties={"value": FloatAttr(1.0, f32)}, result_types=[TensorType(f64, [])])
-        Rewriter.insert_op(bad, InsertPoint.at_start(f.body.block))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import raster_mlir as rm
+from helpers import marker_line
 from raster_mlir import nn
 from raster_mlir.compiler import TENSOR_PIPELINE
 
@@ -20,10 +21,7 @@ BASENAME = os.path.basename(THIS_FILE)
 
 
 def line_of(marker: str) -> int:
-    with open(THIS_FILE) as f:
-        hits = [i + 1 for i, line in enumerate(f) if line.rstrip().endswith(f"# <{marker}>")]
-    assert len(hits) == 1, f"marker {marker} found {len(hits)} times"
-    return hits[0]
+    return marker_line(THIS_FILE, marker)
 
 
 def assert_message(exc_info, *parts: str, marker: str | None = None) -> str:

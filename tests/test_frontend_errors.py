@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import raster_mlir as rm
+from helpers import marker_line
 from raster_mlir import nn
 
 THIS_FILE = os.path.abspath(__file__)
@@ -21,10 +22,7 @@ BASENAME = os.path.basename(THIS_FILE)
 
 
 def line_of(marker: str) -> int:
-    with open(THIS_FILE) as f:
-        hits = [i + 1 for i, line in enumerate(f) if line.rstrip().endswith(f"# <{marker}>")]
-    assert len(hits) == 1, f"marker {marker} found {len(hits)} times"
-    return hits[0]
+    return marker_line(THIS_FILE, marker)
 
 
 def assert_error(exc_info, marker: str, *words: str) -> str:

@@ -13,6 +13,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import FileLineColLoc
 
 import raster_mlir as rm
+from helpers import marker_line
 from raster_mlir import nn
 from raster_mlir.compiler import print_module
 
@@ -20,10 +21,7 @@ THIS_FILE = os.path.abspath(__file__)
 
 
 def line_of(marker: str) -> int:
-    with open(THIS_FILE) as f:
-        hits = [i + 1 for i, line in enumerate(f) if line.rstrip().endswith(f"# <{marker}>")]
-    assert len(hits) == 1, f"marker {marker} found {len(hits)} times"
-    return hits[0]
+    return marker_line(THIS_FILE, marker)
 
 
 def located_ops(module, name):

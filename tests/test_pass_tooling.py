@@ -18,17 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from xdsl.dialects import func, scf
-from xdsl.dialects.builtin import FloatAttr, TensorType, UnitAttr, f32, f64
+from xdsl.dialects.builtin import UnitAttr
 from xdsl.parser import Parser
 from xdsl.passes import ModulePass
-from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import VerifyException
 
 import raster_mlir as rm
 from raster_mlir import nn
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, make_context, print_module
-from raster_mlir.dialects import raster as R
 from raster_mlir.passes import registry
+
+from helpers import InsertBadFill
 
 OWN_PASSES = {
     "inline": "raster_mlir.passes.inline",
@@ -338,18 +338,6 @@ def test_dump_dir_writes_one_parseable_file_per_stage_in_order(tmp_path):
 
 
 # --- verification after each pass ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InsertBadFill(ModulePass):
-    """Inserts `raster.fill 1.0 : f32 : tensor<f64>`, which the fill verifier refuses."""
-
-    name = "insert-bad-fill"
-
-    def apply(self, ctx, op):
-        f = next(o for o in op.ops if isinstance(o, func.FuncOp))
-        bad = R.FillOp.create(properties={"value": FloatAttr(1.0, f32)}, result_types=[TensorType(f64, [])])
-        Rewriter.insert_op(bad, InsertPoint.at_start(f.body.block))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,32 @@
+"""Helpers shared by several test files (imported as `helpers`; pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FloatAttr, TensorType, f32, f64
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from raster_mlir.dialects import raster as R
+
+
+def marker_line(path: str, marker: str) -> int:
+    """The line number of the one line of `path` that ends with the comment `# <marker>`."""
+    with open(path) as f:
+        hits = [i + 1 for i, line in enumerate(f) if line.rstrip().endswith(f"# <{marker}>")]
+    assert len(hits) == 1, f"marker {marker} found {len(hits)} times"
+    return hits[0]
+
+
+@dataclass(frozen=True)
+class InsertBadFill(ModulePass):
+    """Inserts `raster.fill 1.0 : f32 : tensor<f64>`, which the fill verifier refuses."""
+
+    name = "insert-bad-fill"
+
+    def apply(self, ctx, op):
+        f = next(o for o in op.ops if isinstance(o, func.FuncOp))
+        bad = R.FillOp.create(properties={"value": FloatAttr(1.0, f32)}, result_types=[TensorType(f64, [])])
+        Rewriter.insert_op(bad, InsertPoint.at_start(f.body.block))
