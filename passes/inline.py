@@ -37,9 +37,8 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr
-from xdsl.ir import Operation
 from xdsl.passes import ModulePass
-from xdsl.rewriter import Rewriter
+from xdsl.rewriter import InsertPoint, Rewriter
 
 from raster_mlir.dialects.raster import GradOp, ValueAndGradOp
 from raster_mlir.dialects.raster_rules import custom_rule_of
@@ -72,18 +71,12 @@ def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
             returned = [value_map.get(v, v) for v in op.arguments]
             break
         clone = op.clone(value_mapper=value_map)
-        Rewriter.insert_op(clone, _before(call))
+        Rewriter.insert_op(clone, InsertPoint.before(call))
     if returned is None:
         raise CompileError(f"inline: @{callee.sym_name.data} has no func.return")
     for result, new in zip(call.results, returned):
         result.replace_all_uses_with(new)
     Rewriter.erase_op(call)
-
-
-def _before(op: Operation):
-    from xdsl.rewriter import InsertPoint
-
-    return InsertPoint.before(op)
 
 
 @dataclass(frozen=True)
