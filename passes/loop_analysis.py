@@ -74,3 +74,30 @@ def loop_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
     """(lb, ub, step) when all three are constants."""
     bounds = tuple(constant_int(v) for v in (loop.lb, loop.ub, loop.step))
     return None if None in bounds else bounds  # type: ignore[return-value]
+
+
+def product_factors(value: SSAValue, inside: set[SSAValue]) -> list[SSAValue]:
+    """Leaves of the product tree of `value`, left to right: factors defined outside the loop, or opaque ones."""
+    owner = value.owner
+    if value in inside and isinstance(owner, arith.MulfOp):
+        return product_factors(owner.lhs, inside) + product_factors(owner.rhs, inside)
+    if value in inside and isinstance(owner, arith.NegfOp):
+        return product_factors(owner.operand, inside)
+    return [value]
+
+
+def update_term(store: memref.StoreOp) -> SSAValue | None:
+    """%t when the store writes old +- %t back to where %old was loaded from."""
+    new = store.value.owner
+    if not isinstance(new, (arith.SubfOp, arith.AddfOp)):
+        return None
+    candidates = [(new.lhs, new.rhs)] + ([(new.rhs, new.lhs)] if isinstance(new, arith.AddfOp) else [])
+    for old, term in candidates:
+        load = old.owner
+        if (
+            isinstance(load, memref.LoadOp)
+            and load.memref is store.memref
+            and tuple(load.indices) == tuple(store.indices)
+        ):
+            return term
+    return None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from xdsl.dialects import arith, math, memref, scf
 from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, MemRefType
-from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 LoopBody = Callable[..., Sequence[SSAValue] | None]
 
@@ -84,16 +84,50 @@ class LoopBuilder:
         if extent == 1:
             yielded = body(self.index(0), *inits) if body else None
             return list(yielded or [])
+        return self.range_loop(self.index(0), self.index(extent), self.index(1), inits, body)
+
+    def range_loop(
+        self,
+        lower: SSAValue,
+        upper: SSAValue,
+        step: SSAValue,
+        inits: Sequence[SSAValue] = (),
+        body: LoopBody | None = None,
+    ) -> list[SSAValue]:
+        """for i in range(lower, upper, step) with SSA bounds (which may be computed at run time)."""
         block = Block(arg_types=[IndexType(), *[v.type for v in inits]])
-        outer, self.block = self.block, block
-        try:
-            yielded = body(block.args[0], *block.args[1:]) if body else None
-        finally:
-            self.block = outer
+        yielded = self.inside(block, lambda: body(block.args[0], *block.args[1:]) if body else None)
         block.add_op(scf.YieldOp(*(yielded or [])))
-        op = scf.ForOp(self.index(0), self.index(extent), self.index(1), list(inits), block)
+        op = scf.ForOp(lower, upper, step, list(inits), block)
         self.block.add_op(op)
         return list(op.results)
+
+    def if_else(
+        self,
+        cond: SSAValue,
+        then: Callable[[], Sequence[SSAValue] | None],
+        otherwise: Callable[[], Sequence[SSAValue] | None] | None = None,
+    ) -> list[SSAValue]:
+        """scf.if; each branch callback returns the values it yields (the same types in both)."""
+        then_block = Block()
+        yielded = list(self.inside(then_block, then) or [])
+        then_block.add_op(scf.YieldOp(*yielded))
+        regions = [Region(then_block)]
+        if otherwise is not None:
+            else_block = Block()
+            else_block.add_op(scf.YieldOp(*(self.inside(else_block, otherwise) or [])))
+            regions.append(Region(else_block))
+        op = scf.IfOp(cond, [v.type for v in yielded], *regions)
+        self.block.add_op(op)
+        return list(op.results)
+
+    def inside(self, block: Block, emit: Callable[[], object]):
+        """Run `emit` with ops appended to `block` instead of the current block."""
+        outer, self.block = self.block, block
+        try:
+            return emit()
+        finally:
+            self.block = outer
 
     def nest(self, extents: Sequence[int], body: Callable[[list[SSAValue]], None]) -> None:
         """Perfect loop nest over `extents` (row-major: the last index is innermost)."""
@@ -135,6 +169,15 @@ class LoopBuilder:
 
     def maxf(self, a, b):
         return self.add(arith.MaximumfOp(a, b))
+
+    def addi(self, a, b):
+        return self.add(arith.AddiOp(a, b))
+
+    def subi(self, a, b):
+        return self.add(arith.SubiOp(a, b))
+
+    def ori(self, a, b):
+        return self.add(arith.OrIOp(a, b))
 
     def cmpf(self, a, b, predicate: str):
         return self.add(arith.CmpfOp(a, b, predicate))

@@ -32,6 +32,7 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lower-to-loops": _lazy("raster_mlir.passes.lower_to_loops", "LowerToLoopsPass"),
     "fuse-loops": _lazy("raster_mlir.passes.fuse_loops", "FuseLoopsPass"),
     "data-loop": _lazy("raster_mlir.passes.data_loop", "DataLoopPass"),
+    "defer-updates": _lazy("raster_mlir.passes.defer_updates", "DeferUpdatesPass"),
     "skip-zero-updates": _lazy("raster_mlir.passes.skip_zero_updates", "SkipZeroUpdatesPass"),
     # xDSL's passes, reused as they are
     "canonicalize": _lazy("xdsl.transforms.canonicalize", "CanonicalizePass"),

@@ -48,34 +48,7 @@ from xdsl.dialects.builtin import FloatAttr, ModuleOp
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.passes import ModulePass
 
-from .loop_analysis import accesses, defined_values
-
-
-def _factors(value: SSAValue, inside: set[SSAValue]) -> list[SSAValue]:
-    """Leaves of the product tree of `value`, left to right: factors defined outside the loop, or opaque ones."""
-    owner = value.owner
-    if value in inside and isinstance(owner, arith.MulfOp):
-        return _factors(owner.lhs, inside) + _factors(owner.rhs, inside)
-    if value in inside and isinstance(owner, arith.NegfOp):
-        return _factors(owner.operand, inside)
-    return [value]
-
-
-def _update_term(store: memref.StoreOp) -> SSAValue | None:
-    """%t when the store writes old +- %t back to where %old was loaded from."""
-    new = store.value.owner
-    if not isinstance(new, (arith.SubfOp, arith.AddfOp)):
-        return None
-    candidates = [(new.lhs, new.rhs)] + ([(new.rhs, new.lhs)] if isinstance(new, arith.AddfOp) else [])
-    for old, term in candidates:
-        load = old.owner
-        if (
-            isinstance(load, memref.LoadOp)
-            and load.memref is store.memref
-            and tuple(load.indices) == tuple(store.indices)
-        ):
-            return term
-    return None
+from .loop_analysis import accesses, defined_values, product_factors, update_term
 
 
 def hoist_invariant_loads(loop: scf.ForOp) -> None:
@@ -103,10 +76,10 @@ def common_zero_factor(loop: scf.ForOp) -> SSAValue | None:
     inside = defined_values(loop)
     common: list[SSAValue] | None = None  # in the first store's order, so the choice is deterministic
     for store in stores:
-        term = _update_term(store)
+        term = update_term(store)
         if term is None:
             return None
-        outside = [f for f in _factors(term, inside) if f not in inside]
+        outside = [f for f in product_factors(term, inside) if f not in inside]
         common = outside if common is None else [f for f in common if f in outside]
     if not common:
         return None

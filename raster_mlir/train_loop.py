@@ -2,9 +2,20 @@
 
 The compiled step's loop-level IR is wrapped by the `data-loop` pass into a
 function that loops over the leading dimension of the data arguments (every
-argument that is not a parameter), then `fuse-loops` merges the weight update
-of step n with the forward pass of step n+1 and `skip-zero-updates` guards
-the rows of inactive ReLU units. No Python runs between samples.
+argument that is not a parameter). Then, with cross-step fusion, one of two
+schedules:
+
+- `defer-updates{block=K}` (when `update_block` K > 1 and the first layer is
+  a dense layer trained by a rank-one update, as with SGD): the first
+  layer's updates of K steps are applied in one pass over its weights, which
+  also computes the next K steps' dot products; equal to the step-by-step
+  loop up to rounding;
+- otherwise the `data-loop` rotation: `fuse-loops` merges the weight update
+  of step n with the forward pass of step n+1, bitwise equal to separate
+  steps.
+
+`skip-zero-updates` then guards the rows of inactive ReLU units. No Python
+runs between samples.
 """
 
 from __future__ import annotations
@@ -12,31 +23,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from xdsl.dialects import func
 
 from raster_mlir import backend
 from raster_mlir.compiler import DumpOptions, StagedPipeline
 from raster_mlir.dialects import raster as R
+from raster_mlir.passes.defer_updates import SCHEDULE_ATTR
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 
 
 class DataLoop:
     """One compiled loop over `steps` samples for one step signature."""
 
-    def __init__(self, compiled, sliced_inputs: Sequence[int], steps: int, cross_step: bool):
+    def __init__(self, compiled, sliced_inputs: Sequence[int], steps: int, cross_step: bool, update_block: int = 1):
         native = compiled.native
         self.steps = steps
         n_inputs = len(compiled.specs)
         loss_slot = n_inputs  # the loss is the first (and only) fresh output
         sliced = (*sliced_inputs, loss_slot)
-        spec = (
-            f"data-loop{{entry={compiled.entry} steps={steps} sliced={','.join(map(str, sliced))} "
-            f"cross-step={'true' if cross_step else 'false'}}},fuse-loops,skip-zero-updates"
-        )
-        module = compiled.module.clone()
-        self.pipeline = StagedPipeline(spec, DumpOptions())
-        self.pipeline.run(module, first_stage="step")
-        self.module = module
         self.entry = f"{compiled.entry}_loop"
+        loop = f"data-loop{{entry={compiled.entry} steps={steps} sliced={','.join(map(str, sliced))} cross-step=%s}}"
+        tail = "fuse-loops,skip-zero-updates"
+        module = None
+        if cross_step and update_block > 1:
+            module = self._build(compiled, f"{loop % 'false'},defer-updates{{function={self.entry} block={update_block}}},{tail}")
+            if not self.schedule.startswith("defer-updates"):
+                module = None  # not applicable: the bitwise-equal rotation below instead
+        if module is None:
+            module = self._build(compiled, f"{loop % ('true' if cross_step else 'false')},{tail}")
+            self.schedule = "cross-step fusion" if cross_step else "step by step"
+        self.module = module
         arg_specs = []
         for i, s in enumerate(native.function.arg_specs):
             shape = (steps, *s.shape) if i in sliced else s.shape
@@ -44,6 +60,15 @@ class DataLoop:
         self.function = backend.compile_module(module, self.entry, arg_specs)
         self.loss_dtype = NUMPY_DTYPES[R.dtype_of(compiled.result_types[0])]
         self.constants = tuple(native.constants)
+
+    def _build(self, compiled, spec: str):
+        module = compiled.module.clone()
+        self.pipeline = StagedPipeline(spec, DumpOptions())
+        self.pipeline.run(module, first_stage="step")
+        function = next(f for f in module.ops if isinstance(f, func.FuncOp) and f.sym_name.data == self.entry)
+        attr = function.attributes.get(SCHEDULE_ATTR)
+        self.schedule = attr.data if attr is not None else ""
+        return module
 
     def ir(self, stage: str | None = None) -> str:
         return self.pipeline.stages[stage or self.pipeline.last_stage]

@@ -1,4 +1,9 @@
-"""TrainStep.run: a whole dataset in one native call, with cross-step fusion, equal to per-sample steps."""
+"""TrainStep.run: a whole dataset in one native call, with cross-step fusion, equal to per-sample steps.
+
+The schedules that keep the order of operations (`update_block=1`, or no
+cross-step fusion) are checked bitwise here; the deferred-update schedule
+(the default for SGD) is checked to rounding in test_defer_updates.py.
+"""
 
 import numpy as np
 import pytest
@@ -35,11 +40,13 @@ def per_sample(optimizer, params, X, Y, epochs=1):
 
 @pytest.mark.parametrize("cross_step", [False, True])
 def test_run_equals_100_separate_steps_bitwise(cross_step):
+    """update_block=1 keeps every step's own update: the results are bitwise those of separate steps."""
     params, X, Y = problem()
     want_params, want_losses = per_sample(rm.optim.SGD(lr=0.1), params, X, Y)
     step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
     mine = [p.copy() for p in params]
-    losses = step.run(*mine, X, Y, cross_step_fusion=cross_step)
+    losses = step.run(*mine, X, Y, cross_step_fusion=cross_step, update_block=1)
+    assert step.run_schedule == ("cross-step fusion" if cross_step else "step by step")
     assert losses.shape == (100,)
     np.testing.assert_array_equal(losses, want_losses)
     for got, want in zip(mine, want_params):
@@ -68,7 +75,7 @@ def update_then_next_forward(module) -> bool:
 def test_cross_step_fusion_merges_the_update_with_the_next_forward():
     params, X, Y = problem(n=10)
     fused = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
-    fused.run(*[p.copy() for p in params], X, Y)
+    fused.run(*[p.copy() for p in params], X, Y, update_block=1)
     assert "@mlp_loss_train_step_loop" in fused.run_ir()
     assert update_then_next_forward(fused._last_loop.module)
     unfused = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
@@ -83,6 +90,7 @@ def test_run_with_adam_epochs_and_float32():
     step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=opt)
     mine = [p.copy() for p in params]
     losses = step.run(*mine, X, Y, epochs=2)
+    assert step.run_schedule == "cross-step fusion"  # Adam's update is not rank one: no deferred updates
     assert losses.dtype == np.float32 and losses.shape == (60,)
     np.testing.assert_allclose(losses, want_losses, rtol=1e-6)
     for got, want in zip(mine, want_params):
@@ -123,7 +131,7 @@ def test_run_on_misaligned_arrays_updates_the_callers_parameters():
     Xm, Ym = misaligned(X), misaligned(Y)
     assert mine[0].ctypes.data % 64 == 8 and mine[0].nbytes >= 4096
     step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
-    losses = step.run(*mine, Xm, Ym)
+    losses = step.run(*mine, Xm, Ym, update_block=1)
     np.testing.assert_array_equal(losses, want_losses)
     for got, want in zip(mine, want_params):
         np.testing.assert_array_equal(got, want)
