@@ -157,7 +157,7 @@ class TrainStep(LLVMInspection):
         return fast_with_scalars
 
     # -- many steps in one native call ---------------------------------------------
-    def run(self, *args, epochs: int = 1, cross_step_fusion: bool = True, update_block: int = 4) -> np.ndarray:
+    def run(self, *args, epochs: int = 1, cross_step_fusion: bool = True, update_block: int | None = None) -> np.ndarray:
         """Train over a dataset without Python between samples; returns the loss of every step.
 
         Arguments are those of a step, except that every argument that is not a
@@ -167,8 +167,9 @@ class TrainStep(LLVMInspection):
         you want).
 
         `cross_step_fusion` chooses the schedule (`run_schedule` tells which ran):
-        - with `update_block` K > 1, when the first layer is dense and its update
-          is rank one (SGD), its updates are applied K steps at a time, in one pass
+        - unless `update_block` is 1, when the first layer is dense and its update
+          is rank one (SGD), its updates are applied K steps at a time (K =
+          `update_block`, or when None the most whose rows fit in L1), in one pass
           over its weights that also computes the next K steps' dot products; later
           steps of a block correct their dot products for the updates still pending
           (pass `defer-updates`). Same results up to rounding (the dot products are
@@ -177,8 +178,10 @@ class TrainStep(LLVMInspection):
           the forward pass of step n+1: bitwise the same results as separate steps;
         - `cross_step_fusion=False`: the steps one after the other, bitwise the same.
         """
-        if not isinstance(update_block, int) or isinstance(update_block, bool) or update_block < 1:
-            raise RasterError(f"run: update_block must be a positive int, got {update_block!r}")
+        if update_block is not None and (
+            not isinstance(update_block, int) or isinstance(update_block, bool) or update_block < 1
+        ):
+            raise RasterError(f"run: update_block must be None or a positive int, got {update_block!r}")
         data = [i for i in range(len(args)) if i not in self.params]
         if not data:
             raise RasterError("run: every argument is a parameter; there is no data to loop over")

@@ -5,7 +5,7 @@ function that loops over the leading dimension of the data arguments (every
 argument that is not a parameter). Then, with cross-step fusion, one of two
 schedules:
 
-- `defer-updates{block=K}` (when `update_block` K > 1 and the first layer is
+- `defer-updates{block=K}` (unless `update_block` is 1, when the first layer is
   a dense layer trained by a rank-one update, as with SGD): the first
   layer's updates of K steps are applied in one pass over its weights, which
   also computes the next K steps' dot products; equal to the step-by-step
@@ -26,6 +26,7 @@ import numpy as np
 from xdsl.dialects import func
 
 from raster_mlir import backend
+from raster_mlir.backend.target import l1_data_cache_bytes
 from raster_mlir.compiler import DumpOptions, StagedPipeline
 from raster_mlir.dialects import raster as R
 from raster_mlir.passes.defer_updates import SCHEDULE_ATTR
@@ -35,7 +36,10 @@ from raster_mlir.frontend.tracer import NUMPY_DTYPES
 class DataLoop:
     """One compiled loop over `steps` samples for one step signature."""
 
-    def __init__(self, compiled, sliced_inputs: Sequence[int], steps: int, cross_step: bool, update_block: int = 1):
+    def __init__(
+        self, compiled, sliced_inputs: Sequence[int], steps: int, cross_step: bool, update_block: int | None = 1
+    ):
+        """`update_block`: steps per deferred-update block; None: chosen from the L1 data cache size; 1: none."""
         native = compiled.native
         self.steps = steps
         n_inputs = len(compiled.specs)
@@ -45,8 +49,9 @@ class DataLoop:
         loop = f"data-loop{{entry={compiled.entry} steps={steps} sliced={','.join(map(str, sliced))} cross-step=%s}}"
         tail = "fuse-loops,skip-zero-updates"
         module = None
-        if cross_step and update_block > 1:
-            module = self._build(compiled, f"{loop % 'false'},defer-updates{{function={self.entry} block={update_block}}},{tail}")
+        if cross_step and update_block != 1:
+            defer = f"defer-updates{{function={self.entry} block={update_block or 0} l1-bytes={l1_data_cache_bytes()}}}"
+            module = self._build(compiled, f"{loop % 'false'},{defer},{tail}")
             if not self.schedule.startswith("defer-updates"):
                 module = None  # not applicable: the bitwise-equal rotation below instead
         if module is None:

@@ -115,3 +115,32 @@ def host_target() -> HostTarget:
         features=features,
         llvm_version=version,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def l1_data_cache_bytes(default: int = 32768) -> int:
+    """Size of the host's level-1 data cache, for passes that block loops to fit it.
+
+    Read from Linux's sysfs (cpu0, the first cache of type Data at level 1);
+    `default` (32 KiB, the common size) where that is not available.
+    """
+    import glob
+    import os
+
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            with open(os.path.join(index, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(index, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(index, "size")) as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if level == "1" and kind in ("Data", "Unified"):
+            units = {"K": 1024, "M": 1024 * 1024}
+            if size[-1:] in units and size[:-1].isdigit():
+                return int(size[:-1]) * units[size[-1]]
+            if size.isdigit():
+                return int(size)
+    return default
