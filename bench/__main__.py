@@ -7,8 +7,8 @@ its default kernel; the machine description printed first names it.)
 
 Workloads, float64 and float32, on 784 -> 128 -> 10 (`bench/workloads/model.py`):
 train step on one sample called from Python; the same as a compiled data
-loop over 1,000 samples (raster_mlir `step.run` with and without cross-step
-fusion, JAX `lax.scan`); train step on batches of 32 and 128; inference
+loop over 1,000 samples (raster_mlir `step.run` with deferred updates, with
+the bitwise cross-step rotation and step by step; JAX `lax.scan`); train step on batches of 32 and 128; inference
 (softmax probabilities) of 1 and 128 samples. Then the scaling report:
 per-sample step for hidden sizes 64 ... 1024, and compile time (cold and
 warm, each in a fresh process) of 2-, 4- and 8-layer MLPs.
@@ -54,6 +54,12 @@ BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
 PUBLISHED = (BENCH_DIR / "latest.json", BENCH_DIR / "latest.md")
 N_SAMPLES = 1000
+# Data-loop schedules (`Implementation.data_loop`'s `schedule`) and their row titles.
+LOOP_SCHEDULES = {
+    "deferred": "cross-step fusion, deferred updates",
+    "rotated": "cross-step fusion, bitwise (update_block=1)",
+    "stepwise": "no cross-step fusion",
+}
 GATE_STEPS = 3  # real steps in a data loop's gate (>= 2, so cross-step fusion is exercised)
 HIDDEN_SIZES = (64, 128, 256, 512, 1024)
 DEPTHS = (2, 4, 8)
@@ -65,7 +71,8 @@ COMPILED = ("raster_mlir", "jax", "torch_compile")  # the contenders with a comp
 LOOP_ROWS = (
     f"Train-step rows: one SGD step (forward, backward, update) per call on the next of {N_SAMPLES:,} digits, "
     f"cycling; per sample or per batch. Data-loop rows: all {N_SAMPLES:,} samples in one call, reported per "
-    "sample: raster_mlir `step.run` (with and without cross-step fusion), JAX `jax.lax.scan` of the jitted step; "
+    "sample: raster_mlir `step.run` (deferred updates, the bitwise rotation, and step by step), "
+    "JAX `jax.lax.scan` of the jitted step; "
     "numpy and PyTorch have no compiled loop (—). Inference: softmax probabilities, per call."
 )
 
@@ -328,15 +335,14 @@ class Harness:
         if with_loops:
             gated = gate_labels(ys)
             check_loop = loop_gate(spec, init, xs, ys)
-            for fused in (True, False):
-                how = "cross-step fusion" if fused else "no cross-step fusion"
+            for schedule, how in LOOP_SCHEDULES.items():
                 rows.append(
                     self.measure(
                         section=section, workload="data_loop",
                         title=f"data loop, {len(xs):,} samples per call, {how}",
                         spec=spec, unit="µs/sample", per=len(xs), loop=True,
-                        build=lambda impl, fused=fused: impl.data_loop(spec, self._fresh(init), xs, ys, fused),
-                        gate_build=lambda impl, fused=fused: impl.data_loop(spec, self._fresh(init), xs, gated, fused),
+                        build=lambda impl, s=schedule: impl.data_loop(spec, self._fresh(init), xs, ys, s),
+                        gate_build=lambda impl, s=schedule: impl.data_loop(spec, self._fresh(init), xs, gated, s),
                         check=check_loop,
                     )
                 )  # fmt: skip

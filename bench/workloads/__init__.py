@@ -6,7 +6,7 @@ initial parameters and the per-step inputs (64-byte aligned numpy arrays):
 - `train_step(spec, params, xs, ys)`: one SGD step per call on the next row
   of xs/ys (cycling), called from Python; the loss is computed on every call.
 - `predictor(spec, params, xs)`: softmax probabilities of the next row of xs.
-- `data_loop(spec, params, xs, ys, fused)`: every row of xs/ys in one call
+- `data_loop(spec, params, xs, ys, schedule)`: every row of xs/ys in one call
   (a compiled loop), returning the losses; None when the library has none.
 
 Each returns a `Contender`: a zero-argument callable for the timing loop and
@@ -78,7 +78,7 @@ class Implementation(abc.ABC):
     def predictor(self, spec, params: Sequence[np.ndarray], xs: np.ndarray) -> Contender:
         """One forward pass to probabilities per call, cycling over xs."""
 
-    def data_loop(self, spec, params, xs, ys, fused: bool) -> Contender | None:
+    def data_loop(self, spec, params, xs, ys, schedule: str) -> Contender | None:
         return None
 
 

@@ -82,8 +82,8 @@ class JaxJit(Implementation):
 
         return Contender(cycling(one, data), lambda: [np.asarray(p) for p in state[0]])
 
-    def data_loop(self, spec, params, xs, ys, fused):
-        if not fused:
+    def data_loop(self, spec, params, xs, ys, schedule):
+        if schedule != "deferred":  # one scan row, beside raster_mlir's fastest loop
             return None
         state = [[jnp.asarray(p) for p in params]]
         loop = self.loop

@@ -2,8 +2,9 @@
 
 - train step: `step(*params, x, y)` from Python, one native call per step
   (forward, backward and the in-place SGD update fused into one function);
-- data loop: `step.run(*params, X, Y, cross_step_fusion=...)`, every sample of
-  X/Y in one native call;
+- data loop: `step.run(*params, X, Y)`, every sample of X/Y in one native
+  call: by default with deferred first-layer updates; `update_block=1` for
+  the bitwise cross-step rotation; `cross_step_fusion=False` step by step;
 - inference: `rm.jit` of the forward pass to probabilities.
 
 Parameters are 64-byte aligned with `rm.aligned`, as `raster-mlir train` does.
@@ -64,14 +65,23 @@ class RasterMlir(Implementation):
             cycling(step, arguments), lambda: P, info=lambda: {"cache_source": cache_source(step.lower(*arguments[0]))}
         )
 
-    def data_loop(self, spec, params, xs, ys, fused):
+    def data_loop(self, spec, params, xs, ys, schedule):
         step, P = self._step(spec, params)
+        options = {
+            "deferred": {},  # the default: rank-one updates deferred over blocks of samples
+            "rotated": {"update_block": 1},
+            "stepwise": {"cross_step_fusion": False},
+        }[schedule]
 
         def run():
-            return step.run(*P, xs, ys, cross_step_fusion=fused)
+            return step.run(*P, xs, ys, **options)
 
-        how = "with" if fused else "without"
-        return Contender(run, lambda: P, note=f"step.run over {len(xs)} samples, {how} cross-step fusion")
+        return Contender(
+            run,
+            lambda: P,
+            note=f"step.run over {len(xs)} samples",
+            info=lambda: {"schedule": step.run_schedule},
+        )
 
     def predictor(self, spec, params, xs):
         P = [rm.aligned(p) for p in params]
