@@ -33,6 +33,7 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "fuse-loops": _lazy("raster_mlir.passes.fuse_loops", "FuseLoopsPass"),
     "data-loop": _lazy("raster_mlir.passes.data_loop", "DataLoopPass"),
     "defer-updates": _lazy("raster_mlir.passes.defer_updates", "DeferUpdatesPass"),
+    "skip-zero-chunks": _lazy("raster_mlir.passes.skip_zero_chunks", "SkipZeroChunksPass"),
     "skip-zero-updates": _lazy("raster_mlir.passes.skip_zero_updates", "SkipZeroUpdatesPass"),
     # xDSL's passes, reused as they are
     "canonicalize": _lazy("xdsl.transforms.canonicalize", "CanonicalizePass"),

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, func, math, memref, scf
+from xdsl.dialects import arith, func, math, memref, scf, vector
 from xdsl.dialects.builtin import Builtin, ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.printer import Printer
@@ -28,14 +28,14 @@ from raster_mlir.passes.registry import parse_pipeline
 
 # Tensor-level passes; the default pipeline stops here when no native backend is asked for.
 TENSOR_PIPELINE = "inline,autodiff,inline,canonicalize,cse,dce"
-LOOP_PIPELINE = "lower-to-loops,fuse-loops,skip-zero-updates"
+LOOP_PIPELINE = "lower-to-loops,fuse-loops,skip-zero-updates,skip-zero-chunks"
 DEFAULT_PIPELINE = f"{TENSOR_PIPELINE},{LOOP_PIPELINE}"
 
 
 def make_context() -> Context:
     """An xDSL context with every dialect raster_mlir's IR may contain."""
     ctx = Context(allow_unregistered=False)
-    for dialect in (Builtin, func.Func, arith.Arith, math.Math, memref.MemRef, scf.Scf, Raster):
+    for dialect in (Builtin, func.Func, arith.Arith, math.Math, memref.MemRef, scf.Scf, vector.Vector, Raster):
         ctx.load_dialect(dialect)
     return ctx
 
@@ -61,7 +61,7 @@ class DumpOptions:
 class StagedPipeline:
     """Runs a pipeline, recording `stages` {name: IR text} and `pass_seconds` {name: s}."""
 
-    def __init__(self, spec: str, dump: DumpOptions | None = None, snapshot_before: str | None = None):
+    def __init__(self, spec: str, dump: DumpOptions | None = None, snapshot_before: str | Sequence[str] = ()):
         self.spec = spec
         self.dump = dump or DumpOptions()
         self.passes: tuple[ModulePass, ...] = parse_pipeline(spec).passes if spec.strip() else ()
@@ -79,10 +79,10 @@ class StagedPipeline:
         self.stages: dict[str, str] = {}
         self.last_stage = ""
         self.pass_seconds: dict[str, float] = {}
-        # A copy of the module just before the first run of this pass (e.g. the
+        # Copies of the module just before the first run of these passes (e.g. the
         # tensor-level IR before lower-to-loops, which the reference interpreter runs).
-        self.snapshot_before = snapshot_before
-        self.snapshot: ModuleOp | None = None
+        self.snapshot_before = (snapshot_before,) if isinstance(snapshot_before, str) else tuple(snapshot_before)
+        self.snapshots: dict[str, ModuleOp] = {}
 
     def run(self, module: ModuleOp, first_stage: str = "traced") -> ModuleOp:
         ctx = make_context()
@@ -91,8 +91,8 @@ class StagedPipeline:
         for p in self.passes:
             seen[p.name] = seen.get(p.name, 0) + 1
             label = p.name if seen[p.name] == 1 else f"{p.name}#{seen[p.name]}"
-            if p.name == self.snapshot_before and self.snapshot is None:
-                self.snapshot = module.clone()
+            if p.name in self.snapshot_before and p.name not in self.snapshots:
+                self.snapshots[p.name] = module.clone()
             if p.name in self.dump.print_ir_before:
                 self._emit(f"// -----// IR Dump Before {p.name} //----- //", self.stages[self.last_stage])
             start = time.perf_counter()

@@ -54,13 +54,19 @@ class CompiledFunction(LLVMInspection):
         if result_aliases is not None:
             entry.attributes["raster.result_aliases"] = DenseArrayBase.from_list(i64, list(self.result_aliases))
         self.pipeline = StagedPipeline(
-            pipeline if pipeline is not None else DEFAULT_PIPELINE, dump, snapshot_before="lower-to-loops"
+            pipeline if pipeline is not None else DEFAULT_PIPELINE,
+            dump,
+            snapshot_before=("lower-to-loops", "skip-zero-chunks"),
         )
         self.pipeline.run(self.module)
+        snapshots = self.pipeline.snapshots
         # The tensor-level IR the reference interpreter runs (the module itself when no lowering ran).
-        self.reference_module = self.pipeline.snapshot or self.module
+        self.reference_module = snapshots.get("lower-to-loops", self.module)
+        # The loop-level IR `TrainStep.run` builds its data loops from: before skip-zero-chunks,
+        # whose per-step chunk scans would stand between one step's update and the next forward.
+        self.step_loops_module = snapshots.get("skip-zero-chunks", self.module)
         self.native = None
-        if self.pipeline.snapshot is not None:
+        if "lower-to-loops" in snapshots:
             self.native = NativeEntry(self.module, self.entry, self.specs, self.result_types, self.result_aliases)
         # The hot path (native argument checks, no signature work); None in the interpreter.
         self.fast_call = None

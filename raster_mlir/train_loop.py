@@ -14,8 +14,9 @@ schedules:
   of step n with the forward pass of step n+1, bitwise equal to separate
   steps.
 
-`skip-zero-updates` then guards the rows of inactive ReLU units. No Python
-runs between samples.
+`skip-zero-updates` then guards the rows of inactive ReLU units and
+`skip-zero-chunks` (when the step's pipeline has it) skips the all-zero
+chunks of each sample. No Python runs between samples.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class DataLoop:
         self.entry = f"{compiled.entry}_loop"
         loop = f"data-loop{{entry={compiled.entry} steps={steps} sliced={','.join(map(str, sliced))} cross-step=%s}}"
         tail = "fuse-loops,skip-zero-updates"
+        if any(p.name == "skip-zero-chunks" for p in compiled.pipeline.passes):
+            tail += ",skip-zero-chunks"  # last: its chunk scans would block the rotation and defer-updates
         module = None
         if cross_step and update_block != 1:
             defer = f"defer-updates{{function={self.entry} block={update_block or 0} l1-bytes={l1_data_cache_bytes()}}}"
@@ -67,7 +70,7 @@ class DataLoop:
         self.constants = tuple(native.constants)
 
     def _build(self, compiled, spec: str):
-        module = compiled.module.clone()
+        module = compiled.step_loops_module.clone()
         self.pipeline = StagedPipeline(spec, DumpOptions())
         self.pipeline.run(module, first_stage="step")
         function = next(f for f in module.ops if isinstance(f, func.FuncOp) and f.sym_name.data == self.entry)

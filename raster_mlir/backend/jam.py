@@ -24,9 +24,12 @@ Transformation, for an outer loop over [lb, ub) with step 1 and factor U:
 `jam_plan` accepts a loop only when all of this holds:
 1. constant bounds, step 1, no iter_args, at least U iterations;
 2. its body is: straight-line ops, exactly one `scf.for`, straight-line ops,
-   where straight-line means arith, math, memref.load and memref.store;
+   where straight-line means arith, math, memref and vector loads and stores,
+   vector.broadcast and vector.reduction;
 3. the inner loop has iter_args, bounds defined outside the nest, and a body
-   of arith, math and memref.load only (no stores, calls, loops or ifs);
+   of arith, math, loads and vector.broadcast/bitcast only (no stores, calls,
+   loops or ifs); the chunk loops of skip-zero-chunks, whose accumulator is
+   a vector, qualify;
 4. no memory dependence between outer iterations: every buffer stored in
    the nest is accessed, everywhere in the nest, at one and the same index
    list, which contains the outer induction variable itself, so iteration i
@@ -46,7 +49,8 @@ from xdsl.ir import Operation, SSAValue
 
 from .analysis import memref_root
 
-STRAIGHT_LINE = ("memref.load", "memref.store")
+STRAIGHT_LINE = ("memref.load", "memref.store", "vector.load", "vector.store", "vector.broadcast", "vector.reduction")
+INNER_OPS = ("memref.load", "vector.load", "vector.broadcast", "vector.bitcast")  # besides arith and math
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def jam_plan(outer: Operation, fn_name: str, noalias: bool, factor: int) -> JamP
     if not inner.iter_args or any(_defined_inside(v, outer) for v in (inner.lb, inner.ub, inner.step)):
         return None
     inner_ops = [op for op in inner.body.blocks.first.ops if op.name != "scf.yield"]
-    if not all(op.name.startswith(("arith.", "math.")) or op.name == "memref.load" for op in inner_ops):
+    if not all(op.name.startswith(("arith.", "math.")) or op.name in INNER_OPS for op in inner_ops):
         return None
     iv = outer.body.blocks.first.args[0]
     if not _no_cross_iteration_dependence(outer, iv, fn_name):
@@ -122,9 +126,9 @@ def _no_cross_iteration_dependence(outer: Operation, iv: SSAValue, fn_name: str)
     accesses: dict[object, set[tuple]] = {}
     stored: set[object] = set()
     for op in outer.walk():
-        if op.name == "memref.load":
+        if op.name in ("memref.load", "vector.load"):
             accesses.setdefault(memref_root(op.operands[0], fn_name), set()).add(tuple(op.operands[1:]))
-        elif op.name == "memref.store":
+        elif op.name in ("memref.store", "vector.store"):
             root = memref_root(op.operands[1], fn_name)
             accesses.setdefault(root, set()).add(tuple(op.operands[2:]))
             stored.add(root)

@@ -38,11 +38,12 @@ from .analysis import BufferType, FunctionInfo, buffer_type
 from .jam import jam_plan
 from .jam_emit import JamEmitter
 from .llvm_ops import OpTranslator
+from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
-from .loop_hints import should_force_vectorize
+from .loop_hints import indexes_through_memory, should_force_vectorize
 
 
-class FunctionBodyEmitter(JamEmitter, OpTranslator):
+class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
     `module_ctx` is the `ModuleEmitter` (see `llvm_emit.py`): it owns the
@@ -255,7 +256,9 @@ class FunctionBodyEmitter(JamEmitter, OpTranslator):
             return self._emit_block(block) or []
 
         lb = lb if lb is not None else self.value(op.lb)
-        md = self.mctx.loop_metadata(force_vectorize=should_force_vectorize(op, self.info.name))
+        md = self.mctx.loop_metadata(
+            should_force_vectorize(op, self.info.name), across_iterations=not indexes_through_memory(op)
+        )
         inits = [self.value(v) for v in op.iter_args]
         results = self._build_loop(lb, self.value(op.ub), self.value(op.step), inits, body, md)
         self.define(op, *results)
@@ -288,6 +291,7 @@ class FunctionBodyEmitter(JamEmitter, OpTranslator):
         self.define(op, *results)
 
     HANDLERS = dict(OpTranslator.HANDLERS)
+    HANDLERS.update(VECTOR_HANDLERS)
     HANDLERS.update(
         {
             "func.call": _emit_call,

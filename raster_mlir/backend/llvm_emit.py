@@ -181,6 +181,7 @@ class ModuleEmitter:
         self.llmod.data_layout = options.target.data_layout
         self.llvm_functions: dict[str, ir.Function] = {}
         self._vectorize_enable = None
+        self._vectorize_width_1 = None
         self._symbols: set[str] = set()
         # Functions whose buffer arguments carry `noalias` (jam.py relies on it).
         self.noalias_functions: set[str] = set()
@@ -208,9 +209,23 @@ class ModuleEmitter:
         fn.attributes.add("nounwind")
         return fn
 
-    def loop_metadata(self, force_vectorize: bool):
-        """A fresh loop ID for one loop, or None (policy in the module docstring)."""
-        if not (self.options.loop_vectorize_hints and force_vectorize):
+    def loop_metadata(self, force_vectorize: bool, across_iterations: bool = True):
+        """A fresh loop ID for one loop, or None (policy in the module docstring).
+
+        `across_iterations=False` (a loop whose accesses are indexed through
+        memory, see loop_hints.indexes_through_memory) asks for vector width 1:
+        the loop vectoriser would need gathers; the SLP vectoriser still packs
+        the lanes within one iteration.
+        """
+        if not self.options.loop_vectorize_hints:
+            return None
+        if not across_iterations:
+            if self._vectorize_width_1 is None:
+                self._vectorize_width_1 = self.llmod.add_metadata(
+                    [ir.MetaDataString(self.llmod, "llvm.loop.vectorize.width"), ir.Constant(ir.IntType(32), 1)]
+                )
+            return _LoopID(self.llmod, [self._vectorize_width_1])
+        if not force_vectorize:
             return None
         if self._vectorize_enable is None:
             self._vectorize_enable = self.llmod.add_metadata(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llvmlite import ir
-from xdsl.dialects.builtin import Float32Type, Float64Type, IndexType, IntegerType, MemRefType
+from xdsl.dialects.builtin import Float32Type, Float64Type, IndexType, IntegerType, MemRefType, VectorType
 
 from ..errors import CompileError
 from .analysis import BufferType
@@ -27,6 +27,8 @@ def llvm_type(t) -> ir.Type:
         return ir.FloatType()
     if isinstance(t, MemRefType):
         return PTR
+    if isinstance(t, VectorType) and len(t.get_shape()) == 1:
+        return ir.VectorType(llvm_type(t.element_type), t.get_shape()[0])
     raise CompileError(f"type {t} is not supported by the LLVM backend")
 
 

@@ -57,3 +57,24 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
         if not indices or indices[-1] is not iv:
             return False
     return True
+
+
+def indexes_through_memory(loop: Operation) -> bool:
+    """True when an innermost `loop` addresses memory with an index computed from a value it loads.
+
+    (Such as `c = list[q]; ... W[i, c + k]` in a loop over q, from
+    `skip-zero-chunks`.) Vectorising across its iterations would need
+    gathers; the lanes inside one iteration are contiguous instead.
+    """
+    body = loop.body.blocks.first
+    if any(op.name == "scf.for" for op in loop.walk() if op is not loop):
+        return False
+    loaded: set[object] = set()
+    for op in body.ops:
+        if op.name in ("memref.load", "memref.store", "vector.load", "vector.store"):
+            indices = op.operands[1:] if op.name.endswith("load") else op.operands[2:]
+            if any(index in loaded for index in indices):
+                return True
+        if op.name == "memref.load" or any(operand in loaded for operand in op.operands):
+            loaded.update(op.results)
+    return False
