@@ -40,18 +40,31 @@ builtin.module {
 // CHECK-NOT:   memref.alloc() {{.*}} : memref<10x128xf64>
 // No loop writes a 2-D temporary: the only 2-D stores go to W1 and W2 themselves.
 // CHECK-NOT:   memref.store {{.*}}, %{{[0-9]+}}[%{{.*}}, %{{.*}}] : memref<{{[0-9]+}}x{{[0-9]+}}xf64>
+// skip-zero-chunks: one scan of x lists its non-zero 64-byte chunks, for the forward and the update.
+// CHECK:       %[[LIST:.*]] = memref.alloc() {{.*}} : memref<98xi64>
+// CHECK:       %[[COUNT:.*]] = scf.for {{.*}} -> (index) {
+// CHECK:         vector.load %x[{{.*}}] : memref<784xf64>, vector<8xf64>
+// CHECK:         vector.reduction <or>
+// CHECK:       }
+// The first layer's dot products, one vector of W1's row per non-zero chunk of x:
+// CHECK:       scf.for {{.*}} to %[[COUNT]] {{.*}} -> (vector<8xf64>) {
+// CHECK:         vector.load %W1[{{.*}}] : memref<128x784xf64>, vector<8xf64>
+// CHECK:       vector.reduction <add>
 // The W2 row update, skipped when the row's gradient factor is zero:
 // CHECK:       scf.if
 // CHECK:         memref.store {{.*}}, %W2[{{.*}}] : memref<10x128xf64>
-// The W1 update: per row o, one loop over x, in place, skipped for inactive ReLU units.
+// The W1 update: per row o, in place, skipped for inactive ReLU units, and only
+// on the chunks where x is non-zero:
 // CHECK:       scf.for %[[O:.*]] = {{.*}} {
 // CHECK:         %[[NZ:.*]] = arith.cmpf une
 // CHECK-NEXT:    scf.if %[[NZ]] {
-// CHECK-NEXT:      scf.for %[[I:.*]] = {{.*}} {
-// CHECK:             memref.load %x[%[[I]]]
-// CHECK:             memref.load %W1[%[[O]], %[[I]]]
+// CHECK:           scf.for %[[Q:.*]] = {{.*}} to %[[COUNT]] {{.*}} {
+// CHECK-NEXT:        %[[START:.*]] = memref.load %[[LIST]][%[[Q]]]
+// CHECK-NEXT:        %[[C:.*]] = arith.index_cast %[[START]]
+// CHECK:             vector.load %x[%[[C]]]
+// CHECK:             vector.load %W1[%[[O]], %[[C]]]
 // CHECK:             arith.subf
-// CHECK-NEXT:        memref.store {{.*}}, %W1[%[[O]], %[[I]]] : memref<128x784xf64>
+// CHECK-NEXT:        vector.store {{.*}}, %W1[%[[O]], %[[C]]] : memref<128x784xf64>, vector<8xf64>
 // CHECK:           }
 // CHECK:         }
 // CHECK:         memref.store {{.*}}, %b1[%[[O]]] : memref<128xf64>
