@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects import arith, func, memref, scf, vector
 from xdsl.dialects.builtin import IndexType, IntegerAttr, MemRefType, ModuleOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
@@ -58,15 +58,19 @@ def _retarget(op: Operation, sliced: set[SSAValue], step: SSAValue) -> None:
     for inner in list(op.walk()):
         if isinstance(inner, memref.LoadOp) and inner.memref in sliced:
             new = memref.LoadOp.get(inner.memref, [step, *inner.indices])
-            inner.parent_block().insert_op_before(new, inner)
-            inner.res.replace_all_uses_with(new.res)
-            inner.detach()
-            inner.erase()
         elif isinstance(inner, memref.StoreOp) and inner.memref in sliced:
             new = memref.StoreOp.get(inner.value, inner.memref, [step, *inner.indices])
-            inner.parent_block().insert_op_before(new, inner)
-            inner.detach()
-            inner.erase()
+        elif isinstance(inner, vector.LoadOp) and inner.base in sliced:
+            new = vector.LoadOp(inner.base, [step, *inner.indices], inner.result.type)
+        elif isinstance(inner, vector.StoreOp) and inner.base in sliced:
+            new = vector.StoreOp(inner.vector, inner.base, [step, *inner.indices])
+        else:
+            continue
+        inner.parent_block().insert_op_before(new, inner)
+        for old_result, new_result in zip(inner.results, new.results):
+            old_result.replace_all_uses_with(new_result)
+        inner.detach()
+        inner.erase()
 
 
 def build_data_loop(

@@ -60,8 +60,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, func, memref, scf
-from xdsl.dialects.builtin import FloatAttr, MemRefType, ModuleOp, StringAttr
+from xdsl.dialects import arith, func, memref, scf, vector
+from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, IntegerType, MemRefType, ModuleOp, StringAttr, VectorType
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -69,6 +69,7 @@ from raster_mlir.errors import CompileError
 
 from .loop_analysis import defined_values, loop_bounds, update_term
 from .loop_builder import LoopBuilder
+from .skip_zero_chunks import chunk_scan, reduce_lanes
 from .skip_zero_updates import hoist_invariant_loads
 
 SCHEDULE_ATTR = "raster.schedule"
@@ -252,9 +253,11 @@ class _Emitter:
         self.coefficients = self._alloc([block_size, layer.rows], anchor)  # E[s, i]
         self.products = self._alloc([block_size, layer.rows], anchor)  # P[s, i]
         self.gram = self._alloc([block_size, block_size], anchor)  # G[s, k] = u_k . x_s
+        self.lanes = max(1, 64 // (self.ft.bitwidth // 8))  # one 64-byte chunk of a row per vector
+        self.chunk_list = self._alloc([max(1, layer.cols // self.lanes)], anchor, IntegerType(64))
 
-    def _alloc(self, shape, anchor: Operation) -> SSAValue:
-        op = memref.AllocOp.get(self.ft, 64, shape)
+    def _alloc(self, shape, anchor: Operation, element=None) -> SSAValue:
+        op = memref.AllocOp.get(element or self.ft, 64, shape)
         anchor.parent_block().insert_op_before(op, anchor)
         return op.results[0]
 
@@ -277,16 +280,28 @@ class _Emitter:
     # one block of K steps starting at t0
     def _block(self, t0: SSAValue) -> None:
         b, K = self.b, self.K
-        self._rows(b.subi(t0, b.index(K)), t0)
+        # Block 0 has no previous rows (E is all zero, so nothing is updated): scan rows t0.. instead of t0 - K..
+        first = b.add(arith.CmpiOp(t0, b.index(0), "eq"))
+        self._rows(b.select(first, t0, b.subi(t0, b.index(K))), t0)
         self._gram(t0)
         b.range_loop(b.index(0), b.index(K), b.index(1), body=lambda s: self._steps(t0, s))
 
     def _rows(self, updated_from: SSAValue, dots_at: SSAValue | None) -> None:
-        """One pass over the rows of W: apply the pending updates, then the dot products of the next block."""
+        """One pass over the rows of W: apply the pending updates, then the dot products of the next block.
+
+        Only the 64-byte chunks where one of the block's rows of u or x is
+        non-zero are visited (as in `skip-zero-chunks`: a zero column adds
+        nothing to a dot product and leaves W unchanged), one vector per
+        chunk; columns past the last whole chunk one by one.
+        """
         b, K, layer = self.b, self.K, self.layer
         W, u, x = layer.weight, layer.vector, layer.inputs
         update_rows = [b.addi(updated_from, b.index(s)) for s in range(K)]
         dot_rows = [b.addi(dots_at, b.index(s)) for s in range(K)] if dots_at is not None else []
+        lanes, chunks = self.lanes, layer.cols // self.lanes
+        wide = VectorType(self.ft, [lanes])
+        scanned = [(u, (r,)) for r in update_rows] + [(x, (r,)) for r in dot_rows]
+        count = b.add(chunk_scan(scanned, lanes, chunks, self.chunk_list, b.index, self._int))
 
         def row(i):
             e = [b.load(self.coefficients, [b.index(s), i]) for s in range(K)]
@@ -295,15 +310,35 @@ class _Emitter:
                 pending = b.ori(pending, b.cmpf(e[s], self.zero, "une"))
 
             def sweep(update: bool) -> list[SSAValue]:
-                def column(j, *acc):
-                    w = b.load(W, [i, j])
+                def columns(j, width, e_lanes, *acc):
+                    def load(buffer, row_index):
+                        if width == 1:
+                            return b.load(buffer, [row_index, j])
+                        return b.add(vector.LoadOp(buffer, [row_index, j], wide))
+
+                    w = load(W, i)
                     if update:  # the steps' updates in their order
                         for s in range(K):
-                            w = b.subf(w, b.mulf(e[s], b.load(u, [update_rows[s], j])))
-                        b.store(w, W, [i, j])
-                    return [b.addf(a, b.mulf(w, b.load(x, [r, j]))) for a, r in zip(acc, dot_rows)]
+                            w = b.subf(w, b.mulf(e_lanes[s], load(u, update_rows[s])))
+                        b.add(memref.StoreOp.get(w, W, [i, j]) if width == 1 else vector.StoreOp(w, W, [i, j]))
+                    return [b.addf(a, b.mulf(w, load(x, r))) for a, r in zip(acc, dot_rows)]
 
-                return b.loop(layer.cols, [self.zero] * len(dot_rows), column)
+                e_wide = [b.add(vector.BroadcastOp(v, wide)) for v in e] if update else []
+                zero_wide = b.add(vector.BroadcastOp(self.zero, wide))
+
+                def chunk(q, *acc):
+                    start = b.add(arith.IndexCastOp(b.load(self.chunk_list, [q]), IndexType()))
+                    return columns(start, lanes, e_wide, *acc)
+
+                wide_sums = b.range_loop(b.index(0), count, b.index(1), [zero_wide] * len(dot_rows), chunk)
+                sums = [b.add(reduce_lanes(v, vector.CombiningKindFlag.ADD)) for v in wide_sums]
+                if chunks * lanes < layer.cols:
+                    last = b.range_loop(
+                        b.index(chunks * lanes), b.index(layer.cols), b.index(1), sums,
+                        lambda j, *acc: columns(j, 1, e, *acc),
+                    )  # fmt: skip
+                    sums = last
+                return sums
 
             if not dot_rows:
                 b.if_else(pending, lambda: sweep(True))
@@ -313,6 +348,9 @@ class _Emitter:
                 b.store(total, self.products, [b.index(s), i])
 
         b.loop(layer.rows, body=row)
+
+    def _int(self, value: int, type_) -> SSAValue:
+        return self.b._constant(("int", value, str(type_)), lambda: arith.ConstantOp(IntegerAttr(value, type_)))
 
     def _gram(self, t0: SSAValue) -> None:
         """G[s, k] = u[t0 + k] . x[t0 + s] for k < s."""

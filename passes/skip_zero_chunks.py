@@ -42,12 +42,13 @@ product's terms are added in another order (chunk by chunk), as under any
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
 from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, IntegerType, ModuleOp, VectorType
-from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+from xdsl.ir import Attribute, Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
@@ -179,20 +180,7 @@ class _Rewriter:
         alloc = memref.AllocOp.get(I64, 64, [chunks])
         self.entry.insert_op_before(alloc, self._first_non_constant())
         chunk_list = alloc.memref
-        lane_type = VectorType(x.type.element_type, [lanes])
-        bits = IntegerType(x.type.element_type.bitwidth)
-        body = Block(arg_types=[IndexType(), IndexType()])
-        start, n = body.args
-        chunk = _append(body, vector.LoadOp(x, [*rows, start], lane_type))
-        # Any bit set in the chunk: a non-zero, a NaN or a -0.0 (keeping a -0.0 chunk is merely not skipping it).
-        words = _append(body, vector.BitcastOp(chunk, VectorType(bits, [lanes])))
-        union = _append(body, _reduce(words, vector.CombiningKindFlag.OR))
-        any_nonzero = _append(body, arith.CmpiOp(union, self._constant(0, bits), "ne"))
-        position = _append(body, arith.IndexCastOp(start, I64))
-        body.add_op(memref.StoreOp.get(position, chunk_list, [n]))
-        step = _append(body, arith.SelectOp(any_nonzero, self._index(1), self._index(0)))
-        body.add_op(scf.YieldOp(_append(body, arith.AddiOp(n, step))))
-        scan = scf.ForOp(self._index(0), self._index(chunks * lanes), self._index(lanes), [self._index(0)], body)
+        scan = chunk_scan([(x, rows)], lanes, chunks, chunk_list, self._index, self._constant)
         point.parent_block().insert_op_before(scan, point)
         self.lists[key] = (chunk_list, scan.results[0], point)
         return chunk_list, scan.results[0]
@@ -233,7 +221,7 @@ class _Rewriter:
         parent.insert_op_before(chunked, loop)
         rest_from = self._index(chunks * lanes)
         if site.reduction:
-            total = _insert(parent, loop, _reduce(chunked.results[0], vector.CombiningKindFlag.ADD))
+            total = _insert(parent, loop, reduce_lanes(chunked.results[0], vector.CombiningKindFlag.ADD))
             total = _insert(parent, loop, arith.AddfOp(loop.iter_args[0], total))
             if chunks * lanes < columns:  # the last columns, one by one as before
                 tail = loop.clone()
@@ -323,7 +311,38 @@ def _vectorise(loop: scf.ForOp, body: Block, lanes: int, outside: _Outside, redu
     return True
 
 
-def _reduce(lanes: SSAValue, kind: vector.CombiningKindFlag) -> Operation:
+def chunk_scan(
+    rows: list[tuple[SSAValue, tuple[SSAValue, ...]]],
+    lanes: int,
+    chunks: int,
+    chunk_list: SSAValue,
+    index: Callable[[int], SSAValue],
+    constant: Callable[[int, Attribute], SSAValue],
+) -> scf.ForOp:
+    """A loop (not yet inserted) listing in `chunk_list` the starts of the `lanes`-wide chunks
+    where some row of `rows` (buffer, leading indices) has a bit set; its result is the count.
+
+    A bit set means a non-zero, a NaN or a -0.0 (keeping a -0.0 chunk is merely not skipping it).
+    """
+    body = Block(arg_types=[IndexType(), IndexType()])
+    start, n = body.args
+    union = None
+    for buffer, leading in rows:
+        element = buffer.type.element_type
+        bits = IntegerType(element.bitwidth)
+        chunk = _append(body, vector.LoadOp(buffer, [*leading, start], VectorType(element, [lanes])))
+        words = _append(body, vector.BitcastOp(chunk, VectorType(bits, [lanes])))
+        union = words if union is None else _append(body, arith.OrIOp(union, words))
+    total = _append(body, reduce_lanes(union, vector.CombiningKindFlag.OR))
+    any_set = _append(body, arith.CmpiOp(total, constant(0, total.type), "ne"))
+    position = _append(body, arith.IndexCastOp(start, I64))
+    body.add_op(memref.StoreOp.get(position, chunk_list, [n]))
+    step = _append(body, arith.SelectOp(any_set, index(1), index(0)))
+    body.add_op(scf.YieldOp(_append(body, arith.AddiOp(n, step))))
+    return scf.ForOp(index(0), index(chunks * lanes), index(lanes), [index(0)], body)
+
+
+def reduce_lanes(lanes: SSAValue, kind: vector.CombiningKindFlag) -> Operation:
     """vector.reduction to the lane type (xDSL's constructor gives it the vector's type)."""
     return vector.ReductionOp.create(
         operands=[lanes],
