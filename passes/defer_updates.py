@@ -69,7 +69,7 @@ from raster_mlir.errors import CompileError
 
 from .loop_analysis import defined_values, loop_bounds, update_term
 from .loop_builder import LoopBuilder
-from .skip_zero_chunks import chunk_scan, reduce_lanes
+from .skip_zero_chunks import chunk_scan, reduce_lanes, written_buffers
 from .skip_zero_updates import hoist_invariant_loads
 
 SCHEDULE_ATTR = "raster.schedule"
@@ -218,17 +218,17 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
     varying = [f for f in factors if f in inside]
     if len(varying) != 1 or _row_load(varying[0], step, j, function) is None:
         return None, "the update term is not a coefficient times a row of the samples"
-    vector = varying[0].owner.memref
-    written = {op.memref for op in function.walk() if isinstance(op, memref.StoreOp)}
-    if inputs in written or vector in written:
+    update_vector = varying[0].owner.memref
+    written = written_buffers(function)
+    if inputs in written or update_vector in written:
         return None, "the samples are written by the step"
-    if vector.type.get_shape()[1:] != (shape[1],) or inputs.type.get_shape()[1:] != (shape[1],):
+    if update_vector.type.get_shape()[1:] != (shape[1],) or inputs.type.get_shape()[1:] != (shape[1],):
         return None, "the samples do not match the weight's columns"
     coefficient = [f for f in factors if f not in inside]
     return (
         FirstLayer(
             loop, weight, shape[0], shape[1], forward, dot, inputs, update, holder,
-            coefficient, negated != added, vector,
+            coefficient, negated != added, update_vector,
         ),
         "",
     )

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
-from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, IntegerType, ModuleOp, VectorType
+from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, IntegerType, MemRefType, ModuleOp, VectorType
 from xdsl.ir import Attribute, Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -82,6 +82,19 @@ def _row_load(value: SSAValue, j: SSAValue) -> memref.LoadOp | None:
         if all(index is not j for index in load.indices[:-1]):
             return load
     return None
+
+
+def written_buffers(function: func.FuncOp) -> set[SSAValue]:
+    """Buffers the function may write: stored to, copied into, or handed to a call."""
+    written: set[SSAValue] = set()
+    for op in function.walk():
+        if isinstance(op, (memref.StoreOp, vector.StoreOp)):
+            written.add(op.operands[1])
+        elif isinstance(op, memref.CopyOp):
+            written.add(op.destination)
+        elif isinstance(op, func.CallOp) or op.name.startswith("llvm."):
+            written.update(v for v in op.operands if isinstance(v.type, MemRefType))
+    return written
 
 
 def match_site(loop: scf.ForOp, function: func.FuncOp, written: set[SSAValue]) -> ChunkSite | None:
@@ -173,7 +186,7 @@ class _Rewriter:
         """`list[0:count]`: starts of the chunks of x's row holding a non-zero (NaN counts as non-zero)."""
         x, rows = site.x_load.memref, tuple(site.x_load.indices[:-1])
         point = self._hoist_point(site)
-        key = (x, rows, point.parent_block(), lanes)
+        key = (x, rows, point.parent_block(), lanes, chunks)
         if key in self.lists:
             chunk_list, count, _ = self.lists[key]
             return chunk_list, count
@@ -206,6 +219,9 @@ class _Rewriter:
         lane_types = [VectorType(loop.results[0].type, [lanes])] if site.reduction else []
         work = Block(arg_types=[IndexType(), *lane_types])  # (chunk start, accumulator): placeholders
         if not _vectorise(loop, work, lanes, outside, site.reduction):
+            for op in reversed(list(work.ops)):  # the half-built body first: it uses the splats
+                op.detach()
+                op.erase()
             outside.discard()
             return False
         chunk_list, count = self._chunk_list(site, lanes, chunks)
@@ -363,7 +379,7 @@ def _insert(block: Block, before: Operation, op: Operation) -> SSAValue:
 
 def skip_zero_chunks(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: int = 4) -> int:
     """Rewrite every matching loop of `function`; returns how many were rewritten."""
-    written = {op.memref for op in function.walk() if isinstance(op, memref.StoreOp)}
+    written = written_buffers(function)
     sites = [
         site
         for op in list(function.walk())

@@ -175,8 +175,10 @@ class TrainStep(LLVMInspection):
           (pass `defer-updates`). Same results up to rounding (the dot products are
           reassociated: about 1e-15 relative in f64 over 1,000 steps);
         - otherwise (K = 1, or another optimizer) the update of step n is fused with
-          the forward pass of step n+1: bitwise the same results as separate steps;
-        - `cross_step_fusion=False`: the steps one after the other, bitwise the same.
+          the forward pass of step n+1: the same operations in the same order as
+          separate steps (bitwise equal in f64; in f32 LLVM's fusion of multiplies
+          and adds can differ between the two functions by an ulp);
+        - `cross_step_fusion=False`: the steps one after the other (the same).
         """
         if update_block is not None and (
             not isinstance(update_block, int) or isinstance(update_block, bool) or update_block < 1

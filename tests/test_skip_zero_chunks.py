@@ -424,12 +424,7 @@ func.func @f(%W: memref<2x64xf64>, %x: memref<64xf64>, %out: memref<2xf64>) {
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the chunk list is shared by key (x, row, block, lanes) without the loop's column count: "
-    "a loop over x[0:64] reuses the list scanned for a loop over x[0:32] and skips columns 32..63",
-)
-def test_bug_loops_over_different_prefixes_of_x_share_one_chunk_list():
+def test_loops_over_different_prefixes_of_x_get_their_own_chunk_lists():
     plain, rewritten, _ = compile_both(TWO_BOUNDS, "f")
     W, x = np.ones((2, 64)), np.ones(64)
     want, got = np.zeros(2), np.zeros(2)
@@ -462,12 +457,7 @@ func.func @f(%W: memref<2x64xf64>, %x: memref<64xf64>, %y: memref<64xf64>, %out:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'never written' only counts memref.store: x overwritten by memref.copy inside the loop "
-    "around the dot product still gets one chunk scan hoisted above that loop (stale after the copy)",
-)
-def test_bug_x_written_by_memref_copy_is_taken_for_an_input():
+def test_x_written_by_memref_copy_is_not_taken_for_an_input():
     plain, rewritten, _ = compile_both(COPY_INTO_X, "f")
     W, y = np.ones((2, 64)), np.ones(64)
     x = np.zeros(64)
@@ -504,14 +494,7 @@ func.func @f(%W: memref<8x65xf64>, %x: memref<64xf64>, %e: memref<8xf64>) {
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="an update loop that matches (x a factor of the term) but cannot be widened after a splat "
-    "was made (here the load W[i, j + 1]): _Outside.discard() erases the splat while the abandoned "
-    "chunk body still uses it: 'Attempting to delete SSA value that still has uses'",
-)
-def test_bug_giving_up_after_a_splat_crashes():
+def test_giving_up_after_a_splat_leaves_the_loop_alone():
     module = Parser(make_context(), SHIFTED_UPDATE).parse_module()
     SkipZeroChunksPass().apply(make_context(), module)  # should leave the loop alone
     assert "vector." not in str(module)

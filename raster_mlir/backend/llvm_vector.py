@@ -66,18 +66,19 @@ class VectorTranslator:
         self.define(op, self.builder.bitcast(self.value(op.operands[0]), llvm_type(op.results[0].type)))
 
     def _emit_vector_reduction(self, op: Operation) -> None:
-        kind = str(op.kind.data).lower() if hasattr(op.kind, "data") else str(op.kind).lower()
+        flag = op.kind.data
+        kind = getattr(flag, "value", str(flag))  # "add", "or", "xor", ...
         vec = self.value(op.operands[0])
         lane = vec.type.element
         b = self.builder
-        if "add" in kind and isinstance(lane, (ir.FloatType, ir.DoubleType)):
+        if kind == "add" and isinstance(lane, (ir.FloatType, ir.DoubleType)):
             fn = self.mctx.declare(f"llvm.vector.reduce.fadd.{_suffix(vec.type)}", lane, [lane, vec.type])
             start = ir.Constant(lane, -0.0)  # the identity of fadd (+0.0 would turn a -0.0 sum into +0.0)
             total = b.call(fn, [start, vec], fastmath=self.fastmath(op))
             if len(op.operands) > 1:  # the optional accumulator
                 total = b.fadd(self.value(op.operands[1]), total, flags=self.fastmath(op))
             self.define(op, total)
-        elif "or" in kind and isinstance(lane, ir.IntType):
+        elif kind == "or" and isinstance(lane, ir.IntType):
             fn = self.mctx.declare(f"llvm.vector.reduce.or.{_suffix(vec.type)}", lane, [vec.type])
             self.define(op, b.call(fn, [vec]))
         else:

@@ -253,11 +253,6 @@ def test_unsupported_reductions_are_refused():
             compile_text(text, "r")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llvm_vector._emit_vector_reduction tests `'or' in kind`, which is also true of 'xor': "
-    "vector.reduction <xor> is emitted as llvm.vector.reduce.or (a silent miscompile instead of an error)",
-)
 def test_xor_reduction_is_xor_or_refused():
     text = """
     func.func @x(%x: memref<8xi64>, %out: memref<1xi64>) {
