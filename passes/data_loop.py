@@ -157,7 +157,7 @@ def _emit_rotated(block: Block, prefix, rest, sliced, steps: int) -> None:
     for op in rest:  # R(steps - 1): the originals
         block.add_op(op)
         _retarget(op, sliced, last.result)
-    for op in prefix:
+    for op in reversed(prefix):  # users before the values they use
         op.erase()
 
 

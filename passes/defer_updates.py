@@ -70,9 +70,9 @@ from raster_mlir.errors import CompileError
 from .loop_analysis import defined_values, loop_bounds, update_term
 from .loop_builder import LoopBuilder
 from .skip_zero_chunks import chunk_scan, reduce_lanes, written_buffers
-from .skip_zero_updates import hoist_invariant_loads
 
 SCHEDULE_ATTR = "raster.schedule"
+UNE = 13  # arith.cmpf's predicate number for "une" (unordered or not equal)
 
 
 @dataclass
@@ -88,7 +88,7 @@ class FirstLayer:
     inputs: BlockArgument  # x, read as x[n, j] by the dot product
     update_loop: scf.ForOp  # U: for i { ... }
     update_inner: Operation  # the j-loop of the update, or the scf.if holding it
-    factors: list[SSAValue]  # e = product of these (defined outside the j-loop)
+    factors: list[SSAValue]  # e = their product (defined outside the j-loop, or loads in it at j-invariant indices)
     negated: bool  # the update adds e * u instead of subtracting it
     vector: BlockArgument  # u, read as u[n, j] by the update
 
@@ -204,7 +204,6 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
     i, j = update.body.block.args[0], inner.body.block.args[0]
     if tuple(store.indices) != (i, j):
         return None, "the weight update does not write W[i, j]"
-    hoist_invariant_loads(inner)
     if any(isinstance(op, memref.StoreOp) and op is not store for op in inner.walk()) or any(
         op.regions for op in inner.body.block.ops
     ):
@@ -215,7 +214,7 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
     added = isinstance(store.value.owner, arith.AddfOp)
     inside = defined_values(inner)
     factors, negated = _signed_factors(term, inside)
-    varying = [f for f in factors if f in inside]
+    varying = [f for f in factors if f in inside and not _invariant_load(f, inner, inside)]
     if len(varying) != 1 or _row_load(varying[0], step, j, function) is None:
         return None, "the update term is not a coefficient times a row of the samples"
     update_vector = varying[0].owner.memref
@@ -224,7 +223,9 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
         return None, "the samples are written by the step"
     if update_vector.type.get_shape()[1:] != (shape[1],) or inputs.type.get_shape()[1:] != (shape[1],):
         return None, "the samples do not match the weight's columns"
-    coefficient = [f for f in factors if f not in inside]
+    coefficient = [f for f in factors if f not in varying]
+    if holder is not inner and not _guards_coefficient(holder, coefficient):
+        return None, "the weight update is guarded by a condition other than its coefficient being non-zero"
     return (
         FirstLayer(
             loop, weight, shape[0], shape[1], forward, dot, inputs, update, holder,
@@ -232,6 +233,23 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
         ),
         "",
     )
+
+
+def _invariant_load(value: SSAValue, loop: scf.ForOp, inside: set[SSAValue]) -> bool:
+    """A load inside `loop` at indices defined outside it, from a buffer the loop does not write."""
+    load = value.owner
+    if not isinstance(load, memref.LoadOp) or value not in inside:
+        return False
+    written = {op.memref for op in loop.walk() if isinstance(op, memref.StoreOp)}
+    return load.memref not in written and not any(index in inside for index in load.indices)
+
+
+def _guards_coefficient(guard: scf.IfOp, coefficient: list[SSAValue]) -> bool:
+    """Is the guard `factor != 0` for a factor of the coefficient? (Then E = 0 where it skipped.)"""
+    cond = guard.cond.owner
+    if not isinstance(cond, arith.CmpfOp) or cond.predicate.value.data != UNE:
+        return False
+    return (cond.lhs in coefficient and _is_zero(cond.rhs)) or (cond.rhs in coefficient and _is_zero(cond.lhs))
 
 
 def _top_level_ancestor(op: Operation, loop: scf.ForOp) -> Operation | None:
@@ -402,9 +420,19 @@ class _Emitter:
         i = layer.update_loop.body.block.args[0]
         here = Block()
 
+        inside = defined_values(layer.update_inner)
+
+        def factor(value: SSAValue) -> SSAValue:
+            # A load inside the update loop at j-invariant indices is loaded again here, outside it.
+            if value in inside:
+                load = value.owner
+                return b.load(load.memref, list(load.indices))
+            return value
+
         def coefficient():
-            e = layer.factors[0] if layer.factors else b.float(1.0, self.ft)
-            for f in layer.factors[1:]:
+            factors = [factor(f) for f in layer.factors]
+            e = factors[0] if factors else b.float(1.0, self.ft)
+            for f in factors[1:]:
                 e = b.mulf(e, f)
             if layer.negated:
                 e = b.negf(e)

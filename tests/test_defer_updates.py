@@ -13,7 +13,7 @@
   produces), through `StagedPipeline` and `raster-opt`: its options, its
   reasons for leaving a loop alone, and, compiled natively before and after,
   the forms of the update it recognises.
-- Known bugs, as strict xfails.
+- Bugs found by these tests, fixed, kept as regression tests.
 
 tests/filecheck/defer_updates/ has lit tests of the rewritten IR.
 """
@@ -586,13 +586,7 @@ def test_raster_opt_applies_it(capsys, tmp_path):
 # --- known bugs ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="defer-updates drops the scf.if guarding the update loop without checking that its condition is "
-    "'coefficient != 0': a guard on anything else (here z > 0, the coefficient being lr * g) is lost",
-)
-def test_bug_a_guard_that_is_not_the_coefficient_is_kept():
+def test_a_guard_that_is_not_the_coefficient_is_kept():
     update = "          %dx = arith.mulf %g3, %xu : T\n          %step = arith.mulf %lr, %dx : T\n" \
              "          %wnew = arith.subf %wold, %step : T"  # fmt: skip
     text = data_loop(steps=8, rows=4, cols=3, update=update, guard="%on")
@@ -601,16 +595,12 @@ def test_bug_a_guard_that_is_not_the_coefficient_is_kept():
         assert_close(got, want, rtol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=rm.CompileError,
-    reason="defer-updates hoists a j-invariant load out of the update loop into the scf.if guard after checking "
-    "that the guard holds only the loop, then erases the guard with the hoisted load that the coefficient uses: "
-    "invalid IR ('IR does not verify after pass defer-updates')",
-)
-def test_bug_an_invariant_load_inside_a_guarded_update():
+def test_an_invariant_load_inside_a_guarded_update():
+    """The coefficient lr * gin * d, where gin is loaded inside the update loop at j-invariant indices
+    and the guard is d != 0: gin is loaded again outside, and the guard's condition is a factor."""
     update = "          %gin = memref.load %g[%n, %i3] : memref<8x4xf64>\n" \
-             "          %dx = arith.mulf %gin, %xu : T\n          %step = arith.mulf %lr, %dx : T\n" \
+             "          %dx = arith.mulf %d, %xu : T\n          %dg = arith.mulf %gin, %dx : T\n" \
+             "          %step = arith.mulf %lr, %dg : T\n" \
              "          %wnew = arith.subf %wold, %step : T"  # fmt: skip
     text = data_loop(steps=8, rows=4, cols=3, update=update)
     schedule, got, want = deferred_vs_original(text, 2, 8, 4, 3)
@@ -618,13 +608,7 @@ def test_bug_an_invariant_load_inside_a_guarded_update():
     assert_close(got, want, rtol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="defer-updates hoists j-invariant loads out of the update loop while matching, before it may still "
-    "refuse the loop: the docstring's 'the loop is left as it was' does not hold (the change is harmless)",
-)
-def test_bug_a_refused_loop_is_changed_by_the_match():
+def test_a_refused_loop_is_left_unchanged():
     update = "          %gin = memref.load %g[%n, %i3] : memref<7x4xf64>\n" \
              "          %gx = arith.mulf %gin, %xu : T\n          %dx = arith.mulf %gx, %xu : T\n" \
              "          %wnew = arith.subf %wold, %dx : T"  # fmt: skip
@@ -637,14 +621,7 @@ def test_bug_a_refused_loop_is_changed_by_the_match():
     assert print_module(module) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="data-loop (cross-step=true, the fallback of run) erases the rotated prefix in program order: with one "
-    "input feature the step loads x[0] before its first loop, and erasing that load while the loop still uses it "
-    "raises xDSL's 'Attempting to delete SSA value that still has uses'",
-)
-def test_bug_one_input_feature():
+def test_one_input_feature():
     """Not in defer-updates: the schedule run falls back to when the pass does not apply (no dot loop here)."""
     params, X, Y = problem(2, (1, 2, 2))
     losses, new = train(sgd_step(), params, X, Y, update_block=1)
