@@ -53,7 +53,7 @@ from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
 
-from .loop_analysis import defined_values, loop_bounds, update_term
+from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
 
 I64 = IntegerType(64)
 
@@ -131,21 +131,11 @@ def match_site(loop: scf.ForOp, function: func.FuncOp, written: set[SSAValue]) -
     if term is None:
         return None
     inside = defined_values(loop)
-    for factor in _product_leaves(term, inside):
+    for factor in product_factors(term, inside):  # x[j] must be one of them
         load = _row_load(factor, j)
         if load is not None and _is_input(load.memref, function, written):
             return ChunkSite(loop, load, False)
     return None
-
-
-def _product_leaves(value: SSAValue, inside: set[SSAValue]) -> list[SSAValue]:
-    """Factors of a product (mulf/negf) tree computed inside the loop; a load of x must be one of them."""
-    owner = value.owner
-    if value in inside and isinstance(owner, arith.MulfOp):
-        return _product_leaves(owner.lhs, inside) + _product_leaves(owner.rhs, inside)
-    if value in inside and isinstance(owner, arith.NegfOp):
-        return _product_leaves(owner.operand, inside)
-    return [value]
 
 
 class _Rewriter:
