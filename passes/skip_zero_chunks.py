@@ -18,7 +18,9 @@ traffic is what bounds a per-sample step.
 
 Rewrite, per loop over j in [0, C) that is one of the two forms above, x being
 a function argument the function never writes (the sample; its other
-indices, such as the step of a data loop, defined outside the hoisting point):
+indices, such as the step of a data loop, defined outside the hoisting point,
+and no loop around that point leaves x's row unchanged, or the scan would be
+repeated for nothing: a batch's update `for i { for b { for j } }` is left alone):
 
     // once per x row, before the outermost loop that does not define its indices:
     %count = for c in [0, C - C % L) step L iter(n = 0) {      // L = chunk-bytes / element size
@@ -171,6 +173,20 @@ class _Rewriter:
                 return point
             point = parent
 
+    @staticmethod
+    def _scanned_once_per_row(point: Operation, needed: set[SSAValue]) -> bool:
+        """False when a loop around the hoisting point does not change x's row: the scan would be
+        repeated for every one of its iterations (a batch loop over samples b inside a loop over the
+        rows i of W: `for i { for b { for j: W[i, j] -= c[b, i] * x[b, j] } }`)."""
+        parent = point.parent_op()
+        while parent is not None and not isinstance(parent, func.FuncOp):
+            if isinstance(parent, scf.ForOp):
+                varying = set(parent.body.block.args)
+                if not any(_depends_on(value, varying) for value in needed):
+                    return False
+            parent = parent.parent_op()
+        return True
+
     # -- the chunk list -------------------------------------------------------------------
     def _chunk_list(self, site: ChunkSite, lanes: int, chunks: int) -> tuple[SSAValue, SSAValue]:
         """`list[0:count]`: starts of the chunks of x's row holding a non-zero (NaN counts as non-zero)."""
@@ -203,6 +219,8 @@ class _Rewriter:
         columns = loop_bounds(loop)[1]
         chunks = columns // lanes
         if lanes < 2 or chunks < self.min_chunks:
+            return False
+        if not self._scanned_once_per_row(self._hoist_point(site), set(site.x_load.indices[:-1])):
             return False
         parent = loop.parent_block()
         outside = _Outside(parent, loop, lanes)
@@ -242,6 +260,18 @@ class _Rewriter:
         loop.detach()
         loop.erase()
         return True
+
+
+def _depends_on(value: SSAValue, arguments: set[SSAValue]) -> bool:
+    """Does `value` change with `arguments` (a loop's induction variable and carried values)?"""
+    if value in arguments:
+        return True
+    if isinstance(value, BlockArgument):
+        return False
+    owner = value.owner
+    if owner.regions:  # a loop's or an if's result: assume it does
+        return True
+    return any(_depends_on(operand, arguments) for operand in owner.operands)
 
 
 class _Outside:
