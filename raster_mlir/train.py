@@ -176,8 +176,9 @@ class TrainStep(LLVMInspection):
           reassociated: about 1e-15 relative in f64 over 1,000 steps);
         - otherwise (K = 1, or another optimizer) the update of step n is fused with
           the forward pass of step n+1: the same operations in the same order as
-          separate steps (bitwise equal in f64; in f32 LLVM's fusion of multiplies
-          and adds can differ between the two functions by an ulp);
+          separate steps (bitwise equal on the shapes the tests check in f64; LLVM's
+          fusion of multiplies and adds can differ between the two functions by an
+          ulp, seen in f32 and on a few tiny f64 shapes);
         - `cross_step_fusion=False`: the steps one after the other (the same).
         """
         if update_block is not None and (
