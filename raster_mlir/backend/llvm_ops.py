@@ -154,6 +154,9 @@ CMPI = {
 
 
 def _suffix(t: ir.Type) -> str:
+    """The type part of an overloaded intrinsic's name: f64, f32, i32, v16f32..."""
+    if isinstance(t, ir.VectorType):
+        return f"v{t.count}{_suffix(t.element)}"
     if isinstance(t, ir.DoubleType):
         return "f64"
     if isinstance(t, ir.FloatType):

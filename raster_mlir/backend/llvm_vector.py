@@ -24,19 +24,8 @@ from llvmlite import ir
 from xdsl.ir import Operation
 
 from ..errors import CompileError
-from .llvm_types import I32, element_llvm_type, llvm_type
-
-
-def _suffix(t: ir.Type) -> str:
-    if isinstance(t, ir.VectorType):
-        return f"v{t.count}{_suffix(t.element)}"
-    if isinstance(t, ir.DoubleType):
-        return "f64"
-    if isinstance(t, ir.FloatType):
-        return "f32"
-    if isinstance(t, ir.IntType):
-        return f"i{t.width}"
-    raise CompileError(f"no intrinsic overload for type {t}")
+from .llvm_ops import _suffix
+from .llvm_types import I32, llvm_type
 
 
 class VectorTranslator:
