@@ -200,6 +200,8 @@ def forward_stores(block: Block, known: dict | None = None) -> None:
                 op.res.replace_all_uses_with(last[key])
                 op.detach()
                 op.erase()
+        elif not op.regions and accesses([op]).opaque:  # a call, a copy or a vector store may write anything
+            last.clear()
         elif op.regions:
             written = accesses([op])
             if written.opaque:

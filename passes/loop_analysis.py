@@ -17,6 +17,12 @@ from xdsl.dialects import arith
 from xdsl.ir import Operation, SSAValue
 
 
+# Ops whose memory effects the element-wise analysis does not model: a call, a copy, and
+# vector loads and stores (one access covers several elements, which index equality
+# cannot compare). They conflict with everything, so nothing is fused or forwarded across them.
+OPAQUE_OPS = ("func.call", "memref.copy", "vector.load", "vector.store")
+
+
 @dataclass
 class Accesses:
     """Buffers an op (with everything nested in it) reads and writes."""
@@ -42,7 +48,7 @@ def accesses(ops: Iterable[Operation]) -> Accesses:
                 acc.reads.setdefault(op.memref, []).append(op)
             elif isinstance(op, memref.StoreOp):
                 acc.writes.setdefault(op.memref, []).append(op)
-            elif op.name in ("func.call", "memref.copy") or op.name.startswith("llvm."):
+            elif op.name in OPAQUE_OPS or op.name.startswith("llvm."):
                 acc.opaque = True
     return acc
 
