@@ -8,7 +8,8 @@ compile. So the hint goes only on loops that are clearly vectorisable and
 worth it. An `scf.for` qualifies when:
 
 1. it is innermost (LLVM vectorises innermost loops only);
-2. its body calls nothing: no `func.call`, and no math op that x86 lowers
+2. its body is scalar (a loop written with `vector` ops is vectorised already)
+   and calls nothing: no `func.call`, and no math op that x86 lowers
    to a scalar libm call (`llvm.exp` on a vector becomes one `exp` call per
    lane, so forcing only adds shuffles);
 3. it has no loop-carried dependence through memory: for every buffer the
@@ -41,6 +42,8 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
             continue
         name = op.name
         if name == "scf.for" or name == "func.call" or name in LIBM_OPS or name == "memref.copy":
+            return False
+        if name.startswith("vector."):  # written with vectors already: nothing left to vectorise
             return False
         if name == "memref.load":
             root = memref_root(op.operands[0], fn_name)
