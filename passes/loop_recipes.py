@@ -14,7 +14,9 @@ LLVM can vectorise it:
 - dense and matrix-vector: one dot product per output element; a batched
   dense computes 4x4 tiles (rows of W x samples) per pass over k, so each
   loaded vector feeds four products;
-- matrix-matrix: i-k-j order, accumulating rows of the result;
+- matrix-matrix: register tiles of 4 rows x 2 vectors of 64 bytes (`vector`
+  ops), accumulated over k, where a whole tile fits; i-k-j order, accumulating
+  rows of the result, for the rest;
 - softmax / log_softmax / cross-entropy: per row, a max pass, a sum-of-exp
   pass and a normalisation pass (the row max is subtracted before exp).
 """
