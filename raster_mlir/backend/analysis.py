@@ -153,6 +153,19 @@ class ModuleInfo:
     order: list[str]  # callees before callers
 
 
+LOADS = ("memref.load", "vector.load")  # operands: buffer, indices...
+STORES = ("memref.store", "vector.store")  # operands: value, buffer, indices...
+
+
+def indexed_access(op: Operation) -> tuple[SSAValue, tuple[SSAValue, ...], bool] | None:
+    """(buffer, indices, is_store) of a scalar or vector load or store; None for any other op."""
+    if op.name in LOADS:
+        return op.operands[0], tuple(op.operands[1:]), False
+    if op.name in STORES:
+        return op.operands[1], tuple(op.operands[2:]), True
+    return None
+
+
 def memref_root(value: SSAValue, fn_name: str) -> BlockArgument | Operation:
     """The function argument or alloc/alloca op a memref value comes from."""
     if isinstance(value, BlockArgument):

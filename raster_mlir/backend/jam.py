@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from xdsl.ir import Operation, SSAValue
 
-from .analysis import memref_root
+from .analysis import indexed_access, memref_root
 
 STRAIGHT_LINE = ("memref.load", "memref.store", "vector.load", "vector.store", "vector.broadcast", "vector.reduction")
 INNER_OPS = ("memref.load", "vector.load", "vector.broadcast", "vector.bitcast")  # besides arith and math
@@ -126,12 +126,13 @@ def _no_cross_iteration_dependence(outer: Operation, iv: SSAValue, fn_name: str)
     accesses: dict[object, set[tuple]] = {}
     stored: set[object] = set()
     for op in outer.walk():
-        if op.name in ("memref.load", "vector.load"):
-            accesses.setdefault(memref_root(op.operands[0], fn_name), set()).add(tuple(op.operands[1:]))
-        elif op.name in ("memref.store", "vector.store"):
-            root = memref_root(op.operands[1], fn_name)
-            accesses.setdefault(root, set()).add(tuple(op.operands[2:]))
-            stored.add(root)
+        access = indexed_access(op)
+        if access is not None:
+            buffer, indices, is_store = access
+            root = memref_root(buffer, fn_name)
+            accesses.setdefault(root, set()).add(indices)
+            if is_store:
+                stored.add(root)
     for root in stored:
         if len(accesses[root]) != 1:
             return False

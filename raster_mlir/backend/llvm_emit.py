@@ -209,24 +209,22 @@ class ModuleEmitter:
         fn.attributes.add("nounwind")
         return fn
 
-    def loop_metadata(self, force_vectorize: bool, across_iterations: bool = True):
+    def loop_metadata(self, hint: str | None):
         """A fresh loop ID for one loop, or None (policy in the module docstring).
 
-        `across_iterations=False` (a loop whose accesses are indexed through
-        memory, see loop_hints.indexes_through_memory) asks for vector width 1:
-        the loop vectoriser would need gathers; the SLP vectoriser still packs
-        the lanes within one iteration.
+        `hint` comes from loop_hints.vectorize_hint: "force" adds
+        `llvm.loop.vectorize.enable`; "off" (a loop indexed through memory)
+        asks for vector width 1, since the loop vectoriser would need gathers
+        and the SLP vectoriser still packs the lanes of one iteration.
         """
-        if not self.options.loop_vectorize_hints:
+        if not self.options.loop_vectorize_hints or hint is None:
             return None
-        if not across_iterations:
+        if hint == "off":
             if self._vectorize_width_1 is None:
                 self._vectorize_width_1 = self.llmod.add_metadata(
                     [ir.MetaDataString(self.llmod, "llvm.loop.vectorize.width"), ir.Constant(ir.IntType(32), 1)]
                 )
             return _LoopID(self.llmod, [self._vectorize_width_1])
-        if not force_vectorize:
-            return None
         if self._vectorize_enable is None:
             self._vectorize_enable = self.llmod.add_metadata(
                 [ir.MetaDataString(self.llmod, "llvm.loop.vectorize.enable"), ir.Constant(ir.IntType(1), 1)]

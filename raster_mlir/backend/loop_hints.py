@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from xdsl.ir import Operation
 
-from .analysis import memref_root
+from .analysis import indexed_access, memref_root
 from .llvm_ops import LIBM_OPS
 
 
@@ -45,13 +45,13 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
             return False
         if name.startswith("vector."):  # written with vectors already: nothing left to vectorise
             return False
-        if name == "memref.load":
-            root = memref_root(op.operands[0], fn_name)
-            accesses.setdefault(root, []).append(tuple(op.operands[1:]))
-        elif name == "memref.store":
-            root = memref_root(op.operands[1], fn_name)
-            accesses.setdefault(root, []).append(tuple(op.operands[2:]))
-            stored.add(root)
+        access = indexed_access(op)
+        if access is not None:
+            buffer, indices, is_store = access
+            root = memref_root(buffer, fn_name)
+            accesses.setdefault(root, []).append(indices)
+            if is_store:
+                stored.add(root)
     for root in stored:
         index_lists = set(accesses[root])
         if len(index_lists) != 1:
@@ -74,10 +74,16 @@ def indexes_through_memory(loop: Operation) -> bool:
         return False
     loaded: set[object] = set()
     for op in body.ops:
-        if op.name in ("memref.load", "memref.store", "vector.load", "vector.store"):
-            indices = op.operands[1:] if op.name.endswith("load") else op.operands[2:]
-            if any(index in loaded for index in indices):
-                return True
+        access = indexed_access(op)
+        if access is not None and any(index in loaded for index in access[1]):
+            return True
         if op.name == "memref.load" or any(operand in loaded for operand in op.operands):
             loaded.update(op.results)
     return False
+
+
+def vectorize_hint(loop: Operation, fn_name: str) -> str | None:
+    """The hint for one scf.for: "off" (indexed through memory), "force" (passes the screen) or None."""
+    if indexes_through_memory(loop):
+        return "off"
+    return "force" if should_force_vectorize(loop, fn_name) else None

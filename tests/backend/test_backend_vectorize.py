@@ -105,7 +105,7 @@ def test_forcing_a_non_vectorisable_loop_would_warn(capfd):
 
     emitter = ModuleEmitter(load("prefix_sum", "f64", N=100), EmitOptions())
     original = emitter.loop_metadata
-    emitter.loop_metadata = lambda force_vectorize, across_iterations=True: original(force_vectorize=True)
+    emitter.loop_metadata = lambda hint: original("force")
     ir = emitter.emit({"cumsum": None}).llvm_ir
     optimize_and_codegen(ir, host_target(), 3)
     assert "loop not vectorized" in capfd.readouterr().err
