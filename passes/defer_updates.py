@@ -63,7 +63,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
-from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, IntegerType, ModuleOp, StringAttr, VectorType
+from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerType, ModuleOp, StringAttr, VectorType
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -321,7 +321,7 @@ class _Emitter:
         lanes, chunks = self.lanes, layer.cols // self.lanes
         wide = VectorType(self.ft, [lanes])
         scanned = [(u, (r,)) for r in update_rows] + [(x, (r,)) for r in dot_rows]
-        count = b.add(chunk_scan(scanned, lanes, chunks, self.chunk_list, b.index, self._int))
+        count = b.add(chunk_scan(scanned, lanes, chunks, self.chunk_list, b))
 
         def row(i):
             e = [b.load(self.coefficients, [b.index(s), i]) for s in range(K)]
@@ -368,9 +368,6 @@ class _Emitter:
                 b.store(total, self.products, [b.index(s), i])
 
         b.loop(layer.rows, body=row)
-
-    def _int(self, value: int, type_) -> SSAValue:
-        return self.b._constant(("int", value, str(type_)), lambda: arith.ConstantOp(IntegerAttr(value, type_)))
 
     def _gram(self, t0: SSAValue) -> None:
         """G[s, k] = u[t0 + k] . x[t0 + s] for k < s."""

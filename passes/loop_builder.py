@@ -52,6 +52,9 @@ class LoopBuilder:
     def index(self, n: int) -> SSAValue:
         return self._constant(("index", n), lambda: arith.ConstantOp(IntegerAttr(n, IndexType())))
 
+    def integer(self, value: int, integer_type: Attribute) -> SSAValue:
+        return self._constant(("int", value, str(integer_type)), lambda: arith.ConstantOp(IntegerAttr(value, integer_type)))
+
     def float(self, value: float, element_type: Attribute) -> SSAValue:
         key = ("float", repr(float(value)), str(element_type))
         return self._constant(key, lambda: arith.ConstantOp(FloatAttr(float(value), element_type)))

@@ -44,18 +44,18 @@ product's terms are added in another order (chunk by chunk), as under any
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
-from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, IntegerType, MemRefType, ModuleOp, VectorType
-from xdsl.ir import Attribute, Block, BlockArgument, Operation, SSAValue
+from xdsl.dialects.builtin import IndexType, IntegerType, MemRefType, ModuleOp, VectorType
+from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
 
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
+from .loop_builder import LoopBuilder
 
 I64 = IntegerType(64)
 
@@ -146,21 +146,8 @@ class _Rewriter:
         self.entry = function.body.blocks.first
         self.chunk_bytes = chunk_bytes
         self.min_chunks = min_chunks
-        self.constants: dict[tuple, SSAValue] = {}
         self.lists: dict[tuple, tuple[SSAValue, SSAValue, Operation]] = {}  # -> (list, count, hoist point)
-
-    # -- helpers ------------------------------------------------------------------------
-    def _constant(self, value, type_) -> SSAValue:
-        key = (value, str(type_))
-        if key not in self.constants:
-            attr = FloatAttr(value, type_) if not isinstance(type_, (IndexType, IntegerType)) else IntegerAttr(value, type_)
-            op = arith.ConstantOp(attr)
-            self.entry.insert_op_before(op, self.entry.first_op)
-            self.constants[key] = op.result
-        return self.constants[key]
-
-    def _index(self, value: int) -> SSAValue:
-        return self._constant(value, IndexType())
+        self.b = LoopBuilder(self.entry)  # for its constants, made once at the top of the function
 
     @staticmethod
     def _hoist_point(site: ChunkSite) -> Operation:
@@ -199,7 +186,7 @@ class _Rewriter:
         alloc = memref.AllocOp.get(I64, 64, [chunks])
         self.entry.insert_op_before(alloc, self._first_non_constant())
         chunk_list = alloc.memref
-        scan = chunk_scan([(x, rows)], lanes, chunks, chunk_list, self._index, self._constant)
+        scan = chunk_scan([(x, rows)], lanes, chunks, chunk_list, self.b)
         point.parent_block().insert_op_before(scan, point)
         self.lists[key] = (chunk_list, scan.results[0], point)
         return chunk_list, scan.results[0]
@@ -240,10 +227,10 @@ class _Rewriter:
         for op in list(work.ops):
             op.detach()
             body.add_op(op)
-        inits = [outside.splat(self._constant(0.0, loop.results[0].type))] if site.reduction else []
-        chunked = scf.ForOp(self._index(0), count, self._index(1), inits, body)
+        inits = [outside.splat(self.b.float(0.0, loop.results[0].type))] if site.reduction else []
+        chunked = scf.ForOp(self.b.index(0), count, self.b.index(1), inits, body)
         parent.insert_op_before(chunked, loop)
-        rest_from = self._index(chunks * lanes)
+        rest_from = self.b.index(chunks * lanes)
         if site.reduction:
             total = _insert(parent, loop, reduce_lanes(chunked.results[0], vector.CombiningKindFlag.ADD))
             total = _insert(parent, loop, arith.AddfOp(loop.iter_args[0], total))
@@ -352,11 +339,11 @@ def chunk_scan(
     lanes: int,
     chunks: int,
     chunk_list: SSAValue,
-    index: Callable[[int], SSAValue],
-    constant: Callable[[int, Attribute], SSAValue],
+    b: LoopBuilder,
 ) -> scf.ForOp:
     """A loop (not yet inserted) listing in `chunk_list` the starts of the `lanes`-wide chunks
     where some row of `rows` (buffer, leading indices) has a bit set; its result is the count.
+    `b` makes the constants.
 
     A bit set means a non-zero, a NaN or a -0.0 (keeping a -0.0 chunk is merely not skipping it).
     """
@@ -370,12 +357,12 @@ def chunk_scan(
         words = _append(body, vector.BitcastOp(chunk, VectorType(bits, [lanes])))
         union = words if union is None else _append(body, arith.OrIOp(union, words))
     total = _append(body, reduce_lanes(union, vector.CombiningKindFlag.OR))
-    any_set = _append(body, arith.CmpiOp(total, constant(0, total.type), "ne"))
+    any_set = _append(body, arith.CmpiOp(total, b.integer(0, total.type), "ne"))
     position = _append(body, arith.IndexCastOp(start, I64))
     body.add_op(memref.StoreOp.get(position, chunk_list, [n]))
-    step = _append(body, arith.SelectOp(any_set, index(1), index(0)))
+    step = _append(body, arith.SelectOp(any_set, b.index(1), b.index(0)))
     body.add_op(scf.YieldOp(_append(body, arith.AddiOp(n, step))))
-    return scf.ForOp(index(0), index(chunks * lanes), index(lanes), [index(0)], body)
+    return scf.ForOp(b.index(0), b.index(chunks * lanes), b.index(lanes), [b.index(0)], body)
 
 
 def reduce_lanes(lanes: SSAValue, kind: vector.CombiningKindFlag) -> Operation:
