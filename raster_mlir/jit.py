@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DenseArrayBase, i64
+from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline
 from raster_mlir.errors import RasterError, TraceError, with_location
@@ -39,6 +39,7 @@ class CompiledFunction(LLVMInspection):
         pipeline: str | None = None,
         dump: DumpOptions | None = None,
         result_aliases: Sequence[int] | None = None,
+        keep_ir_before: Sequence[str] = (),
     ):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "fn")
@@ -56,15 +57,15 @@ class CompiledFunction(LLVMInspection):
         self.pipeline = StagedPipeline(
             pipeline if pipeline is not None else DEFAULT_PIPELINE,
             dump,
-            snapshot_before=("lower-to-loops", "skip-zero-chunks"),
+            snapshot_before=("lower-to-loops", *keep_ir_before),
         )
         self.pipeline.run(self.module)
         snapshots = self.pipeline.snapshots
         # The tensor-level IR the reference interpreter runs (the module itself when no lowering ran).
         self.reference_module = snapshots.get("lower-to-loops", self.module)
-        # The loop-level IR `TrainStep.run` builds its data loops from: before skip-zero-chunks,
-        # whose per-step chunk scans would stand between one step's update and the next forward.
-        self.step_loops_module = snapshots.get("skip-zero-chunks", self.module)
+        # Copies of the module before the passes named in `keep_ir_before` (absent when the pipeline
+        # has no such pass): `TrainStep` keeps the IR before skip-zero-chunks for its data loops.
+        self.ir_before: dict[str, ModuleOp] = {name: snapshots[name] for name in keep_ir_before if name in snapshots}
         self.native = None
         if "lower-to-loops" in snapshots:
             self.native = NativeEntry(self.module, self.entry, self.specs, self.result_types, self.result_aliases)

@@ -104,7 +104,7 @@ class TrainStep(LLVMInspection):
             aliases = [-1, *self.params, *range(len(args), len(args) + n_state)]
             compiled = CompiledFunction(
                 self._step_function(len(args)), all_specs, name=f"{self.name}_train_step",
-                pipeline=self.pipeline, result_aliases=aliases,
+                pipeline=self.pipeline, result_aliases=aliases, keep_ir_before=("skip-zero-chunks",),
             )  # fmt: skip
             # 64-byte aligned: 512-bit loads of the state never straddle cache lines.
             state = [aligned_zeros(s.shape, dtype=NUMPY_DTYPES[s.dtype]) for s in state_specs]

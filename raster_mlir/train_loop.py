@@ -70,7 +70,9 @@ class DataLoop:
         self.constants = tuple(native.constants)
 
     def _build(self, compiled, spec: str):
-        module = compiled.step_loops_module.clone()
+        # The step's IR before skip-zero-chunks: its per-step chunk scans would stand between one
+        # step's update and the next forward (the pass runs again last, on the whole loop).
+        module = compiled.ir_before.get("skip-zero-chunks", compiled.module).clone()
         self.pipeline = StagedPipeline(spec, DumpOptions())
         self.pipeline.run(module, first_stage="step")
         function = next(f for f in module.ops if isinstance(f, func.FuncOp) and f.sym_name.data == self.entry)
