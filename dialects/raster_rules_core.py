@@ -1,9 +1,14 @@
-"""The machinery of reverse rules: `RuleSet`, the `ReverseBuilder` rules emit IR with.
+"""The machinery of AD rules: `RuleSet`, and the builders rules emit IR with.
 
-A reverse rule (rrule) turns the cotangents of an op's results into the
-cotangents of its operands, by emitting raster ops:
+Every differentiable op has two rules in a `RuleSet`, written in raster ops
+(so the IR they emit can itself be differentiated: that is how second
+derivatives work).
 
-    def rule(b: ReverseBuilder, op: R.MulOp, cts) -> list[SSAValue | None]:
+A reverse rule (rrule, used by the `autodiff` pass) turns the cotangents of
+an op's results into the cotangents of its operands:
+
+    @rules.register(R.MulOp)
+    def mul_rule(b: ReverseBuilder, op: R.MulOp, cts) -> list[SSAValue | None]:
         (ct,) = cts                          # one cotangent per result (None: no cotangent)
         return [b.unbroadcast(b.mul(ct, op.rhs), b.shape(op.lhs)) if b.needs(0) else None,
                 b.unbroadcast(b.mul(ct, op.lhs), b.shape(op.rhs)) if b.needs(1) else None]
@@ -13,11 +18,31 @@ It returns one entry per operand; None means "no gradient flows there".
 a rule can skip work nobody asked for (returning a value anyway is allowed:
 it is dead code that DCE removes).
 
+A tangent rule (jvp rule, used by the `forward-ad` pass) turns the tangents
+of an op's operands into the tangents of its results:
+
+    @rules.register_tangent(R.MulOp)
+    def mul_tangent(b: TangentBuilder, op: R.MulOp, tangents) -> list[SSAValue | None]:
+        dx, dy = tangents                    # one tangent per operand (None: zero tangent)
+        return [b.sum_terms(b.mul(dx, op.rhs) if dx is not None else None,
+                            b.mul(op.lhs, dy) if dy is not None else None,
+                            like=op.result)]
+
+It returns one entry per result, each of exactly the result's type, or None
+for a zero tangent; the pass calls it only when some operand has a tangent.
+`b.sum_terms(*terms, like=v)` adds the terms that are not None and
+broadcasts the sum to v's shape (an operand's tangent has the operand's
+shape, which may be smaller than a broadcasting result). A rule that would
+rather not handle None can call `b.zeros_for(tangents, op.operands)`.
+A tangent rule must be linear in the tangents and use the primal values
+(`op.lhs`, `op.result`...) only as coefficients.
+
 A `RuleSet` maps op classes to rules and records the ops that have no
-derivative by design (comparisons, constants). Rule sets are plain objects:
-`copy()`, `extend(other)`, `without(op_cls)` build new ones, so a research
-pass can swap or extend the rules the autodiff pass uses without touching
-the default set (see `raster_rules.register_rule_set`).
+derivative by design (comparisons, constants: their results get neither a
+cotangent nor a tangent). Rule sets are plain objects: `copy()`,
+`extend(other)`, `without(op_cls)` build new ones (reverse and tangent rules
+together), so a research pass can swap or extend the rules the AD passes use
+without touching the default set (see `raster_rules.register_rule_set`).
 """
 
 from __future__ import annotations
@@ -31,7 +56,9 @@ from xdsl.ir import Block, Operation, SSAValue
 from raster_mlir.dialects import raster as R
 
 Cotangents = Sequence[SSAValue | None]
+Tangents = Sequence[SSAValue | None]
 Rule = Callable[["ReverseBuilder", Operation, Cotangents], Sequence[SSAValue | None]]
+TangentRule = Callable[["TangentBuilder", Operation, Tangents], Sequence[SSAValue | None]]
 
 
 def describe_location(op: Operation) -> str | None:
@@ -45,19 +72,22 @@ def describe_location(op: Operation) -> str | None:
 
 
 class RuleSet:
-    """Reverse rules by op class, plus the op classes marked non-differentiable.
+    """Reverse and tangent rules by op class, plus the op classes marked non-differentiable.
 
     A rule registered for a class also serves its subclasses unless they have
-    their own. `register` is a decorator:
+    their own. `register` (reverse rules) and `register_tangent` are decorators:
 
         rules = RuleSet("mine")
         @rules.register(R.ExpOp)
         def exp_rule(b, op, cts): return [b.mul(cts[0], op.result)]
+        @rules.register_tangent(R.ExpOp)
+        def exp_tangent(b, op, tangents): return [b.mul(tangents[0], op.result)]
     """
 
     def __init__(self, name: str = "rules"):
         self.name = name
         self._rules: dict[type[Operation], Rule] = {}
+        self._tangent_rules: dict[type[Operation], TangentRule] = {}
         self._nondifferentiable: set[type[Operation]] = set()
 
     # -- building -----------------------------------------------------------
@@ -72,23 +102,37 @@ class RuleSet:
 
         return decorate
 
+    def register_tangent(self, *op_classes: type[Operation]) -> Callable[[TangentRule], TangentRule]:
+        """Decorator: `rule` becomes the tangent (forward-mode) rule of every class in `op_classes`."""
+
+        def decorate(rule: TangentRule) -> TangentRule:
+            for cls in op_classes:
+                self._tangent_rules[cls] = rule
+                self._nondifferentiable.discard(cls)
+            return rule
+
+        return decorate
+
     def mark_nondifferentiable(self, *op_classes: type[Operation]) -> RuleSet:
-        """Declare that these ops pass no gradient to their operands (their results are constants)."""
+        """Declare that these ops pass no derivative through (their results are constants)."""
         for cls in op_classes:
             self._nondifferentiable.add(cls)
             self._rules.pop(cls, None)
+            self._tangent_rules.pop(cls, None)
         return self
 
     def remove(self, *op_classes: type[Operation]) -> RuleSet:
-        """Forget the rule or mark of these classes (differentiating them becomes an error)."""
+        """Forget the rules or mark of these classes (differentiating them becomes an error)."""
         for cls in op_classes:
             self._rules.pop(cls, None)
+            self._tangent_rules.pop(cls, None)
             self._nondifferentiable.discard(cls)
         return self
 
     def copy(self, name: str | None = None) -> RuleSet:
         new = RuleSet(name or self.name)
         new._rules = dict(self._rules)
+        new._tangent_rules = dict(self._tangent_rules)
         new._nondifferentiable = set(self._nondifferentiable)
         return new
 
@@ -96,6 +140,8 @@ class RuleSet:
         """Add `other`'s rules and marks to this set (other wins on conflicts); returns self."""
         for cls, rule in other._rules.items():
             self.register(cls)(rule)
+        for cls, rule in other._tangent_rules.items():
+            self.register_tangent(cls)(rule)
         self.mark_nondifferentiable(*other._nondifferentiable)
         return self
 
@@ -104,47 +150,55 @@ class RuleSet:
         return self.copy(name).remove(*op_classes)
 
     # -- querying -----------------------------------------------------------
-    def _lookup(self, op_cls: type[Operation]):
+    def _lookup(self, op_cls: type[Operation], table: dict):
         for cls in op_cls.__mro__:
-            if cls in self._rules:
-                return "rule", self._rules[cls]
+            if cls in table:
+                return "rule", table[cls]
             if cls in self._nondifferentiable:
                 return "nondifferentiable", None
         return None, None
 
     def rule_for(self, op_cls: type[Operation]) -> Rule | None:
-        kind, rule = self._lookup(op_cls)
+        """The reverse rule of `op_cls`, or None."""
+        kind, rule = self._lookup(op_cls, self._rules)
+        return rule if kind == "rule" else None
+
+    def tangent_rule_for(self, op_cls: type[Operation]) -> TangentRule | None:
+        """The tangent rule of `op_cls`, or None."""
+        kind, rule = self._lookup(op_cls, self._tangent_rules)
         return rule if kind == "rule" else None
 
     def is_nondifferentiable(self, op_cls: type[Operation]) -> bool:
-        return self._lookup(op_cls)[0] == "nondifferentiable"
+        return self._lookup(op_cls, self._rules)[0] == "nondifferentiable"
 
     def covers(self, op_cls: type[Operation]) -> bool:
-        """True when the class has a rule or is marked non-differentiable."""
-        return self._lookup(op_cls)[0] is not None
+        """True when the class has a reverse rule or is marked non-differentiable."""
+        return self._lookup(op_cls, self._rules)[0] is not None
+
+    def covers_tangent(self, op_cls: type[Operation]) -> bool:
+        """True when the class has a tangent rule or is marked non-differentiable."""
+        return self._lookup(op_cls, self._tangent_rules)[0] is not None
 
     def op_classes(self) -> Iterable[type[Operation]]:
-        return [*self._rules, *self._nondifferentiable]
+        return list(dict.fromkeys([*self._rules, *self._tangent_rules, *self._nondifferentiable]))
 
     def __repr__(self) -> str:
-        return f"RuleSet({self.name!r}, {len(self._rules)} rules, {len(self._nondifferentiable)} marked)"
+        return (
+            f"RuleSet({self.name!r}, {len(self._rules)} reverse rules, {len(self._tangent_rules)} tangent rules, "
+            f"{len(self._nondifferentiable)} marked)"
+        )
 
 
-class ReverseBuilder:
-    """Appends the ops of one reverse rule to the gradient function's block.
+class RuleBuilder:
+    """Appends the ops of one rule to a block (the derivative function being built).
 
     Every op it creates takes the location of the primal op being
     differentiated, so an error in generated code points at the user's line.
     """
 
-    def __init__(self, block: Block, primal: Operation, needs: Sequence[bool]):
+    def __init__(self, block: Block, primal: Operation):
         self.block = block
         self.primal = primal
-        self._needs = tuple(needs)
-
-    def needs(self, index: int) -> bool:
-        """Whether operand `index` depends on a differentiated argument."""
-        return self._needs[index]
 
     # -- generic emission -----------------------------------------------------
     def append(self, op: Operation) -> Operation:
@@ -230,3 +284,31 @@ class ReverseBuilder:
         if axis is None:
             return tuple(1 for _ in shape)
         return tuple(1 if i == axis else d for i, d in enumerate(shape))
+
+
+class ReverseBuilder(RuleBuilder):
+    """The builder of reverse rules: knows which operands need a cotangent."""
+
+    def __init__(self, block: Block, primal: Operation, needs: Sequence[bool]):
+        super().__init__(block, primal)
+        self._needs = tuple(needs)
+
+    def needs(self, index: int) -> bool:
+        """Whether operand `index` depends on a differentiated argument."""
+        return self._needs[index]
+
+
+class TangentBuilder(RuleBuilder):
+    """The builder of tangent rules: sums of optional terms, zeros for absent tangents."""
+
+    def sum_terms(self, *terms: SSAValue | None, like: SSAValue) -> SSAValue | None:
+        """The sum of the terms that are not None, broadcast to `like`'s shape; None if all are None."""
+        total = None
+        for term in terms:
+            if term is not None:
+                total = term if total is None else self.add(total, term)
+        return None if total is None else self.broadcast_to(total, self.shape(like))
+
+    def zeros_for(self, tangents: Tangents, operands: Sequence[SSAValue]) -> list[SSAValue]:
+        """The tangents with each None replaced by zeros of its operand's type."""
+        return [t if t is not None else self.zeros_like(v) for t, v in zip(tangents, operands)]

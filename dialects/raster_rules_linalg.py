@@ -1,4 +1,9 @@
-"""Reverse rules of reductions, matmul and the layout ops.
+"""Reverse and tangent rules of reductions, matmul and the layout ops.
+
+The tangent of a linear op is the op applied to the tangent (sum, mean,
+transpose, reshape, broadcast_to); matmul's is dA @ B + A @ dB; max's is
+the tangent at the maximum (the mean over tied positions, matching the
+reverse rule's equal shares).
 
 Reductions send the cotangent back along the reduced axis: reshape it to the
 keepdims shape, then broadcast it to the input shape. `max` sends it to the
@@ -11,10 +16,11 @@ from __future__ import annotations
 
 from raster_mlir.dialects import raster as R
 
-from .raster_rules_core import ReverseBuilder, RuleSet
+from .raster_rules_core import ReverseBuilder, RuleSet, TangentBuilder
 
 LINALG_RULES = RuleSet("linalg")
 register = LINALG_RULES.register
+tangent = LINALG_RULES.register_tangent
 
 
 def _keepdims(b: ReverseBuilder, v, input_shape, axis):
@@ -29,6 +35,11 @@ def sum_rule(b: ReverseBuilder, op, cts):
     return [b.broadcast_to(ct, shape)]
 
 
+@tangent(R.SumOp, R.MeanOp)
+def reduction_tangent(b: TangentBuilder, op, ts):
+    return [b.emit(type(op), [ts[0]], **op.params())]
+
+
 @register(R.MeanOp)
 def mean_rule(b: ReverseBuilder, op, cts):
     shape, axis = b.shape(op.input), op.params()["axis"]
@@ -40,15 +51,26 @@ def mean_rule(b: ReverseBuilder, op, cts):
     return [b.broadcast_to(ct, shape)]
 
 
-@register(R.MaxOp)
-def max_rule(b: ReverseBuilder, op, cts):
-    # dx = [x == max] * ct / (number of positions equal to the max)
+def _max_shares(b: ReverseBuilder | TangentBuilder, op):
+    """[x == max] / (number of positions equal to the max), in the keepdims shape of the reduction."""
     x, shape, axis = op.input, b.shape(op.input), op.params()["axis"]
     peak = _keepdims(b, op.result, shape, axis)
     at_peak = b.emit(R.EqualOp, [x, peak])
-    count = b.sum(at_peak, axis=axis, keepdims=True)
-    share = b.div(_keepdims(b, cts[0], shape, axis), count)
-    return [b.mul(at_peak, share)]
+    return b.div(at_peak, b.sum(at_peak, axis=axis, keepdims=True))
+
+
+@register(R.MaxOp)
+def max_rule(b: ReverseBuilder, op, cts):
+    # dx = [x == max] * ct / (number of positions equal to the max)
+    shape, axis = b.shape(op.input), op.params()["axis"]
+    return [b.mul(_max_shares(b, op), _keepdims(b, cts[0], shape, axis))]
+
+
+@tangent(R.MaxOp)
+def max_tangent(b: TangentBuilder, op, ts):
+    axis = op.params()["axis"]
+    shared = b.sum(b.mul(_max_shares(b, op), ts[0]), axis=axis, keepdims=True)
+    return [b.reshape(shared, b.shape(op.result))]
 
 
 @register(R.MatmulOp)
@@ -81,6 +103,16 @@ def matmul_rule(b: ReverseBuilder, op, cts):
     return [d_lhs() if b.needs(0) else None, d_rhs() if b.needs(1) else None]
 
 
+@tangent(R.MatmulOp)
+def matmul_tangent(b: TangentBuilder, op, ts):
+    da, dm = ts
+    return [b.sum_terms(
+        b.matmul(da, op.rhs) if da is not None else None,
+        b.matmul(op.lhs, dm) if dm is not None else None,
+        like=op.result,
+    )]  # fmt: skip
+
+
 @register(R.TransposeOp)
 def transpose_rule(b: ReverseBuilder, op, cts):
     perm = op.params()["perm"]
@@ -98,3 +130,9 @@ def reshape_rule(b: ReverseBuilder, op, cts):
 @register(R.BroadcastToOp)
 def broadcast_to_rule(b: ReverseBuilder, op, cts):
     return [b.unbroadcast(cts[0], b.shape(op.input))]
+
+
+@tangent(R.TransposeOp, R.ReshapeOp, R.BroadcastToOp)
+def layout_tangent(b: TangentBuilder, op, ts):
+    # Linear ops: the same op moves the tangent's elements as it moves the primal's.
+    return [b.emit(type(op), [ts[0]], **op.params())]

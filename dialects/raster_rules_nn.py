@@ -1,4 +1,8 @@
-"""Reverse rules of the neural-network raster ops: dense, softmax, log_softmax and the losses.
+"""Reverse and tangent rules of the neural-network raster ops: dense, softmax, log_softmax, the losses.
+
+The tangent rules are direct: softmax's tangent is y * (dx - sum(y * dx)),
+O(n) per row, never its n x n Jacobian; the losses' tangents are one
+reduction.
 
 Shapes: W (out, in), x (in,) or (batch, in), b (out,); the losses are batch
 means for 2-D inputs, so their cotangents are divided by the batch size.
@@ -8,7 +12,10 @@ Its rule returns -y / max(p, tiny) for p, that is the derivative of -y log p
 evaluated at the clamped p: where the clamp is active (p < tiny) the true
 derivative of the clamped loss would be 0, which would stop training on the
 examples that need it most, so the rule keeps the large, finite, correctly
-signed gradient instead (the clamp is treated as the identity).
+signed gradient instead (the clamp is treated as the identity). The tangent
+rule makes the same choice, so forward and reverse mode agree, and the
+second derivative of the loss in p is y / max(p, tiny)**2 where p > tiny
+and 0 where the clamp is active (the derivative of the rule's maximum).
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ import numpy as np
 
 from raster_mlir.dialects import raster as R
 
-from .raster_rules_core import ReverseBuilder, RuleSet
+from .raster_rules_core import ReverseBuilder, RuleSet, TangentBuilder
 
 NN_RULES = RuleSet("nn")
 register = NN_RULES.register
+tangent = NN_RULES.register_tangent
 
 
 @register(R.DenseOp)
@@ -42,13 +50,37 @@ def dense_rule(b: ReverseBuilder, op, cts):
     return [d_weight, d_input, d_bias]
 
 
+@tangent(R.DenseOp)
+def dense_tangent(b: TangentBuilder, op, ts):
+    # dy = dW x + W dx + db, each product a dense op (whose lowering knows sparse and batched x)
+    d_weight, d_input, d_bias = ts
+    w, x = op.weight, op.input
+    zero_bias = None
+    terms = []
+    if d_weight is not None:
+        bias = d_bias if d_bias is not None else (zero_bias := b.zeros_like(op.bias))
+        terms.append(b.emit(R.DenseOp, [d_weight, x, bias]))
+    elif d_bias is not None:
+        terms.append(d_bias)
+    if d_input is not None:
+        terms.append(b.emit(R.DenseOp, [w, d_input, zero_bias or b.zeros_like(op.bias)]))
+    return [b.sum_terms(*terms, like=op.result)]
+
+
+def _softmax_jacobian_times(b: ReverseBuilder | TangentBuilder, y, v):
+    """J v for y = softmax(x) over the last axis: y * (v - sum(v * y)). J is symmetric, so also J^T v."""
+    last = len(b.shape(y)) - 1
+    return b.mul(y, b.sub(v, b.sum(b.mul(v, y), axis=last, keepdims=True)))
+
+
 @register(R.SoftmaxOp)
 def softmax_rule(b: ReverseBuilder, op, cts):
-    # dx = y * (ct - sum(ct * y)) over the last axis
-    ct, y = cts[0], op.result
-    last = len(b.shape(y)) - 1
-    dot = b.sum(b.mul(ct, y), axis=last, keepdims=True)
-    return [b.mul(y, b.sub(ct, dot))]
+    return [_softmax_jacobian_times(b, op.result, cts[0])]
+
+
+@tangent(R.SoftmaxOp)
+def softmax_tangent(b: TangentBuilder, op, ts):
+    return [_softmax_jacobian_times(b, op.result, ts[0])]
 
 
 @register(R.LogSoftmaxOp)
@@ -60,10 +92,23 @@ def log_softmax_rule(b: ReverseBuilder, op, cts):
     return [b.sub(ct, b.mul(b.emit(R.ExpOp, [y]), total))]
 
 
+@tangent(R.LogSoftmaxOp)
+def log_softmax_tangent(b: TangentBuilder, op, ts):
+    # dy = dx - sum(softmax(x) * dx) over the last axis
+    dx, y = ts[0], op.result
+    last = len(b.shape(y)) - 1
+    return [b.sub(dx, b.sum(b.mul(b.emit(R.ExpOp, [y]), dx), axis=last, keepdims=True))]
+
+
 def _loss_scale(b: ReverseBuilder, ct, operand):
     """The loss cotangent divided by the batch size for 2-D (batch-mean) losses."""
     shape = b.shape(operand)
     return b.div(ct, b.scalar(float(shape[0]), ct)) if len(shape) == 2 else ct
+
+
+def _clamped_probs(b: ReverseBuilder | TangentBuilder, p):
+    tiny = float(np.finfo(np.float32 if b.dtype(p) == "f32" else np.float64).tiny)
+    return b.emit(R.MaximumOp, [p, b.scalar(tiny, p)])
 
 
 @register(R.CrossEntropyOp)
@@ -71,11 +116,24 @@ def cross_entropy_rule(b: ReverseBuilder, op, cts):
     # L = -sum(y * log(max(p, tiny))) [/ batch]
     p, y = op.probs, op.target
     scale = _loss_scale(b, cts[0], p)
-    tiny = float(np.finfo(np.float32 if b.dtype(p) == "f32" else np.float64).tiny)
-    clamped = b.emit(R.MaximumOp, [p, b.scalar(tiny, p)])
+    clamped = _clamped_probs(b, p)
     d_probs = b.neg(b.mul(b.div(y, clamped), scale)) if b.needs(0) else None
     d_target = b.neg(b.mul(b.emit(R.LogOp, [clamped]), scale)) if b.needs(1) else None
     return [d_probs, d_target]
+
+
+@tangent(R.CrossEntropyOp)
+def cross_entropy_tangent(b: TangentBuilder, op, ts):
+    # dL = -sum(dp * y / max(p, tiny) + dy * log(max(p, tiny))) [/ batch]
+    d_probs, d_target = ts
+    p, y = op.probs, op.target
+    clamped = _clamped_probs(b, p)
+    terms = b.sum_terms(
+        b.mul(d_probs, b.div(y, clamped)) if d_probs is not None else None,
+        b.mul(d_target, b.emit(R.LogOp, [clamped])) if d_target is not None else None,
+        like=p,
+    )
+    return [b.neg(_loss_scale(b, b.sum(terms), p))]
 
 
 @register(R.SoftmaxCrossEntropyOp)
@@ -102,3 +160,20 @@ def softmax_cross_entropy_rule(b: ReverseBuilder, op, cts):
     if b.needs(1) and scale is not None:
         d_target = b.neg(b.mul(b.emit(R.LogSoftmaxOp, [z]), scale))
     return [d_logits, d_target]
+
+
+@tangent(R.SoftmaxCrossEntropyOp)
+def softmax_cross_entropy_tangent(b: TangentBuilder, op, ts):
+    # dL = sum(dz * (s * sum(y) - y) - dy * log_softmax(z)) [/ batch]; ds = softmax's tangent of dz
+    d_logits, d_target = ts
+    z, y, s = op.logits, op.target, op.softmax
+    last = len(b.shape(z)) - 1
+    loss_terms = []
+    if d_logits is not None:
+        row_mass = b.sum(y, axis=last, keepdims=True)
+        loss_terms.append(b.mul(d_logits, b.sub(b.mul(s, row_mass), y)))
+    if d_target is not None:
+        loss_terms.append(b.neg(b.mul(d_target, b.emit(R.LogSoftmaxOp, [z]))))
+    d_loss = _loss_scale(b, b.sum(b.sum_terms(*loss_terms, like=z)), z)
+    d_softmax = _softmax_jacobian_times(b, s, d_logits) if d_logits is not None else None
+    return [d_loss, d_softmax]

@@ -26,6 +26,12 @@ def test_every_raster_op_has_a_rule_or_is_marked(op_cls):
     assert (DEFAULT_RULES.rule_for(op_cls) is None) == (op_cls in NONDIFFERENTIABLE)
 
 
+@pytest.mark.parametrize("op_cls", R.RASTER_OPS, ids=lambda c: c.name)
+def test_every_raster_op_has_a_tangent_rule_or_is_marked(op_cls):
+    assert DEFAULT_RULES.covers_tangent(op_cls), f"{op_cls.name} has neither a tangent rule nor a non-differentiable mark"
+    assert (DEFAULT_RULES.tangent_rule_for(op_cls) is None) == (op_cls in NONDIFFERENTIABLE)
+
+
 def test_copy_extend_without_are_independent():
     mine = DEFAULT_RULES.copy("mine")
     assert mine.name == "mine" and mine.rule_for(R.ExpOp) is DEFAULT_RULES.rule_for(R.ExpOp)
@@ -41,6 +47,31 @@ def test_copy_extend_without_are_independent():
     extended = RuleSet("empty").extend(smaller)
     assert extended.covers(R.TanhOp) and not extended.covers(R.ExpOp)
     assert extended.is_nondifferentiable(R.EqualOp)
+
+
+def test_tangent_rules_copy_extend_without_and_marks():
+    mine = DEFAULT_RULES.copy("mine-tangents")
+    assert mine.tangent_rule_for(R.ExpOp) is DEFAULT_RULES.tangent_rule_for(R.ExpOp)
+
+    @mine.register_tangent(R.ExpOp)
+    def other_exp(b, op, ts):
+        return [ts[0]]
+
+    assert mine.tangent_rule_for(R.ExpOp) is other_exp
+    assert DEFAULT_RULES.tangent_rule_for(R.ExpOp) is not other_exp
+    assert mine.rule_for(R.ExpOp) is DEFAULT_RULES.rule_for(R.ExpOp)  # the reverse rule is untouched
+    smaller = mine.without(R.ExpOp)
+    assert not smaller.covers_tangent(R.ExpOp) and not smaller.covers(R.ExpOp)
+    extended = RuleSet("empty-tangents").extend(mine)
+    assert extended.tangent_rule_for(R.ExpOp) is other_exp and extended.covers_tangent(R.GreaterOp)
+    mine.mark_nondifferentiable(R.TanhOp)
+    assert mine.tangent_rule_for(R.TanhOp) is None and mine.covers_tangent(R.TanhOp)
+
+    @mine.register_tangent(R.ElementwiseUnaryOp)
+    def generic(b, op, ts):
+        return [ts[0]]
+
+    assert RuleSet("x").extend(mine).without(R.SqrtOp).tangent_rule_for(R.SqrtOp) is generic
 
 
 def test_register_overrides_a_mark_and_mark_overrides_a_rule():
