@@ -1,9 +1,16 @@
 """Pass registry: pass name -> pass class, imported lazily.
 
-Covers raster_mlir's own passes and the xDSL passes we reuse. A researcher
-adds a pass with `register_pass(MyPass)` (a subclass of xDSL's `ModulePass`
-with a `name`), or ships it in an installed package under the entry-point
-group `raster_mlir.passes` (entry point value: `module:PassClass`).
+Covers raster_mlir's own passes and every transform of xDSL, taken from
+xDSL's own registry (`xdsl.transforms.get_all_passes`: canonicalize, cse,
+dce, licm, scf-for-loop-unroll, convert-scf-to-cf, ...). A researcher adds a
+pass with `register_pass(MyPass)` (a subclass of xDSL's `ModulePass` with a
+`name`), or ships it in an installed package under the entry-point group
+`raster_mlir.passes` (entry point value: `module:PassClass`).
+
+Precedence when names collide: `register_pass` (on purpose) over raster_mlir's
+own passes over xDSL's; an entry-point plug-in only adds names nobody has.
+`RASTER_PASSES` (raster_mlir's own passes) is what the `xdsl.universe` entry
+point gives upstream `xdsl-opt` (see `raster_mlir/universe.py`).
 
 Pipelines are strings in xDSL's syntax, with options in braces:
 `"inline,autodiff,canonicalize,cse,lower-to-loops"`.
@@ -16,6 +23,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from xdsl.passes import ModulePass, PassPipeline
+from xdsl.transforms import get_all_passes
 from xdsl.utils.exceptions import ArgSpecParseError
 
 from raster_mlir.errors import CompileError
@@ -35,12 +43,11 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "defer-updates": _lazy("raster_mlir.passes.defer_updates", "DeferUpdatesPass"),
     "skip-zero-chunks": _lazy("raster_mlir.passes.skip_zero_chunks", "SkipZeroChunksPass"),
     "skip-zero-updates": _lazy("raster_mlir.passes.skip_zero_updates", "SkipZeroUpdatesPass"),
-    # xDSL's passes, reused as they are
-    "canonicalize": _lazy("xdsl.transforms.canonicalize", "CanonicalizePass"),
-    "cse": _lazy("xdsl.transforms.common_subexpression_elimination", "CommonSubexpressionElimination"),
-    "dce": _lazy("xdsl.transforms.dead_code_elimination", "DeadCodeElimination"),
-    "licm": _lazy("xdsl.transforms.loop_invariant_code_motion", "LoopInvariantCodeMotionPass"),
 }
+# raster_mlir's own passes as shipped (before any `register_pass`).
+RASTER_PASSES: dict[str, Callable[[], type[ModulePass]]] = dict(_PASSES)
+# Every transform xDSL registers, reused as it is (lazy: nothing is imported until used).
+XDSL_PASSES: dict[str, Callable[[], type[ModulePass]]] = get_all_passes()
 
 _plugins_loaded = False
 
@@ -60,12 +67,14 @@ def _load_plugins() -> None:
         return
     _plugins_loaded = True
     for ep in entry_points(group="raster_mlir.passes"):
-        _PASSES.setdefault(ep.name, ep.load)
+        if ep.name not in XDSL_PASSES:
+            _PASSES.setdefault(ep.name, ep.load)
 
 
 def available_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Every pass a pipeline may name: xDSL's, then ours and registered ones over them."""
     _load_plugins()
-    return dict(_PASSES)
+    return {**XDSL_PASSES, **_PASSES}
 
 
 def parse_pipeline(spec: str, callback=None) -> PassPipeline:
@@ -77,5 +86,8 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
     # xDSL raises ValueError / PassFailedException with the detail, and ArgSpecParseError
     # (a BaseException, so `except Exception` would miss it) for malformed specs.
     except (Exception, ArgSpecParseError) as e:
-        known = ", ".join(sorted(available_passes()))
-        raise CompileError(f"bad pass pipeline {spec!r}: {e}\n  known passes: {known}") from None
+        ours = sorted(name for name in available_passes() if name in _PASSES)
+        raise CompileError(
+            f"bad pass pipeline {spec!r}: {e}\n  known passes: {', '.join(ours)}, "
+            f"and xDSL's {len(XDSL_PASSES)} transforms (`raster-opt --list-passes` lists them all)"
+        ) from None

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, func, math, memref, scf, vector
+from xdsl.dialects import arith, cf, func, math, memref, scf, vector
 from xdsl.dialects.builtin import Builtin, ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.printer import Printer
@@ -35,7 +35,7 @@ DEFAULT_PIPELINE = f"{TENSOR_PIPELINE},{LOOP_PIPELINE}"
 def make_context() -> Context:
     """An xDSL context with every dialect raster_mlir's IR may contain."""
     ctx = Context(allow_unregistered=False)
-    for dialect in (Builtin, func.Func, arith.Arith, math.Math, memref.MemRef, scf.Scf, vector.Vector, Raster):
+    for dialect in (Builtin, func.Func, arith.Arith, cf.Cf, math.Math, memref.MemRef, scf.Scf, vector.Vector, Raster):
         ctx.load_dialect(dialect)
     return ctx
 

@@ -43,7 +43,7 @@ class NativeEntry(LLVMInspection):
                 values = np.array(attr.get_values(), dtype=NUMPY_DTYPES[R.dtype_of(t)])
                 self.constants.append(values.reshape(R.shape_of(t)))
         self.written = {a for a in result_aliases if a >= 0}
-        names = [a.name_hint for a in function.body.block.args]
+        names = [a.name_hint for a in function.body.blocks.first.args]
         arg_specs = []
         for i, s in enumerate(specs):
             arg_specs.append(backend.ArgSpec(s.shape, NUMPY_DTYPES[s.dtype].name, written=i in self.written, name=names[i]))

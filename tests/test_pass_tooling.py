@@ -9,6 +9,7 @@ test_cli.py; the inline pass has filecheck tests in tests/filecheck/inline/.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -78,10 +79,31 @@ def test_registry_has_our_passes_and_the_reused_xdsl_ones():
         assert issubclass(cls, ModulePass) and cls.name == name and cls.__module__.startswith("xdsl.transforms.")
 
 
+def required_options(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
+
+
 def test_every_registered_pass_parses_as_a_one_pass_pipeline():
-    for name in registry.available_passes():
+    available = registry.available_passes()
+    assert len(available) > 100  # every xDSL transform, not a hand-picked few
+    for name, load in available.items():
+        cls = load()
+        assert issubclass(cls, ModulePass) and cls.name == name
+        if required_options(cls):  # e.g. apply-individual-rewrite needs matched_operation_index
+            with pytest.raises(rm.CompileError, match=f"{name} requires argument"):
+                registry.parse_pipeline(name)
+            continue
         (p,) = registry.parse_pipeline(name).passes
         assert p.name == name
+
+
+@pytest.mark.parametrize("name", ["scf-for-loop-unroll", "scf-for-loop-flatten", "convert-scf-to-cf", "licm"])
+def test_xdsl_transforms_run_by_name_in_a_pipeline(name):
+    x = np.arange(12.0).reshape(3, 4)
+    c = rm.compile(relu_of_sum, x, x, pipeline=f"{DEFAULT_PIPELINE},{name}")
+    assert c.stages[-1] == f"after:{name}"
+    np.testing.assert_array_equal(c(x, -x / 2), np.maximum(x / 2, 0))
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from xdsl.dialects.builtin import (
     StridedLayoutAttr,
 )
 from xdsl.dialects.func import FuncOp
-from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+from xdsl.ir import BlockArgument, Operation, Region, SSAValue
 from xdsl.ir.affine import AffineMap
 from xdsl.utils.exceptions import VerifyException
 
@@ -170,10 +170,11 @@ def memref_root(value: SSAValue, fn_name: str) -> BlockArgument | Operation:
     """The function argument or alloc/alloca op a memref value comes from."""
     if isinstance(value, BlockArgument):
         owner = value.block.parent_op()
-        if isinstance(owner, FuncOp):
+        if isinstance(owner, FuncOp) and value.block is owner.body.blocks.first:
             return value
+        through = "a branch to another block" if isinstance(owner, FuncOp) else (owner.name if owner else "a block")
         raise CompileError(
-            f"@{fn_name}: a memref flows through {owner.name if owner else 'a block argument'}; "
+            f"@{fn_name}: a memref flows through {through}; "
             "the backend supports memrefs only as function arguments or alloc/alloca results"
         )
     owner = value.owner
@@ -182,10 +183,10 @@ def memref_root(value: SSAValue, fn_name: str) -> BlockArgument | Operation:
     raise CompileError(f"@{fn_name}: memref produced by {owner.name}, which the backend does not support")
 
 
-def _function_body(op: FuncOp) -> Block:
+def _function_body(op: FuncOp) -> Region:
     if op.is_declaration:
         raise CompileError(f"@{op.sym_name.data}: external function declarations are not supported")
-    return op.body.blocks.first
+    return op.body  # every block (a function may branch between blocks with cf.br / cf.cond_br)
 
 
 def analyse_module(module: ModuleOp) -> ModuleInfo:

@@ -12,6 +12,9 @@ Structured control flow is expanded into basic blocks:
               exit: the loop's results are the header's acc phis
     scf.if    br cond, then, else ─► merge: result_k = phi [then_k], [else_k]
 
+A function of several blocks (cf.br / cf.cond_br, e.g. after upstream
+`convert-scf-to-cf`) is emitted block by block; see `llvm_cf.py`.
+
 The header-test shape is what `scf.for` means (zero trips when lb >= ub);
 LLVM's loop-rotate turns it into a guarded do-while at O1+, so there is no
 reason to emit the rotated form ourselves.
@@ -37,13 +40,14 @@ from ..errors import CompileError
 from .analysis import BufferType, FunctionInfo, buffer_type
 from .jam import jam_plan
 from .jam_emit import JamEmitter
+from .llvm_cf import BranchEmitter
 from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
 from .loop_hints import vectorize_hint
 
 
-class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator):
+class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator, BranchEmitter):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
     `module_ctx` is the `ModuleEmitter` (see `llvm_emit.py`): it owns the
@@ -74,7 +78,7 @@ class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator):
             self.values[arg] = llarg
             if isinstance(arg.type, MemRefType):
                 self.buffers[arg] = self.info.arg_types[arg.index]
-        self._emit_block(block)
+        self._emit_region_body(self.info.op.body)
         self._alloca_builder.branch(start)
         if not self.builder.block.is_terminated:
             raise CompileError(f"@{self.info.name}: the function body does not end with func.return")
@@ -290,6 +294,7 @@ class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator):
 
     HANDLERS = dict(OpTranslator.HANDLERS)
     HANDLERS.update(VECTOR_HANDLERS)
+    HANDLERS.update(BranchEmitter.BRANCH_HANDLERS)
     HANDLERS.update(
         {
             "func.call": _emit_call,
