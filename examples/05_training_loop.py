@@ -3,13 +3,17 @@
 Each step computes the loss and the six gradients in one compiled call and
 updates the weights in numpy. The loss curve is saved as a log-scale PNG when
 matplotlib is installed (pip install -e '.[demo]'); without it the plot is
-skipped with a message and the script still trains.
+skipped with a message and the script still trains. Without a path argument the
+PNG goes to the system's temporary directory (the script prints where), so running
+it leaves nothing in the folder you run it from.
 
     python examples/05_training_loop.py [loss.png]
 """
 
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -69,4 +73,9 @@ for step in range(200):
 print(f"200 steps in {time.perf_counter() - start:.3f} s (the first call traces and compiles)")
 assert losses[-1] < losses[0] / 100, "the loss should fall by more than 100x"
 
-save_plot(losses, sys.argv[1] if len(sys.argv) > 1 else "05_training_loop_loss.png")
+default_png = Path(tempfile.gettempdir()) / "raster_mlir_examples" / "05_training_loop_loss.png"
+if len(sys.argv) > 1:
+    save_plot(losses, sys.argv[1])
+else:
+    default_png.parent.mkdir(exist_ok=True)
+    save_plot(losses, default_png)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,11 @@ def run_example(name: str, *args: str, cwd: Path, prelude: str = "") -> subproce
         command = [sys.executable, "-c", code]
     else:
         command = [sys.executable, str(script), *args]
-    return subprocess.run(command, check=False, cwd=cwd, capture_output=True, text=True, timeout=180)
+    # The scripts' default outputs go to the temporary directory: a private one per test.
+    scratch = cwd / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(scratch))
+    return subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
 
 
 def test_every_example_is_listed():
@@ -45,11 +50,15 @@ def test_every_example_is_listed():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_OUTPUT))
 def test_example_runs(name, tmp_path):
-    result = run_example(name, cwd=tmp_path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = run_example(name, cwd=cwd)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     for text in EXPECTED_OUTPUT[name]:
         assert text in result.stdout, f"{name} did not print {text!r}:\n{result.stdout}"
+    left = sorted(p.name for p in cwd.iterdir() if p.name != "tmp")
+    assert left == [], f"{name} left files in the folder it ran from: {left}"
 
 
 def test_training_loop_saves_a_png(tmp_path):

@@ -1,6 +1,7 @@
 """A plain (non-editable) install carries dialects/ and passes/ inside the raster_mlir package."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -9,8 +10,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_wheel_maps_dialects_and_passes_into_the_package(tmp_path):
+    # setuptools builds in the source tree (build/, *.egg-info): build a copy so the checkout stays clean.
+    source = tmp_path / "source"
+    leftovers = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", "Output")
+    shutil.copytree(ROOT, source, ignore=leftovers)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -209,19 +210,24 @@ def test_f32_ones_fold_and_broadcasting_products_stay():
 
 
 def install_entry_point(site) -> dict:
-    """A dist-info as pip writes it for a package declaring the example pass; env for subprocesses."""
+    """A dist-info as pip writes it for a package declaring the example pass; env for subprocesses.
+
+    The example folder is copied into `site` (and used from there), so lit's Output/ and
+    test-times file and Python's __pycache__ land in the temporary directory, not in docs/.
+    """
+    shutil.copytree(EXAMPLES, site / "example_passes", ignore=shutil.ignore_patterns("Output", "__pycache__", ".lit*"))
     info = site / "fold_mul_by_one_example-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fold-mul-by-one-example\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[raster_mlir.passes]\nfold-mul-by-one = fold_mul_by_one:FoldMulByOnePass\n")
-    path = [str(site), EXAMPLES, os.environ.get("PYTHONPATH", "")]
+    path = [str(site), str(site / "example_passes"), os.environ.get("PYTHONPATH", "")]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path if p))
 
 
 def test_lit_test_of_the_example_passes(tmp_path):
     pytest.importorskip("lit")
     env = install_entry_point(tmp_path)
-    lit_test = os.path.join(EXAMPLES, "fold_mul_by_one.mlir")
+    lit_test = str(tmp_path / "example_passes" / "fold_mul_by_one.mlir")
     result = subprocess.run(
         [sys.executable, "-c", "from lit.main import main; main()", "-v", lit_test],
         capture_output=True,
@@ -236,7 +242,7 @@ def test_lit_test_of_the_example_passes(tmp_path):
 def test_lit_test_fails_without_the_pass(tmp_path):
     """The example's CHECK lines are not satisfied by the pipeline without fold-mul-by-one."""
     env = install_entry_point(tmp_path)
-    source = os.path.join(EXAMPLES, "fold_mul_by_one.mlir")
+    source = str(tmp_path / "example_passes" / "fold_mul_by_one.mlir")
     opt = subprocess.run(
         [sys.executable, "-m", "raster_mlir.cli", source, "-p", "autodiff,inline,dce"],
         capture_output=True, text=True, timeout=120, env=env,
