@@ -13,13 +13,17 @@ Disk level, one file per key, `<dir>/<key>.rmo`:
 
     magic  b"RMLIRobj"   8 bytes
     format version       4 bytes little-endian
+    key                 32 bytes (the sha256 the file is named after)
     payload length       8 bytes little-endian
     payload sha256      32 bytes
     payload              object-code length (8 bytes LE) | object code | optimised IR (utf-8)
 
-A file whose magic, version, length or checksum does not match (a
-truncated write, a flipped bit, another program's file) is deleted and
-compiled afresh: it is never handed to the loader. Writes go to a temporary
+A file whose magic, version, key, length or checksum does not match (a
+truncated write, a flipped bit, another program's file, an intact entry
+copied or renamed over another key's file) is deleted and compiled afresh:
+it is never handed to the loader. The key check matters most: the Python
+side checks arguments against the signature it traced, so a kernel compiled
+for other shapes, loaded under this key, would read and write out of bounds. Writes go to a temporary
 file in the same directory followed by `os.replace`, which is atomic on
 POSIX, so a concurrent reader sees either no file or a whole one.
 
@@ -47,9 +51,9 @@ import llvmlite
 from .jit import CompiledObject, JitModule, optimize_and_codegen
 from .target import HostTarget
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"RMLIRobj"
-_HEADER = struct.Struct("<8sIQ32s")
+_HEADER = struct.Struct("<8sI32sQ32s")
 _LEN = struct.Struct("<Q")
 MEMORY_ENTRIES = 256
 
@@ -97,19 +101,21 @@ def entry_path(key: str) -> Path:
 # ---- disk format -----------------------------------------------------------
 
 
-def encode_entry(compiled: CompiledObject) -> bytes:
+def encode_entry(key: str, compiled: CompiledObject) -> bytes:
     payload = _LEN.pack(len(compiled.object_code)) + compiled.object_code + compiled.llvm_ir_optimized.encode()
     digest = hashlib.sha256(payload).digest()
-    return _HEADER.pack(MAGIC, FORMAT_VERSION, len(payload), digest) + payload
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, bytes.fromhex(key), len(payload), digest) + payload
 
 
-def decode_entry(blob: bytes) -> CompiledObject | None:
-    """The entry in `blob`, or None if it is not a complete, intact entry."""
+def decode_entry(blob: bytes, key: str) -> CompiledObject | None:
+    """The entry in `blob` if it is a complete, intact entry recorded for `key`, else None."""
     if len(blob) < _HEADER.size:
         return None
-    magic, version, length, digest = _HEADER.unpack_from(blob)
+    magic, version, recorded_key, length, digest = _HEADER.unpack_from(blob)
     payload = blob[_HEADER.size :]
     if magic != MAGIC or version != FORMAT_VERSION or length != len(payload):
+        return None
+    if recorded_key != bytes.fromhex(key):
         return None
     if hashlib.sha256(payload).digest() != digest:
         return None
@@ -130,9 +136,9 @@ def read_disk(key: str) -> CompiledObject | None:
         blob = path.read_bytes()
     except OSError:
         return None
-    compiled = decode_entry(blob)
+    compiled = decode_entry(blob, key)
     if compiled is None:
-        # Corrupt or truncated: remove it so the fresh compile replaces it.
+        # Corrupt, truncated or another key's entry: remove it so the fresh compile replaces it.
         try:
             path.unlink()
         except OSError:
@@ -147,7 +153,7 @@ def write_disk(key: str, compiled: CompiledObject) -> bool:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{key[:16]}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(encode_entry(compiled))
+                f.write(encode_entry(key, compiled))
             os.replace(tmp, directory / f"{key}.rmo")
         except BaseException:
             try:

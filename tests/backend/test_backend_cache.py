@@ -168,10 +168,12 @@ def test_unwritable_cache_dir_does_not_fail_the_compile(tmp_path, monkeypatch):
 
 def test_entry_format_round_trip_and_rejection():
     compiled = CompiledObject(object_code=b"\x00\x01object", llvm_ir_optimized="; module\n")
-    blob = encode_entry(compiled)
-    assert decode_entry(blob) == compiled
+    key, other_key = "ab" * 32, "ab" * 31 + "ac"
+    blob = encode_entry(key, compiled)
+    assert decode_entry(blob, key) == compiled
+    assert decode_entry(blob, other_key) is None  # intact, but recorded for another key
     for bad in (blob[:-1], blob + b"x", blob[:10], b"RMLIRobj" + blob[8:11], blob.replace(b"object", b"objecT")):
-        assert decode_entry(bad) is None
+        assert decode_entry(bad, key) is None
 
 
 def test_two_processes_writing_at_once(private_cache_dir):
@@ -186,5 +188,5 @@ def test_two_processes_writing_at_once(private_cache_dir):
     assert all(p.returncode == 0 for p in procs)
     assert all(ok == "True" for _, ok in outs)
     (path,) = entries(private_cache_dir)
-    assert decode_entry(path.read_bytes()) is not None
+    assert decode_entry(path.read_bytes(), path.stem) is not None
     assert run_child() == "disk"
