@@ -1,20 +1,30 @@
 """`fuse-loops`: merge loop nests that walk the same iteration space, then drop dead temporaries.
 
-Algorithm (repeated until nothing changes, in every block up to `max-depth`):
-1. Candidates are two `scf.for` loops L1, L2 of one block (L1 first) with the
-   same constant bounds and no loop-carried results.
-2. Legality:
-   - L2 uses no SSA value defined inside L1 (a reduction result of L1, say);
-   - one of them can move next to the other: every op between them neither
-     uses L1's values (when L1 moves down) nor defines values L2 uses (when L2
-     moves up), and has no memory conflict with the loop that moves;
+Algorithm, per block (a function body, then the bodies of the loops in it,
+up to `max-depth`), linear in the size of the block:
+1. One sweep visits the block's ops in order with `BlockDependences`
+   (block_dependences.py): every op is walked once, and its dependences (the
+   earlier ops it must stay after: SSA definitions, per-buffer last writer
+   and readers, opaque ops) are looked up in maps updated as loops merge.
+2. Candidates are `scf.for` loops with constant bounds, no loop-carried
+   results and nothing opaque inside. A candidate L2 joins an earlier
+   candidate L1 with the same bounds when
+   - L2 can move up to just after L1: every op L2 depends on is L1 or before
+     it; or L1 can move down to just before L2: no op after L1 depends on it
+     (it is a "sink");
    - every buffer one loop writes and the other touches is indexed, in every
-     access of both loops, by the loop's own induction variable at one common
-     dimension d. Iteration i of L2 then only sees elements with index i at d,
-     which only iteration i of L1 produced: running L1's body then L2's body
-     per iteration computes the same values.
+     access of both loops, by the loop's own induction variable at one
+     common dimension d (`Footprint.iv_dims`). Iteration i of L2 then only
+     sees elements with index i at d, which only iteration i of L1 produced:
+     running L1's body then L2's body per iteration computes the same values.
+   Choice, in order: L2's latest dependence P itself (producer -> consumer);
+   a sink L2 depends on, latest first (L1 moves down); the latest candidate
+   if it comes after P (a sibling; always legal, as L2 depends on nothing
+   after P); the latest independent sink. Each choice costs O(footprint of L2).
 3. Fusion moves L2's body to the end of L1's body (L2's induction variable
-   becomes L1's) and fuses the loops nested inside the merged body in turn.
+   becomes L1's); the surviving node absorbs L2's accesses. Sweeps repeat
+   (at most `MAX_SWEEPS`) while they fuse something; then the loops nested
+   inside the merged bodies are fused in turn.
 4. Store-to-load forwarding: in a block, a load of the element just stored
    (same buffer, same index values) takes the stored value.
 5. Temporaries (`memref.alloc`) that are never loaded any more are deleted
@@ -55,7 +65,12 @@ from xdsl.ir import Block, Operation
 from xdsl.passes import ModulePass
 from xdsl.traits import is_side_effect_free
 
-from .loop_analysis import Accesses, accesses, defined_values, loop_bounds, used_values
+from .block_dependences import BlockDependences, Footprint, Node, footprint
+from .loop_analysis import accesses, is_opaque, loop_bounds
+
+# Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
+# the previous one made legal, which is rare; the bound keeps a round linear.
+MAX_SWEEPS = 4
 
 
 @dataclass
@@ -65,53 +80,76 @@ class FusionStats:
     bytes_removed: int = 0
 
 
-@dataclass
-class _Summary:
-    """What an op (with everything nested in it) touches: buffers and SSA values."""
-
-    acc: Accesses
-    defined: set
-    used: set
-
-    @staticmethod
-    def of(op: Operation) -> _Summary:
-        return _Summary(accesses([op]), defined_values(op), used_values(op))
-
-    @staticmethod
-    def empty() -> _Summary:
-        return _Summary(Accesses(), set(), set())
-
-    def add(self, other: _Summary) -> None:
-        for buf, ops in other.acc.reads.items():
-            self.acc.reads.setdefault(buf, []).extend(ops)
-        for buf, ops in other.acc.writes.items():
-            self.acc.writes.setdefault(buf, []).extend(ops)
-        self.acc.opaque |= other.acc.opaque
-        self.defined |= other.defined
-        self.used |= other.used
-
-
-def _same_iteration(l1: scf.ForOp, a1: Accesses, l2: scf.ForOp, a2: Accesses) -> bool:
+def same_iteration(a: Footprint, b: Footprint) -> bool:
     """Every buffer shared with a write is indexed by each loop's own IV at one common dimension."""
-    shared = {b for b in a1.writes if b in a2.reads or b in a2.writes} | {b for b in a1.reads if b in a2.writes}
-    iv1, iv2 = l1.body.block.args[0], l2.body.block.args[0]
-    for buf in shared:
-        dims: set[int] | None = None
-        for ops, iv in ((a1.reads.get(buf, []) + a1.writes.get(buf, []), iv1), (a2.reads.get(buf, []) + a2.writes.get(buf, []), iv2)):
-            for op in ops:
-                here = {d for d, index in enumerate(op.indices) if index is iv}
-                dims = here if dims is None else dims & here
-        if not dims:
+    touched_by_b = b.reads | b.writes
+    for buffer in (a.writes & touched_by_b) | (a.reads & b.writes):
+        if not (a.iv_dims[buffer] & b.iv_dims[buffer]):
             return False
     return True
 
 
-def _placement(s1: _Summary, s2: _Summary, between: _Summary) -> str | None:
-    """'down' (move L1 to just before L2), 'up' (move L2 to just after L1) or None."""
-    if not (s1.defined & between.used) and not s1.acc.conflicts_with(between.acc):
-        return "down"
-    if not (s2.used & between.defined) and not s2.acc.conflicts_with(between.acc):
-        return "up"
+def _candidate_bounds(op: Operation) -> tuple[int, int, int] | None:
+    """The bounds of a loop fusion may merge (constant bounds, no loop-carried results), else None."""
+    if isinstance(op, scf.ForOp) and not op.results:
+        return loop_bounds(op)
+    return None
+
+
+def _fusable(node: Node, bounds: tuple) -> bool:
+    return not node.footprint.opaque and _candidate_bounds(node.op) == bounds
+
+
+class _Candidates:
+    """The fusable loops of a block seen so far, per bounds, in position order; and which are sinks."""
+
+    def __init__(self) -> None:
+        # Dicts as ordered sets: a loop moved down is re-inserted, so insertion order is position order.
+        self._loops: dict[tuple, dict[Node, None]] = {}
+        self._sinks: dict[tuple, dict[Node, None]] = {}  # may hold stale entries (loops that gained dependents)
+
+    def add(self, bounds: tuple, node: Node) -> None:
+        for table in (self._loops, self._sinks):
+            loops = table.setdefault(bounds, {})
+            loops.pop(node, None)
+            loops[node] = None
+
+    def latest(self, bounds: tuple) -> Node | None:
+        loops = self._loops.get(bounds)
+        return next(reversed(loops)) if loops else None
+
+    def latest_sink(self, bounds: tuple, excluded: set[Node]) -> Node | None:
+        """The latest sink with these bounds not in `excluded` (drops stale sinks on the way)."""
+        sinks = self._sinks.get(bounds)
+        if not sinks:
+            return None
+        stale, found = [], None
+        for node in reversed(sinks):
+            if node.has_dependents:
+                stale.append(node)
+            elif node not in excluded:
+                found = node
+                break
+        for node in stale:
+            del sinks[node]
+        return found
+
+
+def _choose(bounds: tuple, fp: Footprint, deps: set[Node], candidates: _Candidates) -> tuple[Node, str] | None:
+    """The loop L2 (footprint `fp`, dependences `deps`) joins and how: (L1, "up" | "down"), or None."""
+    latest = max(deps, key=lambda n: n.position) if deps else None
+    if latest is not None and _fusable(latest, bounds) and same_iteration(latest.footprint, fp):
+        return latest, "up"
+    producers = [d for d in deps if d is not latest and not d.has_dependents and _fusable(d, bounds)]
+    for producer in sorted(producers, key=lambda n: -n.position):
+        if same_iteration(producer.footprint, fp):
+            return producer, "down"
+    sibling = candidates.latest(bounds)
+    if sibling is not None and (latest is None or sibling.position > latest.position):
+        return sibling, "up"
+    sibling = candidates.latest_sink(bounds, deps)
+    if sibling is not None:
+        return sibling, "down"
     return None
 
 
@@ -119,9 +157,6 @@ def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
     if placement == "down":
         l1.detach()
         l2.parent_block().insert_op_before(l1, l2)
-    else:
-        l2.detach()
-        l1.parent_block().insert_op_after(l2, l1)
     l2.body.block.args[0].replace_all_uses_with(l1.body.block.args[0])
     target = l1.body.block
     yield_op = target.last_op
@@ -132,86 +167,117 @@ def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
     l2.erase()
 
 
-def _fuse_following(l1: scf.ForOp, stats: FusionStats) -> bool:
-    """Fuse into `l1` every later sibling loop that may join it, in one forward scan.
-
-    The ops passed over are summarised as they are passed (`between`), so each
-    candidate costs one legality check, not a walk over everything in between.
-    """
-    bounds = loop_bounds(l1)
-    if bounds is None or l1.results:
-        return False
-    s1 = _Summary.of(l1)
-    between = _Summary.empty()
+def fuse_sweep(block: Block, stats: FusionStats) -> bool:
+    """One pass over `block`'s ops in order, fusing each loop into an earlier one where legal."""
+    dependences = BlockDependences()
+    candidates = _Candidates()
     fused = False
-    op = l1.next_op
-    while op is not None:
-        following = op.next_op
-        if isinstance(op, scf.ForOp) and not op.results and loop_bounds(op) == bounds:
-            s2 = _Summary.of(op)
-            if not (s2.used & s1.defined) and _same_iteration(l1, s1.acc, op, s2.acc):
-                placement = _placement(s1, s2, between)
-                if placement is not None:
-                    _fuse(l1, op, placement)
-                    stats.loops_fused += 1
-                    fused = True
-                    s1 = _Summary.of(l1)
-                    if placement == "down":  # l1 now sits after the ops it passed
-                        between = _Summary.empty()
-                    op = following
-                    continue
-        between.add(_Summary.of(op))
-        op = following
+    for op in list(block.ops):
+        bounds = _candidate_bounds(op)
+        if bounds is None:
+            fp = footprint(op)
+            dependences.add(op, fp, dependences.dependences(fp))
+            continue
+        assert isinstance(op, scf.ForOp)
+        fp = footprint(op, op.body.block.args[0])
+        deps = dependences.dependences(fp)
+        choice = None if fp.opaque else _choose(bounds, fp, deps, candidates)
+        if choice is None:
+            node = dependences.add(op, fp, deps)
+            if not fp.opaque:
+                candidates.add(bounds, node)
+            continue
+        target, placement = choice
+        l1 = target.op
+        assert isinstance(l1, scf.ForOp)
+        _fuse(l1, op, placement)
+        stats.loops_fused += 1
+        fused = True
+        if placement == "down":
+            dependences.move_to_end(target)
+            candidates.add(bounds, target)
+        dependences.absorb(target, fp, deps)
     return fused
 
 
 def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats) -> None:
-    """Fuse sibling loops of `block` until none can be fused, then recurse into loop bodies."""
+    """Fuse the sibling loops of `block`, then recurse into loop bodies (up to `max_depth` levels)."""
     if depth > max_depth:
         return
-    changed = True
-    while changed:
-        changed = False
-        for l1 in [op for op in block.ops if isinstance(op, scf.ForOp)]:
-            if l1.parent_block() is block:  # not fused away into an earlier loop
-                changed |= _fuse_following(l1, stats)
+    for _ in range(MAX_SWEEPS):
+        if not fuse_sweep(block, stats):
+            break
     for op in block.ops:
         if isinstance(op, scf.ForOp):
             fuse_block(op.body.block, depth + 1, max_depth, stats)
 
 
-def forward_stores(block: Block, known: dict | None = None) -> None:
+class _StoredValues:
+    """What forward_stores knows in one block: the value last stored per (buffer, indices).
+
+    A nested block's layer sees its parent's values for buffers the op holding
+    it never writes (`hidden` are the ones it writes; `cut`: it may write
+    anything), without copying them.
+    """
+
+    def __init__(self, parent: _StoredValues | None = None, hidden=frozenset(), cut: bool = False):
+        self.parent = parent
+        self.hidden = hidden
+        self.cut = cut
+        self.local: dict[object, dict[tuple, object]] = {}  # buffer -> {indices: value}; {} hides the parent's
+
+    def lookup(self, buffer, indices: tuple):
+        layer = self
+        while layer is not None:
+            known = layer.local.get(buffer)
+            if known is not None:
+                return known.get(indices)
+            if layer.cut or buffer in layer.hidden:
+                return None
+            layer = layer.parent
+        return None
+
+    def store(self, buffer, indices: tuple, value) -> None:
+        self.local[buffer] = {indices: value}  # other indices may alias these ones: forget them
+
+    def forget(self, buffers) -> None:
+        for buffer in buffers:
+            self.local[buffer] = {}
+
+    def forget_all(self) -> None:
+        self.local.clear()
+        self.cut = True
+
+
+def forward_stores(block: Block, known: _StoredValues | None = None) -> None:
     """Replace a load of an element stored earlier by the stored value.
 
-    `known` maps (buffer, index values) to the value last stored there. It
-    flows into nested regions whose ops never write that buffer: a loop body
-    then sees the same element on every iteration, so the forwarded value is
-    valid there too.
+    `known` holds the values stored before this block. They flow into nested
+    regions whose ops never write that buffer: a loop body then sees the same
+    element on every iteration, so the forwarded value is valid there too.
     """
-    last: dict[tuple, object] = dict(known or {})
+    last = _StoredValues() if known is None else known
     for op in list(block.ops):
         if isinstance(op, memref.StoreOp):
-            for key in [k for k in last if k[0] is op.memref]:
-                del last[key]
-            last[(op.memref, tuple(op.indices))] = op.value
+            last.store(op.memref, tuple(op.indices), op.value)
         elif isinstance(op, memref.LoadOp):
-            key = (op.memref, tuple(op.indices))
-            if key in last:
-                op.res.replace_all_uses_with(last[key])
+            value = last.lookup(op.memref, tuple(op.indices))
+            if value is not None:
+                op.res.replace_all_uses_with(value)
                 op.detach()
                 op.erase()
-        elif not op.regions and accesses([op]).opaque:  # a call, a copy or a vector store may write anything
-            last.clear()
-        elif op.regions:
+        elif not op.regions:
+            if is_opaque(op):  # a call, a copy or a vector store may write anything
+                last.forget_all()
+        else:
             written = accesses([op])
-            if written.opaque:
-                last.clear()
-            inherited = {k: v for k, v in last.items() if k[0] not in written.writes}
             for region in op.regions:
                 for inner in region.blocks:
-                    forward_stores(inner, inherited)
-            for key in [k for k in last if k[0] in written.writes]:
-                del last[key]
+                    forward_stores(inner, _StoredValues(last, written.writes.keys(), cut=written.opaque))
+            if written.opaque:
+                last.forget_all()
+            else:
+                last.forget(written.writes)
 
 
 def remove_dead_temporaries(function: func.FuncOp, stats: FusionStats) -> None:

@@ -1,0 +1,97 @@
+"""The work of the loop passes grows linearly with the size of the program.
+
+Work is counted deterministically, never timed: `loop_analysis.WORK.ops_visited`
+counts the ops the access analyses walk. Programs of about 10, 100 and 1,000
+traced ops are lowered to loops; the pass's work per lowered op at 1,000 may
+exceed the work per op at 10 and 100 by a small factor only (a quadratic pass
+grows by 10x per step; the old pair-by-pair fuse-loops did).
+"""
+
+from __future__ import annotations
+
+import pytest
+from xdsl.dialects import scf
+from xdsl.dialects.builtin import ModuleOp, TensorType, f64
+
+import raster_mlir as rm
+from raster_mlir.compiler import TENSOR_PIPELINE, StagedPipeline, make_context
+from raster_mlir.frontend.tracer import ModuleTrace
+from raster_mlir.passes.fuse_loops import FuseLoopsPass
+from raster_mlir.passes.loop_analysis import WORK
+
+SIZES = (10, 100, 1000)  # traced ops, about
+GROWTH_ALLOWANCE = 1.5  # work per op may grow by this factor from 10 to 1,000 ops
+
+
+def spring(steps: int):
+    """An unrolled damped spring: 6 element-wise ops per step, all fusable into one loop."""
+
+    def f(x, v):
+        for _ in range(steps):
+            a = -4.0 * x - 0.1 * v
+            x = x + 0.01 * v
+            v = v + 0.01 * a
+        return rm.sum(x * v)
+
+    return f
+
+
+def renormalised(steps: int):
+    """3 ops per step; the reduction in each step stops every fusion across steps."""
+
+    def f(x):
+        for _ in range(steps):
+            x = x * (1.0 / rm.sum(x * x))
+        return rm.sum(x)
+
+    return f
+
+
+def two_sizes(steps: int):
+    """Two chains over vectors of different lengths, interleaved: loops of two bounds."""
+
+    def f(x, y):
+        for _ in range(steps):
+            x = rm.tanh(x) * 0.5
+            y = rm.exp(-y) + 0.5
+        return rm.sum(x) + rm.sum(y)
+
+    return f
+
+
+PROGRAMS = {
+    # name: (program builder, ops per step, argument shapes, differentiate)
+    "spring": (spring, 6, [(64,), (64,)], False),
+    "spring-grad": (spring, 6, [(64,), (64,)], True),
+    "renormalised": (renormalised, 3, [(64,)], False),
+    "two-sizes": (two_sizes, 4, [(64,), (48,)], False),
+}
+
+
+def lowered(fn, shapes, differentiate: bool) -> ModuleOp:
+    trace = ModuleTrace()
+    target = rm.grad(fn) if differentiate else fn
+    trace.trace_function(target, "f", [TensorType(f64, s) for s in shapes])
+    StagedPipeline(f"{TENSOR_PIPELINE},lower-to-loops").run(trace.module)
+    return trace.module
+
+
+def fuse_work(name: str, size: int) -> tuple[float, ModuleOp]:
+    """(ops walked by fuse-loops per op of the lowered module, the fused module)."""
+    builder, per_step, shapes, differentiate = PROGRAMS[name]
+    module = lowered(builder(max(1, size // per_step)), shapes, differentiate)
+    n_ops = sum(1 for _ in module.walk())
+    WORK.ops_visited = 0
+    FuseLoopsPass().apply(make_context(), module)
+    return WORK.ops_visited / n_ops, module
+
+
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_fuse_loops_work_grows_linearly(name):
+    per_op = {}
+    for size in SIZES:
+        per_op[size], module = fuse_work(name, size)
+    assert per_op[1000] <= GROWTH_ALLOWANCE * min(per_op[10], per_op[100]), per_op
+    if name == "spring":  # the linear pass still fuses the whole chain: one loop and the final sum
+        loops = [op for op in module.walk() if isinstance(op, scf.ForOp)]
+        assert len(loops) == 2, [str(op)[:80] for op in loops]
