@@ -15,7 +15,7 @@ Ops are grouped by base class:
 - `ReductionOp`: sum mean max over one axis or all, optionally keeping dims
 - layout: matmul transpose reshape broadcast_to
 - creation: constant fill
-- AD: grad value_and_grad (expanded by the autodiff pass)
+- AD: grad value_and_grad (expanded by the autodiff pass), jvp (by forward-ad)
 
 Each op class exposes `infer_shapes(shapes, **params)`, `params()` (its
 properties as Python values) and `make(operands, **params)`, which the
@@ -46,6 +46,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
     VarConstraint,
     base,
@@ -780,6 +781,79 @@ class ValueAndGradOp(_GradLikeOp):
     RETURNS_VALUE: ClassVar[bool] = True
 
 
+@irdl_op_definition
+class JvpOp(IRDLOperation):
+    """Forward mode: the outputs of a function and their tangents (outputs first, then tangents).
+
+    `tangents` holds one tangent per argument listed in `argnums`, of that
+    argument's type; the other arguments are held constant. Expanded by the
+    `forward-ad` pass.
+
+    `%y, %dy = raster.jvp @f(%x, %w) tangents(%dx) argnums = [0] : (tensor<3xf64>, tensor<3xf64>), (tensor<3xf64>) -> (tensor<3xf64>, tensor<3xf64>)`
+    """
+
+    name = "raster.jvp"
+    callee = prop_def(SymbolRefAttr)
+    argnums = prop_def(DenseArrayBase.constr(i64))
+    primals = var_operand_def(TensorType)
+    tangents = var_operand_def(TensorType)
+    res = var_result_def(TensorType)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = (
+        "$callee `(` $primals `)` `tangents` `(` $tangents `)` `argnums` `=` $argnums attr-dict "
+        "`:` `(` type($primals) `)` `,` `(` type($tangents) `)` `->` `(` type($res) `)`"
+    )
+
+    @classmethod
+    def make(
+        cls, callee: str, primals: Sequence[SSAValue], tangents: Sequence[SSAValue], argnums: Sequence[int],
+        output_types: Sequence[Attribute],
+    ):  # fmt: skip
+        return cls.build(
+            operands=[[SSAValue.get(p) for p in primals], [SSAValue.get(t) for t in tangents]],
+            result_types=[[*output_types, *output_types]],
+            properties={
+                "callee": SymbolRefAttr(callee),
+                "argnums": DenseArrayBase.from_list(i64, list(argnums)),
+            },
+        )
+
+    def argnum_values(self) -> tuple[int, ...]:
+        return tuple(self.argnums.get_values())
+
+    def outputs(self) -> list[SSAValue]:
+        return list(self.res)[: len(self.res) // 2]
+
+    def output_tangents(self) -> list[SSAValue]:
+        return list(self.res)[len(self.res) // 2 :]
+
+    def verify_(self) -> None:
+        argnums = self.argnum_values()
+        n = len(self.primals)
+        if any(not 0 <= i < n for i in argnums) or len(set(argnums)) != len(argnums):
+            raise VerifyException(f"{self.name}: argnums {argnums} must be distinct argument positions in [0, {n})")
+        if [t.type for t in self.tangents] != [self.primals[i].type for i in argnums]:
+            raise VerifyException(
+                f"{self.name}: tangents {[str(t.type) for t in self.tangents]} must have the types of the "
+                f"arguments {list(argnums)}: {[str(self.primals[i].type) for i in argnums]}"
+            )
+        callee = SymbolTable.lookup_symbol(self, self.callee)
+        if callee is None:
+            raise VerifyException(f"{self.name}: no function named {self.callee}")
+        ftype = callee.function_type
+        if list(ftype.inputs) != [p.type for p in self.primals]:
+            raise VerifyException(
+                f"{self.name}: arguments {[str(p.type) for p in self.primals]} do not match "
+                f"{self.callee}'s inputs {[str(t) for t in ftype.inputs]}"
+            )
+        outs = list(ftype.outputs)
+        if [r.type for r in self.res] != outs + outs:
+            raise VerifyException(
+                f"{self.name}: results must be {self.callee}'s outputs then their tangents, "
+                f"{[str(t) for t in outs + outs]}"
+            )
+
+
 RASTER_OPS: tuple[type[RasterOp], ...] = (
     NegOp, ExpOp, LogOp, TanhOp, SigmoidOp, SqrtOp, ReluOp,
     AddOp, SubOp, MulOp, DivOp, PowOp, MaximumOp, GreaterOp, EqualOp,
@@ -789,4 +863,7 @@ RASTER_OPS: tuple[type[RasterOp], ...] = (
     FillOp, ConstantOp,
 )  # fmt: skip
 
-Raster = Dialect("raster", [*RASTER_OPS, GradOp, ValueAndGradOp], [])
+# The ops that ask for a derivative of a function; the AD passes expand them.
+AD_OPS: tuple[type[IRDLOperation], ...] = (GradOp, ValueAndGradOp, JvpOp)
+
+Raster = Dialect("raster", [*RASTER_OPS, *AD_OPS], [])

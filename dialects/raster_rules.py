@@ -1,4 +1,4 @@
-"""The reverse rules of the raster dialect and the named rule sets the autodiff pass uses.
+"""The reverse and tangent rules of the raster dialect and the named rule sets the AD passes use.
 
 The rules live in three files beside this one (elementwise, nn, linalg),
 each filling its own `RuleSet`; `DEFAULT_RULES` is their union plus the ops
@@ -6,8 +6,8 @@ marked non-differentiable (comparisons and creation ops, whose results are
 constants as far as gradients go). See `raster_rules_core` for the rule
 signature.
 
-Choosing rules: `AutodiffPass` takes its rule set by name
-(`autodiff{rules=default}`), looked up here. A research pass registers its
+Choosing rules: `AutodiffPass` and `ForwardADPass` take their rule set by
+name (`autodiff{rules=default}`, `forward-ad{rules=default}`), looked up here. A research pass registers its
 own set without touching the default one:
 
     from raster_mlir.dialects.raster_rules import DEFAULT_RULES, register_rule_set
@@ -21,7 +21,8 @@ or subclasses `AutodiffPass` and overrides `rule_set()`.
 Custom rules of user functions (`rm.custom_rule`) are not ops, so they are
 not in a rule set: the traced function carries the attribute `raster.rrule`
 naming the traced rule function, and `raster.rrule_inputs` listing the
-inputs the rule returns cotangents for (see `custom_rule_of`).
+inputs the rule returns cotangents for (see `custom_rule_of`); an optional
+tangent rule is named by `raster.tangent_rule` (`custom_tangent_rule_of`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from xdsl.dialects.builtin import DenseArrayBase, SymbolRefAttr, i64
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError
 
-from .raster_rules_core import ReverseBuilder, RuleSet, describe_location
+from .raster_rules_core import ReverseBuilder, RuleSet, TangentBuilder, describe_location
 from .raster_rules_elementwise import ELEMENTWISE_RULES
 from .raster_rules_linalg import LINALG_RULES
 from .raster_rules_nn import NN_RULES
@@ -65,6 +66,7 @@ def rule_set(name: str) -> RuleSet:
 
 CUSTOM_RULE_ATTR = "raster.rrule"
 CUSTOM_RULE_INPUTS_ATTR = "raster.rrule_inputs"
+CUSTOM_TANGENT_RULE_ATTR = "raster.tangent_rule"
 
 
 def custom_rule_of(function: func.FuncOp) -> tuple[str, tuple[int, ...]] | None:
@@ -82,8 +84,18 @@ def attach_custom_rule(function: func.FuncOp, rule_symbol: str, inputs: tuple[in
     function.attributes[CUSTOM_RULE_INPUTS_ATTR] = DenseArrayBase.from_list(i64, list(inputs))
 
 
+def custom_tangent_rule_of(function: func.FuncOp) -> str | None:
+    """The symbol of the function's custom tangent rule (inputs, outputs, input tangents) -> output tangents."""
+    rule = function.attributes.get(CUSTOM_TANGENT_RULE_ATTR)
+    return rule.root_reference.data if isinstance(rule, SymbolRefAttr) else None
+
+
+def attach_custom_tangent_rule(function: func.FuncOp, rule_symbol: str) -> None:
+    function.attributes[CUSTOM_TANGENT_RULE_ATTR] = SymbolRefAttr(rule_symbol)
+
+
 __all__ = [
-    "DEFAULT_RULES", "RuleSet", "ReverseBuilder", "register_rule_set", "rule_set",
-    "describe_location", "CUSTOM_RULE_ATTR", "CUSTOM_RULE_INPUTS_ATTR", "custom_rule_of",
-    "attach_custom_rule",
+    "DEFAULT_RULES", "RuleSet", "ReverseBuilder", "TangentBuilder", "register_rule_set", "rule_set",
+    "describe_location", "CUSTOM_RULE_ATTR", "CUSTOM_RULE_INPUTS_ATTR", "CUSTOM_TANGENT_RULE_ATTR",
+    "custom_rule_of", "attach_custom_rule", "custom_tangent_rule_of", "attach_custom_tangent_rule",
 ]  # fmt: skip

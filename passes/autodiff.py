@@ -27,8 +27,9 @@ Algorithm, for each grad op `raster.grad @f(args) argnums = [...]`:
    (e.g. the forward value in `@f_grad`).
 
 Every generated op takes the location of the primal op it differentiates.
-A grad op whose callee contains another grad op (a gradient of a gradient)
-is expanded after that inner one. Ops on the path without a rule raise a
+A grad op whose callee contains another AD op (a gradient of a gradient)
+is expanded after that inner one; one whose callee holds a `raster.jvp`
+is left to the `forward-ad` pass, which expands both kinds innermost first. Ops on the path without a rule raise a
 `GradientError` naming the op and the user's line.
 
 Rule sets: the option `rules` names a registered `RuleSet`
@@ -92,6 +93,50 @@ GRAD_OPS = (R.GradOp, R.ValueAndGradOp)
 def _error(message: str, op: Operation | None) -> GradientError:
     where = describe_location(op) if op is not None else None
     return with_location(GradientError(message), where)
+
+
+def has_custom_rule(call: func.CallOp, functions: dict[str, func.FuncOp]) -> bool:
+    callee = functions.get(call.callee.root_reference.data)
+    return callee is not None and custom_rule_of(callee) is not None
+
+
+def inline_plain_calls(block: Block, functions: dict[str, func.FuncOp], name: str, where: Operation, pass_name: str):
+    """Inline the calls in `block` to functions without a custom rule, until none is left.
+
+    `name` is the function being differentiated and `where` the AD op, for errors.
+    """
+    for _ in range(len(functions) + 1):
+        calls = [op for op in block.ops if isinstance(op, func.CallOp) and not has_custom_rule(op, functions)]
+        if not calls:
+            return
+        for call in calls:
+            callee = functions.get(call.callee.root_reference.data)
+            if callee is None or not callee.body.blocks:
+                raise _error(
+                    f"{pass_name}: cannot differentiate through the call to @{call.callee.root_reference.data}: "
+                    "it has neither a body nor a custom rule",
+                    call,
+                )
+            inline_call(call, callee)
+    raise _error(f"{pass_name}: @{name} calls itself recursively", where)
+
+
+def depends_on_ad_op(name: str, functions: dict[str, func.FuncOp]) -> bool:
+    """True when function `name`, or a function it calls (custom-rule callees aside), holds an AD op."""
+    todo = [name]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        function = functions.get(name)
+        if name in seen or function is None or custom_rule_of(function) is not None:
+            continue
+        seen.add(name)
+        for op in function.walk():
+            if isinstance(op, R.AD_OPS):
+                return True
+            if isinstance(op, func.CallOp):
+                todo.append(op.callee.root_reference.data)
+    return False
 
 
 class GradientFunctionBuilder:
@@ -169,25 +214,10 @@ class GradientFunctionBuilder:
         return output, loc
 
     def _inline_plain_calls(self, block: Block) -> None:
-        """Inline calls to functions without a custom rule, until none is left."""
-        for _ in range(len(self.functions) + 1):
-            calls = [op for op in block.ops if isinstance(op, func.CallOp) and not self._has_custom_rule(op)]
-            if not calls:
-                return
-            for call in calls:
-                callee = self.functions.get(call.callee.root_reference.data)
-                if callee is None or not callee.body.blocks:
-                    raise _error(
-                        f"autodiff: cannot differentiate through the call to @{call.callee.root_reference.data}: "
-                        "it has neither a body nor a custom rule",
-                        call,
-                    )
-                inline_call(call, callee)
-        raise _error(f"autodiff: @{self.callee_name} calls itself recursively", self.grad_op)
+        inline_plain_calls(block, self.functions, self.callee_name, self.grad_op, "autodiff")
 
     def _has_custom_rule(self, call: func.CallOp) -> bool:
-        callee = self.functions.get(call.callee.root_reference.data)
-        return callee is not None and custom_rule_of(callee) is not None
+        return has_custom_rule(call, self.functions)
 
     # -- pruning ------------------------------------------------------------------
     def _ops_on_path(self, ops: Sequence[Operation], wrt: Sequence[SSAValue], output: SSAValue):
@@ -278,29 +308,19 @@ class GradExpander:
                 return
             functions = functions_of(self.module)
             ready = [g for g in grad_ops if not self._needs_inner_expansion(g, functions)]
+            if not ready and any(isinstance(op, R.JvpOp) for op in self.module.walk()):
+                return  # gradients of forward-mode results: forward-ad expands both, innermost first
             if not ready:
                 raise _error("autodiff: differentiated functions depend on each other's gradients in a cycle", grad_ops[0])
             for grad_op in ready:
-                self._expand(grad_op, functions)
+                self.expand(grad_op, functions)
 
     def _needs_inner_expansion(self, grad_op, functions) -> bool:
-        """True when a function whose body the gradient copies still contains a grad op."""
-        todo = [grad_op.callee.root_reference.data]
-        seen: set[str] = set()
-        while todo:
-            name = todo.pop()
-            function = functions.get(name)
-            if name in seen or function is None or custom_rule_of(function) is not None:
-                continue
-            seen.add(name)
-            for op in function.walk():
-                if isinstance(op, GRAD_OPS):
-                    return True
-                if isinstance(op, func.CallOp):
-                    todo.append(op.callee.root_reference.data)
-        return False
+        """True when a function whose body the gradient copies still contains an AD op."""
+        return depends_on_ad_op(grad_op.callee.root_reference.data, functions)
 
-    def _expand(self, grad_op, functions) -> None:
+    def expand(self, grad_op, functions) -> None:
+        """Replace one grad op (whose callee holds no AD op any more) by a call to its gradient function."""
         callee = grad_op.callee.root_reference.data
         if callee not in functions:
             raise _error(f"{grad_op.name}: no function named @{callee}", grad_op)

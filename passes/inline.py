@@ -10,8 +10,8 @@ call, no `raster.grad` / `raster.value_and_grad`, no custom-rule attribute)
 are erased, repeatedly, since erasing one may free another.
 
 Calls to a function with a custom reverse rule (`rm.custom_rule`: the callee
-carries a `raster.rrule` attribute) are kept while the module still holds a
-grad op, so that the autodiff pass can use the rule; once autodiff has run,
+carries a `raster.rrule` attribute) are kept while the module still holds an
+AD op, so that the AD passes can use the rules; once they have run,
 they are inlined like any other call.
 
 Before:
@@ -40,7 +40,7 @@ from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from raster_mlir.dialects.raster import GradOp, ValueAndGradOp
+from raster_mlir.dialects.raster import AD_OPS
 from raster_mlir.dialects.raster_rules import custom_rule_of
 from raster_mlir.errors import CompileError
 
@@ -109,8 +109,8 @@ class InlinePass(ModulePass):
 
 
 def _kept_for_autodiff(module: ModuleOp, functions: dict[str, func.FuncOp]) -> set[str]:
-    """Functions with a custom reverse rule, while a grad op still needs their rule."""
-    if not any(isinstance(o, (GradOp, ValueAndGradOp)) for o in module.walk()):
+    """Functions with a custom rule, while an AD op (grad, value_and_grad, jvp) still needs their rule."""
+    if not any(isinstance(o, AD_OPS) for o in module.walk()):
         return set()
     return {name for name, f in functions.items() if custom_rule_of(f) is not None}
 

@@ -37,6 +37,7 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     # raster_mlir's own passes (one file each in passes/)
     "inline": _lazy("raster_mlir.passes.inline", "InlinePass"),
     "autodiff": _lazy("raster_mlir.passes.autodiff", "AutodiffPass"),
+    "forward-ad": _lazy("raster_mlir.passes.forward_ad", "ForwardADPass"),
     "lower-to-loops": _lazy("raster_mlir.passes.lower_to_loops", "LowerToLoopsPass"),
     "fuse-loops": _lazy("raster_mlir.passes.fuse_loops", "FuseLoopsPass"),
     "data-loop": _lazy("raster_mlir.passes.data_loop", "DataLoopPass"),

@@ -12,6 +12,7 @@ from .ops import (
 )  # fmt: skip
 from .jit import CompiledFunction, JitFunction, compile, jit
 from .autodiff_api import grad, value_and_grad
+from .forward_api import hessian, hvp, jacfwd, jacrev, jvp, linearize, vjp
 from .custom_rule import CustomRuleFunction, custom_rule
 from .check_grads import GradCheckReport, check_grads
 from .train import TrainStep, compile_train_step
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RasterError", "ShapeError", "DTypeError", "TraceError", "GradientError", "CompileError",
-    "jit", "compile", "grad", "value_and_grad", "JitFunction", "CompiledFunction", "nn",
+    "jit", "compile", "grad", "value_and_grad", "jvp", "vjp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "JitFunction", "CompiledFunction", "nn",
     "custom_rule", "CustomRuleFunction", "check_grads", "GradCheckReport",
     "compile_train_step", "TrainStep", "optim", "aligned", "aligned_empty", "aligned_zeros",
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",

@@ -45,7 +45,7 @@ def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callab
     values = scope.lift_args(args, loc)
     symbol, tree = f.trace_into(scope, [v.type for v in values])  # a custom-rule callee carries its rule
     outputs = list(scope.trace.function(symbol).function_type.outputs)
-    if tree is not None or len(outputs) != 1 or R.shape_of(outputs[0]) != ():
+    if len(outputs) != 1 or R.shape_of(outputs[0]) != ():  # one scalar, maybe nested: grad(grad(f))
         shapes = [R.shape_of(t) for t in outputs]
         raise with_location(
             GradientError(

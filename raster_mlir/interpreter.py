@@ -2,8 +2,8 @@
 
 It is the semantic oracle of the project: native code is tested against it.
 Each raster op runs its numpy kernel from `reference.KERNELS` (the same
-kernels eager mode uses); `func.call` runs the callee; `raster.grad` must
-have been expanded by the autodiff pass first.
+kernels eager mode uses); `func.call` runs the callee; `raster.grad` / `raster.jvp`
+must have been expanded by the AD passes first.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def _run(functions: dict[str, func.FuncOp], function: func.FuncOp, args: list[np
             return operands
         if isinstance(op, func.CallOp):
             outs = _run(functions, functions[op.callee.root_reference.data], operands)
-        elif isinstance(op, (R.GradOp, R.ValueAndGradOp)):
-            raise CompileError(f"{op.name} must be expanded by the autodiff pass before interpretation")
+        elif isinstance(op, R.AD_OPS):
+            raise CompileError(f"{op.name} must be expanded by the AD passes (autodiff, forward-ad) before interpretation")
         elif isinstance(op, R.RasterOp):
             dtype = NUMPY_DTYPES[R.dtype_of(op.results[0].type)]
             outs = run_kernel(op.name, operands, op.params(), dtype)

@@ -21,7 +21,7 @@ from xdsl.printer import Printer
 from raster_mlir.compiler import make_context, print_module
 from raster_mlir.dialects import raster as R
 
-ALL_OPS = [*R.RASTER_OPS, R.GradOp, R.ValueAndGradOp]
+ALL_OPS = [*R.RASTER_OPS, *R.AD_OPS]
 
 # The operands each docstring example uses, as function arguments.
 DOC_ARGS = {
@@ -56,6 +56,7 @@ DOC_ARGS = {
     "raster.constant": "",
     "raster.grad": "%W: tensor<3x4xf64>, %b: tensor<3xf64>, %x: tensor<4xf64>",
     "raster.value_and_grad": "%W: tensor<3x4xf64>, %x: tensor<4xf64>",
+    "raster.jvp": "%x: tensor<3xf64>, %w: tensor<3xf64>, %dx: tensor<3xf64>",
 }
 
 # Callees the grad examples refer to.
@@ -71,6 +72,11 @@ LOSS_FUNCTIONS = {
     %y = raster.matmul %W, %x : (tensor<3x4xf64>, tensor<4xf64>) -> tensor<3xf64>
     %l = raster.sum %y : tensor<3xf64> -> tensor<f64>
     func.return %l : tensor<f64>
+  }""",
+    "raster.jvp": """
+  func.func private @f(%x: tensor<3xf64>, %w: tensor<3xf64>) -> tensor<3xf64> {
+    %y = raster.mul %x, %w : tensor<3xf64>, tensor<3xf64> -> tensor<3xf64>
+    func.return %y : tensor<3xf64>
   }""",
 }
 
@@ -107,6 +113,7 @@ EXTRA_EXAMPLES = {
     "raster.constant": ("", "%c = raster.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32> : tensor<2x2xf32>"),
     "raster.grad": ("%W: tensor<3x4xf64>, %b: tensor<3xf64>, %x: tensor<4xf64>", "%dx = raster.grad @loss(%W, %b, %x) argnums = [2] : (tensor<3x4xf64>, tensor<3xf64>, tensor<4xf64>) -> tensor<4xf64>"),
     "raster.value_and_grad": ("%W: tensor<3x4xf64>, %x: tensor<4xf64>", "%l, %dW, %dx = raster.value_and_grad @loss(%W, %x) argnums = [0, 1] : (tensor<3x4xf64>, tensor<4xf64>) -> (tensor<f64>, tensor<3x4xf64>, tensor<4xf64>)"),
+    "raster.jvp": ("%x: tensor<3xf64>, %w: tensor<3xf64>, %dx: tensor<3xf64>, %dw: tensor<3xf64>", "%y, %dy = raster.jvp @f(%x, %w) tangents(%dx, %dw) argnums = [0, 1] : (tensor<3xf64>, tensor<3xf64>), (tensor<3xf64>, tensor<3xf64>) -> (tensor<3xf64>, tensor<3xf64>)"),
 }  # fmt: skip
 
 
