@@ -200,20 +200,23 @@ class TangentFunctionBuilder:
         return func.FuncOp(name, (block.arg_types, outputs + outputs), Region(block), visibility="private")
 
     def _copy_body(self, staging: Block, args: Sequence[SSAValue]) -> func.ReturnOp:
-        """The callee's body (or a call to it, if it has a custom rule) in `staging`; returns its return op."""
+        """The callee's body (or a call to it, if it has a custom rule) in `staging`; returns its return op.
+
+        The return op is not in `staging`.
+        """
         if custom_rule_of(self.callee) is not None:
             call = func.CallOp(self.callee_name, list(args), list(self.callee.function_type.outputs))
             call.location = self.jvp_op.location
             staging.add_op(call)
             returned = func.ReturnOp(*call.results)
             returned.location = self.jvp_op.location
-        else:
-            value_map = dict(zip(self.callee.body.block.args, args))
-            for op in self.callee.body.block.ops:
-                staging.add_op(op.clone(value_mapper=value_map))
-            returned = staging.last_op
-            if not isinstance(returned, func.ReturnOp):
-                raise _error(f"forward-ad: @{self.callee_name} does not end with func.return", self.jvp_op)
+            return returned
+        value_map = dict(zip(self.callee.body.block.args, args))
+        for op in self.callee.body.block.ops:
+            staging.add_op(op.clone(value_mapper=value_map))
+        returned = staging.last_op
+        if not isinstance(returned, func.ReturnOp):
+            raise _error(f"forward-ad: @{self.callee_name} does not end with func.return", self.jvp_op)
         staging.detach_op(returned)
         inline_plain_calls(staging, self.functions, self.callee_name, self.jvp_op, "forward-ad")
         return returned

@@ -8,9 +8,18 @@
     def softplus_rule(x, y, ct):           # primal inputs, primal output, output cotangent
         return (ct * rm.sigmoid(x),)       # one cotangent per input (None: no gradient)
 
+    @softplus.tangent
+    def softplus_tangent(x, y, tangents):  # primal inputs, primal output, one tangent per input
+        (dx,) = tangents
+        return dx * rm.sigmoid(x)          # the output's tangent (nested like the output)
+
 `softplus` is an `@rm.jit` function: it runs eagerly and can be called from
 other traced functions. When a gradient flows through a call to it, the
-compiler calls the rule instead of differentiating the body.
+compiler calls the rule instead of differentiating the body; forward mode
+(`rm.jvp`, `jacfwd`, `hessian`, `hvp`) calls the tangent rule. The tangent
+rule is optional, but forward mode through a function with a custom reverse
+rule and no tangent rule is an error (as JAX's custom_vjp): differentiating
+the body instead could silently disagree with the user's rule.
 
 The rule is called as `rule(*inputs, outputs, cotangents)`, where `outputs`
 and `cotangents` have the nesting of what the function returns (an array,
@@ -21,14 +30,23 @@ function with a single input may return the array itself instead of a
 1-tuple. The rule is traced like any `@rm.jit` function, so it may use every
 primitive and call other jit functions.
 
+The tangent rule is called as `tangent(*inputs, outputs, tangents)`, where
+`tangents` is a tuple with one tangent per input (zeros for an input that
+does not vary); it returns the outputs' tangents nested like the outputs,
+each of its output's shape and dtype, or None for a zero tangent. It must
+be linear in the tangents.
+
 How it works: when a call to `softplus` is traced, its body becomes a
 private `func.func` as usual, the rule is traced into a second function
 `(inputs, outputs, cotangents) -> (cotangents of the inputs that have one)`,
 and the first carries the attributes `raster.rrule = @softplus_rule` and
 `raster.rrule_inputs` (the input positions the rule returns cotangents
-for). The inline pass keeps such calls while a `raster.grad` remains; the
-autodiff pass emits a call to the rule function for their cotangents; the
-second inline pass then inlines everything.
+for); a tangent rule is traced into a third function `(inputs, outputs,
+input tangents) -> output tangents`, named by `raster.tangent_rule`. The
+inline pass keeps such calls while an AD op remains; the autodiff pass emits
+a call to the rule function for their cotangents, forward-ad one to the
+tangent rule for their tangents; the second inline pass then inlines
+everything.
 """
 
 from __future__ import annotations
@@ -40,11 +58,11 @@ from typing import Any
 from xdsl.dialects import func
 
 from raster_mlir.dialects import raster as R
-from raster_mlir.dialects.raster_rules import attach_custom_rule, custom_rule_of
+from raster_mlir.dialects.raster_rules import attach_custom_rule, attach_custom_tangent_rule, custom_rule_of
 from raster_mlir.errors import GradientError, with_location
-from raster_mlir.frontend.pytree import unflatten
+from raster_mlir.frontend.pytree import flatten, unflatten
 from raster_mlir.frontend.source import SourceLocation, user_location
-from raster_mlir.frontend.tracer import FunctionScope, TracedArray
+from raster_mlir.frontend.tracer import FunctionScope, TracedArray, active_scope
 from raster_mlir.jit import JitFunction
 
 
@@ -62,9 +80,12 @@ def keep_alive_during_trace(trace, *objects) -> None:
 class CustomRuleFunction(JitFunction):
     """A jit function whose gradient comes from a user-given reverse rule (see the module docstring)."""
 
-    def __init__(self, fn: Callable, rule: Callable | None = None, *, name: str | None = None):
+    def __init__(
+        self, fn: Callable, rule: Callable | None = None, *, tangent: Callable | None = None, name: str | None = None
+    ):
         super().__init__(fn, name=name)
         self.rule_fn = rule
+        self.tangent_fn = tangent
         self._tracing_rule: set[tuple] = set()
 
     def rule(self, rule_fn: Callable) -> Callable:
@@ -79,6 +100,15 @@ class CustomRuleFunction(JitFunction):
             raise GradientError(f"{self.name}.rule: expected a function, got {type(rule_fn).__name__}")
         self.rule_fn = rule_fn
         return rule_fn
+
+    def tangent(self, tangent_fn: Callable) -> Callable:
+        """Decorator: use `tangent_fn(*inputs, outputs, tangents)` as this function's tangent rule."""
+        if isinstance(tangent_fn, JitFunction):
+            tangent_fn = tangent_fn.fn
+        if not callable(tangent_fn):
+            raise GradientError(f"{self.name}.tangent: expected a function, got {type(tangent_fn).__name__}")
+        self.tangent_fn = tangent_fn
+        return tangent_fn
 
     # -- tracing (JitFunction.__call__ -> call_traced -> trace_into) ---------------------
     def trace_into(self, scope: FunctionScope, arg_types: Sequence) -> tuple[str, Any]:
@@ -103,9 +133,12 @@ class CustomRuleFunction(JitFunction):
             self._tracing_rule.add(rule_key)
             try:
                 rule_symbol, positions = self._trace_rule(scope, callee, tree)
+                attach_custom_rule(callee, rule_symbol, positions)
+                if self.tangent_fn is not None:
+                    keep_alive_during_trace(scope.trace, self.tangent_fn)
+                    attach_custom_tangent_rule(callee, self._trace_tangent_rule(scope, callee, tree))
             finally:
                 self._tracing_rule.discard(rule_key)
-            attach_custom_rule(callee, rule_symbol, positions)
         return symbol, tree
 
     def _trace_rule(self, scope: FunctionScope, callee: func.FuncOp, tree) -> tuple[str, tuple[int, ...]]:
@@ -156,6 +189,48 @@ class CustomRuleFunction(JitFunction):
         return symbol, tuple(positions)
 
 
+    def _trace_tangent_rule(self, scope: FunctionScope, callee: func.FuncOp, tree) -> str:
+        """Trace the tangent rule into `(inputs, outputs, input tangents) -> output tangents`."""
+        inputs = list(callee.function_type.inputs)
+        outputs = list(callee.function_type.outputs)
+        n_in, n_out = len(inputs), len(outputs)
+        tangent_fn, name = self.tangent_fn, self.name
+
+        def tangent_body(*flat):
+            xs = flat[:n_in]
+            ys = unflatten(tree, list(flat[n_in : n_in + n_out]))
+            out = tangent_fn(*xs, ys, tuple(flat[n_in + n_out :]))
+            try:
+                return check(out)
+            except GradientError as e:
+                raise with_location(e, _definition_site(tangent_fn)) from None
+
+        def check(out):
+            leaves, _ = flatten(out)
+            if len(leaves) != n_out:
+                raise GradientError(
+                    f"the tangent rule of {name} must return {n_out} tangent(s) nested like {name}'s output, "
+                    f"it returned {len(leaves)}"
+                )
+            kept = []
+            for i, (t, out_type) in enumerate(zip(leaves, outputs)):
+                if t is None:  # a zero tangent
+                    zero = R.FillOp.make([], value=0.0, shape=R.shape_of(out_type), dtype=R.dtype_of(out_type))
+                    t = TracedArray(active_scope(), active_scope().append(zero, None).results[0])
+                if not isinstance(t, TracedArray) or t.value.type != out_type:
+                    what = f"{t.shape} {t.dtype_name}" if isinstance(t, TracedArray) else type(t).__name__
+                    raise GradientError(
+                        f"the tangent rule of {name} returned {what} for output {i}, which is "
+                        f"{R.shape_of(out_type)} {R.dtype_of(out_type)}; a tangent must have its output's shape and dtype"
+                    )
+                kept.append(t)
+            return tuple(kept)
+
+        key = ("custom_rule.tangent", id(callee))
+        symbol, _ = scope.trace.trace_function(tangent_body, f"{name}_tangent", inputs + outputs + inputs, key=key)
+        return symbol
+
+
 def _definition_site(fn: Callable) -> str | None:
     """`file.py:12: def my_rule(...)` for a Python function, None if unknown."""
     code = getattr(fn, "__code__", None)
@@ -169,17 +244,18 @@ def _definition_site(fn: Callable) -> str | None:
     return str(SourceLocation(code.co_filename, line, 0))
 
 
-def custom_rule(fn: Callable | None = None, *, rule: Callable | None = None):
-    """Decorator: make `fn` a jit function with a custom reverse rule.
+def custom_rule(fn: Callable | None = None, *, rule: Callable | None = None, tangent: Callable | None = None):
+    """Decorator: make `fn` a jit function with a custom reverse rule (and optionally a tangent rule).
 
-    Give the rule with `@fn.rule` (or `rm.custom_rule(fn, rule=my_rule)`);
-    see the module docstring for the rule's signature.
+    Give the rules with `@fn.rule` and `@fn.tangent` (or
+    `rm.custom_rule(fn, rule=my_rule, tangent=my_tangent)`); see the module
+    docstring for their signatures.
     """
     if fn is None:
-        return lambda f: custom_rule(f, rule=rule)
+        return lambda f: custom_rule(f, rule=rule, tangent=tangent)
     if isinstance(fn, JitFunction):
         fn = fn.fn
-    return CustomRuleFunction(fn, rule, name=getattr(fn, "__name__", "fn"))
+    return CustomRuleFunction(fn, rule, tangent=tangent, name=getattr(fn, "__name__", "fn"))
 
 
 __all__ = ["custom_rule", "CustomRuleFunction"]
