@@ -22,17 +22,24 @@ def fmt(shape: Sequence[int]) -> str:
 
 
 def broadcast(op: str, a: Shape, b: Shape) -> Shape:
-    """numpy broadcasting: align trailing dimensions; a 1 stretches to the other size."""
+    """numpy broadcasting: align trailing dimensions; a 1 stretches to the other size.
+
+    The other size may be 0: (1, 3) with (0, 3) is (0, 3), as in numpy (a 1 is
+    stretched, never kept, so the result is empty).
+    """
     out = []
     for i in range(1, max(len(a), len(b)) + 1):
         da = a[-i] if i <= len(a) else 1
         db = b[-i] if i <= len(b) else 1
-        if da != db and da != 1 and db != 1:
+        if da == db or db == 1:
+            out.append(da)
+        elif da == 1:
+            out.append(db)
+        else:
             raise ShapeError(
                 f"{op}: shapes {fmt(a)} and {fmt(b)} do not broadcast "
                 f"(dimension -{i} is {da} vs {db})"
             )
-        out.append(max(da, db) if 1 in (da, db) else da)
     return tuple(reversed(out))
 
 
