@@ -13,6 +13,13 @@ parameter arrays and new state into the state arrays the step object owns
 writes those results in place). After inlining, autodiff and fusion, the
 gradient of a weight matrix never exists as an array: its outer product is
 fused into the update loop.
+
+Optimiser state (momentum, Adam's moments) and the update count that Adam's
+bias correction uses belong to the parameters, not to a call signature: every
+batch size, a single sample and `run` update the same state, as a
+`torch.optim` optimiser does for its parameters. Parameters of other shapes or
+dtypes passed to the same step object get a state of their own
+(`OptimizerState`, keyed by the parameters' shapes and dtypes).
 """
 
 from __future__ import annotations
@@ -34,6 +41,17 @@ from raster_mlir.optim import SGD, Optimizer
 from raster_mlir.train_loop import DataLoop
 
 
+class OptimizerState:
+    """The optimiser's arrays for one set of parameters and the number of updates applied to them."""
+
+    def __init__(self, optimizer: Optimizer, param_specs: Sequence[ArgSpec]):
+        # 64-byte aligned: 512-bit loads of the state never straddle cache lines.
+        self.arrays = [
+            aligned_zeros(s.shape, dtype=NUMPY_DTYPES[s.dtype]) for s in param_specs for _ in range(optimizer.state_count())
+        ]
+        self.steps = 0
+
+
 class TrainStep(LLVMInspection):
     """A compiled train step; call it like the loss function, it returns the loss (a float)."""
 
@@ -43,9 +61,11 @@ class TrainStep(LLVMInspection):
         self.params = tuple(params)
         self.optimizer = optimizer
         self.pipeline = pipeline
-        self.steps_taken = 0
-        # Per signature: the compiled step and the optimiser state arrays it updates in place.
-        self._entries: dict[tuple[ArgSpec, ...], tuple[CompiledFunction, list[np.ndarray]]] = {}
+        # Per signature: the compiled step and the optimiser state it updates in place; the state is
+        # shared by every signature whose parameters have the same shapes and dtypes (any batch shape).
+        self._entries: dict[tuple[ArgSpec, ...], tuple[CompiledFunction, OptimizerState]] = {}
+        self._states: dict[tuple[tuple[tuple[int, ...], str], ...], OptimizerState] = {}
+        self._state: OptimizerState | None = None  # the most recently used
         self._last: CompiledFunction | None = None
         self._fast = None  # hot path of the most recently used signature
         self._loops: dict[tuple, DataLoop] = {}
@@ -86,7 +106,12 @@ class TrainStep(LLVMInspection):
         """The compiled step for these arguments' signature (compiled if new)."""
         return self._entry(args)[0]
 
-    def _entry(self, args) -> tuple[CompiledFunction, list[np.ndarray]]:
+    @property
+    def steps_taken(self) -> int:
+        """Updates applied to the most recently used parameters (Adam's t); 0 before the first."""
+        return self._state.steps if self._state is not None else 0
+
+    def _entry(self, args) -> tuple[CompiledFunction, OptimizerState]:
         specs = signature_of(self.name, args)
         for i in self.params:
             if not 0 <= i < len(args):
@@ -106,10 +131,12 @@ class TrainStep(LLVMInspection):
                 self._step_function(len(args)), all_specs, name=f"{self.name}_train_step",
                 pipeline=self.pipeline, result_aliases=aliases, keep_ir_before=("skip-zero-chunks",),
             )  # fmt: skip
-            # 64-byte aligned: 512-bit loads of the state never straddle cache lines.
-            state = [aligned_zeros(s.shape, dtype=NUMPY_DTYPES[s.dtype]) for s in state_specs]
+            params_key = tuple((specs[i].shape, specs[i].dtype) for i in self.params)
+            state = self._states.get(params_key)
+            if state is None:
+                state = self._states[params_key] = OptimizerState(self.optimizer, [specs[i] for i in self.params])
             entry = self._entries[specs] = (compiled, state)
-        self._last = entry[0]
+        self._last, self._state = entry
         return entry
 
     # -- calling ----------------------------------------------------------------
@@ -118,17 +145,16 @@ class TrainStep(LLVMInspection):
         if fast is not None:
             loss = fast(args)
             if loss is not MISS:
-                self.steps_taken += 1
                 return loss
         compiled, state = self._entry(args)
-        scalars = self.optimizer.step_scalars(self.steps_taken + 1)
-        outs = compiled.run_flat((*args, *state, *scalars))
-        self.steps_taken += 1
+        scalars = self.optimizer.step_scalars(state.steps + 1)
+        outs = compiled.run_flat((*args, *state.arrays, *scalars))
+        state.steps += 1
         if compiled.native is not None:
             self._fast = self._fast_caller(compiled, state)
         return float(outs[0])
 
-    def _fast_caller(self, compiled: CompiledFunction, state: list[np.ndarray]):
+    def _fast_caller(self, compiled: CompiledFunction, state: OptimizerState):
         """The hot path for one signature: no signature hashing, no allocation, native checks.
 
         The loss buffer is reused between calls; Adam's per-step scalars are
@@ -140,19 +166,25 @@ class TrainStep(LLVMInspection):
         dtype = NUMPY_DTYPES[compiled.specs[self.params[0]].dtype] if self.params else np.float64
         loss = np.empty((), dtype)
         scalars = [np.empty((), dtype) for _ in self.optimizer.step_scalars(1)]
-        tail = (*state, *scalars, loss, *native.constants)
+        tail = (*state.arrays, *scalars, loss, *native.constants)
         if not scalars:
 
             def fast(args):
-                return float(loss) if try_call(args + tail) else MISS
+                if not try_call(args + tail):
+                    return MISS
+                state.steps += 1
+                return float(loss)
 
             return fast
         step_scalars = self.optimizer.step_scalars
 
         def fast_with_scalars(args):
-            for array, value in zip(scalars, step_scalars(self.steps_taken + 1)):
+            for array, value in zip(scalars, step_scalars(state.steps + 1)):
                 array[()] = value
-            return float(loss) if try_call(args + tail) else MISS
+            if not try_call(args + tail):
+                return MISS
+            state.steps += 1
+            return float(loss)
 
         return fast_with_scalars
 
@@ -202,7 +234,7 @@ class TrainStep(LLVMInspection):
         if compiled.native is None:
             raise RasterError(f"run needs native code; the pipeline {compiled.pipeline.spec!r} does not lower to loops")
         n_scalars = len(self.optimizer.step_scalars(1))
-        first_scalar = len(args) + len(state)
+        first_scalar = len(args) + len(state.arrays)
         key = (id(compiled), n, cross_step_fusion, update_block)
         loop = self._loops.get(key)
         if loop is None:
@@ -214,11 +246,11 @@ class TrainStep(LLVMInspection):
         staged, write_back = self._aligned_inputs(args)
         try:
             for _ in range(epochs):
-                t0 = self.steps_taken + 1
+                t0 = state.steps + 1
                 per_step = [self.optimizer.step_scalars(t) for t in range(t0, t0 + n)]
                 scalars = [np.array([values[k] for values in per_step], dtype=dtype) for k in range(n_scalars)]
-                losses.append(loop((*staged, *state, *scalars)))
-                self.steps_taken += n
+                losses.append(loop((*staged, *state.arrays, *scalars)))
+                state.steps += n
         finally:
             for i in write_back:  # the parameters were updated in aligned copies
                 args[i][...] = staged[i]
