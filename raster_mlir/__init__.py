@@ -5,7 +5,10 @@ traces it into the `raster` xDSL dialect, differentiates it with a reverse-mode
 pass, lowers it to loops and compiles it to native code.
 """
 
-from .errors import CompileError, DTypeError, GradientError, RasterError, ShapeError, TraceError
+from .errors import (
+    AliasingError, AlignmentError, CompileError, DTypeError, GradientError, NotContiguousError, RasterError,
+    ReadOnlyError, ShapeError, TraceError,
+)  # fmt: skip
 from .ops import (
     add, broadcast_to, divide, equal, exp, greater, log, matmul, max, maximum, mean, minimum,
     multiply, negative, power, relu, reshape, sigmoid, sqrt, subtract, sum, tanh, transpose,
@@ -23,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RasterError", "ShapeError", "DTypeError", "TraceError", "GradientError", "CompileError",
+    "NotContiguousError", "ReadOnlyError", "AliasingError", "AlignmentError",
     "jit", "compile", "grad", "value_and_grad", "jvp", "vjp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "JitFunction", "CompiledFunction", "nn",
     "custom_rule", "CustomRuleFunction", "check_grads", "GradCheckReport",
     "compile_train_step", "TrainStep", "optim", "aligned", "aligned_empty", "aligned_zeros",

@@ -35,6 +35,30 @@ class CompileError(RasterError):
     """A pass pipeline or backend failure on IR the user controls (unknown pass, bad option...)."""
 
 
+# Arrays refused at call time: raised alike by `@rm.jit` functions, train steps and the backend.
+
+
+class NotContiguousError(ShapeError):
+    """An argument array is not C-contiguous (arrays are never copied implicitly)."""
+
+
+class ReadOnlyError(RasterError, ValueError):
+    """A buffer the function writes (an output, a train step's parameter) was passed as a read-only array."""
+
+
+class AliasingError(RasterError, ValueError):
+    """A buffer the function writes overlaps another argument in memory."""
+
+
+class AlignmentError(RasterError, ValueError):
+    """An argument's data pointer is less aligned than its spec promises."""
+
+
+def argument_label(index: int, name: str | None = None) -> str:
+    """How messages name an argument: "argument 4 ('x')", or "argument 4" when it has no name."""
+    return f"argument {index} ({name!r})" if name else f"argument {index}"
+
+
 def with_location(error: RasterError, where) -> RasterError:
     """`error` with the user's source location (any object with a str) appended to its message.
 

@@ -19,7 +19,7 @@ from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.interpreter import interpret
 from raster_mlir.native import MISS, NativeEntry
-from raster_mlir.arguments import ArgSpec, check_args, signature_of
+from raster_mlir.arguments import ArgSpec, check_args, parameter_names, signature_of
 from raster_mlir.backend.inspect import LLVMInspection
 
 
@@ -44,6 +44,7 @@ class CompiledFunction(LLVMInspection):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "fn")
         self.specs = tuple(specs)
+        self.arg_names = parameter_names(fn)
         trace = ModuleTrace()
         self.entry, self.out_tree = trace.trace_function(fn, self.name, [s.tensor_type for s in specs])
         self.module = trace.module
@@ -110,7 +111,7 @@ class CompiledFunction(LLVMInspection):
         return self._interpret(args)
 
     def _interpret(self, args: Sequence[Any]) -> list[np.ndarray]:
-        arrays = check_args(self.name, self.specs, args, written=self._written_inputs())
+        arrays = check_args(self.name, self.specs, args, written=self._written_inputs(), names=self.arg_names)
         outs = interpret(self.reference_module, self.entry, arrays)
         for k, a in enumerate(self.result_aliases):
             if a >= 0:
@@ -149,6 +150,7 @@ class JitFunction:
         self.pipeline = pipeline
         self.name = name or getattr(fn, "__name__", "fn")
         self._compiled: dict[tuple[ArgSpec, ...], CompiledFunction] = {}
+        self._arg_names = parameter_names(fn)
         self._fast = None  # hot path for the most recently used signature
         functools.update_wrapper(self, fn)
 
@@ -159,7 +161,7 @@ class JitFunction:
 
     def lower(self, *args) -> CompiledFunction:
         """The CompiledFunction for these arguments' signature (compiled if new)."""
-        specs = signature_of(self.name, args)
+        specs = signature_of(self.name, args, self._arg_names)
         compiled = self._compiled.get(specs)
         if compiled is None:
             compiled = CompiledFunction(self.fn, specs, name=self.name, pipeline=self.pipeline)
@@ -225,4 +227,5 @@ def compile(  # noqa: A001 - the public name the design asks for
         dump_dir=dump_dir,
         verify_each=verify_each,
     )
-    return CompiledFunction(target, signature_of(name, example_args), name=name, pipeline=pipeline, dump=dump)
+    specs = signature_of(name, example_args, parameter_names(target))
+    return CompiledFunction(target, specs, name=name, pipeline=pipeline, dump=dump)

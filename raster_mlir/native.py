@@ -43,7 +43,7 @@ class NativeEntry(LLVMInspection):
                 values = np.array(attr.get_values(), dtype=NUMPY_DTYPES[R.dtype_of(t)])
                 self.constants.append(values.reshape(R.shape_of(t)))
         self.written = {a for a in result_aliases if a >= 0}
-        names = [a.name_hint for a in function.body.blocks.first.args]
+        self.arg_names = names = [a.name_hint for a in function.body.blocks.first.args]
         arg_specs = []
         for i, s in enumerate(specs):
             arg_specs.append(backend.ArgSpec(s.shape, NUMPY_DTYPES[s.dtype].name, written=i in self.written, name=names[i]))
@@ -93,7 +93,7 @@ class NativeEntry(LLVMInspection):
 
     def __call__(self, args: Sequence[Any]) -> list[np.ndarray]:
         """The slow path: the argument policy checked in Python first, for precise errors."""
-        inputs = check_args(self.name, self.input_specs, args, written=self.written)
+        inputs = check_args(self.name, self.input_specs, args, written=self.written, names=self.arg_names)
         outs = [np.empty(shape, dtype) for shape, dtype in self.out_shapes]
         self.function(*inputs, *outs, *self.constants)
         results: list[np.ndarray] = []

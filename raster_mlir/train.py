@@ -24,6 +24,7 @@ dtypes passed to the same step object get a state of their own
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 
@@ -31,14 +32,28 @@ import numpy as np
 
 from raster_mlir.backend.arrays import aligned_copy, aligned_zeros
 from raster_mlir.backend.inspect import LLVMInspection
-from raster_mlir.errors import RasterError, ShapeError
-from raster_mlir.arguments import ArgSpec, signature_of
+from raster_mlir.errors import RasterError, ShapeError, argument_label, with_location
+from raster_mlir.arguments import ArgSpec, parameter_names, signature_of
+from raster_mlir.frontend.source import user_location
 from raster_mlir.jit import CompiledFunction, JitFunction
 from raster_mlir.native import MISS
 from raster_mlir.autodiff_api import value_and_grad
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 from raster_mlir.optim import SGD, Optimizer
 from raster_mlir.train_loop import DataLoop
+
+
+def _located(method):
+    """Errors of a public TrainStep method name the caller's source line."""
+
+    @functools.wraps(method)
+    def located(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except RasterError as e:
+            raise with_location(e, user_location()) from None
+
+    return located
 
 
 class OptimizerState:
@@ -58,6 +73,7 @@ class TrainStep(LLVMInspection):
     def __init__(self, loss_fn: Callable, params: Sequence[int], optimizer: Optimizer, pipeline: str | None = None):
         self.loss_fn = loss_fn.fn if isinstance(loss_fn, JitFunction) else loss_fn
         self.name = getattr(self.loss_fn, "__name__", "loss")
+        self.arg_names = parameter_names(self.loss_fn)
         self.params = tuple(params)
         self.optimizer = optimizer
         self.pipeline = pipeline
@@ -91,10 +107,7 @@ class TrainStep(LLVMInspection):
         return train_step
 
     def _step_signature(self, n_args: int) -> inspect.Signature:
-        try:
-            names = [p.name for p in inspect.signature(self.loss_fn).parameters.values()][:n_args]
-        except (TypeError, ValueError):
-            names = []
+        names = list(self.arg_names[:n_args])
         names += [f"arg{i}" for i in range(len(names), n_args)]
         per_param = self.optimizer.state_count()
         names += [f"{names[i]}_state{k}" for i in self.params for k in range(per_param)]
@@ -102,6 +115,10 @@ class TrainStep(LLVMInspection):
         kind = inspect.Parameter.POSITIONAL_ONLY
         return inspect.Signature([inspect.Parameter(n, kind) for n in names])
 
+    def _label(self, i: int) -> str:
+        return argument_label(i, self.arg_names[i] if i < len(self.arg_names) else None)
+
+    @_located
     def lower(self, *args) -> CompiledFunction:
         """The compiled step for these arguments' signature (compiled if new)."""
         return self._entry(args)[0]
@@ -112,12 +129,15 @@ class TrainStep(LLVMInspection):
         return self._state.steps if self._state is not None else 0
 
     def _entry(self, args) -> tuple[CompiledFunction, OptimizerState]:
-        specs = signature_of(self.name, args)
+        specs = signature_of(self.name, args, self.arg_names)
         for i in self.params:
             if not 0 <= i < len(args):
                 raise RasterError(f"compile_train_step: parameter index {i} out of range for {len(args)} arguments")
             if specs[i].scalar:
-                raise RasterError(f"compile_train_step: parameter {i} must be an array, not a Python number")
+                raise RasterError(
+                    f"{self.name}: {self._label(i)} is a parameter the step updates in place: "
+                    "it must be an array, not a Python number"
+                )
         entry = self._entries.get(specs)
         if entry is None:
             n_state = self.optimizer.state_count() * len(self.params)
@@ -146,6 +166,10 @@ class TrainStep(LLVMInspection):
             loss = fast(args)
             if loss is not MISS:
                 return loss
+        return self._slow_call(args)
+
+    @_located
+    def _slow_call(self, args) -> float:
         compiled, state = self._entry(args)
         scalars = self.optimizer.step_scalars(state.steps + 1)
         outs = compiled.run_flat((*args, *state.arrays, *scalars))
@@ -189,6 +213,7 @@ class TrainStep(LLVMInspection):
         return fast_with_scalars
 
     # -- many steps in one native call ---------------------------------------------
+    @_located
     def run(self, *args, epochs: int = 1, cross_step_fusion: bool = True, update_block: int | None = None) -> np.ndarray:
         """Train over a dataset without Python between samples; returns the loss of every step.
 
@@ -212,7 +237,11 @@ class TrainStep(LLVMInspection):
           fusion of multiplies and adds can differ between the two functions by an
           ulp, seen in f32 and on a few tiny f64 shapes);
         - `cross_step_fusion=False`: the steps one after the other (the same).
+
+        `epochs=0` checks the arguments and returns an empty array of losses.
         """
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+            raise RasterError(f"run: epochs must be a non-negative int, got {epochs!r}")
         if update_block is not None and (
             not isinstance(update_block, int) or isinstance(update_block, bool) or update_block < 1
         ):
@@ -222,15 +251,17 @@ class TrainStep(LLVMInspection):
             raise RasterError("run: every argument is a parameter; there is no data to loop over")
         for i in data:
             if not isinstance(args[i], np.ndarray) or args[i].ndim == 0:
-                raise RasterError(f"run: argument {i} must be an array of samples with a leading dimension")
-        n = args[data[0]].shape[0]
-        if any(args[i].shape[0] != n for i in data) or n == 0:
-            shapes = {i: args[i].shape for i in data}
-            raise ShapeError(f"run: the data arguments must share a non-zero leading dimension, got {shapes}")
+                raise RasterError(
+                    f"run: {self._label(i)} is data, so it must be an array of samples stacked along a new "
+                    f"leading dimension (N, *sample shape), got {getattr(args[i], 'shape', type(args[i]).__name__)}"
+                )
+        n = self._sample_count(args, data)
         sample = list(args)
         for i in data:
             sample[i] = args[i][0]
         compiled, state = self._entry(tuple(sample))
+        if epochs == 0:
+            return np.empty(0, NUMPY_DTYPES[compiled.specs[self.params[0]].dtype] if self.params else np.float64)
         if compiled.native is None:
             raise RasterError(f"run needs native code; the pipeline {compiled.pipeline.spec!r} does not lower to loops")
         n_scalars = len(self.optimizer.step_scalars(1))
@@ -255,6 +286,19 @@ class TrainStep(LLVMInspection):
             for i in write_back:  # the parameters were updated in aligned copies
                 args[i][...] = staged[i]
         return np.concatenate(losses)
+
+    def _sample_count(self, args, data: Sequence[int]) -> int:
+        """N: every data argument holds the same number N > 0 of samples along its first dimension."""
+        counts = {i: args[i].shape[0] for i in data}
+        n = counts[data[0]]
+        if n and all(c == n for c in counts.values()):
+            return n
+        listed = ", ".join(f"{self._label(i)} {args[i].shape}: N = {c}" for i, c in counts.items())
+        raise ShapeError(
+            f"run: the data arguments are stacks of samples, step n uses row n of each, so they need the same "
+            f"number N > 0 of rows along their leading dimension; got {listed} (one sample is a stack of one: "
+            "pass sample[None])"
+        )
 
     def _aligned_inputs(self, args) -> tuple[list, list[int]]:
         """Arguments for a run, with large misaligned arrays replaced by 64-byte aligned copies.

@@ -45,27 +45,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DTypeError, RasterError, ShapeError
+from ..errors import AliasingError, AlignmentError, DTypeError, NotContiguousError, ReadOnlyError, ShapeError
 from .llvm_emit import EntryABI
 from .inspect import LLVMInspection
 from .numpy_abi import data_pointer, fill_runtime_table
 from .specs import ArgSpec
-
-
-class NotContiguousError(ShapeError):
-    """An argument array is not C-contiguous (the backend never copies it)."""
-
-
-class ReadOnlyError(RasterError, ValueError):
-    """A buffer the function writes was passed as a read-only array."""
-
-
-class AliasingError(RasterError, ValueError):
-    """A buffer the function writes overlaps another argument in memory."""
-
-
-class AlignmentError(RasterError, ValueError):
-    """An argument's data pointer is less aligned than its spec promises."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CompileError
+from ..errors import CompileError, argument_label
 from .analysis import BufferType, FunctionInfo
 
 
@@ -45,7 +45,7 @@ class ArgSpec:
         return int(np.prod(self.shape, dtype=np.int64)) * self.np_dtype.itemsize
 
     def label(self, index: int) -> str:
-        return f"argument {index} ({self.name!r})" if self.name else f"argument {index}"
+        return argument_label(index, self.name)
 
 
 def specs_from_ir(info: FunctionInfo) -> list[ArgSpec]:

@@ -247,6 +247,17 @@ class ModuleTrace:
         raise KeyError(symbol)
 
 
+def _refuse_numpy_options(method: str, options: dict) -> None:
+    """numpy's reduction options other than their defaults (None) have no traced equivalent: say so."""
+    given = sorted(k for k, v in options.items() if v is not None)
+    if given:
+        raise TraceError(
+            f"np.{method} / x.{method}() on a traced array: option(s) {', '.join(given)} are not supported "
+            f"inside @rm.jit (results are always new arrays of the input's dtype); use rm.{method}(x, axis=..., "
+            "keepdims=...)"
+        )
+
+
 class TracedArray:
     """A placeholder for an array inside a trace: shape and dtype known, values not.
 
@@ -361,13 +372,17 @@ class TracedArray:
     def reshape(self, *shape):
         return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
-    def sum(self, axis=None, keepdims=False):
+    # numpy's np.sum(x) / np.mean(x) / np.max(x) call these methods with dtype=None, out=None.
+    def sum(self, axis=None, keepdims=False, **numpy_options):
+        _refuse_numpy_options("sum", numpy_options)
         return _ops().sum(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False, **numpy_options):
+        _refuse_numpy_options("mean", numpy_options)
         return _ops().mean(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis=None, keepdims=False, **numpy_options):
+        _refuse_numpy_options("max", numpy_options)
         return _ops().max(self, axis=axis, keepdims=keepdims)
 
     # -- what needs concrete values ----------------------------------------
