@@ -863,6 +863,14 @@ RASTER_OPS: tuple[type[RasterOp], ...] = (
     FillOp, ConstantOp,
 )  # fmt: skip
 
+# More ops live in their own files; they build on the base classes above, so they are
+# imported here, at the end (`dialects/__init__.py` imports this module first).
+from .raster_array import ARRAY_OPS, ConcatenateOp, InsertSliceOp, SliceOp  # noqa: E402
+from .raster_maths import *  # noqa: E402, F403  (R.SinOp, R.WhereOp... like the ops above)
+from .raster_maths import MATHS_OPS  # noqa: E402
+
+RASTER_OPS = (*RASTER_OPS, *MATHS_OPS, *ARRAY_OPS)
+
 # The ops that ask for a derivative of a function; the AD passes expand them.
 AD_OPS: tuple[type[IRDLOperation], ...] = (GradOp, ValueAndGradOp, JvpOp)
 

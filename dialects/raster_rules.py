@@ -1,6 +1,6 @@
 """The reverse and tangent rules of the raster dialect and the named rule sets the AD passes use.
 
-The rules live in three files beside this one (elementwise, nn, linalg),
+The rules live in files beside this one (elementwise, nn, linalg, maths, array),
 each filling its own `RuleSet`; `DEFAULT_RULES` is their union plus the ops
 marked non-differentiable (comparisons and creation ops, whose results are
 constants as far as gradients go). See `raster_rules_core` for the rule
@@ -33,12 +33,15 @@ from xdsl.dialects.builtin import DenseArrayBase, SymbolRefAttr, i64
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError
 
+from .raster_rules_array import ARRAY_RULES
 from .raster_rules_core import ReverseBuilder, RuleSet, TangentBuilder, describe_location
 from .raster_rules_elementwise import ELEMENTWISE_RULES
 from .raster_rules_linalg import LINALG_RULES
+from .raster_rules_maths import MATHS_RULES
 from .raster_rules_nn import NN_RULES
 
 DEFAULT_RULES = RuleSet("default").extend(ELEMENTWISE_RULES).extend(NN_RULES).extend(LINALG_RULES)
+DEFAULT_RULES.extend(MATHS_RULES).extend(ARRAY_RULES)
 DEFAULT_RULES.mark_nondifferentiable(R.GreaterOp, R.EqualOp, R.FillOp, R.ConstantOp)
 
 _RULE_SETS: dict[str, RuleSet] = {DEFAULT_RULES.name: DEFAULT_RULES}

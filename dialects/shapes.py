@@ -149,6 +149,50 @@ def rank_in(op: str, what: str, shape: Shape, ranks: Sequence[int]) -> None:
         raise ShapeError(f"{op}: {what} must be {allowed}, got shape {fmt(shape)}")
 
 
+def slice_box(op: str, what: str, shape: Shape, start: Sequence[int], step: Sequence[int], box: Shape) -> None:
+    """A strided box inside `shape`: along axis d, box[d] elements start[d] + i * step[d], all in bounds.
+
+    Steps are non-zero and may be negative; an axis with no elements only
+    needs 0 <= start <= size.
+    """
+    rank = len(shape)
+    if not len(start) == len(step) == len(box) == rank:
+        raise ShapeError(
+            f"{op}: start {tuple(start)}, step {tuple(step)} and box {fmt(box)} must each have one entry "
+            f"per axis of {what} {fmt(shape)}"
+        )
+    for d, (n, first, stride, count) in enumerate(zip(shape, start, step, box)):
+        if stride == 0:
+            raise ShapeError(f"{op}: step 0 on axis {d} of {what} {fmt(shape)}; steps must be non-zero")
+        if count < 0:
+            raise ShapeError(f"{op}: negative size {count} on axis {d}")
+        last = first + (count - 1) * stride
+        if count == 0 and not 0 <= first <= n:
+            raise ShapeError(f"{op}: start {first} on axis {d} is outside {what} {fmt(shape)}")
+        if count > 0 and not (0 <= first < n and 0 <= last < n):
+            raise ShapeError(
+                f"{op}: {count} element(s) from {first} with step {stride} on axis {d} reach index {last}, "
+                f"outside {what} {fmt(shape)} (valid: 0 to {n - 1})"
+            )
+
+
+def concatenate(op: str, shapes: Sequence[Shape], axis: int) -> Shape:
+    """Shapes joined along `axis`: same rank (>= 1), equal sizes on every other axis."""
+    if not shapes:
+        raise ShapeError(f"{op}: needs at least one array")
+    first = shapes[0]
+    if not first:
+        raise ShapeError(f"{op}: 0-d arrays cannot be concatenated (stack them instead)")
+    axis = normalize_axis(op, axis, len(first), first)
+    for k, s in enumerate(shapes[1:], start=1):
+        if len(s) != len(first) or any(a != b for d, (a, b) in enumerate(zip(s, first)) if d != axis):
+            raise ShapeError(
+                f"{op}: array {k} has shape {fmt(s)}, which does not match array 0's {fmt(first)} "
+                f"outside axis {axis}"
+            )
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1 :]
+
+
 def same_dtype(op: str, dtypes: Sequence[str]) -> str:
     """All operands share one float element type ('f32' or 'f64'); mixing is refused, not promoted."""
     for d in dtypes:

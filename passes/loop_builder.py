@@ -173,6 +173,9 @@ class LoopBuilder:
     def maxf(self, a, b):
         return self.add(arith.MaximumfOp(a, b))
 
+    def minf(self, a, b):
+        return self.add(arith.MinimumfOp(a, b))
+
     def addi(self, a, b):
         return self.add(arith.AddiOp(a, b))
 

@@ -128,7 +128,7 @@ def _mask(predicate: str):
 
 
 def reduction(kind: str) -> Recipe:
-    """sum / mean / max over one axis (or all), with or without keepdims."""
+    """sum / mean / max / min / prod over one axis (or all), with or without keepdims."""
 
     def recipe(b, op, ins, outs):
         x, out = ins[0], outs[0]
@@ -136,8 +136,8 @@ def reduction(kind: str) -> Recipe:
         rank = len(x.shape)
         axes = list(range(rank)) if params["axis"] is None else [params["axis"]]
         ft = out.element_type
-        init = b.float(0.0 if kind != "max" else _lowest(ft), ft)
-        combine = b.maxf if kind == "max" else b.addf
+        init = b.float({"max": _lowest(ft), "min": pymath.inf, "prod": 1.0}.get(kind, 0.0), ft)
+        combine = {"max": b.maxf, "min": b.minf, "prod": b.mulf}.get(kind, b.addf)
         count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
         kept = [k for k in range(rank) if k not in axes]
 

@@ -55,6 +55,7 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.errors import CompileError
 
 from .loop_builder import LoopBuilder
+from . import loop_recipes_array, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
 from .loop_recipes import RECIPES, Buffer, Scalar, Storage, copy_into
 
 

@@ -13,6 +13,14 @@ from .ops import (
     add, broadcast_to, divide, equal, exp, greater, log, matmul, max, maximum, mean, minimum,
     multiply, negative, power, relu, reshape, sigmoid, sqrt, subtract, sum, tanh, transpose,
 )  # fmt: skip
+from .ops import (
+    abs, absolute, arctan2, clip, cos, cumsum, erf, exp2, expm1, greater_equal, less, less_equal,
+    log1p, logsumexp, min, norm, not_equal, prod, reciprocal, sign, sin, softplus, square, tan, where,
+)  # fmt: skip
+from .array_ops import (
+    concatenate, diff, expand_dims, flip, full_like, ones_like, pad, ravel, roll, squeeze, stack,
+    zeros_like,
+)  # fmt: skip
 from .jit import CompiledFunction, JitFunction, compile, jit
 from .autodiff_api import grad, value_and_grad
 from .forward_api import hessian, hvp, jacfwd, jacrev, jvp, linearize, vjp
@@ -33,4 +41,9 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",
     "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul",
     "transpose", "reshape", "broadcast_to",
+    "sin", "cos", "tan", "exp2", "log1p", "expm1", "abs", "absolute", "sign", "erf", "softplus",
+    "square", "reciprocal", "arctan2", "clip", "less", "less_equal", "greater_equal", "not_equal",
+    "where", "min", "prod", "logsumexp", "cumsum", "norm",
+    "concatenate", "stack", "pad", "roll", "flip", "squeeze", "expand_dims", "ravel", "diff",
+    "zeros_like", "ones_like", "full_like",
 ]  # fmt: skip

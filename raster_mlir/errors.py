@@ -72,3 +72,7 @@ def with_location(error: RasterError, where) -> RasterError:
     located = type(error)(f"{error}\n  at {where}")
     located.where = str(where)
     return located
+
+
+class IndexOutOfBoundsError(ShapeError, IndexError):
+    """A static index outside an array's shape (also an `IndexError`, as numpy raises)."""

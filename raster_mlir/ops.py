@@ -21,7 +21,7 @@ import numpy as np
 
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.shapes import same_dtype
-from raster_mlir.errors import DTypeError, RasterError, with_location
+from raster_mlir.errors import DTypeError, RasterError, ShapeError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import NUMPY_DTYPES, TracedArray, active_scope, typed_dtype
 from raster_mlir.reference import run_kernel
@@ -34,6 +34,11 @@ def apply(op_cls: type[R.RasterOp], operands: Sequence[Any], **params) -> Any:
         scope = active_scope() or traced[0].scope
         return scope.emit(op_cls, operands, params)
     return _eager(op_cls, operands, params)
+
+
+def fail(error: RasterError):
+    """Raise `error` at the user's source line (for checks made before any op is built)."""
+    raise with_location(error, user_location())
 
 
 def _eager(op_cls, operands, params):
@@ -139,8 +144,85 @@ def maximum(a, b):
 
 
 def minimum(a, b):
-    """Elementwise minimum, as -maximum(-a, -b)."""
-    return negative(maximum(negative(a), negative(b)))
+    """Elementwise minimum with numpy broadcasting (NaN if either is NaN)."""
+    return apply(R.MinimumOp, [a, b])
+
+
+def sin(x):
+    """Sine elementwise."""
+    return apply(R.SinOp, [x])
+
+
+def cos(x):
+    """Cosine elementwise."""
+    return apply(R.CosOp, [x])
+
+
+def tan(x):
+    """Tangent elementwise."""
+    return apply(R.TanOp, [x])
+
+
+def exp2(x):
+    """2**x elementwise."""
+    return apply(R.Exp2Op, [x])
+
+
+def log1p(x):
+    """log(1 + x) elementwise, accurate for small x."""
+    return apply(R.Log1pOp, [x])
+
+
+def expm1(x):
+    """exp(x) - 1 elementwise, accurate for small x."""
+    return apply(R.Expm1Op, [x])
+
+
+def abs(x):  # noqa: A001 - numpy's name
+    """|x| elementwise; its gradient at 0 is 0 (as JAX)."""
+    return apply(R.AbsOp, [x])
+
+
+absolute = abs
+
+
+def sign(x):
+    """-1, 0 or 1 by the sign of x elementwise (NaN stays NaN); zero gradient."""
+    return apply(R.SignOp, [x])
+
+
+def erf(x):
+    """The error function elementwise."""
+    return apply(R.ErfOp, [x])
+
+
+def softplus(x):
+    """log(1 + exp(x)) elementwise, without overflow; its derivative is sigmoid(x)."""
+    return apply(R.SoftplusOp, [x])
+
+
+def square(x):
+    """x * x elementwise."""
+    return multiply(x, x)
+
+
+def reciprocal(x):
+    """1 / x elementwise."""
+    return divide(1.0, x)
+
+
+def arctan2(y, x):
+    """The angle of the point (x, y) in (-pi, pi], with numpy broadcasting (no gradient at (0, 0))."""
+    return apply(R.Atan2Op, [y, x])
+
+
+def clip(x, a_min, a_max):
+    """minimum(maximum(x, a_min), a_max) as numpy's clip (a bound may be None); at a bound the gradient is halved."""
+    if a_min is None and a_max is None:
+        fail(DTypeError("clip: give a_min, a_max or both (both are None)"))
+    if a_min is not None:
+        x = maximum(x, a_min)
+    return x if a_max is None else minimum(x, a_max)
 
 
 def greater(a, b):
@@ -151,6 +233,36 @@ def greater(a, b):
 def equal(a, b):
     """1.0 where a == b, else 0.0 (a float mask; its gradient is zero)."""
     return apply(R.EqualOp, [a, b])
+
+
+def less(a, b):
+    """1.0 where a < b, else 0.0 (a float mask; its gradient is zero)."""
+    return apply(R.LessOp, [a, b])
+
+
+def less_equal(a, b):
+    """1.0 where a <= b, else 0.0 (a float mask; its gradient is zero)."""
+    return apply(R.LessEqualOp, [a, b])
+
+
+def greater_equal(a, b):
+    """1.0 where a >= b, else 0.0 (a float mask; its gradient is zero)."""
+    return apply(R.GreaterEqualOp, [a, b])
+
+
+def not_equal(a, b):
+    """1.0 where a != b (or either is NaN), else 0.0 (a float mask; its gradient is zero)."""
+    return apply(R.NotEqualOp, [a, b])
+
+
+def where(condition, x, y):
+    """x where condition is non-zero (a mask, a bool array or a number), else y; numpy broadcasting.
+
+    Gradients flow to x and y, never to the condition.
+    """
+    if isinstance(condition, (bool, np.bool_)) or (isinstance(condition, np.ndarray) and condition.dtype == bool):
+        condition = np.asarray(condition, dtype=np.int8)  # an integer array takes the others' dtype
+    return apply(R.WhereOp, [condition, x, y])
 
 
 # ---------------------------------------------------------------------------
@@ -170,6 +282,54 @@ def mean(x, axis=None, keepdims=False):
 def max(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
     """Maximum over one axis, or over all elements when axis is None."""
     return apply(R.MaxOp, [x], axis=axis, keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
+    """Minimum over one axis, or over all elements when axis is None."""
+    return apply(R.MinOp, [x], axis=axis, keepdims=keepdims)
+
+
+def prod(x, axis=None, keepdims=False):
+    """Product over one axis, or over all elements when axis is None (exact gradients with zeros)."""
+    return apply(R.ProdOp, [x], axis=axis, keepdims=keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over one axis or all, computed stably (max subtracted first)."""
+    return apply(R.LogSumExpOp, [x], axis=axis, keepdims=keepdims)
+
+
+def cumsum(x, axis=None):
+    """Running sum along `axis`; over the flattened array when axis is None (as numpy)."""
+    if axis is None:
+        x = reshape(x, (-1,))
+        axis = 0
+    return apply(R.CumsumOp, [x], axis=axis)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - numpy's name
+    """numpy.linalg.norm for vector norms: 2 (default; Frobenius over a whole matrix), 1 and inf.
+
+    The 2-norm is sqrt(sum(x * x)); its gradient x / norm is NaN at x = 0.
+    Matrix norms other than Frobenius (ord=1, 2, inf of a 2-D array without
+    axis) are not supported.
+    """
+    from raster_mlir.frontend.tracer import TracedArray
+
+    ndim = x.ndim if isinstance(x, TracedArray) else np.ndim(x)
+    vector = axis is not None or ndim <= 1
+    if ord in (None, "fro") or (ord == 2 and vector):
+        if ord == "fro" and (axis is not None or ndim != 2):
+            fail(ShapeError(f"norm: ord='fro' needs a 2-D array without axis, got ndim {ndim}, axis {axis}"))
+        return sqrt(sum(multiply(x, x), axis=axis, keepdims=keepdims))
+    if vector and ord == 1:
+        return sum(abs(x), axis=axis, keepdims=keepdims)
+    if vector and ord == np.inf:
+        return max(abs(x), axis=axis, keepdims=keepdims)
+    fail(ShapeError(
+        f"norm: ord={ord!r} of an array with ndim {ndim} and axis {axis} is not supported "
+        "(vector norms 1, 2, inf over one axis or a 1-D array, and 2 / 'fro' over all elements are)"
+    ))
 
 
 # ---------------------------------------------------------------------------

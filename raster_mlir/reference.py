@@ -18,6 +18,7 @@ Numerical choices:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -106,6 +107,81 @@ KERNELS: dict[str, Callable[..., np.ndarray | tuple[np.ndarray, ...]]] = {
     "raster.fill": _fill,
     "raster.constant": _constant,
 }
+
+
+# ---------------------------------------------------------------------------
+# More maths (dialects/raster_maths.py) and static slicing (dialects/raster_array.py)
+
+
+def _mask_of(compare):
+    return lambda a, b: compare(a, b).astype(np.result_type(a, b))
+
+
+def _softplus(x):
+    # max(x, 0) + log1p(exp(-|x|)): exp never overflows.
+    return np.maximum(x, x.dtype.type(0)) + np.log1p(np.exp(-np.abs(x)))
+
+
+# numpy has no erf; Python's math.erf is accurate to an ulp (f32 inputs are computed in f64).
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _logsumexp(x, axis=None, keepdims=False):
+    peak = np.max(x, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0).astype(x.dtype)  # as JAX: all -inf gives -inf
+    total = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    return total if keepdims else (total.reshape(()) if axis is None else np.squeeze(total, axis))
+
+
+def _cumsum(x, axis=0, reverse=False):
+    if reverse:
+        return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
+    return np.cumsum(x, axis=axis)
+
+
+def _box(start, step, count):
+    """The index tuple of a strided box (stop computed so negative steps may reach index 0)."""
+    return tuple(slice(s, s + n * t if s + n * t >= 0 else None, t) for s, t, n in zip(start, step, count))
+
+
+def _slice(x, start=(), step=(), shape=()):
+    return x[_box(start, step, shape)]
+
+
+def _insert_slice(source, dest, start=(), step=()):
+    out = dest.copy()
+    out[_box(start, step, source.shape)] = source
+    return out
+
+
+KERNELS.update(
+    {
+        "raster.sin": np.sin,
+        "raster.cos": np.cos,
+        "raster.tan": np.tan,
+        "raster.exp2": np.exp2,
+        "raster.log1p": np.log1p,
+        "raster.expm1": np.expm1,
+        "raster.abs": np.abs,
+        "raster.sign": np.sign,
+        "raster.erf": _erf,
+        "raster.softplus": _softplus,
+        "raster.minimum": np.minimum,
+        "raster.atan2": np.arctan2,
+        "raster.less": _mask_of(np.less),
+        "raster.less_equal": _mask_of(np.less_equal),
+        "raster.greater_equal": _mask_of(np.greater_equal),
+        "raster.not_equal": _mask_of(np.not_equal),
+        "raster.where": lambda p, a, b: np.where(p != 0, a, b),
+        "raster.min": _reduce(np.min),
+        "raster.prod": _reduce(np.prod),
+        "raster.logsumexp": _logsumexp,
+        "raster.cumsum": _cumsum,
+        "raster.slice": _slice,
+        "raster.insert_slice": _insert_slice,
+        "raster.concatenate": lambda *xs, axis=0: np.concatenate(xs, axis=axis),
+    }
+)
 
 
 def run_kernel(name: str, arrays, params: dict, dtype: np.dtype) -> tuple[np.ndarray, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 
+import dialect_examples_arrays
 import pytest
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.parser import Parser
@@ -117,9 +118,13 @@ EXTRA_EXAMPLES = {
 }  # fmt: skip
 
 
+DOC_ARGS.update(dialect_examples_arrays.DOC_ARGS)
+EXTRA_EXAMPLES.update(dialect_examples_arrays.EXTRA_EXAMPLES)
+
+
 def docstring_example(op_cls) -> str:
     """The first `%... = raster.op ...` snippet quoted in the class docstring."""
-    examples = re.findall(r"`(%[^`]*\braster\.[a-z_]+\b[^`]*)`", op_cls.__doc__ or "")
+    examples = re.findall(r"`(%[^`]*\braster\.[a-z_0-9]+\b[^`]*)`", op_cls.__doc__ or "")
     assert examples, f"{op_cls.__name__} has no IR example in its docstring"
     return examples[0]
 

@@ -261,8 +261,10 @@ def _refuse_numpy_options(method: str, options: dict) -> None:
 class TracedArray:
     """A placeholder for an array inside a trace: shape and dtype known, values not.
 
-    Python operators build raster ops. Anything that would need the values
-    (`bool(x)`, `float(x)`, `np.asarray(x)`, indexing) raises a TraceError.
+    Python operators, static indexing (`x[1:-1]`, `x[..., None]`) and numpy
+    functions (`np.sin(x)`, `np.sum(x, axis=0)`) build raster ops. Anything
+    that would need the values (`bool(x)`, `float(x)`, `np.asarray(x)`)
+    raises a TraceError.
     """
 
     __array_priority__ = 1000
@@ -277,6 +279,12 @@ class TracedArray:
             f"supported on traced arrays; supported ufuncs: {', '.join(sorted(_UFUNC_OPS))}"
         )
         raise with_location(error, user_location())
+
+    def __array_function__(self, func, types, args, kwargs):
+        """numpy functions on traced values (`np.sum(x, axis=0)`, `np.where(m, x, 0)`) become raster ops."""
+        from raster_mlir.numpy_interop import array_function
+
+        return array_function(func, args, kwargs)
 
     def __init__(self, scope: FunctionScope, value: SSAValue):
         self.scope = scope
@@ -354,12 +362,39 @@ class TracedArray:
     def __pos__(self):
         return self
 
+    # Comparisons give float masks (1.0 where true, else 0.0) of the operands' dtype:
+    # usable in arithmetic and rm.where, not in `if`.
     def __gt__(self, other):
-        """A float mask (1.0 where greater, else 0.0) — usable in arithmetic, not in `if`."""
         return _ops().greater(self, other)
 
     def __lt__(self, other):
-        return _ops().greater(other, self)
+        return _ops().less(self, other)
+
+    def __ge__(self, other):
+        return _ops().greater_equal(self, other)
+
+    def __le__(self, other):
+        return _ops().less_equal(self, other)
+
+    def __eq__(self, other):
+        return _ops().equal(self, other)
+
+    def __ne__(self, other):
+        return _ops().not_equal(self, other)
+
+    def __abs__(self):
+        return _ops().abs(self)
+
+    def __getitem__(self, key):
+        """numpy basic indexing with static indices: ints, slices, `...`, None (see frontend/indexing.py)."""
+        return _array_ops().getitem(self, key)
+
+    def __iter__(self):
+        """Iterating gives x[0], x[1], ... (a static number of slices, like iterating in JAX)."""
+        if not self.shape:
+            error = TraceError(f"iteration over a 0-d traced array ({self.dtype_name})")
+            raise with_location(error, user_location())
+        return (self[i] for i in range(self.shape[0]))
 
     # -- methods numpy users reach for --------------------------------------
     @property
@@ -384,6 +419,48 @@ class TracedArray:
     def max(self, axis=None, keepdims=False, **numpy_options):
         _refuse_numpy_options("max", numpy_options)
         return _ops().max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _ops().min(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return _ops().prod(self, axis=axis, keepdims=keepdims)
+
+    def cumsum(self, axis=None):
+        return _ops().cumsum(self, axis=axis)
+
+    def clip(self, a_min=None, a_max=None):
+        return _ops().clip(self, a_min, a_max)
+
+    def dot(self, other):
+        return _ops().matmul(self, other)
+
+    def squeeze(self, axis=None):
+        return _array_ops().squeeze(self, axis)
+
+    def flatten(self):
+        return _array_ops().ravel(self)
+
+    def ravel(self):
+        return _array_ops().ravel(self)
+
+    def swapaxes(self, axis1, axis2):
+        perm = list(range(self.ndim))
+        perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+        return _ops().transpose(self, perm)
+
+    def copy(self):
+        return self  # traced values are immutable: a copy is the value itself
+
+    def astype(self, dtype):
+        """Only to the array's own dtype (raster_mlir has no conversion op between f32 and f64)."""
+        if np.dtype(dtype) != self.dtype:
+            error = DTypeError(
+                f"astype({np.dtype(dtype)}) of a traced {self.dtype_name} array: converting between "
+                "dtypes inside a compiled function is not supported; convert the arguments instead"
+            )
+            raise with_location(error, user_location())
+        return self
 
     # -- what needs concrete values ----------------------------------------
     def _needs_values(self, construct: str):
@@ -410,22 +487,7 @@ class TracedArray:
     def __array__(self, *args, **kwargs):
         self._needs_values("converting to a numpy array (np.asarray / a numpy function)")
 
-    def __iter__(self):
-        self._needs_values("iterating over a traced array")
-
-    def __getitem__(self, item):
-        self._needs_values("indexing or slicing")
-
-    def __ge__(self, other):
-        self._needs_values(">= (use > or rm.maximum)")
-
-    def __le__(self, other):
-        self._needs_values("<= (use < or rm.maximum)")
-
-    def __eq__(self, other):
-        self._needs_values("== on a traced array")
-
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # identity: `==` builds a mask instead of comparing objects
 
 
 # numpy ufunc name -> raster_mlir.ops function with the same meaning.
@@ -433,6 +495,10 @@ _UFUNC_OPS = {
     "add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
     "true_divide": "divide", "power": "power", "negative": "negative", "exp": "exp", "log": "log",
     "tanh": "tanh", "sqrt": "sqrt", "maximum": "maximum", "minimum": "minimum", "matmul": "matmul",
+    "sin": "sin", "cos": "cos", "tan": "tan", "exp2": "exp2", "log1p": "log1p", "expm1": "expm1",
+    "absolute": "abs", "fabs": "abs", "sign": "sign", "square": "square", "reciprocal": "reciprocal",
+    "arctan2": "arctan2", "greater": "greater", "greater_equal": "greater_equal", "less": "less",
+    "less_equal": "less_equal", "equal": "equal", "not_equal": "not_equal",
 }  # fmt: skip
 
 
@@ -448,6 +514,12 @@ def _ops():
     from raster_mlir import ops
 
     return ops
+
+
+def _array_ops():
+    from raster_mlir import array_ops
+
+    return array_ops
 
 
 __all__ = ["ModuleTrace", "FunctionScope", "TracedArray", "active_scope", "flatten", "unflatten"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import gradient_cases_arrays
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -170,6 +171,7 @@ CASES = [
     Case("reshape", (R.ReshapeOp,), lambda x, shape: rm.reshape(x, shape), reshape_args),
     Case("broadcast_to", (R.BroadcastToOp,), lambda x, shape: rm.broadcast_to(x, shape), broadcast_to_args),
 ]  # fmt: skip
+CASES += gradient_cases_arrays.cases(Case)
 
 
 def run_case(case: Case, data, n: int, dtype=np.float64, rtol=None):

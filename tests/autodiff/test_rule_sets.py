@@ -17,6 +17,7 @@ from raster_mlir.passes.autodiff import AutodiffPass
 from raster_mlir.passes.inline import InlinePass
 
 NONDIFFERENTIABLE = {R.GreaterOp, R.EqualOp, R.FillOp, R.ConstantOp}
+NONDIFFERENTIABLE |= {R.SignOp, R.LessOp, R.LessEqualOp, R.GreaterEqualOp, R.NotEqualOp}
 
 
 @pytest.mark.parametrize("op_cls", R.RASTER_OPS, ids=lambda c: c.name)

@@ -1,0 +1,91 @@
+"""numpy functions called on traced arrays (numpy's `__array_function__` protocol).
+
+`np.sum(x, axis=0)`, `np.where(x > 0, x, 0)`, `np.concatenate([a, x])`...
+with a traced argument reach `TracedArray.__array_function__`, which calls
+`array_function`: the numpy function is looked up in `NUMPY_FUNCTIONS` and
+the raster_mlir function with the same meaning is called with the same
+arguments. A numpy function that is not in the table, or a parameter the
+raster_mlir version does not take (`dtype=`, `out=`...), raises a
+`TraceError` naming the numpy function and the user's line. (Ufuncs such as
+`np.sin` go through `__array_ufunc__` instead; see the tracer.)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+
+from raster_mlir import array_ops as A
+from raster_mlir import ops as O
+from raster_mlir.errors import TraceError, with_location
+from raster_mlir.frontend.source import user_location
+
+
+def _shape(x):
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def _numpy_reshape(a, shape=None, order="C", **kwargs):
+    if order != "C":
+        raise TraceError(f"numpy.reshape: order={order!r} is not supported (only 'C')")
+    if "newshape" in kwargs and shape is None:
+        shape = kwargs.pop("newshape")
+    if kwargs:
+        raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+    return O.reshape(a, shape)
+
+
+NUMPY_FUNCTIONS: dict[Callable, Callable] = {
+    np.sum: O.sum,
+    np.mean: O.mean,
+    np.max: O.max,
+    np.amax: O.max,
+    np.min: O.min,
+    np.amin: O.min,
+    np.prod: O.prod,
+    np.cumsum: O.cumsum,
+    np.where: O.where,
+    np.clip: O.clip,
+    np.dot: O.matmul,
+    np.transpose: O.transpose,
+    np.reshape: _numpy_reshape,
+    np.broadcast_to: O.broadcast_to,
+    np.linalg.norm: O.norm,
+    np.concatenate: A.concatenate,
+    np.stack: A.stack,
+    np.expand_dims: A.expand_dims,
+    np.squeeze: A.squeeze,
+    np.ravel: A.ravel,
+    np.flip: A.flip,
+    np.roll: A.roll,
+    np.pad: A.pad,
+    np.diff: A.diff,
+    np.zeros_like: A.zeros_like,
+    np.ones_like: A.ones_like,
+    np.full_like: lambda a, fill_value: A.full_like(a, fill_value),
+    np.shape: _shape,
+    np.ndim: lambda a: len(_shape(a)),
+    np.size: lambda a: int(np.prod(_shape(a), dtype=np.int64)),
+}
+
+
+def _name(func) -> str:
+    prefix = "numpy.linalg" if "linalg" in (getattr(func, "__module__", "") or "") else "numpy"
+    return f"{prefix}.{func.__name__}"
+
+
+def array_function(func, args, kwargs):
+    """Call the raster_mlir version of numpy function `func`, or raise a TraceError naming it."""
+    ours = NUMPY_FUNCTIONS.get(func)
+    if ours is None:
+        supported = ", ".join(sorted(_name(f) for f in NUMPY_FUNCTIONS))
+        error = TraceError(f"{_name(func)} is not supported on traced arrays; supported numpy functions: {supported}")
+        raise with_location(error, user_location())
+    try:
+        inspect.signature(ours).bind(*args, **kwargs)
+    except TypeError as e:
+        error = TraceError(f"{_name(func)} on traced arrays: these arguments are not supported ({e})")
+        raise with_location(error, user_location()) from None
+    return ours(*args, **kwargs)
