@@ -1,5 +1,7 @@
-"""Reverse rules of static slicing, slice insertion and concatenation (`raster_array.py`).
+"""Reverse and tangent rules of static slicing, slice insertion and concatenation (`raster_array.py`).
 
+All three ops are linear, so each tangent rule is the op applied to the
+tangents (zeros standing in for operands without one). Reverse rules:
 - slice: the cotangent is inserted into zeros of the input's shape at the
   same box (every other input element did not reach the output);
 - insert_slice: the source gets the box of the cotangent; the destination
@@ -11,10 +13,11 @@ from __future__ import annotations
 
 from raster_mlir.dialects import raster as R
 
-from .raster_rules_core import ReverseBuilder, RuleSet
+from .raster_rules_core import ReverseBuilder, RuleSet, TangentBuilder
 
 ARRAY_RULES = RuleSet("array")
 register = ARRAY_RULES.register
+tangent = ARRAY_RULES.register_tangent
 
 
 @register(R.SliceOp)
@@ -36,14 +39,18 @@ def insert_slice_rule(b: ReverseBuilder, op, cts):
 @register(R.ConcatenateOp)
 def concatenate_rule(b: ReverseBuilder, op, cts):
     ct, axis = cts[0], op.params()["axis"]
-    shape = b.shape(ct)
+    rank = len(b.shape(ct))
     pieces, offset = [], 0
     for k, operand in enumerate(op.inputs):
-        size = b.shape(operand)[axis]
         if b.needs(k):
-            start = tuple(offset if d == axis else 0 for d in range(len(shape)))
-            pieces.append(b.emit(R.SliceOp, [ct], start=start, step=(1,) * len(shape), shape=b.shape(operand)))
+            start = tuple(offset if d == axis else 0 for d in range(rank))
+            pieces.append(b.emit(R.SliceOp, [ct], start=start, step=(1,) * rank, shape=b.shape(operand)))
         else:
             pieces.append(None)
-        offset += size
+        offset += b.shape(operand)[axis]
     return pieces
+
+
+@tangent(R.SliceOp, R.InsertSliceOp, R.ConcatenateOp)
+def linear_tangent(b: TangentBuilder, op, ts):
+    return [b.emit(type(op), b.zeros_for(ts, op.operands), **op.params())]

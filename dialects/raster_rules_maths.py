@@ -1,15 +1,21 @@
-"""Reverse rules of the maths ops of `raster_maths.py` (unary, binary, where, reductions, cumsum).
+"""Reverse and tangent rules of the maths ops of `raster_maths.py`.
+
+Each op's derivative is written once, as its partial derivatives (`slope`
+functions), and both rules are built from it: the reverse rule multiplies the
+cotangent by the partials (and unbroadcasts), the tangent rule multiplies the
+operand tangents by them and sums. Reductions send the cotangent back along
+the reduced axis and their tangents are sums of slope * tangent over it.
 
 Conventions at points without a derivative (documented choices, all finite
 unless the function itself is not):
-- abs'(0) = 0 (the rule multiplies by sign(x)), as JAX;
-- minimum(x, y) at ties x == y gives each side half the cotangent, like maximum;
-- min over an axis shares the cotangent equally among tied minima, like max;
-- prod's gradient is exact with zeros in the input: with no zero it is
+- abs'(0) = 0 (the slope is sign(x)), as JAX;
+- minimum(x, y) at ties x == y gives each side half, like maximum;
+- min over an axis shares the derivative equally among tied minima, like max;
+- prod's derivative is exact with zeros in the input: with no zero it is
   prod / x_i; with exactly one zero only that element gets the product of the
   others; with two or more zeros it is 0 everywhere;
-- atan2(y, x) at (0, 0) has no derivative: the rule gives NaN there (0 / 0);
-- sign and the comparisons are marked non-differentiable (zero gradient).
+- atan2(y, x) at (0, 0) has no derivative: the rules give NaN there (0 / 0);
+- sign and the comparisons are marked non-differentiable (zero derivative).
 """
 
 from __future__ import annotations
@@ -18,102 +24,140 @@ import math
 
 from raster_mlir.dialects import raster as R
 
-from .raster_rules_core import ReverseBuilder, RuleSet
+from .raster_rules_core import ReverseBuilder, RuleSet, TangentBuilder
+from .raster_rules_linalg import _keepdims, _max_shares
 
 MATHS_RULES = RuleSet("maths")
 register = MATHS_RULES.register
+tangent = MATHS_RULES.register_tangent
 MATHS_RULES.mark_nondifferentiable(R.SignOp, R.LessOp, R.LessEqualOp, R.GreaterEqualOp, R.NotEqualOp)
 
+Builder = ReverseBuilder | TangentBuilder
 
-def _where(b: ReverseBuilder, pred, on_true, on_false):
+
+def _where(b: Builder, pred, on_true, on_false):
     return b.emit(R.WhereOp, [pred, on_true, on_false])
 
 
 # ---------------------------------------------------------------------------
-# Unary: dx = ct * f'(x)
+# Unary: y = f(x); both rules multiply by the slope f'(x).
 
 
-@register(R.SinOp)
-def sin_rule(b: ReverseBuilder, op, cts):
-    return [b.mul(cts[0], b.emit(R.CosOp, [op.input]))]
+def unary(*op_classes):
+    """Decorator: `slope(b, op) = f'(x)` becomes the reverse rule (ct * slope) and the tangent rule (dx * slope)."""
+
+    def decorate(slope):
+        def reverse_rule(b: ReverseBuilder, op, cts):
+            return [b.mul(cts[0], slope(b, op))]
+
+        def tangent_rule(b: TangentBuilder, op, ts):
+            return [b.mul(ts[0], slope(b, op))]
+
+        reverse_rule.__name__, tangent_rule.__name__ = f"{slope.__name__}_rule", f"{slope.__name__}_tangent"
+        register(*op_classes)(reverse_rule)
+        tangent(*op_classes)(tangent_rule)
+        return slope
+
+    return decorate
 
 
-@register(R.CosOp)
-def cos_rule(b: ReverseBuilder, op, cts):
-    return [b.neg(b.mul(cts[0], b.emit(R.SinOp, [op.input])))]
+@unary(R.SinOp)
+def sin_slope(b, op):
+    return b.emit(R.CosOp, [op.input])
 
 
-@register(R.TanOp)
-def tan_rule(b: ReverseBuilder, op, cts):
+@unary(R.CosOp)
+def cos_slope(b, op):
+    return b.neg(b.emit(R.SinOp, [op.input]))
+
+
+@unary(R.TanOp)
+def tan_slope(b, op):
     y = op.result  # tan' = 1 + tan^2
-    return [b.mul(cts[0], b.add(b.scalar(1.0, y), b.mul(y, y)))]
+    return b.add(b.scalar(1.0, y), b.mul(y, y))
 
 
-@register(R.Exp2Op)
-def exp2_rule(b: ReverseBuilder, op, cts):
+@unary(R.Exp2Op)
+def exp2_slope(b, op):
     y = op.result
-    return [b.mul(cts[0], b.mul(y, b.scalar(math.log(2.0), y)))]
+    return b.mul(y, b.scalar(math.log(2.0), y))
 
 
-@register(R.Log1pOp)
-def log1p_rule(b: ReverseBuilder, op, cts):
+@unary(R.Log1pOp)
+def log1p_slope(b, op):
     x = op.input
-    return [b.div(cts[0], b.add(x, b.scalar(1.0, x)))]
+    return b.div(b.scalar(1.0, x), b.add(x, b.scalar(1.0, x)))
 
 
-@register(R.Expm1Op)
-def expm1_rule(b: ReverseBuilder, op, cts):
+@unary(R.Expm1Op)
+def expm1_slope(b, op):
     y = op.result  # (e^x - 1)' = e^x = y + 1
-    return [b.mul(cts[0], b.add(y, b.scalar(1.0, y)))]
+    return b.add(y, b.scalar(1.0, y))
 
 
-@register(R.AbsOp)
-def abs_rule(b: ReverseBuilder, op, cts):
-    return [b.mul(cts[0], b.emit(R.SignOp, [op.input]))]  # abs'(0) = sign(0) = 0
+@unary(R.AbsOp)
+def abs_slope(b, op):
+    return b.emit(R.SignOp, [op.input])  # abs'(0) = sign(0) = 0
 
 
-@register(R.ErfOp)
-def erf_rule(b: ReverseBuilder, op, cts):
+@unary(R.ErfOp)
+def erf_slope(b, op):
     x = op.input  # erf' = 2 / sqrt(pi) * exp(-x^2)
-    slope = b.mul(b.scalar(2.0 / math.sqrt(math.pi), x), b.emit(R.ExpOp, [b.neg(b.mul(x, x))]))
-    return [b.mul(cts[0], slope)]
+    return b.mul(b.scalar(2.0 / math.sqrt(math.pi), x), b.emit(R.ExpOp, [b.neg(b.mul(x, x))]))
 
 
-@register(R.SoftplusOp)
-def softplus_rule(b: ReverseBuilder, op, cts):
-    return [b.mul(cts[0], b.emit(R.SigmoidOp, [op.input]))]
+@unary(R.SoftplusOp)
+def softplus_slope(b, op):
+    return b.emit(R.SigmoidOp, [op.input])
 
 
 # ---------------------------------------------------------------------------
-# Binary with broadcasting
+# Binary with broadcasting: z = f(x, y) with partials (dz/dx, dz/dy) of the result's shape.
 
 
-def _to_operands(b: ReverseBuilder, op, lhs_ct, rhs_ct):
-    return [
-        b.unbroadcast(lhs_ct(), b.shape(op.lhs)) if b.needs(0) else None,
-        b.unbroadcast(rhs_ct(), b.shape(op.rhs)) if b.needs(1) else None,
-    ]
+def binary(*op_classes):
+    """Decorator: `partials(b, op) = (dz/dx, dz/dy)` becomes both rules of z = f(x, y)."""
+
+    def decorate(partials):
+        def reverse_rule(b: ReverseBuilder, op, cts):
+            d_lhs, d_rhs = partials(b, op)
+            return [
+                b.unbroadcast(b.mul(cts[0], d_lhs), b.shape(op.lhs)) if b.needs(0) else None,
+                b.unbroadcast(b.mul(cts[0], d_rhs), b.shape(op.rhs)) if b.needs(1) else None,
+            ]
+
+        def tangent_rule(b: TangentBuilder, op, ts):
+            dx, dy = ts
+            d_lhs, d_rhs = partials(b, op)
+            return [b.sum_terms(
+                b.mul(dx, d_lhs) if dx is not None else None,
+                b.mul(dy, d_rhs) if dy is not None else None,
+                like=op.result,
+            )]  # fmt: skip
+
+        reverse_rule.__name__, tangent_rule.__name__ = f"{partials.__name__}_rule", f"{partials.__name__}_tangent"
+        register(*op_classes)(reverse_rule)
+        tangent(*op_classes)(tangent_rule)
+        return partials
+
+    return decorate
 
 
-@register(R.MinimumOp)
-def minimum_rule(b: ReverseBuilder, op, cts):
-    # The lhs gets ct where x < y, half of it where x == y; the rhs gets the rest.
-    ct, x, y = cts[0], op.lhs, op.rhs
+@binary(R.MinimumOp)
+def minimum_partials(b, op):
+    # The lhs's share is 1 where x < y, 1/2 where x == y, else 0; the rhs gets the rest.
+    x, y = op.lhs, op.rhs
     ties = b.emit(R.EqualOp, [x, y])
     lhs_share = b.add(b.emit(R.LessOp, [x, y]), b.mul(ties, b.scalar(0.5, ties)))
-    return _to_operands(
-        b, op,
-        lambda: b.mul(ct, lhs_share),
-        lambda: b.mul(ct, b.sub(b.scalar(1.0, lhs_share), lhs_share)),
-    )  # fmt: skip
+    return lhs_share, b.sub(b.scalar(1.0, lhs_share), lhs_share)
 
 
-@register(R.Atan2Op)
-def atan2_rule(b: ReverseBuilder, op, cts):
+@binary(R.Atan2Op)
+def atan2_partials(b, op):
     # z = atan2(y, x): dz/dy = x / (x^2 + y^2), dz/dx = -y / (x^2 + y^2)
-    ct, y, x = cts[0], op.lhs, op.rhs
-    scaled = b.div(ct, b.add(b.mul(x, x), b.mul(y, y)))
-    return _to_operands(b, op, lambda: b.mul(scaled, x), lambda: b.neg(b.mul(scaled, y)))
+    y, x = op.lhs, op.rhs
+    r2 = b.add(b.mul(x, x), b.mul(y, y))
+    return b.div(x, r2), b.neg(b.div(y, r2))
 
 
 @register(R.WhereOp)
@@ -127,46 +171,65 @@ def where_rule(b: ReverseBuilder, op, cts):
     ]
 
 
+@tangent(R.WhereOp)
+def where_tangent(b: TangentBuilder, op, ts):
+    _, d_true, d_false = ts
+    if d_true is None and d_false is None:
+        return [None]
+    zero = b.scalar(0.0, op.result)
+    return [b.broadcast_to(
+        _where(b, op.pred, d_true if d_true is not None else zero, d_false if d_false is not None else zero),
+        b.shape(op.result),
+    )]  # fmt: skip
+
+
 # ---------------------------------------------------------------------------
-# Reductions: the cotangent goes back along the reduced axis (see raster_rules_linalg).
+# Reductions: dy = sum over the axis of slope * dx; dx = slope * ct (ct along the axis).
 
 
-def _keepdims(b: ReverseBuilder, v, shape, axis):
-    return b.reshape(v, b.keepdims_shape(shape, axis))
+def reduction(*op_classes):
+    """Decorator: `slope(b, op)` (dy/dx, in x's shape) becomes both rules of a reduction y = r(x)."""
+
+    def decorate(slope):
+        def reverse_rule(b: ReverseBuilder, op, cts):
+            shape, axis = b.shape(op.input), op.params()["axis"]
+            return [b.mul(_keepdims(b, cts[0], shape, axis), slope(b, op))]
+
+        def tangent_rule(b: TangentBuilder, op, ts):
+            total = b.sum(b.mul(slope(b, op), ts[0]), axis=op.params()["axis"], keepdims=True)
+            return [b.reshape(total, b.shape(op.result))]
+
+        reverse_rule.__name__, tangent_rule.__name__ = f"{slope.__name__}_rule", f"{slope.__name__}_tangent"
+        register(*op_classes)(reverse_rule)
+        tangent(*op_classes)(tangent_rule)
+        return slope
+
+    return decorate
 
 
-def _reduce(b: ReverseBuilder, op_cls, x, axis):
-    return b.emit(op_cls, [x], axis=axis, keepdims=True)
+@reduction(R.MinOp)
+def min_slope(b, op):
+    return _max_shares(b, op)  # [x == min] / (number of tied minima): the same rule as max
 
 
-@register(R.MinOp)
-def min_rule(b: ReverseBuilder, op, cts):
-    # dx = [x == min] * ct / (number of positions equal to the min)
-    x, shape, axis = op.input, b.shape(op.input), op.params()["axis"]
-    at_low = b.emit(R.EqualOp, [x, _keepdims(b, op.result, shape, axis)])
-    share = b.div(_keepdims(b, cts[0], shape, axis), b.sum(at_low, axis=axis, keepdims=True))
-    return [b.mul(at_low, share)]
-
-
-@register(R.ProdOp)
-def prod_rule(b: ReverseBuilder, op, cts):
-    x, shape, axis = op.input, b.shape(op.input), op.params()["axis"]
+@reduction(R.ProdOp)
+def prod_slope(b, op):
+    x, axis = op.input, op.params()["axis"]
     zero, one = b.scalar(0.0, x), b.scalar(1.0, x)
     is_zero = b.emit(R.EqualOp, [x, zero])
     zeros = b.sum(is_zero, axis=axis, keepdims=True)  # zeros per reduced slice
     safe = _where(b, is_zero, one, x)
-    others = _reduce(b, R.ProdOp, safe, axis)  # product of the non-zero elements
+    others = b.emit(R.ProdOp, [safe], axis=axis, keepdims=True)  # product of the non-zero elements
     lone_zero = b.mul(b.emit(R.EqualOp, [zeros, one]), is_zero)  # the only zero of its slice
     slope = _where(b, b.emit(R.EqualOp, [zeros, zero]), b.div(others, safe), _where(b, lone_zero, others, zero))
-    return [b.mul(_keepdims(b, cts[0], shape, axis), slope)]
+    return b.broadcast_to(slope, b.shape(x))
 
 
-@register(R.LogSumExpOp)
-def logsumexp_rule(b: ReverseBuilder, op, cts):
+@reduction(R.LogSumExpOp)
+def logsumexp_slope(b, op):
     # d lse / dx = exp(x - lse) (the softmax along the axis)
-    x, shape, axis = op.input, b.shape(op.input), op.params()["axis"]
-    weights = b.emit(R.ExpOp, [b.sub(x, _keepdims(b, op.result, shape, axis))])
-    return [b.mul(_keepdims(b, cts[0], shape, axis), weights)]
+    x, axis = op.input, op.params()["axis"]
+    return b.emit(R.ExpOp, [b.sub(x, _keepdims(b, op.result, b.shape(x), axis))])
 
 
 @register(R.CumsumOp)
@@ -174,3 +237,8 @@ def cumsum_rule(b: ReverseBuilder, op, cts):
     # x[j] feeds y[i] for every i >= j (i <= j when reversed): the cotangent is summed the other way.
     params = op.params()
     return [b.emit(R.CumsumOp, [cts[0]], axis=params["axis"], reverse=not params["reverse"])]
+
+
+@tangent(R.CumsumOp)
+def cumsum_tangent(b: TangentBuilder, op, ts):
+    return [b.emit(R.CumsumOp, [ts[0]], **op.params())]

@@ -28,7 +28,7 @@ def unary_maths(x):
 
 
 def binary_maths(a, b):
-    return rm.stack([rm.minimum(a, b), rm.arctan2(a, b), rm.where(a > b, a * b, a - b), rm.clip(a, -1.1, 0.9)])
+    return rm.stack([rm.minimum(a, b), rm.arctan2(a, b), rm.where(a > b, a * b, a - b), rm.clip(a + b, -1.1, 0.9)])
 
 
 def _off_grid(rng, shape, offset):
