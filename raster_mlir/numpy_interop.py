@@ -21,6 +21,7 @@ from raster_mlir import array_ops as A
 from raster_mlir import ops as O
 from raster_mlir.errors import TraceError, with_location
 from raster_mlir.frontend.source import user_location
+from raster_mlir.frontend.tracer import TracedArray
 
 
 def _shape(x):
@@ -37,15 +38,27 @@ def _numpy_reshape(a, shape=None, order="C", **kwargs):
     return O.reshape(a, shape)
 
 
+def _method(name: str):
+    """np.sum(x, ...) as x.sum(...): the traced methods also refuse numpy's options (out=, dtype=)."""
+
+    def call(a, *args, **kwargs):
+        if isinstance(a, TracedArray):
+            return getattr(a, name)(*args, **kwargs)
+        return getattr(O, name)(a, *args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
 NUMPY_FUNCTIONS: dict[Callable, Callable] = {
-    np.sum: O.sum,
-    np.mean: O.mean,
-    np.max: O.max,
-    np.amax: O.max,
-    np.min: O.min,
-    np.amin: O.min,
-    np.prod: O.prod,
-    np.cumsum: O.cumsum,
+    np.sum: _method("sum"),
+    np.mean: _method("mean"),
+    np.max: _method("max"),
+    np.amax: _method("max"),
+    np.min: _method("min"),
+    np.amin: _method("min"),
+    np.prod: _method("prod"),
+    np.cumsum: _method("cumsum"),
     np.where: O.where,
     np.clip: O.clip,
     np.dot: O.matmul,

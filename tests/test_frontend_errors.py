@@ -197,7 +197,7 @@ def numpy_sum_with_dtype(x):
 def test_unsupported_parameter_of_a_numpy_function():
     with pytest.raises(rm.TraceError) as info:
         rm.compile(numpy_sum_with_dtype, X)
-    assert_error(info, "np-sum-dtype", "numpy.sum", "dtype")
+    assert_error(info, "np-sum-dtype", "np.sum", "dtype")
 
 
 # -- foreign operands -----------------------------------------------------------

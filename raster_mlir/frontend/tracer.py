@@ -251,11 +251,12 @@ def _refuse_numpy_options(method: str, options: dict) -> None:
     """numpy's reduction options other than their defaults (None) have no traced equivalent: say so."""
     given = sorted(k for k, v in options.items() if v is not None)
     if given:
-        raise TraceError(
+        error = TraceError(
             f"np.{method} / x.{method}() on a traced array: option(s) {', '.join(given)} are not supported "
             f"inside @rm.jit (results are always new arrays of the input's dtype); use rm.{method}(x, axis=..., "
             "keepdims=...)"
         )
+        raise with_location(error, user_location())
 
 
 class TracedArray:
@@ -420,13 +421,16 @@ class TracedArray:
         _refuse_numpy_options("max", numpy_options)
         return _ops().max(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims=False):
+    def min(self, axis=None, keepdims=False, **numpy_options):
+        _refuse_numpy_options("min", numpy_options)
         return _ops().min(self, axis=axis, keepdims=keepdims)
 
-    def prod(self, axis=None, keepdims=False):
+    def prod(self, axis=None, keepdims=False, **numpy_options):
+        _refuse_numpy_options("prod", numpy_options)
         return _ops().prod(self, axis=axis, keepdims=keepdims)
 
-    def cumsum(self, axis=None):
+    def cumsum(self, axis=None, **numpy_options):
+        _refuse_numpy_options("cumsum", numpy_options)
         return _ops().cumsum(self, axis=axis)
 
     def clip(self, a_min=None, a_max=None):
