@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-passes", action="store_true")
     p.add_argument("--print-debuginfo", action="store_true", help="print op locations")
     p.add_argument("--list-passes", action="store_true")
+    p.add_argument(
+        "--print-llvm-remarks",
+        action="store_true",
+        help="compile the loop-level IR and print LLVM's diagnostics (captured, never printed otherwise) and the "
+        "loops it was asked to vectorise but did not, on stderr",
+    )
     return p
 
 
@@ -67,7 +73,7 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
         )
         pipeline = StagedPipeline(DEFAULT_PIPELINE if args.passes is None else args.passes, dump)
         pipeline.run(module, first_stage="input")
-        output = _emit(module, args.emit, args.print_debuginfo)
+        output = _emit(module, args.emit, args.print_debuginfo, args.print_llvm_remarks)
     except (RasterError, ParseError) as e:
         print(f"raster-opt: error: {e}", file=sys.stderr)
         return 1
@@ -87,16 +93,23 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _emit(module, emit: str, locations: bool) -> str:
-    if emit == "mlir":
+def _emit(module, emit: str, locations: bool, print_remarks: bool = False) -> str:
+    if emit == "mlir" and not print_remarks:
         return print_module(module, locations=locations)
     from xdsl.dialects.builtin import TensorType
 
     from raster_mlir.backend import emit_llvm
 
     if any(isinstance(v.type, TensorType) for op in module.walk() for v in (*op.operands, *op.results)):
-        raise CompileError(f"--emit={emit} needs loop-level IR: add lower-to-loops to the pipeline (-p ...)")
+        what = f"--emit={emit}" if emit != "mlir" else "--print-llvm-remarks"
+        raise CompileError(f"{what} needs loop-level IR: add lower-to-loops to the pipeline (-p ...)")
     result = emit_llvm(module)
+    if print_remarks:
+        lines = ["// -----// LLVM remarks //----- //", *result.llvm_remarks]
+        lines += [f"loop not vectorized: {name}" for name in result.loops_not_vectorized]
+        print("\n".join(lines), file=sys.stderr)
+    if emit == "mlir":
+        return print_module(module, locations=locations)
     return {"llvm": result.llvm_ir, "llvm-opt": result.llvm_ir_optimized, "asm": result.asm}[emit]
 
 

@@ -16,7 +16,9 @@ Disk level, one file per key, `<dir>/<key>.rmo`:
     key                 32 bytes (the sha256 the file is named after)
     payload length       8 bytes little-endian
     payload sha256      32 bytes
-    payload              object-code length (8 bytes LE) | object code | optimised IR (utf-8)
+    payload              object-code length (8 bytes LE) | object code |
+                         optimised-IR length (8 bytes LE) | optimised IR (utf-8) |
+                         LLVM's remarks (utf-8, one per line)
 
 A file whose magic, version, key, length or checksum does not match (a
 truncated write, a flipped bit, another program's file, an intact entry
@@ -51,7 +53,7 @@ import llvmlite
 from .jit import CompiledObject, JitModule, optimize_and_codegen
 from .target import HostTarget
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAGIC = b"RMLIRobj"
 _HEADER = struct.Struct("<8sI32sQ32s")
 _LEN = struct.Struct("<Q")
@@ -102,7 +104,9 @@ def entry_path(key: str) -> Path:
 
 
 def encode_entry(key: str, compiled: CompiledObject) -> bytes:
-    payload = _LEN.pack(len(compiled.object_code)) + compiled.object_code + compiled.llvm_ir_optimized.encode()
+    ir_text = compiled.llvm_ir_optimized.encode()
+    remarks = "\n".join(compiled.llvm_remarks).encode()
+    payload = _LEN.pack(len(compiled.object_code)) + compiled.object_code + _LEN.pack(len(ir_text)) + ir_text + remarks
     digest = hashlib.sha256(payload).digest()
     return _HEADER.pack(MAGIC, FORMAT_VERSION, bytes.fromhex(key), len(payload), digest) + payload
 
@@ -120,14 +124,20 @@ def decode_entry(blob: bytes, key: str) -> CompiledObject | None:
     if hashlib.sha256(payload).digest() != digest:
         return None
     (obj_len,) = _LEN.unpack_from(payload)
-    if _LEN.size + obj_len > len(payload):
+    ir_at = _LEN.size + obj_len
+    if ir_at + _LEN.size > len(payload):
         return None
-    obj = payload[_LEN.size : _LEN.size + obj_len]
+    obj = payload[_LEN.size : ir_at]
+    (ir_len,) = _LEN.unpack_from(payload, ir_at)
+    remarks_at = ir_at + _LEN.size + ir_len
+    if remarks_at > len(payload):
+        return None
     try:
-        ir_text = payload[_LEN.size + obj_len :].decode()
+        ir_text = payload[ir_at + _LEN.size : remarks_at].decode()
+        remarks = payload[remarks_at:].decode()
     except UnicodeDecodeError:
         return None
-    return CompiledObject(object_code=obj, llvm_ir_optimized=ir_text)
+    return CompiledObject(object_code=obj, llvm_ir_optimized=ir_text, llvm_remarks=tuple(remarks.splitlines()))
 
 
 def read_disk(key: str) -> CompiledObject | None:

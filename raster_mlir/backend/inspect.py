@@ -24,6 +24,20 @@ class LLVMInspection:
         return self._llvm_source().llvm_ir_optimized
 
     @property
+    def llvm_remarks(self) -> tuple[str, ...]:
+        """LLVM's diagnostics while optimising this code (captured, never printed to stderr)."""
+        return self._llvm_source().llvm_remarks
+
+    @property
+    def loops_not_vectorized(self) -> list[str]:
+        """Loops the backend asked LLVM to vectorise (`llvm.loop.vectorize.enable`) that it did not.
+
+        Each is named "@function forced loop k: ..."; LLVM's own warning about
+        them is in `llvm_remarks`. A non-empty list is a performance bug.
+        """
+        return self._llvm_source().loops_not_vectorized
+
+    @property
     def asm(self) -> str:
         """Host assembly of the compiled module."""
         return self._llvm_source().asm

@@ -15,7 +15,6 @@ from xdsl.ir import Operation
 
 from .jam import JamPlan
 from .llvm_types import llvm_type
-from .loop_hints import vectorize_hint
 
 
 class JamEmitter:
@@ -57,7 +56,7 @@ class JamEmitter:
             for env in envs:
                 self.values.update(env)
                 inits.extend(self.value(v) for v in inner.iter_args)
-            md = self.mctx.loop_metadata(vectorize_hint(inner, self.info.name))
+            md = self.mctx.loop_metadata(inner, self.info.name)
             bounds = (self.value(inner.lb), self.value(inner.ub), self.value(inner.step))
             results = self._build_loop(*bounds, inits, inner_body, md)
             for u, env in enumerate(envs):

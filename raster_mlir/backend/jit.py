@@ -7,7 +7,8 @@ Algorithm:
    vectorisation, SLP vectorisation, loop interleaving and unrolling switched
    on from O2 (at O1 LLVM's default pipeline does not run the vectorisers),
    then emit an ELF object for the host with the same target machine.
-   The object and the optimised IR text are what `cache.py` stores.
+   The object, the optimised IR text and LLVM's diagnostics (captured, never
+   printed: llvm_remarks.py) are what `cache.py` stores.
 2. `JitModule`: an MCJIT execution engine built around an empty module into
    which the object is loaded (`add_object_file`), so a cache hit skips
    optimisation and code generation entirely. External symbols (libm's
@@ -18,12 +19,14 @@ Algorithm:
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
 from ..errors import CompileError
+from .llvm_remarks import capture_llvm_diagnostics, loops_not_vectorized
 from .target import HostTarget, ensure_llvm_initialised
 
 # MCJIT creation and module parsing are not documented as thread-safe.
@@ -36,6 +39,7 @@ class CompiledObject:
 
     object_code: bytes
     llvm_ir_optimized: str
+    llvm_remarks: tuple[str, ...] = ()  # LLVM's diagnostics during optimisation and codegen
 
 
 def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3) -> CompiledObject:
@@ -56,10 +60,12 @@ def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3) -
         pto.loop_unrolling = vectorise
         pb = llvm.create_pass_builder(tm, pto)
         pm = pb.getModulePassManager()
-        pm.run(module, pb)
-        optimized = str(module)
-        obj = tm.emit_object(module)
-    return CompiledObject(object_code=bytes(obj), llvm_ir_optimized=optimized)
+        remarks: list[str] = []
+        with capture_llvm_diagnostics(remarks):
+            pm.run(module, pb)
+            optimized = str(module)
+            obj = tm.emit_object(module)
+    return CompiledObject(object_code=bytes(obj), llvm_ir_optimized=optimized, llvm_remarks=tuple(remarks))
 
 
 class JitModule:
@@ -69,6 +75,7 @@ class JitModule:
         ensure_llvm_initialised()
         self.llvm_ir = llvm_ir
         self.llvm_ir_optimized = compiled.llvm_ir_optimized
+        self.llvm_remarks = compiled.llvm_remarks
         self._compiled = compiled
         self._target = target
         self._opt_level = opt_level
@@ -98,6 +105,10 @@ class JitModule:
         if not addr:
             raise CompileError(f"global {name!r} not found in the compiled object")
         return addr
+
+    @functools.cached_property
+    def loops_not_vectorized(self) -> list[str]:
+        return loops_not_vectorized(self.llvm_ir_optimized)
 
     @property
     def asm(self) -> str:

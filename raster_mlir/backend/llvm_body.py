@@ -44,7 +44,6 @@ from .llvm_cf import BranchEmitter
 from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
-from .loop_hints import vectorize_hint
 
 
 class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator, BranchEmitter):
@@ -260,7 +259,7 @@ class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator, BranchEmit
             return self._emit_block(block) or []
 
         lb = lb if lb is not None else self.value(op.lb)
-        md = self.mctx.loop_metadata(vectorize_hint(op, self.info.name))
+        md = self.mctx.loop_metadata(op, self.info.name)
         inits = [self.value(v) for v in op.iter_args]
         results = self._build_loop(lb, self.value(op.ub), self.value(op.step), inits, body, md)
         self.define(op, *results)

@@ -63,6 +63,8 @@ from xdsl.dialects.builtin import ModuleOp
 from ..errors import CompileError
 from .analysis import BufferType, ModuleInfo, analyse_module
 from .llvm_body import FunctionBodyEmitter
+from .llvm_remarks import LOOP_NAME_KEY
+from .loop_hints import describe_loop, vectorize_hint
 from .llvm_types import PTR, llvm_type
 from .specs import ArgSpec, reconcile_specs
 from .target import HostTarget, host_target
@@ -182,6 +184,7 @@ class ModuleEmitter:
         self.llvm_functions: dict[str, ir.Function] = {}
         self._vectorize_enable = None
         self._vectorize_width_1 = None
+        self._forced_loops: dict[str, int] = {}  # per function, to name each forced loop
         self._symbols: set[str] = set()
         # Functions whose buffer arguments carry `noalias` (jam.py relies on it).
         self.noalias_functions: set[str] = set()
@@ -209,15 +212,20 @@ class ModuleEmitter:
         fn.attributes.add("nounwind")
         return fn
 
-    def loop_metadata(self, hint: str | None):
-        """A fresh loop ID for one loop, or None (policy in the module docstring).
+    def loop_metadata(self, loop, fn_name: str):
+        """A fresh loop ID for one scf.for `loop` of @fn_name, or None (policy in the module docstring).
 
-        `hint` comes from loop_hints.vectorize_hint: "force" adds
-        `llvm.loop.vectorize.enable`; "off" (a loop indexed through memory)
-        asks for vector width 1, since the loop vectoriser would need gathers
-        and the SLP vectoriser still packs the lanes of one iteration.
+        The hint comes from loop_hints.vectorize_hint: "force" adds
+        `llvm.loop.vectorize.enable` and the loop's name (`raster.loop`, which
+        LLVM ignores and keeps), so a loop LLVM then fails to vectorise can be
+        named (llvm_remarks.loops_not_vectorized); "off" (a loop indexed through
+        memory) asks for vector width 1, since the loop vectoriser would need
+        gathers and the SLP vectoriser still packs the lanes of one iteration.
         """
-        if not self.options.loop_vectorize_hints or hint is None:
+        if not self.options.loop_vectorize_hints:
+            return None
+        hint = vectorize_hint(loop, fn_name)
+        if hint is None:
             return None
         if hint == "off":
             if self._vectorize_width_1 is None:
@@ -229,7 +237,12 @@ class ModuleEmitter:
             self._vectorize_enable = self.llmod.add_metadata(
                 [ir.MetaDataString(self.llmod, "llvm.loop.vectorize.enable"), ir.Constant(ir.IntType(1), 1)]
             )
-        return _LoopID(self.llmod, [self._vectorize_enable])
+        ordinal = self._forced_loops[fn_name] = self._forced_loops.get(fn_name, 0) + 1
+        name = f"@{fn_name} forced loop {ordinal}: {describe_loop(loop, fn_name)}"
+        name_property = self.llmod.add_metadata(
+            [ir.MetaDataString(self.llmod, LOOP_NAME_KEY), ir.MetaDataString(self.llmod, name)]
+        )
+        return _LoopID(self.llmod, [self._vectorize_enable, name_property])
 
     def set_target_attributes(self, fn: ir.Function) -> None:
         attrs = _FunctionAttributes()

@@ -17,7 +17,12 @@ worth it. An `scf.for` qualifies when:
    the very same index SSA values, and the last index is the loop's
    induction variable (so iteration k touches only its own elements).
    Reductions through `iter_args` are fine: with `reassoc` (or the hint
-   itself) LLVM vectorises them.
+   itself) LLVM vectorises them;
+4. a loop that stores does not also load with the induction variable in an
+   outer index (a strided load, as in a transpose `t[i, j] = a[j, i]`): LLVM
+   cannot prove such a load independent of the store when both buffers are
+   temporaries in the one workspace ("unknown data dependence"), and warned
+   about every such loop (two per 784-256-128-10 batched train step).
 
 Loops that fail the screen are left to LLVM's cost model, which still
 vectorises many of them (the `reassoc` flag and `noalias` arguments help).
@@ -25,7 +30,8 @@ vectorises many of them (the `reassoc` flag and `noalias` arguments help).
 
 from __future__ import annotations
 
-from xdsl.ir import Operation
+from xdsl.dialects.builtin import IntegerAttr
+from xdsl.ir import OpResult, Operation
 
 from .analysis import indexed_access, memref_root
 from .llvm_ops import LIBM_OPS
@@ -37,6 +43,7 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
     iv = body.args[0]
     accesses: dict[object, list[tuple]] = {}
     stored: set[object] = set()
+    strided_load = False
     for op in loop.walk():
         if op is loop:
             continue
@@ -52,6 +59,10 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
             accesses.setdefault(root, []).append(indices)
             if is_store:
                 stored.add(root)
+            elif any(index is iv for index in indices[:-1]):
+                strided_load = True
+    if stored and strided_load:
+        return False
     for root in stored:
         index_lists = set(accesses[root])
         if len(index_lists) != 1:
@@ -80,6 +91,30 @@ def indexes_through_memory(loop: Operation) -> bool:
         if op.name == "memref.load" or any(operand in loaded for operand in op.operands):
             loaded.update(op.results)
     return False
+
+
+def _constant_index(value) -> int | None:
+    owner = value.owner if isinstance(value, OpResult) else None
+    if owner is not None and owner.name == "arith.constant" and isinstance(owner.value, IntegerAttr):
+        return owner.value.value.data
+    return None
+
+
+def describe_loop(loop: Operation, fn_name: str) -> str:
+    """What a loop does, for messages: its trip count and the buffers it stores to (or its reduction)."""
+    lb, ub, step = (_constant_index(v) for v in (loop.lb, loop.ub, loop.step))
+    known = None not in (lb, ub, step) and step > 0
+    trips = f"{max(0, -(-(ub - lb) // step))} iterations" if known else "a trip count known at run time"
+    written = []
+    for op in loop.walk():
+        access = indexed_access(op)
+        if access is not None and access[2]:
+            root = memref_root(access[0], fn_name)
+            name = f"%{root.name_hint}" if getattr(root, "name_hint", None) else "a temporary"
+            if name not in written:
+                written.append(name)
+    does = f"writes {', '.join(written)}" if written else f"reduces into {len(loop.results)} value(s)"
+    return f"{trips}, {does}"
 
 
 def vectorize_hint(loop: Operation, fn_name: str) -> str | None:
