@@ -18,11 +18,13 @@ worth it. An `scf.for` qualifies when:
    induction variable (so iteration k touches only its own elements).
    Reductions through `iter_args` are fine: with `reassoc` (or the hint
    itself) LLVM vectorises them;
-4. a loop that stores does not also load with the induction variable in an
-   outer index (a strided load, as in a transpose `t[i, j] = a[j, i]`): LLVM
-   cannot prove such a load independent of the store when both buffers are
-   temporaries in the one workspace ("unknown data dependence"), and warned
-   about every such loop (two per 784-256-128-10 batched train step).
+4. it does not both store into a temporary and load from a temporary with
+   the induction variable in an outer index (a strided load, as in a
+   transpose `t[i, j] = s[j, i]`): temporaries are slices of one workspace,
+   so LLVM sees one object accessed with two strides, cannot prove the load
+   independent of the store ("unknown data dependence") and, forced, warned
+   about such loops (two per 784-256-128-10 batch-64 train step). Strided
+   loads from arguments are fine: they are separate `noalias` objects.
 
 Loops that fail the screen are left to LLVM's cost model, which still
 vectorises many of them (the `reassoc` flag and `noalias` arguments help).
@@ -43,7 +45,7 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
     iv = body.args[0]
     accesses: dict[object, list[tuple]] = {}
     stored: set[object] = set()
-    strided_load = False
+    strided_temporary_load = False
     for op in loop.walk():
         if op is loop:
             continue
@@ -59,9 +61,9 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
             accesses.setdefault(root, []).append(indices)
             if is_store:
                 stored.add(root)
-            elif any(index is iv for index in indices[:-1]):
-                strided_load = True
-    if stored and strided_load:
+            elif isinstance(root, Operation) and any(index is iv for index in indices[:-1]):
+                strided_temporary_load = True
+    if strided_temporary_load and any(isinstance(root, Operation) for root in stored):
         return False
     for root in stored:
         index_lists = set(accesses[root])
