@@ -44,6 +44,8 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "defer-updates": _lazy("raster_mlir.passes.defer_updates", "DeferUpdatesPass"),
     "skip-zero-chunks": _lazy("raster_mlir.passes.skip_zero_chunks", "SkipZeroChunksPass"),
     "skip-zero-updates": _lazy("raster_mlir.passes.skip_zero_updates", "SkipZeroUpdatesPass"),
+    "fuse-epilogues": _lazy("raster_mlir.passes.fuse_epilogues", "FuseEpiloguesPass"),
+    "parallelize-loops": _lazy("raster_mlir.passes.parallelize_loops", "ParallelizeLoopsPass"),
 }
 # raster_mlir's own passes as shipped (before any `register_pass`).
 RASTER_PASSES: dict[str, Callable[[], type[ModulePass]]] = dict(_PASSES)

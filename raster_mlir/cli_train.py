@@ -100,6 +100,15 @@ def accuracy_on(params: list[np.ndarray], x: np.ndarray, labels: np.ndarray) -> 
     return float(np.mean(np.argmax(mlp_logits(*params, x), axis=1) == labels))
 
 
+def threads_summary(step_ir: str) -> str:
+    """How many threads the step's parallel loops use (they run on the native pool, raster_mlir.threads)."""
+    loops = step_ir.count("raster.parallel")
+    threads = rm.get_num_threads()
+    if not loops:
+        return f"threads: 1 (the step's loops are too small to share; {threads} available)"
+    return f"threads: {threads} for {loops} loop{'s' if loops > 1 else ''} of each step (RASTER_MLIR_NUM_THREADS to change)"
+
+
 def dump_ir(step, directory: str) -> list[str]:
     """Every stage of the compiled train step (`NN_after_<pass>.mlir`), its LLVM IR and assembly."""
     os.makedirs(directory, exist_ok=True)
@@ -149,6 +158,7 @@ def train(s: Settings, dataset: data.Dataset) -> dict:
     step.lower(*params, *batch_at(x_all, y_all, 0))
     compile_seconds = time.perf_counter() - start
     print(f"compiled the train step in {compile_seconds:.2f} s ({len(step.stages) - 1} passes)")
+    print(threads_summary(step.ir()))
     ir_files = dump_ir(step, s.dump_ir) if s.dump_ir else []
     if ir_files:
         print(f"wrote {len(ir_files)} IR files to {s.dump_ir}/")

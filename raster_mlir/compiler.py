@@ -28,7 +28,7 @@ from raster_mlir.passes.registry import parse_pipeline
 
 # Tensor-level passes; the default pipeline stops here when no native backend is asked for.
 TENSOR_PIPELINE = "inline,autodiff,forward-ad,inline,canonicalize,cse,dce"
-LOOP_PIPELINE = "lower-to-loops,fuse-loops,skip-zero-updates,skip-zero-chunks"
+LOOP_PIPELINE = "lower-to-loops,fuse-loops,fuse-epilogues,skip-zero-updates,skip-zero-chunks,parallelize-loops"
 DEFAULT_PIPELINE = f"{TENSOR_PIPELINE},{LOOP_PIPELINE}"
 
 

@@ -51,6 +51,9 @@ class DataLoop:
         tail = "fuse-loops,skip-zero-updates"
         if any(p.name == "skip-zero-chunks" for p in compiled.pipeline.passes):
             tail += ",skip-zero-chunks"  # last: its chunk scans would block the rotation and defer-updates
+        parallel = next((p for p in compiled.pipeline.passes if p.name == "parallelize-loops"), None)
+        if parallel is not None:  # the loops inside each step that are worth several threads
+            tail += f",parallelize-loops{{min-work={parallel.min_work}}}"
         module = None
         if cross_step and update_block != 1:
             defer = f"defer-updates{{function={self.entry} block={update_block or 0} l1-bytes={l1_data_cache_bytes()}}}"

@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import AliasingError, AlignmentError, DTypeError, NotContiguousError, ReadOnlyError, ShapeError
 from .llvm_emit import EntryABI
 from .inspect import LLVMInspection
+from . import pool
 from .numpy_abi import data_pointer, fill_runtime_table
 from .specs import ArgSpec
 
@@ -72,6 +73,7 @@ def entry_runtime(jit, abi: EntryABI) -> EntryRuntime:
             offset = (-base) % 64
             workspace = raw[offset : offset + nbytes]
             native = fill_runtime_table(jit.global_address(abi.runtime_table_symbol), base + offset)
+            pool.install(jit)  # parallel loops reach the thread pool through a module global
             state = EntryRuntime(workspace, base + offset, native)
             jit.entry_state[abi.name] = state
     return state

@@ -20,7 +20,9 @@ from .llvm_types import llvm_type
 class JamEmitter:
     """Mixin: needs `builder`, `values`, `value`, `_emit_op`, `_build_loop`, `_emit_for`, `mctx`, `info`."""
 
-    def _emit_jammed(self, outer: Operation, plan: JamPlan) -> None:
+    def _emit_jammed(self, outer: Operation, plan: JamPlan, lb=None, ub=None) -> None:
+        """Emit the jammed nest; `lb`/`ub` (LLVM values) replace the plan's constant bounds
+        (an outlined parallel loop's share of the iterations)."""
         b = self.builder
         U = plan.factor
         outer_iv = outer.body.blocks.first.args[0]
@@ -68,6 +70,14 @@ class JamEmitter:
 
         envs: list[dict] = []
         const = lambda v: ir.Constant(ity, v)  # noqa: E731
-        self._build_loop(const(plan.lb), const(plan.main_end), const(U), [], outer_body)
-        if plan.main_end < plan.ub:
-            self._emit_for(outer, lb=const(plan.main_end), allow_jam=False)
+        if lb is None and ub is None:
+            self._build_loop(const(plan.lb), const(plan.main_end), const(U), [], outer_body)
+            if plan.main_end < plan.ub:
+                self._emit_for(outer, lb=const(plan.main_end), allow_jam=False)
+            return
+        lb = const(plan.lb) if lb is None else lb
+        ub = const(plan.ub) if ub is None else ub
+        main_end = b.add(lb, b.mul(b.sdiv(b.sub(ub, lb), const(U)), const(U)))
+        md = self.mctx.sequential_loop_metadata() if outer is self.sequential_loop else None
+        self._build_loop(lb, main_end, const(U), [], outer_body, md)
+        self._emit_for(outer, lb=main_end, ub=ub, allow_jam=False)

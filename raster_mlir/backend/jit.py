@@ -110,6 +110,11 @@ class JitModule:
     def loops_not_vectorized(self) -> list[str]:
         return loops_not_vectorized(self.llvm_ir_optimized)
 
+    def global_address_or_none(self, name: str) -> int | None:
+        """Address of global `name`, or None when the object does not define it."""
+        with _llvm_lock:
+            return self._engine.get_global_value_address(name) or None
+
     @property
     def asm(self) -> str:
         """Host assembly of the optimised module (generated on first access)."""

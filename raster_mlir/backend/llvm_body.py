@@ -43,10 +43,11 @@ from .jam_emit import JamEmitter
 from .llvm_cf import BranchEmitter
 from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
+from .parallel_emit import ParallelEmitter
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
 
 
-class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator, BranchEmitter):
+class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
     `module_ctx` is the `ModuleEmitter` (see `llvm_emit.py`): it owns the
@@ -244,11 +245,18 @@ class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator, BranchEmit
         b.position_at_end(exit_)
         return accs
 
-    def _emit_for(self, op: Operation, lb: ir.Value | None = None, allow_jam: bool = True) -> None:
+    def _emit_for(self, op: Operation, lb=None, ub=None, inits=None, allow_jam: bool = True) -> None:
+        """Emit one scf.for; `lb`/`ub`/`inits` replace its own (the remainder of a jam, an outlined
+        parallel loop's share), and only a loop emitted with its own bounds may go to the thread pool."""
+        if lb is None and ub is None:
+            kinds = self._parallel_kinds(op)
+            if kinds is not None:
+                self._emit_parallel_for(op, kinds)
+                return
         if allow_jam:
             plan = jam_plan(op, self.info.name, self.info.name in self.mctx.noalias_functions, self.mctx.options.jam)
             if plan is not None:
-                self._emit_jammed(op, plan)
+                self._emit_jammed(op, plan, lb, ub)
                 return
         block = op.body.blocks.first
 
@@ -259,9 +267,13 @@ class FunctionBodyEmitter(JamEmitter, OpTranslator, VectorTranslator, BranchEmit
             return self._emit_block(block) or []
 
         lb = lb if lb is not None else self.value(op.lb)
-        md = self.mctx.loop_metadata(op, self.info.name)
-        inits = [self.value(v) for v in op.iter_args]
-        results = self._build_loop(lb, self.value(op.ub), self.value(op.step), inits, body, md)
+        ub = ub if ub is not None else self.value(op.ub)
+        if op is self.sequential_loop:
+            md = self.mctx.sequential_loop_metadata()
+        else:
+            md = self.mctx.loop_metadata(op, self.info.name)
+        inits = inits if inits is not None else [self.value(v) for v in op.iter_args]
+        results = self._build_loop(lb, ub, self.value(op.step), inits, body, md)
         self.define(op, *results)
 
     def _emit_if(self, op: Operation) -> None:

@@ -83,6 +83,8 @@ class EmitOptions:
     prefer_vector_width: int | None = None
     # Unroll-and-jam factor for reduction nests (jam.py); 0 or 1 disables.
     jam: int = 4
+    # Run loops marked `raster.parallel` on the thread pool (parallel_emit.py); False: serially.
+    threads: bool = True
     target: HostTarget = field(default_factory=host_target)
 
     def __post_init__(self):
@@ -185,9 +187,12 @@ class ModuleEmitter:
         self._vectorize_enable = None
         self._vectorize_width_1 = None
         self._forced_loops: dict[str, int] = {}  # per function, to name each forced loop
+        self._sequential = None
         self._symbols: set[str] = set()
         # Functions whose buffer arguments carry `noalias` (jam.py relies on it).
         self.noalias_functions: set[str] = set()
+        self.parallel_loops = 0  # outlined so far (their names are numbered)
+        self._parallel_runtime: ir.GlobalVariable | None = None
 
     def symbol(self, wanted: str) -> str:
         """A free LLVM symbol name for `wanted` (policy in the class docstring)."""
@@ -243,6 +248,34 @@ class ModuleEmitter:
             [ir.MetaDataString(self.llmod, LOOP_NAME_KEY), ir.MetaDataString(self.llmod, name)]
         )
         return _LoopID(self.llmod, [self._vectorize_enable, name_property])
+
+    def sequential_loop_metadata(self):
+        """A fresh loop ID forbidding LLVM to vectorise, interleave or unroll the loop itself.
+
+        For the iterations of a parallel loop's share (parallel_emit.py): whether an
+        iteration ran in a vector body or a remainder would otherwise depend on where
+        the share starts, and so would the rounding of its reductions. Set whatever
+        `loop_vectorize_hints` says.
+        """
+        if self._sequential is None:
+            i32 = ir.IntType(32)
+            self._sequential = [
+                self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.vectorize.width"), ir.Constant(i32, 1)]),
+                self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.interleave.count"), ir.Constant(i32, 1)]),
+                self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.unroll.disable")]),
+            ]
+        return _LoopID(self.llmod, list(self._sequential))
+
+    def parallel_runtime(self) -> ir.GlobalVariable:
+        """The module's `[dispatch, reduction_blocks]` pointers, filled by pool.install at load time."""
+        if self._parallel_runtime is None:
+            from .pool import RUNTIME_GLOBAL
+
+            table = ir.GlobalVariable(self.llmod, ir.ArrayType(PTR, 2), name=self.symbol(RUNTIME_GLOBAL))
+            table.initializer = ir.Constant(ir.ArrayType(PTR, 2), [ir.Constant(PTR, None)] * 2)
+            table.align = 16
+            self._parallel_runtime = table
+        return self._parallel_runtime
 
     def set_target_attributes(self, fn: ir.Function) -> None:
         attrs = _FunctionAttributes()

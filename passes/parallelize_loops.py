@@ -1,0 +1,320 @@
+"""`parallelize-loops`: mark the outermost loops whose iterations may run on several threads.
+
+The pass only decides; the backend runs a marked loop on the native thread
+pool (backend/parallel_emit.py, backend/pool.py), or serially where it may
+not (a function reached through `func.call`, whose buffers may alias).
+
+The outermost loops that qualify are marked `raster.parallel = [kinds]`: a
+loop of the function's body, or, inside a loop that does not qualify (the
+loop over the steps of a data loop, say), one of its own loops, and so on.
+A loop qualifies when all of this holds:
+
+1. constant bounds and step, at least two iterations;
+2. its body allocates nothing, copies no buffer and calls no function, and
+   touches memory only through `memref.load/store` and `vector.load/store`;
+3. different iterations never touch the same element of a buffer the loop
+   writes: for every written buffer there is one dimension in which every
+   access of the loop (load or store) has the index `a*iv + e`, with the
+   same `a != 0` everywhere and `e` ranging over less than `|a| * step`
+   (`e` is built from constants and the induction variables of inner loops
+   with constant bounds by `addi`, `subi` and `muli` by a constant; a vector
+   access covers its lanes). The row loop of a batched dense layer (`o0 =
+   4*ob`, rows `o0 + i`, i < 4) and the tile loops of a matmul qualify;
+   a loop accumulating into one row of a buffer does not;
+4. every value it carries (`iter_args`) is a reduction: the carried value
+   passes through one chain of the same associative operation (`addf`,
+   `mulf`, `maximumf`, `minimumf`; through inner loops' `iter_args` too)
+   and nothing else reads it. `kinds` lists that operation per carried
+   value (empty for a loop carrying nothing). The backend cuts such a loop
+   into blocks, each reduced from the operation's identity, and combines
+   the blocks' results in block order;
+5. it is worth a dispatch: its work estimate (element operations: one per
+   scalar op, one per lane of a vector op, times the trip counts of the
+   enclosing loops) is at least `min-work`.
+
+Loops that fail stay serial, unchanged. Only (4) changes the order of
+floating-point operations, and only there does the result depend on how many
+threads (blocks) run; in deterministic mode the backend uses a fixed number
+of blocks (backend/pool.py). Everywhere else each element is computed by the
+same operations whatever the thread count.
+
+Before:
+    scf.for %ob = %c0 to %c32 step %c1 {
+      %o0 = arith.muli %ob, %c4 : index
+      ... memref.store %v, %out[%n, %o0] ... (rows %o0 + 0..3)
+    }
+After:
+    scf.for %ob = %c0 to %c32 step %c1 {
+      ...
+    } {raster.parallel = []}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func, scf
+from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, StringAttr, VectorType
+from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+from xdsl.passes import ModulePass
+
+from raster_mlir.backend.analysis import indexed_access, memref_root
+
+PARALLEL_ATTR = "raster.parallel"
+REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
+MEMORY_OPS = ("memref.load", "memref.store", "vector.load", "vector.store")
+REFUSED_OPS = ("func.call", "memref.alloc", "memref.alloca", "memref.dealloc", "memref.copy", "scf.while")
+DEFAULT_MIN_WORK = 1 << 20  # ~ 0.1-0.3 ms of one core's element operations: a dispatch is ~1-5 us
+UNKNOWN_TRIP = 16  # work estimate of a loop with run-time bounds
+
+
+def constant_int(value: SSAValue) -> int | None:
+    owner = getattr(value, "owner", None)
+    if isinstance(owner, Operation) and owner.name == "arith.constant":
+        data = getattr(getattr(owner.value, "value", None), "data", None)
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+    return None
+
+
+def loop_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
+    bounds = (constant_int(loop.lb), constant_int(loop.ub), constant_int(loop.step))
+    if None in bounds or bounds[2] <= 0:
+        return None
+    return bounds
+
+
+def trip_count(loop: scf.ForOp) -> int | None:
+    bounds = loop_bounds(loop)
+    if bounds is None:
+        return None
+    lb, ub, step = bounds
+    return max(0, -(-(ub - lb) // step))
+
+
+def _inside(op: Operation, ancestor: Operation) -> bool:
+    while op is not None:
+        if op is ancestor:
+            return True
+        op = op.parent_op()
+    return False
+
+
+def _defining_op(value: SSAValue) -> Operation:
+    return value.owner if isinstance(value.owner, Operation) else value.block.parent_op()
+
+
+# -- (3) disjoint iterations --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexRange:
+    """An index `coef * iv + e` with `lo <= e <= hi` over one iteration."""
+
+    coef: int
+    lo: int
+    hi: int
+
+
+def index_range(value: SSAValue, loop: scf.ForOp) -> IndexRange | None:
+    """`value` as `coef * iv + e` over one iteration of `loop`, or None if it is not of that form
+    (values from outside the loop count as unknown, unless they are constants)."""
+    iv = loop.body.block.args[0]
+    if value is iv:
+        return IndexRange(1, 0, 0)
+    c = constant_int(value)
+    if c is not None:
+        return IndexRange(0, c, c)
+    if isinstance(value, BlockArgument):
+        inner = value.block.parent_op()
+        if isinstance(inner, scf.ForOp) and value.index == 0 and inner is not loop and _inside(inner, loop):
+            bounds = loop_bounds(inner)
+            if bounds is None:
+                return None
+            lb, ub, step = bounds
+            last = lb if ub <= lb else lb + (ub - lb - 1) // step * step
+            return IndexRange(0, lb, last)
+        return None
+    owner = value.owner
+    if not _inside(owner, loop):
+        return None
+    if owner.name in ("arith.addi", "arith.subi"):
+        a, b = (index_range(v, loop) for v in owner.operands)
+        if a is None or b is None:
+            return None
+        if owner.name == "arith.addi":
+            return IndexRange(a.coef + b.coef, a.lo + b.lo, a.hi + b.hi)
+        return IndexRange(a.coef - b.coef, a.lo - b.hi, a.hi - b.lo)
+    if owner.name == "arith.muli":
+        a, b = (index_range(v, loop) for v in owner.operands)
+        if a is None or b is None:
+            return None
+        if b.coef == 0 and b.lo == b.hi:
+            a, b = b, a
+        if a.coef != 0 or a.lo != a.hi:
+            return None  # a product of two varying indices
+        k = a.lo
+        lo, hi = sorted((b.lo * k, b.hi * k))
+        return IndexRange(b.coef * k, lo, hi)
+    return None
+
+
+def _access_lanes(op: Operation) -> int:
+    if op.name == "vector.load":
+        return op.results[0].type.get_shape()[-1]
+    if op.name == "vector.store":
+        return op.operands[0].type.get_shape()[-1]
+    return 1
+
+
+def disjoint_iterations(loop: scf.ForOp, fn_name: str) -> bool:
+    """(2) and (3) of the module docstring."""
+    step = loop_bounds(loop)[2]
+    accesses: dict[object, list[tuple[tuple[SSAValue, ...], int]]] = {}
+    written: set[object] = set()
+    for op in loop.walk():
+        if op is loop:
+            continue
+        if op.name in REFUSED_OPS:
+            return False
+        access = indexed_access(op) if op.name in MEMORY_OPS else None
+        if access is None:
+            if any(isinstance(v.type, MemRefType) for v in op.operands):
+                return False  # some other op touching a buffer
+            continue
+        buffer, indices, is_store = access
+        root = memref_root(buffer, fn_name)
+        accesses.setdefault(root, []).append((indices, _access_lanes(op)))
+        if is_store:
+            written.add(root)
+    for root in written:
+        if not any(_disjoint_in_dim(accesses[root], d, loop, step) for d in range(len(accesses[root][0][0]))):
+            return False
+    return True
+
+
+def _disjoint_in_dim(accesses, d: int, loop: scf.ForOp, step: int) -> bool:
+    coef, lo, hi = None, None, None
+    for indices, lanes in accesses:
+        r = index_range(indices[d], loop)
+        if r is None or r.coef == 0 or (coef is not None and r.coef != coef):
+            return False
+        coef = r.coef
+        top = r.hi + (lanes - 1 if d == len(indices) - 1 else 0)
+        lo = r.lo if lo is None else min(lo, r.lo)
+        hi = top if hi is None else max(hi, top)
+    return coef is not None and hi - lo < abs(coef) * step
+
+
+# -- (4) reductions -----------------------------------------------------------------------
+
+
+def _chain_kind(value: SSAValue, end: Operation, position: int, kind: str | None) -> str | None:
+    """The operation of the reduction chain from `value` to operand `position` of `end` (a yield)."""
+    while True:
+        uses = list(value.uses)
+        if len(uses) != 1:
+            return None
+        user, index = uses[0].operation, uses[0].index
+        if user is end:
+            return kind if index == position else None
+        if user.name in REDUCTION_OPS:
+            if kind is not None and user.name != kind:
+                return None
+            kind = user.name
+            value = user.results[0]
+            continue
+        if isinstance(user, scf.ForOp) and index >= 3:  # an init of an inner loop's iter_args
+            j = index - 3
+            body = user.body.block
+            inner = _chain_kind(body.args[1 + j], body.last_op, j, kind)
+            if inner is None and kind is None:
+                # The inner loop passes the value through unchanged: no operation yet.
+                if _passes_through(body, j):
+                    value = user.results[j]
+                    continue
+                return None
+            if inner is None:
+                return None
+            kind = inner
+            value = user.results[j]
+            continue
+        return None
+
+
+def _passes_through(body: Block, j: int) -> bool:
+    arg = body.args[1 + j]
+    uses = list(arg.uses)
+    return len(uses) == 1 and uses[0].operation is body.last_op and uses[0].index == j
+
+
+def reduction_kinds(loop: scf.ForOp) -> list[str] | None:
+    body = loop.body.block
+    kinds = []
+    for k in range(len(loop.iter_args)):
+        kind = _chain_kind(body.args[1 + k], body.last_op, k, None)
+        if kind is None:
+            return None
+        kinds.append(kind)
+    return kinds
+
+
+# -- (5) work ----------------------------------------------------------------------------
+
+
+def work_estimate(block: Block) -> int:
+    total = 0
+    for op in block.ops:
+        if isinstance(op, scf.ForOp):
+            trip = trip_count(op)
+            total += (UNKNOWN_TRIP if trip is None else trip) * work_estimate(op.body.block)
+        elif isinstance(op, scf.IfOp):
+            total += max([work_estimate(r.block) for r in op.regions if r.blocks] or [0])
+        elif op.name in ("scf.yield", "arith.constant"):
+            continue
+        else:
+            types = [r.type for r in op.results] or [v.type for v in op.operands]
+            total += max([t.get_shape()[-1] if isinstance(t, VectorType) else 1 for t in types] or [1])
+    return total
+
+
+def parallel_kinds(loop: scf.ForOp, fn_name: str, min_work: int) -> list[str] | None:
+    """The reduction kinds if `loop` may run in parallel (module docstring), else None."""
+    trip = trip_count(loop)
+    if trip is None or trip < 2:
+        return None
+    kinds = reduction_kinds(loop)
+    if kinds is None or not disjoint_iterations(loop, fn_name):
+        return None
+    if trip * work_estimate(loop.body.block) < min_work:
+        return None
+    return kinds
+
+
+@dataclass(frozen=True)
+class ParallelizeLoopsPass(ModulePass):
+    """Mark the outermost loops that may run on the thread pool (module docstring)."""
+
+    name = "parallelize-loops"
+    min_work: int = DEFAULT_MIN_WORK
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for function in op.ops:
+            if isinstance(function, func.FuncOp) and function.body.blocks:
+                self._mark(function.body.block, function.sym_name.data)
+
+    def _mark(self, block: Block, fn_name: str) -> None:
+        """Mark the outermost eligible loops of `block`, looking inside the loops that are not."""
+        for loop in block.ops:
+            if isinstance(loop, scf.IfOp):
+                for region in loop.regions:
+                    for inner in region.blocks:
+                        self._mark(inner, fn_name)
+            if not isinstance(loop, scf.ForOp) or PARALLEL_ATTR in loop.attributes:
+                continue
+            kinds = parallel_kinds(loop, fn_name, self.min_work)
+            if kinds is not None:
+                loop.attributes[PARALLEL_ATTR] = ArrayAttr([StringAttr(k) for k in kinds])
+            else:
+                self._mark(loop.body.block, fn_name)  # a sequential loop (a data loop over steps...)

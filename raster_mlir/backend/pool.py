@@ -1,0 +1,583 @@
+"""The native thread pool that runs the parallel loops of compiled functions.
+
+Why our own pool (measured; docs/threads.md has the numbers): it installs
+with nothing (LLVM IR compiled by llvmlite, threads started through libc's
+`pthread_create`), it starts once per process, a dispatch to spinning
+workers costs about a microsecond, and it shares no state with the OpenMP
+runtimes that numpy's BLAS or PyTorch bring (two OpenMP runtimes in one
+process are a known source of oversubscription and crashes). The system's
+libgomp is not guaranteed on a fresh machine, and the `intel-openmp` wheel's
+libiomp5 dispatched in ~11 us on this machine kind.
+
+Algorithm: a job is `task(ctx, begin, end)` over `units` independent units
+(iterations, or groups of them), handed out dynamically in chunks:
+
+    dispatcher  raster_mlir_parallel_for(task, ctx, units):
+        n = min(threads wanted, units); n <= 1 or the pool busy -> task(ctx, 0, units)
+        start missing workers (pthread_create, once per process)
+        publish task, ctx, units, chunk, n and the caller's MXCSR; next = done = 0;
+        job_seq += 1 (odd: open); futex-wake sleeping workers
+        claim chunks itself (next += chunk) until none is left
+        wait until done == units; job_seq += 1 (even: closed); wait until active == 0
+    worker k:   wait for job_seq to change (spin, then futex); if the job is open:
+        active += 1; if the job is still the same and k < n: load the caller's
+        MXCSR, claim and run chunks (done += their units); active -= 1
+
+A worker reads the job's fields only after registering in `active` and
+checking that the job is still open, and the dispatcher publishes the next job
+only after `active` is back to zero, so fields are never rewritten under a
+reader, and `ctx` (on the caller's stack) is never read after the dispatcher
+returned. Dynamic claiming matters on a shared machine: a worker that the
+kernel has not scheduled yet costs the caller nothing (the caller runs the
+chunks itself), where a static split would wait for it. Which thread runs
+which unit changes from call to call, but every unit computes the same thing
+whoever runs it. A sleeper announces itself (sleepers, a flag) and re-reads
+the word it waits on (both sequentially consistent) before `futex_wait`, and
+the waker changes the word before reading the announcement: one of them sees
+the other, so no wake-up is lost. Workers run with the floating-point mode
+(MXCSR: rounding, flush-to-zero, denormals-are-zero) of the dispatching thread.
+
+Thread count: `set_num_threads(n)`; default `RASTER_MLIR_NUM_THREADS`, else
+the number of CPUs this process may run on (`os.sched_getaffinity`). Only
+that many threads ever run a job (the caller is one of them), so the pool
+never oversubscribes the cores it was given. Workers are started when a job
+first needs them and then live until the process exits; after `fork` the
+child starts its own.
+
+Reductions: `raster_mlir_reduction_blocks(units)` tells a compiled function
+into how many blocks to cut a parallel reduction: one per thread (fastest;
+the summation order then depends on the thread count), or in deterministic
+mode a fixed number, `DETERMINISTIC_BLOCKS`, whatever the thread count (the
+partial results are combined in block order, so the result is bitwise the
+same for any number of threads).
+
+Compiled modules reach the pool through a module global (`rm.parallel_runtime`,
+two function pointers) that `install` fills when the module is loaded; a
+null pointer makes the function run its parallel loops on the calling thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+from ..errors import RasterError
+from .target import host_target
+
+MAX_WORKERS = 63  # the caller plus 63 workers: 64 threads at most
+MAX_THREADS = MAX_WORKERS + 1
+DETERMINISTIC_BLOCKS = 64  # fixed reduction blocks in deterministic mode (also the partials' capacity)
+RUNTIME_GLOBAL = "rm.parallel_runtime"  # [dispatch, reduction_blocks] in every module with parallel loops
+# About 20-40 us of polling before a worker or the waiting caller sleeps in the kernel: a train step's
+# parallel loops follow each other within microseconds, a futex wake-up costs 5-50 us.
+DEFAULT_SPIN = 1 << 11
+
+# Byte offsets in the state block (fields written by different threads on separate cache lines).
+_JOB_SEQ = 0  # i32 futex word: odd while a job is open
+_NEXT = 64  # i64: next unclaimed unit
+_DONE, _DONE_WAITER = 128, 132  # i32 units completed; i32 1 while the dispatcher sleeps on it
+_ACTIVE, _ACTIVE_WAITER = 192, 196  # i32 workers inside the open job; i32 1 while the dispatcher sleeps on it
+_BUSY = 256  # i32 1 while a dispatch is under way
+_TASK, _CTX, _UNITS, _CHUNK, _N, _MODE = 320, 328, 336, 344, 352, 360  # the job (written before it opens)
+_THREADS, _STARTED, _SPIN, _DETERMINISTIC = 384, 392, 400, 408  # configuration
+_SLEEPERS = 448  # i32 workers sleeping on _JOB_SEQ
+_STATE_BYTES = 512
+_CHUNKS_PER_THREAD = 4  # a job is cut into about this many chunks per thread (balance vs. claims)
+
+_FUTEX = {"x86_64": 202, "aarch64": 98}  # SYS_futex
+_FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
+
+
+def _runtime_ir(arch: str) -> str:
+    """The pool's LLVM IR (see the module docstring); `arch` from the target triple."""
+    x86 = arch == "x86_64"
+    sys_futex = _FUTEX[arch]
+    pause = "call void @llvm.x86.sse2.pause()" if x86 else "fence seq_cst"
+    get_mode = "call void @llvm.x86.sse.stmxcsr(ptr %mode)" if x86 else "store i32 0, ptr %mode"
+    set_mode = "call void @llvm.x86.sse.ldmxcsr(ptr %mode)" if x86 else ""
+    x86_decls = (
+        "declare void @llvm.x86.sse2.pause()\n"
+        "declare void @llvm.x86.sse.stmxcsr(ptr)\n"
+        "declare void @llvm.x86.sse.ldmxcsr(ptr)\n"
+        if x86
+        else ""
+    )
+
+    def field(name: str, offset: int) -> str:
+        return f"  %{name} = getelementptr inbounds i8, ptr @rm_pool_state, i64 {offset}"
+
+    return f"""
+@rm_pool_state = global [{_STATE_BYTES} x i8] zeroinitializer, align 64
+declare i64 @syscall(i64, ...)
+declare i32 @pthread_create(ptr, ptr, ptr, ptr)
+declare i32 @pthread_detach(i64)
+{x86_decls}
+define internal void @futex_wait(ptr %word, i32 %expected) noinline {{
+  %e = zext i32 %expected to i64
+  %r = call i64 (i64, ...) @syscall(i64 {sys_futex}, ptr %word, i64 {_FUTEX_WAIT_PRIVATE}, i64 %e, ptr null, ptr null, i64 0)
+  ret void
+}}
+
+define internal void @futex_wake(ptr %word, i64 %count) noinline {{
+  %r = call i64 (i64, ...) @syscall(i64 {sys_futex}, ptr %word, i64 {_FUTEX_WAKE_PRIVATE}, i64 %count, ptr null, ptr null, i64 0)
+  ret void
+}}
+
+define internal i64 @spin_limit() alwaysinline {{
+{field("spinp", _SPIN)}
+  %spin = load atomic i64, ptr %spinp monotonic, align 8
+  ret i64 %spin
+}}
+
+; Wait until *word != expected: poll `spin` times, then sleep in the kernel, announced by
+; adding 1 to *sleepers (a counter) before re-reading the word. Returns the new value.
+define internal i32 @wait_change(ptr %word, i32 %expected, ptr %sleepers) {{
+entry:
+  %spin = call i64 @spin_limit()
+  br label %poll
+poll:
+  %s = phi i64 [ 0, %entry ], [ %s1, %again ]
+  %v = load atomic i32, ptr %word acquire, align 4
+  %changed = icmp ne i32 %v, %expected
+  br i1 %changed, label %done, label %again
+again:
+  {pause}
+  %s1 = add i64 %s, 1
+  %more = icmp slt i64 %s1, %spin
+  br i1 %more, label %poll, label %sleep
+sleep:
+  %a = atomicrmw add ptr %sleepers, i32 1 seq_cst, align 4
+  %v2 = load atomic i32, ptr %word seq_cst, align 4
+  %same = icmp eq i32 %v2, %expected
+  br i1 %same, label %block, label %woken
+block:
+  call void @futex_wait(ptr %word, i32 %expected)
+  br label %woken
+woken:
+  %b = atomicrmw sub ptr %sleepers, i32 1 seq_cst, align 4
+  %v3 = load atomic i32, ptr %word acquire, align 4
+  %changed3 = icmp ne i32 %v3, %expected
+  br i1 %changed3, label %done3, label %sleep
+done3:
+  ret i32 %v3
+done:
+  ret i32 %v
+}}
+
+; The dispatcher's wait until *word == 0 (a flag announces its sleep).
+define internal void @wait_zero(ptr %word, ptr %waiter) {{
+entry:
+  %spin = call i64 @spin_limit()
+  br label %poll
+poll:
+  %s = phi i64 [ 0, %entry ], [ %s1, %again ]
+  %v = load atomic i32, ptr %word acquire, align 4
+  %zero = icmp eq i32 %v, 0
+  br i1 %zero, label %done, label %again
+again:
+  {pause}
+  %s1 = add i64 %s, 1
+  %more = icmp slt i64 %s1, %spin
+  br i1 %more, label %poll, label %sleep
+sleep:
+  store atomic i32 1, ptr %waiter seq_cst, align 4
+  br label %check
+check:
+  %v2 = load atomic i32, ptr %word seq_cst, align 4
+  %zero2 = icmp eq i32 %v2, 0
+  br i1 %zero2, label %awake, label %block
+block:
+  call void @futex_wait(ptr %word, i32 %v2)
+  br label %check
+awake:
+  store atomic i32 0, ptr %waiter seq_cst, align 4
+  br label %done
+done:
+  ret void
+}}
+
+; Claim chunks of the open job and run them until none is left.
+define internal void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk) {{
+entry:
+{field("next", _NEXT)}
+{field("done", _DONE)}
+{field("waiter", _DONE_WAITER)}
+  br label %claim
+claim:
+  %begin = atomicrmw add ptr %next, i64 %chunk monotonic, align 8
+  %left = icmp slt i64 %begin, %units
+  br i1 %left, label %run, label %exit
+run:
+  %end0 = add i64 %begin, %chunk
+  %over = icmp sgt i64 %end0, %units
+  %end = select i1 %over, i64 %units, i64 %end0
+  call void %task(ptr %ctx, i64 %begin, i64 %end)
+  %count = sub i64 %end, %begin
+  %c32 = trunc i64 %count to i32
+  %before = atomicrmw add ptr %done, i32 %c32 seq_cst, align 4
+  %after = add i32 %before, %c32
+  %u32 = trunc i64 %units to i32
+  %all = icmp eq i32 %after, %u32
+  br i1 %all, label %last, label %claim
+last:
+  %w = load atomic i32, ptr %waiter seq_cst, align 4
+  %asleep = icmp ne i32 %w, 0
+  br i1 %asleep, label %wake, label %claim
+wake:
+  call void @futex_wake(ptr %done, i64 1)
+  br label %claim
+exit:
+  ret void
+}}
+
+define ptr @rm_pool_worker(ptr %arg) {{
+entry:
+  %mode = alloca i32, align 4
+  %packed = ptrtoint ptr %arg to i64
+  %k = and i64 %packed, 255
+  %seq0 = lshr i64 %packed, 8
+  %first = trunc i64 %seq0 to i32
+{field("seq", _JOB_SEQ)}
+{field("sleepers", _SLEEPERS)}
+{field("active", _ACTIVE)}
+{field("active_waiter", _ACTIVE_WAITER)}
+{field("taskp", _TASK)}
+{field("ctxp", _CTX)}
+{field("unitsp", _UNITS)}
+{field("chunkp", _CHUNK)}
+{field("np", _N)}
+{field("modep", _MODE)}
+  br label %loop
+loop:
+  %seen = phi i32 [ %first, %entry ], [ %g, %closed ], [ %g, %left ]
+  %g = call i32 @wait_change(ptr %seq, i32 %seen, ptr %sleepers)
+  %odd = and i32 %g, 1
+  %open = icmp ne i32 %odd, 0
+  br i1 %open, label %join, label %closed
+closed:
+  br label %loop
+join:
+  %a = atomicrmw add ptr %active, i32 1 seq_cst, align 4
+  %g2 = load atomic i32, ptr %seq seq_cst, align 4
+  %same = icmp eq i32 %g2, %g
+  %n = load i64, ptr %np, align 8
+  %wanted = icmp slt i64 %k, %n
+  %ok = and i1 %same, %wanted
+  br i1 %ok, label %work, label %leave
+work:
+  %task = load ptr, ptr %taskp, align 8
+  %ctx = load ptr, ptr %ctxp, align 8
+  %units = load i64, ptr %unitsp, align 8
+  %chunk = load i64, ptr %chunkp, align 8
+  %m = load i32, ptr %modep, align 4
+  store i32 %m, ptr %mode, align 4
+  {set_mode}
+  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk)
+  br label %leave
+leave:
+  %b = atomicrmw sub ptr %active, i32 1 seq_cst, align 4
+  %last = icmp eq i32 %b, 1
+  br i1 %last, label %check, label %left
+check:
+  %w = load atomic i32, ptr %active_waiter seq_cst, align 4
+  %asleep = icmp ne i32 %w, 0
+  br i1 %asleep, label %wake, label %left
+wake:
+  call void @futex_wake(ptr %active, i64 1)
+  br label %left
+left:
+  br label %loop
+}}
+
+; Start workers until `want` exist (the caller holds the pool, no job is open); returns how many exist.
+define internal i64 @start_workers(i64 %want) {{
+entry:
+  %tid = alloca i64, align 8
+{field("startedp", _STARTED)}
+{field("seq", _JOB_SEQ)}
+  %have = load i64, ptr %startedp, align 8
+  %s = load atomic i32, ptr %seq seq_cst, align 4
+  %s64 = zext i32 %s to i64
+  %sbits = shl i64 %s64, 8
+  br label %check
+check:
+  %k = phi i64 [ %have, %entry ], [ %k1, %created ]
+  %enough = icmp sge i64 %k, %want
+  br i1 %enough, label %done, label %create
+create:
+  %k1 = add i64 %k, 1
+  %packed = or i64 %sbits, %k1
+  %arg = inttoptr i64 %packed to ptr
+  %rc = call i32 @pthread_create(ptr %tid, ptr null, ptr @rm_pool_worker, ptr %arg)
+  %ok = icmp eq i32 %rc, 0
+  br i1 %ok, label %created, label %done
+created:
+  %t = load i64, ptr %tid, align 8
+  %d = call i32 @pthread_detach(i64 %t)
+  store i64 %k1, ptr %startedp, align 8
+  br label %check
+done:
+  ret i64 %k
+}}
+
+define void @raster_mlir_parallel_for(ptr %task, ptr %ctx, i64 %units) {{
+entry:
+  %mode = alloca i32, align 4
+{field("threadsp", _THREADS)}
+  %wanted = load atomic i64, ptr %threadsp monotonic, align 8
+  %lt = icmp slt i64 %units, %wanted
+  %n0 = select i1 %lt, i64 %units, i64 %wanted
+  %big = icmp sgt i64 %n0, {MAX_THREADS}
+  %n1 = select i1 %big, i64 {MAX_THREADS}, i64 %n0
+  %single = icmp sle i64 %n1, 1
+  br i1 %single, label %serial, label %acquire
+acquire:
+{field("busy", _BUSY)}
+  %pair = cmpxchg ptr %busy, i32 0, i32 1 acquire monotonic, align 4
+  %got = extractvalue {{ i32, i1 }} %pair, 1
+  br i1 %got, label %start, label %serial
+start:
+  %need = sub i64 %n1, 1
+  %have = call i64 @start_workers(i64 %need)
+  %none = icmp eq i64 %have, 0
+  br i1 %none, label %release_serial, label %publish
+release_serial:
+  store atomic i32 0, ptr %busy release, align 4
+  br label %serial
+publish:
+  %fewer = icmp slt i64 %have, %need
+  %workers = select i1 %fewer, i64 %have, i64 %need
+  %n = add i64 %workers, 1
+  %parts = mul i64 %n, {_CHUNKS_PER_THREAD}
+  %chunk0 = sdiv i64 %units, %parts
+  %small = icmp slt i64 %chunk0, 1
+  %chunk = select i1 %small, i64 1, i64 %chunk0
+  {get_mode}
+  %m = load i32, ptr %mode, align 4
+{field("taskp", _TASK)}
+{field("ctxp", _CTX)}
+{field("unitsp", _UNITS)}
+{field("chunkp", _CHUNK)}
+{field("np", _N)}
+{field("modep", _MODE)}
+{field("next", _NEXT)}
+{field("done", _DONE)}
+{field("done_waiter", _DONE_WAITER)}
+{field("active", _ACTIVE)}
+{field("active_waiter", _ACTIVE_WAITER)}
+{field("seq", _JOB_SEQ)}
+{field("sleepers", _SLEEPERS)}
+  store ptr %task, ptr %taskp, align 8
+  store ptr %ctx, ptr %ctxp, align 8
+  store i64 %units, ptr %unitsp, align 8
+  store i64 %chunk, ptr %chunkp, align 8
+  store i64 %n, ptr %np, align 8
+  store i32 %m, ptr %modep, align 4
+  store atomic i64 0, ptr %next monotonic, align 8
+  store atomic i32 0, ptr %done monotonic, align 4
+  %opened = atomicrmw add ptr %seq, i32 1 seq_cst, align 4
+  %sl = load atomic i32, ptr %sleepers seq_cst, align 4
+  %any = icmp ne i32 %sl, 0
+  br i1 %any, label %wake, label %run
+wake:
+  call void @futex_wake(ptr %seq, i64 {MAX_WORKERS})
+  br label %run
+run:
+  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk)
+  call void @wait_zero_done(ptr %done, i64 %units, ptr %done_waiter)
+  %closed = atomicrmw add ptr %seq, i32 1 seq_cst, align 4
+  call void @wait_zero(ptr %active, ptr %active_waiter)
+  store atomic i32 0, ptr %busy release, align 4
+  ret void
+serial:
+  call void %task(ptr %ctx, i64 0, i64 %units)
+  ret void
+}}
+
+; The dispatcher's wait until `units` units are done (*done counts up to it).
+define internal void @wait_zero_done(ptr %done, i64 %units, ptr %waiter) {{
+entry:
+  %u32 = trunc i64 %units to i32
+  %spin = call i64 @spin_limit()
+  br label %poll
+poll:
+  %s = phi i64 [ 0, %entry ], [ %s1, %again ]
+  %v = load atomic i32, ptr %done acquire, align 4
+  %all = icmp eq i32 %v, %u32
+  br i1 %all, label %exit, label %again
+again:
+  {pause}
+  %s1 = add i64 %s, 1
+  %more = icmp slt i64 %s1, %spin
+  br i1 %more, label %poll, label %sleep
+sleep:
+  store atomic i32 1, ptr %waiter seq_cst, align 4
+  br label %check
+check:
+  %v2 = load atomic i32, ptr %done seq_cst, align 4
+  %all2 = icmp eq i32 %v2, %u32
+  br i1 %all2, label %awake, label %block
+block:
+  call void @futex_wait(ptr %done, i32 %v2)
+  br label %check
+awake:
+  store atomic i32 0, ptr %waiter seq_cst, align 4
+  br label %exit
+exit:
+  ret void
+}}
+
+; How many blocks a parallel reduction over `units` units is cut into (module docstring).
+define i64 @raster_mlir_reduction_blocks(i64 %units) {{
+entry:
+{field("detp", _DETERMINISTIC)}
+{field("threadsp", _THREADS)}
+  %det = load atomic i64, ptr %detp monotonic, align 8
+  %threads = load atomic i64, ptr %threadsp monotonic, align 8
+  %is_det = icmp ne i64 %det, 0
+  %want = select i1 %is_det, i64 {DETERMINISTIC_BLOCKS}, i64 %threads
+  %cap = icmp sgt i64 %want, {DETERMINISTIC_BLOCKS}
+  %want1 = select i1 %cap, i64 {DETERMINISTIC_BLOCKS}, i64 %want
+  %lt = icmp slt i64 %units, %want1
+  %b = select i1 %lt, i64 %units, i64 %want1
+  %low = icmp slt i64 %b, 1
+  %r = select i1 %low, i64 1, i64 %b
+  ret i64 %r
+}}
+"""
+
+
+def _arch() -> str | None:
+    arch = host_target().triple.split("-")[0]
+    return arch if arch in _FUTEX and os.uname().sysname == "Linux" else None
+
+
+class _Pool:
+    """The loaded runtime (one per process) and its state block."""
+
+    def __init__(self):
+        from .cache import load_or_compile
+
+        arch = _arch()
+        if arch is None:
+            raise RasterError("the native thread pool needs Linux on x86-64 or AArch64")
+        result = load_or_compile(_runtime_ir(arch), host_target(), 3)
+        self.jit = result.module
+        # Worker threads run this code until the process exits: never free it (not even at
+        # interpreter shutdown, when module globals are cleared).
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self.jit))
+        self.state = self.jit.global_address("rm_pool_state")
+        self.dispatch = self.jit.function_address("raster_mlir_parallel_for")
+        self.reduction_blocks = self.jit.function_address("raster_mlir_reduction_blocks")
+        self._word(_SPIN).value = DEFAULT_SPIN
+
+    def _word(self, offset: int) -> ctypes.c_int64:
+        return ctypes.c_int64.from_address(self.state + offset)
+
+    def configure(self, threads: int, deterministic: bool) -> None:
+        self._word(_THREADS).value = threads
+        self._word(_DETERMINISTIC).value = int(deterministic)
+
+    @property
+    def started_workers(self) -> int:
+        return self._word(_STARTED).value
+
+    def after_fork_in_child(self) -> None:
+        """The child has no workers (only the forking thread survives a fork): start afresh."""
+        ctypes.memset(self.state, 0, _STATE_BYTES)
+        self._word(_SPIN).value = DEFAULT_SPIN
+        self.configure(_settings.threads, _settings.deterministic)
+
+
+class _Settings:
+    def __init__(self):
+        self.threads = _default_threads()
+        self.deterministic = os.environ.get("RASTER_MLIR_DETERMINISTIC", "0") not in ("", "0")
+
+
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _default_threads() -> int:
+    value = os.environ.get("RASTER_MLIR_NUM_THREADS", "").strip()
+    if not value:
+        return _available_cpus()
+    try:
+        n = int(value)
+    except ValueError:
+        raise RasterError(f"RASTER_MLIR_NUM_THREADS must be a positive integer, got {value!r}") from None
+    if n < 1:
+        raise RasterError(f"RASTER_MLIR_NUM_THREADS must be a positive integer, got {value!r}")
+    return min(n, MAX_THREADS)
+
+
+_settings = _Settings()
+_pool: _Pool | None = None
+_pool_failed: str | None = None
+_lock = threading.Lock()
+
+
+def pool() -> _Pool | None:
+    """The process's pool, loaded on first use; None where it cannot run (then loops run serially)."""
+    global _pool, _pool_failed
+    if _pool is not None or _pool_failed is not None:
+        return _pool
+    with _lock:
+        if _pool is None and _pool_failed is None:
+            try:
+                p = _Pool()
+            except RasterError as exc:
+                _pool_failed = str(exc)
+                return None
+            p.configure(_settings.threads, _settings.deterministic)
+            _pool = p
+    return _pool
+
+
+def install(jit) -> None:
+    """Point a loaded module's `rm.parallel_runtime` at the pool (if it has parallel loops)."""
+    address = jit.global_address_or_none(RUNTIME_GLOBAL)
+    if not address:
+        return
+    p = pool()
+    slots = (ctypes.c_void_p * 2).from_address(address)
+    slots[0], slots[1] = (p.dispatch, p.reduction_blocks) if p is not None else (None, None)
+
+
+def set_num_threads(n: int) -> None:
+    """Use at most `n` threads (the calling thread included) from the next call on."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RasterError(f"set_num_threads: expected a positive int, got {n!r}")
+    _settings.threads = min(n, MAX_THREADS)
+    if _pool is not None:
+        _pool.configure(_settings.threads, _settings.deterministic)
+
+
+def get_num_threads() -> int:
+    """The number of threads compiled functions use at most (the calling thread included)."""
+    return _settings.threads
+
+
+def set_deterministic(on: bool) -> None:
+    """Cut parallel reductions into a fixed number of blocks (bitwise the same for any thread count)."""
+    _settings.deterministic = bool(on)
+    if _pool is not None:
+        _pool.configure(_settings.threads, _settings.deterministic)
+
+
+def get_deterministic() -> bool:
+    """Whether parallel reductions use the fixed blocking of deterministic mode."""
+    return _settings.deterministic
+
+
+def _after_fork_in_child() -> None:
+    if _pool is not None:
+        _pool.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
