@@ -14,9 +14,9 @@ LLVM can vectorise it:
 - dense and matrix-vector: one dot product per output element; a batched
   dense computes 4x4 tiles (rows of W x samples) per pass over k, so each
   loaded vector feeds four products;
-- matrix-matrix: register tiles of 4 rows x 2 vectors of 64 bytes (`vector`
-  ops), accumulated over k, where a whole tile fits; i-k-j order, accumulating
-  rows of the result, for the rest;
+- matrix-matrix of two buffers: register tiles (`vector` ops) accumulated over
+  k, every element stored once with its final value (matmul_tiles.py); i-k-j
+  order, accumulating rows of the result, for a constant operand;
 - softmax / log_softmax / cross-entropy: per row, a max pass, a sum-of-exp
   pass and a normalisation pass (the row max is subtracted before exp).
 """
@@ -35,6 +35,7 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from raster_mlir.dialects import raster as R
 
 from .loop_builder import LoopBuilder
+from .matmul_tiles import matmul_tiles
 
 
 @dataclass(frozen=True)
@@ -343,19 +344,13 @@ def matmul(b, op, ins, outs):
 
         b.nest(out.shape, body)
         return
-    # (m,k)@(k,n) or (k,)@(k,n): i-k-j, so the inner loop runs along rows of rhs and out.
+    # (m,k)@(k,n) of two buffers: register tiles (matmul_tiles.py). Otherwise ((k,)@(k,n), or a
+    # constant operand) i-k-j, so the inner loop runs along rows of rhs and out.
     n = rhs.shape[1]
     zero = b.float(0.0, ft)
     if len(lhs.shape) == 2 and isinstance(lhs, Buffer) and isinstance(rhs, Buffer):
-        m = lhs.shape[0]
-        lanes = VECTOR_BYTES // (ft.bitwidth // 8)
-        width = MATMUL_TILE_VECTORS * lanes
-        rows, cols = m - m % MATMUL_TILE_ROWS, n - n % width
-        if rows and cols:
-            _matmul_tiles(b, lhs, rhs, out, rows, cols, lanes)
-            _matmul_ikj(b, lhs, rhs, out, (0, rows), (cols, n))  # the columns right of the tiles
-            _matmul_ikj(b, lhs, rhs, out, (rows, m), (0, n))  # the rows below them
-            return
+        matmul_tiles(b, lhs, rhs, out)
+        return
     b.nest(out.shape, lambda idx: b.store(zero, out.ref, idx))
 
     def row(i_idx):
@@ -371,70 +366,6 @@ def matmul(b, op, ins, outs):
         b.loop(k, body=over_k)
 
     b.nest(lhs.shape[:-1], row)
-
-
-# A (m,k)@(k,n) product (the batch's weight gradient dz^T x) in register tiles of
-# MATMUL_TILE_ROWS rows x MATMUL_TILE_VECTORS vectors of 64 bytes, accumulated over
-# k in registers: each loaded vector of rhs feeds MATMUL_TILE_ROWS products, and
-# rhs is streamed once per MATMUL_TILE_ROWS rows instead of once per row (i-k-j
-# re-reads all of rhs for every row: 800 KB per row for a 128x784 f64 batch).
-VECTOR_BYTES = 64
-MATMUL_TILE_ROWS = 4
-MATMUL_TILE_VECTORS = 2
-
-
-def _matmul_tiles(b, lhs, rhs, out, rows: int, cols: int, lanes: int) -> None:
-    ft = out.element_type
-    wide = VectorType(ft, [lanes])
-    k = lhs.shape[1]
-    R, C = MATMUL_TILE_ROWS, MATMUL_TILE_VECTORS
-
-    def tile_row(i0):
-        def tile(j0):
-            starts = [j0 if c == 0 else b.addi(j0, b.index(c * lanes)) for c in range(C)]
-            row_ids = [i0 if r == 0 else b.addi(i0, b.index(r)) for r in range(R)]
-            zero = b.add(vector.BroadcastOp(b.float(0.0, ft), wide))
-
-            def over_k(p, *acc):
-                xs = [b.add(vector.LoadOp(rhs.ref, [p, j], wide)) for j in starts]
-                sums = []
-                for r in range(R):
-                    a = b.add(vector.BroadcastOp(b.load(lhs.ref, [row_ids[r], p]), wide))
-                    sums += [b.addf(acc[r * C + c], b.mulf(a, xs[c])) for c in range(C)]
-                return sums
-
-            acc = b.loop(k, [zero] * (R * C), over_k)
-            for r in range(R):
-                for c in range(C):
-                    b.add(vector.StoreOp(acc[r * C + c], out.ref, [row_ids[r], starts[c]]))
-
-        b.range_loop(b.index(0), b.index(cols), b.index(C * lanes), body=tile)
-
-    b.range_loop(b.index(0), b.index(rows), b.index(R), body=tile_row)
-
-
-def _matmul_ikj(b, lhs, rhs, out, row_range: tuple[int, int], col_range: tuple[int, int]) -> None:
-    """out[i, j] = sum_p lhs[i, p] rhs[p, j] over a block, in i-k-j order (nothing when it is empty)."""
-    (r0, r1), (c0, c1) = row_range, col_range
-    if r0 >= r1 or c0 >= c1:
-        return
-    zero = b.float(0.0, out.element_type)
-
-    def row(i):
-        b.range_loop(b.index(c0), b.index(c1), b.index(1), body=lambda j: b.store(zero, out.ref, [i, j]))
-
-        def over_k(p):
-            a = b.load(lhs.ref, [i, p])
-
-            def over_j(j):
-                o = [i, j]
-                b.store(b.addf(b.load(out.ref, o), b.mulf(a, b.load(rhs.ref, [p, j]))), out.ref, o)
-
-            b.range_loop(b.index(c0), b.index(c1), b.index(1), body=over_j)
-
-        b.loop(lhs.shape[1], body=over_k)
-
-    b.range_loop(b.index(r0), b.index(r1), b.index(1), body=row)
 
 
 def transpose(b, op, ins, outs):

@@ -1,7 +1,7 @@
-"""The register-tiled (m,k)@(k,n) lowering (passes/loop_recipes.py `_matmul_tiles`), natively.
+"""The register-tiled (m,k)@(k,n) lowering (passes/matmul_tiles.py), natively.
 
 Tiles are MATMUL_TILE_ROWS rows x MATMUL_TILE_VECTORS vectors of 64 bytes; the
-rows below and the columns right of the last whole tile take the i-k-j loops.
+rows below and the columns right of the last whole tile take narrower tiles.
 Shapes on, below and above every boundary, in both dtypes, against numpy.
 """
 
@@ -10,7 +10,7 @@ import pytest
 
 import raster_mlir as rm
 from raster_mlir import nn
-from raster_mlir.passes.loop_recipes import MATMUL_TILE_ROWS, MATMUL_TILE_VECTORS
+from raster_mlir.passes.matmul_tiles import ROWS as MATMUL_TILE_ROWS, VECTORS as MATMUL_TILE_VECTORS
 
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
 
@@ -44,12 +44,19 @@ def test_tiled_matmul_equals_numpy(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_ir_has_tiles_only_when_a_whole_tile_fits(dtype):
-    w, r = tile_width(dtype), MATMUL_TILE_ROWS
-    tiled = rm.compile(lambda a, b: rm.matmul(a, b), np.ones((r, 2), dtype), np.ones((2, w), dtype))
-    assert "vector.load" in tiled.ir("after:lower-to-loops")
-    narrow = rm.compile(lambda a, b: rm.matmul(a, b), np.ones((r, 2), dtype), np.ones((2, w - 1), dtype))
-    assert "vector.load" not in narrow.ir("after:lower-to-loops")
+def test_tiles_are_vectors_where_a_vector_fits_and_scalars_elsewhere(dtype):
+    lanes, r = tile_width(dtype) // MATMUL_TILE_VECTORS, MATMUL_TILE_ROWS
+
+    def lowered(n):
+        return rm.compile(lambda a, b: rm.matmul(a, b), np.ones((r, 2), dtype), np.ones((2, n), dtype)).ir(
+            "after:lower-to-loops"
+        )
+
+    assert "vector.load" in lowered(2 * lanes) and "vector.load" in lowered(lanes)
+    scalar = lowered(lanes - 1)
+    assert "vector.load" not in scalar
+    # Every element is stored once, with its final value: no load of the output.
+    assert "memref.load %out0" not in scalar and "memref.store" in scalar
 
 
 def test_batched_train_step_equals_numpy():
