@@ -469,11 +469,11 @@ def limit_blas(threads: int | None) -> str:
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return f"Thread limit {threads} for PyTorch; numpy's BLAS unlimited (threadpoolctl not installed)."
+        return f"Thread limit {threads} for PyTorch and raster_mlir; numpy's BLAS unlimited (threadpoolctl not installed)."
     threadpool_limits(limits=threads, user_api="blas")
     return (
-        f"Thread limit {threads} (--threads): numpy's BLAS (threadpoolctl) and PyTorch (torch.set_num_threads); "
-        "raster_mlir is single-threaded; JAX keeps XLA's own pool."
+        f"Thread limit {threads} (--threads): numpy's BLAS (threadpoolctl), PyTorch (torch.set_num_threads) and "
+        "raster_mlir (rm.set_num_threads); JAX keeps XLA's own pool."
     )
 
 
@@ -492,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, default=None, help="where to write the table (default: next to the JSON, .md)")
     parser.add_argument("--publish", action="store_true", help="also copy the JSON and the table to bench/latest.json and bench/latest.md")
     parser.add_argument("--threads", type=int, default=1,
-                        help="threads for numpy's BLAS and PyTorch (default 1, like raster_mlir; 0: each library's default). "
+                        help="threads for numpy's BLAS, PyTorch and raster_mlir (default 1; 0: each library's default). "
                              "JAX keeps XLA's own pool either way")  # fmt: skip
     parser.add_argument("--inject-wrong", action="store_true",
                         help="test hook: add a numpy contender with a bug (the first bias is never updated) that the gate must mark WRONG")  # fmt: skip

@@ -1,12 +1,13 @@
 """Compile time of one train step in a fresh process (run by the harness, not by hand).
 
-    python -m bench.workloads.compile_probe IMPL DTYPE LAYERS CACHE_DIR
+    python -m bench.workloads.compile_probe IMPL DTYPE LAYERS CACHE_DIR [BATCH]
 
 Points the implementation's compilation cache at CACHE_DIR (raster_mlir:
 RASTER_MLIR_CACHE_DIR; JAX: its persistent compilation cache; torch.compile:
 TORCHINDUCTOR_CACHE_DIR), imports it, builds the 784 -> 128 -> ... -> 10 MLP
 with LAYERS dense layers, then times the first call of the train step
-(tracing, compiling and one step) and a second call (one step). An empty
+(tracing, compiling and one step) and a second call (one step), on one
+sample or, given BATCH, on batches of BATCH samples. An empty
 directory gives the cold time; the directory a cold run filled gives the
 warm time. Prints one JSON object.
 """
@@ -23,6 +24,7 @@ import numpy as np
 
 def main(argv: list[str]) -> None:
     key, dtype, layers, cache = argv[0], argv[1], int(argv[2]), argv[3]
+    batch = int(argv[4]) if len(argv) > 4 else None
     if key == "raster_mlir":
         os.environ["RASTER_MLIR_CACHE_DIR"] = cache
     elif key == "torch_compile":
@@ -42,8 +44,10 @@ def main(argv: list[str]) -> None:
     spec = model.Spec(model.mlp_sizes(128, layers), dtype)
     params = model.init_params(spec)
     rng = np.random.default_rng(1)
-    xs = model.aligned_copy(rng.random((2, model.N_IN)).astype(spec.np_dtype))
-    ys = model.aligned_copy(np.eye(model.N_OUT, dtype=spec.np_dtype)[[3, 7]])
+    shape = (2, model.N_IN) if batch is None else (2, batch, model.N_IN)
+    xs = model.aligned_copy(rng.random(shape).astype(spec.np_dtype))
+    labels = rng.integers(0, model.N_OUT, shape[:-1])
+    ys = model.aligned_copy(np.eye(model.N_OUT, dtype=spec.np_dtype)[labels])
     contender = implementation.train_step(spec, [model.aligned_copy(p) for p in params], xs, ys)
     t0 = time.perf_counter()
     loss = contender.call()

@@ -8,6 +8,9 @@
 - inference: `rm.jit` of the forward pass to probabilities.
 
 Parameters are 64-byte aligned with `rm.aligned`, as `raster-mlir train` does.
+Threads: `rm.set_num_threads(threads)` when the harness limits threads, else
+raster_mlir's default (the CPUs the process may use); per-sample steps stay
+on one thread either way (too little work per loop to pay a dispatch).
 """
 
 from __future__ import annotations
@@ -50,8 +53,13 @@ class RasterMlir(Implementation):
     key = "raster_mlir"
     label = "raster_mlir"
 
+    def __init__(self, threads=None):
+        super().__init__(threads)
+        if threads:
+            rm.set_num_threads(threads)
+
     def details(self):
-        return {"threads": 1, "parameters": "64-byte aligned (rm.aligned)"}
+        return {"threads": rm.get_num_threads(), "parameters": "64-byte aligned (rm.aligned)"}
 
     def _step(self, spec, params):
         P = [rm.aligned(p) for p in params]
