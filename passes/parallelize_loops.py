@@ -61,6 +61,8 @@ from xdsl.passes import ModulePass
 
 from raster_mlir.backend.analysis import indexed_access, memref_root
 
+from .loop_analysis import constant_int, loop_bounds
+
 PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
 MEMORY_OPS = ("memref.load", "memref.store", "vector.load", "vector.store")
@@ -69,24 +71,13 @@ DEFAULT_MIN_WORK = 1 << 20  # ~ 0.1-0.3 ms of one core's element operations: a d
 UNKNOWN_TRIP = 16  # work estimate of a loop with run-time bounds
 
 
-def constant_int(value: SSAValue) -> int | None:
-    owner = getattr(value, "owner", None)
-    if isinstance(owner, Operation) and owner.name == "arith.constant":
-        data = getattr(getattr(owner.value, "value", None), "data", None)
-        if isinstance(data, int) and not isinstance(data, bool):
-            return data
-    return None
-
-
-def loop_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
-    bounds = (constant_int(loop.lb), constant_int(loop.ub), constant_int(loop.step))
-    if None in bounds or bounds[2] <= 0:
-        return None
-    return bounds
+def _positive_step_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
+    bounds = loop_bounds(loop)
+    return bounds if bounds is not None and bounds[2] > 0 else None
 
 
 def trip_count(loop: scf.ForOp) -> int | None:
-    bounds = loop_bounds(loop)
+    bounds = _positive_step_bounds(loop)
     if bounds is None:
         return None
     lb, ub, step = bounds
@@ -129,7 +120,7 @@ def index_range(value: SSAValue, loop: scf.ForOp) -> IndexRange | None:
     if isinstance(value, BlockArgument):
         inner = value.block.parent_op()
         if isinstance(inner, scf.ForOp) and value.index == 0 and inner is not loop and _inside(inner, loop):
-            bounds = loop_bounds(inner)
+            bounds = _positive_step_bounds(inner)
             if bounds is None:
                 return None
             lb, ub, step = bounds
@@ -170,7 +161,7 @@ def _access_lanes(op: Operation) -> int:
 
 def disjoint_iterations(loop: scf.ForOp, fn_name: str) -> bool:
     """(2) and (3) of the module docstring."""
-    step = loop_bounds(loop)[2]
+    step = _positive_step_bounds(loop)[2]
     accesses: dict[object, list[tuple[tuple[SSAValue, ...], int]]] = {}
     written: set[object] = set()
     for op in loop.walk():
