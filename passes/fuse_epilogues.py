@@ -59,7 +59,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from .loop_analysis import loop_bounds
+from .loop_analysis import is_inside, loop_bounds
 from .matmul_tiles import FINAL_STORE_ATTR
 
 ELEMENTWISE = {
@@ -84,14 +84,6 @@ def _buffer(op: Operation) -> SSAValue | None:
 
 def _indices(op: Operation) -> tuple[SSAValue, ...]:
     return tuple(op.operands[1:] if op.name in LOADS else op.operands[2:])
-
-
-def _inside(op: Operation, ancestor: Operation) -> bool:
-    while op is not None:
-        if op is ancestor:
-            return True
-        op = op.parent_op()
-    return False
 
 
 def _top_level(op: Operation, block: Block) -> Operation:
@@ -151,7 +143,7 @@ def _elementwise_body(loop: Operation, consumer: Operation, i: SSAValue, j: SSAV
             return False
         for v in op.operands:
             owner = v.owner if isinstance(v.owner, Operation) else v.block.parent_op()
-            if v in (i, j) or _inside(owner, loop) or not _inside(owner, consumer):
+            if v in (i, j) or is_inside(owner, loop) or not is_inside(owner, consumer):
                 continue
             return False  # a value computed per row of C: it would have to be recomputed at the store
         if op.name == "memref.store":
@@ -189,7 +181,7 @@ def _legal(e: Epilogue, block: Block) -> bool:
     loaded = {op.operands[0] for op in e.loop.body.block.ops if op.name == "memref.load"} - {e.temp.results[0]}
     for top in ops[first : last + 1]:
         for op in top.walk():
-            if _inside(op, e.loop):
+            if is_inside(op, e.loop):
                 continue
             if op.name in ("func.call", "memref.copy"):
                 return False

@@ -136,3 +136,12 @@ def update_term(store: memref.StoreOp) -> SSAValue | None:
         ):
             return term
     return None
+
+
+def is_inside(op: Operation | None, ancestor: Operation) -> bool:
+    """True if `op` is `ancestor` or nested in it."""
+    while op is not None:
+        if op is ancestor:
+            return True
+        op = op.parent_op()
+    return False

@@ -61,7 +61,7 @@ from xdsl.passes import ModulePass
 
 from raster_mlir.backend.analysis import indexed_access, memref_root
 
-from .loop_analysis import constant_int, loop_bounds
+from .loop_analysis import constant_int, is_inside, loop_bounds
 
 PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
@@ -82,14 +82,6 @@ def trip_count(loop: scf.ForOp) -> int | None:
         return None
     lb, ub, step = bounds
     return max(0, -(-(ub - lb) // step))
-
-
-def _inside(op: Operation, ancestor: Operation) -> bool:
-    while op is not None:
-        if op is ancestor:
-            return True
-        op = op.parent_op()
-    return False
 
 
 def _defining_op(value: SSAValue) -> Operation:
@@ -119,7 +111,7 @@ def index_range(value: SSAValue, loop: scf.ForOp) -> IndexRange | None:
         return IndexRange(0, c, c)
     if isinstance(value, BlockArgument):
         inner = value.block.parent_op()
-        if isinstance(inner, scf.ForOp) and value.index == 0 and inner is not loop and _inside(inner, loop):
+        if isinstance(inner, scf.ForOp) and value.index == 0 and inner is not loop and is_inside(inner, loop):
             bounds = _positive_step_bounds(inner)
             if bounds is None:
                 return None
@@ -128,7 +120,7 @@ def index_range(value: SSAValue, loop: scf.ForOp) -> IndexRange | None:
             return IndexRange(0, lb, last)
         return None
     owner = value.owner
-    if not _inside(owner, loop):
+    if not is_inside(owner, loop):
         return None
     if owner.name in ("arith.addi", "arith.subi"):
         a, b = (index_range(v, loop) for v in owner.operands)

@@ -267,3 +267,26 @@ def test_a_forked_child_starts_its_own_workers():
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_data_loop_of_batched_steps_runs_its_loops_on_the_pool():
+    """step.run over batches (what `raster-mlir train --batch B` does): the loops inside each step are marked."""
+    params, x, y = problem(256, n_in=120, hidden=48)
+    xs, ys = x.reshape(4, 64, 120), y.reshape(4, 64, 5)
+    step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1), pipeline=EVERY_LOOP)
+    expected = [p.copy() for p in params]
+    for xb, yb in zip(xs, ys):
+        _, expected, _ = numpy_step(expected, xb, yb, lr=0.1)
+    results = []
+    for n in THREADS:
+        rm.set_num_threads(n)
+        mine = [p.copy() for p in params]
+        losses = step.run(*mine, xs, ys)
+        assert losses.shape == (4,)
+        for got, want in zip(mine, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        results.append(mine)
+    assert "raster.parallel" in step.run_ir()
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            np.testing.assert_array_equal(a, b)

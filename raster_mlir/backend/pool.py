@@ -76,8 +76,8 @@ DEFAULT_SPIN = 1 << 11
 # Byte offsets in the state block (fields written by different threads on separate cache lines).
 _JOB_SEQ = 0  # i32 futex word: odd while a job is open
 _NEXT = 64  # i64: next unclaimed unit
-_DONE, _DONE_WAITER = 128, 132  # i32 units completed; i32 1 while the dispatcher sleeps on it
-_ACTIVE, _ACTIVE_WAITER = 192, 196  # i32 workers inside the open job; i32 1 while the dispatcher sleeps on it
+_DONE, _DONE_WAITER = 128, 132  # i32 units completed; i32 non-zero while the dispatcher sleeps on it
+_ACTIVE, _ACTIVE_WAITER = 192, 196  # i32 workers inside the open job; i32 non-zero while the dispatcher sleeps on it
 _BUSY = 256  # i32 1 while a dispatch is under way
 _TASK, _CTX, _UNITS, _CHUNK, _N, _MODE = 320, 328, 336, 344, 352, 360  # the job (written before it opens)
 _THREADS, _STARTED, _SPIN, _DETERMINISTIC = 384, 392, 400, 408  # configuration
@@ -130,17 +130,19 @@ define internal i64 @spin_limit() alwaysinline {{
   ret i64 %spin
 }}
 
-; Wait until *word != expected: poll `spin` times, then sleep in the kernel, announced by
-; adding 1 to *sleepers (a counter) before re-reading the word. Returns the new value.
-define internal i32 @wait_change(ptr %word, i32 %expected, ptr %sleepers) {{
+; Wait until *word == value (until_equal) or *word != value: poll `spin` times, then sleep in the
+; kernel, announced by adding 1 to *sleepers (a counter) before re-reading the word. Returns the
+; word's value.
+define internal i32 @wait_word(ptr %word, i32 %value, i1 %until_equal, ptr %sleepers) {{
 entry:
   %spin = call i64 @spin_limit()
   br label %poll
 poll:
   %s = phi i64 [ 0, %entry ], [ %s1, %again ]
   %v = load atomic i32, ptr %word acquire, align 4
-  %changed = icmp ne i32 %v, %expected
-  br i1 %changed, label %done, label %again
+  %eq = icmp eq i32 %v, %value
+  %waiting = xor i1 %eq, %until_equal  ; the condition does not hold yet
+  br i1 %waiting, label %again, label %done
 again:
   {pause}
   %s1 = add i64 %s, 1
@@ -149,49 +151,32 @@ again:
 sleep:
   %a = atomicrmw add ptr %sleepers, i32 1 seq_cst, align 4
   %v2 = load atomic i32, ptr %word seq_cst, align 4
-  %same = icmp eq i32 %v2, %expected
-  br i1 %same, label %block, label %woken
+  %eq2 = icmp eq i32 %v2, %value
+  %waiting2 = xor i1 %eq2, %until_equal  ; the condition does not hold yet
+  br i1 %waiting2, label %block, label %woken
 block:
-  call void @futex_wait(ptr %word, i32 %expected)
+  call void @futex_wait(ptr %word, i32 %v2)
   br label %woken
 woken:
   %b = atomicrmw sub ptr %sleepers, i32 1 seq_cst, align 4
   %v3 = load atomic i32, ptr %word acquire, align 4
-  %changed3 = icmp ne i32 %v3, %expected
-  br i1 %changed3, label %done3, label %sleep
+  %eq3 = icmp eq i32 %v3, %value
+  %waiting3 = xor i1 %eq3, %until_equal  ; the condition does not hold yet
+  br i1 %waiting3, label %sleep, label %done3
 done3:
   ret i32 %v3
 done:
   ret i32 %v
 }}
 
-; The dispatcher's wait until *word == 0 (a flag announces its sleep).
-define internal void @wait_zero(ptr %word, ptr %waiter) {{
+; Wake the dispatcher sleeping on *word if its announcement *waiter is set.
+define internal void @wake_waiter(ptr %word, ptr %waiter) {{
 entry:
-  %spin = call i64 @spin_limit()
-  br label %poll
-poll:
-  %s = phi i64 [ 0, %entry ], [ %s1, %again ]
-  %v = load atomic i32, ptr %word acquire, align 4
-  %zero = icmp eq i32 %v, 0
-  br i1 %zero, label %done, label %again
-again:
-  {pause}
-  %s1 = add i64 %s, 1
-  %more = icmp slt i64 %s1, %spin
-  br i1 %more, label %poll, label %sleep
-sleep:
-  store atomic i32 1, ptr %waiter seq_cst, align 4
-  br label %check
-check:
-  %v2 = load atomic i32, ptr %word seq_cst, align 4
-  %zero2 = icmp eq i32 %v2, 0
-  br i1 %zero2, label %awake, label %block
-block:
-  call void @futex_wait(ptr %word, i32 %v2)
-  br label %check
-awake:
-  store atomic i32 0, ptr %waiter seq_cst, align 4
+  %w = load atomic i32, ptr %waiter seq_cst, align 4
+  %asleep = icmp ne i32 %w, 0
+  br i1 %asleep, label %wake, label %done
+wake:
+  call void @futex_wake(ptr %word, i64 1)
   br label %done
 done:
   ret void
@@ -221,11 +206,7 @@ run:
   %all = icmp eq i32 %after, %u32
   br i1 %all, label %last, label %claim
 last:
-  %w = load atomic i32, ptr %waiter seq_cst, align 4
-  %asleep = icmp ne i32 %w, 0
-  br i1 %asleep, label %wake, label %claim
-wake:
-  call void @futex_wake(ptr %done, i64 1)
+  call void @wake_waiter(ptr %done, ptr %waiter)
   br label %claim
 exit:
   ret void
@@ -251,7 +232,7 @@ entry:
   br label %loop
 loop:
   %seen = phi i32 [ %first, %entry ], [ %g, %closed ], [ %g, %left ]
-  %g = call i32 @wait_change(ptr %seq, i32 %seen, ptr %sleepers)
+  %g = call i32 @wait_word(ptr %seq, i32 %seen, i1 false, ptr %sleepers)
   %odd = and i32 %g, 1
   %open = icmp ne i32 %odd, 0
   br i1 %open, label %join, label %closed
@@ -280,11 +261,7 @@ leave:
   %last = icmp eq i32 %b, 1
   br i1 %last, label %check, label %left
 check:
-  %w = load atomic i32, ptr %active_waiter seq_cst, align 4
-  %asleep = icmp ne i32 %w, 0
-  br i1 %asleep, label %wake, label %left
-wake:
-  call void @futex_wake(ptr %active, i64 1)
+  call void @wake_waiter(ptr %active, ptr %active_waiter)
   br label %left
 left:
   br label %loop
@@ -385,46 +362,14 @@ wake:
   br label %run
 run:
   call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk)
-  call void @wait_zero_done(ptr %done, i64 %units, ptr %done_waiter)
+  %all = trunc i64 %units to i32
+  %d = call i32 @wait_word(ptr %done, i32 %all, i1 true, ptr %done_waiter)
   %closed = atomicrmw add ptr %seq, i32 1 seq_cst, align 4
-  call void @wait_zero(ptr %active, ptr %active_waiter)
+  %z = call i32 @wait_word(ptr %active, i32 0, i1 true, ptr %active_waiter)
   store atomic i32 0, ptr %busy release, align 4
   ret void
 serial:
   call void %task(ptr %ctx, i64 0, i64 %units)
-  ret void
-}}
-
-; The dispatcher's wait until `units` units are done (*done counts up to it).
-define internal void @wait_zero_done(ptr %done, i64 %units, ptr %waiter) {{
-entry:
-  %u32 = trunc i64 %units to i32
-  %spin = call i64 @spin_limit()
-  br label %poll
-poll:
-  %s = phi i64 [ 0, %entry ], [ %s1, %again ]
-  %v = load atomic i32, ptr %done acquire, align 4
-  %all = icmp eq i32 %v, %u32
-  br i1 %all, label %exit, label %again
-again:
-  {pause}
-  %s1 = add i64 %s, 1
-  %more = icmp slt i64 %s1, %spin
-  br i1 %more, label %poll, label %sleep
-sleep:
-  store atomic i32 1, ptr %waiter seq_cst, align 4
-  br label %check
-check:
-  %v2 = load atomic i32, ptr %done seq_cst, align 4
-  %all2 = icmp eq i32 %v2, %u32
-  br i1 %all2, label %awake, label %block
-block:
-  call void @futex_wait(ptr %done, i32 %v2)
-  br label %check
-awake:
-  store atomic i32 0, ptr %waiter seq_cst, align 4
-  br label %exit
-exit:
   ret void
 }}
 
