@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hypothesis import settings
+
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FloatAttr, TensorType, f32, f64
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from raster_mlir.dialects import raster as R
+
+
+def profile_examples(divisor: int) -> int:
+    """max_examples for a property test parametrised over many cases: the profile's share.
+
+    The hypothesis profile (tests/conftest.py) still scales every test: 15 // divisor
+    examples per case in "ci", 300 // divisor in "dev".
+    """
+    return max(2, settings.default.max_examples // divisor)
 
 
 def marker_line(path: str, marker: str) -> int:

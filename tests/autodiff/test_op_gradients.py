@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradient_cases_arrays
+from helpers import profile_examples
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -193,7 +194,7 @@ def run_case(case: Case, data, n: int, dtype=np.float64, rtol=None):
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@settings(max_examples=2, deadline=None)
+@settings(max_examples=profile_examples(7), deadline=None)
 @given(data=st.data())
 def test_op_gradient_f64(case, n, data):
     run_case(case, data, n, np.float64, rtol=1e-6)
@@ -201,14 +202,14 @@ def test_op_gradient_f64(case, n, data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@settings(max_examples=12, deadline=None)
+@settings(deadline=None)
 @given(data=st.data(), n=st.sampled_from(SIZES))
 def test_op_gradient_f64_more_examples(case, n, data):
     run_case(case, data, n, np.float64, rtol=1e-6)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@settings(max_examples=2, deadline=None)
+@settings(max_examples=profile_examples(7), deadline=None)
 @given(data=st.data(), n=st.sampled_from([1, 3, 7]))
 def test_op_gradient_f32(case, n, data):
     run_case(case, data, n, np.float32)
