@@ -147,9 +147,11 @@ def _cell(result: dict | None, baseline: str, key: str, notes: _Notes) -> str:
             text += f" ×{_ratio(result['ratio'])}"
         return text
     if status == "WRONG":
-        gate = result["gate"]
+        after = result.get("gate_after_timing")
+        gate = after if after and not after["passed"] else result["gate"]
+        when = "after timing" if gate is after else "not timed"
         return f"WRONG (error {gate['max_error']:.1e} > {gate['tolerance']:.0e}) " + notes.mark(
-            f"{result['label']}: WRONG, not timed ({result.get('reason', 'the correctness gate failed')})"
+            f"{result['label']}: WRONG, {when} ({result.get('reason', 'the correctness gate failed')})"
         )
     return f"{status} " + notes.mark(f"{result['label']}: {status}: {result.get('reason', '')}")
 
@@ -169,6 +171,17 @@ def section_table(section: dict, notes: _Notes) -> str:
         cells = [_cell(row["results"].get(k), row["baseline"], k, notes) for k in columns]
         lines.append("| " + " | ".join([row["title"], row["model"], row["dtype"], row["unit"], *cells]) + " |")
     return "\n".join(lines)
+
+
+def _after_timing_gate(settings: dict) -> str:
+    after = settings.get("tolerance_after_timing")
+    if after is None:  # a run from before the second gate existed
+        return "All numbers below passed it unless marked WRONG."
+    return (
+        "After timing, every train contender's parameters again, against the reference replaying all the steps "
+        f"it took (normwise error ≤ {after['f64']:.0e} (f64), ≤ {after['f32']:.0e} (f32, whose trajectory drifts "
+        "from the float64 one by rounding over thousands of steps). All numbers below passed both unless marked WRONG."
+    )
 
 
 def markdown(run: dict) -> str:
@@ -198,7 +211,7 @@ def markdown(run: dict) -> str:
             "parameters and data against a float64 numpy reference (data loops: the whole loop, with labels set to "
             f"zero after the first {settings['gate_steps_in_loops']} samples so that later steps change nothing); "
             f"normwise error ≤ {settings['tolerance']['f64']:.0e} (f64), ≤ {settings['tolerance']['f32']:.0e} (f32). "
-            "All numbers below passed it unless marked WRONG."
+            + _after_timing_gate(settings)
         ),
     ]
     for section in run["sections"]:

@@ -19,6 +19,7 @@ class Stats:
     low: float
     high: float
     samples: list[float]
+    calls: int = 0  # how many times the contender was called, warm-up included
 
     def __str__(self) -> str:
         return f"{self.median:9.2f} us  [{self.low:.2f} - {self.high:.2f}]"
@@ -40,7 +41,8 @@ def compare(contenders: dict[str, Callable[[], object]], rounds: int = 30, numbe
     for _ in range(rounds):
         for name, fn in contenders.items():
             samples[name].append(_round(fn, number))
-    return {name: Stats(statistics.median(s), min(s), max(s), s) for name, s in samples.items()}
+    calls = warmup * max(1, number // 4) + rounds * number
+    return {name: Stats(statistics.median(s), min(s), max(s), s, calls) for name, s in samples.items()}
 
 
 def table(results: dict[str, Stats], baseline: str) -> str:

@@ -22,6 +22,7 @@ from .array_ops import (
     zeros_like,
 )  # fmt: skip
 from .jit import CompiledFunction, JitFunction, compile, jit
+from .compiler import DEFAULT_PIPELINE, STRICT_PIPELINE
 from .autodiff_api import grad, value_and_grad
 from .forward_api import hessian, hvp, jacfwd, jacrev, jvp, linearize, vjp
 from .custom_rule import CustomRuleFunction, custom_rule
@@ -36,7 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RasterError", "ShapeError", "DTypeError", "TraceError", "GradientError", "CompileError",
     "NotContiguousError", "ReadOnlyError", "AliasingError", "AlignmentError",
-    "jit", "compile", "grad", "value_and_grad", "jvp", "vjp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "JitFunction", "CompiledFunction", "nn",
+    "jit", "compile", "DEFAULT_PIPELINE", "STRICT_PIPELINE", "grad", "value_and_grad", "jvp", "vjp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "JitFunction", "CompiledFunction", "nn",
     "custom_rule", "CustomRuleFunction", "check_grads", "GradCheckReport",
     "compile_train_step", "TrainStep", "optim", "aligned", "aligned_empty", "aligned_zeros",
     "set_num_threads", "get_num_threads", "set_deterministic", "get_deterministic",

@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_train.add_arguments(train)
     demo = sub.add_parser("demo", help="train the seed's 4->8->3 MLP for a few hundred SGD steps")
-    demo.add_argument("--steps", type=int, default=200)
-    demo.add_argument("--lr", type=float, default=0.5)
+    demo.add_argument("--steps", type=int, default=200, help="SGD steps on the one sample (default: 200)")
+    demo.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default: 0.5)")
     return parser
 
 

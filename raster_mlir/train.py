@@ -238,7 +238,8 @@ class TrainStep(LLVMInspection):
           ulp, seen in f32 and on a few tiny f64 shapes);
         - `cross_step_fusion=False`: the steps one after the other (the same).
 
-        `epochs=0` checks the arguments and returns an empty array of losses.
+        `epochs=0` checks the arguments, compiles the loop for them (so a later
+        call is not timed with compiling) and returns an empty array of losses.
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise RasterError(f"run: epochs must be a non-negative int, got {epochs!r}")
@@ -260,8 +261,6 @@ class TrainStep(LLVMInspection):
         for i in data:
             sample[i] = args[i][0]
         compiled, state = self._entry(tuple(sample))
-        if epochs == 0:
-            return np.empty(0, NUMPY_DTYPES[compiled.specs[self.params[0]].dtype] if self.params else np.float64)
         if compiled.native is None:
             raise RasterError(f"run needs native code; the pipeline {compiled.pipeline.spec!r} does not lower to loops")
         n_scalars = len(self.optimizer.step_scalars(1))
@@ -272,7 +271,7 @@ class TrainStep(LLVMInspection):
             sliced = (*data, *range(first_scalar, first_scalar + n_scalars))
             loop = self._loops[key] = DataLoop(compiled, sliced, n, cross_step_fusion, update_block)
         self._last_loop = loop
-        losses = []
+        losses = [np.empty(0, loop.loss_dtype)]
         dtype = loop.loss_dtype
         staged, write_back = self._aligned_inputs(args)
         try:

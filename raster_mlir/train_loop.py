@@ -48,8 +48,11 @@ class DataLoop:
         sliced = (*sliced_inputs, loss_slot)
         self.entry = f"{compiled.entry}_loop"
         loop = f"data-loop{{entry={compiled.entry} steps={steps} sliced={','.join(map(str, sliced))} cross-step=%s}}"
-        tail = "fuse-loops,skip-zero-updates"
-        if any(p.name == "skip-zero-chunks" for p in compiled.pipeline.passes):
+        step_passes = {p.name for p in compiled.pipeline.passes}
+        tail = "fuse-loops"
+        if "skip-zero-updates" in step_passes:  # the step's own sparsity passes, no others (STRICT_PIPELINE)
+            tail += ",skip-zero-updates"
+        if "skip-zero-chunks" in step_passes:
             tail += ",skip-zero-chunks"  # last: its chunk scans would block the rotation and defer-updates
         parallel = next((p for p in compiled.pipeline.passes if p.name == "parallelize-loops"), None)
         if parallel is not None:  # the loops inside each step that are worth several threads

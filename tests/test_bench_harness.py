@@ -148,3 +148,49 @@ def test_loop_gate_passes_a_correct_loop_and_refuses_a_wrong_one(dtype):
     assert check(python_loop(numpy_impl.NumpyMLP())).passed
     verdict = check(python_loop(numpy_impl.WrongNumpyMLP()))
     assert not verdict.passed and verdict.error > 1e-3
+
+
+def test_rows_are_gated_again_after_timing(quick_run):
+    run, table, _ = quick_run
+    for row in run["sections"][0]["rows"]:
+        for key in ("raster_mlir", "numpy"):
+            after = row["results"][key]["gate_after_timing"]
+            assert after["passed"] and after["calls"] > 1 and after["max_error"] <= after["tolerance"]
+    assert "After timing, every train contender's parameters again" in table
+    assert "raster_mlir skips work on zeros" in table
+
+
+class _GoesWrongLater(numpy_impl._WrongMLP):
+    """Right on the gate's step, then the first layer's bias stops moving."""
+
+    calls = 0
+
+    def step(self, x, y):
+        self.calls += 1
+        return numpy_impl._MLP.step(self, x, y) if self.calls == 1 else super().step(x, y)
+
+
+class GoesWrongLater(numpy_impl.NumpyMLP):
+    def _mlp(self, spec, params, xs):
+        return _GoesWrongLater([model.aligned_copy(p) for p in params], spec.sizes, None, spec.np_dtype)
+
+
+def test_a_contender_that_goes_wrong_after_its_first_step_is_caught():
+    from bench.__main__ import QUICK, Harness, train_gate
+
+    harness = Harness(QUICK, Selection.parse(["numpy,per_sample,f64"]), inject_wrong=False, threads=1)
+    harness.keys = ["numpy", "numpy_wrong"]  # the injected contender's column, with a later bug
+    harness.implementations = {"numpy": numpy_impl.NumpyMLP(), "numpy_wrong": GoesWrongLater()}
+    spec = model.Spec((784, 16, 10), "f64")
+    init = model.init_params(spec)
+    xs, ys = model.batches(harness.data, None, spec.np_dtype)
+    xs, ys = xs[:20], ys[:20]
+    row = harness.measure(
+        section="main", workload="per_sample", title="late", spec=spec, unit="µs/sample", per=1,
+        build=lambda impl: impl.train_step(spec, [model.aligned_copy(p) for p in init], xs, ys),
+        check=train_gate(spec, init, xs, ys), replay=lambda n: model.reference_replay(init, xs, ys, n),
+    )  # fmt: skip
+    good, late = row["results"]["numpy"], row["results"]["numpy_wrong"]
+    assert good["status"] == "ok" and good["gate_after_timing"]["passed"]
+    assert late["gate"]["passed"] and late["status"] == "WRONG"
+    assert not late["gate_after_timing"]["passed"] and "after" in late["reason"]

@@ -52,7 +52,9 @@ def test_train_one_epoch_on_mnist5k(tmp_path):
     out, ir = tmp_path / "out", tmp_path / "ir"
     result = run_cli("train", "--epochs", "1", "--no-progress", "--out", str(out), "--dump-ir", str(ir), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "epoch 1/1" in result.stdout and "us/sample" in result.stdout
+    assert "epoch 1/1" in result.stdout and "us/sample in native loops of 100 steps" in result.stdout
+    assert "Python loop" not in result.stdout  # the native loop ran
+    assert "compiled the train step and its native loops" in result.stdout  # not inside epoch 1's time
 
     history = json.loads((out / "history.json").read_text())
     assert history["dataset"]["name"] == "mnist5k"
@@ -65,6 +67,7 @@ def test_train_one_epoch_on_mnist5k(tmp_path):
     assert curve["step"][-1] == 4000 and len(curve["loss"]) == len(curve["samples"]) == 40
     assert np.mean(curve["loss"][-5:]) < np.mean(curve["loss"][:5]) / 2
     assert history["settings"]["learning_rate"] == 0.01 and history["settings"]["batch"] == 1
+    assert "lr" not in history["settings"] and history["settings"]["learning_rate_is_default"] is True
 
     png = (out / "loss.png").read_bytes()
     assert png[:8] == PNG_SIGNATURE and len(png) > 10_000
@@ -72,7 +75,8 @@ def test_train_one_epoch_on_mnist5k(tmp_path):
     assert "vega-lite" in spec["$schema"]
     assert "mark" in spec and "encoding" in spec
     assert spec["encoding"]["y"]["field"] == "loss" and len(spec["data"]["values"]) == 40
-    assert "vega-lite" in (out / "loss.html").read_text()
+    page = (out / "loss.html").read_text()
+    assert "vega-lite" in page and "needs a network connection" in page
 
     dumped = sorted(p.name for p in ir.iterdir())
     assert dumped == sorted(history["ir_files"])
@@ -140,6 +144,12 @@ def test_batch_larger_than_the_training_set_exits_2(tmp_path):
     assert result.returncode == 2
     assert "--batch 500 is larger than the 100 training samples" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_demo_options_have_help_text(tmp_path):
+    result = run_cli("demo", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "SGD steps on the one sample" in result.stdout and "SGD learning rate" in result.stdout
 
 
 def test_seed_demo_subcommand_still_runs(tmp_path):

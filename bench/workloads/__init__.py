@@ -40,7 +40,20 @@ WRONG = ("numpy_wrong", ("numpy_impl", "WrongNumpyMLP", "numpy, injected bug"))
 
 
 class Unavailable(Exception):
-    """The implementation cannot run here; the message says why."""
+    """The implementation cannot run here (its library is not installed); the message says why."""
+
+
+class Failed(Exception):
+    """The implementation is installed but crashed when tried (reported as "failed", not "unavailable")."""
+
+
+class NotRunnable(str):
+    """Why an implementation is not run (the reason, a str), with its report status."""
+
+    def __new__(cls, reason: str, status: str = "unavailable"):
+        self = super().__new__(cls, reason)
+        self.status = status
+        return self
 
 
 @dataclass

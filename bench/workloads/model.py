@@ -22,6 +22,10 @@ LR = 0.01
 N_IN, N_OUT = 784, 10
 DTYPES = {"f64": np.float64, "f32": np.float32}
 TOLERANCE = {"f64": 1e-9, "f32": 1e-4}
+# After thousands of steps: float64 stays within rounding of the float64 reference; a float32 trajectory
+# drifts from it (a ReLU input within rounding of zero can go either way), so its bound only catches
+# updates that are wrong, not rounding.
+TOLERANCE_AFTER_TIMING = {"f64": 1e-9, "f32": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,14 @@ def reference_step(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, l
     return loss, [p - lr * g for p, g in zip(params, grads)]
 
 
+def reference_replay(params: Sequence[np.ndarray], xs: np.ndarray, ys: np.ndarray, steps: int) -> list[np.ndarray]:
+    """The parameters after `steps` steps cycling over the rows of xs/ys (as a timed contender does)."""
+    params = [np.asarray(p, dtype=np.float64) for p in params]
+    for i in range(steps):
+        params = reference_step(params, xs[i % len(xs)], ys[i % len(ys)])[1]
+    return params
+
+
 def reference_run(params: Sequence[np.ndarray], xs: np.ndarray, ys: np.ndarray, lr: float = LR):
     """(losses, final parameters) of one SGD step per row of xs/ys, in order, float64."""
     losses = []
@@ -227,9 +239,9 @@ class Gate:
         return {"passed": self.passed, "max_error": self.error, "tolerance": self.tolerance, "checked": self.checked}
 
 
-def gate(pairs: Sequence[tuple[str, object, object]], dtype: str) -> Gate:
+def gate(pairs: Sequence[tuple[str, object, object]], dtype: str, after_timing: bool = False) -> Gate:
     """Compare every (name, got, want) pair; pass if each normwise error is within the dtype's tolerance."""
-    tolerance = TOLERANCE[dtype]
+    tolerance = (TOLERANCE_AFTER_TIMING if after_timing else TOLERANCE)[dtype]
     errors = {name: max_error(got, want) for name, got, want in pairs}
     worst = max(errors.values())
     return Gate(worst <= tolerance, worst, tolerance, ", ".join(errors))

@@ -1,12 +1,16 @@
 """numpy: the forward pass, the backward pass and the SGD update written by hand.
 
 What a careful numpy programmer writes: buffers allocated once per
-configuration, BLAS through `np.dot(..., out=)` (the outer product too), the
-learning rate folded into the output error so that each weight update is one
-outer product (or one matrix product for a batch) and one subtraction, and
-the error sent back through a layer before that layer's weights change. It
-updates every row of a weight matrix, also those whose unit was inactive
-(zero gradient): no sparsity tricks.
+configuration, BLAS through `np.dot(..., out=)`, the learning rate folded into
+the output error, the error sent back through a layer before that layer's
+weights change, and each weight update done in place by BLAS, with no
+gradient array: `W -= delta h^T` is one rank-one `?ger` (one sample) or one
+`?gemm` with beta = 1 (a batch) on W's memory, through scipy.linalg.blas
+(given W.T, which is Fortran-ordered, so scipy works in place). Without scipy
+it falls back to `np.dot` into a gradient buffer and a subtraction (slower:
+about 92 against 128 us per 784-128-10 f64 step). It updates every row of a
+weight matrix, also those whose unit was inactive (zero gradient), and reads
+every pixel, also the zeros: no sparsity tricks.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench.workloads import Contender, Implementation, cycling
+
+try:
+    from scipy.linalg import blas as scipy_blas
+except ImportError:  # the fallback: np.dot into a gradient buffer, then a subtraction
+    scipy_blas = None
 from bench.workloads.model import LR, aligned_copy
 
 
@@ -27,8 +36,11 @@ class _MLP:
         shape = (lambda n: (n,)) if batch is None else (lambda n: (batch, n))
         self.acts = [np.empty(shape(n), dtype) for n in sizes[1:]]  # layer outputs (relu'd; last: logits)
         self.errors = [np.empty(shape(n), dtype) for n in sizes[1:]]  # lr-scaled d loss / d pre-activation
-        self.dW = [np.empty(W.shape, dtype) for W in self.W]
         self.scale = dtype(LR / (batch or 1))
+        if scipy_blas is not None:
+            self.ger, self.gemm = scipy_blas.get_blas_funcs(("ger", "gemm"), (self.W[0],))
+        else:
+            self.dW = [np.empty(W.shape, dtype) for W in self.W]
 
     def forward(self, x):
         h = x
@@ -72,27 +84,52 @@ class _MLP:
                 back = self.errors[k - 1]
                 np.dot(delta, W, out=back)
                 back *= h > 0
-            if self.batch is None:
-                np.dot(delta[:, None], h[None, :], out=self.dW[k])  # BLAS: faster than np.multiply.outer here
-                self.b[k] -= delta
-            else:
-                np.dot(delta.T, h, out=self.dW[k])
-                self.b[k] -= delta.sum(axis=0)
-            W -= self.dW[k]
+            self._update(k, W, delta, h)
+            self.b[k] -= delta if self.batch is None else delta.sum(axis=0)
         return loss
+
+    def _update(self, k, W, delta, h):
+        """W -= delta h^T (one sample) or delta^T h (a batch), in place."""
+        if scipy_blas is not None:
+            # W.T is Fortran-ordered: BLAS updates W.T += -1 * h delta^T directly in W's memory.
+            if self.batch is None:
+                self.ger(-1.0, h, delta, a=W.T, overwrite_a=True)
+            else:
+                self.gemm(-1.0, h, delta, beta=1.0, c=W.T, trans_a=True, overwrite_c=True)
+        elif self.batch is None:
+            np.dot(delta[:, None], h[None, :], out=self.dW[k])  # BLAS: faster than np.multiply.outer here
+            W -= self.dW[k]
+        else:
+            np.dot(delta.T, h, out=self.dW[k])
+            W -= self.dW[k]
 
 
 class NumpyMLP(Implementation):
     key = "numpy"
     label = "numpy"
 
+    def check(self):
+        # scipy loads an OpenBLAS of its own after the harness limited the BLAS threads: limit it too.
+        if self.threads and scipy_blas is not None:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                return
+            threadpool_limits(limits=self.threads, user_api="blas")
+
     def details(self):
+        update = (
+            "in place: scipy.linalg.blas ?ger (one sample) / ?gemm with beta=1 (a batch) on W.T"
+            if scipy_blas is not None
+            else "np.dot into a gradient buffer, then W -= dW (scipy not installed)"
+        )
         try:
             from threadpoolctl import threadpool_info
         except ImportError:
-            return {"threads": "BLAS default (threadpoolctl not installed)"}
-        blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "numpy" in i.get("filepath", "")]
-        return {"threads": blas[0]["num_threads"] if blas else "unknown", "outer product": "np.dot of (n, 1) and (1, m)"}
+            return {"threads": "BLAS default (threadpoolctl not installed)", "weight update": update}
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        threads = sorted({i["num_threads"] for i in blas})
+        return {"threads": threads[0] if len(threads) == 1 else threads or "unknown", "weight update": update}
 
     def _mlp(self, spec, params, xs):
         batch = xs.shape[1] if xs.ndim == 3 else None

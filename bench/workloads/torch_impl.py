@@ -14,8 +14,8 @@ share memory with the 64-byte aligned numpy arrays (`torch.from_numpy`).
 
 `torch.compile` needs a working C++ compiler. Before the first use a small
 function is compiled in a subprocess with a time limit; if that fails or
-takes longer than `PROBE_SECONDS`, the contender is "unavailable" with the
-reason, and a compile that raises later marks only its own workload.
+takes longer than `PROBE_SECONDS`, the contender is reported as "failed" with
+the reason, and a compile that raises later marks only its own workload.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad_and_value
 
-from bench.workloads import Contender, Implementation, Unavailable, cycling
+from bench.workloads import Contender, Failed, Implementation, cycling
 from bench.workloads.model import LR
 
 PROBE_SECONDS = 120
@@ -136,7 +136,7 @@ class TorchCompile(Implementation):
             cls._probed = True
             cls._probe_error = self._probe()
         if cls._probe_error:
-            raise Unavailable(cls._probe_error)
+            raise Failed(cls._probe_error)
 
     @staticmethod
     def _probe() -> str | None:
