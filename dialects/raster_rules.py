@@ -61,7 +61,7 @@ def rule_set(name: str) -> RuleSet:
         return _RULE_SETS[name]
     except KeyError:
         known = ", ".join(sorted(_RULE_SETS))
-        raise GradientError(f"autodiff: no rule set named {name!r}; registered rule sets: {known}") from None
+        raise GradientError(f"no rule set named {name!r}; registered rule sets: {known}") from None
 
 
 # ---------------------------------------------------------------------------
