@@ -40,6 +40,13 @@ def ensure_llvm_initialised() -> None:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()
+        # LLVM 22 (llvmlite 0.50) aborts the whole process in X86 instruction selection
+        # (matchShuffleWithSHUFPD: "Illegal shuffle mask") on a shuffle the SLP vectoriser
+        # builds for a horizontal reduction in long straight-line code (found on one function
+        # computing a small MLP's jvp, vjp, hvp, Jacobians and Hessian: tests/autodiff/
+        # test_vs_torch.py). An abort cannot be caught, so SLP's horizontal reductions are
+        # off; loop vectorisation (which vectorises our reduction loops) is unaffected.
+        llvm.set_option("", "-slp-vectorize-hor=false")
         _initialised = True
 
 
