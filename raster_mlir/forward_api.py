@@ -164,6 +164,9 @@ def _check_same_structure(name: str, tree, other_tree, what: str) -> None:
 
 def jvp(f: Callable, primals, tangents):
     """(f(*primals), J_f(primals) @ tangents): outputs and their tangents, in f's output nesting."""
+    fast = _flat_fast_path(f, ("jvp",), primals, tangents)
+    if fast is not None:
+        return fast(*primals, *tangents)
     primals = _as_tuple("rm.jvp", "primals", primals)
     tangents = _as_tuple("rm.jvp", "tangents", tangents)
     p_leaves, tree = flatten(primals)
@@ -179,7 +182,10 @@ def jvp(f: Callable, primals, tangents):
 
         return JitFunction(jvp_fn, name=f"jvp_{target.name}")
 
-    return _cached(f, ("jvp", _hashable(tree)), build)(*p_leaves, *t_leaves)
+    fn = _cached(f, ("jvp", _hashable(tree)), build)
+    if tree == _flat_tree(n):
+        _remember_flat(f, ("jvp",), n, n, fn)
+    return fn(*p_leaves, *t_leaves)
 
 
 def linearize(f: Callable, *primals):
@@ -241,12 +247,18 @@ def hvp(f: Callable, primals, tangents, argnums: int | Sequence[int] | None = No
     them (one array for an int `argnums`). Forward-over-reverse: the jvp of
     the gradient, one native function.
     """
+    # Fast path (a solver calls this in its inner loop): flat arrays, already compiled.
+    fast = _flat_fast_path(f, ("hvp", argnums if isinstance(argnums, (int, type(None))) else tuple(argnums)), primals, tangents)
+    if fast is not None:
+        hv = fast(*primals, *tangents)
+        return hv[0] if isinstance(argnums, int) else hv
     primals = _as_tuple("rm.hvp", "primals", primals)
     nums = _normalize_argnums("rm.hvp", argnums, len(primals))
     tangents = _as_tuple("rm.hvp", "tangents", tangents)
     p_leaves, tree = flatten(primals)
     t_leaves, t_tree = flatten(tangents)
-    _check_same_structure("rm.hvp", flatten(tuple(primals[i] for i in nums))[1], t_tree, "tangents (one per argnum)")
+    selected_tree = flatten(tuple(primals[i] for i in nums))[1]
+    _check_same_structure("rm.hvp", selected_tree, t_tree, "tangents (one per argnum)")
     leaf_argnums = _leaves_of(primals, nums)
     n = len(p_leaves)
 
@@ -264,9 +276,29 @@ def hvp(f: Callable, primals, tangents, argnums: int | Sequence[int] | None = No
 
         return JitFunction(hvp_fn, name=f"hvp_{target.name}")
 
-    hv = _cached(f, ("hvp", _hashable(tree), nums), build)(*p_leaves, *t_leaves)
-    selected = unflatten(flatten(tuple(primals[i] for i in nums))[1], list(hv))
+    fn = _cached(f, ("hvp", _hashable(tree), nums), build)
+    if tree == _flat_tree(n) and t_tree == _flat_tree(len(t_leaves)):
+        _remember_flat(f, ("hvp", argnums if isinstance(argnums, (int, type(None))) else tuple(argnums)), n, len(t_leaves), fn)
+    hv = fn(*p_leaves, *t_leaves)
+    selected = unflatten(selected_tree, list(hv))
     return selected[0] if isinstance(argnums, int) else selected
+
+
+def _flat_fast_path(f, key: tuple, primals, tangents) -> JitFunction | None:
+    """The compiled transform for flat tuples of arrays / numbers, if one was built (else None)."""
+    if type(primals) is not tuple or type(tangents) is not tuple:
+        return None
+    for a in primals:
+        if isinstance(a, (tuple, list)):
+            return None
+    for a in tangents:
+        if isinstance(a, (tuple, list)):
+            return None
+    return _transforms_of(f).get(("flat", *key, len(primals), len(tangents)))
+
+
+def _remember_flat(f, key: tuple, n_primals: int, n_tangents: int, fn: JitFunction) -> None:
+    _transforms_of(f)[("flat", *key, n_primals, n_tangents)] = fn
 
 
 def _leaves_of(args: Sequence, nums: Sequence[int]) -> tuple[int, ...]:
