@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from raster_mlir import ops
+from raster_mlir import array_ops, ops
 from raster_mlir.autodiff_api import _normalize_argnums, grad
 from raster_mlir.custom_rule import keep_alive_during_trace
 from raster_mlir.dialects import raster as R
@@ -316,10 +316,13 @@ def _leaves_of(args: Sequence, nums: Sequence[int]) -> tuple[int, ...]:
 # Jacobians and Hessians
 
 
-def _one_hot(shape: Sequence[int], index: int, dtype) -> np.ndarray:
-    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
-    e[index] = 1.0
-    return e.reshape(shape)
+def _one_hot(like: TracedArray, shape: Sequence[int], index: int) -> TracedArray:
+    """A traced array of `shape` (like's dtype) with a 1 at flat position `index`: a 1 padded with zeros."""
+    unit = array_ops.full_like(like, 1.0, (1,) * len(shape))
+    if int(np.prod(shape, dtype=np.int64)) == 1:
+        return unit
+    position = np.unravel_index(index, tuple(shape))
+    return array_ops.pad(unit, [(int(p), n - int(p) - 1) for p, n in zip(position, shape)])
 
 
 def _check_unrolled(name: str, what: str, count: int) -> None:
@@ -334,24 +337,16 @@ def _check_unrolled(name: str, what: str, count: int) -> None:
 
 
 def _assemble(parts: Sequence[TracedArray], outer: Sequence[int], inner: Sequence[int], parts_inner: bool):
-    """The array of shape outer + inner whose slices are `parts`.
+    """The array of shape outer + inner whose slices are `parts`, stacked.
 
-    parts_inner: part k is the slice at inner index k (shape outer); otherwise
-    part k is the slice at outer index k (shape inner). Built as a sum of
-    one-hot outer products.
+    parts_inner: part k is the slice at (flat) inner index k, of shape outer;
+    otherwise part k is the slice at (flat) outer index k, of shape inner.
     """
     outer, inner = tuple(outer), tuple(inner)
-    full = outer + inner
-    total = None
-    for k, part in enumerate(parts):
-        if len(parts) == 1:
-            return ops.reshape(part, full)
-        if parts_inner:
-            term = ops.reshape(part, outer + (1,) * len(inner)) * _one_hot(inner, k, part.dtype)
-        else:
-            term = _one_hot(outer, k, part.dtype).reshape(outer + (1,) * len(inner)) * ops.reshape(part, (1,) * len(outer) + inner)
-        total = term if total is None else total + term
-    return total
+    if len(parts) == 1:
+        return ops.reshape(parts[0], outer + inner)
+    stacked = array_ops.stack(list(parts), axis=len(outer) if parts_inner else 0)
+    return ops.reshape(stacked, outer + inner)
 
 
 def _per_output(out_tree, n_outputs: int, nums, argnums, blocks):
@@ -376,7 +371,7 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> JitFunction:
             _check_unrolled("rm.jacfwd", f"argument {a} of {target.name}", size)
             columns = []
             for k in range(size):
-                e = _one_hot(shape, k, _numpy_dtype(types[a]))
+                e = _one_hot(args[a], shape, k)
                 _, tangent = _emit_jvp(target, _flat_tree(len(args)), args, [e], [a])
                 leaves, out_tree = flatten(tangent)
                 columns.append(leaves)
@@ -412,7 +407,7 @@ def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> JitFunction:
             pairing = _pairing_function(scope, target, o, types, out_type)
             rows = []
             for i in range(size):
-                ct = scope.lift(_one_hot(out_shape, i, _numpy_dtype(out_type)), R.dtype_of(out_type), loc)
+                ct = _one_hot(args[0], out_shape, i).value
                 op = R.GradOp.make(pairing, [*values, ct], nums, R.tensor((), R.dtype_of(out_type)))
                 scope.append(op, loc)
                 rows.append([TracedArray(scope, r) for r in op.results])
@@ -423,10 +418,6 @@ def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> JitFunction:
         return _per_output(out_tree, len(outputs), nums, argnums, blocks)
 
     return JitFunction(jacrev_fn, name=f"jacrev_{target.name}")
-
-
-def _numpy_dtype(t) -> np.dtype:
-    return np.dtype(np.float32) if R.dtype_of(t) == "f32" else np.dtype(np.float64)
 
 
 def _pairing_function(scope, target: JitFunction, output: int, types, out_type) -> str:
