@@ -21,13 +21,9 @@ from raster_mlir import nn
 # ---------------------------------------------------------------------------
 # 1. Newton's method on Rosenbrock: f(x) = sum 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2
 
-N = 2
-FIRST, REST = np.eye(N)[:-1], np.eye(N)[1:]  # x[:-1] and x[1:] as selection matrices
-
 
 def rosenbrock(x):
-    a, b = FIRST @ x, REST @ x
-    return rm.sum(100.0 * (b - a * a) ** 2.0 + (1.0 - a) ** 2.0)
+    return rm.sum(100.0 * (x[1:] - x[:-1] ** 2.0) ** 2.0 + (1.0 - x[:-1]) ** 2.0)
 
 
 @rm.jit

@@ -52,7 +52,7 @@ from raster_mlir.frontend.tracer import TracedArray, active_scope
 from raster_mlir.jit import JitFunction, jit
 
 # The most derivatives jacfwd / jacrev unroll into one function (one per input / output element).
-MAX_UNROLLED = 1024
+MAX_UNROLLED = 128
 
 
 # ---------------------------------------------------------------------------

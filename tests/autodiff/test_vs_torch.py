@@ -115,6 +115,37 @@ OP_CASES = [
     binary("maximum", rm.maximum, torch.maximum, lhs=distinct(2, 3), rhs=lambda rng: rng.uniform(-0.1, 0.1, 3)),
     binary("broadcast_to", lambda a, b: rm.broadcast_to(b, (2, 3)) * a, lambda a, b: b.expand(2, 3) * a),
     binary("matmul", lambda a, b: rm.matmul(a, b), lambda a, b: a @ b, rhs=normal(3, 2)),
+    unary(
+        "maths",
+        lambda x: rm.stack([rm.sin(x), rm.cos(x), rm.tan(0.4 * x), rm.exp2(0.4 * x), rm.log1p(rm.abs(x)), rm.expm1(0.4 * x),
+                            rm.abs(x), rm.erf(x), rm.softplus(3.0 * x), rm.square(x), rm.reciprocal(2.0 + x), rm.sign(x) * x]),
+        lambda x: torch.stack([torch.sin(x), torch.cos(x), torch.tan(0.4 * x), torch.exp2(0.4 * x), torch.log1p(torch.abs(x)),
+                               torch.expm1(0.4 * x), torch.abs(x), torch.erf(x), torch.nn.functional.softplus(3.0 * x),
+                               torch.square(x), torch.reciprocal(2.0 + x), torch.sign(x) * x]),
+        distinct(2, 3),
+    ),
+    unary(
+        "reductions",
+        lambda x: rm.concatenate([rm.min(x, axis=1), rm.prod(x, axis=0), rm.logsumexp(x, axis=1), rm.cumsum(x, axis=1).ravel(),
+                                  rm.reshape(rm.norm(x), (1,)), rm.reshape(rm.logsumexp(x), (1,))]),
+        lambda x: torch.cat([torch.amin(x, 1), torch.prod(x, 0), torch.logsumexp(x, 1), torch.cumsum(x, 1).ravel(),
+                             torch.linalg.norm(x).reshape(1), torch.logsumexp(x, (0, 1)).reshape(1)]),
+        distinct(2, 3),
+    ),
+    unary(
+        "layout",
+        lambda x: rm.concatenate([x[:, 1:].ravel(), x[::-1, 0], rm.flip(x, 1).ravel(), rm.roll(x, 1, 1).ravel(),
+                                  rm.pad(x, ((1, 0), (0, 2))).ravel(), rm.diff(x, axis=1).ravel(), x.T.ravel()]) ** 2.0,
+        lambda x: torch.cat([x[:, 1:].ravel(), x.flip(0)[:, 0], x.flip(1).ravel(), torch.roll(x, 1, 1).ravel(),
+                             torch.nn.functional.pad(x, (0, 2, 1, 0)).ravel(), torch.diff(x, dim=1).ravel(), x.T.ravel()]) ** 2,
+    ),
+    binary(
+        "binary_maths",
+        lambda a, b: rm.stack([rm.minimum(a, b), rm.arctan2(a, b + 3.0), rm.clip(a, -0.5, 0.5) * b, rm.where(a > b, a * b, a - b)]),
+        lambda a, b: torch.stack([torch.minimum(a, b), torch.arctan2(a, b + 3.0), torch.clip(a, -0.5, 0.5) * b,
+                                  torch.where(a > b, a * b, a - b)]),
+        lhs=distinct(2, 3), rhs=lambda rng: rng.uniform(-0.1, 0.1, 3),
+    ),
     OpCase("dense", nn.dense, lambda w, x, b: x @ w.T + b, lambda rng: [rng.standard_normal((3, 4)), rng.standard_normal((2, 4)), rng.standard_normal(3)]),
     OpCase("cross_entropy", nn.cross_entropy, lambda p, y: -torch.sum(y * torch.log(p)) / p.shape[0], lambda rng: [rng.uniform(0.1, 1, (2, 3)), rng.uniform(0, 1, (2, 3))]),
     OpCase(
@@ -268,20 +299,8 @@ def test_mnist_sized_mlp():
 # Scientific functions
 
 
-def shifts(n):
-    """x[:-1] and x[1:] as constant selection matrices (S0 @ x, S1 @ x)."""
-    eye = np.eye(n)
-    return eye[:-1], eye[1:]
-
-
-def rosenbrock(n):
-    s0, s1 = shifts(n)
-
-    def f(x):
-        a, b = s0 @ x, s1 @ x
-        return rm.sum(100.0 * (b - a * a) ** 2.0 + (1.0 - a) ** 2.0)
-
-    return f
+def rosenbrock(x):
+    return rm.sum(100.0 * (x[1:] - x[:-1] ** 2.0) ** 2.0 + (1.0 - x[:-1]) ** 2.0)
 
 
 def torch_rosenbrock(x):
@@ -292,7 +311,7 @@ def torch_rosenbrock(x):
 def test_rosenbrock(n):
     rng = np.random.default_rng(n)
     x, v = rng.uniform(-1.5, 1.5, n), rng.standard_normal(n)
-    f = rosenbrock(n)
+    f = rosenbrock
     X, Vt = to_torch(x), to_torch(v)
 
     def ours(x, v):
