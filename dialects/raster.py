@@ -704,6 +704,20 @@ class ConstantOp(RasterOp):
 # Automatic differentiation
 
 
+def callee_outputs(op: IRDLOperation, callee: SymbolRefAttr, args: Sequence[SSAValue]) -> list[Attribute]:
+    """The output types of the function an AD op names, after checking it takes `args`."""
+    function = SymbolTable.lookup_symbol(op, callee)
+    if function is None:
+        raise VerifyException(f"{op.name}: no function named {callee}")
+    ftype = function.function_type
+    if list(ftype.inputs) != [a.type for a in args]:
+        raise VerifyException(
+            f"{op.name}: arguments {[str(a.type) for a in args]} do not match "
+            f"{callee}'s inputs {[str(t) for t in ftype.inputs]}"
+        )
+    return list(ftype.outputs)
+
+
 class _GradLikeOp(IRDLOperation):
     """Shared verification of grad / value_and_grad: callee signature and argnums."""
 
@@ -741,16 +755,7 @@ class _GradLikeOp(IRDLOperation):
         grads = list(self.res)[1:] if self.RETURNS_VALUE else list(self.res)
         if [g.type for g in grads] != [self.args[i].type for i in argnums]:
             raise VerifyException(f"{self.name}: each gradient must have its argument's type")
-        callee = SymbolTable.lookup_symbol(self, self.callee)
-        if callee is None:
-            raise VerifyException(f"{self.name}: no function named {self.callee}")
-        ftype = callee.function_type
-        if list(ftype.inputs) != [a.type for a in self.args]:
-            raise VerifyException(
-                f"{self.name}: arguments {[str(a.type) for a in self.args]} do not match "
-                f"{self.callee}'s inputs {[str(t) for t in ftype.inputs]}"
-            )
-        outs = list(ftype.outputs)
+        outs = callee_outputs(self, self.callee, self.args)
         if len(outs) != 1 or shape_of(outs[0]) != ():
             raise VerifyException(
                 f"{self.name}: {self.callee} must return one scalar (tensor<f32> or tensor<f64>), "
@@ -837,16 +842,7 @@ class JvpOp(IRDLOperation):
                 f"{self.name}: tangents {[str(t.type) for t in self.tangents]} must have the types of the "
                 f"arguments {list(argnums)}: {[str(self.primals[i].type) for i in argnums]}"
             )
-        callee = SymbolTable.lookup_symbol(self, self.callee)
-        if callee is None:
-            raise VerifyException(f"{self.name}: no function named {self.callee}")
-        ftype = callee.function_type
-        if list(ftype.inputs) != [p.type for p in self.primals]:
-            raise VerifyException(
-                f"{self.name}: arguments {[str(p.type) for p in self.primals]} do not match "
-                f"{self.callee}'s inputs {[str(t) for t in ftype.inputs]}"
-            )
-        outs = list(ftype.outputs)
+        outs = callee_outputs(self, self.callee, self.primals)
         if [r.type for r in self.res] != outs + outs:
             raise VerifyException(
                 f"{self.name}: results must be {self.callee}'s outputs then their tangents, "

@@ -171,12 +171,7 @@ class CustomRuleFunction(JitFunction):
             for i, (ct, t) in enumerate(zip(out, inputs)):
                 if ct is None:
                     continue
-                if not isinstance(ct, TracedArray) or ct.value.type != t:
-                    what = f"{ct.shape} {ct.dtype_name}" if isinstance(ct, TracedArray) else type(ct).__name__
-                    raise GradientError(
-                        f"the rule of {name} returned {what} for input {i}, which is "
-                        f"{R.shape_of(t)} {R.dtype_of(t)}; a cotangent must have its input's shape and dtype"
-                    )
+                _check_result(f"the rule of {name}", ct, t, f"input {i}", "a cotangent must have its input's")
                 positions.append(i)
                 kept.append(ct)
             # A rule with no gradient at all still needs one result to be a function.
@@ -217,18 +212,23 @@ class CustomRuleFunction(JitFunction):
                 if t is None:  # a zero tangent
                     zero = R.FillOp.make([], value=0.0, shape=R.shape_of(out_type), dtype=R.dtype_of(out_type))
                     t = TracedArray(active_scope(), active_scope().append(zero, None).results[0])
-                if not isinstance(t, TracedArray) or t.value.type != out_type:
-                    what = f"{t.shape} {t.dtype_name}" if isinstance(t, TracedArray) else type(t).__name__
-                    raise GradientError(
-                        f"the tangent rule of {name} returned {what} for output {i}, which is "
-                        f"{R.shape_of(out_type)} {R.dtype_of(out_type)}; a tangent must have its output's shape and dtype"
-                    )
+                _check_result(f"the tangent rule of {name}", t, out_type, f"output {i}", "a tangent must have its output's")
                 kept.append(t)
             return tuple(kept)
 
         key = ("custom_rule.tangent", id(callee))
         symbol, _ = scope.trace.trace_function(tangent_body, f"{name}_tangent", inputs + outputs + inputs, key=key)
         return symbol
+
+
+def _check_result(rule: str, value, expected, slot: str, requirement: str) -> None:
+    """A GradientError unless `value` is a traced array of type `expected`."""
+    if not isinstance(value, TracedArray) or value.value.type != expected:
+        what = f"{value.shape} {value.dtype_name}" if isinstance(value, TracedArray) else type(value).__name__
+        raise GradientError(
+            f"{rule} returned {what} for {slot}, which is {R.shape_of(expected)} {R.dtype_of(expected)}; "
+            f"{requirement} shape and dtype"
+        )
 
 
 def _definition_site(fn: Callable) -> str | None:
