@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import profile_examples
 from test_op_gradients import CASES, SIZES
 
 import raster_mlir as rm
@@ -71,7 +72,7 @@ def check_tangents(fn, arrays, rng, fd_rtol=1e-6, ad_rtol=1e-10):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=profile_examples(4), deadline=None)
 @given(data=st.data(), n=st.sampled_from(SIZES))
 def test_op_tangent_f64(case, n, data):
     fn, arrays, rng = _draw_case(case, data, n)
