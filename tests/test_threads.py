@@ -104,6 +104,14 @@ def test_batched_step_and_inference_match_numpy_with_1_2_3_threads(batch):
         np.testing.assert_array_equal(results[n][1], results[1][1])
     if batch >= 32:
         assert "raster.parallel" in step.ir()
+    if batch == 129:  # the batch's loss is a parallel reduction here: bitwise in deterministic mode
+        rm.set_deterministic(True)
+        losses = set()
+        for n in THREADS:
+            rm.set_num_threads(n)
+            losses.add(run_step(step, params, x, y)[0])
+        assert len(losses) == 1 and losses.pop() == pytest.approx(loss_ref, rel=1e-12)
+        assert 'raster.parallel = ["arith.addf"]' in step.ir()
 
 
 @pytest.mark.parametrize("batch", [3, 129])
