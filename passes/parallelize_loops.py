@@ -67,8 +67,8 @@ PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
 MEMORY_OPS = ("memref.load", "memref.store", "vector.load", "vector.store")
 REFUSED_OPS = ("func.call", "memref.alloc", "memref.alloca", "memref.dealloc", "memref.copy", "scf.while")
-DEFAULT_MIN_WORK = 1 << 20  # ~ 0.1-0.3 ms of one core's element operations: a dispatch is ~1-5 us
-UNKNOWN_TRIP = 16  # work estimate of a loop with run-time bounds
+DEFAULT_MIN_WORK = 1 << 20  # tens to a few hundred us of one core's work; a dispatch costs ~1-5 us
+UNKNOWN_TRIP = 16  # trip count assumed for a loop with run-time bounds (skip-zero-chunks' chunk lists)
 
 
 def _positive_step_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
