@@ -55,6 +55,11 @@ def register_rule_set(rules: RuleSet, name: str | None = None) -> RuleSet:
     return rules
 
 
+def registered_rule_sets() -> dict[str, RuleSet]:
+    """Every rule set a pipeline may name, by name."""
+    return dict(_RULE_SETS)
+
+
 def rule_set(name: str) -> RuleSet:
     """The registered rule set called `name`; a GradientError lists the known ones."""
     try:

@@ -54,21 +54,28 @@ class Footprint:
 def footprint(op: Operation, iv: SSAValue | None = None) -> Footprint:
     """Walk `op` once; with `iv`, also record per buffer the dimensions `iv` indexes in every access."""
     fp = Footprint()
+    uses, reads, writes, iv_dims = fp.uses, fp.reads, fp.writes, fp.iv_dims
     visited = 0
     for inner in op.walk():
         visited += 1
-        fp.uses.update(inner.operands)
-        if isinstance(inner, (memref.LoadOp, memref.StoreOp)):
-            buffer = inner.memref
-            (fp.reads if isinstance(inner, memref.LoadOp) else fp.writes).add(buffer)
-            if iv is not None:
-                here = frozenset(d for d, index in enumerate(inner.indices) if index is iv)
-                known = fp.iv_dims.get(buffer)
-                fp.iv_dims[buffer] = here if known is None else known & here
-        elif isinstance(inner, memref.DeallocOp):
-            fp.writes.add(inner.memref)  # ends the buffer's life: nothing may move across it
-        elif is_opaque(inner):
-            fp.opaque = True
+        operands = tuple(inner.operands)  # (the IRDL accessors .memref, .indices cost more than the walk)
+        uses.update(operands)
+        if isinstance(inner, memref.LoadOp):
+            buffer, indices = operands[0], operands[1:]
+            reads.add(buffer)
+        elif isinstance(inner, memref.StoreOp):
+            buffer, indices = operands[1], operands[2:]
+            writes.add(buffer)
+        else:
+            if isinstance(inner, memref.DeallocOp):
+                writes.add(operands[0])  # ends the buffer's life: nothing may move across it
+            elif is_opaque(inner):
+                fp.opaque = True
+            continue
+        if iv is not None:
+            here = frozenset(d for d, index in enumerate(indices) if index is iv)
+            known = iv_dims.get(buffer)
+            iv_dims[buffer] = here if known is None else known & here
     WORK.ops_visited += visited
     return fp
 
@@ -135,6 +142,7 @@ class BlockDependences:
             if dep is not node:
                 dep.has_dependents = True
         mine = node.footprint
+        mine.uses |= fp.uses
         mine.reads |= fp.reads
         mine.writes |= fp.writes
         mine.opaque |= fp.opaque

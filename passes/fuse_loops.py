@@ -167,19 +167,27 @@ def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
     l2.erase()
 
 
-def fuse_sweep(block: Block, stats: FusionStats) -> bool:
-    """One pass over `block`'s ops in order, fusing each loop into an earlier one where legal."""
+def fuse_sweep(block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None) -> bool:
+    """One pass over `block`'s ops in order, fusing each loop into an earlier one where legal.
+
+    `footprints` keeps each op's footprint between sweeps over the same block (a loop that
+    absorbs another keeps its footprint up to date; nothing else in the block changes).
+    """
+    footprints = {} if footprints is None else footprints
     dependences = BlockDependences()
     candidates = _Candidates()
     fused = False
     for op in list(block.ops):
         bounds = _candidate_bounds(op)
+        fp = footprints.get(op)
         if bounds is None:
-            fp = footprint(op)
+            if fp is None:
+                fp = footprints[op] = footprint(op)
             dependences.add(op, fp, dependences.dependences(fp))
             continue
         assert isinstance(op, scf.ForOp)
-        fp = footprint(op, op.body.block.args[0])
+        if fp is None:
+            fp = footprints[op] = footprint(op, op.body.block.args[0])
         deps = dependences.dependences(fp)
         choice = None if fp.opaque else _choose(bounds, fp, deps, candidates)
         if choice is None:
@@ -190,6 +198,7 @@ def fuse_sweep(block: Block, stats: FusionStats) -> bool:
         target, placement = choice
         l1 = target.op
         assert isinstance(l1, scf.ForOp)
+        del footprints[op]
         _fuse(l1, op, placement)
         stats.loops_fused += 1
         fused = True
@@ -204,8 +213,9 @@ def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats) -> 
     """Fuse the sibling loops of `block`, then recurse into loop bodies (up to `max_depth` levels)."""
     if depth > max_depth:
         return
+    footprints: dict[Operation, Footprint] = {}
     for _ in range(MAX_SWEEPS):
-        if not fuse_sweep(block, stats):
+        if not fuse_sweep(block, stats, footprints):
             break
     for op in block.ops:
         if isinstance(op, scf.ForOp):

@@ -20,6 +20,29 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 LoopBody = Callable[..., Sequence[SSAValue] | None]
 
+# Properties and attributes of an op built by its IRDL constructor, per class (the default
+# fast-math flags of arith/math ops): `same_type` copies them into ops it builds with `create`.
+_DEFAULTS: dict[type[Operation], tuple[dict, dict]] = {}
+_ALIGNMENT = IntegerAttr(64, 64)  # bytes, for every temporary buffer
+
+
+def same_type(op_cls: type[Operation], *operands: SSAValue) -> Operation:
+    """`op_cls(*operands)` for an op whose one result has its first operand's type.
+
+    The same op as the IRDL constructor builds (the first one per class is built
+    by it, and its default properties are reused), made with `Operation.create`:
+    about 3.5x faster, and lower-to-loops builds tens of thousands of ops.
+    """
+    defaults = _DEFAULTS.get(op_cls)
+    if defaults is None:
+        op = op_cls(*operands)
+        _DEFAULTS[op_cls] = (dict(op.properties), dict(op.attributes))
+        return op
+    properties, attributes = defaults
+    return op_cls.create(
+        operands=operands, result_types=[operands[0].type], properties=dict(properties), attributes=dict(attributes)
+    )
+
 
 class LoopBuilder:
     def __init__(self, entry: Block):
@@ -67,15 +90,17 @@ class LoopBuilder:
         built: the loop op is added to its parent only after its body, so the
         alloc lands before it.
         """
-        op = memref.AllocOp.get(memref_type.element_type, 64, memref_type.get_shape())
+        op = memref.AllocOp([], [], memref_type, _ALIGNMENT)  # (AllocOp.get rebuilds the type: slow)
         self.entry.add_op(op)
         return op.results[0]
 
     def load(self, buffer: SSAValue, indices: Sequence[SSAValue]) -> SSAValue:
-        return self.add(memref.LoadOp.get(buffer, list(indices)))
+        memref_type = buffer.type
+        assert isinstance(memref_type, MemRefType)
+        return self.add(memref.LoadOp.create(operands=[buffer, *indices], result_types=[memref_type.element_type]))
 
     def store(self, value: SSAValue, buffer: SSAValue, indices: Sequence[SSAValue]) -> None:
-        self.add(memref.StoreOp.get(value, buffer, list(indices)))
+        self.add(memref.StoreOp.create(operands=[value, buffer, *indices]))
 
     # -- loops --------------------------------------------------------------
     def loop(self, extent: int, inits: Sequence[SSAValue] = (), body: LoopBody | None = None) -> list[SSAValue]:
@@ -100,7 +125,7 @@ class LoopBuilder:
         """for i in range(lower, upper, step) with SSA bounds (which may be computed at run time)."""
         block = Block(arg_types=[IndexType(), *[v.type for v in inits]])
         yielded = self.inside(block, lambda: body(block.args[0], *block.args[1:]) if body else None)
-        block.add_op(scf.YieldOp(*(yielded or [])))
+        block.add_op(scf.YieldOp.create(operands=list(yielded or [])))
         op = scf.ForOp(lower, upper, step, list(inits), block)
         self.block.add_op(op)
         return list(op.results)
@@ -156,34 +181,34 @@ class LoopBuilder:
 
     # -- scalar arithmetic ----------------------------------------------------
     def addf(self, a, b):
-        return self.add(arith.AddfOp(a, b))
+        return self.add(same_type(arith.AddfOp, a, b))
 
     def subf(self, a, b):
-        return self.add(arith.SubfOp(a, b))
+        return self.add(same_type(arith.SubfOp, a, b))
 
     def mulf(self, a, b):
-        return self.add(arith.MulfOp(a, b))
+        return self.add(same_type(arith.MulfOp, a, b))
 
     def divf(self, a, b):
-        return self.add(arith.DivfOp(a, b))
+        return self.add(same_type(arith.DivfOp, a, b))
 
     def negf(self, a):
-        return self.add(arith.NegfOp(a))
+        return self.add(same_type(arith.NegfOp, a))
 
     def maxf(self, a, b):
-        return self.add(arith.MaximumfOp(a, b))
+        return self.add(same_type(arith.MaximumfOp, a, b))
 
     def minf(self, a, b):
         return self.add(arith.MinimumfOp(a, b))
 
     def addi(self, a, b):
-        return self.add(arith.AddiOp(a, b))
+        return self.add(same_type(arith.AddiOp, a, b))
 
     def subi(self, a, b):
-        return self.add(arith.SubiOp(a, b))
+        return self.add(same_type(arith.SubiOp, a, b))
 
     def ori(self, a, b):
-        return self.add(arith.OrIOp(a, b))
+        return self.add(same_type(arith.OrIOp, a, b))
 
     def cmpf(self, a, b, predicate: str):
         return self.add(arith.CmpfOp(a, b, predicate))
@@ -192,16 +217,16 @@ class LoopBuilder:
         return self.add(arith.SelectOp(cond, a, b))
 
     def exp(self, a):
-        return self.add(math.ExpOp(a))
+        return self.add(same_type(math.ExpOp, a))
 
     def log(self, a):
-        return self.add(math.LogOp(a))
+        return self.add(same_type(math.LogOp, a))
 
     def tanh(self, a):
-        return self.add(math.TanhOp(a))
+        return self.add(same_type(math.TanhOp, a))
 
     def sqrt(self, a):
-        return self.add(math.SqrtOp(a))
+        return self.add(same_type(math.SqrtOp, a))
 
     def powf(self, a, b):
-        return self.add(math.PowFOp(a, b))
+        return self.add(same_type(math.PowFOp, a, b))

@@ -80,6 +80,22 @@ def available_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {**XDSL_PASSES, **_PASSES}
 
 
+def pass_origin(name: str) -> str | type[ModulePass] | None:
+    """Where the pass a pipeline names `name` comes from: "raster_mlir" (shipped with it),
+    "xdsl" (xDSL's own), the class (registered or a plug-in), or None (unknown)."""
+    loader = _PASSES.get(name)
+    if loader is None:
+        if name in XDSL_PASSES:
+            return "xdsl"
+        _load_plugins()
+        loader = _PASSES.get(name)
+        if loader is None:
+            return None
+    if loader is RASTER_PASSES.get(name):
+        return "raster_mlir"
+    return loader()
+
+
 def parse_pipeline(spec: str, callback=None) -> PassPipeline:
     """A PassPipeline from a spec string; unknown passes or bad options are CompileErrors."""
     try:

@@ -30,6 +30,7 @@ from .check_grads import GradCheckReport, check_grads
 from .train import TrainStep, compile_train_step
 from .backend.arrays import aligned_copy as aligned, aligned_empty, aligned_zeros
 from .threads import get_deterministic, get_num_threads, set_deterministic, set_num_threads
+from .compile_cache import cache_info, clear_cache
 from . import nn, optim
 
 __version__ = "0.1.0"
@@ -40,7 +41,7 @@ __all__ = [
     "jit", "compile", "DEFAULT_PIPELINE", "STRICT_PIPELINE", "grad", "value_and_grad", "jvp", "vjp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "JitFunction", "CompiledFunction", "nn",
     "custom_rule", "CustomRuleFunction", "check_grads", "GradCheckReport",
     "compile_train_step", "TrainStep", "optim", "aligned", "aligned_empty", "aligned_zeros",
-    "set_num_threads", "get_num_threads", "set_deterministic", "get_deterministic",
+    "set_num_threads", "get_num_threads", "set_deterministic", "get_deterministic", "clear_cache", "cache_info",
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",
     "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul",
     "transpose", "reshape", "broadcast_to",

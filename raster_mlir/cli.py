@@ -18,6 +18,8 @@ from xdsl.utils.exceptions import ParseError
 
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, make_context, print_module
 from raster_mlir.errors import CompileError, RasterError
+from raster_mlir.gc_pause import paused_gc
+from raster_mlir.timing import CompileTimer
 
 
 def _split(values: list[str]) -> list[str]:
@@ -48,12 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def raster_opt_main(argv: list[str] | None = None) -> int:
+    with paused_gc():
+        return _raster_opt(argv)
+
+
+def _raster_opt(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_passes:
         from raster_mlir.passes.registry import available_passes
 
         print("\n".join(sorted(available_passes())))
         return 0
+    timer = CompileTimer()
     try:
         from xdsl.parser import Parser
 
@@ -62,8 +70,10 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
         else:
             with open(args.input) as f:
                 text = f.read()
-        module = Parser(make_context(), text, args.input).parse_module()
-        module.verify()
+        with timer.phase("parse"):
+            module = Parser(make_context(), text, args.input).parse_module()
+        with timer.phase("verification"):
+            module.verify()
         dump = DumpOptions(
             print_ir_after_all=args.print_ir_after_all,
             print_ir_before=_split(args.print_ir_before),
@@ -71,9 +81,9 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
             verify_each=args.verify_each,
             stream=sys.stderr,
         )
-        pipeline = StagedPipeline(DEFAULT_PIPELINE if args.passes is None else args.passes, dump)
+        pipeline = StagedPipeline(DEFAULT_PIPELINE if args.passes is None else args.passes, dump, timer=timer)
         pipeline.run(module, first_stage="input")
-        output = _emit(module, args.emit, args.print_debuginfo, args.print_llvm_remarks)
+        output = _emit(module, args.emit, args.print_debuginfo, timer, args.print_llvm_remarks)
     except (RasterError, ParseError) as e:
         print(f"raster-opt: error: {e}", file=sys.stderr)
         return 1
@@ -83,8 +93,8 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
     except Exception as e:  # xDSL verification errors and the like: report, do not trace back
         print(f"raster-opt: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    if args.time_passes:
-        print(pipeline.timing_report(), file=sys.stderr)
+    if args.time_passes:  # every phase: parse, each pass, verification, printing, LLVM (with --emit)
+        print(timer.report(), file=sys.stderr)
     if args.output == "-":
         sys.stdout.write(output)
     else:
@@ -93,9 +103,10 @@ def raster_opt_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _emit(module, emit: str, locations: bool, print_remarks: bool = False) -> str:
+def _emit(module, emit: str, locations: bool, timer: CompileTimer, print_remarks: bool = False) -> str:
     if emit == "mlir" and not print_remarks:
-        return print_module(module, locations=locations)
+        with timer.phase("output printing"):
+            return print_module(module, locations=locations)
     from xdsl.dialects.builtin import TensorType
 
     from raster_mlir.backend import emit_llvm
@@ -103,14 +114,18 @@ def _emit(module, emit: str, locations: bool, print_remarks: bool = False) -> st
     if any(isinstance(v.type, TensorType) for op in module.walk() for v in (*op.operands, *op.results)):
         what = f"--emit={emit}" if emit != "mlir" else "--print-llvm-remarks"
         raise CompileError(f"{what} needs loop-level IR: add lower-to-loops to the pipeline (-p ...)")
-    result = emit_llvm(module)
+    result = emit_llvm(module, timer=timer)
     if print_remarks:
         lines = ["// -----// LLVM remarks //----- //", *result.llvm_remarks]
         lines += [f"loop not vectorized: {name}" for name in result.loops_not_vectorized]
         print("\n".join(lines), file=sys.stderr)
     if emit == "mlir":
-        return print_module(module, locations=locations)
-    return {"llvm": result.llvm_ir, "llvm-opt": result.llvm_ir_optimized, "asm": result.asm}[emit]
+        with timer.phase("output printing"):
+            return print_module(module, locations=locations)
+    if emit == "asm":
+        with timer.phase("assembly printing"):
+            return result.asm
+    return {"llvm": result.llvm_ir, "llvm-opt": result.llvm_ir_optimized}[emit]
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Running a pass pipeline over a traced module, keeping the IR of every stage.
+"""Running a pass pipeline over a module: verification after every pass, timings, IR dumps.
 
-`Compiled` is what `rm.compile` returns and what `@rm.jit` caches per
-signature. It records the IR after each pass (`c.ir("after:autodiff")`),
-verifies after every pass, times passes, and optionally prints or dumps
-each stage in MLIR's style (`// -----// IR Dump After inline //----- //`).
+`StagedPipeline` runs the passes of a pipeline string, verifies after every
+pass, times everything (`timing.CompileTimer`), and prints or dumps stages
+in MLIR's style (`// -----// IR Dump After inline //----- //`) when asked.
+The IR text of a stage is produced only on request: `rm.compile(...).ir(stage)`
+re-runs the deterministic pipeline with recording on (see jit.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -25,6 +26,7 @@ from xdsl.utils.exceptions import VerifyException
 from raster_mlir.dialects.raster import Raster
 from raster_mlir.errors import CompileError
 from raster_mlir.passes.registry import parse_pipeline
+from raster_mlir.timing import CompileTimer
 
 # Tensor-level passes; the default pipeline stops here when no native backend is asked for.
 TENSOR_PIPELINE = "inline,autodiff,forward-ad,inline,canonicalize,cse,dce"
@@ -59,17 +61,64 @@ class DumpOptions:
     print_ir_before: Sequence[str] = ()
     print_ir_after: Sequence[str] = ()
     dump_dir: str | os.PathLike | None = None
-    verify_each: bool = True
+    # True: verify after every pass; False: never; None (default): see `verification_policy`.
+    verify_each: bool | None = None
     stream: object = None  # default: sys.stdout at print time
 
 
-class StagedPipeline:
-    """Runs a pipeline, recording `stages` {name: IR text} and `pass_seconds` {name: s}."""
+# With the default policy, the IR is also verified before these passes (where it changes level:
+# the tensor-level IR is small, and whatever reaches the lowering must be valid).
+VERIFY_BEFORE = ("lower-to-loops",)
 
-    def __init__(self, spec: str, dump: DumpOptions | None = None, snapshot_before: str | Sequence[str] = ()):
+
+def verification_policy(verify_each: bool | None, can_rerun: bool) -> str:
+    """"each" (after every pass), "end" (after the last pass and before `VERIFY_BEFORE`) or "none".
+
+    The default (`verify_each=None`) is "each" when `RASTER_MLIR_VERIFY_EACH=1`
+    (the test suite sets it) or when the input cannot be had again, else
+    "end": verifying after every pass was 35-40% of compiling an unrolled ODE
+    (README, "Compile time"). With "end", a failed verification or a pass
+    that fails re-runs the pipeline from a fresh copy of its input with
+    verification after every pass, so the error still names the pass that
+    produced the invalid IR.
+    """
+    if verify_each is not None:
+        return "each" if verify_each else "none"
+    if os.environ.get("RASTER_MLIR_VERIFY_EACH", "") == "1" or not can_rerun:
+        return "each"
+    return "end"
+
+
+class StagedPipeline:
+    """Runs a pipeline, timing each pass; keeps the IR text of a stage only when somebody wants it.
+
+    The text of every stage is printed and kept in `stages` {name: IR text}
+    when `record` is true; a dump option (`print_ir_after_all`,
+    `print_ir_after`, `dump_dir`) prints the stages it needs and keeps them
+    too. Otherwise nothing is printed: printing a large module costs as much
+    as running a pass over it. `stage_names` lists every stage either way.
+    `pass_seconds` {label: s} times the passes; `timer` (a CompileTimer)
+    also gets verification, printing and snapshot rows.
+    """
+
+    def __init__(
+        self,
+        spec: str,
+        dump: DumpOptions | None = None,
+        snapshot_before: str | Sequence[str] = (),
+        *,
+        record: bool = False,
+        timer: CompileTimer | None = None,
+        passes: Sequence[ModulePass] | None = None,
+    ):
+        """`passes`: the parsed passes of `spec`, when the caller has them already."""
         self.spec = spec
         self.dump = dump or DumpOptions()
-        self.passes: tuple[ModulePass, ...] = parse_pipeline(spec).passes if spec.strip() else ()
+        self.record = record
+        self.timer = timer if timer is not None else CompileTimer()
+        if passes is None:
+            passes = parse_pipeline(spec).passes if spec.strip() else ()
+        self.passes: tuple[ModulePass, ...] = tuple(passes)
         names = {p.name for p in self.passes}
         for option in ("print_ir_before", "print_ir_after"):
             wanted = getattr(self.dump, option)
@@ -81,52 +130,111 @@ class StagedPipeline:
                 raise CompileError(
                     f"{option}={unknown}: not in the pipeline {spec!r} (its passes: {', '.join(sorted(names))})"
                 )
+        self.labels = pass_labels(p.name for p in self.passes)
         self.stages: dict[str, str] = {}
+        self.stage_names: list[str] = []
         self.last_stage = ""
         self.pass_seconds: dict[str, float] = {}
         # Copies of the module just before the first run of these passes (e.g. the
-        # tensor-level IR before lower-to-loops, which the reference interpreter runs).
+        # loop-level IR before skip-zero-chunks, from which a train step builds its data loops).
         self.snapshot_before = (snapshot_before,) if isinstance(snapshot_before, str) else tuple(snapshot_before)
         self.snapshots: dict[str, ModuleOp] = {}
 
-    def run(self, module: ModuleOp, first_stage: str = "traced") -> ModuleOp:
+    def run(
+        self,
+        module: ModuleOp,
+        first_stage: str = "traced",
+        stop_before: str | None = None,
+        fresh_input: Callable[[], ModuleOp] | None = None,
+    ) -> ModuleOp:
+        """Run the passes over `module` in place; with `stop_before`, only those before that pass's first run.
+
+        `fresh_input` returns a new copy of the input module: with it, the default
+        verification policy verifies once at the end (`verification_policy`).
+        """
+        policy = verification_policy(self.dump.verify_each, fresh_input is not None)
         ctx = make_context()
         self._record(first_stage, module, header=None)
-        seen: dict[str, int] = {}
-        for p in self.passes:
-            seen[p.name] = seen.get(p.name, 0) + 1
-            label = p.name if seen[p.name] == 1 else f"{p.name}#{seen[p.name]}"
-            if p.name in self.snapshot_before and p.name not in self.snapshots:
-                self.snapshots[p.name] = module.clone()
-            if p.name in self.dump.print_ir_before:
-                self._emit(f"// -----// IR Dump Before {p.name} //----- //", self.stages[self.last_stage])
-            start = time.perf_counter()
-            try:
-                p.apply(ctx, module)
-            except CompileError:
-                raise
-            except VerifyException as e:
-                raise CompileError(f"pass {p.name} produced invalid IR: {e}") from None
-            self.pass_seconds[label] = time.perf_counter() - start
-            if self.dump.verify_each:
-                try:
-                    module.verify()
-                except VerifyException as e:
-                    raise CompileError(f"IR does not verify after pass {p.name}: {e}") from None
-            self._record(f"after:{label}", module, header=p.name)
+        ran = 0
+        try:
+            for p, label in zip(self.passes, self.labels):
+                if p.name == stop_before:
+                    break
+                if policy == "end" and ran and p.name in VERIFY_BEFORE:
+                    self._verify(module, self.passes[ran - 1].name)
+                self._run_pass(ctx, p, label, module, verify=policy == "each")
+                ran += 1
+            if policy == "end" and ran:
+                self._verify(module, self.passes[ran - 1].name)
+        except Exception:
+            if policy == "end":
+                assert fresh_input is not None
+                self._name_the_culprit(fresh_input, ran + 1, first_stage)
+            raise
         return module
 
+    def _run_pass(self, ctx: Context, p: ModulePass, label: str, module: ModuleOp, verify: bool) -> None:
+        if p.name in self.snapshot_before and p.name not in self.snapshots:
+            with self.timer.phase("snapshot (module clone)"):
+                self.snapshots[p.name] = module.clone()
+        if p.name in self.dump.print_ir_before:
+            before = self.stages.get(self.last_stage)
+            if before is None:
+                with self.timer.phase("IR printing"):
+                    before = print_module(module)
+            self._emit(f"// -----// IR Dump Before {p.name} //----- //", before)
+        start = time.perf_counter()
+        try:
+            p.apply(ctx, module)
+        except CompileError:
+            raise
+        except VerifyException as e:
+            raise CompileError(f"pass {p.name} produced invalid IR: {e}") from None
+        seconds = time.perf_counter() - start
+        self.pass_seconds[label] = seconds
+        self.timer.add_pass(label, seconds)
+        if verify:
+            self._verify(module, p.name)
+        self._record(f"after:{label}", module, header=p.name)
+
+    def _verify(self, module: ModuleOp, after: str) -> None:
+        try:
+            with self.timer.phase("verification"):
+                module.verify()
+        except VerifyException as e:
+            raise CompileError(f"IR does not verify after pass {after}: {e}") from None
+
+    def _name_the_culprit(self, fresh_input: Callable[[], ModuleOp], passes: int, first_stage: str) -> None:
+        """After a failure with verification deferred: re-run the first `passes` passes verifying after each.
+
+        Raises the CompileError naming the first pass whose output does not verify; returns (so the
+        caller re-raises its own error) when every pass before the failure produced valid IR.
+        """
+        rerun = StagedPipeline(self.spec, DumpOptions(verify_each=True), passes=self.passes[:passes])
+        try:
+            rerun.run(fresh_input(), first_stage=first_stage)
+        except CompileError as e:
+            if "does not verify after pass" in str(e) or "produced invalid IR" in str(e):
+                raise e from None
+        except Exception:
+            pass
+
     def _record(self, stage: str, module: ModuleOp, header: str | None) -> None:
-        text = print_module(module)
-        self.stages[stage] = text
+        index = len(self.stage_names)
+        self.stage_names.append(stage)
         self.last_stage = stage
-        index = len(self.stages) - 1
+        shown = header is not None and (self.dump.print_ir_after_all or header in self.dump.print_ir_after)
+        if not (self.record or shown or self.dump.dump_dir is not None):
+            return
+        with self.timer.phase("IR printing"):
+            text = print_module(module)
+        self.stages[stage] = text
         if self.dump.dump_dir is not None:
             os.makedirs(self.dump.dump_dir, exist_ok=True)
             filename = f"{index:02d}_{stage.replace(':', '_').replace('#', '_')}.mlir"
             with open(os.path.join(self.dump.dump_dir, filename), "w") as f:
                 f.write(text)
-        if header is not None and (self.dump.print_ir_after_all or header in self.dump.print_ir_after):
+        if shown:
             self._emit(f"// -----// IR Dump After {header} //----- //", text)
 
     def _emit(self, title: str, text: str) -> None:
@@ -134,12 +242,14 @@ class StagedPipeline:
         stream.write(f"{title}\n{text}\n")
 
     def timing_report(self) -> str:
-        total = sum(self.pass_seconds.values()) or 1e-12
-        lines = ["===-------------------------------------------------------------------------===",
-                 "                         ... Pass execution timing report ...",
-                 "===-------------------------------------------------------------------------===",
-                 "  Wall Time (s)   (%)   Name"]  # fmt: skip
-        for name, s in self.pass_seconds.items():
-            lines.append(f"  {s:12.4f}  {100 * s / total:5.1f}%  {name}")
-        lines.append(f"  {total:12.4f}  100.0%  Total")
-        return "\n".join(lines)
+        return self.timer.report()
+
+
+def pass_labels(names) -> list[str]:
+    """Stage labels of passes run in this order: a repeated pass gets `#2`, `#3`, ..."""
+    seen: dict[str, int] = {}
+    labels = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return labels

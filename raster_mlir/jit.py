@@ -1,6 +1,15 @@
-"""`@rm.jit` and `rm.compile`: trace per signature, run the pipeline, call the result.
+"""`@rm.jit` and `rm.compile`: trace per signature, compile (or load from the cache), call the result.
 
-Signatures and the argument policy are in `arguments.py`.
+Compiling one signature (`CompiledFunction`):
+1. trace the Python function into a module (kept untouched);
+2. with a pipeline that lowers to native code, look the traced IR up in the
+   compile cache (compile_cache.py): a hit loads the code, and no pass runs;
+3. on a miss, run the pipeline on a copy of the traced module (verifying
+   after every pass, printing nothing unless asked), compile it with the
+   backend, and store the result in the cache.
+IR stages, the final module and the LLVM IR are recomputed on demand by
+re-running the pipeline (replay.py). `timing_report()` shows where the time
+went (timing.py). Signatures and the argument policy are in `arguments.py`.
 """
 
 from __future__ import annotations
@@ -13,21 +22,36 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 
-from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline
+from raster_mlir import compile_cache
+from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, pass_labels
 from raster_mlir.errors import RasterError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
+from raster_mlir.gc_pause import paused_gc
 from raster_mlir.interpreter import interpret
 from raster_mlir.native import MISS, NativeEntry
 from raster_mlir.arguments import ArgSpec, check_args, parameter_names, signature_of
+from raster_mlir.backend import cache_store
+from raster_mlir.backend.cache import load_cached
+from raster_mlir.backend.call import NativeFunction
 from raster_mlir.backend.inspect import LLVMInspection
+from raster_mlir.backend.llvm_emit import EmitOptions, emit_module
+from raster_mlir.backend.target import host_target
+from raster_mlir.replay import Replay
+from raster_mlir.timing import CompileTimer
+
+# The backend options every CompiledFunction compiles with (backend.compile_module's defaults).
+_OPT_LEVEL = 3
+_BACKEND_OPTIONS = compile_cache.backend_options(_OPT_LEVEL, EmitOptions.fastmath, True, None, EmitOptions.jam)
 
 
 class CompiledFunction(LLVMInspection):
     """One traced signature of a function, compiled; callable, with every IR stage inspectable.
 
     `ir(stage)` — `"traced"`, `"after:<pass>"` (`"after:inline#2"` for a repeat),
-    or None for the last stage; `stages` lists them; `pass_seconds` times passes.
+    or None for the last stage; `stages` lists them; `pass_seconds` times the
+    passes that ran (none on a cache hit); `timing_report()` every phase;
+    `cache_source` is "memory" or "disk" when the compile was a cache hit.
     """
 
     def __init__(
@@ -41,13 +65,19 @@ class CompiledFunction(LLVMInspection):
         result_aliases: Sequence[int] | None = None,
         keep_ir_before: Sequence[str] = (),
     ):
+        with paused_gc():
+            self._build(fn, specs, name, pipeline, dump, result_aliases, keep_ir_before)
+
+    def _build(self, fn, specs, name, pipeline, dump, result_aliases, keep_ir_before) -> None:
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "fn")
         self.specs = tuple(specs)
         self.arg_names = parameter_names(fn)
-        trace = ModuleTrace()
-        self.entry, self.out_tree = trace.trace_function(fn, self.name, [s.tensor_type for s in specs])
-        self.module = trace.module
+        self.timer = CompileTimer()
+        with self.timer.phase("trace"):
+            trace = ModuleTrace()
+            self.entry, self.out_tree = trace.trace_function(fn, self.name, [s.tensor_type for s in specs])
+        self.traced = trace.module  # never modified: the pipeline runs on a copy
         entry = trace.function(self.entry)
         self.result_types = list(entry.function_type.outputs)
         self.result_aliases = tuple(result_aliases) if result_aliases is not None else (-1,) * len(self.result_types)
@@ -55,46 +85,145 @@ class CompiledFunction(LLVMInspection):
             raise RasterError(f"{self.name}: {len(self.result_aliases)} aliases for {len(self.result_types)} results")
         if result_aliases is not None:
             entry.attributes["raster.result_aliases"] = DenseArrayBase.from_list(i64, list(self.result_aliases))
-        self.pipeline = StagedPipeline(
-            pipeline if pipeline is not None else DEFAULT_PIPELINE,
-            dump,
-            snapshot_before=("lower-to-loops", *keep_ir_before),
-        )
-        self.pipeline.run(self.module)
-        snapshots = self.pipeline.snapshots
-        # The tensor-level IR the reference interpreter runs (the module itself when no lowering ran).
-        self.reference_module = snapshots.get("lower-to-loops", self.module)
-        # Copies of the module before the passes named in `keep_ir_before` (absent when the pipeline
-        # has no such pass): `TrainStep` keeps the IR before skip-zero-chunks for its data loops.
-        self.ir_before: dict[str, ModuleOp] = {name: snapshots[name] for name in keep_ir_before if name in snapshots}
-        self.native = None
-        if "lower-to-loops" in snapshots:
-            self.native = NativeEntry(self.module, self.entry, self.specs, self.result_types, self.result_aliases)
+        self.pipeline_spec = pipeline if pipeline is not None else DEFAULT_PIPELINE
+        self.pass_names = compile_cache.pass_names(self.pipeline_spec)
+        self.dump = dump or DumpOptions()
+        self.keep_ir_before = tuple(keep_ir_before)
+        self.cache_source: str | None = None
+        self.native: NativeEntry | None = None
+        self._ran: StagedPipeline | None = None  # the pipeline this compile ran (None on a cache hit)
+        self._module: ModuleOp | None = None  # the module after it
+        self._replay = Replay(self.traced, self.pipeline_spec)
+        lowers = "lower-to-loops" in self.pass_names
+        key = self.cache_key = self._cache_key() if lowers else None
+        if key is None or not self._load(key):
+            self._compile(lowers, key)
         # The hot path (native argument checks, no signature work); None in the interpreter.
         self.fast_call = None
         if self.native is not None:
             self.fast_call = self.native.fast_caller(self._package, bare_result=self.out_tree is None)
 
+    # -- compiling ------------------------------------------------------------
+    def _cache_key(self) -> str | None:
+        """The compile cache key, or None when this compile does not use the cache."""
+        d = self.dump
+        if not cache_store.cache_enabled() or d.print_ir_after_all or d.print_ir_before or d.print_ir_after:
+            return None  # (a user asking to see the passes wants them to run)
+        if d.dump_dir is not None:
+            return None
+        with self.timer.phase("cache key (traced IR printed and hashed)"):
+            return compile_cache.function_key(self.traced, self.pipeline_spec, _BACKEND_OPTIONS)
+
+    def _load(self, key: str) -> bool:
+        """Load the compiled function stored for `key`; False on a miss."""
+        with self.timer.phase("cache lookup"):
+            found = compile_cache.lookup(key)
+        if found is None:
+            return False
+        stored, source = found
+        loaded = load_cached(stored.object_key, host_target(), _OPT_LEVEL, self._llvm_ir_text, self.timer)
+        if loaded is None:
+            return False  # the object entry was evicted: compile again
+        with self.timer.phase("loading"):
+            function = NativeFunction(loaded.module, stored.abi, cache_source=source, cache_key=stored.object_key)
+            self.native = NativeEntry(function, self.specs, self.result_types, self.result_aliases, stored.constants)
+        self.cache_source = source
+        return True
+
+    def _compile(self, lowers: bool, key: str | None) -> None:
+        with self.timer.phase("copy of the traced IR"):
+            module = self.traced.clone()
+        self._ran = StagedPipeline(self.pipeline_spec, self.dump, snapshot_before=self.keep_ir_before, timer=self.timer)
+        self._ran.run(module, fresh_input=self.traced.clone)
+        self._module = module
+        if not lowers:
+            return
+        self.native = NativeEntry.compile(
+            module, self.entry, self.specs, self.result_types, self.result_aliases, timer=self.timer
+        )
+        if key is not None and self.native.function.cache_key is not None:
+            with self.timer.phase("cache write"):
+                function = self.native.function
+                compile_cache.store(key, compile_cache.FunctionEntry(function.cache_key, function.abi, tuple(self.native.constants)))
+
+    def _llvm_ir_text(self) -> str:
+        """The LLVM IR of this compile, emitted again from the replayed final module (for a cache hit)."""
+        assert self.native is not None
+        options = EmitOptions(target=host_target())
+        emitted = emit_module(self.final_module, {self.entry: list(self.native.function.arg_specs)}, options)
+        return emitted.llvm_ir
+
     # -- inspection ---------------------------------------------------------
     @property
+    def module(self) -> ModuleOp:
+        """The module after the pipeline (re-computed on first use after a cache hit)."""
+        return self.final_module
+
+    @property
+    def final_module(self) -> ModuleOp:
+        if self._module is None:
+            self._module = self._replayed(lambda r: r.final_module())
+        return self._module
+
+    @functools.cached_property
+    def passes(self) -> tuple:
+        """The passes of the pipeline, parsed (with their options)."""
+        return self._ran.passes if self._ran is not None else StagedPipeline(self.pipeline_spec).passes
+
+    @property
+    def pipeline(self) -> StagedPipeline:
+        """The pipeline as run: by this compile, or re-run with every stage recorded after a cache hit."""
+        return self._ran if self._ran is not None else self._replayed(lambda r: r.recorded())
+
+    @property
+    def reference_module(self) -> ModuleOp:
+        """The tensor-level IR the reference interpreter runs (before lower-to-loops)."""
+        if "lower-to-loops" not in self.pass_names:
+            return self.final_module
+        return self._replayed(lambda r: r.module_before("lower-to-loops"))
+
+    @property
+    def ir_before(self) -> dict[str, ModuleOp]:
+        """Copies of the module before the passes named in `keep_ir_before` (those the pipeline has)."""
+        snapshots = self._ran.snapshots if self._ran is not None else {}
+        found = {}
+        for name in self.keep_ir_before:
+            if name in snapshots:
+                found[name] = snapshots[name]
+            elif name in self.pass_names:
+                found[name] = self._replayed(lambda r: r.module_before(name))
+        return found
+
+    def _replayed(self, what):
+        """`what(replay)`, timing the re-run of the pipeline as one row of the timing report."""
+        with paused_gc(), self.timer.phase("pipeline re-run for inspection"):
+            return what(self._replay)
+
+    @property
     def stages(self) -> list[str]:
-        return list(self.pipeline.stages)
+        return ["traced", *(f"after:{label}" for label in pass_labels(self.pass_names))]
 
     @property
     def pass_seconds(self) -> dict[str, float]:
-        return dict(self.pipeline.pass_seconds)
+        return dict(self._ran.pass_seconds) if self._ran is not None else {}
+
+    def timing_report(self) -> str:
+        """Seconds per phase of this compile (trace, cache, each pass, verification, printing, LLVM...)."""
+        return self.timer.report()
 
     def ir(self, stage: str | None = None) -> str:
-        if stage is None:
-            return self.pipeline.stages[self.pipeline.last_stage]
-        if stage not in self.pipeline.stages:
-            raise RasterError(f"no IR stage {stage!r}; stages are: {', '.join(self.stages)}")
-        return self.pipeline.stages[stage]
+        stages = self.stages
+        stage = stages[-1] if stage is None else stage
+        if stage not in stages:
+            raise RasterError(f"no IR stage {stage!r}; stages are: {', '.join(stages)}")
+        if self._ran is not None and stage in self._ran.stages:
+            return self._ran.stages[stage]
+        return self._replayed(lambda r: r.recorded()).stages[stage]
 
     def _llvm_source(self):
         if self.native is None:
             raise RasterError(
-                f"{self.name} was not compiled to native code: its pipeline {self.pipeline.spec!r} "
+                f"{self.name} was not compiled to native code: its pipeline {self.pipeline_spec!r} "
                 "has no lower-to-loops, so it runs in the reference interpreter"
             )
         return self.native
@@ -215,9 +344,15 @@ def compile(  # noqa: A001 - the public name the design asks for
     print_ir_before: Sequence[str] = (),
     print_ir_after: Sequence[str] = (),
     dump_dir=None,
-    verify_each: bool = True,
+    verify_each: bool | None = None,
 ) -> CompiledFunction:
-    """Compile `fn` for the signature of `example_args`, with every IR stage inspectable."""
+    """Compile `fn` for the signature of `example_args`, with every IR stage inspectable.
+
+    `verify_each`: True verifies the IR after every pass, False never; None (the default)
+    verifies after the last pass, and when that or a pass fails, re-runs the pipeline
+    verifying after every pass to name the culprit (`RASTER_MLIR_VERIFY_EACH=1` makes
+    None mean True; see `compiler.verification_policy`).
+    """
     target = fn.fn if isinstance(fn, JitFunction) else fn
     name = fn.name if isinstance(fn, JitFunction) else getattr(fn, "__name__", "fn")
     dump = DumpOptions(

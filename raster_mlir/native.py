@@ -1,11 +1,12 @@
 """Calling a lowered function natively: the glue between `CompiledFunction` and the backend.
 
 The lowered entry takes `(inputs..., fresh outputs..., constants...)` (see
-`lower-to-loops`). `NativeEntry` compiles it once, keeps the constant arrays
-(from the function attribute `raster.constants`), and per call allocates
-the fresh output arrays and hands everything to the backend's checked call
-path, which validates shapes, dtypes, contiguity, writability and overlap
-before any native code runs.
+`lower-to-loops`). `NativeEntry.compile` compiles it once and keeps the
+constant arrays (from the function attribute `raster.constants`); a cache
+hit builds a `NativeEntry` from the stored function and constants instead.
+Per call it allocates the fresh output arrays and hands everything to the
+backend's checked call path, which validates shapes, dtypes, contiguity,
+writability and overlap before any native code runs.
 """
 
 from __future__ import annotations
@@ -22,36 +23,61 @@ from raster_mlir.arguments import check_args
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.dialects import raster as R
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
+from raster_mlir.timing import NO_TIMER
 
 
 MISS = object()  # the fast path declined: take the slow path
 
 
 class NativeEntry(LLVMInspection):
-    def __init__(self, module: ModuleOp, entry: str, specs, result_types, result_aliases: Sequence[int]):
-        function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry)
-        self.name = entry
+    """A compiled entry with what each call needs: output shapes, aliases, constant arrays."""
+
+    def __init__(
+        self,
+        function: backend.NativeFunction,
+        specs,
+        result_types,
+        result_aliases: Sequence[int],
+        constants: Sequence[np.ndarray],
+    ):
+        self.function = function
+        self.name = function.name
         self.input_specs = tuple(specs)
         self.result_aliases = tuple(result_aliases)
         self.fresh = [k for k, a in enumerate(result_aliases) if a < 0]
         self.out_shapes = [(R.shape_of(result_types[k]), NUMPY_DTYPES[R.dtype_of(result_types[k])]) for k in self.fresh]
-        constants = function.attributes.get("raster.constants")
-        self.constants = []
-        if constants is not None:
-            for attr in constants.data:
-                t = attr.type
-                values = np.array(attr.get_values(), dtype=NUMPY_DTYPES[R.dtype_of(t)])
-                self.constants.append(values.reshape(R.shape_of(t)))
+        self.constants = list(constants)
         self.written = {a for a in result_aliases if a >= 0}
-        self.arg_names = names = [a.name_hint for a in function.body.blocks.first.args]
+        # The IR's argument names (the user's parameter names), for error messages.
+        self.arg_names = [spec.name for spec in function.arg_specs[: len(self.input_specs)]]
+
+    @classmethod
+    def compile(
+        cls, module: ModuleOp, entry: str, specs, result_types, result_aliases: Sequence[int], timer=NO_TIMER
+    ) -> NativeEntry:
+        """Compile `entry` of the lowered `module`; its constants come from the attribute `raster.constants`."""
+        function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry)
+        constants = []
+        attr = function.attributes.get("raster.constants")
+        if attr is not None:
+            for element in attr.data:
+                t = element.type
+                values = np.array(element.get_values(), dtype=NUMPY_DTYPES[R.dtype_of(t)])
+                constants.append(values.reshape(R.shape_of(t)))
+        written = {a for a in result_aliases if a >= 0}
+        names = [a.name_hint for a in function.body.blocks.first.args]
         arg_specs = []
         for i, s in enumerate(specs):
-            arg_specs.append(backend.ArgSpec(s.shape, NUMPY_DTYPES[s.dtype].name, written=i in self.written, name=names[i]))
-        for k, (shape, dtype) in zip(self.fresh, self.out_shapes):
-            arg_specs.append(backend.ArgSpec(shape, dtype.name, written=True, name=f"out{k}"))
-        for j, c in enumerate(self.constants):
+            arg_specs.append(backend.ArgSpec(s.shape, NUMPY_DTYPES[s.dtype].name, written=i in written, name=names[i]))
+        for k, a in enumerate(result_aliases):
+            if a < 0:
+                t = result_types[k]
+                dtype = NUMPY_DTYPES[R.dtype_of(t)]
+                arg_specs.append(backend.ArgSpec(R.shape_of(t), dtype.name, written=True, name=f"out{k}"))
+        for j, c in enumerate(constants):
             arg_specs.append(backend.ArgSpec(c.shape, c.dtype.name, name=f"constant{j}"))
-        self.function = backend.compile_module(module, entry, arg_specs)
+        native = backend.compile_module(module, entry, arg_specs, timer=timer)
+        return cls(native, specs, result_types, result_aliases, constants)
 
     def _llvm_source(self):
         return self.function

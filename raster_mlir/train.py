@@ -262,7 +262,7 @@ class TrainStep(LLVMInspection):
             sample[i] = args[i][0]
         compiled, state = self._entry(tuple(sample))
         if compiled.native is None:
-            raise RasterError(f"run needs native code; the pipeline {compiled.pipeline.spec!r} does not lower to loops")
+            raise RasterError(f"run needs native code; the pipeline {compiled.pipeline_spec!r} does not lower to loops")
         n_scalars = len(self.optimizer.step_scalars(1))
         first_scalar = len(args) + len(state.arrays)
         key = (id(compiled), n, cross_step_fusion, update_block)
@@ -339,6 +339,12 @@ class TrainStep(LLVMInspection):
             raise RasterError("run has not been called yet")
         return self._last_loop.schedule
 
+    def run_timing_report(self) -> str:
+        """Where the time of building the most recent `run` loop went (cache, passes, LLVM...)."""
+        if self._last_loop is None:
+            raise RasterError("run has not been called yet")
+        return self._last_loop.timer.report()
+
     def run_ir(self, stage: str | None = None) -> str:
         """IR of the most recent `run` loop: "step", "after:data-loop", "after:fuse-loops", ..."""
         if self._last_loop is None:
@@ -357,6 +363,10 @@ class TrainStep(LLVMInspection):
     @property
     def stages(self) -> list[str]:
         return self._inspected().stages
+
+    def timing_report(self) -> str:
+        """Where the compile time of the last compiled signature went (trace, cache, passes, LLVM...)."""
+        return self._inspected().timing_report()
 
     def _llvm_source(self):
         return self._inspected()

@@ -39,6 +39,8 @@ settings.load_profile(PROFILE)
 # Made at import (before any test module imports raster_mlir), removed by pytest_unconfigure.
 SESSION_SCRATCH = tempfile.mkdtemp(prefix="raster_mlir_tests_")
 os.environ["RASTER_MLIR_CACHE_DIR"] = os.environ.get("RASTER_MLIR_TEST_CACHE_DIR") or os.path.join(SESSION_SCRATCH, "cache")
+# The suite verifies the IR after every pass (compiles outside it verify once, at the end).
+os.environ.setdefault("RASTER_MLIR_VERIFY_EACH", "1")
 if PROFILE == "ci":
     # Hypothesis also keeps files of its own (`.hypothesis/constants`) in the working directory.
     set_hypothesis_home_dir(os.path.join(SESSION_SCRATCH, "hypothesis"))

@@ -193,8 +193,20 @@ def test_time_passes_reports_on_stderr(capsys, relu_file):
     assert code == 0
     assert "timing report" not in out
     assert "... Pass execution timing report ..." in err
-    names = [line.split()[-1] for line in err.splitlines() if "%" in line and "Wall Time" not in line]
-    assert names == ["inline", "cse", "inline#2", "Total"]
+    names = [line.split("%  ")[-1] for line in err.splitlines() if "%  " in line]
+    assert names == ["parse", "verification (4x)", "inline", "cse", "inline#2", "output printing", "Total"]
+
+
+def test_time_passes_covers_llvm_phases(capsys, relu_file):
+    code, _, err = opt(capsys, relu_file, "-p", "inline,lower-to-loops", "--emit=asm", "--time-passes")
+    assert code == 0
+    names = [line.split("%  ")[-1] for line in err.splitlines() if "%  " in line]
+    for phase in ("parse", "lower-to-loops", "LLVM IR emission", "assembly printing", "Total"):
+        assert phase in names, names
+    # A compile (not a cache hit) also shows LLVM's optimisation and code generation.
+    assert ("LLVM optimisation" in names and "code generation" in names) or not any(
+        name.startswith("cache write") for name in names
+    )
 
 
 def test_no_stderr_output_unless_asked(capsys, relu_file):

@@ -261,7 +261,7 @@ def test_update_block_1_is_the_bitwise_rotation():
     step = sgd_step()
     losses, new = train(step, params, X, Y, update_block=1)
     assert step.run_schedule == "cross-step fusion"
-    assert "after:defer-updates" not in step._last_loop.pipeline.stages
+    assert "after:defer-updates" not in step._last_loop.pipeline.stage_names
     want_losses, want = separate_steps(sgd_step(), params, X, Y)
     assert_bitwise([losses, *new], [want_losses, *want])
 

@@ -47,7 +47,9 @@ entry is shared), so one NativeFunction is thread-safe but serialised.
 
 Caching: compiled objects are cached in memory and on disk in
 `$RASTER_MLIR_CACHE_DIR`, else `$XDG_CACHE_HOME/raster_mlir`, else
-`~/.cache/raster_mlir`; `RASTER_MLIR_CACHE=0` turns both off (cache.py).
+`~/.cache/raster_mlir`, at most `$RASTER_MLIR_CACHE_MAX_MB` (default 512;
+least recently used entries go first); `RASTER_MLIR_CACHE=0` turns both
+off (cache.py, cache_store.py).
 
 Modules, in pipeline order: `analysis.py` (buffer types, written arguments,
 workspace layout), `specs.py` (ArgSpec), `llvm_emit.py` with
@@ -66,6 +68,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from .arrays import aligned_copy, aligned_empty, aligned_zeros
 from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
+from ..timing import NO_TIMER
 from .call import AliasingError, AlignmentError, NativeFunction, NotContiguousError, ReadOnlyError
 from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
 from .inspect import LLVMInspection
@@ -103,8 +106,13 @@ def compile_module(
     loop_vectorize_hints: bool = True,
     prefer_vector_width: int | None = None,
     jam: int = 4,
+    timer=NO_TIMER,
 ) -> NativeFunction:
-    """Compile `entry` of the loop-level `module` for this host; see the module docstring."""
+    """Compile `entry` of the loop-level `module` for this host; see the module docstring.
+
+    `timer` (a `raster_mlir.timing.CompileTimer`) gets the rows of LLVM IR
+    emission, the cache lookup, LLVM optimisation, code generation and loading.
+    """
     from ..errors import CompileError
 
     t0 = time.perf_counter()
@@ -117,14 +125,17 @@ def compile_module(
         jam=jam,
         target=host_target(),
     )
-    emitted = emit_module(module, {entry: arg_specs}, options)
-    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache)
-    return NativeFunction(
-        result.module,
-        emitted.entries[entry],
-        cache_source=result.source,
-        compile_seconds=time.perf_counter() - t0,  # emission + cache lookup/compile + load
-    )
+    with timer.phase("LLVM IR emission"):
+        emitted = emit_module(module, {entry: arg_specs}, options)
+    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer)
+    with timer.phase("loading"):
+        return NativeFunction(
+            result.module,
+            emitted.entries[entry],
+            cache_source=result.source,
+            compile_seconds=time.perf_counter() - t0,  # emission + cache lookup/compile + load
+            cache_key=result.key,
+        )
 
 
 class CompiledModule(LLVMInspection):
@@ -140,7 +151,7 @@ class CompiledModule(LLVMInspection):
         return self._jit
 
 
-def emit_llvm(module: ModuleOp, *, opt_level: int = 3, use_cache: bool = True) -> CompiledModule:
+def emit_llvm(module: ModuleOp, *, opt_level: int = 3, use_cache: bool = True, timer=NO_TIMER) -> CompiledModule:
     """Compile every function of `module` (entry points for each public, buffer-only,
     result-less function) and return the inspection texts."""
     from xdsl.dialects.builtin import MemRefType
@@ -155,6 +166,7 @@ def emit_llvm(module: ModuleOp, *, opt_level: int = 3, use_cache: bool = True) -
         and all(isinstance(t, MemRefType) for t in op.function_type.inputs.data)
     ]
     options = EmitOptions(target=host_target())
-    emitted = emit_module(module, entries, options)
-    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache)
+    with timer.phase("LLVM IR emission"):
+        emitted = emit_module(module, entries, options)
+    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer)
     return CompiledModule(result.module, entries, result.source)

@@ -9,53 +9,41 @@ never return foreign code.
 Memory level: key -> loaded `JitModule` (an LRU of `MEMORY_ENTRIES`), so one
 process compiles the same IR once.
 
-Disk level, one file per key, `<dir>/<key>.rmo`:
+Disk level: one checksummed file per key, `<dir>/<key>.rmo` (frame, size
+bound, eviction and directory in cache_store.py), whose payload is
 
-    magic  b"RMLIRobj"   8 bytes
-    format version       4 bytes little-endian
-    key                 32 bytes (the sha256 the file is named after)
-    payload length       8 bytes little-endian
-    payload sha256      32 bytes
-    payload              object-code length (8 bytes LE) | object code |
-                         optimised-IR length (8 bytes LE) | optimised IR (utf-8) |
-                         LLVM's remarks (utf-8, one per line)
+    object-code length (8 bytes LE) | object code |
+    optimised-IR length (8 bytes LE) | optimised IR (utf-8) |
+    LLVM's remarks (utf-8, one per line)
 
-A file whose magic, version, key, length or checksum does not match (a
-truncated write, a flipped bit, another program's file, an intact entry
-copied or renamed over another key's file) is deleted and compiled afresh:
-it is never handed to the loader. The key check matters most: the Python
-side checks arguments against the signature it traced, so a kernel compiled
-for other shapes, loaded under this key, would read and write out of bounds. Writes go to a temporary
-file in the same directory followed by `os.replace`, which is atomic on
-POSIX, so a concurrent reader sees either no file or a whole one.
+The key check of the frame matters most: the Python side checks arguments
+against the signature it traced, so a kernel compiled for other shapes,
+loaded under this key, would read and write out of bounds.
 
-Directory: `$RASTER_MLIR_CACHE_DIR` if set, else `$XDG_CACHE_HOME/raster_mlir`,
-else `~/.cache/raster_mlir`. `RASTER_MLIR_CACHE=0` disables both levels.
-The environment is read on every compile, so tests can redirect it.
-A cache that cannot be written (read-only directory, full disk) is skipped
-silently: caching is an optimisation, never a reason to fail a compile.
+`raster_mlir/compile_cache.py` adds a level above this one, keyed before the
+pass pipeline runs; its entries name the object entry they need here
+(`load_cached`).
 """
 
 from __future__ import annotations
 
 import collections
 import hashlib
-import os
 import struct
-import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import llvmlite
 
+from . import cache_store
+from .cache_store import FORMAT_VERSION, cache_dir, cache_enabled  # noqa: F401  (re-exported)
 from .jit import CompiledObject, JitModule, optimize_and_codegen
 from .target import HostTarget
+from ..timing import NO_TIMER
 
-FORMAT_VERSION = 3
-MAGIC = b"RMLIRobj"
-_HEADER = struct.Struct("<8sI32sQ32s")
 _LEN = struct.Struct("<Q")
 MEMORY_ENTRIES = 256
 
@@ -63,20 +51,6 @@ _memory: collections.OrderedDict[str, JitModule] = collections.OrderedDict()
 _memory_lock = threading.Lock()
 # One lock per key, so two threads asking for the same IR compile it once.
 _key_locks: dict[str, threading.Lock] = {}
-
-
-def cache_enabled() -> bool:
-    return os.environ.get("RASTER_MLIR_CACHE", "1") != "0"
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("RASTER_MLIR_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "raster_mlir"
-    return Path.home() / ".cache" / "raster_mlir"
 
 
 def cache_key(llvm_ir: str, target: HostTarget, opt_level: int) -> str:
@@ -97,31 +71,24 @@ def cache_key(llvm_ir: str, target: HostTarget, opt_level: int) -> str:
 
 
 def entry_path(key: str) -> Path:
-    return cache_dir() / f"{key}.rmo"
+    return cache_store.entry_path(key, ".rmo")
 
 
 # ---- disk format -----------------------------------------------------------
 
 
 def encode_entry(key: str, compiled: CompiledObject) -> bytes:
+    return cache_store.encode_blob(key, _encode_payload(compiled))
+
+
+def _encode_payload(compiled: CompiledObject) -> bytes:
     ir_text = compiled.llvm_ir_optimized.encode()
     remarks = "\n".join(compiled.llvm_remarks).encode()
-    payload = _LEN.pack(len(compiled.object_code)) + compiled.object_code + _LEN.pack(len(ir_text)) + ir_text + remarks
-    digest = hashlib.sha256(payload).digest()
-    return _HEADER.pack(MAGIC, FORMAT_VERSION, bytes.fromhex(key), len(payload), digest) + payload
+    return _LEN.pack(len(compiled.object_code)) + compiled.object_code + _LEN.pack(len(ir_text)) + ir_text + remarks
 
 
-def decode_entry(blob: bytes, key: str) -> CompiledObject | None:
-    """The entry in `blob` if it is a complete, intact entry recorded for `key`, else None."""
-    if len(blob) < _HEADER.size:
-        return None
-    magic, version, recorded_key, length, digest = _HEADER.unpack_from(blob)
-    payload = blob[_HEADER.size :]
-    if magic != MAGIC or version != FORMAT_VERSION or length != len(payload):
-        return None
-    if recorded_key != bytes.fromhex(key):
-        return None
-    if hashlib.sha256(payload).digest() != digest:
+def _decode_payload(payload: bytes) -> CompiledObject | None:
+    if len(payload) < _LEN.size:
         return None
     (obj_len,) = _LEN.unpack_from(payload)
     ir_at = _LEN.size + obj_len
@@ -140,40 +107,25 @@ def decode_entry(blob: bytes, key: str) -> CompiledObject | None:
     return CompiledObject(object_code=obj, llvm_ir_optimized=ir_text, llvm_remarks=tuple(remarks.splitlines()))
 
 
+def decode_entry(blob: bytes, key: str) -> CompiledObject | None:
+    """The entry in `blob` if it is a complete, intact entry recorded for `key`, else None."""
+    payload = cache_store.decode_blob(blob, key)
+    return None if payload is None else _decode_payload(payload)
+
+
 def read_disk(key: str) -> CompiledObject | None:
-    path = entry_path(key)
-    try:
-        blob = path.read_bytes()
-    except OSError:
-        return None
-    compiled = decode_entry(blob, key)
-    if compiled is None:
-        # Corrupt, truncated or another key's entry: remove it so the fresh compile replaces it.
+    payload = cache_store.read(key, ".rmo")
+    compiled = None if payload is None else _decode_payload(payload)
+    if payload is not None and compiled is None:
         try:
-            path.unlink()
+            entry_path(key).unlink()
         except OSError:
             pass
     return compiled
 
 
 def write_disk(key: str, compiled: CompiledObject) -> bool:
-    directory = cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{key[:16]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(encode_entry(key, compiled))
-            os.replace(tmp, directory / f"{key}.rmo")
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError:
-        return False
-    return True
+    return cache_store.write(key, ".rmo", _encode_payload(compiled))
 
 
 # ---- the lookup ------------------------------------------------------------
@@ -199,32 +151,69 @@ def _remember(key: str, jm: JitModule) -> None:
             _memory.popitem(last=False)
 
 
-def load_or_compile(llvm_ir: str, target: HostTarget, opt_level: int = 3, use_cache: bool = True) -> CacheResult:
+def load_or_compile(
+    llvm_ir: str, target: HostTarget, opt_level: int = 3, use_cache: bool = True, timer=NO_TIMER
+) -> CacheResult:
     """A loaded JitModule for `llvm_ir`, from memory, from disk or compiled now."""
     t0 = time.perf_counter()
-    key = cache_key(llvm_ir, target, opt_level)
+    with timer.phase("cache lookup (LLVM IR key)"):
+        key = cache_key(llvm_ir, target, opt_level)
     if not (use_cache and cache_enabled()):
-        compiled = optimize_and_codegen(llvm_ir, target, opt_level)
-        jm = JitModule(compiled, target, opt_level, llvm_ir)
+        compiled = optimize_and_codegen(llvm_ir, target, opt_level, timer)
+        with timer.phase("loading"):
+            jm = JitModule(compiled, target, opt_level, llvm_ir)
         return CacheResult(jm, None, time.perf_counter() - t0, key)
     with _memory_lock:
         lock = _key_locks.setdefault(key, threading.Lock())
     with lock:
-        with _memory_lock:
-            jm = _memory.get(key)
-            if jm is not None:
-                _memory.move_to_end(key)
+        with timer.phase("cache lookup (LLVM IR key)"):
+            jm = _from_memory(key)
+            compiled = None if jm is not None else read_disk(key)
         if jm is not None:
+            jm.offer_llvm_ir(llvm_ir)
             return CacheResult(jm, "memory", time.perf_counter() - t0, key)
         source = "disk"
-        compiled = read_disk(key)
         if compiled is None:
             source = None
-            compiled = optimize_and_codegen(llvm_ir, target, opt_level)
-            write_disk(key, compiled)
-        jm = JitModule(compiled, target, opt_level, llvm_ir)
+            compiled = optimize_and_codegen(llvm_ir, target, opt_level, timer)
+            with timer.phase("cache write"):
+                write_disk(key, compiled)
+        with timer.phase("loading"):
+            jm = JitModule(compiled, target, opt_level, llvm_ir)
         _remember(key, jm)
         return CacheResult(jm, source, time.perf_counter() - t0, key)
+
+
+def load_cached(
+    key: str, target: HostTarget, opt_level: int, llvm_ir: Callable[[], str], timer=NO_TIMER
+) -> CacheResult | None:
+    """The JitModule of object entry `key` from memory or disk, or None; never compiles.
+
+    `llvm_ir` produces the module's LLVM IR text if somebody asks for it (the
+    entry stores only the optimised IR).
+    """
+    t0 = time.perf_counter()
+    if not cache_enabled():
+        return None
+    with timer.phase("cache lookup"):
+        jm = _from_memory(key)
+        compiled = None if jm is not None else read_disk(key)
+    if jm is not None:
+        return CacheResult(jm, "memory", time.perf_counter() - t0, key)
+    if compiled is None:
+        return None
+    with timer.phase("loading"):
+        jm = JitModule(compiled, target, opt_level, llvm_ir)
+    _remember(key, jm)
+    return CacheResult(jm, "disk", time.perf_counter() - t0, key)
+
+
+def _from_memory(key: str) -> JitModule | None:
+    with _memory_lock:
+        jm = _memory.get(key)
+        if jm is not None:
+            _memory.move_to_end(key)
+    return jm
 
 
 def clear_memory_cache() -> None:

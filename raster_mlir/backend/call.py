@@ -138,10 +138,21 @@ class NativeFunction(LLVMInspection):
     Attributes: `name`, `arg_specs`, `workspace_bytes`, `llvm_ir` (before
     optimisation), `llvm_ir_optimized`, `asm`, `cache_hit`, `cache_source`
     ("memory", "disk" or None), `compile_seconds`, `native_checks` (whether
-    the fast checked path is active).
+    the fast checked path is active), `abi` (symbols, specs, workspace size)
+    and `cache_key` (the object cache entry it was loaded from or stored as).
     """
 
-    def __init__(self, jit, abi: EntryABI, *, cache_source: str | None = None, compile_seconds: float = 0.0):
+    def __init__(
+        self,
+        jit,
+        abi: EntryABI,
+        *,
+        cache_source: str | None = None,
+        compile_seconds: float = 0.0,
+        cache_key: str | None = None,
+    ):
+        self.abi = abi
+        self.cache_key = cache_key  # the object entry's key (cache.py)
         self.name = abi.name
         self.arg_specs = abi.specs
         self.workspace_bytes = abi.workspace_bytes

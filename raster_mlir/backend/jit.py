@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
 from ..errors import CompileError
+from ..timing import NO_TIMER
 from .llvm_remarks import capture_llvm_diagnostics, loops_not_vectorized
 from .target import HostTarget, ensure_llvm_initialised
 
@@ -42,13 +44,14 @@ class CompiledObject:
     llvm_remarks: tuple[str, ...] = ()  # LLVM's diagnostics during optimisation and codegen
 
 
-def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3) -> CompiledObject:
+def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3, timer=NO_TIMER) -> CompiledObject:
     """Optimise `llvm_ir` at `opt_level` and emit host object code (see module docstring)."""
     ensure_llvm_initialised()
     with _llvm_lock:
         try:
-            module = llvm.parse_assembly(llvm_ir)
-            module.verify()
+            with timer.phase("LLVM IR parsing and verification"):
+                module = llvm.parse_assembly(llvm_ir)
+                module.verify()
         except RuntimeError as exc:
             raise CompileError(f"the LLVM backend produced invalid IR: {exc}") from exc
         tm = target.create_target_machine(opt_level)
@@ -62,18 +65,22 @@ def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3) -
         pm = pb.getModulePassManager()
         remarks: list[str] = []
         with capture_llvm_diagnostics(remarks):
-            pm.run(module, pb)
-            optimized = str(module)
-            obj = tm.emit_object(module)
+            with timer.phase("LLVM optimisation"):
+                pm.run(module, pb)
+            with timer.phase("code generation"):
+                optimized = str(module)
+                obj = tm.emit_object(module)
     return CompiledObject(object_code=bytes(obj), llvm_ir_optimized=optimized, llvm_remarks=tuple(remarks))
 
 
 class JitModule:
     """Object code loaded into this process, with symbol lookup and inspection text."""
 
-    def __init__(self, compiled: CompiledObject, target: HostTarget, opt_level: int, llvm_ir: str):
+    def __init__(self, compiled: CompiledObject, target: HostTarget, opt_level: int, llvm_ir: str | Callable[[], str]):
+        """`llvm_ir`: the module's IR text, or a function producing it on first use (a cache hit
+        taken before the pass pipeline has no IR text; it is regenerated only if asked for)."""
         ensure_llvm_initialised()
-        self.llvm_ir = llvm_ir
+        self._llvm_ir = llvm_ir
         self.llvm_ir_optimized = compiled.llvm_ir_optimized
         self.llvm_remarks = compiled.llvm_remarks
         self._compiled = compiled
@@ -91,6 +98,18 @@ class JitModule:
             self._object = llvm.ObjectFileRef.from_data(compiled.object_code)
             self._engine.add_object_file(self._object)
             self._engine.finalize_object()
+
+    @property
+    def llvm_ir(self) -> str:
+        """LLVM IR of the module before optimisation."""
+        if callable(self._llvm_ir):
+            self._llvm_ir = self._llvm_ir()
+        return self._llvm_ir
+
+    def offer_llvm_ir(self, text: str) -> None:
+        """The IR text, from a caller that has it (saves regenerating it later)."""
+        if callable(self._llvm_ir):
+            self._llvm_ir = text
 
     def function_address(self, name: str) -> int:
         with _llvm_lock:
