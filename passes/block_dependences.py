@@ -43,6 +43,7 @@ class Footprint:
     writes: set[SSAValue] = field(default_factory=set)
     uses: set[SSAValue] = field(default_factory=set)  # operands of the op and of its nested ops
     opaque: bool = False
+    size: int = 0  # ops, the op itself and everything nested in it
     # For a loop: per buffer, the dimensions indexed by the loop's induction variable in EVERY access.
     iv_dims: dict[SSAValue, frozenset[int]] = field(default_factory=dict)
 
@@ -76,6 +77,7 @@ def footprint(op: Operation, iv: SSAValue | None = None) -> Footprint:
             here = frozenset(d for d, index in enumerate(indices) if index is iv)
             known = iv_dims.get(buffer)
             iv_dims[buffer] = here if known is None else known & here
+    fp.size = visited
     WORK.ops_visited += visited
     return fp
 
@@ -142,6 +144,7 @@ class BlockDependences:
             if dep is not node:
                 dep.has_dependents = True
         mine = node.footprint
+        mine.size += fp.size
         mine.uses |= fp.uses
         mine.reads |= fp.reads
         mine.writes |= fp.writes

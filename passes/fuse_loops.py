@@ -96,8 +96,10 @@ def _candidate_bounds(op: Operation) -> tuple[int, int, int] | None:
     return None
 
 
-def _fusable(node: Node, bounds: tuple) -> bool:
-    return not node.footprint.opaque and _candidate_bounds(node.op) == bounds
+def _fusable(node: Node, bounds: tuple, size: int, max_size: int) -> bool:
+    """`node` is a loop with `bounds` that may take a body of `size` more ops."""
+    fp = node.footprint
+    return not fp.opaque and fp.size + size <= max_size and _candidate_bounds(node.op) == bounds
 
 
 class _Candidates:
@@ -135,20 +137,23 @@ class _Candidates:
         return found
 
 
-def _choose(bounds: tuple, fp: Footprint, deps: set[Node], candidates: _Candidates) -> tuple[Node, str] | None:
+def _choose(
+    bounds: tuple, fp: Footprint, deps: set[Node], candidates: _Candidates, max_size: int
+) -> tuple[Node, str] | None:
     """The loop L2 (footprint `fp`, dependences `deps`) joins and how: (L1, "up" | "down"), or None."""
     latest = max(deps, key=lambda n: n.position) if deps else None
-    if latest is not None and _fusable(latest, bounds) and same_iteration(latest.footprint, fp):
+    if latest is not None and _fusable(latest, bounds, fp.size, max_size) and same_iteration(latest.footprint, fp):
         return latest, "up"
-    producers = [d for d in deps if d is not latest and not d.has_dependents and _fusable(d, bounds)]
+    producers = [d for d in deps if d is not latest and not d.has_dependents and _fusable(d, bounds, fp.size, max_size)]
     for producer in sorted(producers, key=lambda n: -n.position):
         if same_iteration(producer.footprint, fp):
             return producer, "down"
     sibling = candidates.latest(bounds)
     if sibling is not None and (latest is None or sibling.position > latest.position):
-        return sibling, "up"
+        if sibling.footprint.size + fp.size <= max_size:
+            return sibling, "up"
     sibling = candidates.latest_sink(bounds, deps)
-    if sibling is not None:
+    if sibling is not None and sibling.footprint.size + fp.size <= max_size:
         return sibling, "down"
     return None
 
@@ -167,7 +172,9 @@ def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
     l2.erase()
 
 
-def fuse_sweep(block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None) -> bool:
+def fuse_sweep(
+    block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None, max_size: int = 1000
+) -> bool:
     """One pass over `block`'s ops in order, fusing each loop into an earlier one where legal.
 
     `footprints` keeps each op's footprint between sweeps over the same block (a loop that
@@ -189,7 +196,7 @@ def fuse_sweep(block: Block, stats: FusionStats, footprints: dict[Operation, Foo
         if fp is None:
             fp = footprints[op] = footprint(op, op.body.block.args[0])
         deps = dependences.dependences(fp)
-        choice = None if fp.opaque else _choose(bounds, fp, deps, candidates)
+        choice = None if fp.opaque else _choose(bounds, fp, deps, candidates, max_size)
         if choice is None:
             node = dependences.add(op, fp, deps)
             if not fp.opaque:
@@ -209,17 +216,17 @@ def fuse_sweep(block: Block, stats: FusionStats, footprints: dict[Operation, Foo
     return fused
 
 
-def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats) -> None:
+def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats, max_size: int = 1000) -> None:
     """Fuse the sibling loops of `block`, then recurse into loop bodies (up to `max_depth` levels)."""
     if depth > max_depth:
         return
     footprints: dict[Operation, Footprint] = {}
     for _ in range(MAX_SWEEPS):
-        if not fuse_sweep(block, stats, footprints):
+        if not fuse_sweep(block, stats, footprints, max_size):
             break
     for op in block.ops:
         if isinstance(op, scf.ForOp):
-            fuse_block(op.body.block, depth + 1, max_depth, stats)
+            fuse_block(op.body.block, depth + 1, max_depth, stats, max_size)
 
 
 class _StoredValues:
@@ -338,13 +345,17 @@ class FuseLoopsPass(ModulePass):
     max_depth: int = 8
     """How many loop levels deep fusion looks (1 = only a function's outermost loops)."""
 
+    max_body_ops: int = 1000
+    """Largest fused loop (ops, nested ones included): LLVM's loop vectoriser takes time
+    superlinear in a loop body's size."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             stats = FusionStats()
             # Clean-up can enable more fusion (a removed temporary no longer blocks a move).
             for _ in range(8):
                 before = (stats.loops_fused, stats.temporaries_removed)
-                fuse_block(function.body.block, 1, self.max_depth, stats)
+                fuse_block(function.body.block, 1, self.max_depth, stats, self.max_body_ops)
                 forward_stores(function.body.block)
                 remove_dead_temporaries(function, stats)
                 remove_dead_code(function.body.block)
