@@ -19,6 +19,7 @@ Pipelines are strings in xDSL's syntax, with options in braces:
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
@@ -96,10 +97,22 @@ def pass_origin(name: str) -> str | type[ModulePass] | None:
     return loader()
 
 
+def pipeline_pass_names(spec: str) -> list[str]:
+    """The pass names of a pipeline string, in order (options in braces dropped)."""
+    return [name.strip() for name in re.sub(r"\{[^}]*\}", "", spec).split(",") if name.strip()]
+
+
 def parse_pipeline(spec: str, callback=None) -> PassPipeline:
-    """A PassPipeline from a spec string; unknown passes or bad options are CompileErrors."""
+    """A PassPipeline from a spec string; unknown passes or bad options are CompileErrors.
+
+    Plug-ins are looked up (an entry-point scan of every installed package, tens of
+    milliseconds) only when the pipeline names a pass nobody else provides.
+    """
+    passes = {**XDSL_PASSES, **_PASSES}
+    if any(name not in passes for name in pipeline_pass_names(spec)):
+        passes = available_passes()
     try:
-        return PassPipeline.parse_spec(available_passes(), spec, callback)
+        return PassPipeline.parse_spec(passes, spec, callback)
     except CompileError:
         raise
     # xDSL raises ValueError / PassFailedException with the detail, and ArgSpecParseError

@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import re
 import platform
 import sys
 import time
@@ -105,9 +106,14 @@ def accuracy_on(params: list[np.ndarray], x: np.ndarray, labels: np.ndarray) -> 
     return float(np.mean(np.argmax(mlp_logits(*params, x), axis=1) == labels))
 
 
-def threads_summary(step_ir: str) -> str:
-    """How many threads the step's parallel loops use (they run on the native pool, raster_mlir.threads)."""
-    loops = step_ir.count("raster.parallel")
+def threads_summary(optimized_llvm_ir: str) -> str:
+    """How many threads the step's parallel loops use (they run on the native pool, raster_mlir.threads).
+
+    The loops are counted in the optimised LLVM IR (one outlined `<step>.parallelN.task` each),
+    which a warm start loads from the compile cache, rather than in the loop-level IR, which
+    it would have to recompute.
+    """
+    loops = len(set(re.findall(r"^define [^@]*@\"?[\w.]+\.parallel(\d+)\.task", optimized_llvm_ir, re.M)))
     threads = rm.get_num_threads()
     if not loops:
         return f"threads: 1 (the step's loops are too small to share; {threads} available)"
@@ -167,7 +173,7 @@ def train(s: Settings, dataset: data.Dataset) -> dict:
     compile_seconds = time.perf_counter() - start
     loops = " and its native loops" if s.native_loop else ""
     print(f"compiled the train step{loops} in {compile_seconds:.2f} s ({len(step.stages) - 1} passes)")
-    print(threads_summary(step.ir()))
+    print(threads_summary(step.llvm_ir_optimized))
     ir_files = dump_ir(step, s.dump_ir) if s.dump_ir else []
     if ir_files:
         print(f"wrote {len(ir_files)} IR files to {s.dump_ir}/")

@@ -43,7 +43,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import struct
 import threading
 from collections.abc import Sequence
@@ -183,18 +182,13 @@ def code_identity(obj) -> str | None:
     return f"{module}.{name}@{path}:{st.st_size}:{st.st_mtime_ns}{captured}"
 
 
-def pass_names(spec: str) -> list[str]:
-    """The pass names of a pipeline string (options in braces dropped)."""
-    return [name.strip() for name in re.sub(r"\{[^}]*\}", "", spec).split(",") if name.strip()]
-
-
 def extension_fingerprint(spec: str) -> str | None:
     """The code of passes and rule sets a compile with pipeline `spec` may run; None if not identifiable."""
     from raster_mlir.dialects.raster_rules import registered_rule_sets
-    from raster_mlir.passes.registry import pass_origin
+    from raster_mlir.passes.registry import pass_origin, pipeline_pass_names
 
     parts = []
-    for name in pass_names(spec):
+    for name in pipeline_pass_names(spec):
         origin = pass_origin(name)
         if origin is None:
             return None  # an unknown pass: the pipeline will fail, and say why

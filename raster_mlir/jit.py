@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 
 from raster_mlir import compile_cache
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, pass_labels
+from raster_mlir.passes.registry import pipeline_pass_names
 from raster_mlir.errors import RasterError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
@@ -86,7 +87,7 @@ class CompiledFunction(LLVMInspection):
         if result_aliases is not None:
             entry.attributes["raster.result_aliases"] = DenseArrayBase.from_list(i64, list(self.result_aliases))
         self.pipeline_spec = pipeline if pipeline is not None else DEFAULT_PIPELINE
-        self.pass_names = compile_cache.pass_names(self.pipeline_spec)
+        self.pass_names = pipeline_pass_names(self.pipeline_spec)
         self.dump = dump or DumpOptions()
         self.keep_ir_before = tuple(keep_ir_before)
         self.cache_source: str | None = None

@@ -46,12 +46,17 @@ class Replay:
             module = self.traced.clone()
             pipeline = StagedPipeline(self.spec, _QUIET, record=True, timer=self.timer)
             pipeline.run(module, first_stage=self.first_stage)
-            self._recorded, self._final = pipeline, module
+            self._recorded = pipeline
+            if self._final is None:
+                self._final = module
         return self._recorded
 
     def final_module(self) -> ModuleOp:
-        self.recorded()
-        assert self._final is not None
+        """The module after the whole pipeline (no stage printed unless `recorded()` ran already)."""
+        if self._final is None:
+            module = self.traced.clone()
+            StagedPipeline(self.spec, _QUIET, timer=self.timer).run(module, first_stage=self.first_stage)
+            self._final = module
         return self._final
 
     def module_before(self, pass_name: str) -> ModuleOp:

@@ -76,22 +76,24 @@ def lowered(fn, shapes, differentiate: bool) -> ModuleOp:
     return trace.module
 
 
-def fuse_work(name: str, size: int) -> tuple[float, ModuleOp]:
-    """(ops walked by fuse-loops per op of the lowered module, the fused module)."""
+def fuse_work(name: str, size: int) -> tuple[float, ModuleOp, int]:
+    """(ops walked by fuse-loops per op of the lowered module, the fused module, ops before fusion)."""
     builder, per_step, shapes, differentiate = PROGRAMS[name]
     module = lowered(builder(max(1, size // per_step)), shapes, differentiate)
     n_ops = sum(1 for _ in module.walk())
     WORK.ops_visited = 0
     FuseLoopsPass().apply(make_context(), module)
-    return WORK.ops_visited / n_ops, module
+    return WORK.ops_visited / n_ops, module, n_ops
 
 
 @pytest.mark.parametrize("name", list(PROGRAMS))
 def test_fuse_loops_work_grows_linearly(name):
     per_op = {}
     for size in SIZES:
-        per_op[size], module = fuse_work(name, size)
+        per_op[size], module, n_ops = fuse_work(name, size)
+        if name == "spring":
+            # The linear pass still fuses the whole chain: loops of at most max-body-ops ops
+            # (LLVM's vectoriser is superlinear in a loop's size), then the final sum.
+            loops = [op for op in module.walk() if isinstance(op, scf.ForOp)]
+            assert len(loops) <= 2 + n_ops // FuseLoopsPass().max_body_ops, (size, len(loops), n_ops)
     assert per_op[1000] <= GROWTH_ALLOWANCE * min(per_op[10], per_op[100]), per_op
-    if name == "spring":  # the linear pass still fuses the whole chain: one loop and the final sum
-        loops = [op for op in module.walk() if isinstance(op, scf.ForOp)]
-        assert len(loops) == 2, [str(op)[:80] for op in loops]
