@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from raster_mlir.dialects import raster as R
-from raster_mlir.dialects.shapes import same_dtype
+from raster_mlir.dialects.shapes import normalize_axis, same_dtype
 from raster_mlir.errors import DTypeError, RasterError, ShapeError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import NUMPY_DTYPES, TracedArray, active_scope, typed_dtype
@@ -269,34 +269,57 @@ def where(condition, x, y):
 # Reductions
 
 
+def reduce(op_cls, x, axis, keepdims):
+    """A reduction op over `axis`: None (everything), an int, or a tuple of ints (one op per axis).
+
+    Over several axes the op is applied axis by axis, last axis first, keeping
+    dims until the end: sum, max, min, prod, logsumexp and (with equal counts)
+    mean of the partial results equal the reduction over all of them at once.
+    """
+    if not isinstance(axis, (tuple, list)):
+        return apply(op_cls, [x], axis=axis, keepdims=keepdims)
+    shape = x.shape if hasattr(x, "shape") else np.shape(x)
+    try:
+        axes = sorted({normalize_axis(op_cls.name, int(a), len(shape), shape) for a in axis}, reverse=True)
+    except RasterError as e:
+        fail(e)
+    if len(axes) != len(axis):
+        fail(ShapeError(f"{op_cls.name}: axis {tuple(axis)} repeats an axis"))
+    if not axes:
+        return x
+    for a in axes:
+        x = apply(op_cls, [x], axis=a, keepdims=True)
+    return x if keepdims else reshape(x, tuple(d for k, d in enumerate(shape) if k not in axes))
+
+
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
-    """Sum over one axis, or over all elements when axis is None."""
-    return apply(R.SumOp, [x], axis=axis, keepdims=keepdims)
+    """Sum over an axis (an int or a tuple of ints), or over all elements when axis is None."""
+    return reduce(R.SumOp, x, axis, keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
-    """Mean over one axis, or over all elements when axis is None."""
-    return apply(R.MeanOp, [x], axis=axis, keepdims=keepdims)
+    """Mean over an axis (an int or a tuple of ints), or over all elements when axis is None."""
+    return reduce(R.MeanOp, x, axis, keepdims)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
-    """Maximum over one axis, or over all elements when axis is None."""
-    return apply(R.MaxOp, [x], axis=axis, keepdims=keepdims)
+    """Maximum over an axis (an int or a tuple of ints), or over all elements when axis is None."""
+    return reduce(R.MaxOp, x, axis, keepdims)
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
-    """Minimum over one axis, or over all elements when axis is None."""
-    return apply(R.MinOp, [x], axis=axis, keepdims=keepdims)
+    """Minimum over an axis (an int or a tuple of ints), or over all elements when axis is None."""
+    return reduce(R.MinOp, x, axis, keepdims)
 
 
 def prod(x, axis=None, keepdims=False):
-    """Product over one axis, or over all elements when axis is None (exact gradients with zeros)."""
-    return apply(R.ProdOp, [x], axis=axis, keepdims=keepdims)
+    """Product over an axis (int or tuple), or over all elements when axis is None (exact gradients with zeros)."""
+    return reduce(R.ProdOp, x, axis, keepdims)
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))) over one axis or all, computed stably (max subtracted first)."""
-    return apply(R.LogSumExpOp, [x], axis=axis, keepdims=keepdims)
+    """log(sum(exp(x))) over an axis (int or tuple) or all, computed stably (max subtracted first)."""
+    return reduce(R.LogSumExpOp, x, axis, keepdims)
 
 
 def cumsum(x, axis=None):

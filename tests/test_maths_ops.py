@@ -161,7 +161,10 @@ def _logsumexp(x, axis, keepdims):
 def test_reductions_and_cumsum(dtype, data):
     pytest.importorskip("scipy")
     shape = draw_shape(data, 1, 3)
-    axis = data.draw(st.sampled_from([None, *range(-len(shape), len(shape))]), label="axis")
+    axes = st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=len(shape)).filter(
+        lambda a: len({x % len(shape) for x in a}) == len(a)
+    )
+    axis = data.draw(st.sampled_from([None, *range(-len(shape), len(shape))]) | axes.map(tuple), label="axis")
     keepdims = data.draw(st.booleans(), label="keepdims")
     reverse = data.draw(st.booleans(), label="reverse")
     cum_axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="cumsum axis")
