@@ -8,8 +8,11 @@ affine index `start + i * step` per axis:
   consumers, and store forwarding then reads the input directly: the stencil
   `u[1:-1] + c * (u[2:] - 2 * u[1:-1] + u[:-2])` becomes one loop that loads
   u[i], u[i + 1] and u[i + 2];
-- insert_slice: copy the destination, then a nest over the source writing
-  out[start + i * step];
+- insert_slice with unit steps: one nest over the result, out[i] = i in the box ?
+  source[i - start] : dest[i] (the source loaded under `scf.if`, a masked vector
+  load after LLVM); it fuses with its consumers, so a gradient's slice
+  transposes summed together become one loop. With other steps: copy the
+  destination, then a nest over the source writing out[start + i * step];
 - concatenate: one nest per operand writing out[.., offset + i, ..]; each nest
   reads its operand at its own index, so it fuses with the operand's producer
   (the interior of `concatenate([u[:1], interior, u[-1:]])` is computed
@@ -60,8 +63,45 @@ def insert_slice(b: LoopBuilder, op, ins, outs):
     source, dest = ins
     out = outs[0]
     params = op.params()
+    start, step = params["start"], params["step"]
+    if all(t == 1 for t in step):
+        _insert_by_select(b, source, dest, out, start)
+        return
+    # Strided boxes: copy the destination, then write the source's elements into their places.
     copy_into(b, dest, out)
-    b.nest(source.shape, lambda idx: b.store(at(b, source, idx), out.ref, _box_index(b, idx, params["start"], params["step"])))
+    b.nest(source.shape, lambda idx: b.store(at(b, source, idx), out.ref, _box_index(b, idx, start, step)))
+
+
+def _insert_by_select(b: LoopBuilder, source, dest, out, start) -> None:
+    """out[i] = i in the box ? source[i - start] : dest[i], one nest over the result.
+
+    The result is written at the loop's own index, so the nest fuses with the
+    loops that consume it (a gradient's slice transposes summed together
+    become one loop) and with dest's producer. A source element is loaded
+    only inside the box (`scf.if`), which LLVM vectorises as a masked load.
+    """
+
+    def body(idx):
+        inside, src_idx = None, []
+        for i, s, n, full in zip(idx, start, source.shape, out.shape):
+            if s == 0 and n == full:
+                src_idx.append(i)
+                continue
+            j = i if s == 0 else b.subi(i, b.index(s))
+            # One unsigned compare: j < 0 wraps to a huge value.
+            in_range = b.add(arith.CmpiOp(j, b.index(n), "ult"))
+            inside = in_range if inside is None else b.add(arith.AndIOp(inside, in_range))
+            src_idx.append(j)
+        if inside is None:  # the box is the whole array
+            b.store(at(b, source, idx), out.ref, idx)
+            return
+        if isinstance(source, Scalar):
+            value = b.select(inside, source.value, at(b, dest, idx))
+        else:
+            value = b.if_else(inside, lambda: [b.load(source.ref, src_idx)], lambda: [at(b, dest, idx)])[0]
+        b.store(value, out.ref, idx)
+
+    b.nest(out.shape, body)
 
 
 def concatenate(b: LoopBuilder, op, ins, outs):
