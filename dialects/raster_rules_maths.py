@@ -43,19 +43,21 @@ def _where(b: Builder, pred, on_true, on_false):
 # Unary: y = f(x); both rules multiply by the slope f'(x).
 
 
+def _register_both(op_classes, name: str, reverse_rule, tangent_rule) -> None:
+    reverse_rule.__name__, tangent_rule.__name__ = f"{name}_rule", f"{name}_tangent"
+    register(*op_classes)(reverse_rule)
+    tangent(*op_classes)(tangent_rule)
+
+
 def unary(*op_classes):
     """Decorator: `slope(b, op) = f'(x)` becomes the reverse rule (ct * slope) and the tangent rule (dx * slope)."""
 
     def decorate(slope):
-        def reverse_rule(b: ReverseBuilder, op, cts):
-            return [b.mul(cts[0], slope(b, op))]
-
-        def tangent_rule(b: TangentBuilder, op, ts):
-            return [b.mul(ts[0], slope(b, op))]
-
-        reverse_rule.__name__, tangent_rule.__name__ = f"{slope.__name__}_rule", f"{slope.__name__}_tangent"
-        register(*op_classes)(reverse_rule)
-        tangent(*op_classes)(tangent_rule)
+        _register_both(
+            op_classes, slope.__name__,
+            lambda b, op, cts: [b.mul(cts[0], slope(b, op))],
+            lambda b, op, ts: [b.mul(ts[0], slope(b, op))],
+        )  # fmt: skip
         return slope
 
     return decorate
@@ -127,17 +129,10 @@ def binary(*op_classes):
             ]
 
         def tangent_rule(b: TangentBuilder, op, ts):
-            dx, dy = ts
-            d_lhs, d_rhs = partials(b, op)
-            return [b.sum_terms(
-                b.mul(dx, d_lhs) if dx is not None else None,
-                b.mul(dy, d_rhs) if dy is not None else None,
-                like=op.result,
-            )]  # fmt: skip
+            terms = [b.mul(t, d) if t is not None else None for t, d in zip(ts, partials(b, op))]
+            return [b.sum_terms(*terms, like=op.result)]
 
-        reverse_rule.__name__, tangent_rule.__name__ = f"{partials.__name__}_rule", f"{partials.__name__}_tangent"
-        register(*op_classes)(reverse_rule)
-        tangent(*op_classes)(tangent_rule)
+        _register_both(op_classes, partials.__name__, reverse_rule, tangent_rule)
         return partials
 
     return decorate
@@ -199,9 +194,7 @@ def reduction(*op_classes):
             total = b.sum(b.mul(slope(b, op), ts[0]), axis=op.params()["axis"], keepdims=True)
             return [b.reshape(total, b.shape(op.result))]
 
-        reverse_rule.__name__, tangent_rule.__name__ = f"{slope.__name__}_rule", f"{slope.__name__}_tangent"
-        register(*op_classes)(reverse_rule)
-        tangent(*op_classes)(tangent_rule)
+        _register_both(op_classes, slope.__name__, reverse_rule, tangent_rule)
         return slope
 
     return decorate

@@ -128,6 +128,16 @@ def _mask(predicate: str):
 # Reductions
 
 
+def full_index(rank: int, kept, kept_idx, axes, red_idx) -> list[SSAValue]:
+    """The index of an element of a reduction's input from the kept axes' and the reduced axes' indices."""
+    full = [None] * rank
+    for k, i in zip(kept, kept_idx):
+        full[k] = i
+    for k, i in zip(axes, red_idx):
+        full[k] = i
+    return full
+
+
 def reduction(kind: str) -> Recipe:
     """sum / mean / max / min / prod over one axis (or all), with or without keepdims."""
 
@@ -154,12 +164,7 @@ def reduction(kind: str) -> Recipe:
             # Reduced dimensions innermost: carry an accumulator (unit stride over the last axis).
             def per_output(kept_idx):
                 def merge(red_idx):
-                    full = [None] * rank
-                    for k, i in zip(kept, kept_idx):
-                        full[k] = i
-                    for k, i in zip(axes, red_idx):
-                        full[k] = i
-                    return full
+                    return full_index(rank, kept, kept_idx, axes, red_idx)
 
                 total = b.reduce_nest(
                     [x.shape[a] for a in axes], [init], lambda ridx, acc: [combine(acc, at(b, x, merge(ridx)))]

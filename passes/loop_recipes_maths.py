@@ -26,7 +26,7 @@ from xdsl.dialects import arith, math
 from raster_mlir.dialects import raster as R
 
 from .loop_builder import LoopBuilder
-from .loop_recipes import RECIPES, _mask, at, elementwise, reduction
+from .loop_recipes import RECIPES, _mask, at, elementwise, full_index, reduction
 
 
 def _sign(b: LoopBuilder, x):
@@ -68,12 +68,7 @@ def logsumexp(b: LoopBuilder, op, ins, outs):
 
     def per_output(kept_idx):
         def full(red_idx):
-            idx = [None] * rank
-            for k, i in zip(kept, kept_idx):
-                idx[k] = i
-            for k, i in zip(axes, red_idx):
-                idx[k] = i
-            return idx
+            return full_index(rank, kept, kept_idx, axes, red_idx)
 
         extents = [x.shape[a] for a in axes]
         peak = b.reduce_nest(extents, [b.float(-pymath.inf, ft)], lambda r, m: [b.maxf(m, at(b, x, full(r)))])[0]
