@@ -119,3 +119,41 @@ def test_shape_errors_name_the_line_eagerly_and_traced(fn, args, marker, words):
         head, _, where = msg.partition("\n  at ")
         assert f"test_array_api.py:{marker_line(THIS_FILE, marker)}" in where, msg
         assert all(w in head for w in words), msg
+
+
+# -- derivatives at kinks: the documented conventions --------------------------------
+
+
+def gradient(fn, *args):
+    """rm.grad of fn through the tensor-level pipeline, run by the reference interpreter."""
+    out = rm.compile(rm.grad(fn), *args, pipeline=TENSOR_PIPELINE).run_reference(*args)
+    return out[0] if len(args) == 1 else out
+
+
+def test_derivative_conventions_at_kinks():
+    x = np.array([-2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(gradient(lambda x: rm.sum(rm.abs(x)), x), [-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(gradient(lambda x: rm.sum(rm.sign(x) * 5.0 + x), x), [1.0, 1.0, 1.0])
+    # minimum and clip share a tie equally; min shares among tied minima.
+    da, db = gradient(lambda a, b: rm.sum(rm.minimum(a, b)), np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 0.0]))
+    np.testing.assert_array_equal(da, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(db, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(gradient(lambda x: rm.sum(rm.clip(x, 0.0, 3.0)), x), [0.0, 0.5, 0.5])
+    np.testing.assert_array_equal(gradient(lambda x: rm.min(x), np.array([1.0, 1.0, 2.0, 1.0])), [1 / 3, 1 / 3, 0.0, 1 / 3])
+    # where: the mask gets nothing, each branch gets its elements.
+    da, db = gradient(lambda a, b: rm.sum(rm.where(a > 0, a * 2.0, b)), x, np.ones(3))
+    np.testing.assert_array_equal(da, [0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(db, [1.0, 1.0, 0.0])
+
+
+def test_prod_gradient_with_zeros_is_exact():
+    rows = np.array([[2.0, 3.0, 4.0], [2.0, 0.0, 4.0], [0.0, 3.0, 0.0]])
+    want = np.array([[12.0, 8.0, 6.0], [0.0, 8.0, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(gradient(lambda x: rm.sum(rm.prod(x, axis=1)), rows), want)
+    np.testing.assert_array_equal(gradient(lambda x: rm.prod(x), rows[1]), [0.0, 8.0, 0.0])
+
+
+def test_norm_gradient_is_nan_at_zero_only():
+    g = gradient(lambda x: rm.norm(x), np.array([3.0, 4.0]))
+    np.testing.assert_allclose(g, [0.6, 0.8])
+    assert np.isnan(gradient(lambda x: rm.norm(x), np.zeros(2))).all()
