@@ -13,6 +13,7 @@ Public facade (what the compile API calls):
         loop_vectorize_hints: bool = True,
         prefer_vector_width: int | None = None,   # None: 512 on avx512f hosts
         jam: int = 4,                             # unroll-and-jam factor of reduction nests; <2: off
+        vector_math: bool = True,                 # exp/log/tanh... as inline vector code (vmath/); False: libm
     ) -> NativeFunction
 
     ArgSpec(shape, dtype, written=False, name=None, align=None)
@@ -106,6 +107,7 @@ def compile_module(
     loop_vectorize_hints: bool = True,
     prefer_vector_width: int | None = None,
     jam: int = 4,
+    vector_math: bool = True,
     timer=NO_TIMER,
 ) -> NativeFunction:
     """Compile `entry` of the loop-level `module` for this host; see the module docstring.
@@ -123,6 +125,7 @@ def compile_module(
         loop_vectorize_hints=loop_vectorize_hints,
         prefer_vector_width=prefer_vector_width,
         jam=jam,
+        vector_math=vector_math,
         target=host_target(),
     )
     with timer.phase("LLVM IR emission"):

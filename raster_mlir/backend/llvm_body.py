@@ -45,6 +45,7 @@ from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .parallel_emit import ParallelEmitter
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
+from .vmath import vector_math_handlers
 
 
 class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter):
@@ -306,6 +307,7 @@ class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTrans
     HANDLERS = dict(OpTranslator.HANDLERS)
     HANDLERS.update(VECTOR_HANDLERS)
     HANDLERS.update(BranchEmitter.BRANCH_HANDLERS)
+    HANDLERS.update(vector_math_handlers(HANDLERS))
     HANDLERS.update(
         {
             "func.call": _emit_call,

@@ -85,6 +85,8 @@ class EmitOptions:
     jam: int = 4
     # Run loops marked `raster.parallel` on the thread pool (parallel_emit.py); False: serially.
     threads: bool = True
+    # Transcendental math ops as inline vectorisable code (vmath/); False: libm calls.
+    vector_math: bool = True
     target: HostTarget = field(default_factory=host_target)
 
     def __post_init__(self):
@@ -193,6 +195,16 @@ class ModuleEmitter:
         self.noalias_functions: set[str] = set()
         self.parallel_loops = 0  # outlined so far (their names are numbered)
         self._parallel_runtime: ir.GlobalVariable | None = None
+        # (math op, type) -> its vmath function (vmath/__init__.py)
+        self.vector_math_functions: dict = {}
+
+    @property
+    def scalar_call_ops(self) -> frozenset[str]:
+        """Math ops that become scalar libm calls (loop_hints does not force loops calling them)."""
+        from .llvm_ops import LIBM_OPS
+        from .vmath import VECTOR_MATH_OPS
+
+        return LIBM_OPS - VECTOR_MATH_OPS if self.options.vector_math else LIBM_OPS
 
     def symbol(self, wanted: str) -> str:
         """A free LLVM symbol name for `wanted` (policy in the class docstring)."""
@@ -229,7 +241,7 @@ class ModuleEmitter:
         """
         if not self.options.loop_vectorize_hints:
             return None
-        hint = vectorize_hint(loop, fn_name)
+        hint = vectorize_hint(loop, fn_name, self.scalar_call_ops)
         if hint is None:
             return None
         if hint == "off":

@@ -9,9 +9,10 @@ worth it. An `scf.for` qualifies when:
 
 1. it is innermost (LLVM vectorises innermost loops only);
 2. its body is scalar (a loop written with `vector` ops is vectorised already)
-   and calls nothing: no `func.call`, and no math op that x86 lowers
-   to a scalar libm call (`llvm.exp` on a vector becomes one `exp` call per
-   lane, so forcing only adds shuffles);
+   and calls nothing: no `func.call`, and no math op that becomes a scalar
+   libm call (`scalar_calls`: `llvm.exp` on a vector becomes one `exp` call
+   per lane, so forcing only adds shuffles; with vector maths on, exp, log,
+   tanh... are inline arithmetic instead, see vmath/, and do not count);
 3. it has no loop-carried dependence through memory: for every buffer the
    body stores to, every load and store of that buffer inside the body uses
    the very same index SSA values, and the last index is the loop's
@@ -39,7 +40,7 @@ from .analysis import indexed_access, memref_root
 from .llvm_ops import LIBM_OPS
 
 
-def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
+def should_force_vectorize(loop: Operation, fn_name: str, scalar_calls: frozenset[str] = LIBM_OPS) -> bool:
     """True if `loop` (an scf.for) passes the screen in the module docstring."""
     body = loop.body.blocks.first
     iv = body.args[0]
@@ -50,7 +51,7 @@ def should_force_vectorize(loop: Operation, fn_name: str) -> bool:
         if op is loop:
             continue
         name = op.name
-        if name == "scf.for" or name == "func.call" or name in LIBM_OPS or name == "memref.copy":
+        if name == "scf.for" or name == "func.call" or name in scalar_calls or name == "memref.copy":
             return False
         if name.startswith("vector."):  # written with vectors already: nothing left to vectorise
             return False
@@ -119,8 +120,8 @@ def describe_loop(loop: Operation, fn_name: str) -> str:
     return f"{trips}, {does}"
 
 
-def vectorize_hint(loop: Operation, fn_name: str) -> str | None:
+def vectorize_hint(loop: Operation, fn_name: str, scalar_calls: frozenset[str] = LIBM_OPS) -> str | None:
     """The hint for one scf.for: "off" (indexed through memory), "force" (passes the screen) or None."""
     if indexes_through_memory(loop):
         return "off"
-    return "force" if should_force_vectorize(loop, fn_name) else None
+    return "force" if should_force_vectorize(loop, fn_name, scalar_calls) else None

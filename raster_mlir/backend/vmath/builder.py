@@ -1,0 +1,172 @@
+"""`MathBuilder`: IEEE arithmetic on one float type (f32/f64, scalar or vector) for the vmath emitters.
+
+Every vmath function is written once against this class and works on
+`float`, `double` and `<N x float|double>` alike: constants are splatted,
+integer views have the matching `<N x i32|i64>` type. Instructions carry no
+fast-math flags (the approximations rely on exact Cody-Waite steps and on
+the order of their additions, which `reassoc` or `contract` could undo);
+`mla` is `llvm.fmuladd`, fused where the host has FMA (this CPU), a multiply
+and an add elsewhere, and the approximations are accurate either way.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from ..llvm_ops import _suffix
+
+
+class MathBuilder:
+    def __init__(self, builder: ir.IRBuilder, declare, ty: ir.Type):
+        self.b = builder
+        self._declare = declare
+        self.ty = ty
+        self.count = ty.count if isinstance(ty, ir.VectorType) else None
+        self.lane = ty.element if self.count else ty
+        self.is_f64 = isinstance(self.lane, ir.DoubleType)
+        self.bits = 64 if self.is_f64 else 32
+        self.mantissa_bits = 52 if self.is_f64 else 23
+        self.bias = 1023 if self.is_f64 else 127
+        lane_int = ir.IntType(self.bits)
+        self.ity = ir.VectorType(lane_int, self.count) if self.count else lane_int
+        self.bool_ty = ir.VectorType(ir.IntType(1), self.count) if self.count else ir.IntType(1)
+
+    # ---- constants -------------------------------------------------------
+
+    def _splat(self, ty, lane_ty, value):
+        if self.count:
+            return ir.Constant(ty, [ir.Constant(lane_ty, value)] * self.count)
+        return ir.Constant(ty, value)
+
+    def const(self, value: float) -> ir.Constant:
+        return self._splat(self.ty, self.lane, value)
+
+    def iconst(self, value: int) -> ir.Constant:
+        return self._splat(self.ity, self.ity.element if self.count else self.ity, value)
+
+    def true(self) -> ir.Constant:
+        return self._splat(self.bool_ty, ir.IntType(1), 1)
+
+    def for_type(self, ty: ir.Type) -> "MathBuilder":
+        """A builder on the same insertion point for another float type (f32 computed in f64)."""
+        return MathBuilder(self.b, self._declare, ty)
+
+    # ---- float arithmetic (no fast-math flags) ---------------------------
+
+    def add(self, a, b):
+        return self.b.fadd(a, b)
+
+    def sub(self, a, b):
+        return self.b.fsub(a, b)
+
+    def mul(self, a, b):
+        return self.b.fmul(a, b)
+
+    def div(self, a, b):
+        return self.b.fdiv(a, b)
+
+    def neg(self, a):
+        return self.b.fneg(a)
+
+    def intrinsic(self, stem: str, *args, ret=None):
+        ty = args[0].type
+        fn = self._declare(f"{stem}.{_suffix(ty)}", ret or ty, [a.type for a in args])
+        return self.b.call(fn, list(args))
+
+    def mla(self, a, b, c):
+        """a*b + c, fused where the host has FMA."""
+        return self.intrinsic("llvm.fmuladd", a, b, c)
+
+    def poly(self, x, coefficients):
+        """c0 + c1 x + c2 x^2 + ... by Horner's rule (coefficients lowest first)."""
+        acc = self.const(coefficients[-1])
+        for c in reversed(coefficients[:-1]):
+            acc = self.mla(acc, x, self.const(c))
+        return acc
+
+    def abs(self, x):
+        return self.intrinsic("llvm.fabs", x)
+
+    def copysign(self, magnitude, sign):
+        return self.intrinsic("llvm.copysign", magnitude, sign)
+
+    def sqrt(self, x):
+        return self.intrinsic("llvm.sqrt", x)
+
+    # ---- comparisons and selection ---------------------------------------
+
+    def cmp(self, op: str, a, b):
+        """Ordered comparison (false when either side is NaN)."""
+        return self.b.fcmp_ordered(op, a, b)
+
+    def cmp_unordered(self, op: str, a, b):
+        """Unordered comparison (true when either side is NaN)."""
+        return self.b.fcmp_unordered(op, a, b)
+
+    def is_nan(self, x):
+        return self.b.fcmp_unordered("uno", x, x)
+
+    def select(self, cond, a, b):
+        return self.b.select(cond, a, b)
+
+    def or_(self, a, b):
+        return self.b.or_(a, b)
+
+    def and_(self, a, b):
+        return self.b.and_(a, b)
+
+    # ---- integer views -----------------------------------------------------
+
+    def as_int(self, x):
+        return self.b.bitcast(x, self.ity)
+
+    def as_float(self, i):
+        return self.b.bitcast(i, self.ty)
+
+    def iadd(self, a, b):
+        return self.b.add(a, b)
+
+    def isub(self, a, b):
+        return self.b.sub(a, b)
+
+    def iand(self, a, b):
+        return self.b.and_(a, b)
+
+    def shl(self, a, bits: int):
+        return self.b.shl(a, self.iconst(bits))
+
+    def ashr(self, a, bits: int):
+        return self.b.ashr(a, self.iconst(bits))
+
+    def icmp(self, op: str, a, b):
+        return self.b.icmp_signed(op, a, b)
+
+    def int_to_float(self, i):
+        return self.b.sitofp(i, self.ty)
+
+    # ---- building blocks shared by several functions -----------------------
+
+    def round_shift(self):
+        """1.5 * 2^p: adding it rounds |v| < 2^(p-1) to an integer held in the low mantissa bits."""
+        return 1.5 * 2.0 ** self.mantissa_bits
+
+    def pow2(self, n_bits):
+        """2^n as a float from integer n (as the low bits of `n_bits`), valid for normal exponents."""
+        return self.as_float(self.shl(self.iadd(n_bits, self.iconst(self.bias)), self.mantissa_bits))
+
+    @property
+    def max_finite(self) -> float:
+        return float.fromhex("0x1.fffffffffffffp+1023") if self.is_f64 else float.fromhex("0x1.fffffep+127")
+
+    @property
+    def smallest_normal(self) -> float:
+        return 2.0 ** (1 - self.bias)
+
+    @staticmethod
+    def split(value: float, bits: int) -> tuple[float, float]:
+        """value = hi + lo with hi holding its leading `bits` bits (so n * hi is exact for small n)."""
+        m, e = math.frexp(value)
+        hi = math.ldexp(math.floor(m * 2.0**bits), e - bits)
+        return hi, value - hi

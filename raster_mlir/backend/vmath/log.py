@@ -1,0 +1,87 @@
+"""log and log1p: fdlibm's algorithm, branch-free.
+
+Algorithm (fdlibm e_log.c / s_log1p.c, as musl writes them):
+    x = 2^k m, m in [sqrt(2)/2, sqrt(2))     from the bits: t = bits(x) - bits(sqrt(2)/2),
+                                             k = t >> p, bits(m) = bits(x) - (t & exponent mask)
+    f = m - 1 (exact), s = f / (2 + f), z = s^2
+    log(1+f) = f - f^2/2 + s (f^2/2 + z T(z))     T a minimax fit of (2 atanh(s)/s - 2)/z
+    log(x) = k ln2_hi + (log(1+f) + k ln2_lo)   ln2_hi has trailing zeros: k ln2_hi is exact
+Subnormal x is first scaled by 2^(p+2). log1p(x) applies the same reduction
+to u = 1 + x and adds c/u, where c is the rounding error of 1 + x (exactly
+recoverable), so tiny x gives log1p(x) = x. Special values by selects:
+log(x<0) = NaN, log(+-0) = -inf, log(inf) = inf, NaN stays NaN.
+Measured accuracy: docs/vector-math.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .builder import MathBuilder
+from .coefficients import LOG_F32, LOG_F64
+
+LN2_HI_F64 = float.fromhex("0x1.62e42fee00000p-1")
+LN2_LO_F64 = float.fromhex("0x1.a39ef35793c76p-33")
+LN2_HI_F32 = float.fromhex("0x1.62e3p-1")  # 0x3f317180: 16 bits, k < 2^8
+LN2_LO_F32 = math.log(2) - LN2_HI_F32
+SQRT_HALF_BITS = {64: 0x3FE6A09E667F3BCD, 32: 0x3F3504F3}
+
+
+def _ln2(m: MathBuilder):
+    return (LN2_HI_F64, LN2_LO_F64) if m.is_f64 else (LN2_HI_F32, LN2_LO_F32)
+
+
+def _split_exponent(m: MathBuilder, x):
+    """(k as a float, f = m - 1) with x = 2^k m, m in [sqrt(2)/2, sqrt(2)), for positive normal x."""
+    ix = m.as_int(x)
+    t = m.isub(ix, m.iconst(SQRT_HALF_BITS[m.bits]))
+    k = m.ashr(t, m.mantissa_bits)
+    exponent_mask = -(1 << m.mantissa_bits)  # sign and exponent bits
+    mantissa = m.as_float(m.isub(ix, m.iand(t, m.iconst(exponent_mask))))
+    return m.int_to_float(k), m.sub(mantissa, m.const(1.0))
+
+
+def _log1p_parts(m: MathBuilder, f):
+    """(hfsq, s (hfsq + R)) for log(1+f) = f - hfsq + s (hfsq + R), |f| <= sqrt(2) - 1."""
+    s = m.div(f, m.add(m.const(2.0), f))
+    z = m.mul(s, s)
+    r = m.mul(z, m.poly(z, LOG_F64 if m.is_f64 else LOG_F32))
+    hfsq = m.mul(m.mul(m.const(0.5), f), f)
+    return hfsq, m.mul(s, m.add(hfsq, r))
+
+
+def emit_log(m: MathBuilder, x):
+    # Subnormal (and non-positive) x: scale by 2^(p+2) so the bit trick sees a normal number.
+    subnormal = m.cmp("<", x, m.const(m.smallest_normal))
+    shift = m.mantissa_bits + 2
+    x_normal = m.select(subnormal, m.mul(x, m.const(2.0**shift)), x)
+    dk, f = _split_exponent(m, x_normal)
+    dk = m.sub(dk, m.select(subnormal, m.const(float(shift)), m.const(0.0)))
+    hfsq, tail = _log1p_parts(m, f)
+    hi, lo = _ln2(m)
+    # fdlibm's order: k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
+    y = m.sub(m.mul(dk, m.const(hi)), m.sub(m.sub(hfsq, m.mla(dk, m.const(lo), tail)), f))
+    return _log_special_values(m, x, y)
+
+
+def _log_special_values(m: MathBuilder, u, y):
+    """log-like special cases on u (u = x for log, 1 + x for log1p)."""
+    y = m.select(m.cmp("==", u, m.const(math.inf)), m.const(math.inf), y)
+    y = m.select(m.cmp("==", u, m.const(0.0)), m.const(-math.inf), y)
+    return m.select(m.cmp_unordered("<", u, m.const(0.0)), m.const(math.nan), y)
+
+
+def emit_log1p(m: MathBuilder, x):
+    one = m.const(1.0)
+    u = m.add(one, x)
+    dk, f = _split_exponent(m, u)
+    # c = (1 + x) - u, the rounding error of u, over u (musl's log1p); 0 once 2^k outgrows it.
+    k_ge_2 = m.cmp(">=", dk, m.const(2.0))
+    c = m.select(k_ge_2, m.sub(one, m.sub(u, x)), m.sub(x, m.sub(u, one)))
+    c = m.select(m.cmp("<", dk, m.const(float(m.mantissa_bits + 2))), m.div(c, u), m.const(0.0))
+    hfsq, tail = _log1p_parts(m, f)
+    hi, lo = _ln2(m)
+    # musl's order: s (hfsq + R) + (k ln2_lo + c) - hfsq + f + k ln2_hi
+    y = m.add(m.add(m.sub(m.add(tail, m.mla(dk, m.const(lo), c)), hfsq), f), m.mul(dk, m.const(hi)))
+    y = _log_special_values(m, u, y)
+    return m.select(m.cmp("==", x, m.const(0.0)), x, y)  # log1p(-0) = -0
