@@ -112,9 +112,13 @@ def elementwise(scalar_fn: Callable[..., SSAValue]) -> Recipe:
 
 
 def _sigmoid(b, x):
-    # 1 / (1 + exp(-x)): exp(-x) overflows to inf for very negative x, giving exactly 0.
+    # e = exp(-|x|) in (0, 1]: sigmoid = 1/(1+e) for x >= 0 and e/(1+e) below, so nothing overflows
+    # and the tiny values of sigmoid(x < -708) are kept (1/(1+exp(-x)) gave 1/inf = 0).
+    # -|x| as -max(x, -x) keeps NaN; every step vectorises (exp is inline vector code, vmath/).
     one = b.float(1.0, x.type)
-    return b.divf(one, b.addf(one, b.exp(b.negf(x))))
+    e = b.exp(b.negf(b.maxf(x, b.negf(x))))
+    r = b.divf(one, b.addf(one, e))
+    return b.select(b.cmpf(x, b.float(0.0, x.type), "oge"), r, b.mulf(e, r))
 
 
 def _mask(predicate: str):

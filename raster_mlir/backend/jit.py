@@ -8,7 +8,10 @@ Algorithm:
    on from O2 (at O1 LLVM's default pipeline does not run the vectorisers),
    then emit an ELF object for the host with the same target machine.
    The object, the optimised IR text and LLVM's diagnostics (captured, never
-   printed: llvm_remarks.py) are what `cache.py` stores.
+   printed: llvm_remarks.py) are what `cache.py` stores. Modules with vector
+   maths variants (vmath/fallback.py) get an always-inline pass after the
+   pipeline: the loop vectoriser calls those variants, and nothing inlines
+   them in the O3 pipeline after it runs.
 2. `JitModule`: an MCJIT execution engine built around an empty module into
    which the object is loaded (`add_object_file`), so a cache hit skips
    optimisation and code generation entirely. External symbols (libm's
@@ -28,7 +31,9 @@ import llvmlite.binding as llvm
 
 from ..errors import CompileError
 from ..timing import NO_TIMER
+from .fp_mode import register_symbol
 from .llvm_remarks import capture_llvm_diagnostics, loops_not_vectorized
+from .vmath.fallback import VFABI_ATTRIBUTE
 from .target import HostTarget, ensure_llvm_initialised
 
 # MCJIT creation and module parsing are not documented as thread-safe.
@@ -67,10 +72,21 @@ def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3, t
         with capture_llvm_diagnostics(remarks):
             with timer.phase("LLVM optimisation"):
                 pm.run(module, pb)
+                if VFABI_ATTRIBUTE in llvm_ir:
+                    _inline_vector_variants(module, pb)
             with timer.phase("code generation"):
                 optimized = str(module)
                 obj = tm.emit_object(module)
     return CompiledObject(object_code=bytes(obj), llvm_ir_optimized=optimized, llvm_remarks=tuple(remarks))
+
+
+def _inline_vector_variants(module, pb) -> None:
+    """Inline the vector maths variants the loop vectoriser called (vmath/fallback.py), then tidy up."""
+    pm = llvm.create_new_module_pass_manager()
+    pm.add_always_inliner_pass()
+    pm.add_instruction_combine_pass()
+    pm.add_simplify_cfg_pass()
+    pm.run(module, pb)
 
 
 class JitModule:
@@ -80,6 +96,7 @@ class JitModule:
         """`llvm_ir`: the module's IR text, or a function producing it on first use (a cache hit
         taken before the pass pipeline has no IR text; it is regenerated only if asked for)."""
         ensure_llvm_initialised()
+        register_symbol()  # the flush-to-zero switch the entry points read (fp_mode.py)
         self._llvm_ir = llvm_ir
         self.llvm_ir_optimized = compiled.llvm_ir_optimized
         self.llvm_remarks = compiled.llvm_remarks

@@ -18,7 +18,7 @@
        per written argument w and every other argument j (both non-empty):
        the byte ranges [p_w, p_w+n_w) and [p_j, p_j+n_j) are disjoint.
    Then it calls `<name>` with the data pointers and the workspace pointer
-   from the table, and returns 0. A 1 means "not run"; Python then redoes
+   from the table (in the flush-to-zero mode of fp_mode.py), and returns 0. A 1 means "not run"; Python then redoes
    the checks to raise a precise error (or to run a legitimate but unusual
    argument, such as an ndarray subclass, through the packed wrapper).
 """
@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from llvmlite import ir
 
 from .analysis import FunctionInfo
+from .fp_mode import call_in_fp_mode
 from .llvm_types import I1, I8, I32, I64, PTR
 from .numpy_abi import (
     DTYPE_ORDER,
@@ -94,7 +95,7 @@ def _emit_packed(mctx, name: str, kernel: ir.Function, n_buffers: int) -> ir.Fun
     for i in range(n_buffers + 1):
         slot = b.gep(args, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
         ptrs.append(b.load(slot, typ=PTR, align=8))
-    b.call(kernel, ptrs)
+    call_in_fp_mode(mctx, b, kernel, ptrs)
     b.ret_void()
     return fn
 
@@ -141,7 +142,7 @@ class _CheckedEmitter:
         datas = [self._check_array(items, i) for i in range(len(self.buffers))]
         self._check_overlaps(datas)
         workspace = b.inttoptr(self.slot(RT_WORKSPACE), PTR)
-        b.call(self.kernel, datas + [workspace])
+        call_in_fp_mode(self.mctx, b, self.kernel, datas + [workspace])
         b.ret(ir.Constant(I64, 0))
         return self.fn
 

@@ -27,10 +27,14 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from ..llvm_ops import _suffix
+from .atan import emit_atan2
 from .builder import MathBuilder
+from .erf import emit_erf
 from .exp import emit_exp, emit_exp2, emit_expm1
+from .fallback import define_scalar, define_variant, variant_widths
 from .hyperbolic import emit_tanh
 from .log import emit_log, emit_log1p
+from .trig import MEDIUM, emit_cos, emit_sin, emit_tan
 
 # op name -> (emitter(m, *args) -> value, arity)
 FUNCTIONS: dict[str, tuple[Callable, int]] = {
@@ -40,7 +44,14 @@ FUNCTIONS: dict[str, tuple[Callable, int]] = {
     "math.log": (emit_log, 1),
     "math.log1p": (emit_log1p, 1),
     "math.tanh": (emit_tanh, 1),
+    "math.erf": (emit_erf, 1),
+    "math.atan2": (emit_atan2, 2),
+    "math.sin": (emit_sin, 1),
+    "math.cos": (emit_cos, 1),
+    "math.tan": (emit_tan, 1),
 }
+# ops whose fast path holds for |x| <= limit only: libm beyond (fallback.py)
+LIBM_BEYOND = {"math.sin": ("sin", MEDIUM), "math.cos": ("cos", MEDIUM), "math.tan": ("tan", MEDIUM)}
 VECTOR_MATH_OPS = frozenset(FUNCTIONS)
 
 
@@ -51,13 +62,21 @@ def math_function(mctx, op_name: str, ty: ir.Type) -> ir.Function:
     if fn is not None:
         return fn
     emitter, arity = FUNCTIONS[op_name]
-    name = mctx.symbol(f"rm.vm.{op_name.removeprefix('math.')}.{_suffix(ty)}")
-    fn = ir.Function(mctx.llmod, ir.FunctionType(ty, [ty] * arity), name=name)
-    fn.linkage = "internal"
-    mctx.set_target_attributes(fn)
-    fn.attributes.add("alwaysinline")
-    builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    builder.ret(emitter(MathBuilder(builder, mctx.declare, ty), *fn.args))
+    stem = f"rm.vm.{op_name.removeprefix('math.')}"
+    if op_name in LIBM_BEYOND:
+        libm, limit = LIBM_BEYOND[op_name]
+        if isinstance(ty, ir.VectorType):
+            fn = define_variant(mctx, stem, ty, emitter, libm, limit)
+        else:
+            variants = [math_function(mctx, op_name, ir.VectorType(ty, w)) for w in variant_widths(mctx, ty)]
+            fn = define_scalar(mctx, stem, ty, emitter, libm, limit, variants)
+    else:
+        fn = ir.Function(mctx.llmod, ir.FunctionType(ty, [ty] * arity), name=mctx.symbol(f"{stem}.{_suffix(ty)}"))
+        fn.linkage = "internal"
+        mctx.set_target_attributes(fn)
+        fn.attributes.add("alwaysinline")
+        builder = ir.IRBuilder(fn.append_basic_block("entry"))
+        builder.ret(emitter(MathBuilder(builder, mctx.declare, ty), *fn.args))
     cache[(op_name, str(ty))] = fn
     return fn
 

@@ -75,4 +75,44 @@ ATAN_F64 = (
     float.fromhex('0x1.4169324251c1cp-5'),
     float.fromhex('-0x1.3a3d82cd56137p-6'),
 )
+# ERF_F64: degree 11, max weighted error 2^-54.96
+ERF_F64 = (
+    float.fromhex('0x1.20dd750429b6dp+0'),
+    float.fromhex('-0x1.812746b0379bdp-2'),
+    float.fromhex('0x1.ce2f21a040d16p-4'),
+    float.fromhex('-0x1.b82ce311fa93ep-6'),
+    float.fromhex('0x1.565bccf92b2fap-8'),
+    float.fromhex('-0x1.c02db03dd71efp-11'),
+    float.fromhex('0x1.f9a2baa8fef4bp-14'),
+    float.fromhex('-0x1.f4ca4d6f3f2c6p-17'),
+    float.fromhex('0x1.b97fd3d99aa70p-20'),
+    float.fromhex('-0x1.5c0726f07c112p-23'),
+    float.fromhex('0x1.d71b0f1c4742cp-27'),
+    float.fromhex('-0x1.abae491fbd122p-31'),
+)
+# ERFC_F64: erfc(x) exp(x^2) = P(x - 1.0) / Q(x - 1.0) on [1, 6], max relative error 2^-54.09
+# (after rounding the coefficients)
+ERFC_CENTER = 1.0
+ERFC_P_F64 = (
+    float.fromhex('0x1.b5d8780f956b2p-2'),
+    float.fromhex('0x1.68fae86820f97p-1'),
+    float.fromhex('0x1.12286622ba707p-1'),
+    float.fromhex('0x1.eb4a65a44ecf8p-3'),
+    float.fromhex('0x1.1722c5d0d436fp-4'),
+    float.fromhex('0x1.91beaa3e5b89ap-7'),
+    float.fromhex('0x1.536c065e96ad5p-10'),
+    float.fromhex('0x1.0498d858a89a6p-14'),
+    float.fromhex('0x1.e0882b9d5b2abp-44'),
+)
+ERFC_Q_F64 = (
+    float.fromhex('0x1.0000000000000p+0'),
+    float.fromhex('0x1.24d8974eff4a7p+1'),
+    float.fromhex('0x1.2d33aae23a55cp+1'),
+    float.fromhex('0x1.6c85581dba61cp+0'),
+    float.fromhex('0x1.1c8492dda373dp-1'),
+    float.fromhex('0x1.261e93b20f209p-3'),
+    float.fromhex('0x1.8a8a3619dfda4p-6'),
+    float.fromhex('0x1.3b3d363f9acb3p-9'),
+    float.fromhex('0x1.cde57376fad1cp-14'),
+)
 # fmt: on

@@ -16,7 +16,7 @@ import sys
 import mpmath
 from mpmath import mp, mpf
 
-from .remez import max_error, remez
+from .remez import max_error, rational_fit, remez
 
 mp.dps = 50
 LN2_HALF = mpf("0.3466")  # a little more than ln(2)/2: the reduced argument of exp
@@ -58,13 +58,30 @@ def atan_kernel(z):
     return _series(lambda z: (mpmath.atan(mpmath.sqrt(z)) - mpmath.sqrt(z)) / z**1.5, lambda z: -mpf(1) / 3 + z / 5, z)
 
 
-# name -> (target, (a, b), degree f64, degree f32, weight, error scale)
+def erf_small(z):
+    """E(z) with erf(x) = x E(x^2) for |x| <= 1."""
+    return _series(lambda z: mpmath.erf(mpmath.sqrt(z)) / mpmath.sqrt(z), lambda z: 2 / mpmath.sqrt(mp.pi) * (1 - z / 3), z)
+
+
+# erf(x) = 1 - exp(-x^2) R(x) for 1 <= x <= 6, R = erfc(x) e^(x^2) = P(t)/Q(t), t = x - ERFC_CENTER:
+# t >= 0 keeps every term of P and Q positive (centred at 3.5, rounding the coefficients cost 8 bits)
+ERFC_CENTER = mpf("1")
+ERFC_RANGE = (mpf(1) - ERFC_CENTER, mpf(6) - ERFC_CENTER)
+
+
+def erfcx_centered(t):
+    x = t + ERFC_CENTER
+    return mpmath.erfc(x) * mpmath.exp(x * x)
+
+
+# name -> (target, (a, b), degree f64, degree f32, weight)
 KERNELS = {
     "EXP": (exp_kernel, (-LN2_HALF, LN2_HALF), 9, 4, lambda r: (r**2 + mpf("1e-3")) / mpmath.exp(r)),
     "LOG": (log_kernel, (0, S_MAX**2), 6, 3, lambda z: 1 / log_kernel(z)),
     "SIN": (sin_kernel, (0, PI_4**2), 6, None, lambda z: 1 / sin_kernel(z)),
     "COS": (cos_kernel, (0, PI_4**2), 5, None, lambda z: 1 / cos_kernel(z)),
     "ATAN": (atan_kernel, (0, (mpmath.sqrt(2) - 1) ** 2 * mpf("1.001")), 10, None, lambda z: 1 / atan_kernel(z)),
+    "ERF": (erf_small, (0, 1), 11, None, lambda z: 1 / erf_small(z)),
 }
 
 
@@ -95,6 +112,23 @@ def main(out=sys.stdout):
                 print(f"    float.fromhex({float(c).hex()!r}),", file=out)
             print(")", file=out)
             print(f"  {name}_{suffix} unit 2^-{unit}: error {float(err) * 2.0**unit:.3g}", file=sys.stderr)
+    p, q, _ = rational_fit(erfcx_centered, *ERFC_RANGE, 8, 8)
+    p, q = [float(c) for c in p], [float(c) for c in q]
+
+    def rational(t):
+        return sum(mpf(c) * t**k for k, c in enumerate(p)) / sum(mpf(c) * t**k for k, c in enumerate(q))
+
+    err = max_error(rational, erfcx_centered, *ERFC_RANGE, lambda t: 1 / erfcx_centered(t), points=2000)
+    bits = mpmath.nstr(-mpmath.log(err, 2), 4)
+    print(f"# ERFC_F64: erfc(x) exp(x^2) = P(x - {ERFC_CENTER}) / Q(x - {ERFC_CENTER}) on [1, 6], max relative error 2^-{bits}", file=out)
+    print("# (after rounding the coefficients)", file=out)
+    print(f"ERFC_CENTER = {float(ERFC_CENTER)!r}", file=out)
+    for name, coeffs in (("ERFC_P_F64", p), ("ERFC_Q_F64", q)):
+        print(f"{name} = (", file=out)
+        for c in coeffs:
+            print(f"    float.fromhex({float(c).hex()!r}),", file=out)
+        print(")", file=out)
+    print(f"  ERFC rational: 2^-{bits}", file=sys.stderr)
     print("# fmt: on", file=out)
 
 

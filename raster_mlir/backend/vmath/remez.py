@@ -117,3 +117,40 @@ def max_error(poly: Callable, target: Callable, a, b, weight: Callable = lambda 
     with mp.workdps(dps):
         grid = _chebyshev_points(mpf(a), mpf(b), points)
         return max(abs(weight(x) * (target(x) - poly(x))) for x in grid)
+
+
+def rational_fit(target: Callable, a, b, num_degree: int, den_degree: int, points: int = 300, iterations: int = 12, lawson: int = 30, dps: int = 60):
+    """Near-minimax rational fit P/Q (Q(0) = 1) of `target` on [a, b], relative error.
+
+    Algorithm: Sanathanan-Koerner iteration (least squares of target*Q - P
+    weighted by 1/(target*Q_previous) on Chebyshev points, which converges to
+    the least-squares relative fit), then Lawson reweighting (weights times
+    the pointwise error) pushing the fit toward equioscillation. Returns
+    (numerator coefficients, denominator coefficients, max relative error on the points).
+    """
+    with mp.workdps(dps):
+        a, b = mpf(a), mpf(b)
+        xs = [(a + b) / 2 + (b - a) / 2 * mpmath.cos(mp.pi * (i + mpf(1) / 2) / points) for i in range(points)]
+        fs = [target(x) for x in xs]
+        weights = [mpf(1)] * points
+        q_previous = [mpf(1)] * points
+        best = None
+        for it in range(iterations + lawson):
+            rows, rhs = [], []
+            for x, fx, qp, w in zip(xs, fs, q_previous, weights):
+                s = mpmath.sqrt(w) / (fx * qp)
+                rows.append([-s * x**k for k in range(num_degree + 1)] + [s * fx * x**k for k in range(1, den_degree + 1)])
+                rhs.append(-s * fx)
+            sol, _ = mpmath.qr_solve(mpmath.matrix(rows), mpmath.matrix(rhs))
+            p = [sol[k] for k in range(num_degree + 1)]
+            q = [mpf(1)] + [sol[num_degree + 1 + k] for k in range(den_degree)]
+            values_q = [sum(c * x**k for k, c in enumerate(q)) for x in xs]
+            errors = [abs(sum(c * x**k for k, c in enumerate(p)) / qx / fx - 1) for x, qx, fx in zip(xs, values_q, fs)]
+            q_previous = values_q
+            worst = max(errors)
+            if best is None or worst < best[2]:
+                best = (p, q, worst)
+            if it >= iterations:
+                total = sum(w * e for w, e in zip(weights, errors))
+                weights = [w * e / total * points for w, e in zip(weights, errors)]
+        return best
