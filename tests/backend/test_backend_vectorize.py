@@ -85,10 +85,18 @@ def test_hints_in_unoptimised_ir(matvec_f64):
 
 
 def test_libm_loops_get_no_forced_vectorisation():
-    ir = compile_module(load("softmax_rows", "f64", M=2, N=9), "softmax").llvm_ir
+    ir = compile_module(load("softmax_rows", "f64", M=2, N=9), "softmax", vector_math=False).llvm_ir
     # Three innermost loops; the one calling exp is left to the cost model.
     assert len(re.findall(r"!llvm.loop !\d+", ir)) == 2
     assert 'call contract reassoc double @"llvm.exp.f64"' in ir
+
+
+def test_vector_math_loops_are_forced_like_plain_arithmetic():
+    ir = compile_module(load("softmax_rows", "f64", M=2, N=9), "softmax").llvm_ir
+    # exp is inline vector code (vmath/): its loop is vectorised like the other two.
+    assert len(re.findall(r"!llvm.loop !\d+", ir)) == 3
+    assert 'call double @"rm.vm.exp.f64"' in ir
+    assert "llvm.exp" not in ir
 
 
 def test_functions_called_internally_get_no_noalias():
