@@ -31,6 +31,7 @@ from .train import TrainStep, compile_train_step
 from .backend.arrays import aligned_copy as aligned, aligned_empty, aligned_zeros
 from .threads import get_deterministic, get_num_threads, set_deterministic, set_num_threads
 from .compile_cache import cache_info, clear_cache
+from .backend.fp_mode import get_flush_denormal, set_flush_denormal
 from . import nn, optim
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "custom_rule", "CustomRuleFunction", "check_grads", "GradCheckReport",
     "compile_train_step", "TrainStep", "optim", "aligned", "aligned_empty", "aligned_zeros",
     "set_num_threads", "get_num_threads", "set_deterministic", "get_deterministic", "clear_cache", "cache_info",
+    "set_flush_denormal", "get_flush_denormal",
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",
     "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul",
     "transpose", "reshape", "broadcast_to",
