@@ -35,12 +35,17 @@ LOG_F64 = (
     float.fromhex('0x1.39fd065c852ddp-3'),
     float.fromhex('0x1.2b68c6d7518d5p-3'),
 )
-# LOG_F32: degree 3, max weighted error 2^-24.85
-LOG_F32 = (
-    float.fromhex('0x1.5555560000000p-1'),
-    float.fromhex('0x1.9999ec0000000p-2'),
-    float.fromhex('0x1.245bfc0000000p-2'),
-    float.fromhex('0x1.dddda60000000p-3'),
+# LOG1P_DIRECT_F32: degree 8, max weighted error 2^-26.37
+LOG1P_DIRECT_F32 = (
+    float.fromhex('-0x1.fffffa0000000p-2'),
+    float.fromhex('0x1.5555440000000p-2'),
+    float.fromhex('-0x1.0003d60000000p-2'),
+    float.fromhex('0x1.99a9480000000p-3'),
+    float.fromhex('-0x1.5438680000000p-3'),
+    float.fromhex('0x1.22158a0000000p-3'),
+    float.fromhex('-0x1.0e5b680000000p-3'),
+    float.fromhex('0x1.0a35e80000000p-3'),
+    float.fromhex('-0x1.40e06c0000000p-4'),
 )
 # SIN_F64: degree 6, max weighted error 2^-53.96
 SIN_F64 = (

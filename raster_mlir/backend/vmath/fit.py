@@ -22,6 +22,7 @@ mp.dps = 50
 LN2_HALF = mpf("0.3466")  # a little more than ln(2)/2: the reduced argument of exp
 S_MAX = (mpmath.sqrt(2) - 1) / (mpmath.sqrt(2) + 1) * mpf("1.001")  # |f/(2+f)| for f in [sqrt2/2-1, sqrt2-1]
 PI_4 = mp.pi / 4 * mpf("1.0001")
+F_RANGE = (mpmath.sqrt(2) / 2 - 1 - mpf("1e-4"), mpmath.sqrt(2) - 1 + mpf("1e-4"))  # f = m - 1 of log
 
 
 def _f32(x) -> float:
@@ -41,6 +42,11 @@ def exp_kernel(x):
 def log_kernel(z):
     """T(z) with log(1+f) = 2s + s z T(z), s = f/(2+f), z = s^2: T = (2 atanh(s)/s - 2)/z."""
     return _series(lambda z: (2 * mpmath.atanh(mpmath.sqrt(z)) / mpmath.sqrt(z) - 2) / z, lambda z: mpf(2) / 3 + 2 * z / 5, z)
+
+
+def log1p_direct(f):
+    """Q(f) with log(1+f) = f + f^2 Q(f) for f in [sqrt(2)/2 - 1, sqrt(2) - 1] (f32: no division)."""
+    return _series(lambda f: (mpmath.log1p(f) - f) / f**2, lambda f: -mpf(1) / 2 + f / 3 - f**2 / 4, f)
 
 
 def sin_kernel(z):
@@ -77,7 +83,9 @@ def erfcx_centered(t):
 # name -> (target, (a, b), degree f64, degree f32, weight)
 KERNELS = {
     "EXP": (exp_kernel, (-LN2_HALF, LN2_HALF), 9, 4, lambda r: (r**2 + mpf("1e-3")) / mpmath.exp(r)),
-    "LOG": (log_kernel, (0, S_MAX**2), 6, 3, lambda z: 1 / log_kernel(z)),
+    "LOG": (log_kernel, (0, S_MAX**2), 6, None, lambda z: 1 / log_kernel(z)),
+    # the error of f + f^2 Q relative to log(1+f) ~ f is |f| dQ: weight |f| (+0.01 keeps it positive)
+    "LOG1P_DIRECT": (log1p_direct, F_RANGE, None, 8, lambda f: abs(f) + mpf("0.01")),
     "SIN": (sin_kernel, (0, PI_4**2), 6, None, lambda z: 1 / sin_kernel(z)),
     "COS": (cos_kernel, (0, PI_4**2), 5, None, lambda z: 1 / cos_kernel(z)),
     "ATAN": (atan_kernel, (0, (mpmath.sqrt(2) - 1) ** 2 * mpf("1.001")), 10, None, lambda z: 1 / atan_kernel(z)),
@@ -101,7 +109,7 @@ def main(out=sys.stdout):
     print("", file=out)
     print("# fmt: off", file=out)
     for name, (target, interval, d64, d32, weight) in KERNELS.items():
-        for suffix, degree, rounding, unit in (("F64", d64, float, 53), ("F32", d32, _f32, 24)):
+        for suffix, degree, rounding, unit in (("F64", d64, float, 53), ("F32", d32, _f32, 24)):  # None: not used
             if degree is None:
                 continue
             coeffs, err = fit(name, target, interval, degree, weight, rounding)

@@ -3,8 +3,12 @@
 Algorithm (fdlibm e_log.c / s_log1p.c, as musl writes them):
     x = 2^k m, m in [sqrt(2)/2, sqrt(2))     from the bits: t = bits(x) - bits(sqrt(2)/2),
                                              k = t >> p, bits(m) = bits(x) - (t & exponent mask)
-    f = m - 1 (exact), s = f / (2 + f), z = s^2
-    log(1+f) = f - f^2/2 + s (f^2/2 + z T(z))     T a minimax fit of (2 atanh(s)/s - 2)/z
+    f = m - 1 (exact)
+    f64: s = f / (2 + f), z = s^2,
+         log(1+f) = f - f^2/2 + s (f^2/2 + z T(z))     T a minimax fit of (2 atanh(s)/s - 2)/z
+    f32: log(1+f) = f + f^2 Q(f)             Q a degree-8 minimax fit: no division, which
+                                             measured 20% faster in f32; in f64 the direct
+                                             polynomial needs degree 19 and is 40% slower
     log(x) = k ln2_hi + (log(1+f) + k ln2_lo)   ln2_hi has trailing zeros: k ln2_hi is exact
 Subnormal x is first scaled by 2^(p+2). log1p(x) applies the same reduction
 to u = 1 + x and adds c/u, where c is the rounding error of 1 + x (exactly
@@ -18,7 +22,7 @@ from __future__ import annotations
 import math
 
 from .builder import MathBuilder
-from .coefficients import LOG_F32, LOG_F64
+from .coefficients import LOG1P_DIRECT_F32, LOG_F64
 
 LN2_HI_F64 = float.fromhex("0x1.62e42fee00000p-1")
 LN2_LO_F64 = float.fromhex("0x1.a39ef35793c76p-33")
@@ -42,12 +46,17 @@ def _split_exponent(m: MathBuilder, x):
 
 
 def _log1p_parts(m: MathBuilder, f):
-    """(hfsq, s (hfsq + R)) for log(1+f) = f - hfsq + s (hfsq + R), |f| <= sqrt(2) - 1."""
+    """f64: (hfsq, s (hfsq + R)) for log(1+f) = f - hfsq + s (hfsq + R), |f| <= sqrt(2) - 1."""
     s = m.div(f, m.add(m.const(2.0), f))
     z = m.mul(s, s)
-    r = m.mul(z, m.poly(z, LOG_F64 if m.is_f64 else LOG_F32))
+    r = m.mul(z, m.poly(z, LOG_F64))
     hfsq = m.mul(m.mul(m.const(0.5), f), f)
     return hfsq, m.mul(s, m.add(hfsq, r))
+
+
+def _log1p_direct(m: MathBuilder, f):
+    """f32: log(1+f) = f + f^2 Q(f), |f| <= sqrt(2) - 1."""
+    return m.mla(m.mul(f, f), m.poly(f, LOG1P_DIRECT_F32), f)
 
 
 def emit_log(m: MathBuilder, x):
@@ -57,10 +66,13 @@ def emit_log(m: MathBuilder, x):
     x_normal = m.select(subnormal, m.mul(x, m.const(2.0**shift)), x)
     dk, f = _split_exponent(m, x_normal)
     dk = m.sub(dk, m.select(subnormal, m.const(float(shift)), m.const(0.0)))
-    hfsq, tail = _log1p_parts(m, f)
     hi, lo = _ln2(m)
-    # fdlibm's order: k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
-    y = m.sub(m.mul(dk, m.const(hi)), m.sub(m.sub(hfsq, m.mla(dk, m.const(lo), tail)), f))
+    if m.is_f64:
+        hfsq, tail = _log1p_parts(m, f)
+        # fdlibm's order: k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
+        y = m.sub(m.mul(dk, m.const(hi)), m.sub(m.sub(hfsq, m.mla(dk, m.const(lo), tail)), f))
+    else:
+        y = m.mla(dk, m.const(hi), m.mla(dk, m.const(lo), _log1p_direct(m, f)))
     return _log_special_values(m, x, y)
 
 
@@ -79,9 +91,12 @@ def emit_log1p(m: MathBuilder, x):
     k_ge_2 = m.cmp(">=", dk, m.const(2.0))
     c = m.select(k_ge_2, m.sub(one, m.sub(u, x)), m.sub(x, m.sub(u, one)))
     c = m.select(m.cmp("<", dk, m.const(float(m.mantissa_bits + 2))), m.div(c, u), m.const(0.0))
-    hfsq, tail = _log1p_parts(m, f)
     hi, lo = _ln2(m)
-    # musl's order: s (hfsq + R) + (k ln2_lo + c) - hfsq + f + k ln2_hi
-    y = m.add(m.add(m.sub(m.add(tail, m.mla(dk, m.const(lo), c)), hfsq), f), m.mul(dk, m.const(hi)))
+    if m.is_f64:
+        hfsq, tail = _log1p_parts(m, f)
+        # musl's order: s (hfsq + R) + (k ln2_lo + c) - hfsq + f + k ln2_hi
+        y = m.add(m.add(m.sub(m.add(tail, m.mla(dk, m.const(lo), c)), hfsq), f), m.mul(dk, m.const(hi)))
+    else:
+        y = m.mla(dk, m.const(hi), m.add(_log1p_direct(m, f), m.mla(dk, m.const(lo), c)))
     y = _log_special_values(m, u, y)
     return m.select(m.cmp("==", x, m.const(0.0)), x, y)  # log1p(-0) = -0
