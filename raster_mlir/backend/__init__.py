@@ -54,8 +54,10 @@ off (cache.py, cache_store.py).
 
 Modules, in pipeline order: `analysis.py` (buffer types, written arguments,
 workspace layout), `specs.py` (ArgSpec), `llvm_emit.py` with
-`llvm_body.py`, `llvm_ops.py`, `llvm_types.py`, `loop_hints.py` and
-`llvm_entry.py` (LLVM IR), `target.py` (host CPU), `jit.py` (O3 + MCJIT),
+`llvm_body.py`, `llvm_ops.py`, `llvm_types.py`, `loop_hints.py`,
+`vmath/` (transcendental functions as inline vector code) and
+`llvm_entry.py` with `fp_mode.py` (LLVM IR; flush-to-zero around each
+native call), `target.py` (host CPU), `jit.py` (O3 + MCJIT),
 `cache.py` (object cache), `numpy_abi.py` + `call.py` (per-call path),
 `arrays.py` (aligned allocation).
 """

@@ -121,7 +121,7 @@ def test_forcing_a_non_vectorisable_loop_would_warn(capfd, monkeypatch):
     # captured (never on stderr) and the loop is named.
     from raster_mlir.backend import llvm_emit
 
-    monkeypatch.setattr(llvm_emit, "vectorize_hint", lambda loop, fn_name: "force")
+    monkeypatch.setattr(llvm_emit, "vectorize_hint", lambda loop, fn_name, *scalar_calls: "force")
     ir = llvm_emit.emit_module(load("prefix_sum", "f64", N=100), ["cumsum"]).llvm_ir
     compiled = optimize_and_codegen(ir, host_target(), 3)
     assert capfd.readouterr().err == ""
