@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import math
 
-from .builder import MathBuilder
+from .builder import MathBuilder, in_f64
 from .coefficients import ATAN_F64
-from .trig import in_f64
 
 TAN_PI_8 = math.sqrt(2.0) - 1.0
 PI_4_HI = float.fromhex("0x1.921fb54442d00p-1")  # pi/4 to 45 bits: k * PI_4_HI is exact

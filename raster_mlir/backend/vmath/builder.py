@@ -31,7 +31,6 @@ class MathBuilder:
         self.bias = 1023 if self.is_f64 else 127
         lane_int = ir.IntType(self.bits)
         self.ity = ir.VectorType(lane_int, self.count) if self.count else lane_int
-        self.bool_ty = ir.VectorType(ir.IntType(1), self.count) if self.count else ir.IntType(1)
 
     # ---- constants -------------------------------------------------------
 
@@ -45,9 +44,6 @@ class MathBuilder:
 
     def iconst(self, value: int) -> ir.Constant:
         return self._splat(self.ity, self.ity.element if self.count else self.ity, value)
-
-    def true(self) -> ir.Constant:
-        return self._splat(self.bool_ty, ir.IntType(1), 1)
 
     def for_type(self, ty: ir.Type) -> "MathBuilder":
         """A builder on the same insertion point for another float type (f32 computed in f64)."""
@@ -92,9 +88,6 @@ class MathBuilder:
     def copysign(self, magnitude, sign):
         return self.intrinsic("llvm.copysign", magnitude, sign)
 
-    def sqrt(self, x):
-        return self.intrinsic("llvm.sqrt", x)
-
     # ---- comparisons and selection ---------------------------------------
 
     def cmp(self, op: str, a, b):
@@ -113,9 +106,6 @@ class MathBuilder:
 
     def or_(self, a, b):
         return self.b.or_(a, b)
-
-    def and_(self, a, b):
-        return self.b.and_(a, b)
 
     # ---- integer views -----------------------------------------------------
 
@@ -157,16 +147,17 @@ class MathBuilder:
         return self.as_float(self.shl(self.iadd(n_bits, self.iconst(self.bias)), self.mantissa_bits))
 
     @property
-    def max_finite(self) -> float:
-        return float.fromhex("0x1.fffffffffffffp+1023") if self.is_f64 else float.fromhex("0x1.fffffep+127")
-
-    @property
     def smallest_normal(self) -> float:
         return 2.0 ** (1 - self.bias)
 
-    @staticmethod
-    def split(value: float, bits: int) -> tuple[float, float]:
-        """value = hi + lo with hi holding its leading `bits` bits (so n * hi is exact for small n)."""
-        m, e = math.frexp(value)
-        hi = math.ldexp(math.floor(m * 2.0**bits), e - bits)
-        return hi, value - hi
+
+def in_f64(m: MathBuilder, x, compute):
+    """compute(m64, x64) in double precision, rounded back to x's type when that is f32.
+
+    `x` may be a tuple of arguments (then compute gets the tuple, widened)."""
+    if m.is_f64:
+        return compute(m, x)
+    ty64 = ir.VectorType(ir.DoubleType(), m.count) if m.count else ir.DoubleType()
+    m64 = m.for_type(ty64)
+    wide = tuple(m.b.fpext(v, ty64) for v in x) if isinstance(x, tuple) else m.b.fpext(x, ty64)
+    return m.b.fptrunc(compute(m64, wide), m.ty)

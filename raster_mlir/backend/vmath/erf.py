@@ -11,10 +11,9 @@ shrinks below an ulp of the result. erf(+-inf) = +-1, erf(-0) = -0, NaN stays Na
 
 from __future__ import annotations
 
-from .builder import MathBuilder
+from .builder import MathBuilder, in_f64
 from .coefficients import ERF_F64, ERFC_CENTER, ERFC_P_F64, ERFC_Q_F64
 from .exp import emit_exp
-from .trig import in_f64
 
 
 def erf_f64(m: MathBuilder, x):

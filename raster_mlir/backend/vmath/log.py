@@ -23,9 +23,8 @@ import math
 
 from .builder import MathBuilder
 from .coefficients import LOG1P_DIRECT_F32, LOG_F64
+from .exp import LN2_HI_F64, LN2_LO_F64  # k ln2_hi is exact here too (|k| < 2^11)
 
-LN2_HI_F64 = float.fromhex("0x1.62e42fee00000p-1")
-LN2_LO_F64 = float.fromhex("0x1.a39ef35793c76p-33")
 LN2_HI_F32 = float.fromhex("0x1.62e3p-1")  # 0x3f317180: 16 bits, k < 2^8
 LN2_LO_F32 = math.log(2) - LN2_HI_F32
 SQRT_HALF_BITS = {64: 0x3FE6A09E667F3BCD, 32: 0x3F3504F3}

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import math
 
-from llvmlite import ir
-
-from .builder import MathBuilder
+from .builder import MathBuilder, in_f64
 from .coefficients import COS_F64, SIN_F64
 
 MEDIUM = 1.6e6
@@ -32,18 +30,6 @@ PIO2 = (
     float.fromhex("0x1.3198a2e000000p-69"),
     float.fromhex("0x1.b839a252049c1p-104"),
 )
-
-
-def in_f64(m: MathBuilder, x, compute):
-    """compute(m64, x64) in double precision, rounded back to x's type when that is f32.
-
-    `x` may be a tuple of arguments (then compute gets the tuple, widened)."""
-    if m.is_f64:
-        return compute(m, x)
-    ty64 = ir.VectorType(ir.DoubleType(), m.count) if m.count else ir.DoubleType()
-    m64 = m.for_type(ty64)
-    wide = tuple(m.b.fpext(v, ty64) for v in x) if isinstance(x, tuple) else m.b.fpext(x, ty64)
-    return m.b.fptrunc(compute(m64, wide), m.ty)
 
 
 def _reduce(m: MathBuilder, x):
