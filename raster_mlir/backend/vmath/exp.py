@@ -94,12 +94,24 @@ def emit_exp2(m: MathBuilder, x):
     return _scale_split(m, expm1_reduced(m, r), n_bits)
 
 
+def _expm1_low(m: MathBuilder) -> float:
+    """Below -(p+4) ln2, expm1 rounds to -1 (and 2^n stays a normal number down there)."""
+    return -(m.mantissa_bits + 4) * math.log(2)
+
+
+def expm1_nonpositive(m: MathBuilder, x):
+    """expm1(x) for x <= 0 or NaN (tanh's argument): no overflow to guard against."""
+    x = m.select(m.cmp("<", x, m.const(_expm1_low(m))), m.const(_expm1_low(m)), x)
+    _, n_bits, r = _reduce(m, x)
+    scale = m.pow2(n_bits)
+    return m.mla(expm1_reduced(m, r), scale, m.sub(scale, m.const(1.0)))
+
+
 def expm1_core(m: MathBuilder, x):
     """expm1(x) for every x; the sign of a zero result is not kept (emit_expm1 does)."""
-    # Below -(p+4) ln2 the result rounds to -1; at (bias+1.25) ln2 it overflows, and n = bias + 1.
-    low = -(m.mantissa_bits + 4) * math.log(2)
+    # at (bias+1.25) ln2 it overflows, and n = bias + 1
     high = (m.bias + 1.25) * math.log(2)
-    x = _clamp(m, x, low, high)
+    x = _clamp(m, x, _expm1_low(m), high)
     _, n_bits, r = _reduce(m, x)
     p = expm1_reduced(m, r)
     # 2^n itself overflows for n = bias + 1 (x in (ln(max)-ln2/2, ln(max)]): use 2^(n-1) and double.

@@ -10,11 +10,11 @@ relative accuracy gives tanh = a). tanh(x) = copysign(tanh(a), x): odd, keeps
 from __future__ import annotations
 
 from .builder import MathBuilder
-from .exp import expm1_core
+from .exp import expm1_nonpositive
 
 
 def emit_tanh(m: MathBuilder, x):
     a = m.abs(x)
-    e = expm1_core(m, m.mul(a, m.const(-2.0)))
+    e = expm1_nonpositive(m, m.mul(a, m.const(-2.0)))
     t = m.div(m.neg(e), m.add(e, m.const(2.0)))
     return m.copysign(t, x)
