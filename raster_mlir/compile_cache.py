@@ -13,7 +13,7 @@ path needs, known before any pass runs:
   (where it is installed, size and modification time of its core files) and
   llvmlite's;
 - every `RASTER_MLIR_*` environment variable except those that change no code
-  (the cache's own, `RASTER_MLIR_VERIFY_EACH`);
+  (the cache's own, `RASTER_MLIR_VERIFY_EACH`, `RASTER_MLIR_FLUSH_DENORMAL`);
 - the code of the extensions a compile may run: passes named in the pipeline
   that are registered (`register_pass`) or plug-ins, and every registered
   rule set's rules (`register_rule_set`, or a rule added to a shipped set).
@@ -62,13 +62,15 @@ from raster_mlir.compiler import print_module
 FORMAT = "raster_mlir function cache 1"
 _LEN = struct.Struct("<Q")
 MEMORY_ENTRIES = 256
-# Environment variables that change no code: where or whether to cache, how much to verify.
+# Environment variables that change no code: where or whether to cache, how much to verify,
+# the flush-to-zero mode (read at run time, backend/fp_mode.py).
 _NO_CODE_VARIABLES = (
     "RASTER_MLIR_CACHE",
     "RASTER_MLIR_CACHE_DIR",
     "RASTER_MLIR_CACHE_MAX_MB",
     "RASTER_MLIR_TEST_CACHE_DIR",
     "RASTER_MLIR_VERIFY_EACH",
+    "RASTER_MLIR_FLUSH_DENORMAL",
 )
 
 
