@@ -306,3 +306,15 @@ def test_data_loop_of_batched_steps_runs_its_loops_on_the_pool():
     for other in results[1:]:
         for a, b in zip(other, results[0]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_the_outlined_loop_keeps_its_buffer_facts_and_is_not_vectorised_across_iterations():
+    rng = np.random.default_rng(3)
+    W, x, b = rng.normal(size=(16, 40)), rng.normal(size=(12, 40)), rng.normal(size=16)
+    f = rm.jit(lambda W, x, b: nn.dense(W, x, b), pipeline=EVERY_LOOP)
+    np.testing.assert_allclose(f(W, x, b), x @ W.T + b, rtol=1e-12)
+    llvm_ir = f.lower(W, x, b).llvm_ir
+    body = next(line for line in llvm_ir.splitlines() if line.startswith("define internal") and '.parallel1"(' in line)
+    assert "noalias" in body and "dereferenceable(5120)" in body  # W: 16 x 40 f64, as in the entry
+    assert ".parallel1.task" in llvm_ir and "rm.parallel_runtime" in llvm_ir
+    assert '!"llvm.loop.unroll.disable"' in llvm_ir and '!"llvm.loop.interleave.count", i32 1' in llvm_ir
