@@ -72,7 +72,7 @@ from .shapes import Shape
 
 
 def dtype_name(element_type: Attribute) -> str:
-    """'f32' / 'f64' for the float types we support, the printed type otherwise."""
+    """'f32' / 'f64' / 'i64' for the element types we support, the printed type otherwise."""
     if isinstance(element_type, Float64Type):
         return "f64"
     if isinstance(element_type, Float32Type):
@@ -81,7 +81,12 @@ def dtype_name(element_type: Attribute) -> str:
 
 
 def element_type(name: str) -> Attribute:
-    return {"f64": f64, "f32": f32}[name]
+    return {"f64": f64, "f32": f32, "i64": i64}[name]
+
+
+def is_float_type(t: Attribute) -> bool:
+    """A tensor of f32 / f64 (the values gradients flow through); traced integers are tensor<i64>."""
+    return isinstance(t, TensorType) and isinstance(t.element_type, (Float32Type, Float64Type))
 
 
 def tensor(shape: Sequence[int], dtype: str) -> TensorType:
@@ -113,6 +118,10 @@ class RasterOp(IRDLOperation, abc.ABC):
     # Names of the operands, used in error messages ("weight (3, 4) and input (5,)").
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ()
 
+    # Whether the op also computes on traced integers (`tensor<i64>`, the loop index:
+    # `i + 1`, `i > 3`); the tracer converts integers to floats for every other op.
+    INTEGER_OK: ClassVar[bool] = False
+
     @classmethod
     @abc.abstractmethod
     def infer_shapes(cls, shapes: Sequence[Shape], **params) -> list[Shape]:
@@ -124,6 +133,8 @@ class RasterOp(IRDLOperation, abc.ABC):
         dtype = S.same_dtype(cls.name, [dtype_of(t) for t in types]) if types else params.get("dtype")
         if dtype is None:
             raise DTypeError(f"{cls.name}: no operand fixes the element type; pass dtype=")
+        if dtype == "i64" and not cls.INTEGER_OK:
+            raise DTypeError(f"{cls.name}: integer operands (tensor<i64>) are not supported; convert them to a float dtype")
         shapes = cls.infer_shapes([shape_of(t) for t in types], **params)
         return [tensor(s, dtype) for s in shapes]
 
@@ -261,6 +272,7 @@ class NegOp(ElementwiseUnaryOp):
     """y = -x.  `%y = raster.neg %x : tensor<4xf64>`"""
 
     name = "raster.neg"
+    INTEGER_OK: ClassVar[bool] = True
 
 
 @irdl_op_definition
@@ -317,6 +329,7 @@ class AddOp(ElementwiseBinaryOp):
     """z = x + y (broadcasting).  `%z = raster.add %x, %b : tensor<32x10xf64>, tensor<10xf64> -> tensor<32x10xf64>`"""
 
     name = "raster.add"
+    INTEGER_OK: ClassVar[bool] = True
 
 
 @irdl_op_definition
@@ -324,6 +337,7 @@ class SubOp(ElementwiseBinaryOp):
     """z = x - y (broadcasting).  `%z = raster.sub %x, %y : tensor<4xf64>, tensor<f64> -> tensor<4xf64>`"""
 
     name = "raster.sub"
+    INTEGER_OK: ClassVar[bool] = True
 
 
 @irdl_op_definition
@@ -331,6 +345,7 @@ class MulOp(ElementwiseBinaryOp):
     """z = x * y (broadcasting).  `%z = raster.mul %x, %y : tensor<4xf64>, tensor<4xf64> -> tensor<4xf64>`"""
 
     name = "raster.mul"
+    INTEGER_OK: ClassVar[bool] = True
 
 
 @irdl_op_definition
@@ -355,6 +370,7 @@ class MaximumOp(ElementwiseBinaryOp):
     """
 
     name = "raster.maximum"
+    INTEGER_OK: ClassVar[bool] = True
 
 
 @irdl_op_definition
@@ -365,6 +381,7 @@ class GreaterOp(ElementwiseBinaryOp):
     """
 
     name = "raster.greater"
+    INTEGER_OK: ClassVar[bool] = True
 
 
 @irdl_op_definition
@@ -375,6 +392,7 @@ class EqualOp(ElementwiseBinaryOp):
     """
 
     name = "raster.equal"
+    INTEGER_OK: ClassVar[bool] = True
 
 
 # ---------------------------------------------------------------------------
@@ -631,11 +649,13 @@ class BroadcastToOp(RasterOp):
 class FillOp(RasterOp):
     """A tensor with every element equal to `value` (a scalar when the shape is ()).
 
-    `%c = raster.fill 2.000000e+00 : f64 : tensor<f64>`
+    `%c = raster.fill 2.000000e+00 : f64 : tensor<f64>`; an integer fill
+    (a traced integer constant) is `%n = raster.fill 3 : i64 : tensor<i64>`.
     """
 
     name = "raster.fill"
-    value = prop_def(FloatAttr)
+    INTEGER_OK: ClassVar[bool] = True
+    value = prop_def(base(FloatAttr) | base(IntegerAttr))
     result = result_def(TensorType)
     traits = traits_def(Pure())
     assembly_format = "$value attr-dict `:` type($result)"
@@ -646,6 +666,8 @@ class FillOp(RasterOp):
 
     @classmethod
     def properties_for(cls, value=0.0, dtype="f64", **params):
+        if dtype == "i64":
+            return {"value": IntegerAttr(int(value), i64)}
         return {"value": FloatAttr(float(value), element_type(dtype))}
 
     def params(self):
@@ -870,4 +892,9 @@ RASTER_OPS = (*RASTER_OPS, *MATHS_OPS, *ARRAY_OPS)
 # The ops that ask for a derivative of a function; the AD passes expand them.
 AD_OPS: tuple[type[IRDLOperation], ...] = (GradOp, ValueAndGradOp, JvpOp)
 
-Raster = Dialect("raster", [*RASTER_OPS, *AD_OPS], [])
+# More ops live in their own files; they build on the helpers above, so they are
+# imported here, at the end.
+from .raster_control import CONTROL_OPS  # noqa: E402  (loops and branches: raster.for, scan, while, if)
+from .raster_index import INDEX_OPS  # noqa: E402  (traced integers: convert, dynamic_index, dynamic_update)
+
+Raster = Dialect("raster", [*RASTER_OPS, *AD_OPS, *CONTROL_OPS, *INDEX_OPS], [])

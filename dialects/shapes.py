@@ -194,9 +194,9 @@ def concatenate(op: str, shapes: Sequence[Shape], axis: int) -> Shape:
 
 
 def same_dtype(op: str, dtypes: Sequence[str]) -> str:
-    """All operands share one float element type ('f32' or 'f64'); mixing is refused, not promoted."""
+    """All operands share one element type ('f32', 'f64', or 'i64' for traced integers); mixing is refused."""
     for d in dtypes:
-        if d not in ("f32", "f64"):
+        if d not in ("f32", "f64", "i64"):
             raise DTypeError(f"{op}: element type {d} is not supported (use float32 or float64)")
     if len(set(dtypes)) > 1:
         raise DTypeError(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import arith, vector
-from xdsl.dialects.builtin import Float32Type, VectorType
+from xdsl.dialects.builtin import Float32Type, IntegerType, VectorType
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from raster_mlir.dialects import raster as R
@@ -108,7 +108,25 @@ def elementwise(scalar_fn: Callable[..., SSAValue]) -> Recipe:
 
         b.nest(out.shape, body)
 
+    recipe.scalar_fn = scalar_fn  # lower-to-loops computes all-scalar operands without a loop
     return recipe
+
+
+def by_type(float_fn: Callable[..., SSAValue], int_fn: Callable[..., SSAValue]) -> Callable[..., SSAValue]:
+    """A scalar function for float operands and one for traced integers (i64)."""
+
+    def fn(b, *args):
+        return (int_fn if isinstance(args[0].type, IntegerType) else float_fn)(b, *args)
+
+    return fn
+
+
+def fill_value(b: LoopBuilder, op) -> SSAValue:
+    """The scalar of a `raster.fill`: a float or (traced integers) an i64 constant."""
+    element = op.result.type.element_type
+    if isinstance(element, IntegerType):
+        return b.integer(int(op.value.value.data), element)
+    return b.float(op.value.value.data, element)
 
 
 def _sigmoid(b, x):
@@ -121,8 +139,11 @@ def _sigmoid(b, x):
     return b.select(b.cmpf(x, b.float(0.0, x.type), "oge"), r, b.mulf(e, r))
 
 
-def _mask(predicate: str):
+def _mask(predicate: str, int_predicate: str):
     def fn(b, x, y):
+        if isinstance(x.type, IntegerType):
+            cond = b.add(arith.CmpiOp(x, y, int_predicate))
+            return b.select(cond, b.integer(1, x.type), b.integer(0, x.type))
         return b.select(b.cmpf(x, y, predicate), b.float(1.0, x.type), b.float(0.0, x.type))
 
     return fn
@@ -427,21 +448,21 @@ def broadcast_to(b, op, ins, outs):
 
 
 RECIPES: dict[type, Recipe] = {
-    R.NegOp: elementwise(lambda b, x: b.negf(x)),
+    R.NegOp: elementwise(by_type(lambda b, x: b.negf(x), lambda b, x: b.subi(b.integer(0, x.type), x))),
     R.ExpOp: elementwise(lambda b, x: b.exp(x)),
     R.LogOp: elementwise(lambda b, x: b.log(x)),
     R.TanhOp: elementwise(lambda b, x: b.tanh(x)),
     R.SigmoidOp: elementwise(_sigmoid),
     R.SqrtOp: elementwise(lambda b, x: b.sqrt(x)),
     R.ReluOp: elementwise(lambda b, x: b.maxf(x, b.float(0.0, x.type))),
-    R.AddOp: elementwise(lambda b, x, y: b.addf(x, y)),
-    R.SubOp: elementwise(lambda b, x, y: b.subf(x, y)),
-    R.MulOp: elementwise(lambda b, x, y: b.mulf(x, y)),
+    R.AddOp: elementwise(by_type(lambda b, x, y: b.addf(x, y), lambda b, x, y: b.addi(x, y))),
+    R.SubOp: elementwise(by_type(lambda b, x, y: b.subf(x, y), lambda b, x, y: b.subi(x, y))),
+    R.MulOp: elementwise(by_type(lambda b, x, y: b.mulf(x, y), lambda b, x, y: b.add(arith.MuliOp(x, y)))),
     R.DivOp: elementwise(lambda b, x, y: b.divf(x, y)),
     R.PowOp: elementwise(lambda b, x, y: b.powf(x, y)),
-    R.MaximumOp: elementwise(lambda b, x, y: b.maxf(x, y)),
-    R.GreaterOp: elementwise(_mask("ogt")),
-    R.EqualOp: elementwise(_mask("oeq")),
+    R.MaximumOp: elementwise(by_type(lambda b, x, y: b.maxf(x, y), lambda b, x, y: b.add(arith.MaxSIOp(x, y)))),
+    R.GreaterOp: elementwise(_mask("ogt", "sgt")),
+    R.EqualOp: elementwise(_mask("oeq", "eq")),
     R.DenseOp: dense,
     R.SoftmaxOp: softmax,
     R.LogSoftmaxOp: log_softmax,
@@ -455,3 +476,7 @@ RECIPES: dict[type, Recipe] = {
     R.ReshapeOp: reshape,
     R.BroadcastToOp: broadcast_to,
 }
+
+from .loop_recipes_index import INDEX_RECIPES  # noqa: E402  (traced integers: convert, dynamic indexing)
+
+RECIPES.update(INDEX_RECIPES)

@@ -56,7 +56,7 @@ from raster_mlir.errors import CompileError
 
 from .loop_builder import LoopBuilder
 from . import loop_recipes_array, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
-from .loop_recipes import RECIPES, Buffer, Scalar, Storage, copy_into
+from .loop_recipes import RECIPES, Buffer, Scalar, Storage, copy_into, fill_value
 
 
 def memref_of(t: TensorType) -> MemRefType:
@@ -106,8 +106,9 @@ def lower_function(function: func.FuncOp) -> None:
     results = list(ret.arguments)
     aliases = result_aliases(function, len(results))
     fresh = [k for k, a in enumerate(aliases) if a < 0]
-    constants = [op for op in old_block.ops if isinstance(op, R.ConstantOp)]
-    for op in old_block.ops:
+    # Constants anywhere in the function (loop bodies too) become hidden trailing arguments.
+    constants = [op for op in old_block.walk() if isinstance(op, R.ConstantOp)]
+    for op in old_block.walk():
         if isinstance(op, func.CallOp):
             raise CompileError(
                 f"lower-to-loops: @{function.sym_name.data} still calls @{op.callee.root_reference.data}; "
@@ -148,21 +149,7 @@ def lower_function(function: func.FuncOp) -> None:
             continue
         destination[value] = out
 
-    for op in old_block.ops:
-        if op is ret or isinstance(op, R.ConstantOp):
-            continue
-        if isinstance(op, R.FillOp):
-            storage[op.result] = Scalar(b.float(op.value.value.data, op.result.type.element_type), R.shape_of(op.result.type))
-            continue
-        recipe = RECIPES.get(type(op))
-        if recipe is None:
-            raise CompileError(f"lower-to-loops: no lowering for {op.name}")
-        outs = []
-        for result in op.results:
-            buf = destination.get(result) or b.alloc(memref_of(result.type))
-            storage[result] = Buffer(buf, R.shape_of(result.type))
-            outs.append(storage[result])
-        recipe(b, op, [storage[o] for o in op.operands], outs)
+    BlockLowering(b, storage).lower(list(old_block.ops)[:-1], destination)
 
     # Slots not filled in place get a copy, after every op has read what it needs.
     for value, out in zip(results, slot):
@@ -189,6 +176,76 @@ def lower_function(function: func.FuncOp) -> None:
     if constants:
         new_function.attributes["raster.constants"] = ArrayAttr([c.value for c in constants])
     Rewriter.replace_op(function, new_function)
+
+
+class BlockLowering:
+    """Lowers the ops of one tensor-level block at the builder's position (the function body or a region body).
+
+    `storage` maps every tensor value already lowered to where it lives; a
+    value in `destination` is computed straight into that buffer. Region ops
+    (loops and branches) have their own lowerings (lower_control.py), which
+    lower their bodies with a nested BlockLowering sharing this storage map.
+    """
+
+    def __init__(self, b: LoopBuilder, storage: dict[SSAValue, Storage]):
+        self.b = b
+        self.storage = storage
+
+    def lower(self, ops, destination: dict[SSAValue, SSAValue]) -> None:
+        b = self.b
+        for op in ops:
+            if isinstance(op, R.ConstantOp):
+                continue  # a hidden argument (lower_function)
+            if isinstance(op, R.FillOp):
+                self.storage[op.result] = Scalar(fill_value(b, op), R.shape_of(op.result.type))
+                continue
+            ins = [self.storage[o] for o in op.operands]
+            if self._lower_scalar(op, ins, destination):
+                continue
+            region_lowering = REGION_LOWERINGS.get(type(op))
+            recipe = RECIPES.get(type(op))
+            if region_lowering is None and recipe is None:
+                raise CompileError(f"lower-to-loops: no lowering for {op.name}")
+            outs = []
+            for result in op.results:
+                buf = destination.get(result) or b.alloc(memref_of(result.type))
+                self.storage[result] = Buffer(buf, R.shape_of(result.type))
+                outs.append(self.storage[result])
+            if region_lowering is not None:
+                region_lowering(self, op, ins, outs)
+            else:
+                recipe(b, op, ins, outs)
+
+    def _lower_scalar(self, op, ins, destination) -> bool:
+        """An elementwise op on scalars (0-d values, splats) is one scalar computation, not a loop.
+
+        The loop index and bounds, `i * dt`, `n - 1 - i`... stay SSA scalars
+        this way; a 0-d buffer operand is loaded once.
+        """
+        recipe = RECIPES.get(type(op))
+        scalar_fn = getattr(recipe, "scalar_fn", None)
+        if hasattr(recipe, "scalar_fn_of"):
+            scalar_fn = recipe.scalar_fn_of(op)
+        if scalar_fn is None or len(op.results) != 1:
+            return False
+        shape = R.shape_of(op.results[0].type)
+        if not all(isinstance(s, Scalar) or s.shape == () for s in ins):
+            return False
+        if shape != () and not all(isinstance(s, Scalar) for s in ins):
+            return False
+        b = self.b
+        values = [s.value if isinstance(s, Scalar) else b.load(s.ref, []) for s in ins]
+        value = scalar_fn(b, *values)
+        dest = destination.get(op.results[0])
+        if dest is not None:
+            copy_into(b, Scalar(value, shape), Buffer(dest, shape))
+            self.storage[op.results[0]] = Buffer(dest, shape)
+        else:
+            self.storage[op.results[0]] = Scalar(value, shape)
+        return True
+
+
+from .lower_control import REGION_LOWERINGS  # noqa: E402  (region ops; they use BlockLowering)
 
 
 @dataclass(frozen=True)

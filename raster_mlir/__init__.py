@@ -23,6 +23,8 @@ from .array_ops import (
 )  # fmt: skip
 from .jit import CompiledFunction, JitFunction, compile, jit
 from .compiler import DEFAULT_PIPELINE, STRICT_PIPELINE
+from .control import checkpoint, cond, fori_loop, scan, while_loop
+from .indexing import at_add, at_set
 from .autodiff_api import grad, value_and_grad
 from .forward_api import hessian, hvp, jacfwd, jacrev, jvp, linearize, vjp
 from .custom_rule import CustomRuleFunction, custom_rule
@@ -52,4 +54,5 @@ __all__ = [
     "where", "min", "prod", "logsumexp", "cumsum", "norm",
     "concatenate", "stack", "pad", "roll", "flip", "squeeze", "expand_dims", "ravel", "diff",
     "zeros_like", "ones_like", "full_like",
+    "fori_loop", "scan", "while_loop", "cond", "checkpoint", "at_set", "at_add",
 ]  # fmt: skip

@@ -183,6 +183,10 @@ KERNELS.update(
     }
 )
 
+from .reference_index import INDEX_KERNELS  # noqa: E402  (traced integers: convert, dynamic_index...)
+
+KERNELS.update(INDEX_KERNELS)
+
 
 def run_kernel(name: str, arrays, params: dict, dtype: np.dtype) -> tuple[np.ndarray, ...]:
     """Apply one op; always returns a tuple of arrays of `dtype`, each C-contiguous."""

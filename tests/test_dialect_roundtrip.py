@@ -22,7 +22,10 @@ from xdsl.printer import Printer
 from raster_mlir.compiler import make_context, print_module
 from raster_mlir.dialects import raster as R
 
-ALL_OPS = [*R.RASTER_OPS, *R.AD_OPS]
+from raster_mlir.dialects.raster_control import CONTROL_OPS  # noqa: E402  (region ops: tests/loops/test_control_dialect.py)
+from raster_mlir.dialects.raster_index import INDEX_OPS  # noqa: E402
+
+ALL_OPS = [*R.RASTER_OPS, *R.AD_OPS, *INDEX_OPS]
 
 # The operands each docstring example uses, as function arguments.
 DOC_ARGS = {
@@ -58,6 +61,11 @@ DOC_ARGS = {
     "raster.grad": "%W: tensor<3x4xf64>, %b: tensor<3xf64>, %x: tensor<4xf64>",
     "raster.value_and_grad": "%W: tensor<3x4xf64>, %x: tensor<4xf64>",
     "raster.jvp": "%x: tensor<3xf64>, %w: tensor<3xf64>, %dx: tensor<3xf64>",
+    "raster.convert": "%i: tensor<i64>",
+    "raster.dynamic_index": "%xs: tensor<5x3xf64>, %i: tensor<i64>",
+    "raster.dynamic_update": "%x: tensor<5x3xf64>, %i: tensor<i64>, %row: tensor<3xf64>",
+    "raster.dynamic_update_add": "%acc: tensor<5x3xf64>, %i: tensor<i64>, %ct: tensor<3xf64>",
+    "raster.empty": "",
 }
 
 # Callees the grad examples refer to.
@@ -115,6 +123,11 @@ EXTRA_EXAMPLES = {
     "raster.grad": ("%W: tensor<3x4xf64>, %b: tensor<3xf64>, %x: tensor<4xf64>", "%dx = raster.grad @loss(%W, %b, %x) argnums = [2] : (tensor<3x4xf64>, tensor<3xf64>, tensor<4xf64>) -> tensor<4xf64>"),
     "raster.value_and_grad": ("%W: tensor<3x4xf64>, %x: tensor<4xf64>", "%l, %dW, %dx = raster.value_and_grad @loss(%W, %x) argnums = [0, 1] : (tensor<3x4xf64>, tensor<4xf64>) -> (tensor<f64>, tensor<3x4xf64>, tensor<4xf64>)"),
     "raster.jvp": ("%x: tensor<3xf64>, %w: tensor<3xf64>, %dx: tensor<3xf64>, %dw: tensor<3xf64>", "%y, %dy = raster.jvp @f(%x, %w) tangents(%dx, %dw) argnums = [0, 1] : (tensor<3xf64>, tensor<3xf64>), (tensor<3xf64>, tensor<3xf64>) -> (tensor<3xf64>, tensor<3xf64>)"),
+    "raster.convert": ("%x: tensor<2x3xf32>", "%y = raster.convert %x : tensor<2x3xf32> -> tensor<2x3xf64>"),
+    "raster.dynamic_index": ("%x: tensor<4x5x6xf32>, %i: tensor<i64>, %j: tensor<i64>", "%y = raster.dynamic_index %x[%i, %j] : tensor<4x5x6xf32> -> tensor<6xf32>"),
+    "raster.dynamic_update": ("%x: tensor<4xf32>, %i: tensor<i64>, %v: tensor<f32>", "%y = raster.dynamic_update %x[%i], %v : tensor<4xf32>, tensor<f32>"),
+    "raster.dynamic_update_add": ("%x: tensor<2x3xi64>, %i: tensor<i64>, %j: tensor<i64>, %v: tensor<i64>", "%y = raster.dynamic_update_add %x[%i, %j], %v : tensor<2x3xi64>, tensor<i64>"),
+    "raster.empty": ("", "%e = raster.empty : tensor<i64>"),
 }  # fmt: skip
 
 
@@ -203,7 +216,7 @@ def test_second_example_round_trips(op_cls):
 def test_every_op_has_both_examples():
     names = {c.name for c in ALL_OPS}
     assert set(DOC_ARGS) == names and set(EXTRA_EXAMPLES) == names
-    assert {op.name for op in R.Raster.operations} == names
+    assert {op.name for op in R.Raster.operations} == names | {c.name for c in CONTROL_OPS}
 
 
 def test_ops_built_by_make_round_trip_through_traced_ir():

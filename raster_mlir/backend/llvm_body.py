@@ -41,6 +41,7 @@ from .analysis import BufferType, FunctionInfo, buffer_type
 from .jam import jam_plan
 from .jam_emit import JamEmitter
 from .llvm_cf import BranchEmitter
+from .llvm_control import ControlTranslator
 from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .parallel_emit import ParallelEmitter
@@ -48,7 +49,7 @@ from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
 from .vmath import vector_math_handlers
 
 
-class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter):
+class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter, ControlTranslator):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
     `module_ctx` is the `ModuleEmitter` (see `llvm_emit.py`): it owns the
@@ -307,6 +308,7 @@ class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTrans
     HANDLERS = dict(OpTranslator.HANDLERS)
     HANDLERS.update(VECTOR_HANDLERS)
     HANDLERS.update(BranchEmitter.BRANCH_HANDLERS)
+    HANDLERS.update(ControlTranslator.CONTROL_HANDLERS)
     HANDLERS.update(vector_math_handlers(HANDLERS))
     HANDLERS.update(
         {

@@ -1,16 +1,21 @@
-"""Flatten nested tuples/lists of outputs into a list of leaves, and back.
+"""Flatten nested tuples/lists/dicts of arrays into a list of leaves, and back.
 
 A traced function may return `loss`, `(loss, probs)` or `(loss, (dW, db))`;
-the compiled function returns the same nesting. Only tuples and lists nest;
-everything else is a leaf.
+the compiled function returns the same nesting. Loop carries are the same
+kind of tree (`rm.fori_loop(0, n, body, {"x": x0, "v": v0})`). Tuples,
+lists and dicts nest (dict keys in sorted order, as JAX); `None` is a node
+without leaves; everything else is a leaf.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# A tree is either None (a leaf) or (container type, [subtrees]).
+# A tree is None (a leaf), or (container type, [subtrees]) for tuples and lists,
+# or (dict, keys, [subtrees]), or (type(None), []) for None.
 Tree = Any
+
+_NONE = (type(None), [])
 
 
 def flatten(obj: Any) -> tuple[list[Any], Tree]:
@@ -22,6 +27,11 @@ def flatten(obj: Any) -> tuple[list[Any], Tree]:
 def _flatten_into(obj: Any, leaves: list[Any]) -> Tree:
     if isinstance(obj, (tuple, list)):
         return (type(obj), [_flatten_into(o, leaves) for o in obj])
+    if isinstance(obj, dict):
+        keys = sorted(obj)
+        return (dict, keys, [_flatten_into(obj[k], leaves) for k in keys])
+    if obj is None:
+        return _NONE
     leaves.append(obj)
     return None
 
@@ -35,5 +45,39 @@ def unflatten(tree: Tree, leaves: list[Any]) -> Any:
 def _build(tree: Tree, it) -> Any:
     if tree is None:
         return next(it)
+    if tree[0] is dict:
+        _, keys, children = tree
+        return {k: _build(c, it) for k, c in zip(keys, children)}
     kind, children = tree
+    if kind is type(None):
+        return None
     return kind(_build(c, it) for c in children)
+
+
+def describe(tree: Tree) -> str:
+    """A readable structure: `(*, [*, *])`, `{'v': *, 'x': *}`; * is a leaf."""
+    if tree is None:
+        return "*"
+    if tree[0] is dict:
+        _, keys, children = tree
+        return "{" + ", ".join(f"{k!r}: {describe(c)}" for k, c in zip(keys, children)) + "}"
+    kind, children = tree
+    if kind is type(None):
+        return "None"
+    inner = ", ".join(describe(c) for c in children)
+    if kind is tuple:
+        return f"({inner}{',' if len(children) == 1 else ''})"
+    if kind is list:
+        return f"[{inner}]"
+    return f"{kind.__name__}({inner})"
+
+
+def leaf_paths(tree: Tree, prefix: str = "") -> list[str]:
+    """The path of each leaf in flattening order: `[0]`, `['x']`, `[1][0]`..."""
+    if tree is None:
+        return [prefix or "(the value)"]
+    if tree[0] is dict:
+        _, keys, children = tree
+        return [p for k, c in zip(keys, children) for p in leaf_paths(c, f"{prefix}[{k!r}]")]
+    _, children = tree
+    return [p for k, c in enumerate(children) for p in leaf_paths(c, f"{prefix}[{k}]")]

@@ -26,10 +26,12 @@ from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr,
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.dialects import raster as R
+from raster_mlir.dialects.raster_index import ConvertOp
 from raster_mlir.dialects.shapes import same_dtype
 from raster_mlir.errors import DTypeError, RasterError, TraceError, with_location
 
 from .pytree import flatten, unflatten
+from .regions import RegionFrame, resolve
 from .source import SourceLocation, user_location
 
 _STATE = threading.local()
@@ -52,7 +54,8 @@ def _pop() -> None:
 
 
 DTYPES = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
-NUMPY_DTYPES = {"f64": np.dtype(np.float64), "f32": np.dtype(np.float32)}
+# Traced integers (the loop index) are tensor<i64>; compiled functions take float arrays only.
+NUMPY_DTYPES = {"f64": np.dtype(np.float64), "f32": np.dtype(np.float32), "i64": np.dtype(np.int64)}
 
 
 def typed_dtype(value: Any) -> str | None:
@@ -75,26 +78,38 @@ def location_attr(loc: SourceLocation | None):
 
 
 class FunctionScope:
-    """One `func.func` under construction: its entry block and the values defined in it."""
+    """One `func.func` under construction: its entry block and the values defined in it.
+
+    Ops go to the active block of the innermost `RegionFrame` (regions.py):
+    the entry block, or the body of a loop or branch being traced.
+    """
 
     def __init__(self, trace: ModuleTrace, name: str, arg_types: Sequence[TensorType]):
         self.trace = trace
         self.name = name
         self.block = Block(arg_types=list(arg_types))
+        self.frames: list[RegionFrame] = [RegionFrame([self.block], f"@{name}")]
 
     def append(self, op: Operation, loc: SourceLocation | None) -> Operation:
         attr = location_attr(loc)
         if attr is not None:
             op.location = attr
-        self.block.add_op(op)
+        self.frames[-1].active.add_op(op)
         return op
+
+    def resolve(self, value: SSAValue, loc: SourceLocation | None = None) -> SSAValue:
+        """`value` usable in the block being traced (a closure becomes a capture; regions.py)."""
+        try:
+            return resolve(self.frames, value)
+        except TraceError as e:
+            raise with_location(e, loc or user_location()) from None
 
     # -- building ops -------------------------------------------------------
 
     def emit(self, op_cls: type[R.RasterOp], operands: Sequence[Any], params: dict) -> Any:
         """Append `op_cls(operands)`; Python scalars and arrays become fill / constant ops."""
         loc = user_location()
-        dtype = self._common_dtype(op_cls, operands, loc)
+        dtype, weak = self._common_dtype(op_cls, operands, loc)
         values = [self.lift(o, dtype, loc) for o in operands]
         try:
             params = op_cls.canonical_params([R.shape_of(v.type) for v in values], **params)
@@ -102,30 +117,43 @@ class FunctionScope:
         except RasterError as e:
             raise with_location(e, loc) from None
         self.append(op, loc)
-        results = tuple(TracedArray(self, r) for r in op.results)
+        results = tuple(TracedArray(self, r, weak=weak) for r in op.results)
         return results[0] if len(results) == 1 else results
 
-    def _common_dtype(self, op_cls, operands, loc) -> str:
-        """The operands' common dtype; Python numbers and integer arrays adopt it (weak typing).
+    def _common_dtype(self, op_cls, operands, loc) -> tuple[str, bool]:
+        """(the dtype the op computes in, whether its result is weakly typed).
 
         Traced values and float numpy arrays/scalars are typed: mixing float32 and
-        float64 among them is a DTypeError, as in eager mode.
+        float64 among them is a DTypeError, as in eager mode. Weakly typed operands
+        adopt the typed operands' dtype (JAX's rule): Python numbers, integer arrays,
+        traced integers (`tensor<i64>`, the loop index) and floats computed only from
+        those (`i * dt`). Without a typed operand, integers stay integers for the ops
+        that compute on them (`i + 1`), and anything with a float is float64.
         """
-        dtypes = []
+        typed, weak_floats, anything_float = [], [], False
         for o in operands:
             if isinstance(o, TracedArray):
                 self.check_owned(o)
-                dtypes.append(o.dtype_name)
+                if o.dtype_name == "i64":
+                    continue
+                anything_float = True
+                (weak_floats if o.weak else typed).append(o.dtype_name)
             else:
-                typed = typed_dtype(o)
-                if typed is not None:
-                    dtypes.append(typed)
-        if not dtypes:
-            return "f64"
-        try:
-            return same_dtype(op_cls.name, dtypes)  # the verifier's rule: mixing is refused
-        except DTypeError as err:
-            raise with_location(err, loc) from None
+                dtype = typed_dtype(o)
+                if dtype is not None:
+                    typed.append(dtype)
+                elif isinstance(o, (float, np.floating)) or getattr(np.asarray(o), "dtype", None) is not None and np.asarray(o).dtype.kind == "f":
+                    anything_float = True
+        if typed:
+            try:
+                return same_dtype(op_cls.name, typed), False  # the verifier's rule: mixing is refused
+            except DTypeError as err:
+                raise with_location(err, loc) from None
+        if weak_floats:
+            return ("f64" if "f64" in weak_floats else "f32"), True
+        if not anything_float and op_cls.INTEGER_OK and any(isinstance(o, TracedArray) for o in operands):
+            return "i64", True
+        return "f64", True
 
     def check_owned(self, value: TracedArray) -> None:
         if value.scope is not self:
@@ -137,19 +165,26 @@ class FunctionScope:
             raise with_location(error, user_location())
 
     def lift_args(self, args: Sequence[Any], loc: SourceLocation | None) -> list[SSAValue]:
-        """SSA values for a call's arguments; Python numbers take the traced arguments' dtype."""
-        dtypes = {a.dtype_name for a in args if isinstance(a, TracedArray)}
+        """SSA values for a call's arguments; Python numbers take the typed traced arguments' dtype.
+
+        Traced arguments keep their own type (the callee is traced per signature).
+        """
+        dtypes = {a.dtype_name for a in args if isinstance(a, TracedArray) and not a.weak and a.dtype_name != "i64"}
         dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
-        return [self.lift(a, dtype, loc) for a in args]
+        return [self.resolve(a.value, loc) if isinstance(a, TracedArray) else self.lift(a, dtype, loc) for a in args]
 
     def lift(self, value: Any, dtype: str, loc: SourceLocation | None) -> SSAValue:
-        """An SSA value for an operand: traced values as they are, constants materialised."""
+        """An SSA value for an operand: traced values as they are (converted to `dtype` when weakly
+        typed, captured when they come from an enclosing block), constants materialised."""
         if isinstance(value, TracedArray):
-            return value.value
+            resolved = self.resolve(value.value, loc)
+            if value.dtype_name != dtype and (value.weak or value.dtype_name == "i64"):
+                return self.append(ConvertOp.make([resolved], dtype=dtype), loc).results[0]
+            return resolved
         if isinstance(value, (bool, np.bool_)):
             raise with_location(TraceError(f"a bool ({value!r}) is not an array operand"), loc)
         if isinstance(value, (int, float, np.integer, np.floating)):
-            op = R.FillOp.make([], value=float(value), shape=(), dtype=dtype)
+            op = R.FillOp.make([], value=value, shape=(), dtype=dtype)
             return self.append(op, loc).results[0]
         if isinstance(value, (np.ndarray, list, tuple)):
             array = np.asarray(value)
@@ -221,7 +256,7 @@ class ModuleTrace:
         for leaf in leaves:
             if isinstance(leaf, TracedArray):
                 scope.check_owned(leaf)
-                results.append(leaf.value)
+                results.append(scope.resolve(leaf.value, loc))
             else:
                 dtypes = {a.dtype_name for a in args}
                 dtype = dtypes.pop() if len(dtypes) == 1 else "f64"
@@ -287,9 +322,12 @@ class TracedArray:
 
         return array_function(func, args, kwargs)
 
-    def __init__(self, scope: FunctionScope, value: SSAValue):
+    def __init__(self, scope: FunctionScope, value: SSAValue, weak: bool = False):
         self.scope = scope
         self.value = value
+        # Weakly typed (a float computed only from Python numbers and traced integers,
+        # `i * dt`): it adopts the dtype of the typed operands it meets, like a Python float.
+        self.weak = weak and R.is_float_type(value.type)
 
     # -- metadata -----------------------------------------------------------
     @property
@@ -387,7 +425,10 @@ class TracedArray:
         return _ops().abs(self)
 
     def __getitem__(self, key):
-        """numpy basic indexing with static indices: ints, slices, `...`, None (see frontend/indexing.py)."""
+        """numpy basic indexing with static indices: ints, slices, `...`, None (see frontend/indexing.py);
+        with a traced integer (the loop index), x[i] reads at a run-time position (raster_mlir/indexing.py)."""
+        if _has_traced_index(key):
+            return _indexing().dynamic_getitem(self, key)
         return _array_ops().getitem(self, key)
 
     def __iter__(self):
@@ -477,7 +518,13 @@ class TracedArray:
         raise with_location(error, user_location())
 
     def __bool__(self):
-        self._needs_values("bool() (an `if`, `while`, `and`/`or` or `not` on a traced value)")
+        error = TraceError(
+            f"bool() of a traced array {self.shape} {self.dtype_name} (an `if`, `while`, `and`/`or` or "
+            "`not` on a traced value): its value is not known while tracing. Use "
+            "rm.cond(pred, true_fn, false_fn, *operands) for a branch, rm.where(mask, a, b) "
+            "elementwise, or rm.while_loop(cond_fn, body_fn, init) for a data-dependent loop"
+        )
+        raise with_location(error, user_location())
 
     def __float__(self):
         self._needs_values("float()")
@@ -490,6 +537,11 @@ class TracedArray:
 
     def __array__(self, *args, **kwargs):
         self._needs_values("converting to a numpy array (np.asarray / a numpy function)")
+
+    @property
+    def at(self):
+        """Functional updates as in JAX: `x.at[i].set(v)`, `x.at[i].add(v)` (i traced or a Python int)."""
+        return _indexing().AtIndexer(self)
 
     __hash__ = object.__hash__  # identity: `==` builds a mask instead of comparing objects
 
@@ -524,6 +576,17 @@ def _array_ops():
     from raster_mlir import array_ops
 
     return array_ops
+
+
+def _indexing():
+    from raster_mlir import indexing
+
+    return indexing
+
+
+def _has_traced_index(item) -> bool:
+    items = item if isinstance(item, tuple) else (item,)
+    return any(isinstance(i, TracedArray) for i in items)
 
 
 __all__ = ["ModuleTrace", "FunctionScope", "TracedArray", "active_scope", "flatten", "unflatten"]
