@@ -77,6 +77,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from raster_mlir.dialects import raster as R
+from raster_mlir.dialects.raster_rules_index import accumulate
 from raster_mlir.dialects.raster_rules import (
     ReverseBuilder,
     RuleSet,
@@ -159,23 +160,14 @@ class GradientFunctionBuilder:
             new.name_hint = old.name_hint
         output, output_loc = self._forward(block)
         wrt = [block.args[i] for i in self.argnums]
-        path, varied = self._ops_on_path(list(block.ops), wrt, output)
 
-        cotangents: dict[SSAValue, SSAValue] = {}
-        if output in varied:
-            seed = R.FillOp.make([], value=1.0, shape=R.shape_of(output.type), dtype=R.dtype_of(output.type))
-            seed.location = output_loc
-            block.add_op(seed)
-            cotangents[output] = seed.results[0]
-        for op in path:
-            result_cts = [cotangents.get(r) for r in op.results]
-            if all(ct is None for ct in result_cts):
-                continue
-            needs = [v in varied for v in op.operands]
-            contributions = self._reverse(block, op, result_cts, needs)
-            for operand, ct, need in zip(op.operands, contributions, needs):
-                if ct is not None and need:
-                    self._accumulate(block, cotangents, operand, ct, op)
+        def seed():
+            op = R.FillOp.make([], value=1.0, shape=R.shape_of(output.type), dtype=R.dtype_of(output.type))
+            op.location = output_loc
+            block.add_op(op)
+            return op.results[0]
+
+        cotangents, (output,) = self.adjoint(block, wrt, [output], [seed])
 
         grads = []
         for arg in wrt:
@@ -219,16 +211,69 @@ class GradientFunctionBuilder:
     def _has_custom_rule(self, call: func.CallOp) -> bool:
         return has_custom_rule(call, self.functions)
 
+    # -- the reverse sweep of one block -------------------------------------------
+    def adjoint(self, block: Block, wrt: Sequence[SSAValue], outputs: Sequence[SSAValue], output_cts) -> tuple[dict, list]:
+        """Append to `block` the reverse sweep of its ops, from `outputs` back to `wrt`.
+
+        `output_cts[k]` is the cotangent of `outputs[k]` (None: none; a callable
+        makes it on demand, when the output depends on `wrt` at all). Ops on
+        the path whose rule has an `augment` step (loops: they record a tape)
+        are first replaced by their augmented form. Returns (the cotangent of
+        every value reached, the outputs after augmentation). Used for a
+        gradient function's body and, by the loop and branch rules
+        (dialects/raster_rules_control.py), for the bodies of region ops.
+        """
+        path, varied = self._ops_on_path(list(block.ops), wrt, outputs)
+        outputs = self._augment(path, varied, list(outputs))
+        cotangents: dict[SSAValue, SSAValue] = {}
+        for output, ct in zip(outputs, output_cts):
+            if output in varied and ct is not None:
+                ct = ct() if callable(ct) else ct
+                self._accumulate(block, cotangents, output, ct, self.grad_op)
+        for op in path:
+            result_cts = [cotangents.get(r) for r in op.results]
+            if all(ct is None for ct in result_cts):
+                continue
+            needs = [v in varied for v in op.operands]
+            contributions = self._reverse(block, op, result_cts, needs)
+            for operand, ct, need in zip(op.operands, contributions, needs):
+                if ct is not None and need:
+                    self._accumulate(block, cotangents, operand, ct, op)
+        return cotangents, outputs
+
+    def _augment(self, path: list[Operation], varied: set[SSAValue], outputs: list[SSAValue]) -> list[SSAValue]:
+        """Replace each op of `path` whose rule has an `augment` step by what it returns (in place)."""
+        replaced: dict[SSAValue, SSAValue] = {}
+        for k in range(len(path) - 1, -1, -1):  # forward order
+            op = path[k]
+            augment = getattr(self.rules.rule_for(type(op)), "augment", None)
+            if augment is None:
+                continue
+            new = augment(self, op)  # inserted before `op`, with whatever it needs
+            for old, result in zip(op.results, new.results):
+                replaced[old] = result
+                if old in varied:
+                    varied.add(result)
+            for old, result in zip(op.results, new.results):
+                old.replace_all_uses_with(result)
+            op.detach()
+            op.erase()
+            path[k] = new
+        return [replaced.get(o, o) for o in outputs]
+
     # -- pruning ------------------------------------------------------------------
-    def _ops_on_path(self, ops: Sequence[Operation], wrt: Sequence[SSAValue], output: SSAValue):
-        """(ops from the arguments to the output, in reverse order; the set of varied values)."""
+    def _ops_on_path(self, ops: Sequence[Operation], wrt: Sequence[SSAValue], outputs: Sequence[SSAValue]):
+        """(ops from `wrt` to `outputs`, in reverse order; the set of varied values).
+
+        Only float values vary: traced integers (loop indices) carry no gradient.
+        """
         varied: set[SSAValue] = set(wrt)
         for op in ops:  # block order is topological
             if self.rules.is_nondifferentiable(type(op)):
                 continue
             if any(v in varied for v in op.operands):
-                varied.update(op.results)
-        useful: set[SSAValue] = {output}
+                varied.update(r for r in op.results if R.is_float_type(r.type))
+        useful: set[SSAValue] = set(outputs)
         path = []
         for op in reversed(ops):
             if any(r in useful for r in op.results):
@@ -248,7 +293,9 @@ class GradientFunctionBuilder:
                 f"(differentiating @{self.callee_name})",
                 op,
             )
-        out = list(rule(ReverseBuilder(block, op, needs), op, cts))
+        builder = ReverseBuilder(block, op, needs)
+        builder.sweep = self  # region rules differentiate their bodies with `adjoint`
+        out = list(rule(builder, op, cts))
         if len(out) != len(op.operands):
             raise _error(
                 f"autodiff: the reverse rule of {op.name} returned {len(out)} cotangent(s) "
@@ -290,7 +337,7 @@ class GradientFunctionBuilder:
         if previous is None:
             cotangents[value] = ct
         else:  # a value used more than once: sum its cotangents
-            cotangents[value] = ReverseBuilder(block, op, ()).add(previous, ct)
+            cotangents[value] = accumulate(ReverseBuilder(block, op, ()), previous, ct)
 
 
 class GradExpander:

@@ -51,6 +51,7 @@ from xdsl.ir import Block, OpResult, Region, SSAValue
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects import raster_control as C
 from raster_mlir.dialects import raster_index as X
+from raster_mlir.dialects.raster_loop_transforms import TAPE_ATTR, TAPE_LOOP_ATTR
 
 from .loop_builder import LoopBuilder
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, read
@@ -180,7 +181,11 @@ def _init_carries(b: LoopBuilder, inits: Sequence[SSAValue], init_storage: Seque
         if isinstance(src, Buffer) and src.ref is dst.ref:
             continue
         if isinstance(value, OpResult) and isinstance(value.owner, X.EmptyOp):
-            continue  # a tape: written before it is read
+            # A tape: written before it is read. Its buffer keeps the marks (CompiledFunction.tape_report).
+            for name in (TAPE_ATTR, TAPE_LOOP_ATTR):
+                if name in value.owner.attributes and isinstance(dst.ref, OpResult):
+                    dst.ref.owner.attributes[name] = value.owner.attributes[name]
+            continue
         copy_into(b, src, dst)
 
 

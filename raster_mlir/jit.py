@@ -221,6 +221,12 @@ class CompiledFunction(LLVMInspection):
             return self._ran.stages[stage]
         return self._replayed(lambda r: r.recorded()).stages[stage]
 
+    def tape_report(self):
+        """The reverse-mode tapes in this function's workspace (raster_mlir/tape_report.py)."""
+        from raster_mlir.tape_report import tape_report
+
+        return tape_report(self.module)
+
     def _llvm_source(self):
         if self.native is None:
             raise RasterError(

@@ -1,0 +1,196 @@
+"""Reverse mode through rm.fori_loop / scan / cond: random-direction checks, the unrolled program, checkpointing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import raster_mlir as rm
+
+TRIPS = st.sampled_from([0, 1, 2, 7, 100])
+
+
+def directional_check(f_value, grads, args, rng, eps=1e-6, rtol=1e-6):
+    """<grad, d> against the central difference of f along a random direction d, per argument."""
+    for k, (arg, g) in enumerate(zip(args, grads)):
+        d = rng.standard_normal(np.shape(arg))
+        plus = list(args)
+        minus = list(args)
+        plus[k], minus[k] = arg + eps * d, arg - eps * d
+        fd = (f_value(*plus) - f_value(*minus)) / (2 * eps)
+        assert np.sum(g * d) == pytest.approx(fd, rel=rtol, abs=1e-8), f"argument {k}"
+
+
+def spring(n, checkpoint=None, unrolled=False):
+    def f(k, x0, v0):
+        def body(i, c):
+            x, v = c
+            a = -k * x - 0.1 * v + 0.01 * rm.tanh(i * 0.1 + x)
+            v = v + 0.01 * a
+            return x + 0.01 * v, v
+
+        if unrolled:
+            c = (x0, v0)
+            for i in range(n):
+                c = body(i, c)
+            x = c[0]
+        else:
+            x, _ = rm.fori_loop(0, n, body, (x0, v0), checkpoint=checkpoint)
+        return rm.sum(x * x)
+
+    return f
+
+
+def _spring_args(seed, size=5):
+    rng = np.random.default_rng(seed)
+    return rng, (rng.random(size) + 1.0, rng.standard_normal(size), rng.standard_normal(size))
+
+
+@settings(deadline=None)
+@given(n=TRIPS, seed=st.integers(0, 2**16))
+def test_fori_loop_gradient_random_direction(n, seed):
+    rng, args = _spring_args(seed)
+    f = spring(n)
+    directional_check(rm.jit(f), rm.grad(f)(*args), args, rng)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 30])
+def test_fori_loop_gradient_equals_the_unrolled_program(n):
+    _, args = _spring_args(n)
+    looped = rm.grad(spring(n))(*args)
+    unrolled = rm.grad(spring(n, unrolled=True))(*args)
+    for a, b in zip(looped, unrolled):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 97, 1000])
+def test_checkpointed_gradient_equals_the_plain_one_with_a_bounded_tape(n):
+    _, args = _spring_args(n, size=8)
+    plain = rm.compile(rm.grad(spring(n)), *args)
+    sqrt = rm.compile(rm.grad(spring(n, checkpoint="sqrt")), *args)
+    for a, b in zip(plain(*args), sqrt(*args)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+    assert plain.tape_report().carries == max(n - 1, 0)
+    assert sqrt.tape_report().carries <= 2 * math.sqrt(n)
+
+
+def test_checkpoint_every_k_and_the_decorator():
+    _, args = _spring_args(3)
+    plain = rm.grad(spring(50))(*args)
+
+    def f(k, x0, v0):
+        @rm.checkpoint(every=7)
+        def body(i, c):
+            x, v = c
+            a = -k * x - 0.1 * v + 0.01 * rm.tanh(i * 0.1 + x)
+            v = v + 0.01 * a
+            return x + 0.01 * v, v
+
+        return rm.sum(rm.fori_loop(0, 50, body, (x0, v0))[0] ** 2.0)
+
+    c = rm.compile(rm.grad(f), *args)
+    for a, b in zip(plain, c(*args)):
+        np.testing.assert_allclose(b, a, rtol=1e-12)
+    assert c.tape_report().carries == (math.ceil(50 / 7) - 1) + (7 - 1)
+
+
+def test_reverse_and_offset_loop_gradient():
+    def f(x, w):
+        return rm.sum(rm.fori_loop(-3, 5, lambda i, c: rm.tanh(c * w + i), x))
+
+    rng = np.random.default_rng(4)
+    args = (rng.standard_normal(4), rng.standard_normal(4))
+    directional_check(rm.jit(f), rm.grad(f)(*args), args, rng)
+
+
+@settings(deadline=None)
+@given(n=st.sampled_from([1, 2, 7, 40]), reverse=st.booleans(), seed=st.integers(0, 2**16))
+def test_scan_gradient(n, reverse, seed):
+    def f(c0, xs, w):
+        def step(c, x):
+            c = rm.tanh(c * w + x)
+            return c, rm.sum(c * x)
+
+        c, ys = rm.scan(step, c0, xs, reverse=reverse)
+        return rm.sum(c) + rm.sum(ys * ys)
+
+    rng = np.random.default_rng(seed)
+    args = (rng.standard_normal(3), rng.standard_normal((n, 3)), rng.standard_normal(3))
+    directional_check(rm.jit(f), rm.grad(f)(*args), args, rng)
+
+
+def test_scan_checkpointed_equals_plain():
+    def make(checkpoint):
+        def f(c0, xs):
+            c, ys = rm.scan(lambda c, x: (rm.tanh(c + x), c * x), c0, xs, checkpoint=checkpoint)
+            return rm.sum(ys) + rm.sum(c)
+
+        return f
+
+    rng = np.random.default_rng(5)
+    args = (rng.standard_normal(3), rng.standard_normal((20, 3)))
+    for a, b in zip(rm.grad(make(None))(*args), rm.grad(make("sqrt"))(*args)):
+        np.testing.assert_allclose(b, a, rtol=1e-12)
+
+
+def test_closure_reads_xs_i_and_records_a_trajectory():
+    """xs[i] in a body scatters its cotangent in place; a recorded history is not taped."""
+
+    def f(xs, w):
+        def body(i, c):
+            x, hist = c
+            x = x * w + xs[i]
+            return x, hist.at[i].set(x * x)
+
+        x, hist = rm.fori_loop(0, 12, body, (w * 0.0, xs * 0.0))
+        return rm.sum(hist) + rm.sum(x)
+
+    rng = np.random.default_rng(6)
+    args = (rng.standard_normal((12, 4)), rng.standard_normal(4) * 0.5)
+    directional_check(rm.jit(f), rm.grad(f)(*args), args, rng)
+    report = rm.compile(rm.grad(f), *args).tape_report()
+    assert report.loops and all(t.leaves == 1 for t in report.loops)  # x is taped, hist is not
+
+
+@pytest.mark.parametrize("p", [1.0, 0.0])
+def test_cond_gradient_is_the_taken_branch(p):
+    def f(x, y, p):
+        return rm.sum(rm.cond(p, lambda a, b: a * a * b, lambda a, b: rm.exp(a) - b, x, y))
+
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal(3), rng.standard_normal(3)
+    gx, gy = rm.grad(f, argnums=(0, 1))(x, y, p)
+    if p:
+        np.testing.assert_allclose(gx, 2 * x * y)
+        np.testing.assert_allclose(gy, x * x)
+    else:
+        np.testing.assert_allclose(gx, np.exp(x))
+        np.testing.assert_allclose(gy, -np.ones(3))
+
+
+def test_nested_loops_and_a_jit_call_in_a_body():
+    @rm.jit
+    def cell(a, x):
+        return rm.tanh(a) * x
+
+    def f(x):
+        def outer(i, acc):
+            return rm.fori_loop(0, i + 1, lambda j, a: cell(a, x) + j * 0.1, acc)
+
+        return rm.sum(rm.fori_loop(0, 4, outer, x))
+
+    def reference(x):
+        acc = x
+        for i in range(4):
+            for j in range(i + 1):
+                acc = np.tanh(acc) * x + j * 0.1
+        return np.sum(acc)
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(3)
+    assert rm.jit(f)(x) == pytest.approx(reference(x), rel=1e-13)
+    directional_check(reference, [rm.grad(f)(x)[0]], [x], rng)
