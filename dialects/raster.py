@@ -896,5 +896,6 @@ AD_OPS: tuple[type[IRDLOperation], ...] = (GradOp, ValueAndGradOp, JvpOp)
 # imported here, at the end.
 from .raster_control import CONTROL_OPS  # noqa: E402  (loops and branches: raster.for, scan, while, if)
 from .raster_index import INDEX_OPS  # noqa: E402  (traced integers: convert, dynamic_index, dynamic_update)
+from .raster_tape import TAPE_OPS, TAPE_TYPES  # noqa: E402  (growable tapes of reverse mode)
 
-Raster = Dialect("raster", [*RASTER_OPS, *AD_OPS, *CONTROL_OPS, *INDEX_OPS], [])
+Raster = Dialect("raster", [*RASTER_OPS, *AD_OPS, *CONTROL_OPS, *INDEX_OPS, *TAPE_OPS], [*TAPE_TYPES])

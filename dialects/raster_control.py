@@ -639,22 +639,20 @@ def region_blocks(op: Operation) -> list[Block]:
 
 
 def clone_block_into(
-    source: Block, target: Block, args: Sequence[SSAValue], value_map: dict | None = None,
-    on_op: Callable[[Operation], None] | None = None,
+    source: Block, target: Block, args: Sequence[SSAValue], skip: Callable[[Operation], bool] | None = None
 ) -> list[SSAValue]:
-    """Clone `source`'s ops (all but its terminator) to the end of `target`, its arguments bound to `args`.
+    """Clone `source`'s ops (all but its terminator, and those `skip` selects) to the end of `target`.
 
-    Returns the terminator's operands, mapped. Nested regions are cloned with the ops.
+    Its arguments are bound to `args`. Returns the terminator's operands,
+    mapped. Nested regions are cloned with the ops.
     """
-    mapping = dict(value_map or {})
-    mapping.update(zip(source.args, args))
+    mapping = dict(zip(source.args, args))
     for op in source.ops:
         if op is source.last_op and op.has_trait(IsTerminator):
             return [mapping.get(v, v) for v in op.operands]
-        clone = op.clone(value_mapper=mapping)
-        target.add_op(clone)
-        if on_op is not None:
-            on_op(clone)
+        if skip is not None and skip(op):
+            continue
+        target.add_op(op.clone(value_mapper=mapping))
     return []
 
 

@@ -38,13 +38,14 @@ from .raster_rules_core import ReverseBuilder, RuleSet, TangentBuilder, describe
 from .raster_rules_control import CONTROL_RULES
 from .raster_rules_elementwise import ELEMENTWISE_RULES
 from .raster_rules_index import INDEX_RULES
+from .raster_rules_while import WHILE_RULES
 from .raster_rules_linalg import LINALG_RULES
 from .raster_rules_maths import MATHS_RULES
 from .raster_rules_nn import NN_RULES
 
 DEFAULT_RULES = RuleSet("default").extend(ELEMENTWISE_RULES).extend(NN_RULES).extend(LINALG_RULES)
 DEFAULT_RULES.extend(MATHS_RULES).extend(ARRAY_RULES)
-DEFAULT_RULES.extend(INDEX_RULES).extend(CONTROL_RULES)  # traced integers; loops and branches
+DEFAULT_RULES.extend(INDEX_RULES).extend(CONTROL_RULES).extend(WHILE_RULES)  # traced integers; loops, branches
 DEFAULT_RULES.mark_nondifferentiable(R.GreaterOp, R.EqualOp, R.FillOp, R.ConstantOp)
 
 _RULE_SETS: dict[str, RuleSet] = {DEFAULT_RULES.name: DEFAULT_RULES}

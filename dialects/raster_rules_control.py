@@ -29,7 +29,6 @@ apply its adjoint, yielding the cotangents of the captures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from xdsl.dialects.builtin import UnitAttr
 from xdsl.ir import Block, SSAValue
@@ -50,7 +49,8 @@ from .raster_loop_transforms import (
     with_tape,
 )
 from .raster_rules_core import ReverseBuilder, RuleSet, describe_location
-from .raster_rules_index import accumulate
+from .raster_loop_adjoint import LoopAdjoint, reverse_loop
+from .raster_rules_while import GROWABLE_ATTR, augment_dynamic_for, growable_for_rule
 
 CONTROL_RULES = RuleSet("control")
 
@@ -68,8 +68,6 @@ def augment_for(sweep, op: ForOp, anchor=None) -> ForOp:
     anchor = anchor or op
     n = static_trip_count(op)
     if n is None:
-        from .raster_rules_while import augment_dynamic_for
-
         return augment_dynamic_for(sweep, op, anchor)
     every = op.checkpoint_every
     if every is not None and n > every:
@@ -95,18 +93,6 @@ def augment_scan(sweep, op: ScanOp) -> ForOp:
 # Reverse
 
 
-def varied_carries(sweep, block: Block, carry_args, cap_args, yielded, carries: set[int], captures: Sequence[int]) -> set[int]:
-    """The carries that carry cotangents (module docstring): a fixed point over the body."""
-    carries = {k for k in carries if R.is_float_type(carry_args[k].type)}
-    while True:
-        wrt = [carry_args[k] for k in carries] + [cap_args[m] for m in captures]
-        _, varied = sweep._ops_on_path(list(block.ops), wrt, list(yielded))  # noqa: SLF001
-        grown = carries | {k for k, v in enumerate(yielded) if v in varied and R.is_float_type(v.type)}
-        if grown == carries:
-            return carries
-        carries = grown
-
-
 def _carries_at_step(b: Builder, op: ForOp, j, lb, ub, inits, tapes, taped: list[int]) -> list[SSAValue]:
     """The carries entering the step with index j: the inits at the first step, else tape rows."""
     carries = list(inits)  # untaped carries: any value of the type will do (their value is never read)
@@ -130,59 +116,28 @@ def _carries_at_step(b: Builder, op: ForOp, j, lb, ub, inits, tapes, taped: list
 
 @CONTROL_RULES.register(ForOp)
 def for_rule(b: ReverseBuilder, op: ForOp, cts):
+    if GROWABLE_ATTR in op.attributes:
+        return growable_for_rule(b, op, cts)
     n, taped = taped_positions(op)
-    inits, tapes = list(op.inits[:n]), list(op.res[n:])
-    caps, (lb, ub) = list(op.captures[:-2]), op.captures[-2:]
-    n_operands_before_caps = 2 + len(op.inits)
-    body = op.body_block()
-    body_caps = op.capture_args()[:-2]
-    captures = [m for m, c in enumerate(caps) if b.needs(n_operands_before_caps + m) and R.is_float_type(c.type)]
-    carries = sorted(
-        varied_carries(
-            b.sweep, body, op.carry_args()[:n], body_caps, body.last_op.operands[:n],
-            {k for k in range(n) if b.needs(2 + k)}, captures,
-        )
+    tapes = list(op.res[n:])
+    n_caps = len(op.captures) - 2
+    first_cap = 2 + len(op.inits)
+
+    def carries_at_step(rb, j, init_args, extra):
+        tape_args, (lb, ub) = extra[:-2], extra[-2:]
+        return _carries_at_step(rb, op, j, lb, ub, list(init_args), list(tape_args), taped)
+
+    def body_args(j, c, cap_args, extra):
+        tape_args, (lb, ub) = extra[:-2], extra[-2:]
+        return [j, *c, *tape_args, *cap_args, lb, ub]
+
+    adjoint = LoopAdjoint(
+        op=op, n=n, init_operands=[2 + k for k in range(n)], cap_operands=[first_cap + m for m in range(n_caps)],
+        body=op.body_block(), body_carries=op.carry_args()[:n], body_caps=op.capture_args()[:-2],
+        bounds=(op.lb, op.ub), reverse=not op.is_reverse, extra=[*tapes, *op.captures[-2:]],
+        carries_at_step=carries_at_step, body_args=body_args,
     )  # fmt: skip
-    if not carries and not captures:
-        return [None] * len(op.operands)
-
-    outer = Builder(b.block, op)
-    ct_inits = [cts[k] if cts[k] is not None else outer.zeros_like(op.res[k]) for k in carries]
-    ct_cap_inits = [outer.zeros_like(caps[m]) for m in captures]
-    rev_captures = [*tapes, *inits, *caps, lb, ub]
-    block = Block(arg_types=[INDEX, *(v.type for v in ct_inits + ct_cap_inits), *(v.type for v in rev_captures)])
-    j = block.args[0]
-    ct_c = block.args[1 : 1 + len(carries)]
-    ct_cap = block.args[1 + len(carries) : 1 + len(carries) + len(captures)]
-    rest = block.args[1 + len(carries) + len(captures) :]
-    tape_args, init_args, cap_args, (lb_a, ub_a) = (
-        rest[: len(tapes)], rest[len(tapes) : len(tapes) + n], rest[len(tapes) + n : -2], rest[-2:]
-    )  # fmt: skip
-    rb = Builder(block, op)
-    c = _carries_at_step(rb, op, j, lb_a, ub_a, list(init_args), list(tape_args), taped)
-    outs = clone_block_into(body, block, [j, *c, *tape_args, *cap_args, lb_a, ub_a])[:n]
-    wrt = [c[k] for k in carries] + [cap_args[m] for m in captures]
-    output_cts = [ct_c[carries.index(k)] if k in carries else None for k in range(n)]
-    cot, _ = b.sweep.adjoint(block, wrt, outs, output_cts)
-    next_ct_c = [cot.get(c[k]) or rb.zeros_like(c[k]) for k in carries]
-    next_ct_cap = [
-        accumulate(rb, ct_cap[idx], cot[cap_args[m]]) if cap_args[m] in cot else ct_cap[idx]
-        for idx, m in enumerate(captures)
-    ]
-    block.add_op(YieldOp(*next_ct_c, *next_ct_cap))
-    reverse = ForOp(lb, ub, [*ct_inits, *ct_cap_inits], rev_captures, block, _flipped(op))
-    outer.append(reverse)
-    result: list[SSAValue | None] = [None] * len(op.operands)
-    for idx, k in enumerate(carries):
-        result[2 + k] = reverse.res[idx]
-    for idx, m in enumerate(captures):
-        result[n_operands_before_caps + m] = reverse.res[len(carries) + idx]
-    return result
-
-
-def _flipped(op: ForOp) -> dict:
-    """The reverse sweep runs the steps in the opposite order."""
-    return {} if op.is_reverse else {"reverse": UnitAttr()}
+    return reverse_loop(b, adjoint, cts)
 
 
 for_rule.augment = augment_for

@@ -274,8 +274,11 @@ class GradientFunctionBuilder:
             if any(v in varied for v in op.operands):
                 varied.update(r for r in op.results if R.is_float_type(r.type))
         useful: set[SSAValue] = set(outputs)
+        inputs = set(wrt)
         path = []
         for op in reversed(ops):
+            if op.results and all(r in inputs for r in op.results):
+                continue  # it makes the values differentiated with respect to: the sweep stops there
             if any(r in useful for r in op.results):
                 useful.update(op.operands)
                 if any(r in varied for r in op.results):

@@ -24,7 +24,8 @@ OPAQUE_OPS = ("func.call", "memref.copy", "vector.load", "vector.store")
 
 
 def is_opaque(op: Operation) -> bool:
-    return op.name in OPAQUE_OPS or op.name.startswith("llvm.")
+    # raster.rt_*: the run-time tape operations of reverse mode (memcpy into and out of a tape).
+    return op.name in OPAQUE_OPS or op.name.startswith(("llvm.", "raster.rt_"))
 
 
 class AnalysisWork:

@@ -153,7 +153,7 @@ def lower_body(
         storage[arg] = s
     yielded = list(block.last_op.operands)
     destination = yield_destinations(block, yielded[: len(buffers)], carry_args, [buf.ref for buf in buffers])
-    type(lowering)(b, storage).lower(list(block.ops)[:-1], destination)
+    lowering.nested().lower(list(block.ops)[:-1], destination)
     if place_rest is not None:
         place_rest([storage[v] for v in yielded[len(buffers) :]])
     _copy_yields(b, [storage[v] for v in yielded[: len(buffers)]], buffers)

@@ -149,7 +149,8 @@ def lower_function(function: func.FuncOp) -> None:
             continue
         destination[value] = out
 
-    BlockLowering(b, storage).lower(list(old_block.ops)[:-1], destination)
+    lowering = BlockLowering(b, storage)
+    lowering.lower(list(old_block.ops)[:-1], destination)
 
     # Slots not filled in place get a copy, after every op has read what it needs.
     for value, out in zip(results, slot):
@@ -164,6 +165,8 @@ def lower_function(function: func.FuncOp) -> None:
                 "another input's buffer while that input is itself overwritten"
             )
         copy_into(b, source, Buffer(out, R.shape_of(value.type)))
+    for release in lowering.at_return:  # growable tapes give their memory back (lower_tape.py)
+        release()
     b.add(func.ReturnOp())
 
     new_function = func.FuncOp(
@@ -187,9 +190,15 @@ class BlockLowering:
     lower their bodies with a nested BlockLowering sharing this storage map.
     """
 
-    def __init__(self, b: LoopBuilder, storage: dict[SSAValue, Storage]):
+    def __init__(self, b: LoopBuilder, storage: dict[SSAValue, Storage], at_return: list | None = None):
         self.b = b
         self.storage = storage
+        # Callbacks that emit ops just before the function returns (shared by nested lowerings).
+        self.at_return = at_return if at_return is not None else []
+
+    def nested(self) -> BlockLowering:
+        """A lowering for a region body, sharing the storage map and the return actions."""
+        return type(self)(self.b, self.storage, self.at_return)
 
     def lower(self, ops, destination: dict[SSAValue, SSAValue]) -> None:
         b = self.b
@@ -200,6 +209,9 @@ class BlockLowering:
                 self.storage[op.result] = Scalar(fill_value(b, op), R.shape_of(op.result.type))
                 continue
             ins = [self.storage[o] for o in op.operands]
+            if type(op) in STATE_LOWERINGS:  # ops on state (tapes): they place their own results
+                STATE_LOWERINGS[type(op)](self, op, ins)
+                continue
             if self._lower_scalar(op, ins, destination):
                 continue
             region_lowering = REGION_LOWERINGS.get(type(op))
@@ -246,6 +258,7 @@ class BlockLowering:
 
 
 from .lower_control import REGION_LOWERINGS  # noqa: E402  (region ops; they use BlockLowering)
+from .lower_tape import STATE_LOWERINGS  # noqa: E402  (growable tapes)
 
 
 @dataclass(frozen=True)

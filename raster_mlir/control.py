@@ -72,6 +72,11 @@ def checkpoint_steps(policy: int | str | None, trip_count: int | None, who: str)
         return sqrt_segment(trip_count)
     if isinstance(policy, bool) or not isinstance(policy, (int, np.integer)) or policy < 1:
         raise TraceError(f"{who}: checkpoint must be a positive int (steps per stored carry) or 'sqrt', got {policy!r}")
+    if trip_count is None:
+        raise TraceError(
+            f"{who}: checkpoint={policy!r} needs a trip count known while tracing (static bounds); a loop "
+            "with a run-time trip count keeps every carry on a tape that grows while it runs"
+        )
     return int(policy)
 
 

@@ -18,6 +18,7 @@ from xdsl.ir import Block
 
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects import raster_control as C
+from raster_mlir.dialects import raster_tape as T
 from raster_mlir.errors import CompileError
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 from raster_mlir.reference import run_kernel
@@ -101,4 +102,25 @@ def _if(functions, op: C.IfOp, operands):
     return _run_block(functions, then_block if operands[0] != 0 else else_block, operands[1:])
 
 
-_REGION_OPS = {C.ForOp: _for, C.ScanOp: _scan, C.WhileOp: _while, C.IfOp: _if}
+# Growable tapes (reverse mode through loops with a run-time trip count) are Python lists.
+
+
+def _tape_new(functions, op, operands):
+    return [[]]
+
+
+def _tape_push(functions, op, operands):
+    tape, value = operands
+    tape.append(np.array(value, copy=True))
+    return []
+
+
+def _tape_get(functions, op, operands):
+    tape, index = operands
+    return [tape[int(index)]]
+
+
+_REGION_OPS = {
+    C.ForOp: _for, C.ScanOp: _scan, C.WhileOp: _while, C.IfOp: _if,
+    T.TapeNewOp: _tape_new, T.TapePushOp: _tape_push, T.TapeGetOp: _tape_get,
+}  # fmt: skip

@@ -24,6 +24,7 @@ from raster_mlir.dialects import raster as R
 
 from raster_mlir.dialects.raster_control import CONTROL_OPS  # noqa: E402  (region ops: tests/loops/test_control_dialect.py)
 from raster_mlir.dialects.raster_index import INDEX_OPS  # noqa: E402
+from raster_mlir.dialects.raster_tape import TAPE_OPS  # noqa: E402  (tests/loops/test_control_dialect.py)
 
 ALL_OPS = [*R.RASTER_OPS, *R.AD_OPS, *INDEX_OPS]
 
@@ -216,7 +217,7 @@ def test_second_example_round_trips(op_cls):
 def test_every_op_has_both_examples():
     names = {c.name for c in ALL_OPS}
     assert set(DOC_ARGS) == names and set(EXTRA_EXAMPLES) == names
-    assert {op.name for op in R.Raster.operations} == names | {c.name for c in CONTROL_OPS}
+    assert {op.name for op in R.Raster.operations} == names | {c.name for c in (*CONTROL_OPS, *TAPE_OPS)}
 
 
 def test_ops_built_by_make_round_trip_through_traced_ir():

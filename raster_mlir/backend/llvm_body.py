@@ -42,6 +42,7 @@ from .jam import jam_plan
 from .jam_emit import JamEmitter
 from .llvm_cf import BranchEmitter
 from .llvm_control import ControlTranslator
+from .llvm_tape import TapeTranslator
 from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .parallel_emit import ParallelEmitter
@@ -49,7 +50,9 @@ from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
 from .vmath import vector_math_handlers
 
 
-class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter, ControlTranslator):
+class FunctionBodyEmitter(
+    JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter, ControlTranslator, TapeTranslator
+):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
     `module_ctx` is the `ModuleEmitter` (see `llvm_emit.py`): it owns the
@@ -309,6 +312,7 @@ class FunctionBodyEmitter(JamEmitter, ParallelEmitter, OpTranslator, VectorTrans
     HANDLERS.update(VECTOR_HANDLERS)
     HANDLERS.update(BranchEmitter.BRANCH_HANDLERS)
     HANDLERS.update(ControlTranslator.CONTROL_HANDLERS)
+    HANDLERS.update(TapeTranslator.TAPE_HANDLERS)
     HANDLERS.update(vector_math_handlers(HANDLERS))
     HANDLERS.update(
         {

@@ -51,7 +51,7 @@ def should_force_vectorize(loop: Operation, fn_name: str, scalar_calls: frozense
         if op is loop:
             continue
         name = op.name
-        if name == "scf.for" or name == "func.call" or name in scalar_calls or name == "memref.copy":
+        if name in ("scf.for", "scf.while", "func.call", "memref.copy") or name in scalar_calls or name.startswith("raster.rt_"):
             return False
         if name.startswith("vector."):  # written with vectors already: nothing left to vectorise
             return False

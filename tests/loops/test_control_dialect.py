@@ -61,6 +61,21 @@ IF = """
   }
 """
 
+TAPE = """
+  %t = raster.tape_new : !raster.tape<tensor<3xf64>>
+  raster.tape_push %t, %x0 : !raster.tape<tensor<3xf64>>, tensor<3xf64>
+  %k = raster.fill 0 : i64 : tensor<i64>
+  %y = raster.tape_get %t[%k] : !raster.tape<tensor<3xf64>> -> tensor<3xf64>
+  %h = memref.alloc() : memref<4xi64>
+  %m = memref.alloc() : memref<3xf64>
+  %i = arith.constant 0 : index
+  raster.rt_tape_init %h
+  raster.rt_tape_reset %h
+  raster.rt_tape_push %h, %m : memref<3xf64>
+  raster.rt_tape_read %h[%i], %m : memref<3xf64>
+  raster.rt_tape_free %h
+"""
+
 ARGS = "%x0: tensor<3xf64>, %c0: tensor<f64>, %xs: tensor<4x3xf64>"
 
 
@@ -72,7 +87,7 @@ def parse(text: str):
     return Parser(make_context(), text).parse_module()
 
 
-@pytest.mark.parametrize("body", [FOR, FOR_FLAGS, SCAN, WHILE, IF], ids=["for", "for_flags", "scan", "while", "if"])
+@pytest.mark.parametrize("body", [FOR, FOR_FLAGS, SCAN, WHILE, IF, TAPE], ids=["for", "for_flags", "scan", "while", "if", "tape"])
 def test_custom_and_generic_forms_round_trip(body):
     m = parse(module(body))
     m.verify()
@@ -108,10 +123,12 @@ def test_docstring_examples_are_the_tested_forms():
         (SCAN.replace("-> (tensor<4xf64>)", "-> (tensor<5xf64>)"), "ys 0 of type tensor<5xf64> must have a leading axis of length 4"),
         (WHILE.replace("raster.condition %p : tensor<f64>", "%pp = raster.broadcast_to %p : tensor<f64> -> tensor<2xf64>\n    raster.condition %pp : tensor<2xf64>"),
          "the predicate must be a 0-d tensor"),
+        (TAPE.replace("raster.tape_push %t, %x0 : !raster.tape<tensor<3xf64>>, tensor<3xf64>", "raster.tape_push %t, %c0 : !raster.tape<tensor<3xf64>>, tensor<f64>"),
+         "raster.tape_push: a row of type tensor<f64> on a tape of tensor<3xf64>"),
         (IF.replace("raster.yield %a1 : tensor<3xf64>", "%s = raster.sum %a1 : tensor<3xf64> -> tensor<f64>\n    raster.yield %s : tensor<f64>"),
          "raster.if: the else region's raster.yield: results 0 has type tensor<f64>, expected tensor<3xf64>"),
     ],
-    ids=["for_yield_type", "for_yield_count", "checkpoint", "scan_xs", "scan_ys", "while_pred", "if_branch"],
+    ids=["for_yield_type", "for_yield_count", "checkpoint", "scan_xs", "scan_ys", "while_pred", "tape_row", "if_branch"],
 )
 def test_verifier_names_the_mismatch(body, message):
     m = parse(module(body))
