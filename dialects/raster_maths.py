@@ -145,6 +145,7 @@ class ComparisonOp(ElementwiseBinaryOp):
 
     # arith.cmpf predicate of the lowering (ordered except `une`: NaN != anything is true, as numpy).
     PREDICATE: ClassVar[str] = ""
+    INTEGER_OK: ClassVar[bool] = True  # on traced integers (i < n): an i64 mask, compared with arith.cmpi
 
 
 @irdl_op_definition

@@ -139,7 +139,13 @@ def _sigmoid(b, x):
     return b.select(b.cmpf(x, b.float(0.0, x.type), "oge"), r, b.mulf(e, r))
 
 
-def _mask(predicate: str, int_predicate: str):
+# arith.cmpf predicate -> the arith.cmpi predicate of the same comparison on traced integers
+_INT_PREDICATES = {"ogt": "sgt", "oge": "sge", "olt": "slt", "ole": "sle", "oeq": "eq", "une": "ne", "one": "ne"}
+
+
+def _mask(predicate: str, int_predicate: str | None = None):
+    int_predicate = int_predicate or _INT_PREDICATES[predicate]
+
     def fn(b, x, y):
         if isinstance(x.type, IntegerType):
             cond = b.add(arith.CmpiOp(x, y, int_predicate))
