@@ -195,6 +195,7 @@ class WhereOp(RasterOp):
     """
 
     name = "raster.where"
+    INTEGER_OK: ClassVar[bool] = True  # selects between traced integers too (reverse mode's tape rows)
     pred = operand_def(TensorType)
     on_true = operand_def(TensorType)
     on_false = operand_def(TensorType)

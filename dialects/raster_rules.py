@@ -39,6 +39,7 @@ from .raster_rules_control import CONTROL_RULES
 from .raster_rules_elementwise import ELEMENTWISE_RULES
 from .raster_rules_index import INDEX_RULES
 from .raster_rules_while import WHILE_RULES
+from . import raster_tangents_control  # noqa: F401, E402  (the loops' tangent rules, in CONTROL/WHILE_RULES)
 from .raster_rules_linalg import LINALG_RULES
 from .raster_rules_maths import MATHS_RULES
 from .raster_rules_nn import NN_RULES

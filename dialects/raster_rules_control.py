@@ -37,7 +37,7 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError, with_location
 
 from .raster_control import INDEX, ForOp, IfOp, ScanOp, YieldOp, clone_block_into
-from .raster_index import DynamicIndexOp
+from .raster_index import ConvertOp, DynamicIndexOp
 from .raster_loop_transforms import (
     Builder,
     checkpoint_segments,
@@ -94,23 +94,20 @@ def augment_scan(sweep, op: ScanOp) -> ForOp:
 
 
 def _carries_at_step(b: Builder, op: ForOp, j, lb, ub, inits, tapes, taped: list[int]) -> list[SSAValue]:
-    """The carries entering the step with index j: the inits at the first step, else tape rows."""
+    """The carries entering the step with index j: the inits at the first step, else tape rows.
+
+    An elementwise select (`raster.where`), not a branch: it fuses into the
+    loops that read the carry, so no row is copied.
+    """
     carries = list(inits)  # untaped carries: any value of the type will do (their value is never read)
     if not taped:
         return carries
     step = execution_step(b, op, j, lb, ub)
     first = b.emit(R.EqualOp, [step, b.i64(0)])
-    operands = [step, *(inits[k] for k in taped), *tapes]
-    then_block = Block(arg_types=[v.type for v in operands])
-    then_block.add_op(YieldOp(*then_block.args[1 : 1 + len(taped)]))
-    else_block = Block(arg_types=[v.type for v in operands])
-    eb = Builder(else_block, op)
-    row = eb.emit(R.SubOp, [else_block.args[0], eb.i64(1)])
-    rows = [eb.emit(DynamicIndexOp, [tape, row]) for tape in else_block.args[1 + len(taped) :]]
-    else_block.add_op(YieldOp(*rows))
-    choice = b.append(IfOp(first, operands, [inits[k].type for k in taped], then_block, else_block))
-    for k, value in zip(taped, choice.res):
-        carries[k] = value
+    row = b.emit(R.MaximumOp, [b.emit(R.SubOp, [step, b.i64(1)]), b.i64(0)])
+    for k, tape in zip(taped, tapes):
+        pred = first if b.dtype(inits[k]) == "i64" else b.emit(ConvertOp, [first], dtype=b.dtype(inits[k]))
+        carries[k] = b.emit(R.WhereOp, [pred, inits[k], b.emit(DynamicIndexOp, [tape, row])])
     return carries
 
 

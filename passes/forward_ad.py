@@ -108,7 +108,12 @@ def propagate_tangents(
                     f"forward-ad: {op.name} has no tangent rule in rule set {rules.name!r} (differentiating {what})",
                     op,
                 )
-            result_tangents = list(rule(TangentBuilder(block, op), op, operand_tangents))
+            builder = TangentBuilder(block, op)
+            # Region rules (loops, branches) propagate tangents through their bodies with this.
+            builder.propagate = lambda body, body_ops, body_tangents: propagate_tangents(
+                body, body_ops, body_tangents, rules, functions, what
+            )
+            result_tangents = list(rule(builder, op, operand_tangents))
         if len(result_tangents) != len(op.results):
             raise _error(
                 f"forward-ad: the tangent rule of {op.name} returned {len(result_tangents)} tangent(s) "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math as pymath
 
 from xdsl.dialects import arith, math
+from xdsl.dialects.builtin import IntegerType
 
 from raster_mlir.dialects import raster as R
 
@@ -44,6 +45,8 @@ def _softplus(b: LoopBuilder, x):
 
 
 def _where(b: LoopBuilder, p, on_true, on_false):
+    if isinstance(p.type, IntegerType):  # traced integers
+        return b.select(b.add(arith.CmpiOp(p, b.integer(0, p.type), "ne")), on_true, on_false)
     return b.select(b.cmpf(p, b.float(0.0, p.type), "une"), on_true, on_false)
 
 
