@@ -67,7 +67,7 @@ def main():
             print(f"step {step:3d}: loss {value:.3e}  k = {theta[0]:.4f}  c = {theta[1]:.4f}")
     elapsed = time.perf_counter() - start
     print(f"200 gradient steps through {STEPS} RK4 steps each in {elapsed:.2f} s (first includes compiling)")
-    print(f"recovered k = {theta[0]:.3f}, c = {theta[1]:.3f} (true k = {true_theta[0]}, c = {true_theta[1]})")
+    print(f"recovered k = {theta[0]:.2f}, c = {theta[1]:.2f} (true k = {true_theta[0]}, c = {true_theta[1]})")
     compiled = value_and_grad.lower(theta, state0, observed)
     print(compiled.tape_report())
 

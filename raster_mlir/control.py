@@ -143,7 +143,7 @@ def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = 
         return _eager_scan(f, init, xs, length, reverse)
     scope = scope or _scope_of(init, xs)
     n = length
-    if n is None:
+    if n is None and xs is not None:
         leaves, _ = flatten(xs)
         n = int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else None
     try:
@@ -231,8 +231,12 @@ def _eager_fori(lower, upper, body, init):
 
 
 def _eager_scan(f, init, xs, length, reverse):
-    x_leaves, x_tree = flatten(xs)
+    x_leaves, x_tree = flatten(xs) if xs is not None else ([], None)
     arrays = [np.asarray(x) for x in x_leaves]
+
+    def x_at(k):
+        return unflatten(x_tree, [a[k] for a in arrays]) if xs is not None else None
+
     n = length if length is not None else (arrays[0].shape[0] if arrays else None)
     if n is None:
         raise with_location(TraceError("rm.scan: give xs or length= (the number of steps)"), user_location())
@@ -243,21 +247,24 @@ def _eager_scan(f, init, xs, length, reverse):
     carry, ys = init, []
     y_tree = None
     for k in (range(n - 1, -1, -1) if reverse else range(n)):
-        out = f(carry, unflatten(x_tree, [a[k] for a in arrays]))
+        out = f(carry, x_at(k))
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise with_location(TraceError("rm.scan: the body must return a pair (carry, y); y may be None"), user_location())
         carry, y = out
         _check_structure("rm.scan", carry_tree, carry)
-        y_leaves, y_tree = flatten(y)
+        y_leaves, y_tree = flatten(y) if y is not None else ([], None)
         ys.append([np.asarray(v) for v in y_leaves])
     if reverse:
         ys.reverse()
     if n == 0:  # the ys' shapes come from one evaluation of the body, as when tracing
-        _, y = f(init, unflatten(x_tree, [np.zeros(a.shape[1:], a.dtype) for a in arrays]))
-        y_leaves, y_tree = flatten(y)
+        dummy = unflatten(x_tree, [np.zeros(a.shape[1:], a.dtype) for a in arrays]) if xs is not None else None
+        _, y = f(init, dummy)
+        y_leaves, y_tree = flatten(y) if y is not None else ([], None)
         stacked = [np.zeros((0, *np.shape(v)), np.asarray(v).dtype) for v in y_leaves]
     else:
         stacked = [np.stack(column) for column in zip(*ys)] if ys[0] else []
+    if y_tree is None and not stacked:
+        return carry, None
     return carry, unflatten(y_tree, stacked)
 
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# A tree is None (a leaf), or (container type, [subtrees]) for tuples and lists,
-# or (dict, keys, [subtrees]), or (type(None), []) for None.
+# A tree is None (a leaf), or (container type, [subtrees]) for tuples and lists, or (dict, keys, [subtrees]).
 Tree = Any
-
-_NONE = (type(None), [])
 
 
 def flatten(obj: Any) -> tuple[list[Any], Tree]:
@@ -30,8 +27,6 @@ def _flatten_into(obj: Any, leaves: list[Any]) -> Tree:
     if isinstance(obj, dict):
         keys = sorted(obj)
         return (dict, keys, [_flatten_into(obj[k], leaves) for k in keys])
-    if obj is None:
-        return _NONE
     leaves.append(obj)
     return None
 
@@ -49,8 +44,6 @@ def _build(tree: Tree, it) -> Any:
         _, keys, children = tree
         return {k: _build(c, it) for k, c in zip(keys, children)}
     kind, children = tree
-    if kind is type(None):
-        return None
     return kind(_build(c, it) for c in children)
 
 
@@ -62,8 +55,6 @@ def describe(tree: Tree) -> str:
         _, keys, children = tree
         return "{" + ", ".join(f"{k!r}: {describe(c)}" for k, c in zip(keys, children)) + "}"
     kind, children = tree
-    if kind is type(None):
-        return "None"
     inner = ", ".join(describe(c) for c in children)
     if kind is tuple:
         return f"({inner}{',' if len(children) == 1 else ''})"

@@ -228,7 +228,7 @@ def trace_fori_loop(scope: FunctionScope, loc, lower, upper, body: Callable, ini
 
 @_located
 def trace_scan(scope: FunctionScope, loc, f: Callable, init, xs, length: int | None, reverse: bool, checkpoint):
-    x_leaves, x_tree = flatten(xs)
+    x_leaves, x_tree = flatten(xs) if xs is not None else ([], None)
     x_paths = leaf_paths(x_tree)
     x_values = []
     for k, leaf in enumerate(x_leaves):
@@ -253,12 +253,12 @@ def trace_scan(scope: FunctionScope, loc, f: Callable, init, xs, length: int | N
 
         def trace():
             x_args = block.args[1 + len(carries.values) :]
-            x = unflatten(x_tree, [TracedArray(scope, a) for a in x_args])
+            x = unflatten(x_tree, [TracedArray(scope, a) for a in x_args]) if xs is not None else None
             out = f(carries.placeholders(scope, block.args[1 : 1 + len(carries.values)]), x)
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 raise TraceError("rm.scan: the body must return a pair (carry, y); y may be None")
             new_carry = carries.match(scope, out[0], "the body")
-            y_leaves, ys_info["tree"] = flatten(out[1])
+            y_leaves, ys_info["tree"] = flatten(out[1]) if out[1] is not None else ([], None)
             y_paths = leaf_paths(ys_info["tree"])
             ys = [lift_leaf(scope, y, None, f"rm.scan: y {y_paths[k]}", loc) for k, y in enumerate(y_leaves)]
             ys_info["weak"] = [w for _, w in ys]
@@ -274,6 +274,8 @@ def trace_scan(scope: FunctionScope, loc, f: Callable, init, xs, length: int | N
         op = ScanOp(n, carries.values, x_values, frame.capture_values, ys_types, block, _properties(reverse, checkpoint))
         scope.append(op, loc)
         carry = carries.results(scope, op.carry_results())
+        if not ys_info["weak"] and ys_info["tree"] is None:
+            return carry, None  # the body's y was None: no ys
         ys = unflatten(ys_info["tree"], [TracedArray(scope, r, weak=w) for r, w in zip(op.ys_results(), ys_info["weak"])])
         return carry, ys
 
