@@ -36,6 +36,7 @@ one pass each whatever the size.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -73,12 +74,35 @@ def _as_tuple(name: str, what: str, value) -> tuple:
     return tuple(value)
 
 
-def _transforms_of(f) -> dict:
+class _MethodTransforms:
+    """The view of a function's transforms table for one bound method: keys carry the instance.
+
+    `obj.method` is a new object at every access, so the table lives on the
+    function; the compiled transforms hold the method, hence the instance, so
+    its id is not reused while they exist.
+    """
+
+    def __init__(self, table: dict, instance_id: int):
+        self.table, self.instance_id = table, instance_id
+
+    def get(self, key):
+        return self.table.get((self.instance_id, key))
+
+    def __setitem__(self, key, value):
+        self.table[(self.instance_id, key)] = value
+
+    def keys(self):
+        return [k[1] for k in self.table if isinstance(k, tuple) and k[0] == self.instance_id]
+
+
+def _transforms_of(f):
     """The compiled transforms of `f` (jvp, vjp...), kept on f so they live as long as f does.
 
     `functools.update_wrapper` copies attributes between wrappers, so the
-    table records whose it is.
+    table records whose it is. A bound method keeps its table on its function.
     """
+    if inspect.ismethod(f):
+        return _MethodTransforms(_transforms_of(f.__func__), id(f.__self__))
     entry = getattr(f, "_raster_transforms", None)
     if entry is not None and entry[0] == id(f):
         return entry[1]

@@ -62,6 +62,25 @@ def test_vjp_function_is_compiled_and_matches_the_transpose():
     assert all(isinstance(fn, rm.JitFunction) for fn in compiled.values())
 
 
+def test_bound_methods_compile_once_per_instance():
+    class Model:
+        def __init__(self, scale):
+            self.scale = scale
+
+        def loss(self, x):
+            return rm.sum(rm.exp(x) * self.scale)
+
+    a, b = Model(2.0), Model(3.0)
+    (ha,) = rm.hvp(a.loss, (X,), (V,))
+    (hb,) = rm.hvp(b.loss, (X,), (V,))
+    np.testing.assert_allclose(ha, 2 * np.exp(X) * V)
+    np.testing.assert_allclose(hb, 3 * np.exp(X) * V)
+    table = rm.forward_api._transforms_of(a.loss)
+    first = table.get(next(iter(table.keys())))
+    rm.hvp(a.loss, (X,), (V,))
+    assert table.get(next(iter(table.keys()))) is first and len(first._compiled) == 1
+
+
 def test_linearize():
     out, f_jvp = rm.linearize(rm.exp, X)
     np.testing.assert_allclose(out, np.exp(X))
