@@ -139,7 +139,7 @@ class ConcatenateOp(RasterOp):
 
     @classmethod
     def canonical_params(cls, shapes, axis=0, **params):
-        if shapes:
+        if shapes and shapes[0]:  # 0-d operands get the shape rule's own message
             axis = S.normalize_axis(cls.name, int(axis), len(shapes[0]), shapes[0])
         return {"axis": axis, **params}
 

@@ -25,7 +25,7 @@ from raster_mlir.errors import RasterError, ShapeError, TraceError
 from raster_mlir.frontend.indexing import basic_index
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import TracedArray
-from raster_mlir.ops import apply, broadcast_to, fail, reshape
+from raster_mlir.ops import apply, axis_argument, broadcast_to, fail, reshape
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -34,10 +34,11 @@ def _shape(x) -> tuple[int, ...]:
 
 def _axes(op: str, axis, rank: int, shape) -> tuple[int, ...]:
     """axis (None = all, int or tuple) as sorted non-negative axes; repeats are refused."""
+    axis = axis_argument(op, axis)
     if axis is None:
         return tuple(range(rank))
-    raw = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    axes = tuple(normalize_axis(op, int(a), rank, shape) for a in raw)
+    raw = axis if isinstance(axis, tuple) else (axis,)
+    axes = tuple(normalize_axis(op, a, rank, shape) for a in raw)
     if len(set(axes)) != len(axes):
         raise ShapeError(f"{op}: axis {axis} repeats an axis")
     return tuple(sorted(axes))
@@ -144,9 +145,9 @@ def ravel(x):
 def diff(x, n: int = 1, axis: int = -1):
     """n-th forward difference along `axis`: x[1:] - x[:-1], n times (as numpy.diff)."""
     shape = _shape(x)
-    d = _located(lambda: normalize_axis("diff", axis, len(shape), shape))
-    if n < 0:
-        fail(ShapeError(f"diff: order n={n} must be non-negative"))
+    d = _located(lambda: normalize_axis("diff", axis_argument("diff", axis), len(shape), shape))
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        fail(ShapeError(f"diff: order n={n!r} must be a non-negative integer"))
     for _ in range(n):
         x = _take(x, d, 1, None) - _take(x, d, None, -1)
     return x
@@ -172,7 +173,8 @@ def roll(x, shift, axis=None):
     if axis is None:
         return reshape(roll(ravel(x), shift, 0), shape)
     shifts = tuple(shift) if isinstance(shift, (tuple, list)) else (shift,)
-    raw = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    axis = axis_argument("roll", axis)
+    raw = axis if isinstance(axis, tuple) else (axis,)
     if len(shifts) != len(raw) and len(shifts) != 1 and len(raw) != 1:
         fail(ShapeError(f"roll: shift {shift} and axis {axis} must have the same length"))
     pairs = np.broadcast(np.asarray(shifts), np.asarray(raw))

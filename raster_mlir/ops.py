@@ -14,6 +14,7 @@ arrays is a DTypeError rather than a silent promotion.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -269,6 +270,18 @@ def where(condition, x, y):
 # Reductions
 
 
+def axis_argument(op: str, axis):
+    """None, an int or a tuple of ints, as given to numpy; anything else is a DTypeError at the user's line."""
+    try:
+        if axis is None:
+            return None
+        if isinstance(axis, (tuple, list)):
+            return tuple(operator.index(a) for a in axis)
+        return operator.index(axis)
+    except TypeError:
+        fail(DTypeError(f"{op}: axis must be an int, a tuple of ints or None, got {axis!r}"))
+
+
 def reduce(op_cls, x, axis, keepdims):
     """A reduction op over `axis`: None (everything), an int, or a tuple of ints (one op per axis).
 
@@ -276,7 +289,8 @@ def reduce(op_cls, x, axis, keepdims):
     dims until the end: sum, max, min, prod, logsumexp and (with equal counts)
     mean of the partial results equal the reduction over all of them at once.
     """
-    if not isinstance(axis, (tuple, list)):
+    axis = axis_argument(op_cls.name, axis)
+    if not isinstance(axis, tuple):
         return apply(op_cls, [x], axis=axis, keepdims=keepdims)
     shape = x.shape if hasattr(x, "shape") else np.shape(x)
     try:
@@ -324,9 +338,12 @@ def logsumexp(x, axis=None, keepdims=False):
 
 def cumsum(x, axis=None):
     """Running sum along `axis`; over the flattened array when axis is None (as numpy)."""
+    axis = axis_argument(R.CumsumOp.name, axis)
     if axis is None:
         x = reshape(x, (-1,))
         axis = 0
+    elif isinstance(axis, tuple):
+        fail(DTypeError(f"{R.CumsumOp.name}: axis must be one int or None, got {axis}"))
     return apply(R.CumsumOp, [x], axis=axis)
 
 

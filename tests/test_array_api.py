@@ -157,3 +157,36 @@ def test_norm_gradient_is_nan_at_zero_only():
     g = gradient(lambda x: rm.norm(x), np.array([3.0, 4.0]))
     np.testing.assert_allclose(g, [0.6, 0.8])
     assert np.isnan(gradient(lambda x: rm.norm(x), np.zeros(2))).all()
+
+
+# (function, error, words of the message, whether it also fails so eagerly: indexing and
+# astype of a numpy array are numpy's own business)
+BAD_ARGUMENTS = [
+    (lambda x: rm.sum(x, axis="a"), rm.DTypeError, "axis must be an int", True),
+    (lambda x: rm.mean(x, axis=1.0), rm.DTypeError, "axis must be an int", True),
+    (lambda x: rm.cumsum(x, axis=(0, 1)), rm.DTypeError, "one int or None", True),
+    (lambda x: rm.flip(x, "a"), rm.DTypeError, "axis must be an int", True),
+    (lambda x: rm.roll(x, 1, axis=[0, 0.5]), rm.DTypeError, "axis must be an int", True),
+    (lambda x: rm.diff(x, 2.5), rm.ShapeError, "non-negative integer", True),
+    (lambda x: rm.pad(x, "wide"), rm.ShapeError, "pad_width", True),
+    (lambda x: rm.pad(x, -1), rm.ShapeError, "negative", True),
+    (lambda x: rm.pad(x, 1, mode="mean"), rm.ShapeError, "not supported", True),
+    (lambda x: rm.concatenate([x[0, 0], x[0, 1]]), rm.ShapeError, "0-d arrays cannot be concatenated", True),
+    (lambda x: rm.squeeze(x, 0), rm.ShapeError, "not 1", True),
+    (lambda x: rm.where(np.ones(4), x, 0.0), rm.ShapeError, "do not broadcast", True),
+    (lambda x: rm.clip(x, None, None), rm.DTypeError, "a_min, a_max", True),
+    (lambda x: x.astype(np.float32), rm.DTypeError, "astype", False),
+    (lambda x: x[..., ...], rm.ShapeError, "single ellipsis", False),
+    (lambda x: x[True], rm.TraceError, "bool", False),
+    (lambda x: x[: rm.sum(x)], rm.TraceError, "slice bounds", False),
+]
+
+
+@pytest.mark.parametrize("fn,error,words,eager", BAD_ARGUMENTS, ids=[f"bad-{k}" for k in range(len(BAD_ARGUMENTS))])
+def test_bad_arguments_are_raster_errors(fn, error, words, eager):
+    x = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(error, match=words):
+        rm.compile(fn, x, pipeline=TENSOR_PIPELINE)
+    if eager:
+        with pytest.raises(error, match=words):
+            fn(x)
