@@ -22,6 +22,7 @@ EXPECTED_OUTPUT = {
     "05_training_loop.py": ["step 199", "200 steps in"],
     "06_compiled_train_step.py": ['step.ir("after:fuse-loops")', "scf.for", "us per step"],
     "07_ode_fit.py": ["recovered k = 2.50, c = 0.30", "through 1000 RK4 steps", "999 carries"],
+    "08_heat_equation.py": ["recovered D = 0.37000000 (true 0.37)", "by central difference", "1 loop over the grid"],
     "09_newton.py": ["converged to [1. 1.] in 7 Newton steps", "Hessian-vector products", "hvp matches the Hessian of b2 times v: True"],
 }
 
