@@ -21,7 +21,7 @@ import numpy as np
 
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.shapes import fmt, normalize_axis
-from raster_mlir.errors import RasterError, ShapeError, TraceError
+from raster_mlir.errors import RasterError, ShapeError
 from raster_mlir.frontend.indexing import basic_index
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import TracedArray
@@ -57,9 +57,15 @@ def _located(fn):
 
 
 def getitem(x, key):
-    """numpy basic indexing x[key] with static ints, slices (negative bounds, steps), `...` and None."""
+    """numpy basic indexing x[key] with static ints, slices (negative bounds, steps), `...` and None.
+
+    A traced integer among the indices (a loop index) goes to the loop ops'
+    dynamic indexing (`raster_mlir.indexing.dynamic_getitem`).
+    """
     items = key if isinstance(key, tuple) else (key,)
     if any(isinstance(k, TracedArray) for k in items):
+        from raster_mlir.indexing import dynamic_getitem
+
         return dynamic_getitem(x, key)
     shape = _shape(x)
     index = _located(lambda: basic_index(shape, key))
@@ -69,16 +75,6 @@ def getitem(x, key):
     if index.box != index.shape:
         y = reshape(y, index.shape)
     return y
-
-
-def dynamic_getitem(x, key):
-    """x[i] with a traced integer i: the loop ops provide this (not static indexing)."""
-    fail(
-        TraceError(
-            f"indexing a traced array {_shape(x)} with a traced value ({key!r}) is not supported here; "
-            "indices must be Python integers, slices, `...` or None"
-        )
-    )
 
 
 def _take(x, axis: int, start: int | None, stop: int | None, step: int = 1):
