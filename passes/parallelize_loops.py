@@ -29,8 +29,8 @@ A loop qualifies when all of this holds:
    into blocks, each reduced from the operation's identity, and combines
    the blocks' results in block order;
 5. it is worth a dispatch: its work estimate (element operations: one per
-   scalar op, one per lane of a vector op, times the trip counts of the
-   enclosing loops) is at least `min-work`.
+   scalar op, one per lane of a vector op, 20-60 for a transcendental `math`
+   op, times the trip counts of the enclosing loops) is at least `min-work`.
 
 Loops that fail stay serial, unchanged. Only (4) changes the order of
 floating-point operations, and only there does the result depend on how many
@@ -246,6 +246,14 @@ def reduction_kinds(loop: scf.ForOp) -> list[str] | None:
 # -- (5) work ----------------------------------------------------------------------------
 
 
+# A transcendental op is one op in the IR but tens of arithmetic instructions per element once
+# the backend expands it (backend/vmath/: range reduction, a polynomial, special cases).
+TRANSCENDENTAL_WORK = {
+    "math.exp": 20, "math.exp2": 20, "math.expm1": 25, "math.log": 30, "math.log1p": 35, "math.tanh": 30,
+    "math.sin": 40, "math.cos": 40, "math.tan": 45, "math.atan2": 45, "math.erf": 60, "math.powf": 60,
+}  # fmt: skip
+
+
 def work_estimate(block: Block) -> int:
     total = 0
     for op in block.ops:
@@ -258,7 +266,8 @@ def work_estimate(block: Block) -> int:
             continue
         else:
             types = [r.type for r in op.results] or [v.type for v in op.operands]
-            total += max([t.get_shape()[-1] if isinstance(t, VectorType) else 1 for t in types] or [1])
+            lanes = max([t.get_shape()[-1] if isinstance(t, VectorType) else 1 for t in types] or [1])
+            total += lanes * TRANSCENDENTAL_WORK.get(op.name, 1)
     return total
 
 

@@ -231,3 +231,13 @@ def test_the_callers_floating_point_mode_is_restored(restore_flush_mode):
     # numpy, after a native call, still produces subnormals
     assert np.array([1e-300]) * np.array([1e-10]) != 0.0
     assert 0.0 < np.exp(-740.0) < 1e-308
+
+
+def test_transcendental_loops_count_as_more_work_for_the_thread_pool():
+    """parallelize-loops weighs exp by what it expands to: 10^5 exps are worth a dispatch, 10^5 adds are not."""
+    import raster_mlir as rm
+
+    x = np.zeros(100_000)
+    parallel = "raster.parallel"
+    assert parallel in rm.compile(lambda v: rm.exp(v), x).ir("after:parallelize-loops")
+    assert parallel not in rm.compile(lambda v: v + 1.0, x).ir("after:parallelize-loops")
