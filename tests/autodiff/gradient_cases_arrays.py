@@ -24,7 +24,7 @@ def _row_or_matrix(draw, n):
 def unary_maths(x):
     y = 0.4 * x
     return rm.stack([rm.sin(x), rm.cos(x), rm.tan(y), rm.exp2(y), rm.log1p(rm.abs(x)), rm.expm1(y),
-                     rm.abs(x), rm.erf(x), rm.softplus(3.0 * x), rm.square(x), rm.reciprocal(2.0 + x)])  # fmt: skip
+                     rm.abs(x), rm.erf(x), rm.softplus(3.0 * x), rm.square(x), rm.reciprocal(3.0 + x)])  # fmt: skip
 
 
 def binary_maths(a, b):
