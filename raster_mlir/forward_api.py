@@ -312,13 +312,15 @@ def _flat_fast_path(f, key: tuple, primals, tangents) -> JitFunction | None:
     """The compiled transform for flat tuples of arrays / numbers, if one was built (else None)."""
     if type(primals) is not tuple or type(tangents) is not tuple:
         return None
-    for a in primals:
+    entry = getattr(f, "_raster_transforms", None)
+    table = entry[1] if entry is not None and entry[0] == id(f) else _transforms_of(f)
+    fn = table.get(("flat", *key, len(primals), len(tangents)))
+    if fn is None:
+        return None
+    for a in primals + tangents:
         if isinstance(a, (tuple, list)):
             return None
-    for a in tangents:
-        if isinstance(a, (tuple, list)):
-            return None
-    return _transforms_of(f).get(("flat", *key, len(primals), len(tangents)))
+    return fn
 
 
 def _remember_flat(f, key: tuple, n_primals: int, n_tangents: int, fn: JitFunction) -> None:
