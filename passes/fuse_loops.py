@@ -1,7 +1,7 @@
 """`fuse-loops`: merge loop nests that walk the same iteration space, then drop dead temporaries.
 
-Algorithm, per block (a function body, then the bodies of the loops in it,
-up to `max-depth`), linear in the size of the block:
+Algorithm, per block (a function body, then the bodies of the loops, while
+loops and branches in it, up to `max-depth`), linear in the size of the block:
 1. One sweep visits the block's ops in order with `BlockDependences`
    (block_dependences.py): every op is walked once, and its dependences (the
    earlier ops it must stay after: SSA definitions, per-buffer last writer
@@ -90,8 +90,13 @@ def same_iteration(a: Footprint, b: Footprint) -> bool:
 
 
 def _candidate_bounds(op: Operation) -> tuple[int, int, int] | None:
-    """The bounds of a loop fusion may merge (constant bounds, no loop-carried results), else None."""
-    if isinstance(op, scf.ForOp) and not op.results:
+    """The bounds of a loop fusion may merge (constant bounds, no loop-carried results), else None.
+
+    The time loop of a `raster.for` / `raster.scan` (attribute `raster.loop`) is not one: its steps
+    run in sequence, and an unrelated element loop of the same trip count merged into it would
+    run one element per step instead of being vectorised. Fusion works inside it.
+    """
+    if isinstance(op, scf.ForOp) and not op.results and "raster.loop" not in op.attributes:
         return loop_bounds(op)
     return None
 
@@ -225,8 +230,10 @@ def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats, max
         if not fuse_sweep(block, stats, footprints, max_size):
             break
     for op in block.ops:
-        if isinstance(op, scf.ForOp):
-            fuse_block(op.body.block, depth + 1, max_depth, stats, max_size)
+        if isinstance(op, (scf.ForOp, scf.WhileOp, scf.IfOp)):  # loop bodies, while regions, branches
+            for region in op.regions:
+                for inner in region.blocks:
+                    fuse_block(inner, depth + 1, max_depth, stats, max_size)
 
 
 class _StoredValues:
