@@ -112,43 +112,36 @@ class TapeGetOp(IRDLOperation):
 HEADER = MemRefType(i64, [4])
 
 
+class _HeaderOp(IRDLOperation):
+    """An operation on a tape header alone."""
+
+    header = operand_def(HEADER)
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "$header attr-dict"
+
+    def __init__(self, header: SSAValue):
+        super().__init__(operands=[header])
+
+
 @irdl_op_definition
-class RtTapeInitOp(IRDLOperation):
+class RtTapeInitOp(_HeaderOp):
     """No rows, no memory: the state of a tape when its function starts.  `raster.rt_tape_init %h`"""
 
     name = "raster.rt_tape_init"
-    header = operand_def(HEADER)
-    traits = traits_def(MemoryWriteEffect())
-    assembly_format = "$header attr-dict"
-
-    def __init__(self, header: SSAValue):
-        super().__init__(operands=[header])
 
 
 @irdl_op_definition
-class RtTapeResetOp(IRDLOperation):
+class RtTapeResetOp(_HeaderOp):
     """No rows, the memory kept for reuse (`raster.tape_new`).  `raster.rt_tape_reset %h`"""
 
     name = "raster.rt_tape_reset"
-    header = operand_def(HEADER)
-    traits = traits_def(MemoryWriteEffect())
-    assembly_format = "$header attr-dict"
-
-    def __init__(self, header: SSAValue):
-        super().__init__(operands=[header])
 
 
 @irdl_op_definition
-class RtTapeFreeOp(IRDLOperation):
+class RtTapeFreeOp(_HeaderOp):
     """Release the rows' memory (when the function returns).  `raster.rt_tape_free %h`"""
 
     name = "raster.rt_tape_free"
-    header = operand_def(HEADER)
-    traits = traits_def(MemoryWriteEffect())
-    assembly_format = "$header attr-dict"
-
-    def __init__(self, header: SSAValue):
-        super().__init__(operands=[header])
 
 
 @irdl_op_definition

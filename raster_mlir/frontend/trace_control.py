@@ -180,6 +180,15 @@ def _properties(reverse: bool = False, checkpoint: int | None = None) -> dict[st
     return props
 
 
+def _with_promotion(scope: FunctionScope, carries: Carries, attempt: Callable[[Carries], Any]) -> Any:
+    """attempt(carries), traced again with promoted carries when the body changes a weakly typed one."""
+    while True:
+        try:
+            return attempt(carries)
+        except _Promote as p:
+            carries = carries.promoted(scope, p.dtypes)
+
+
 def _in_frame(scope: FunctionScope, frame: RegionFrame, fn: Callable[[], Any]) -> Any:
     scope.frames.append(frame)
     try:
@@ -205,8 +214,7 @@ def _located(fn):
 def trace_fori_loop(scope: FunctionScope, loc, lower, upper, body: Callable, init, checkpoint: int | None):
     lb = _bound(scope, lower, "lower", loc)
     ub = _bound(scope, upper, "upper", loc)
-    carries = Carries(scope, init, "rm.fori_loop", loc)
-    while True:
+    def attempt(carries: Carries):
         block = Block(arg_types=[INDEX, *carries.types])
         block.args[0].name_hint = "i"
         frame = RegionFrame([block], "the body of rm.fori_loop")
@@ -215,15 +223,12 @@ def trace_fori_loop(scope: FunctionScope, loc, lower, upper, body: Callable, ini
             out = body(TracedArray(scope, block.args[0]), carries.placeholders(scope, block.args[1:]))
             return carries.match(scope, out, "the body")
 
-        try:
-            outs = _in_frame(scope, frame, trace)
-        except _Promote as p:
-            carries = carries.promoted(scope, p.dtypes)
-            continue
-        block.add_op(YieldOp(*outs))
+        block.add_op(YieldOp(*_in_frame(scope, frame, trace)))
         op = ForOp(lb, ub, carries.values, frame.capture_values, block, _properties(checkpoint=checkpoint))
         scope.append(op, loc)
         return carries.results(scope, op.res)
+
+    return _with_promotion(scope, Carries(scope, init, "rm.fori_loop", loc), attempt)
 
 
 @_located
@@ -245,8 +250,7 @@ def trace_scan(scope: FunctionScope, loc, f: Callable, init, xs, length: int | N
         raise TraceError("rm.scan: give xs or length= (the number of steps)")
     n = lengths.pop()
     slice_types = [ScanOp.slice_type(v.type) for v in x_values]
-    carries = Carries(scope, init, "rm.scan", loc)
-    while True:
+    def attempt(carries: Carries):
         block = Block(arg_types=[INDEX, *carries.types, *slice_types])
         frame = RegionFrame([block], "the body of rm.scan")
         ys_info = {}
@@ -264,11 +268,7 @@ def trace_scan(scope: FunctionScope, loc, f: Callable, init, xs, length: int | N
             ys_info["weak"] = [w for _, w in ys]
             return new_carry + [v for v, _ in ys]
 
-        try:
-            outs = _in_frame(scope, frame, trace)
-        except _Promote as p:
-            carries = carries.promoted(scope, p.dtypes)
-            continue
+        outs = _in_frame(scope, frame, trace)
         block.add_op(YieldOp(*outs))
         ys_types = [ScanOp.stacked_type(v.type, n) for v in outs[len(carries.values) :]]
         op = ScanOp(n, carries.values, x_values, frame.capture_values, ys_types, block, _properties(reverse, checkpoint))
@@ -278,6 +278,8 @@ def trace_scan(scope: FunctionScope, loc, f: Callable, init, xs, length: int | N
             return carry, None  # the body's y was None: no ys
         ys = unflatten(ys_info["tree"], [TracedArray(scope, r, weak=w) for r, w in zip(op.ys_results(), ys_info["weak"])])
         return carry, ys
+
+    return _with_promotion(scope, Carries(scope, init, "rm.scan", loc), attempt)
 
 
 def _predicate(scope: FunctionScope, pred: Any, who: str, loc) -> SSAValue:
@@ -299,8 +301,7 @@ def _predicate(scope: FunctionScope, pred: Any, who: str, loc) -> SSAValue:
 
 @_located
 def trace_while_loop(scope: FunctionScope, loc, cond_fun: Callable, body_fun: Callable, init):
-    carries = Carries(scope, init, "rm.while_loop", loc)
-    while True:
+    def attempt(carries: Carries):
         cond_block = Block(arg_types=carries.types)
         body_block = Block(arg_types=carries.types)
         frame = RegionFrame([cond_block, body_block], "rm.while_loop")
@@ -313,15 +314,12 @@ def trace_while_loop(scope: FunctionScope, loc, cond_fun: Callable, body_fun: Ca
             out = body_fun(carries.placeholders(scope, body_block.args[: len(carries.values)]))
             return carries.match(scope, out, "body_fun")
 
-        try:
-            outs = _in_frame(scope, frame, trace)
-        except _Promote as p:
-            carries = carries.promoted(scope, p.dtypes)
-            continue
-        body_block.add_op(YieldOp(*outs))
+        body_block.add_op(YieldOp(*_in_frame(scope, frame, trace)))
         op = WhileOp(carries.values, frame.capture_values, cond_block, body_block)
         scope.append(op, loc)
         return carries.results(scope, op.res)
+
+    return _with_promotion(scope, Carries(scope, init, "rm.while_loop", loc), attempt)
 
 
 @_located
