@@ -306,3 +306,25 @@ def test_loop_ir_does_not_grow_with_the_trip_count():
     small = rm.compile(make(10), a, a, a, pipeline="inline")
     large = rm.compile(make(100000), a, a, a, pipeline="inline")
     assert small.ir("traced").replace("fill 10 :", "fill 100000 :") == large.ir("traced")
+
+
+@functools.lru_cache(maxsize=None)
+def counting_while():
+    def f(x, n):
+        return rm.while_loop(lambda s: s[1] < n, lambda s: (s[0] * 0.9 + rm.tanh(s[0]), s[1] + 1.0), (x, 0.0))
+
+    return rm.jit(f)
+
+
+@settings(deadline=None)
+@given(n=TRIPS, size=SIZES, dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_while_loop_trip_counts(n, size, dtype, seed):
+    x = np.random.default_rng(seed).standard_normal(size).astype(dtype)
+    want, count = x.copy(), 0
+    while count < n:
+        want, count = want * dtype(0.9) + np.tanh(want), count + 1
+    got, steps = counting_while()(x, dtype(n))
+    assert steps == n
+    np.testing.assert_allclose(got, want, **tol(dtype))
+    eager, _ = counting_while().fn(x, dtype(n))
+    np.testing.assert_allclose(eager, want, **tol(dtype))
