@@ -20,7 +20,8 @@ Columns, per N:
   included; raster_mlir's object cache is a fresh empty directory, JAX's cache is in memory), the
   median over `--fresh` processes; with the CPU time of that call beside it, which a shared machine
   inflates less;
-- "per call": the median over interleaved rounds (bench/timing.py) in the same process, in us;
+- "per call": the median over interleaved rounds in the same process, in us (each contender makes
+  as many calls per round as fit in a few ms);
 - "x raster_mlir": ratios to raster_mlir measured in the same run (> 1: slower than raster_mlir).
 
 Targets (issue 11): first call <= 150 ms (value) and <= 250 ms (gradient) at every N, the compile
@@ -44,7 +45,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from timing import compare  # noqa: E402
+from timing import Stats  # noqa: E402
 
 SIZE = 64
 
@@ -173,6 +174,30 @@ def as_numpy(x):
 
 
 # ---------------------------------------------------------------------------
+# Per call: interleaved rounds, each contender calibrated to about `budget` seconds per round
+
+
+def per_call(contenders: dict, rounds: int, budget: float) -> dict[str, Stats]:
+    """Median per-call time (us) of each contender over interleaved rounds (bench/timing.py's scheme,
+    with a number of calls per round chosen per contender: torch's Python loop is 10^4 times slower)."""
+    numbers = {}
+    for name, fn in contenders.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - start, 1e-7)
+        numbers[name] = max(1, min(10_000, int(budget / once)))
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(numbers[name]):
+                fn()
+            samples[name].append((time.perf_counter() - start) / numbers[name] * 1e6)
+    return {name: Stats(statistics.median(s), min(s), max(s), s, numbers[name] * rounds) for name, s in samples.items()}
+
+
+# ---------------------------------------------------------------------------
 # First call, in a fresh process
 
 
@@ -236,7 +261,7 @@ def main() -> None:
         names.insert(0, "raster_mlir")
     missing = [c for c in CONTENDERS if c not in names and not available(c)]
     fresh = args.fresh or (1 if args.quick else 3)
-    rounds, number = (5, 20) if args.quick else (25, 50)
+    rounds, budget = (5, 0.01) if args.quick else (21, 0.03)
 
     print(f"damped spring, {SIZE} elements, float64; machine: {os.cpu_count()} CPUs; "
           f"first call: median of {fresh} fresh process(es); per call: median of {rounds} interleaved rounds")
@@ -256,8 +281,8 @@ def main() -> None:
         header = f"{'':16} {'first call value':>22} {'first call grad':>22} {'per call value':>16} {'per call grad':>16} {'grad/value':>10}"
         print(header)
         timed = {name: fns[name] for name in names if name not in wrong}
-        values = compare({name: (lambda f=f, a=arguments(name): f[0](*a)) for name, f in timed.items()}, rounds, number)
-        grads = compare({name: (lambda f=f, a=arguments(name): f[1](*a)) for name, f in timed.items()}, rounds, max(1, number // 2))
+        values = per_call({name: (lambda f=f, a=arguments(name): f[0](*a)) for name, f in timed.items()}, rounds, budget)
+        grads = per_call({name: (lambda f=f, a=arguments(name): f[1](*a)) for name, f in timed.items()}, rounds, budget)
         firsts = {name: (first_call(name, "value", n, fresh), first_call(name, "grad", n, fresh)) for name in timed}
         base_v, base_g = values["raster_mlir"].median, grads["raster_mlir"].median
         base_fv, base_fg = firsts["raster_mlir"][0][0], firsts["raster_mlir"][1][0]
