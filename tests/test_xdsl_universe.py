@@ -68,7 +68,9 @@ def seed_mlp_args():
 
 
 def test_entry_point_gives_the_raster_dialect_and_our_passes_only():
-    (ep,) = [ep for ep in entry_points(group="xdsl.universe") if ep.value.startswith("raster_mlir.")]
+    ours = [ep for ep in entry_points(group="xdsl.universe") if ep.value.startswith("raster_mlir.")]
+    assert len(ours) == 1, "the xdsl.universe entry point is not installed: re-run `pip install --no-deps -e .`"
+    (ep,) = ours
     universe = ep.load()
     assert set(universe.all_dialects) == {"raster"}
     assert universe.all_dialects["raster"]().name == "raster"
