@@ -59,7 +59,7 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.traits import Pure, SymbolTable
+from xdsl.traits import HasCanonicalizationPatternsTrait, Pure, SymbolTable
 from xdsl.utils.exceptions import VerifyException
 
 from raster_mlir.errors import DTypeError, RasterError, ShapeError
@@ -103,6 +103,23 @@ def dtype_of(t: Attribute) -> str:
     if not isinstance(t, TensorType):
         raise DTypeError(f"expected a tensor type, got {t}")
     return dtype_name(t.element_type)
+
+
+# ---------------------------------------------------------------------------
+# Canonicalization: xDSL's canonicalize asks each op's trait for its patterns
+
+
+class RasterCanonicalization(HasCanonicalizationPatternsTrait):
+    """The op class's canonicalization patterns, listed in raster_canonicalize.PATTERNS."""
+
+    def get_patterns(self, op: type[IRDLOperation]):
+        from .raster_canonicalize import patterns_for  # the patterns import this module
+
+        return patterns_for(op)
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return ()
 
 
 # ---------------------------------------------------------------------------
@@ -190,7 +207,7 @@ class ElementwiseUnaryOp(RasterOp):
     T: ClassVar = VarConstraint("T", base(TensorType))
     input = operand_def(T)
     result = result_def(T)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$input attr-dict `:` type($input)"
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ("input",)
 
@@ -205,7 +222,7 @@ class ElementwiseBinaryOp(RasterOp):
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)"
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ("lhs", "rhs")
 
@@ -221,7 +238,7 @@ class ReductionOp(RasterOp):
     result = result_def(TensorType)
     axis = opt_prop_def(IntegerAttr)
     keepdims = opt_prop_def(UnitAttr)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = (
         "$input (`axis` `=` $axis^)? (`keepdims` $keepdims^)? attr-dict "
         "`:` type($input) `->` type($result)"
@@ -411,7 +428,7 @@ class DenseOp(RasterOp):
     input = operand_def(TensorType)
     bias = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$weight `,` $input `,` $bias attr-dict `:` functional-type(operands, results)"
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ("weight", "input", "bias")
 
@@ -426,7 +443,7 @@ class RowwiseOp(RasterOp):
     T: ClassVar = VarConstraint("T", base(TensorType))
     input = operand_def(T)
     result = result_def(T)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$input attr-dict `:` type($input)"
 
     @classmethod
@@ -470,7 +487,7 @@ class CrossEntropyOp(RasterOp):
     probs = operand_def(TensorType)
     target = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$probs `,` $target attr-dict `:` functional-type(operands, results)"
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ("probs", "target")
 
@@ -495,7 +512,7 @@ class SoftmaxCrossEntropyOp(RasterOp):
     target = operand_def(TensorType)
     loss = result_def(TensorType)
     softmax = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$logits `,` $target attr-dict `:` functional-type(operands, results)"
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ("logits", "target")
 
@@ -548,7 +565,7 @@ class MatmulOp(RasterOp):
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
     OPERAND_NAMES: ClassVar[tuple[str, ...]] = ("lhs", "rhs")
 
@@ -568,7 +585,7 @@ class TransposeOp(RasterOp):
     input = operand_def(TensorType)
     result = result_def(TensorType)
     perm = prop_def(DenseArrayBase.constr(i64))
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$input `perm` `=` $perm attr-dict `:` type($input) `->` type($result)"
 
     @classmethod
@@ -605,7 +622,7 @@ class ReshapeOp(RasterOp):
     name = "raster.reshape"
     input = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
 
     @classmethod
@@ -630,7 +647,7 @@ class BroadcastToOp(RasterOp):
     name = "raster.broadcast_to"
     input = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
 
     @classmethod
@@ -657,7 +674,7 @@ class FillOp(RasterOp):
     INTEGER_OK: ClassVar[bool] = True
     value = prop_def(base(FloatAttr) | base(IntegerAttr))
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$value attr-dict `:` type($result)"
 
     @classmethod
@@ -692,7 +709,7 @@ class ConstantOp(RasterOp):
     name = "raster.constant"
     value = prop_def(DenseIntOrFPElementsAttr)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), RasterCanonicalization())
     assembly_format = "$value attr-dict `:` type($result)"
 
     @classmethod

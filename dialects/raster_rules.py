@@ -16,6 +16,12 @@ own set without touching the default one:
     def greater_surrogate(b, op, cts): ...
     register_rule_set(mine)            # then: pipeline "inline,autodiff{rules=straight-through},..."
 
+or ships it in an installed package, found by name whatever was imported
+before (from `raster-opt` too):
+
+    [project.entry-points."raster_mlir.rule_sets"]
+    straight-through = "my_package.rules:STRAIGHT_THROUGH"   # a RuleSet, or a function returning one
+
 or subclasses `AutodiffPass` and overrides `rule_set()`.
 
 Custom rules of user functions (`rm.custom_rule`) are not ops, so they are
@@ -26,6 +32,8 @@ tangent rule is named by `raster.tangent_rule` (`custom_tangent_rule_of`).
 """
 
 from __future__ import annotations
+
+from importlib.metadata import entry_points
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseArrayBase, SymbolRefAttr, i64
@@ -61,17 +69,39 @@ def register_rule_set(rules: RuleSet, name: str | None = None) -> RuleSet:
 
 
 def registered_rule_sets() -> dict[str, RuleSet]:
-    """Every rule set a pipeline may name, by name."""
+    """Every rule set registered from Python so far, by name (installed plug-ins load when named)."""
     return dict(_RULE_SETS)
 
 
+RULE_SET_ENTRY_POINTS = "raster_mlir.rule_sets"
+
+
+def _rule_set_plugin(name: str) -> RuleSet | None:
+    """The rule set an installed package declares under `name` in the entry-point group
+    `raster_mlir.rule_sets` (value `module:OBJECT`, a RuleSet or a function returning one)."""
+    for ep in entry_points(group=RULE_SET_ENTRY_POINTS):
+        if ep.name != name:
+            continue
+        try:
+            rules = ep.load()
+            if callable(rules) and not isinstance(rules, RuleSet):
+                rules = rules()
+        except Exception as e:  # a broken plug-in: say which one
+            raise GradientError(f"rule set plug-in {name!r} ({ep.value}) failed to load: {e}") from e
+        if not isinstance(rules, RuleSet):
+            raise GradientError(f"rule set plug-in {name!r} ({ep.value}) is not a RuleSet")
+        return register_rule_set(rules, name)
+    return None
+
+
 def rule_set(name: str) -> RuleSet:
-    """The registered rule set called `name`; a GradientError lists the known ones."""
-    try:
-        return _RULE_SETS[name]
-    except KeyError:
-        known = ", ".join(sorted(_RULE_SETS))
-        raise GradientError(f"no rule set named {name!r}; registered rule sets: {known}") from None
+    """The rule set called `name`: registered from Python, else an installed plug-in; a GradientError lists the known ones."""
+    rules = _RULE_SETS.get(name) or _rule_set_plugin(name)
+    if rules is None:
+        plugins = {ep.name for ep in entry_points(group=RULE_SET_ENTRY_POINTS)}
+        known = ", ".join(sorted(set(_RULE_SETS) | plugins))
+        raise GradientError(f"no rule set named {name!r}; registered rule sets: {known}")
+    return rules
 
 
 # ---------------------------------------------------------------------------

@@ -52,11 +52,13 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 
 from raster_mlir.dialects import raster as R
-from raster_mlir.errors import CompileError
+from raster_mlir.dialects.raster_rules_core import describe_location
+from raster_mlir.errors import CompileError, with_location
 
 from .loop_builder import LoopBuilder
 from . import loop_recipes_array, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
-from .loop_recipes import RECIPES, Buffer, Scalar, Storage, copy_into, fill_value
+from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
+from .lowerings import lowering_for
 
 
 def memref_of(t: TensorType) -> MemRefType:
@@ -95,6 +97,17 @@ def in_place_is_safe(block: Block, producer: Operation, target: SSAValue) -> boo
         elif position.get(user, len(position)) > position[producer]:
             return False
     return True
+
+
+def stored(storage: dict[SSAValue, Storage], value: SSAValue, user: Operation) -> Storage:
+    """Where `value` is kept; a CompileError naming `user` when no op before it defines `value`."""
+    try:
+        return storage[value]
+    except KeyError:
+        owner = value.owner.name if isinstance(value.owner, Operation) else "a block argument"
+        raise with_location(CompileError(
+            f"lower-to-loops: {user.name} uses %{value.name_hint or '?'} ({owner}) before it is defined"
+        ), describe_location(user)) from None  # fmt: skip
 
 
 def lower_function(function: func.FuncOp) -> None:
@@ -156,7 +169,7 @@ def lower_function(function: func.FuncOp) -> None:
     for value, out in zip(results, slot):
         if destination.get(value) is out:
             continue
-        source = storage[value]
+        source = stored(storage, value, ret)
         if isinstance(source, Buffer) and source.ref is out:
             continue  # an aliased input returned unchanged
         if isinstance(source, Buffer) and source.ref in aliased_inputs:
@@ -208,16 +221,21 @@ class BlockLowering:
             if isinstance(op, R.FillOp):
                 self.storage[op.result] = Scalar(fill_value(b, op), R.shape_of(op.result.type))
                 continue
-            ins = [self.storage[o] for o in op.operands]
+            ins = [stored(self.storage, o, op) for o in op.operands]
             if type(op) in STATE_LOWERINGS:  # ops on state (tapes): they place their own results
                 STATE_LOWERINGS[type(op)](self, op, ins)
                 continue
-            if self._lower_scalar(op, ins, destination):
-                continue
             region_lowering = REGION_LOWERINGS.get(type(op))
-            recipe = RECIPES.get(type(op))
+            recipe = lowering_for(type(op)) if region_lowering is None else None
+            if recipe is not None and self._lower_scalar(op, recipe, ins, destination):
+                continue
+            if isinstance(op, (R.GradOp, R.ValueAndGradOp)):
+                raise CompileError(f"lower-to-loops: {op.name} @{op.callee.root_reference.data} is still there; "
+                                   "run `autodiff` first")  # fmt: skip
             if region_lowering is None and recipe is None:
-                raise CompileError(f"lower-to-loops: no lowering for {op.name}")
+                raise with_location(CompileError(
+                    f"lower-to-loops: no lowering for {op.name} ({type(op).__name__}); give it one with "
+                    "raster_mlir.passes.lowerings.register_lowering(OpClass, recipe)"), describe_location(op))  # fmt: skip
             outs = []
             for result in op.results:
                 buf = destination.get(result) or b.alloc(memref_of(result.type))
@@ -228,13 +246,12 @@ class BlockLowering:
             else:
                 recipe(b, op, ins, outs)
 
-    def _lower_scalar(self, op, ins, destination) -> bool:
+    def _lower_scalar(self, op, recipe, ins, destination) -> bool:
         """An elementwise op on scalars (0-d values, splats) is one scalar computation, not a loop.
 
         The loop index and bounds, `i * dt`, `n - 1 - i`... stay SSA scalars
         this way; a 0-d buffer operand is loaded once.
         """
-        recipe = RECIPES.get(type(op))
         scalar_fn = getattr(recipe, "scalar_fn", None)
         if hasattr(recipe, "scalar_fn_of"):
             scalar_fn = recipe.scalar_fn_of(op)

@@ -8,7 +8,8 @@ pass with `register_pass(MyPass)` (a subclass of xDSL's `ModulePass` with a
 `raster_mlir.passes` (entry point value: `module:PassClass`).
 
 Precedence when names collide: `register_pass` (on purpose) over raster_mlir's
-own passes over xDSL's; an entry-point plug-in only adds names nobody has.
+own passes over xDSL's (raster_mlir's `canonicalize` is xDSL's with a bound on
+its rewrites); an entry-point plug-in only adds names nobody has.
 `RASTER_PASSES` (raster_mlir's own passes) is what the `xdsl.universe` entry
 point gives upstream `xdsl-opt` (see `raster_mlir/universe.py`).
 
@@ -47,11 +48,18 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "skip-zero-updates": _lazy("raster_mlir.passes.skip_zero_updates", "SkipZeroUpdatesPass"),
     "fuse-epilogues": _lazy("raster_mlir.passes.fuse_epilogues", "FuseEpiloguesPass"),
     "parallelize-loops": _lazy("raster_mlir.passes.parallelize_loops", "ParallelizeLoopsPass"),
+    "fuse-softmax-cross-entropy": _lazy("raster_mlir.passes.fuse_softmax_cross_entropy", "FuseSoftmaxCrossEntropyPass"),
+    # xDSL's canonicalize with a bound on its rewrites (a looping pattern is an error, not a hang)
+    "canonicalize": _lazy("raster_mlir.passes.canonicalize", "CanonicalizePass"),
 }
 # raster_mlir's own passes as shipped (before any `register_pass`).
-RASTER_PASSES: dict[str, Callable[[], type[ModulePass]]] = dict(_PASSES)
+_SHIPPED: dict[str, Callable[[], type[ModulePass]]] = dict(_PASSES)
 # Every transform xDSL registers, reused as it is (lazy: nothing is imported until used).
 XDSL_PASSES: dict[str, Callable[[], type[ModulePass]]] = get_all_passes()
+# The names raster_mlir adds to xDSL's (before any `register_pass`): what upstream xdsl-opt gets.
+RASTER_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    name: load for name, load in _PASSES.items() if name not in XDSL_PASSES
+}
 
 _plugins_loaded = False
 
@@ -92,7 +100,7 @@ def pass_origin(name: str) -> str | type[ModulePass] | None:
         loader = _PASSES.get(name)
         if loader is None:
             return None
-    if loader is RASTER_PASSES.get(name):
+    if loader is _SHIPPED.get(name):
         return "raster_mlir"
     return loader()
 

@@ -3,10 +3,14 @@
     raster-opt model.mlir -p 'inline,autodiff,canonicalize,cse,lower-to-loops'
     raster-opt model.mlir -p lower-to-loops --emit=llvm
     cat model.mlir | raster-opt -p inline --print-ir-after-all
+    raster-opt model.mlir --dump-dir ir/ --print-op-generic --mlir-print-debuginfo
 
 IR dumps between passes go to stderr (as MLIR's do), headed
-`// -----// IR Dump After <pass> //----- //`; the final IR (or LLVM IR /
-assembly with `--emit`) goes to stdout or `-o FILE`.
+`// -----// IR Dump After <pass> //----- //` (`inline#2` for a pass's second
+run, as in the stage names); `--dump-dir DIR` writes the IR before and after
+every pass to files instead. The final IR (or LLVM IR / assembly with
+`--emit`) goes to stdout or `-o FILE`. Every pass (upstream xDSL's too: see
+`--list-passes`) runs by name in `-p`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, 
 from raster_mlir.errors import CompileError, RasterError
 from raster_mlir.gc_pause import paused_gc
 from raster_mlir.timing import CompileTimer
+from raster_mlir.verifier import verify_module
 
 
 def _split(values: list[str]) -> list[str]:
@@ -33,12 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     p.add_argument("--emit", choices=("mlir", "llvm", "llvm-opt", "asm"), default="mlir")
     p.add_argument("--print-ir-after-all", action="store_true")
-    p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS")
+    p.add_argument("--print-ir-before-all", action="store_true")
+    p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS",
+                   help="a pass name (every run) or label (inline#2: its second run); repeatable, or comma-separated")
     p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS")
+    p.add_argument("--dump-dir", metavar="DIR",
+                   help="write the IR before and after every pass to DIR (00_input.mlir, 01_before_<pass>.mlir, ...)")
+    p.add_argument("--print-op-generic", "--mlir-print-op-generic", dest="generic", action="store_true",
+                   help="print ops in the generic form (dumps and output)")
+    p.add_argument("--print-debuginfo", "--mlir-print-debuginfo", dest="locations", action="store_true",
+                   help="print op locations (dumps and output)")
     p.add_argument("--verify-each", dest="verify_each", action="store_true", default=True)
     p.add_argument("--no-verify-each", dest="verify_each", action="store_false")
     p.add_argument("--time-passes", action="store_true")
-    p.add_argument("--print-debuginfo", action="store_true", help="print op locations")
     p.add_argument("--list-passes", action="store_true")
     p.add_argument(
         "--print-llvm-remarks",
@@ -71,19 +83,23 @@ def _raster_opt(argv: list[str] | None) -> int:
             with open(args.input) as f:
                 text = f.read()
         with timer.phase("parse"):
-            module = Parser(make_context(), text, args.input).parse_module()
+            module = Parser(make_context(every_dialect=True), text, args.input).parse_module()
         with timer.phase("verification"):
-            module.verify()
+            verify_module(module)
         dump = DumpOptions(
             print_ir_after_all=args.print_ir_after_all,
+            print_ir_before_all=args.print_ir_before_all,
             print_ir_before=_split(args.print_ir_before),
             print_ir_after=_split(args.print_ir_after),
+            dump_dir=args.dump_dir,
             verify_each=args.verify_each,
             stream=sys.stderr,
+            generic=args.generic,
+            locations=args.locations,
         )
         pipeline = StagedPipeline(DEFAULT_PIPELINE if args.passes is None else args.passes, dump, timer=timer)
         pipeline.run(module, first_stage="input")
-        output = _emit(module, args.emit, args.print_debuginfo, timer, args.print_llvm_remarks)
+        output = _emit(module, args.emit, args.locations, args.generic, timer, args.print_llvm_remarks)
     except (RasterError, ParseError) as e:
         print(f"raster-opt: error: {e}", file=sys.stderr)
         return 1
@@ -103,10 +119,10 @@ def _raster_opt(argv: list[str] | None) -> int:
     return 0
 
 
-def _emit(module, emit: str, locations: bool, timer: CompileTimer, print_remarks: bool = False) -> str:
+def _emit(module, emit: str, locations: bool, generic: bool, timer: CompileTimer, print_remarks: bool = False) -> str:
     if emit == "mlir" and not print_remarks:
         with timer.phase("output printing"):
-            return print_module(module, locations=locations)
+            return print_module(module, locations=locations, generic=generic)
     from xdsl.dialects.builtin import TensorType
 
     from raster_mlir.backend import emit_llvm
@@ -121,7 +137,7 @@ def _emit(module, emit: str, locations: bool, timer: CompileTimer, print_remarks
         print("\n".join(lines), file=sys.stderr)
     if emit == "mlir":
         with timer.phase("output printing"):
-            return print_module(module, locations=locations)
+            return print_module(module, locations=locations, generic=generic)
     if emit == "asm":
         with timer.phase("assembly printing"):
             return result.asm

@@ -1,14 +1,17 @@
 """Running a pass pipeline over a module: verification after every pass, timings, IR dumps.
 
 `StagedPipeline` runs the passes of a pipeline string, verifies after every
-pass, times everything (`timing.CompileTimer`), and prints or dumps stages
-in MLIR's style (`// -----// IR Dump After inline //----- //`) when asked.
+pass (xDSL's verifiers and SSA dominance, raster_mlir/verifier.py), times
+everything (`timing.CompileTimer`), and prints or dumps stages in MLIR's
+style (`// -----// IR Dump After inline //----- //`) when asked. A pass that
+runs twice is labelled `inline#2` in stage names, headers and dump files.
 The IR text of a stage is produced only on request: `rm.compile(...).ir(stage)`
 re-runs the deterministic pipeline with recording on (see jit.py).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -24,9 +27,10 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
 from raster_mlir.dialects.raster import Raster
-from raster_mlir.errors import CompileError
+from raster_mlir.errors import CompileError, RasterError
 from raster_mlir.passes.registry import parse_pipeline
 from raster_mlir.timing import CompileTimer
+from raster_mlir.verifier import verify_module
 
 # Tensor-level passes; the default pipeline stops here when no native backend is asked for.
 TENSOR_PIPELINE = "inline,autodiff,forward-ad,inline,canonicalize,cse,dce"
@@ -39,23 +43,54 @@ SPARSITY_PASSES = ("skip-zero-updates", "skip-zero-chunks")
 STRICT_PIPELINE = ",".join(p for p in DEFAULT_PIPELINE.split(",") if p not in SPARSITY_PASSES)
 
 
-def make_context() -> Context:
-    """An xDSL context with every dialect raster_mlir's IR may contain."""
+def make_context(every_dialect: bool = False) -> Context:
+    """An xDSL context with every dialect raster_mlir's IR may contain.
+
+    With `every_dialect` (raster-opt's parser), every other dialect xDSL and its
+    plug-ins know (entry points `xdsl.universe`) is registered too, loaded on
+    first use (finding the plug-ins costs ~50 ms once per process).
+    """
     ctx = Context(allow_unregistered=False)
     for dialect in (Builtin, func.Func, arith.Arith, cf.Cf, math.Math, memref.MemRef, scf.Scf, vector.Vector, Raster):
         ctx.load_dialect(dialect)
+    if not every_dialect:
+        return ctx
+    loaded = set(ctx.registered_dialect_names)
+    for name, factory in _multiverse_dialects().items():
+        if name not in loaded:
+            ctx.register_dialect(name, factory)
     return ctx
 
 
-def print_module(module: ModuleOp, locations: bool = False) -> str:
+@functools.cache
+def _multiverse_dialects() -> dict:
+    from xdsl.universe import Universe
+
+    try:
+        return dict(Universe.get_multiverse().all_dialects)
+    except ValueError as e:  # two installed plug-ins define the same name
+        raise CompileError(f"the installed xdsl.universe plug-ins clash: {e}") from None
+
+
+def print_module(module: ModuleOp, locations: bool = False, generic: bool = False) -> str:
+    """The module's text: custom assembly formats (generic op syntax with `generic`), locations on request."""
     out = io.StringIO()
-    Printer(stream=out, print_debuginfo=locations).print_op(module)
+    Printer(stream=out, print_debuginfo=locations, print_generic_format=generic).print_op(module)
     return out.getvalue() + "\n"
 
 
 @dataclass
 class DumpOptions:
-    """Where IR goes between passes (MLIR's --print-ir-after-all and friends)."""
+    """Where IR goes between passes (MLIR's --print-ir-after-all and friends).
+
+    Passes are named by their stage label: `inline` for a pass's first run,
+    `inline#2` for its second. `print_ir_before` / `print_ir_after` select a
+    pass by name (every run) or by label (that run). `dump_dir` receives every
+    stage in order, the IR before and after each pass:
+    `00_traced.mlir, 01_before_inline.mlir, 02_after_inline.mlir, ...`.
+    `generic` / `locations` apply to the dumps (printed and files), not to
+    the recorded stages (`c.ir(...)`).
+    """
 
     print_ir_after_all: bool = False
     print_ir_before: Sequence[str] = ()
@@ -64,6 +99,9 @@ class DumpOptions:
     # True: verify after every pass; False: never; None (default): see `verification_policy`.
     verify_each: bool | None = None
     stream: object = None  # default: sys.stdout at print time
+    print_ir_before_all: bool = False
+    generic: bool = False  # MLIR's --mlir-print-op-generic
+    locations: bool = False  # MLIR's --mlir-print-debuginfo
 
 
 # With the default policy, the IR is also verified before these passes (where it changes level:
@@ -119,7 +157,8 @@ class StagedPipeline:
         if passes is None:
             passes = parse_pipeline(spec).passes if spec.strip() else ()
         self.passes: tuple[ModulePass, ...] = tuple(passes)
-        names = {p.name for p in self.passes}
+        self.labels = pass_labels(p.name for p in self.passes)
+        names = {p.name for p in self.passes} | set(self.labels)
         for option in ("print_ir_before", "print_ir_after"):
             wanted = getattr(self.dump, option)
             if isinstance(wanted, str):  # one pass name given as a string
@@ -128,9 +167,8 @@ class StagedPipeline:
             unknown = [w for w in wanted if w not in names]
             if unknown:
                 raise CompileError(
-                    f"{option}={unknown}: not in the pipeline {spec!r} (its passes: {', '.join(sorted(names))})"
+                    f"{option}={unknown}: not in the pipeline {spec!r} (its passes: {', '.join(self.labels)})"
                 )
-        self.labels = pass_labels(p.name for p in self.passes)
         self.stages: dict[str, str] = {}
         self.stage_names: list[str] = []
         self.last_stage = ""
@@ -154,18 +192,19 @@ class StagedPipeline:
         """
         policy = verification_policy(self.dump.verify_each, fresh_input is not None)
         ctx = make_context()
-        self._record(first_stage, module, header=None)
+        self._dumps = 0
+        self._record(first_stage, module)
         ran = 0
         try:
             for p, label in zip(self.passes, self.labels):
                 if p.name == stop_before:
                     break
                 if policy == "end" and ran and p.name in VERIFY_BEFORE:
-                    self._verify(module, self.passes[ran - 1].name)
+                    self._verify(module, self.labels[ran - 1])
                 self._run_pass(ctx, p, label, module, verify=policy == "each")
                 ran += 1
             if policy == "end" and ran:
-                self._verify(module, self.passes[ran - 1].name)
+                self._verify(module, self.labels[ran - 1])
         except Exception:
             if policy == "end":
                 assert fresh_input is not None
@@ -177,32 +216,26 @@ class StagedPipeline:
         if p.name in self.snapshot_before and p.name not in self.snapshots:
             with self.timer.phase("snapshot (module clone)"):
                 self.snapshots[p.name] = module.clone()
-        if p.name in self.dump.print_ir_before:
-            before = self.stages.get(self.last_stage)
-            if before is None:
-                with self.timer.phase("IR printing"):
-                    before = print_module(module)
-            self._emit(f"// -----// IR Dump Before {p.name} //----- //", before)
+        self._dump_before(p, label, module)
         start = time.perf_counter()
         try:
             p.apply(ctx, module)
-        except CompileError:
+        except RasterError:
             raise
         except VerifyException as e:
-            raise CompileError(f"pass {p.name} produced invalid IR: {e}") from None
+            raise CompileError(f"pass {label} produced invalid IR: {e}") from None
+        except Exception as e:  # a crash inside the pass: name it, keep the cause for a traceback
+            raise CompileError(f"pass {label} failed: {type(e).__name__}: {e}") from e
         seconds = time.perf_counter() - start
         self.pass_seconds[label] = seconds
         self.timer.add_pass(label, seconds)
         if verify:
-            self._verify(module, p.name)
-        self._record(f"after:{label}", module, header=p.name)
+            self._verify(module, label)
+        self._record(f"after:{label}", module, p, label)
 
     def _verify(self, module: ModuleOp, after: str) -> None:
-        try:
-            with self.timer.phase("verification"):
-                module.verify()
-        except VerifyException as e:
-            raise CompileError(f"IR does not verify after pass {after}: {e}") from None
+        with self.timer.phase("verification"):
+            verify_module(module, after=after)
 
     def _name_the_culprit(self, fresh_input: Callable[[], ModuleOp], passes: int, first_stage: str) -> None:
         """After a failure with verification deferred: re-run the first `passes` passes verifying after each.
@@ -219,23 +252,47 @@ class StagedPipeline:
         except Exception:
             pass
 
-    def _record(self, stage: str, module: ModuleOp, header: str | None) -> None:
-        index = len(self.stage_names)
+    def _selected(self, wanted: Sequence[str], p: ModulePass, label: str) -> bool:
+        return p.name in wanted or label in wanted
+
+    def _dump_text(self, module: ModuleOp, text: str | None) -> str:
+        """The module as the dumps print it (`text`, the recorded stage, when the options are the default)."""
+        if text is None or self.dump.generic or self.dump.locations:
+            with self.timer.phase("IR printing"):
+                return print_module(module, locations=self.dump.locations, generic=self.dump.generic)
+        return text
+
+    def _dump_before(self, p: ModulePass, label: str, module: ModuleOp) -> None:
+        printed = self.dump.print_ir_before_all or self._selected(self.dump.print_ir_before, p, label)
+        if not printed and self.dump.dump_dir is None:
+            return
+        text = self._dump_text(module, self.stages.get(self.last_stage))
+        self._write_dump(f"before_{label}", text)
+        if printed:
+            self._emit(f"// -----// IR Dump Before {label} //----- //", text)
+
+    def _record(self, stage: str, module: ModuleOp, p: ModulePass | None = None, label: str = "") -> None:
+        """Note the stage after pass `p` (labelled `label`) or the first one; print and dump it if asked."""
         self.stage_names.append(stage)
         self.last_stage = stage
-        shown = header is not None and (self.dump.print_ir_after_all or header in self.dump.print_ir_after)
+        shown = p is not None and (self.dump.print_ir_after_all or self._selected(self.dump.print_ir_after, p, label))
         if not (self.record or shown or self.dump.dump_dir is not None):
             return
         with self.timer.phase("IR printing"):
             text = print_module(module)
         self.stages[stage] = text
-        if self.dump.dump_dir is not None:
-            os.makedirs(self.dump.dump_dir, exist_ok=True)
-            filename = f"{index:02d}_{stage.replace(':', '_').replace('#', '_')}.mlir"
-            with open(os.path.join(self.dump.dump_dir, filename), "w") as f:
-                f.write(text)
+        dumped = self._dump_text(module, text)
+        self._write_dump(stage.replace(":", "_"), dumped)
         if shown:
-            self._emit(f"// -----// IR Dump After {header} //----- //", text)
+            self._emit(f"// -----// IR Dump After {label} //----- //", dumped)
+
+    def _write_dump(self, name: str, text: str) -> None:
+        if self.dump.dump_dir is None:
+            return
+        os.makedirs(self.dump.dump_dir, exist_ok=True)
+        with open(os.path.join(self.dump.dump_dir, f"{self._dumps:02d}_{name}.mlir"), "w") as f:
+            f.write(text)
+        self._dumps += 1
 
     def _emit(self, title: str, text: str) -> None:
         stream = self.dump.stream or sys.stdout

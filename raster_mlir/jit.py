@@ -108,7 +108,7 @@ class CompiledFunction(LLVMInspection):
     def _cache_key(self) -> str | None:
         """The compile cache key, or None when this compile does not use the cache."""
         d = self.dump
-        if not cache_store.cache_enabled() or d.print_ir_after_all or d.print_ir_before or d.print_ir_after:
+        if not cache_store.cache_enabled() or d.print_ir_after_all or d.print_ir_before_all or d.print_ir_before or d.print_ir_after:
             return None  # (a user asking to see the passes wants them to run)
         if d.dump_dir is not None:
             return None
@@ -352,6 +352,9 @@ def compile(  # noqa: A001 - the public name the design asks for
     print_ir_after: Sequence[str] = (),
     dump_dir=None,
     verify_each: bool | None = None,
+    print_ir_before_all: bool = False,
+    print_op_generic: bool = False,
+    print_debuginfo: bool = False,
 ) -> CompiledFunction:
     """Compile `fn` for the signature of `example_args`, with every IR stage inspectable.
 
@@ -359,6 +362,10 @@ def compile(  # noqa: A001 - the public name the design asks for
     verifies after the last pass, and when that or a pass fails, re-runs the pipeline
     verifying after every pass to name the culprit (`RASTER_MLIR_VERIFY_EACH=1` makes
     None mean True; see `compiler.verification_policy`).
+
+    The dump options are raster-opt's (see `compiler.DumpOptions`): dumps go to stdout,
+    or before and after every pass into `dump_dir`; `print_op_generic` and
+    `print_debuginfo` (op locations) change how the dumps are printed.
     """
     target = fn.fn if isinstance(fn, JitFunction) else fn
     name = fn.name if isinstance(fn, JitFunction) else getattr(fn, "__name__", "fn")
@@ -368,6 +375,9 @@ def compile(  # noqa: A001 - the public name the design asks for
         print_ir_after=(print_ir_after,) if isinstance(print_ir_after, str) else tuple(print_ir_after),
         dump_dir=dump_dir,
         verify_each=verify_each,
+        print_ir_before_all=print_ir_before_all,
+        generic=print_op_generic,
+        locations=print_debuginfo,
     )
     specs = signature_of(name, example_args, parameter_names(target))
     return CompiledFunction(target, specs, name=name, pipeline=pipeline, dump=dump)

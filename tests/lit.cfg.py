@@ -14,6 +14,9 @@ config.test_exec_root = os.environ.get("RASTER_MLIR_LIT_EXEC_ROOT", config.test_
 config.excludes = ["__pycache__"]
 # Run the driver with the interpreter lit runs under, so the installed package is used.
 config.substitutions.append(("raster-opt", f"{sys.executable} -m raster_mlir.cli"))
+# filecheck as a module of that interpreter too: found whether or not its script directory is on PATH
+# (the pattern leaves paths such as tests/filecheck/... alone).
+config.substitutions.append((r"(?<![\w/.-])filecheck(?![\w/.-])", f"{sys.executable} -m filecheck"))
 config.environment["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 # lit runs commands in a clean environment: pass on where the object cache lives (the
 # test session's own cache, never the user's) and whether it is on.

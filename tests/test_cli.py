@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 import pytest
 
 from raster_mlir.cli import raster_opt_main
-from raster_mlir.compiler import DEFAULT_PIPELINE
+from raster_mlir.compiler import DEFAULT_PIPELINE, pass_labels
 from raster_mlir.passes import registry
 
 from helpers import InsertBadFill
@@ -119,8 +119,8 @@ def test_explicit_dash_reads_stdin(capsys, monkeypatch):
 def test_without_p_runs_the_default_pipeline(capsys, relu_file):
     code, out, err = opt(capsys, relu_file, "--print-ir-after-all")
     assert code == 0
-    passes = [p.name for p in registry.parse_pipeline(DEFAULT_PIPELINE).passes]
-    assert [line for line in err.splitlines() if line.startswith("// -----//")] == [header("After", p) for p in passes]
+    labels = pass_labels(p.name for p in registry.parse_pipeline(DEFAULT_PIPELINE).passes)  # inline, ..., inline#2
+    assert [line for line in err.splitlines() if line.startswith("// -----//")] == [header("After", p) for p in labels]
     assert "memref<4xf64>" in out and "scf.for" in out and "raster.relu" not in out
 
 
@@ -186,6 +186,37 @@ def test_print_ir_after_repeated_and_comma_separated(capsys, relu_file):
     expected = [header("After", "inline"), header("After", "lower-to-loops")]
     assert [line for line in comma.splitlines() if "IR Dump" in line] == expected
     assert comma == repeated
+
+
+def test_repeated_pass_is_named_by_its_label_in_headers(capsys, calls_file):
+    code, _, err = opt(capsys, calls_file, "-p", "inline,cse,inline", "--print-ir-before-all", "--print-ir-after=inline#2")
+    assert code == 0
+    assert [line for line in err.splitlines() if "IR Dump" in line] == [
+        header("Before", "inline"), header("Before", "cse"), header("Before", "inline#2"), header("After", "inline#2"),
+    ]  # fmt: skip
+
+
+def test_dump_dir_before_and_after_every_pass(capsys, calls_file, tmp_path):
+    code, out, err = opt(capsys, calls_file, "-p", "inline,cse,inline", "--dump-dir", str(tmp_path / "ir"))
+    assert code == 0 and err == ""
+    files = sorted(os.listdir(tmp_path / "ir"))
+    assert files == ["00_input.mlir", "01_before_inline.mlir", "02_after_inline.mlir", "03_before_cse.mlir",
+                     "04_after_cse.mlir", "05_before_inline#2.mlir", "06_after_inline#2.mlir"]  # fmt: skip
+    assert (tmp_path / "ir" / files[-1]).read_text() == out
+    assert (tmp_path / "ir" / files[3]).read_text() == (tmp_path / "ir" / files[2]).read_text()
+    assert "func.call" in (tmp_path / "ir" / files[1]).read_text()
+
+
+def test_print_op_generic_and_locations(capsys, tmp_path):
+    path = tmp_path / "located.mlir"
+    path.write_text(RELU.replace("tensor<4xf64>\n  func.return", 'tensor<4xf64> loc("model.py":7:3)\n  func.return'))
+    code, out, err = opt(capsys, str(path), "-p", "inline", "--print-op-generic", "--mlir-print-debuginfo",
+                         "--print-ir-after-all")  # fmt: skip
+    assert code == 0
+    assert '%y = "raster.relu"(%x) : (tensor<4xf64>) -> tensor<4xf64> loc("model.py":7:3)' in out
+    assert '"raster.relu"(%x)' in err and 'loc("model.py":7:3)' in err
+    _, plain, _ = opt(capsys, str(path), "-p", "inline")
+    assert "raster.relu %x" in plain and "loc(" not in plain
 
 
 def test_time_passes_reports_on_stderr(capsys, relu_file):

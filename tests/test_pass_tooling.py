@@ -36,8 +36,9 @@ OWN_PASSES = {
     "autodiff": "raster_mlir.passes.autodiff",
     "lower-to-loops": "raster_mlir.passes.lower_to_loops",
     "fuse-loops": "raster_mlir.passes.fuse_loops",
+    "canonicalize": "raster_mlir.passes.canonicalize",  # xDSL's, bounded
 }
-XDSL_PASSES = ("canonicalize", "cse", "dce", "licm")
+XDSL_PASSES = ("cse", "dce", "licm", "scf-for-loop-unroll", "convert-scf-to-cf")
 
 HEADER = re.compile(r"^// -----// IR Dump (Before|After) (\S+) //----- //$", re.M)
 
@@ -302,7 +303,8 @@ def test_print_ir_after_all_prints_one_dump_per_pass_in_order(capsys):
     c = rm.compile(relu_of_sum, x, x, print_ir_after_all=True)
     out = capsys.readouterr().out
     headers = HEADER.findall(out)
-    assert headers == [("After", name) for name in pass_names(DEFAULT_PIPELINE)]
+    assert headers == [("After", label) for label in labels(DEFAULT_PIPELINE)]  # inline, ..., inline#2, ...
+    assert [f"after:{label}" for _, label in headers] == c.stages[1:]  # one naming in headers and stages
     # Each dump is the IR the stage recorded.
     bodies = HEADER.split(out)[3::3]
     assert [body.strip() for body in bodies] == [c.ir(stage).strip() for stage in c.stages[1:]]
@@ -329,8 +331,27 @@ def test_print_ir_after_a_repeated_pass_prints_each_run(capsys):
     x = np.ones(3)
     c = rm.compile(relu_of_sum, x, x, print_ir_after=["inline", "fuse-loops"])
     out = capsys.readouterr().out
-    assert HEADER.findall(out) == [("After", "inline"), ("After", "inline"), ("After", "fuse-loops")]
+    assert HEADER.findall(out) == [("After", "inline"), ("After", "inline#2"), ("After", "fuse-loops")]
     assert c.ir().strip() in out
+
+
+def test_print_ir_before_one_run_of_a_repeated_pass_by_its_label(capsys):
+    x = np.ones(3)
+    c = rm.compile(relu_of_sum, x, x, print_ir_before=["inline#2"])
+    out = capsys.readouterr().out
+    assert HEADER.findall(out) == [("Before", "inline#2")]
+    assert out.split("\n", 1)[1].strip() == c.ir("after:autodiff").strip()
+
+
+def test_print_ir_before_all_and_generic_form_with_locations(capsys):
+    x = np.ones(3)
+    c = rm.compile(relu_of_sum, x, x, pipeline="inline,cse", print_ir_before_all=True,
+                   print_op_generic=True, print_debuginfo=True)  # fmt: skip
+    out = capsys.readouterr().out
+    assert HEADER.findall(out) == [("Before", "inline"), ("Before", "cse")]
+    assert '"raster.add"(' in out and "raster.add %" not in out  # generic op syntax
+    assert re.search(r'loc\(".*test_pass_tooling.py":\d+:\d+\)', out)  # the user's source lines
+    assert '"raster.add"(' not in c.ir("after:cse")  # the recorded stages keep the custom syntax
 
 
 def test_print_ir_before_given_one_name_as_a_string(capsys):
@@ -339,21 +360,22 @@ def test_print_ir_before_given_one_name_as_a_string(capsys):
     assert HEADER.findall(capsys.readouterr().out) == [("Before", "lower-to-loops")]
 
 
-def test_dump_dir_writes_one_parseable_file_per_stage_in_order(tmp_path):
+def test_dump_dir_writes_the_ir_before_and_after_every_pass_in_order(tmp_path):
     x = np.ones(3)
     c = rm.compile(rm.value_and_grad(loss), x, x, dump_dir=tmp_path / "ir")
     files = sorted(os.listdir(tmp_path / "ir"))
-    assert len(files) == len(c.stages) == len(pass_names(DEFAULT_PIPELINE)) + 1
+    passes = labels(DEFAULT_PIPELINE)
+    assert len(files) == 1 + 2 * len(passes)
     assert files[0] == "00_traced.mlir"
-    autodiff, inline2 = c.stages.index("after:autodiff"), c.stages.index("after:inline#2")
-    assert files[autodiff] == f"{autodiff:02d}_after_autodiff.mlir"
-    assert files[inline2] == f"{inline2:02d}_after_inline_2.mlir"  # the second run of inline
-    for name, stage in zip(files, c.stages):
-        text = (tmp_path / "ir" / name).read_text()
-        assert text == c.ir(stage)
-        module = parse(text)
+    k = passes.index("inline#2")  # the second run of inline, named as its stage
+    assert files[1 + 2 * k : 3 + 2 * k] == [f"{1 + 2 * k:02d}_before_inline#2.mlir", f"{2 + 2 * k:02d}_after_inline#2.mlir"]
+    for i, label in enumerate(passes):
+        before = (tmp_path / "ir" / files[1 + 2 * i]).read_text()
+        after = (tmp_path / "ir" / files[2 + 2 * i]).read_text()
+        assert before == c.ir(c.stages[i]) and after == c.ir(f"after:{label}")
+        module = parse(after)
         module.verify()
-        assert print_module(module) == text
+        assert print_module(module) == after
 
 
 # --- verification after each pass ----------------------------------------------------------

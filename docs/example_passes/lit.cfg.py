@@ -13,6 +13,9 @@ config.test_source_root = os.path.dirname(__file__)
 config.excludes = ["__pycache__"]
 # The driver runs under the interpreter lit runs under, so it sees the same installed packages.
 config.substitutions.append(("raster-opt", f"{sys.executable} -m raster_mlir.cli"))
+# filecheck as a module of that interpreter too: found whether or not its script directory is on PATH
+# (the pattern leaves paths such as tests/filecheck/... alone).
+config.substitutions.append((r"(?<![\w/.-])filecheck(?![\w/.-])", f"{sys.executable} -m filecheck"))
 config.environment["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 # lit clears the environment; keep PYTHONPATH for plug-ins used from a checkout without installing.
 if "PYTHONPATH" in os.environ:

@@ -11,7 +11,7 @@ func.func @f(%x: tensor<4xf64>) -> tensor<4xf64> {
 
 // UNKNOWN-NOT: Traceback
 // UNKNOWN:     raster-opt: error: bad pass pipeline 'inline,no-such-pass': Unrecognized passes: ['no-such-pass']
-// UNKNOWN-NEXT: known passes: {{.*}}fuse-loops, inline{{.*}}lower-to-loops
+// UNKNOWN-NEXT: known passes: {{.*}}fuse-loops, {{.*}}inline, lower-to-loops{{.*}} and xDSL's {{[0-9]+}} transforms
 
 // OPTION-NOT:  Traceback
 // OPTION:      raster-opt: error: bad pass pipeline 'fuse-loops{no-such-option=1}': {{.*}}no_such_option{{.*}}max_depth

@@ -1,0 +1,129 @@
+"""A greedy pattern driver with a bound: a rewrite that does not converge is a CompileError.
+
+xDSL's `PatternRewriteWalker` applies patterns until none matches; a pattern
+that keeps matching its own output (`x -> neg(neg(x))` next to a
+`neg(neg(x)) -> x`, or a rewrite that rebuilds the op it matched) makes it
+loop forever. `apply_patterns` runs the same walker over the same patterns,
+but counts the rewrites each pattern performs; past `max_rewrites` (by
+default `REWRITES_PER_OP` per op of the module, at least `MIN_REWRITES`) it
+stops with a `CompileError` naming the pass, the patterns that fired most
+and the op the last one fired on, instead of hanging:
+
+    CompileError: canonicalize: the greedy rewrite did not converge after 3000 rewrites
+      (a pattern keeps matching its own output?); rewrites per pattern: DoubleNeg 1500, NegNeg 1500;
+      last: NegNeg on raster.neg at model.py:12
+
+A converging rewrite is unaffected: the count only grows when a pattern
+changes the IR. Pattern passes of raster_mlir and the worked examples of
+docs/ use this driver; `canonicalize.py` is xDSL's canonicalize on it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from xdsl.context import Context
+from xdsl.ir import Operation, Region
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriterListener,
+    PatternRewriteWalker,
+    RewritePattern,
+)
+
+from raster_mlir.errors import CompileError
+
+REWRITES_PER_OP = 20  # a converging rewrite changes each op a few times at most
+MIN_REWRITES = 1000
+
+
+class _BudgetExhausted(BaseException):
+    """Raised from inside the walk. A BaseException: xDSL's walker turns an `Exception` raised
+    by a pattern into a diagnostic on the op, which would hide which pattern looped."""
+
+
+@dataclass
+class RewriteBudget:
+    """Counts rewrites per pattern for one pass run; raises `_BudgetExhausted` past `limit`."""
+
+    pass_name: str
+    limit: int
+    fired: Counter = field(default_factory=Counter)
+    last: tuple[str, Operation] | None = None
+
+    def spend(self, pattern: str, op: Operation) -> None:
+        self.fired[pattern] += 1
+        self.last = (pattern, op)
+        if sum(self.fired.values()) > self.limit:
+            raise _BudgetExhausted()
+
+    def error(self) -> CompileError:
+        top = ", ".join(f"{name} {count}" for name, count in self.fired.most_common(4))
+        where = ""
+        if self.last is not None:
+            name, op = self.last
+            where = f"; last: {name} on {op.name}"
+            loc = getattr(op, "location", None)
+            if loc is not None and "unknown" not in str(loc):
+                where += f" at {loc}"
+        return CompileError(
+            f"{self.pass_name}: the greedy rewrite did not converge after {self.limit} rewrites "
+            f"(a pattern keeps matching its own output?); rewrites per pattern: {top}{where}"
+        )
+
+
+def pattern_name(pattern: RewritePattern) -> str:
+    return type(pattern).__name__
+
+
+@dataclass(eq=False, repr=False)
+class CountedPattern(RewritePattern):
+    """`pattern`, charging `budget` each time it changes the IR."""
+
+    pattern: RewritePattern
+    budget: RewriteBudget
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        self.pattern.match_and_rewrite(op, rewriter)
+        if rewriter.has_done_action:
+            self.budget.spend(pattern_name(self.pattern), op)
+
+
+def default_limit(root: Operation | Region) -> int:
+    return max(MIN_REWRITES, REWRITES_PER_OP * sum(1 for _ in root.walk()))
+
+
+def apply_patterns(
+    root: Operation,
+    patterns: Sequence[RewritePattern] | Callable[[RewriteBudget], RewritePattern],
+    pass_name: str,
+    *,
+    max_rewrites: int = 0,
+    ctx: Context | None = None,
+    folding: bool = False,
+    post_walk_func: Callable[[Region, PatternRewriterListener], bool] | None = None,
+    **walker_options,
+) -> bool:
+    """Rewrite every op nested in `root` with `patterns` until none applies; True if the IR changed.
+
+    `patterns` is a list (tried in order on each op, as `GreedyRewritePatternApplier`
+    does) or a function that builds one pattern from the budget (for patterns found
+    per op, as canonicalize does). `max_rewrites` 0 means the default bound.
+    """
+    budget = RewriteBudget(pass_name, max_rewrites or default_limit(root))
+    if callable(patterns) and not isinstance(patterns, RewritePattern):
+        counted = [patterns(budget)]
+    else:
+        counted = [CountedPattern(p, budget) for p in patterns]
+    applier = GreedyRewritePatternApplier(counted, ctx=ctx, folding_enabled=folding)
+    walker = PatternRewriteWalker(applier, post_walk_func=post_walk_func, **walker_options)
+    try:
+        changed = False
+        for region in root.regions:
+            changed |= walker.rewrite_region(region)
+        return changed
+    except _BudgetExhausted:
+        raise budget.error() from None
