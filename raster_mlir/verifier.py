@@ -27,6 +27,7 @@ from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.traits import IsolatedFromAbove
 from xdsl.utils.exceptions import VerifyException
 
+from raster_mlir.cfg import postorder, successors
 from raster_mlir.dialects.raster_rules_core import describe_location
 from raster_mlir.errors import CompileError
 
@@ -102,29 +103,13 @@ def _check_block(block: Block, scopes: list[set[SSAValue]], keep: bool) -> str |
     return None
 
 
-def _successors(block: Block) -> tuple[Block, ...]:
-    last = block.last_op
-    return tuple(last.successors) if last is not None else ()
-
-
 def _dominator_children(entry: Block) -> dict[Block, list[Block]]:
     """Immediate-dominator tree of the blocks reachable from `entry`, as children lists."""
-    order: list[Block] = []  # post-order
-    seen = {entry}
-    stack = [(entry, iter(_successors(entry)))]
-    while stack:
-        block, successors = stack[-1]
-        nxt = next(successors, None)
-        if nxt is None:
-            stack.pop()
-            order.append(block)
-        elif nxt not in seen:
-            seen.add(nxt)
-            stack.append((nxt, iter(_successors(nxt))))
+    order = postorder(entry)
     number = {block: i for i, block in enumerate(order)}
     predecessors: dict[Block, list[Block]] = {block: [] for block in order}
     for block in order:
-        for succ in _successors(block):
+        for succ in successors(block):
             predecessors[succ].append(block)
     idom: dict[Block, Block] = {entry: entry}
     changed = True

@@ -11,6 +11,7 @@ from xdsl.dialects.builtin import FloatAttr, TensorType, f32, f64
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
+from raster_mlir import nn
 from raster_mlir.dialects import raster as R
 
 
@@ -41,3 +42,10 @@ class InsertBadFill(ModulePass):
         f = next(o for o in op.ops if isinstance(o, func.FuncOp))
         bad = R.FillOp.create(properties={"value": FloatAttr(1.0, f32)}, result_types=[TensorType(f64, [])])
         Rewriter.insert_op(bad, InsertPoint.at_start(f.body.block))
+
+
+def mlp_loss(W1, b1, W2, b2, x, y):
+    """The seed's MLP and its loss: cross_entropy(softmax(W2 relu(W1 x + b1) + b2), y)."""
+    h = nn.relu(nn.dense(W1, x, b1))
+    p = nn.softmax(nn.dense(W2, h, b2))
+    return nn.cross_entropy(p, y)

@@ -25,9 +25,10 @@ import numpy as np
 import pytest
 
 import raster_mlir as rm
-from raster_mlir import nn
 from raster_mlir.compiler import DEFAULT_PIPELINE, StagedPipeline, make_context, print_module
 from raster_mlir.passes import registry
+
+from helpers import mlp_loss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "docs", "example_passes")
@@ -192,12 +193,6 @@ def test_division_by_a_power_of_two_is_a_multiplication_bit_for_bit(dtype):
         overflows = dtype == np.float32 and divisor == 2.0**-130  # 1/c = 2^130 is not an f32
         assert rewritten == (divisor != 3.0 and not overflows)
         assert_same_bits([c(x)], [plain(x)])
-
-
-def mlp_loss(W1, b1, W2, b2, x, y):
-    h = nn.relu(nn.dense(W1, x, b1))
-    p = nn.softmax(nn.dense(W2, h, b2))
-    return nn.cross_entropy(p, y)
 
 
 def test_unroll_small_loops_keeps_the_numbers_and_removes_the_small_loops():

@@ -30,10 +30,11 @@ import pytest
 from xdsl.universe import Universe
 
 import raster_mlir as rm
-from raster_mlir import nn
 from raster_mlir.cli import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE
 from raster_mlir.passes.registry import RASTER_PASSES, XDSL_PASSES
+
+from helpers import mlp_loss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = sorted(
@@ -53,12 +54,6 @@ def xdsl_opt(*argv: str, stdin: str | None = None) -> subprocess.CompletedProces
         text=True,
         timeout=300,
     )
-
-
-def mlp_loss(W1, b1, W2, b2, x, y):
-    h = nn.relu(nn.dense(W1, x, b1))
-    p = nn.softmax(nn.dense(W2, h, b2))
-    return nn.cross_entropy(p, y)
 
 
 def seed_mlp_args():

@@ -32,30 +32,9 @@ from collections.abc import Sequence
 from llvmlite import ir
 from xdsl.ir import Block, Operation, Region, SSAValue
 
+from ..cfg import reverse_postorder
 from ..errors import CompileError
 from .llvm_types import llvm_type
-
-
-def reverse_postorder(entry: Block) -> list[Block]:
-    """Blocks reachable from `entry`, each after its dominators (iterative DFS)."""
-    post: list[Block] = []
-    seen = {entry}
-    stack = [(entry, iter(_successors(entry)))]
-    while stack:
-        block, successors = stack[-1]
-        nxt = next(successors, None)
-        if nxt is None:
-            stack.pop()
-            post.append(block)
-        elif nxt not in seen:
-            seen.add(nxt)
-            stack.append((nxt, iter(_successors(nxt))))
-    return post[::-1]
-
-
-def _successors(block: Block) -> Sequence[Block]:
-    last = block.last_op
-    return tuple(last.successors) if last is not None else ()
 
 
 class BranchEmitter:

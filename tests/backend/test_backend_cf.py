@@ -18,10 +18,11 @@ from backend_programs import source
 from xdsl.parser import Parser
 
 import raster_mlir as rm
-from raster_mlir import nn
 from raster_mlir.backend import compile_module
 from raster_mlir.cli import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE, make_context
+
+from helpers import mlp_loss
 
 
 def parse(text: str):
@@ -38,12 +39,6 @@ def test_branches_program_against_numpy(n):
     want = np.where(i % 3 == 0, 2 * x, np.where(i % 3 == 1, x + 1, np.maximum(x, 0)))
     np.testing.assert_array_equal(y, want)
     np.testing.assert_allclose(s, want.sum(), rtol=1e-14, atol=1e-14)
-
-
-def mlp_loss(W1, b1, W2, b2, x, y):
-    h = nn.relu(nn.dense(W1, x, b1))
-    p = nn.softmax(nn.dense(W2, h, b2))
-    return nn.cross_entropy(p, y)
 
 
 def test_convert_scf_to_cf_in_the_pipeline_end_to_end():
