@@ -82,3 +82,29 @@ def lowering_for(op_class: type[Operation]) -> Recipe | None:
         _load_plugins()
         recipe = _lookup(op_class)
     return recipe
+
+
+# ---------------------------------------------------------------------------
+# For the compile cache: a compile's key must change when a lowering it uses changes.
+
+
+def resolve_lowerings(module: Operation) -> None:
+    """Look up (loading plug-ins if needed) the recipe of every op of a dialect other than raster's."""
+    for op in module.walk():
+        if op.name.split(".", 1)[0] not in ("builtin", "func", "raster"):
+            lowering_for(type(op))
+
+
+def lowering_fingerprint() -> str | None:
+    """The code of every lowering added to the built-in ones; None when some cannot be identified."""
+    from raster_mlir.compile_cache import code_identity
+
+    lines = []
+    for op_class, recipe in _REGISTERED.items():
+        # A recipe built by a helper (elementwise(fn)) is identified by the functions it captured too.
+        captured = [c.cell_contents for c in getattr(recipe, "__closure__", None) or () if callable(c.cell_contents)]
+        identities = [code_identity(f) for f in (recipe, *captured)]
+        if None in identities:
+            return None
+        lines.append(f"lowering {getattr(op_class, 'name', op_class.__name__)}={' '.join(identities)}")
+    return "\n".join(sorted(lines))

@@ -213,11 +213,21 @@ def extension_fingerprint(spec: str) -> str | None:
                     entries.append(identity)
             rule_lines.append(" ".join(entries))
         parts += sorted(rule_lines)  # op_classes() comes partly from a set: its order varies between processes
+    from raster_mlir.passes.lowerings import lowering_fingerprint
+
+    lowerings = lowering_fingerprint()  # recipes given with register_lowering or by plug-ins
+    if lowerings is None:
+        return None
+    parts.append(lowerings)
     return "\n".join(parts)
 
 
 def function_key(traced: ModuleOp | str, spec: str, backend_options: str) -> str | None:
     """The cache key of compiling `traced` (module or its printed text) with pipeline `spec`; None: do not cache."""
+    if not isinstance(traced, str):
+        from raster_mlir.passes.lowerings import resolve_lowerings
+
+        resolve_lowerings(traced)  # the recipes of its ops of other dialects, so that the key names them
     extensions = extension_fingerprint(spec)
     if extensions is None:
         return None

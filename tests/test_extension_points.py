@@ -85,6 +85,22 @@ def test_register_lowering_as_a_decorator(clean_registries):
     np.testing.assert_array_equal(f(x), x**3 + 1.0)
 
 
+def cubed(b, x):
+    return b.mulf(x, b.mulf(x, x))
+
+
+def squared(b, x):
+    return b.mulf(x, x)
+
+
+def test_the_compile_cache_knows_which_lowering_compiled_a_function(clean_registries):
+    x = np.array([2.0, -3.0])
+    lowerings.register_lowering(CubeOp, elementwise(cubed))
+    np.testing.assert_array_equal(rm.jit(lambda x: cube(x))(x), x**3)
+    lowerings.register_lowering(CubeOp, elementwise(squared))  # another recipe: not the cached function
+    np.testing.assert_array_equal(rm.jit(lambda x: cube(x))(x), x**2)
+
+
 def test_register_lowering_refuses_what_is_not_an_op_or_a_recipe(clean_registries):
     with pytest.raises(rm.CompileError, match="not an xDSL operation class"):
         lowerings.register_lowering(int, lambda *a: None)
