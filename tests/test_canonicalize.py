@@ -111,7 +111,7 @@ def fold_program(T: str) -> str:
 def run_ir(text: str, pipeline: str) -> tuple[list[np.ndarray], str]:
     """Run `pipeline` (ending in lower-to-loops) on `text`, compile @f natively, call it: (outputs, tensor IR)."""
     module = Parser(make_context(), text).parse_module()
-    staged = StagedPipeline(pipeline)
+    staged = StagedPipeline(pipeline, record=True)
     staged.run(module)
     fn = backend.compile_module(module, "f")
     (function,) = module.ops

@@ -89,7 +89,7 @@ def test_dump_options_still_print_every_stage(tmp_path, capsys):
     c = rm.compile(layer, *ARGS, print_ir_after_all=True, dump_dir=tmp_path / "dump")
     out = capsys.readouterr().out
     assert out.count("// -----// IR Dump After") == len(c.stages) - 1
-    assert len(list((tmp_path / "dump").glob("*.mlir"))) == len(c.stages)
+    assert len(list((tmp_path / "dump").glob("*.mlir"))) == 2 * len(c.stages) - 1  # the first, then before/after each pass
     assert c.ir("after:fuse-loops") in out
 
 
