@@ -15,6 +15,12 @@ from raster_mlir import nn
 from raster_mlir.dialects import raster as R
 
 
+def slow_examples() -> int:
+    """max_examples for a @pytest.mark.slow property test (each example compiles a train step or a loop):
+    a third of the profile's, 5 in "ci", 100 in "dev"."""
+    return profile_examples(3)
+
+
 def profile_examples(divisor: int) -> int:
     """max_examples for a property test parametrised over many cases: the profile's share.
 

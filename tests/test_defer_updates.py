@@ -25,6 +25,7 @@ import string
 
 import numpy as np
 import pytest
+from helpers import slow_examples
 from hypothesis import given, settings, strategies as st
 from xdsl.dialects import func, scf
 from xdsl.parser import Parser
@@ -290,7 +291,7 @@ def test_three_layers_only_the_first_is_deferred():
 
 
 @pytest.mark.slow
-@settings(deadline=None)  # max_examples from the hypothesis profile (tests/conftest.py): 15 in CI
+@settings(max_examples=slow_examples(), deadline=None)  # a share of the hypothesis profile's (tests/conftest.py)
 @given(
     n_in=st.integers(2, 40),  # 1: the data-loop rotation fails (test_bug_one_input_feature below)
     hidden=st.integers(1, 20),

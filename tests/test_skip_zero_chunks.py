@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import slow_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import scf, vector
@@ -290,7 +291,7 @@ def cached_steps(dtype):
 
 
 @pytest.mark.slow
-@settings(deadline=None)  # max_examples from the hypothesis profile (tests/conftest.py): 15 in CI
+@settings(max_examples=slow_examples(), deadline=None)  # a share of the hypothesis profile's (tests/conftest.py)
 @given(
     n_in=st.integers(1, 300),
     hidden=st.integers(1, 20),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradient_cases_arrays
-from helpers import profile_examples
+from helpers import profile_examples, slow_examples
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -202,7 +202,7 @@ def test_op_gradient_f64(case, n, data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@settings(deadline=None)
+@settings(max_examples=slow_examples(), deadline=None)
 @given(data=st.data(), n=st.sampled_from(SIZES))
 def test_op_gradient_f64_more_examples(case, n, data):
     run_case(case, data, n, np.float64, rtol=1e-6)

@@ -17,7 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 SHAPES = {"big": (2000, 500), "small": (2, 500)}
 
@@ -53,15 +52,14 @@ def entries_written_by(shape, cache: Path) -> set[Path]:
     return set(cache.glob("*.rmo")) - before
 
 
-@pytest.mark.parametrize("loaded, copied", [("small", "big"), ("big", "small")])
-def test_entry_copied_over_another_keys_file_is_recompiled(private_cache_dir, loaded, copied):
-    target = entries_written_by(SHAPES[loaded], private_cache_dir)
-    source = entries_written_by(SHAPES[copied], private_cache_dir)
-    assert target and source and not target & source
-    # Every entry of the loaded signature now holds an intact entry of the other one.
-    donor = max(source, key=lambda p: p.stat().st_size).read_bytes()
-    for path in target:
-        path.write_bytes(donor)
-    assert compile_in_child(SHAPES[loaded]) == "None", "an entry recorded for another key was loaded"
-    assert all(path.read_bytes() != donor for path in target)  # replaced by this key's own entries
-    assert compile_in_child(SHAPES[loaded]) == "disk"
+def test_entries_swapped_between_two_keys_are_recompiled(private_cache_dir):
+    written = {name: entries_written_by(shape, private_cache_dir) for name, shape in SHAPES.items()}
+    assert written["big"] and written["small"] and not written["big"] & written["small"]
+    # Each key's files now hold an intact entry of the other key (both directions of the bug).
+    donors = {name: max(paths, key=lambda p: p.stat().st_size).read_bytes() for name, paths in written.items()}
+    for name, other in (("small", "big"), ("big", "small")):
+        for path in written[name]:
+            path.write_bytes(donors[other])
+    for name, other in (("small", "big"), ("big", "small")):
+        assert compile_in_child(SHAPES[name]) == "None", f"the {other} kernel's entry was loaded for {name}"
+        assert all(path.read_bytes() != donors[other] for path in written[name])  # replaced by its own
