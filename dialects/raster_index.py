@@ -15,6 +15,7 @@ an index:
 - `raster.dynamic_update_add %x[%i], %v`: x with v added to x[i] (the
   reverse of dynamic_index, and `x.at[i].add(v)`).
 - `raster.empty`: a tensor to be filled (the tape of reverse mode through loops).
+- `raster.floordiv`, `raster.mod`: Python's `//` and `%` on traced integers (`i % 2`).
 
 Out-of-range indices at run time follow JAX's gather/scatter-slice rule,
 applied per index: a negative index counts from the end (i + n), then the
@@ -36,7 +37,7 @@ from xdsl.traits import Pure
 from raster_mlir.errors import DTypeError, ShapeError
 
 from . import shapes as S
-from .raster import RasterOp, dtype_of, shape_of, tensor
+from .raster import ElementwiseBinaryOp, RasterOp, dtype_of, shape_of, tensor
 from .raster_control import INDEX
 
 
@@ -203,4 +204,42 @@ class EmptyOp(RasterOp):
         return {"shape": shape_of(self.result.type)}
 
 
-INDEX_OPS: tuple[type[Operation], ...] = (ConvertOp, DynamicIndexOp, DynamicUpdateOp, DynamicUpdateAddOp, EmptyOp)
+class _IntegerDivisionOp(ElementwiseBinaryOp):
+    """Python's integer division on traced integers (broadcasting); x // 0 and x % 0 give 0, as numpy's."""
+
+    INTEGER_OK: ClassVar[bool] = True
+
+    @classmethod
+    def infer_types(cls, types, **params):
+        dtypes = [dtype_of(t) for t in types]
+        if dtypes != ["i64", "i64"]:
+            raise DTypeError(
+                f"{cls.name}: integer division works on traced integers (like a loop index), got "
+                f"{' and '.join(dtypes)}; for floats write the division and round explicitly"
+            )
+        return super().infer_types(types, **params)
+
+
+@irdl_op_definition
+class FloorDivOp(_IntegerDivisionOp):
+    """z = x // y (rounded toward minus infinity, as Python).
+
+    `%q = raster.floordiv %i, %k : tensor<i64>, tensor<i64> -> tensor<i64>`
+    """
+
+    name = "raster.floordiv"
+
+
+@irdl_op_definition
+class ModOp(_IntegerDivisionOp):
+    """z = x % y (the sign of y, as Python): x - (x // y) * y.
+
+    `%r = raster.mod %i, %k : tensor<i64>, tensor<i64> -> tensor<i64>`
+    """
+
+    name = "raster.mod"
+
+
+INDEX_OPS: tuple[type[Operation], ...] = (
+    ConvertOp, DynamicIndexOp, DynamicUpdateOp, DynamicUpdateAddOp, EmptyOp, FloorDivOp, ModOp,
+)  # fmt: skip

@@ -26,11 +26,11 @@ from xdsl.ir import SSAValue
 
 from raster_mlir.dialects import raster as R
 
-from .raster_index import ConvertOp, DynamicIndexOp, DynamicUpdateAddOp, DynamicUpdateOp, EmptyOp
+from .raster_index import ConvertOp, DynamicIndexOp, DynamicUpdateAddOp, DynamicUpdateOp, EmptyOp, FloorDivOp, ModOp
 from .raster_rules_core import ReverseBuilder, RuleBuilder, RuleSet, TangentBuilder
 
 INDEX_RULES = RuleSet("index")
-INDEX_RULES.mark_nondifferentiable(EmptyOp)
+INDEX_RULES.mark_nondifferentiable(EmptyOp, FloorDivOp, ModOp)  # integer results: no derivative
 
 
 def _is_zero_fill(v: SSAValue) -> bool:

@@ -104,6 +104,23 @@ def convert(b: LoopBuilder, op, ins, outs) -> None:
 convert.scalar_fn_of = _convert_fn  # lower-to-loops converts scalars (the loop index) without a loop
 
 
+def _divmod(b: LoopBuilder, x: SSAValue, y: SSAValue) -> tuple[SSAValue, SSAValue]:
+    """Python's (x // y, x % y) on i64, with x // 0 = x % 0 = 0 and no trap (x86 faults on x / 0 and MIN / -1)."""
+    t = x.type
+    zero, one, minus_one = b.integer(0, t), b.integer(1, t), b.integer(-1, t)
+    by_zero = b.add(arith.CmpiOp(y, zero, "eq"))
+    by_minus_one = b.add(arith.CmpiOp(y, minus_one, "eq"))
+    safe = b.select(b.ori(by_zero, by_minus_one), one, y)
+    q, r = b.add(arith.DivSIOp(x, safe)), b.add(arith.RemSIOp(x, safe))
+    # Truncated -> floored: when the remainder's sign differs from the divisor's, step down.
+    adjust = b.add(arith.AndIOp(b.add(arith.CmpiOp(r, zero, "ne")), b.add(arith.XOrIOp(b.add(arith.CmpiOp(r, zero, "slt")), b.add(arith.CmpiOp(safe, zero, "slt"))))))
+    q = b.select(adjust, b.subi(q, one), q)
+    r = b.select(adjust, b.addi(r, safe), r)
+    q = b.select(by_minus_one, b.subi(zero, x), b.select(by_zero, zero, q))
+    r = b.select(b.ori(by_zero, by_minus_one), zero, r)
+    return q, r
+
+
 def empty(b: LoopBuilder, op, ins, outs) -> None:
     return None
 
@@ -114,4 +131,6 @@ INDEX_RECIPES = {
     X.DynamicUpdateOp: _dynamic_update(add=False),
     X.DynamicUpdateAddOp: _dynamic_update(add=True),
     X.EmptyOp: empty,
+    X.FloorDivOp: elementwise(lambda b, x, y: _divmod(b, x, y)[0]),
+    X.ModOp: elementwise(lambda b, x, y: _divmod(b, x, y)[1]),
 }

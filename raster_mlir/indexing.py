@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from raster_mlir.dialects import raster as R
-from raster_mlir.dialects.raster_index import DynamicIndexOp, DynamicUpdateAddOp, DynamicUpdateOp
+from raster_mlir.dialects.raster_index import DynamicIndexOp, DynamicUpdateAddOp, DynamicUpdateOp, FloorDivOp, ModOp
 from raster_mlir.errors import DTypeError, ShapeError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import TracedArray, active_scope, typed_dtype
@@ -169,3 +169,17 @@ class _AtSlot:
 
     def get(self):
         return dynamic_getitem(self.x, self.item)
+
+
+def floor_divide(a, b):
+    """a // b on traced integers (Python's floor division; x // 0 gives 0)."""
+    from raster_mlir.ops import apply
+
+    return apply(FloorDivOp, [a, b])
+
+
+def mod(a, b):
+    """a % b on traced integers (the sign of b, as Python; x % 0 gives 0)."""
+    from raster_mlir.ops import apply
+
+    return apply(ModOp, [a, b])

@@ -51,7 +51,17 @@ def empty(shape=()):
     return np.full(shape, np.nan)  # cast to the result dtype: NaN shows a read before a write (0 for i64)
 
 
+def _integer_division(op):
+    def kernel(x, y):
+        safe = np.where(y == 0, 1, y)
+        return np.where(y == 0, 0, op(x, safe))
+
+    return kernel
+
+
 INDEX_KERNELS = {
+    "raster.floordiv": _integer_division(np.floor_divide),
+    "raster.mod": _integer_division(np.mod),
     "raster.empty": empty,
     "raster.convert": convert,
     "raster.dynamic_index": dynamic_index,

@@ -67,6 +67,8 @@ DOC_ARGS = {
     "raster.dynamic_update": "%x: tensor<5x3xf64>, %i: tensor<i64>, %row: tensor<3xf64>",
     "raster.dynamic_update_add": "%acc: tensor<5x3xf64>, %i: tensor<i64>, %ct: tensor<3xf64>",
     "raster.empty": "",
+    "raster.floordiv": "%i: tensor<i64>, %k: tensor<i64>",
+    "raster.mod": "%i: tensor<i64>, %k: tensor<i64>",
 }
 
 # Callees the grad examples refer to.
@@ -129,6 +131,8 @@ EXTRA_EXAMPLES = {
     "raster.dynamic_update": ("%x: tensor<4xf32>, %i: tensor<i64>, %v: tensor<f32>", "%y = raster.dynamic_update %x[%i], %v : tensor<4xf32>, tensor<f32>"),
     "raster.dynamic_update_add": ("%x: tensor<2x3xi64>, %i: tensor<i64>, %j: tensor<i64>, %v: tensor<i64>", "%y = raster.dynamic_update_add %x[%i, %j], %v : tensor<2x3xi64>, tensor<i64>"),
     "raster.empty": ("", "%e = raster.empty : tensor<i64>"),
+    "raster.floordiv": ("%a: tensor<3xi64>, %b: tensor<i64>", "%q = raster.floordiv %a, %b : tensor<3xi64>, tensor<i64> -> tensor<3xi64>"),
+    "raster.mod": ("%a: tensor<i64>, %b: tensor<2xi64>", "%r = raster.mod %a, %b : tensor<i64>, tensor<2xi64> -> tensor<2xi64>"),
 }  # fmt: skip
 
 

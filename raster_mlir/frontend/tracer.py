@@ -383,6 +383,20 @@ class TracedArray:
     def __rtruediv__(self, other):
         return _ops().divide(other, self)
 
+    def __floordiv__(self, other):
+        """Python's // on traced integers (a loop index): `i // 2`."""
+        return _indexing().floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _indexing().floor_divide(other, self)
+
+    def __mod__(self, other):
+        """Python's % on traced integers: `i % 2`."""
+        return _indexing().mod(self, other)
+
+    def __rmod__(self, other):
+        return _indexing().mod(other, self)
+
     def __pow__(self, other):
         return _ops().power(self, other)
 

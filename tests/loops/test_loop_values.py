@@ -328,3 +328,31 @@ def test_while_loop_trip_counts(n, size, dtype, seed):
     np.testing.assert_allclose(got, want, **tol(dtype))
     eager, _ = counting_while().fn(x, dtype(n))
     np.testing.assert_allclose(eager, want, **tol(dtype))
+
+
+def test_integer_floor_division_and_modulo_follow_python():
+    """i // k and i % k on traced integers: floored, with the divisor's sign; x // 0 = x % 0 = 0 (numpy)."""
+
+    def f(x):
+        def body(j, acc):
+            k = j - 2  # divisors 3, 2, 1, 0, -1, -2, -4 at run time
+            k = k - (j > 5)
+
+            def inner(i, a):
+                return a + (i // k) * 1000.0 + (i % k) + (i % 2) * 0.5 + (7 // (i + 100)) * 0.25
+
+            return rm.fori_loop(-9, 10, inner, acc * 0.5)
+
+        return rm.fori_loop(-1, 6, body, x)
+
+    want = np.zeros(1)
+    for j in range(-1, 6):
+        k = j - 2 - (j > 5)
+        want = want * 0.5
+        for i in range(-9, 10):
+            q, r = (i // k, i % k) if k else (0, 0)
+            want = want + q * 1000.0 + r + (i % 2) * 0.5 + (7 // (i + 100)) * 0.25
+    np.testing.assert_allclose(rm.jit(f)(np.zeros(1)), want)
+    x = np.zeros(1)
+    with pytest.raises(rm.DTypeError, match="integer division works on traced integers"):
+        rm.jit(lambda x: rm.fori_loop(0, 2, lambda i, c: c + (c // 2.0), x))(x)
