@@ -263,8 +263,9 @@ class CompiledFunction(LLVMInspection):
         return self._package(self._interpret(args))
 
     def _package(self, outs: Sequence[np.ndarray]):
-        """Results in the traced function's nesting; 0-d results as Python floats."""
-        return unflatten(self.out_tree, [float(o) if o.ndim == 0 else o for o in outs])
+        """Results in the traced function's nesting; 0-d results as Python numbers (a float, or an int
+        for an integer result such as a loop counter), as the eager function returns them."""
+        return unflatten(self.out_tree, [o.item() if o.ndim == 0 else o for o in outs])
 
     def __call__(self, *args):
         if self.fast_call is not None:

@@ -104,7 +104,7 @@ class NativeEntry(LLVMInspection):
                 out = np.empty(shape, dtype)
                 if not try_call(args + (out,)):
                     return MISS
-                return float(out) if scalar else out
+                return out.item() if scalar else out  # a Python float (int for i64)
 
             return call_one
 

@@ -356,3 +356,21 @@ def test_integer_floor_division_and_modulo_follow_python():
     x = np.zeros(1)
     with pytest.raises(rm.DTypeError, match="integer division works on traced integers"):
         rm.jit(lambda x: rm.fori_loop(0, 2, lambda i, c: c + (c // 2.0), x))(x)
+
+
+def test_integer_scalar_results_come_back_as_python_ints():
+    """A loop counter carried as a traced integer is returned as an int, like the eager function returns it."""
+
+    def f(a):
+        return rm.while_loop(lambda s: s[1] < 5, lambda s: (s[0] * 0.5, s[1] + 1), (a, 0))
+
+    def g(a):
+        return rm.sum(a), rm.fori_loop(0, 3, lambda i, s: s + i, 0)
+
+    a = np.ones(2)
+    for program, want in ((f, 5), (g, 3)):
+        got, eager = rm.jit(program)(a)[1], program(a)[1]
+        assert type(got) is int and got == want == eager
+        assert type(rm.compile(program, a).run_reference(a)[1]) is int
+    assert type(rm.jit(g)(a)[0]) is float
+    assert type(rm.jit(lambda a: rm.fori_loop(0, 4, lambda i, s: s + i, 0))(a)) is int  # the one-result fast path
