@@ -18,9 +18,11 @@ from .ops import (
     log1p, logsumexp, min, norm, not_equal, prod, reciprocal, sign, sin, softplus, square, tan, where,
 )  # fmt: skip
 from .array_ops import (
-    concatenate, diff, expand_dims, flip, full_like, ones_like, pad, ravel, roll, squeeze, stack,
+    concatenate, diff, expand_dims, flip, full_like, ones_like, outer, pad, ravel, roll, squeeze, stack,
     zeros_like,
 )  # fmt: skip
+from .logical_ops import logical_and, logical_not, logical_or, logical_xor
+from .moments import std, var
 from .jit import CompiledFunction, JitFunction, compile, jit
 from .compiler import DEFAULT_PIPELINE, STRICT_PIPELINE
 from .control import checkpoint, cond, fori_loop, scan, while_loop
@@ -53,6 +55,7 @@ __all__ = [
     "square", "reciprocal", "arctan2", "clip", "less", "less_equal", "greater_equal", "not_equal",
     "where", "min", "prod", "logsumexp", "cumsum", "norm",
     "concatenate", "stack", "pad", "roll", "flip", "squeeze", "expand_dims", "ravel", "diff",
-    "zeros_like", "ones_like", "full_like",
+    "zeros_like", "ones_like", "full_like", "outer", "var", "std",
+    "logical_and", "logical_or", "logical_xor", "logical_not",
     "fori_loop", "scan", "while_loop", "cond", "checkpoint", "at_set", "at_add",
 ]  # fmt: skip

@@ -138,6 +138,11 @@ def ravel(x):
     return reshape(x, (-1,))
 
 
+def outer(a, b):
+    """numpy.outer: out[i, j] = a.ravel()[i] * b.ravel()[j]."""
+    return apply(R.MulOp, [reshape(a, (-1, 1)), reshape(b, (1, -1))])
+
+
 def diff(x, n: int = 1, axis: int = -1):
     """n-th forward difference along `axis`: x[1:] - x[:-1], n times (as numpy.diff)."""
     shape = _shape(x)

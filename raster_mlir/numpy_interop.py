@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from raster_mlir import array_ops as A
+from raster_mlir import moments as M
 from raster_mlir import ops as O
 from raster_mlir.errors import TraceError, with_location
 from raster_mlir.frontend.source import user_location
@@ -44,7 +45,7 @@ def _method(name: str):
     def call(a, *args, **kwargs):
         if isinstance(a, TracedArray):
             return getattr(a, name)(*args, **kwargs)
-        return getattr(O, name)(a, *args, **kwargs)
+        return getattr(M if hasattr(M, name) else O, name)(a, *args, **kwargs)
 
     call.__name__ = name
     return call
@@ -59,6 +60,9 @@ NUMPY_FUNCTIONS: dict[Callable, Callable] = {
     np.amin: _method("min"),
     np.prod: _method("prod"),
     np.cumsum: _method("cumsum"),
+    np.var: _method("var"),
+    np.std: _method("std"),
+    np.outer: A.outer,
     np.where: O.where,
     np.clip: O.clip,
     np.dot: O.matmul,

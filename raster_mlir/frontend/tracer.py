@@ -310,9 +310,12 @@ class TracedArray:
         name = _UFUNC_OPS.get(ufunc.__name__)
         if method == "__call__" and not kwargs and name is not None:
             return getattr(_ops(), name)(*inputs)
+        logical = _UFUNC_LOGICAL.get(ufunc.__name__)
+        if method == "__call__" and not kwargs and logical is not None:
+            return getattr(_logical(), logical)(*inputs)
         error = TraceError(
             f"numpy's {ufunc.__name__} ({method}{', with ' + ', '.join(kwargs) if kwargs else ''}) is not "
-            f"supported on traced arrays; supported ufuncs: {', '.join(sorted(_UFUNC_OPS))}"
+            f"supported on traced arrays; supported ufuncs: {', '.join(sorted([*_UFUNC_OPS, *_UFUNC_LOGICAL]))}"
         )
         raise with_location(error, user_location())
 
@@ -438,6 +441,28 @@ class TracedArray:
     def __abs__(self):
         return _ops().abs(self)
 
+    # Logical operations on masks (`(x > 0) & (x < 1)`): non-zero = true (raster_mlir/logical_ops.py).
+    def __and__(self, other):
+        return _logical().logical_and(self, other)
+
+    def __rand__(self, other):
+        return _logical().logical_and(other, self)
+
+    def __or__(self, other):
+        return _logical().logical_or(self, other)
+
+    def __ror__(self, other):
+        return _logical().logical_or(other, self)
+
+    def __xor__(self, other):
+        return _logical().logical_xor(self, other)
+
+    def __rxor__(self, other):
+        return _logical().logical_xor(other, self)
+
+    def __invert__(self):
+        return _logical().logical_not(self)
+
     def __getitem__(self, key):
         """numpy basic indexing with static indices: ints, slices, `...`, None (see frontend/indexing.py);
         with a traced integer (the loop index), x[i] reads at a run-time position (raster_mlir/indexing.py)."""
@@ -483,6 +508,14 @@ class TracedArray:
     def prod(self, axis=None, keepdims=False, **numpy_options):
         _refuse_numpy_options("prod", numpy_options)
         return _ops().prod(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False, **numpy_options):
+        _refuse_numpy_options("var", numpy_options)
+        return _moments().var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False, **numpy_options):
+        _refuse_numpy_options("std", numpy_options)
+        return _moments().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
     def cumsum(self, axis=None, **numpy_options):
         _refuse_numpy_options("cumsum", numpy_options)
@@ -570,6 +603,12 @@ _UFUNC_OPS = {
     "arctan2": "arctan2", "greater": "greater", "greater_equal": "greater_equal", "less": "less",
     "less_equal": "less_equal", "equal": "equal", "not_equal": "not_equal",
 }  # fmt: skip
+# On masks (0/1 values) numpy's bitwise ufuncs (`bool_array & traced`) agree with the logical ones.
+_UFUNC_LOGICAL = {
+    "logical_and": "logical_and", "logical_or": "logical_or", "logical_xor": "logical_xor",
+    "logical_not": "logical_not", "bitwise_and": "logical_and", "bitwise_or": "logical_or",
+    "bitwise_xor": "logical_xor", "invert": "logical_not",
+}  # fmt: skip
 
 
 def _parameter_names(fn: Callable) -> list[str]:
@@ -584,6 +623,18 @@ def _ops():
     from raster_mlir import ops
 
     return ops
+
+
+def _logical():
+    from raster_mlir import logical_ops
+
+    return logical_ops
+
+
+def _moments():
+    from raster_mlir import moments
+
+    return moments
 
 
 def _array_ops():
