@@ -180,3 +180,24 @@ TAPE_OPS: tuple[type[Operation], ...] = (
     TapeNewOp, TapePushOp, TapeGetOp, RtTapeInitOp, RtTapeResetOp, RtTapeFreeOp, RtTapePushOp, RtTapeReadOp,
 )  # fmt: skip
 TAPE_TYPES = (TapeType,)
+
+
+def _tapes_touched(op: Operation, kind: type[Operation]) -> list[SSAValue]:
+    """The tape operands of `op` that it (or an op in its regions) passes to a `kind` op."""
+    tapes = [v for v in op.operands if isinstance(v.type, TapeType)]
+    if not tapes:
+        return []
+    if isinstance(op, kind):
+        return [op.tape]
+    return tapes if any(isinstance(inner, kind) for inner in op.walk()) else []
+
+
+def growable_tapes_written(op: Operation) -> list[SSAValue]:
+    """The tapes `op` may push rows to (a push, or a loop holding one): what autodiff's activity analysis
+    must treat as varying when a pushed value does (the rows are data the SSA graph does not show)."""
+    return _tapes_touched(op, TapePushOp)
+
+
+def growable_tapes_read(op: Operation) -> list[SSAValue]:
+    """The tapes `op` may read rows from (a tape_get, or a loop holding one)."""
+    return _tapes_touched(op, TapeGetOp)

@@ -78,6 +78,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.raster_rules_index import accumulate
+from raster_mlir.dialects.raster_tape import growable_tapes_read, growable_tapes_written
 from raster_mlir.dialects.raster_rules import (
     ReverseBuilder,
     RuleSet,
@@ -273,6 +274,7 @@ class GradientFunctionBuilder:
                 continue
             if any(v in varied for v in op.operands):
                 varied.update(r for r in op.results if R.is_float_type(r.type))
+                varied.update(growable_tapes_written(op))  # a tape's rows vary with what was pushed
         useful: set[SSAValue] = set(outputs)
         inputs = set(wrt)
         path = []
@@ -283,6 +285,15 @@ class GradientFunctionBuilder:
                 useful.update(op.operands)
                 if any(r in varied for r in op.results):
                     path.append(op)
+        for op in path:
+            if any(t in varied for t in growable_tapes_read(op)):
+                raise _error(
+                    "autodiff: reverse mode over the reverse pass of a loop with a run-time trip count "
+                    "(rm.while_loop, or rm.fori_loop with traced bounds) is not supported: its growable tape "
+                    "has no cotangent. Use static bounds (rm.fori_loop with Python ints, rm.scan) for a "
+                    f"gradient of such a gradient (differentiating @{self.callee_name})",
+                    op,
+                )
         return path, varied
 
     # -- backward -----------------------------------------------------------------
