@@ -56,6 +56,20 @@ def footprint(op: Operation, iv: SSAValue | None = None) -> Footprint:
     """Walk `op` once; with `iv`, also record per buffer the dimensions `iv` indexes in every access."""
     fp = Footprint()
     uses, reads, writes, iv_dims = fp.uses, fp.reads, fp.writes, fp.iv_dims
+    if not op.regions and iv is None:  # most ops of a loop body: no walk needed
+        operands = tuple(op.operands)
+        uses.update(operands)
+        if isinstance(op, memref.LoadOp):
+            reads.add(operands[0])
+        elif isinstance(op, memref.StoreOp):
+            writes.add(operands[1])
+        elif isinstance(op, memref.DeallocOp):
+            writes.add(operands[0])
+        elif is_opaque(op):
+            fp.opaque = True
+        fp.size = 1
+        WORK.ops_visited += 1
+        return fp
     visited = 0
     for inner in op.walk():
         visited += 1

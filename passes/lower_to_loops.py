@@ -42,6 +42,7 @@ After:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -61,7 +62,10 @@ from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
 from .lowerings import lowering_for
 
 
+@functools.lru_cache(maxsize=4096)
 def memref_of(t: TensorType) -> MemRefType:
+    # Cached: MemRefType's constructor checks its shape with a generic isa() that costs ~0.4 ms,
+    # and a program uses few distinct types (types are immutable values, safe to share).
     return MemRefType(t.element_type, t.get_shape())
 
 

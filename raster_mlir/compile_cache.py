@@ -2,7 +2,8 @@
 
 Key: sha256 over everything that decides the machine code and what the call
 path needs, known before any pass runs:
-- the traced module, as printed (without locations: they change no code);
+- the traced module: what printing it says (ir_fingerprint.py, without
+  locations: they change no code);
 - the pipeline string, exactly as given (another spelling of the same
   pipeline only misses) and the backend options of the compile;
 - the target: triple, CPU name, CPU features and LLVM version (the vector
@@ -57,7 +58,7 @@ from raster_mlir.backend import cache_store
 from raster_mlir.backend.llvm_emit import EntryABI
 from raster_mlir.backend.specs import ArgSpec
 from raster_mlir.backend.target import host_target
-from raster_mlir.compiler import print_module
+from raster_mlir.ir_fingerprint import fingerprint
 
 FORMAT = "raster_mlir function cache 1"
 _LEN = struct.Struct("<Q")
@@ -223,7 +224,7 @@ def extension_fingerprint(spec: str) -> str | None:
 
 
 def function_key(traced: ModuleOp | str, spec: str, backend_options: str) -> str | None:
-    """The cache key of compiling `traced` (module or its printed text) with pipeline `spec`; None: do not cache."""
+    """The cache key of compiling `traced` (a module, or a text standing for one) with pipeline `spec`; None: do not cache."""
     if not isinstance(traced, str):
         from raster_mlir.passes.lowerings import resolve_lowerings
 
@@ -244,7 +245,7 @@ def function_key(traced: ModuleOp | str, spec: str, backend_options: str) -> str
         f"pipeline={spec.strip()}",
         f"backend={backend_options}",
         extensions,
-        traced if isinstance(traced, str) else print_module(traced),
+        traced if isinstance(traced, str) else fingerprint(traced),
     ):
         h.update(part.encode())
         h.update(b"\0")

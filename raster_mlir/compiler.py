@@ -173,6 +173,7 @@ class StagedPipeline:
         self.stage_names: list[str] = []
         self.last_stage = ""
         self.pass_seconds: dict[str, float] = {}
+        self.verified = False  # the module was verified after the last pass that ran
         # Copies of the module just before the first run of these passes (e.g. the
         # loop-level IR before skip-zero-chunks, from which a train step builds its data loops).
         self.snapshot_before = (snapshot_before,) if isinstance(snapshot_before, str) else tuple(snapshot_before)
@@ -205,6 +206,7 @@ class StagedPipeline:
                 ran += 1
             if policy == "end" and ran:
                 self._verify(module, self.labels[ran - 1])
+            self.verified = ran > 0 and policy != "none"
         except Exception:
             if policy == "end":
                 assert fresh_input is not None

@@ -112,7 +112,7 @@ class CompiledFunction(LLVMInspection):
             return None  # (a user asking to see the passes wants them to run)
         if d.dump_dir is not None:
             return None
-        with self.timer.phase("cache key (traced IR printed and hashed)"):
+        with self.timer.phase("cache key (traced IR fingerprint)"):
             return compile_cache.function_key(self.traced, self.pipeline_spec, _BACKEND_OPTIONS)
 
     def _load(self, key: str) -> bool:
@@ -140,7 +140,7 @@ class CompiledFunction(LLVMInspection):
         if not lowers:
             return
         self.native = NativeEntry.compile(
-            module, self.entry, self.specs, self.result_types, self.result_aliases, timer=self.timer
+            module, self.entry, self.specs, self.result_types, self.result_aliases, self.timer, self._ran.verified
         )
         if key is not None and self.native.function.cache_key is not None:
             with self.timer.phase("cache write"):

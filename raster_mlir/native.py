@@ -53,9 +53,19 @@ class NativeEntry(LLVMInspection):
 
     @classmethod
     def compile(
-        cls, module: ModuleOp, entry: str, specs, result_types, result_aliases: Sequence[int], timer=NO_TIMER
+        cls,
+        module: ModuleOp,
+        entry: str,
+        specs,
+        result_types,
+        result_aliases: Sequence[int],
+        timer=NO_TIMER,
+        verified: bool = False,
     ) -> NativeEntry:
-        """Compile `entry` of the lowered `module`; its constants come from the attribute `raster.constants`."""
+        """Compile `entry` of the lowered `module`; its constants come from the attribute `raster.constants`.
+
+        `verified`: the pipeline verified `module` after its last pass (the backend need not again).
+        """
         function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == entry)
         constants = []
         attr = function.attributes.get("raster.constants")
@@ -76,7 +86,7 @@ class NativeEntry(LLVMInspection):
                 arg_specs.append(backend.ArgSpec(R.shape_of(t), dtype.name, written=True, name=f"out{k}"))
         for j, c in enumerate(constants):
             arg_specs.append(backend.ArgSpec(c.shape, c.dtype.name, name=f"constant{j}"))
-        native = backend.compile_module(module, entry, arg_specs, timer=timer)
+        native = backend.compile_module(module, entry, arg_specs, timer=timer, verified=verified)
         return cls(native, specs, result_types, result_aliases, constants)
 
     def _llvm_source(self):

@@ -102,7 +102,8 @@ class DataLoop:
             self.schedule = "cross-step fusion" if cross_step else "step by step"
         self._module = module
         self.spec = self._pipeline.spec
-        self.function = backend.compile_module(module, self.entry, arg_specs, timer=self.timer)
+        verified = self._pipeline.verified
+        self.function = backend.compile_module(module, self.entry, arg_specs, timer=self.timer, verified=verified)
         if key is not None and self.function.cache_key is not None:
             extra = {"schedule": self.schedule, "spec": self.spec}
             with self.timer.phase("cache write"):

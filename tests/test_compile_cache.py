@@ -248,3 +248,44 @@ def test_clear_cache_api_and_cli(tmp_path, monkeypatch):
     rm.clear_cache(disk=False)  # this process still holds the code: forget it, so the compile writes again
     assert rm.compile(model, np.ones(3), np.ones(3)).cache_source is None
     assert rm.clear_cache() == 2 and list(tmp_path.glob("*.rm?")) == []
+
+
+def traced(fn, *args):
+    return rm.compile(fn, *args, pipeline="").traced
+
+
+def test_fingerprint_tells_apart_what_printing_tells_apart():
+    from raster_mlir.compiler import print_module
+    from raster_mlir.ir_fingerprint import fingerprint
+
+    x, y = np.ones(3), np.full(3, 2.0)
+
+    @rm.jit
+    def helper(a):
+        return rm.exp(a)
+
+    def with_names(alpha, beta):
+        return alpha - beta
+
+    variants = [
+        traced(lambda a, b: a - b, x, y),
+        traced(lambda a, b: b - a, x, y),  # operand order
+        traced(with_names, x, y),  # argument names
+        traced(lambda a, b: a * b, x, y),  # op
+        traced(lambda a, b: a - b, x.astype(np.float32), y.astype(np.float32)),  # types
+        traced(lambda a, b: a - b, np.ones(4), np.ones(4)),  # shapes
+        traced(lambda a, b: a * 0.1, x, y),  # a constant
+        traced(lambda a, b: a * 0.1000000000000001, x, y),  # the same constant to the last bit but one
+        traced(lambda a, b: rm.sum(a * np.array([1.0, 2.0, 3.0])), x, y),  # captured arrays
+        traced(lambda a, b: rm.sum(a * np.array([1.0, 2.0, 3.5])), x, y),
+        traced(lambda a, b: rm.sum(rm.reshape(a, (3, 1)) * b, axis=0), x, y),  # attributes
+        traced(lambda a, b: rm.sum(rm.reshape(a, (3, 1)) * b, axis=1), x, y),
+        traced(lambda a, b: helper(a) + b, x, y),  # a call
+        traced(lambda a, b: helper(b) + a, x, y),
+    ]
+    texts = [print_module(m) for m in variants]
+    prints = [fingerprint(m) for m in variants]
+    for i in range(len(variants)):
+        for j in range(len(variants)):
+            assert (texts[i] == texts[j]) == (prints[i] == prints[j]), (i, j)
+    assert prints[0] == fingerprint(traced(lambda a, b: a - b, x, y))  # and it is deterministic

@@ -111,11 +111,13 @@ def compile_module(
     jam: int = 4,
     vector_math: bool = True,
     timer=NO_TIMER,
+    verified: bool = False,
 ) -> NativeFunction:
     """Compile `entry` of the loop-level `module` for this host; see the module docstring.
 
     `timer` (a `raster_mlir.timing.CompileTimer`) gets the rows of LLVM IR
     emission, the cache lookup, LLVM optimisation, code generation and loading.
+    `verified`: the caller verified `module` just before (it is not verified again).
     """
     from ..errors import CompileError
 
@@ -131,7 +133,7 @@ def compile_module(
         target=host_target(),
     )
     with timer.phase("LLVM IR emission"):
-        emitted = emit_module(module, {entry: arg_specs}, options)
+        emitted = emit_module(module, {entry: arg_specs}, options, verified)
     result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer)
     with timer.phase("loading"):
         return NativeFunction(

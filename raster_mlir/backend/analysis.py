@@ -189,12 +189,16 @@ def _function_body(op: FuncOp) -> Region:
     return op.body  # every block (a function may branch between blocks with cf.br / cf.cond_br)
 
 
-def analyse_module(module: ModuleOp) -> ModuleInfo:
-    """Compute FunctionInfo for every function of `module` (see module docstring)."""
-    try:
-        module.verify()
-    except VerifyException as exc:
-        raise CompileError(f"the loop-level module does not verify: {exc}") from exc
+def analyse_module(module: ModuleOp, verified: bool = False) -> ModuleInfo:
+    """Compute FunctionInfo for every function of `module` (see module docstring).
+
+    The module is verified first, unless the caller has just done so (`verified`).
+    """
+    if not verified:
+        try:
+            module.verify()
+        except VerifyException as exc:
+            raise CompileError(f"the loop-level module does not verify: {exc}") from exc
     functions: dict[str, FunctionInfo] = {}
     for op in module.ops:
         if not isinstance(op, FuncOp):

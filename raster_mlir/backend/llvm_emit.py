@@ -179,9 +179,9 @@ class ModuleEmitter:
     otherwise hijack every such call. A remaining clash is a CompileError.
     """
 
-    def __init__(self, module: ModuleOp, options: EmitOptions):
+    def __init__(self, module: ModuleOp, options: EmitOptions, verified: bool = False):
         self.options = options
-        self.info: ModuleInfo = analyse_module(module)
+        self.info: ModuleInfo = analyse_module(module, verified)
         self.llmod = ir.Module(name="raster_mlir")
         self.llmod.triple = options.target.triple
         self.llmod.data_layout = options.target.data_layout
@@ -367,12 +367,14 @@ def emit_module(
     module: ModuleOp,
     entries: Mapping[str, Sequence[ArgSpec] | None] | Sequence[str],
     options: EmitOptions | None = None,
+    verified: bool = False,
 ) -> EmittedModule:
     """Translate `module` to LLVM IR text with entry points for `entries`.
 
     `entries` maps each entry function's name to its ArgSpecs (or None to
     derive them from the IR); a plain list of names means None for each.
+    `verified`: the caller has just verified `module` (it is not verified again).
     """
     if not isinstance(entries, Mapping):
         entries = dict.fromkeys(entries)
-    return ModuleEmitter(module, options or EmitOptions()).emit(entries)
+    return ModuleEmitter(module, options or EmitOptions(), verified).emit(entries)

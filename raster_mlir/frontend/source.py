@@ -7,6 +7,8 @@ user wrote, not at library internals.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import linecache
 import os
 import sys
@@ -35,7 +37,16 @@ class SourceLocation:
         return f"{where}: {text}" if text else where
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_library_file(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_LIBRARY_DIRS)
+
+
 def _is_library(filename: str) -> bool:
+    # Called for every frame of every traced op: cached for absolute paths (a relative
+    # one depends on the working directory).
+    if os.path.isabs(filename):
+        return _is_library_file(filename)
     return os.path.abspath(filename).startswith(_LIBRARY_DIRS)
 
 
@@ -47,10 +58,11 @@ def user_location() -> SourceLocation | None:
     if frame is None:
         return None
     line, column = frame.f_lineno, 0
-    positions = list(frame.f_code.co_positions()) if hasattr(frame.f_code, "co_positions") else []
     index = frame.f_lasti // 2
-    if 0 <= index < len(positions):
-        start_line, _, start_col, _ = positions[index]
+    positions = frame.f_code.co_positions() if hasattr(frame.f_code, "co_positions") else iter(())
+    position = next(itertools.islice(positions, index, None), None) if index >= 0 else None
+    if position is not None:
+        start_line, _, start_col, _ = position
         if start_line is not None:
             line = start_line
         if start_col is not None:
