@@ -1,6 +1,6 @@
 """Compile time that scales: raster_mlir against JAX, each compile in a fresh process, cold and warm.
 
-    python bench/bench_compile.py [--quick] [--only raster_mlir,jax] [--repeats R] [--json PATH]
+    python bench/bench_compile.py [--quick] [--only raster_mlir,jax,ode,mlp] [--repeats R] [--json PATH]
 
 Workloads (issue 13):
 - the unrolled damped spring (`ode`), a Python loop over N steps of
@@ -21,7 +21,8 @@ waiting for a core. Every result is checked: the ODE value against numpy,
 the gradient between the two libraries (1e-9 relative), the train step
 against the harness's float64 reference.
 
-`--quick`: N = 10 and 100, L = 2 and 4, one repeat.
+`--quick`: N = 10 and 100, L = 2 and 4, one repeat. `--only` keeps some
+implementations (raster_mlir, jax) and workloads (ode, mlp).
 """
 
 from __future__ import annotations
@@ -258,13 +259,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", default=",".join(IMPLEMENTATIONS))
+    p.add_argument("--only", default="", help="comma-separated: raster_mlir, jax, ode, mlp (default: all)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--ode-sizes", default=None, help="comma-separated N (default 10,100,1000)")
+    p.add_argument("--layers", default=None, help="comma-separated layer counts (default 2,4,8,16)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    impls = [i for i in IMPLEMENTATIONS if i in args.only.split(",")]
-    sizes = ODE_SIZES[:2] if args.quick else ODE_SIZES
-    layers = LAYERS[:2] if args.quick else LAYERS
+    terms = args.only.split(",")
+    impls = [i for i in IMPLEMENTATIONS if i in terms] or list(IMPLEMENTATIONS)
+    workloads = [w for w in ("ode", "mlp") if w in terms] or ["ode", "mlp"]
+    sizes = tuple(int(n) for n in args.ode_sizes.split(",")) if args.ode_sizes else ODE_SIZES
+    layers = tuple(int(n) for n in args.layers.split(",")) if args.layers else LAYERS
+    if args.quick:
+        sizes, layers = sizes[:2], layers[:2]
+    sizes = sizes if "ode" in workloads else ()
+    layers = layers if "mlp" in workloads else ()
     repeats = 1 if args.quick else args.repeats
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; python {sys.version.split()[0]}")
     rows, ode_results, checks = [], {}, []

@@ -104,6 +104,7 @@ class Node:
     position: int
     footprint: Footprint
     has_dependents: bool = False  # some later op must stay after it
+    kind: object = None  # what the client pass made of the op (fuse-loops: a loop's bounds)
 
 
 class BlockDependences:
@@ -143,9 +144,9 @@ class BlockDependences:
             deps.update(self._readers.get(buffer, ()))
         return deps
 
-    def add(self, op: Operation, fp: Footprint, deps: set[Node]) -> Node:
+    def add(self, op: Operation, fp: Footprint, deps: set[Node], kind: object = None) -> Node:
         """Record `op` (visited now, after everything recorded so far) with its dependences."""
-        node = Node(op, self._next_position(), fp)
+        node = Node(op, self._next_position(), fp, kind=kind)
         self.node_of[op] = node
         for dep in deps:
             dep.has_dependents = True

@@ -102,9 +102,9 @@ def _candidate_bounds(op: Operation) -> tuple[int, int, int] | None:
 
 
 def _fusable(node: Node, bounds: tuple, size: int, max_size: int) -> bool:
-    """`node` is a loop with `bounds` that may take a body of `size` more ops."""
+    """`node` is a loop with `bounds` that may take a body of `size` more ops (`kind`: its bounds)."""
     fp = node.footprint
-    return not fp.opaque and fp.size + size <= max_size and _candidate_bounds(node.op) == bounds
+    return node.kind == bounds and not fp.opaque and fp.size + size <= max_size
 
 
 class _Candidates:
@@ -203,7 +203,7 @@ def fuse_sweep(
         deps = dependences.dependences(fp)
         choice = None if fp.opaque else _choose(bounds, fp, deps, candidates, max_size)
         if choice is None:
-            node = dependences.add(op, fp, deps)
+            node = dependences.add(op, fp, deps, kind=bounds)
             if not fp.opaque:
                 candidates.add(bounds, node)
             continue
@@ -225,10 +225,12 @@ def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats, max
     """Fuse the sibling loops of `block`, then recurse into loop bodies (up to `max_depth` levels)."""
     if depth > max_depth:
         return
-    footprints: dict[Operation, Footprint] = {}
-    for _ in range(MAX_SWEEPS):
-        if not fuse_sweep(block, stats, footprints, max_size):
-            break
+    loops = [op for op in block.ops if isinstance(op, scf.ForOp)]
+    if len(loops) > 1:  # (a fused body of thousands of scalar ops has nothing to fuse: no sweep)
+        footprints: dict[Operation, Footprint] = {}
+        for _ in range(MAX_SWEEPS):
+            if not fuse_sweep(block, stats, footprints, max_size):
+                break
     for op in block.ops:
         if isinstance(op, (scf.ForOp, scf.WhileOp, scf.IfOp)):  # loop bodies, while regions, branches
             for region in op.regions:
