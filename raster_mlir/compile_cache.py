@@ -16,8 +16,9 @@ path needs, known before any pass runs:
 - every `RASTER_MLIR_*` environment variable except those that change no code
   (the cache's own, `RASTER_MLIR_VERIFY_EACH`, `RASTER_MLIR_FLUSH_DENORMAL`);
 - the code of the extensions a compile may run: passes named in the pipeline
-  that are registered (`register_pass`) or plug-ins, and every registered
-  rule set's rules (`register_rule_set`, or a rule added to a shipped set).
+  that are registered (`register_pass`) or plug-ins, every registered rule
+  set's rules (`register_rule_set`, or a rule added to a shipped set), and
+  lower-to-loops' recipes (one added for a new op).
   An extension outside raster_mlir is identified by its module, name, source
   file and that file's size and modification time, and by the values its
   closure captured; one that cannot be identified that way (no source file,
@@ -45,7 +46,9 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import threading
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -156,8 +159,6 @@ def code_identity(obj) -> str | None:
     if code is not None:
         path = code.co_filename
     else:
-        import sys
-
         path = getattr(sys.modules.get(module), "__file__", None)
     if not path:
         return None
@@ -173,7 +174,9 @@ def code_identity(obj) -> str | None:
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
-        if callable(value):
+        if isinstance(value, types.ModuleType):
+            captured += f"|module {value.__name__}"
+        elif callable(value):
             inner = code_identity(value)
             if inner is None:
                 return None
