@@ -90,6 +90,11 @@ def dynamic_getitem(x: TracedArray, item) -> TracedArray:
 
 
 def _update(op_cls, x, item, value, what: str):
+    if _is_static_box(item):
+        # x.at[1:3].set(v), x.at[:, 0].add(v): slices, None or `...` among static indices.
+        from raster_mlir.static_updates import static_update
+
+        return static_update(x, item, value, op_cls is DynamicUpdateAddOp, what)
     loc = user_location()
     scope = active_scope()
     if scope is None and not any(isinstance(a, TracedArray) for a in (x, value, *_as_tuple(item))):
@@ -108,6 +113,16 @@ def _update(op_cls, x, item, value, what: str):
         raise with_location(e, loc) from None
     scope.append(op, loc)
     return TracedArray(scope, op.result, weak=x.weak)
+
+
+def _is_static_box(item) -> bool:
+    """No traced index, and not only integers on the leading axes (those are dynamic updates)."""
+    items = list(_as_tuple(item))
+    if any(isinstance(i, TracedArray) for i in items):
+        return False
+    while items and (items[-1] is Ellipsis or (isinstance(items[-1], slice) and items[-1] == slice(None))):
+        items.pop()
+    return not items or any(i is None or i is Ellipsis or isinstance(i, slice) for i in items)
 
 
 def _as_tuple(item) -> tuple:

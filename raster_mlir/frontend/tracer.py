@@ -470,6 +470,13 @@ class TracedArray:
             return _indexing().dynamic_getitem(self, key)
         return _array_ops().getitem(self, key)
 
+    def __setitem__(self, key, value):
+        error = TraceError(
+            "x[key] = v on a traced array: traced arrays are immutable (numpy's in-place assignment is not "
+            "supported); write x = x.at[key].set(v) (or rm.at_set(x, key, v); .add(v) for +=)"
+        )
+        raise with_location(error, user_location())
+
     def __iter__(self):
         """Iterating gives x[0], x[1], ... (a static number of slices, like iterating in JAX)."""
         if not self.shape:
