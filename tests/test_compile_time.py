@@ -91,6 +91,7 @@ def test_dump_options_still_print_every_stage(tmp_path, capsys):
     assert out.count("// -----// IR Dump After") == len(c.stages) - 1
     assert len(list((tmp_path / "dump").glob("*.mlir"))) == 2 * len(c.stages) - 1  # the first, then before/after each pass
     assert c.ir("after:fuse-loops") in out
+    assert any(n.startswith("IR printing") for n in rows(c.timing_report()))  # the cost of asking shows
 
 
 def test_default_verification_is_before_lowering_and_at_the_end(monkeypatch):
