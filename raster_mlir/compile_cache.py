@@ -95,6 +95,10 @@ _memory_lock = threading.Lock()
 # ---- the key -------------------------------------------------------------------
 
 
+LOWERINGS_MODULE = "raster_mlir.passes.lowerings"
+OWN_DIALECTS = ("builtin", "func", "raster")  # lowered without looking up plug-ins
+
+
 @functools.lru_cache(maxsize=1)
 def _package_dirs() -> tuple[str, ...]:
     import raster_mlir
@@ -108,14 +112,19 @@ def _package_dirs() -> tuple[str, ...]:
 def source_fingerprint() -> str:
     """Path, size and modification time of every .py file of raster_mlir (computed once per process)."""
     h = hashlib.sha256()
+
+    def visit(directory: str, relative: str) -> None:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.endswith(".py") and entry.is_file():
+                st = entry.stat()
+                h.update(f"{relative}{entry.name}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+            elif entry.is_dir() and entry.name != "__pycache__":
+                visit(entry.path, f"{relative}{entry.name}/")
+
     for root in _package_dirs():
-        for directory, subdirs, files in os.walk(root):
-            subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith(".py"):
-                    path = os.path.join(directory, name)
-                    st = os.stat(path)
-                    h.update(f"{os.path.relpath(path, root)}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+        visit(root, "")
     return h.hexdigest()
 
 
@@ -217,9 +226,10 @@ def extension_fingerprint(spec: str) -> str | None:
                     entries.append(identity)
             rule_lines.append(" ".join(entries))
         parts += sorted(rule_lines)  # op_classes() comes partly from a set: its order varies between processes
-    from raster_mlir.passes.lowerings import lowering_fingerprint
-
-    lowerings = lowering_fingerprint()  # recipes given with register_lowering or by plug-ins
+    # Recipes given with register_lowering or by plug-ins. Both go through that module: when it is
+    # not imported there is none (and a warm start need not import lower-to-loops' recipes).
+    registry = sys.modules.get(LOWERINGS_MODULE)
+    lowerings = registry.lowering_fingerprint() if registry is not None else ""
     if lowerings is None:
         return None
     parts.append(lowerings)
@@ -228,7 +238,7 @@ def extension_fingerprint(spec: str) -> str | None:
 
 def function_key(traced: ModuleOp | str, spec: str, backend_options: str) -> str | None:
     """The cache key of compiling `traced` (a module, or a text standing for one) with pipeline `spec`; None: do not cache."""
-    if not isinstance(traced, str):
+    if not isinstance(traced, str) and any(op.name.split(".", 1)[0] not in OWN_DIALECTS for op in traced.walk()):
         from raster_mlir.passes.lowerings import resolve_lowerings
 
         resolve_lowerings(traced)  # the recipes of its ops of other dialects, so that the key names them
