@@ -1,27 +1,44 @@
-"""How much 64-byte alignment matters: the 784-128-10 SGD step and data loop, numpy vs rm.aligned arrays.
+"""Alignment: the 784-128-10 SGD step on numpy-allocated arrays against 64-byte aligned ones (`rm.aligned`).
 
-numpy aligns large arrays to 16 bytes, so every 512-bit load from a row of W1
-straddles two cache lines. This script times, in one run and interleaved:
-the step called from Python and `step.run` over 1,000 samples (with cross-step
-fusion), once with numpy-allocated parameters and data and once with
-`rm.aligned` copies. Random data (x uniform in [0, 1), about half the ReLU
-units active).
+numpy allocates large arrays 16 bytes past a 64-byte boundary (the exact offset
+is printed), so chunks of W1's rows counted from element 0 make every 512-bit
+load and store straddle two cache lines. `skip-zero-chunks` counts them from
+the rows' first boundary instead (passes/chunk_frame.py). This script times, in
+one run, with the contenders interleaved in a random order each round:
 
-    python bench/bench_alignment.py [f32]
+- the step called from Python, per sample, on numpy's arrays and on `rm.aligned`
+  copies, with the default pipeline and with `skip-zero-chunks{align=false}`
+  (chunks from element 0, as before the frame);
+- the hand-written numpy step (bench/workloads/numpy_impl.py: BLAS, in place);
+- `step.run` over all samples in one call (it stages aligned copies of large
+  misaligned arrays itself), per sample.
+
+Random dense data (x uniform in [0, 1): no zero chunk to skip; about half the
+ReLU units active), lr = 0 so the ReLU activity stays the same in every round.
+The first call of each raster_mlir step (trace, compile or disk cache, one step)
+is reported beside the run time.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_alignment.py [f64|f32] [--quick]
 """
 
 from __future__ import annotations
 
 import os
+import random
+import statistics
 import sys
+import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from timing import compare, table  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.workloads.numpy_impl import _MLP  # noqa: E402
 
 import raster_mlir as rm  # noqa: E402
 from raster_mlir import nn  # noqa: E402
+from raster_mlir.compiler import DEFAULT_PIPELINE  # noqa: E402
+
+ELEMENT_ZERO = DEFAULT_PIPELINE.replace("skip-zero-chunks", "skip-zero-chunks{align=false}")
 
 
 def mlp_loss(W1, b1, W2, b2, x, y):
@@ -30,9 +47,51 @@ def mlp_loss(W1, b1, W2, b2, x, y):
     return nn.cross_entropy(p, y)
 
 
-def main(dtype) -> None:
+def interleaved(contenders: dict, rounds: int, number: int, samples: int) -> dict[str, list[float]]:
+    """Per-call times (us) of each contender: `rounds` rounds of `number` calls, the contenders in a
+    random order each round (a fixed order biased the figures by up to 10% on this machine)."""
+    order = list(contenders)
+    times: dict[str, list[float]] = {name: [] for name in order}
+    shuffle = random.Random(0).shuffle
+    for name in order:  # warm-up
+        for i in range(number):
+            contenders[name](i % samples)
+    for r in range(rounds):
+        shuffle(order)
+        for name in order:
+            fn = contenders[name]
+            first = r * number % samples
+            start = time.perf_counter()
+            for i in range(first, first + number):
+                fn(i % samples)
+            times[name].append((time.perf_counter() - start) / number * 1e6)
+    return times
+
+
+def report(title: str, times: dict[str, list[float]], baseline: str, first_calls: dict[str, float]) -> None:
+    base = statistics.median(times[baseline])
+    width = max(len(n) for n in times)
+    print(f"\n{title}")
+    print(f"{'':{width}}  {'median':>9}  {'p20':>7}  {'min - max':>17}  {'x ' + baseline:>{len(baseline) + 2}}  {'first call':>10}")
+    for name, t in times.items():
+        s = sorted(t)
+        first = f"{first_calls[name]:7.0f} ms" if name in first_calls else ""
+        print(
+            f"{name:{width}}  {statistics.median(s):6.2f} us  {s[len(s) // 5]:7.2f}  {s[0]:7.2f} - {s[-1]:7.2f}"
+            f"  {statistics.median(s) / base:{len(baseline) + 2}.2f}  {first:>10}"
+        )
+
+
+def first_call(make, args) -> tuple[object, float]:
+    start = time.perf_counter()
+    compiled = make()
+    compiled(*args)
+    return compiled, (time.perf_counter() - start) * 1e3
+
+
+def main(dtype, quick: bool) -> None:
     rng = np.random.default_rng(0)
-    n = 1000
+    n = 200 if quick else 1000
     params = [
         rng.normal(0, 0.05, (128, 784)).astype(dtype),
         np.zeros(128, dtype),
@@ -44,37 +103,48 @@ def main(dtype) -> None:
     plain = [p.copy() for p in params]
     aligned = [rm.aligned(p) for p in params]
     XA = rm.aligned(X)
-    # lr 0 keeps the parameters, and so the ReLU activity, the same in every round.
-    step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.0))
-    counter = [0]
+    name = np.dtype(dtype).name
+    offsets = ", ".join(f"{k} +{a.ctypes.data % 64}" for k, a in (("W1", plain[0]), ("X", X), ("W2", plain[2])))
+    print(f"\n== {name}: numpy's arrays start at (bytes past a 64-byte boundary) {offsets}")
 
-    def one(ps, xs):
-        i = counter[0] = (counter[0] + 1) % n
-        return step(*ps, xs[i], Y[i])
+    first: dict[str, float] = {}
 
-    steps = compare(
+    def sgd(pipeline=None):
+        kwargs = {} if pipeline is None else {"pipeline": pipeline}
+        return rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.0), **kwargs)
+
+    step, first["numpy arrays"] = first_call(sgd, (*plain, X[0], Y[0]))
+    first["rm.aligned arrays"] = first_call(lambda: step, (*aligned, XA[0], Y[0]))[1]
+    before, first["align=false, numpy arrays"] = first_call(lambda: sgd(ELEMENT_ZERO), (*plain, X[0], Y[0]))
+    numpy_step = _MLP([p.copy() for p in params], (784, 128, 10), None, dtype)
+    steps = interleaved(
         {
-            "step, numpy arrays": lambda: one(plain, X),
-            "step, rm.aligned W and X": lambda: one(aligned, XA),
+            "numpy arrays": lambda i: step(*plain, X[i], Y[i]),
+            "rm.aligned arrays": lambda i: step(*aligned, XA[i], Y[i]),
+            "align=false, numpy arrays": lambda i: before(*plain, X[i], Y[i]),
+            "align=false, rm.aligned": lambda i: before(*aligned, XA[i], Y[i]),
+            "numpy (hand-written step)": lambda i: numpy_step.step(X[i], Y[i]),
         },
-        rounds=20,
-        number=300,
+        rounds=40 if quick else 200,
+        number=40,
+        samples=n,
     )
-    print(f"\n{np.dtype(dtype).name}: one step from Python, per sample")
-    print(table(steps, "step, rm.aligned W and X"))
-    loops = compare(
+    report(f"{name}: one step from Python, per sample", steps, "rm.aligned arrays", first)
+    runs = interleaved(
         {
-            "run, numpy arrays": lambda: step.run(*plain, X, Y),
-            "run, rm.aligned W and X": lambda: step.run(*aligned, XA, Y),
+            "run, numpy arrays": lambda i: step.run(*plain, X, Y),
+            "run, rm.aligned arrays": lambda i: step.run(*aligned, XA, Y),
         },
-        rounds=10,
+        rounds=4 if quick else 15,
         number=1,
+        samples=n,
     )
-    for s in loops.values():
-        s.median, s.low, s.high = s.median / n, s.low / n, s.high / n
-    print(f"\n{np.dtype(dtype).name}: step.run over {n} samples (cross-step fusion), per sample")
-    print(table(loops, "run, rm.aligned W and X"))
+    runs = {k: [t / n for t in v] for k, v in runs.items()}
+    report(f"{name}: step.run over {n} samples (aligned copies staged by run), per sample", runs, "run, rm.aligned arrays", {})
 
 
 if __name__ == "__main__":
-    main(np.float32 if sys.argv[1:] == ["f32"] else np.float64)
+    args = sys.argv[1:]
+    chosen = [a for a in args if a in ("f64", "f32")] or ["f64", "f32"]
+    for key in chosen:
+        main({"f64": np.float64, "f32": np.float32}[key], "--quick" in args)

@@ -20,7 +20,7 @@ from xdsl.ir import Operation, SSAValue
 # Ops whose memory effects the element-wise analysis does not model: a call, a copy, and
 # vector loads and stores (one access covers several elements, which index equality
 # cannot compare). They conflict with everything, so nothing is fused or forwarded across them.
-OPAQUE_OPS = ("func.call", "memref.copy", "vector.load", "vector.store")
+OPAQUE_OPS = ("func.call", "memref.copy", "vector.load", "vector.store", "vector.maskedload", "vector.maskedstore")
 
 
 def is_opaque(op: Operation) -> bool:

@@ -65,7 +65,7 @@ from .loop_analysis import constant_int, is_inside, loop_bounds
 
 PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
-MEMORY_OPS = ("memref.load", "memref.store", "vector.load", "vector.store")
+MEMORY_OPS = ("memref.load", "memref.store", "vector.load", "vector.store", "vector.maskedload", "vector.maskedstore")
 REFUSED_OPS = ("func.call", "memref.alloc", "memref.alloca", "memref.dealloc", "memref.copy", "scf.while")
 DEFAULT_MIN_WORK = 1 << 20  # tens to a few hundred us of one core's work; a dispatch costs ~1-5 us
 UNKNOWN_TRIP = 16  # trip count assumed for a loop with run-time bounds (skip-zero-chunks' chunk lists)
@@ -144,10 +144,10 @@ def index_range(value: SSAValue, loop: scf.ForOp) -> IndexRange | None:
 
 
 def _access_lanes(op: Operation) -> int:
-    if op.name == "vector.load":
+    if op.name in ("vector.load", "vector.maskedload"):
         return op.results[0].type.get_shape()[-1]
-    if op.name == "vector.store":
-        return op.operands[0].type.get_shape()[-1]
+    if op.name in ("vector.store", "vector.maskedstore"):
+        return op.operands[0 if op.name == "vector.store" else -1].type.get_shape()[-1]
     return 1
 
 

@@ -40,6 +40,12 @@ writes W - e * 0 = W. (W or e infinite or NaN in a skipped column would have
 made a NaN that the skip leaves out; a zero's sign can differ.) The dot
 product's terms are added in another order (chunk by chunk), as under any
 `reassoc` vectorisation.
+
+The chunks start at the first 64-byte boundary of W's rows when W is a
+function argument whose rows are whole cache lines (option `align`, on by
+default; chunk_frame.py): numpy's arrays then run at the speed of 64-byte
+aligned ones, and give bitwise the same results at any alignment. Chunks are
+vectorised by chunk_vectorise.py.
 """
 
 from __future__ import annotations
@@ -49,11 +55,13 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
 from xdsl.dialects.builtin import IndexType, IntegerType, MemRefType, ModuleOp, VectorType
-from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+from xdsl.ir import Attribute, Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
 
+from .chunk_frame import ChunkFrame, build_frame, frame_applies, gate_on_input, insert_all, reduce_lanes
+from .chunk_vectorise import Outside, Staged, append, chunk_body, erase_block, guarded, hoist_invariant_factors, inline, insert
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
 from .loop_builder import LoopBuilder
 
@@ -67,6 +75,7 @@ class ChunkSite:
     loop: scf.ForOp
     x_load: memref.LoadOp  # x[..., j]
     reduction: bool  # the dot-product form (one iter_arg); else the update form
+    rows_of: SSAValue  # W: the buffer whose rows the chunks read (dot product) or update
 
 
 def _is_input(value: SSAValue, function: func.FuncOp, written: set[SSAValue]) -> bool:
@@ -122,7 +131,7 @@ def match_site(loop: scf.ForOp, function: func.FuncOp, written: set[SSAValue]) -
             if load is not None and _is_input(load.memref, function, written):
                 other = _row_load(product.lhs if candidate is product.rhs else product.rhs, j)
                 if other is not None:
-                    return ChunkSite(loop, load, True)
+                    return ChunkSite(loop, load, True, other.memref)
         return None
     if loop.iter_args:
         return None
@@ -136,17 +145,19 @@ def match_site(loop: scf.ForOp, function: func.FuncOp, written: set[SSAValue]) -
     for factor in product_factors(term, inside):  # x[j] must be one of them
         load = _row_load(factor, j)
         if load is not None and _is_input(load.memref, function, written):
-            return ChunkSite(loop, load, False)
+            return ChunkSite(loop, load, False, stores[0].memref)
     return None
 
 
 class _Rewriter:
-    def __init__(self, function: func.FuncOp, chunk_bytes: int, min_chunks: int):
+    def __init__(self, function: func.FuncOp, chunk_bytes: int, min_chunks: int, align: bool):
         self.function = function
         self.entry = function.body.blocks.first
         self.chunk_bytes = chunk_bytes
         self.min_chunks = min_chunks
-        self.lists: dict[tuple, tuple[SSAValue, SSAValue, Operation]] = {}  # -> (list, count, hoist point)
+        self.align = align
+        self.lists: dict[tuple, _ChunkList] = {}
+        self.frames: dict[tuple, ChunkFrame] = {}
         self.b = LoopBuilder(self.entry)  # for its constants, made once at the top of the function
 
     @staticmethod
@@ -174,22 +185,55 @@ class _Rewriter:
             parent = parent.parent_op()
         return True
 
-    # -- the chunk list -------------------------------------------------------------------
-    def _chunk_list(self, site: ChunkSite, lanes: int, chunks: int) -> tuple[SSAValue, SSAValue]:
-        """`list[0:count]`: starts of the chunks of x's row holding a non-zero (NaN counts as non-zero)."""
+    # -- the frame and the chunk list -------------------------------------------------------
+    def _frame(self, site: ChunkSite, lanes: int, chunks: int) -> ChunkFrame | None:
+        """The frame of W's rows (chunk_frame.py), computed once per function; None: chunks from element 0."""
+        if not self.align or not frame_applies(site.rows_of, self.function, self.chunk_bytes):
+            return None
+        key = (site.rows_of, lanes, chunks)
+        if key not in self.frames:
+            ops, self.frames[key] = build_frame(site.rows_of, lanes, chunks * lanes, self.chunk_bytes, self.b)
+            insert_all(ops, self.entry, self._first_non_constant())
+        return self.frames[key]
+
+    def _chunk_list(self, site: ChunkSite, lanes: int, chunks: int, frame: ChunkFrame | None) -> _ChunkList:
+        """The starts of the chunks of x's row holding a non-zero (NaN counts as non-zero), and the
+        frame's head and tail masks, no lane set where x is zero."""
         x, rows = site.x_load.memref, tuple(site.x_load.indices[:-1])
         point = self._hoist_point(site)
-        key = (x, rows, point.parent_block(), lanes, chunks)
+        key = (x, rows, point.parent_block(), lanes, chunks, frame)
         if key in self.lists:
-            chunk_list, count, _ = self.lists[key]
-            return chunk_list, count
+            return self.lists[key]
         alloc = memref.AllocOp.get(I64, 64, [chunks])
         self.entry.insert_op_before(alloc, self._first_non_constant())
         chunk_list = alloc.memref
-        scan = chunk_scan([(x, rows)], lanes, chunks, chunk_list, self.b)
-        point.parent_block().insert_op_before(scan, point)
-        self.lists[key] = (chunk_list, scan.results[0], point)
-        return chunk_list, scan.results[0]
+        block = point.parent_block()
+        if frame is None:
+            scan = chunk_scan([(x, rows)], lanes, chunks, chunk_list, self.b)
+            block.insert_op_before(scan, point)
+            found = self.lists[key] = _ChunkList(chunk_list, scan.results[0])
+            return found
+        # x's row staged in a 64-byte aligned buffer at the frame's alignment: xs[j + t] = x[j]
+        element = x.type.element_type
+        staged = memref.AllocOp.get(element, 64, [chunks * lanes + lanes])
+        self.entry.insert_op_before(staged, self._first_non_constant())
+        stage = staged.memref
+        head = gate_on_input(frame.head_mask, frame, [(x, rows)], frame.head_start, self.b, stage)
+        tail = gate_on_input(frame.tail_mask, frame, [(x, rows)], frame.tail_start, self.b, stage)
+        scan = chunk_scan(
+            [(x, rows)], lanes, chunks, chunk_list, self.b, frame.shift, frame.tail_start, (stage, frame.tail_length)
+        )
+        insert_all([*head, scan, *tail], block, point)
+        found = self.lists[key] = _ChunkList(
+            chunk_list,
+            scan.results[0],
+            head[-1].results[0],
+            head[-2].results[0],
+            tail[-1].results[0],
+            tail[-2].results[0],
+            Staged(x, rows, stage, frame.tail_length),
+        )
+        return found
 
     def _first_non_constant(self) -> Operation:
         for op in self.entry.ops:
@@ -210,43 +254,67 @@ class _Rewriter:
         if not self._scanned_once_per_row(self._hoist_point(site), set(site.x_load.indices[:-1])):
             return False
         parent = loop.parent_block()
-        outside = _Outside(parent, loop, lanes)
-        lane_types = [VectorType(loop.results[0].type, [lanes])] if site.reduction else []
-        work = Block(arg_types=[IndexType(), *lane_types])  # (chunk start, accumulator): placeholders
-        if not _vectorise(loop, work, lanes, outside, site.reduction):
-            for op in reversed(list(work.ops)):  # the half-built body first: it uses the splats
-                op.detach()
-                op.erase()
+        if not site.reduction:
+            hoist_invariant_factors(loop)
+        outside = Outside(parent, loop, lanes)
+        trial = chunk_body(loop, lanes, outside, site.reduction)  # can every op be widened?
+        if trial is None:
             outside.discard()
             return False
-        chunk_list, count = self._chunk_list(site, lanes, chunks)
-        body = Block(arg_types=[IndexType(), *lane_types])
-        start = _append(body, arith.IndexCastOp(_append(body, memref.LoadOp.get(chunk_list, [body.args[0]])), IndexType()))
-        for placeholder, value in zip(work.args, [start, *body.args[1:]]):
-            placeholder.replace_all_uses_with(value)
-        for op in list(work.ops):
-            op.detach()
-            body.add_op(op)
+        erase_block(trial)
+        frame = self._frame(site, lanes, chunks)
+        found = self._chunk_list(site, lanes, chunks, frame)
+        body = chunk_body(loop, lanes, outside, site.reduction, staged=found.staged)
         inits = [outside.splat(self.b.float(0.0, loop.results[0].type))] if site.reduction else []
-        chunked = scf.ForOp(self.b.index(0), count, self.b.index(1), inits, body)
+        head = tail = None
+        if frame is not None:  # the partial chunks at both ends of the row, masked
+            def zero(element_type: Attribute) -> SSAValue:
+                return outside.splat(self.b.float(0.0, element_type))
+
+            head = chunk_body(loop, lanes, outside, site.reduction, found.head_mask, zero, found.staged)
+            tail = chunk_body(loop, lanes, outside, site.reduction, found.tail_mask, zero, found.staged)
+            if site.reduction:  # straight-line code: it keeps the rows' loop jammed (backend/jam.py)
+                inits = inline(head, [frame.head_start, *inits], parent, loop)
+            else:  # a branch: an aligned row (no lane set) or a zero input there skips the memory access
+                parent.insert_op_before(guarded(found.head_on, head, frame.head_start), loop)
+        each = Block(arg_types=[IndexType(), *[v.type for v in inits]])  # (position in the list, accumulators)
+        start = append(each, arith.IndexCastOp(append(each, memref.LoadOp.get(found.starts, [each.args[0]])), IndexType()))
+        each.add_op(scf.YieldOp(*inline(body, [start, *each.args[1:]], each)))
+        chunked = scf.ForOp(self.b.index(0), found.count, self.b.index(1), inits, each)
         parent.insert_op_before(chunked, loop)
+        results = list(chunked.results)
+        if tail is not None and site.reduction:
+            results = inline(tail, [frame.tail_start, *results], parent, loop)
+        elif tail is not None:
+            parent.insert_op_before(guarded(found.tail_on, tail, frame.tail_start), loop)
         rest_from = self.b.index(chunks * lanes)
         if site.reduction:
-            total = _insert(parent, loop, reduce_lanes(chunked.results[0], vector.CombiningKindFlag.ADD))
-            total = _insert(parent, loop, arith.AddfOp(loop.iter_args[0], total))
+            total = insert(parent, loop, reduce_lanes(results[0], vector.CombiningKindFlag.ADD))
+            total = insert(parent, loop, arith.AddfOp(loop.iter_args[0], total))
             if chunks * lanes < columns:  # the last columns, one by one as before
-                tail = loop.clone()
-                tail.operands = (rest_from, tail.ub, tail.step, total)
-                parent.insert_op_before(tail, loop)
-                total = tail.results[0]
+                rest = loop.clone()
+                rest.operands = (rest_from, rest.ub, rest.step, total)
+                parent.insert_op_before(rest, loop)
+                total = rest.results[0]
             loop.results[0].replace_all_uses_with(total)
         elif chunks * lanes < columns:
-            tail = loop.clone()
-            tail.operands = (rest_from, tail.ub, tail.step)
-            parent.insert_op_before(tail, loop)
+            rest = loop.clone()
+            rest.operands = (rest_from, rest.ub, rest.step)
+            parent.insert_op_before(rest, loop)
         loop.detach()
         loop.erase()
         return True
+
+
+@dataclass(frozen=True)
+class _ChunkList:
+    starts: SSAValue  # memref<chunks x i64>: the chunks' first columns
+    count: SSAValue  # how many
+    head_mask: SSAValue | None = None  # the frame's, no lane set where x is zero there
+    head_on: SSAValue | None = None  # i1: some lane set
+    tail_mask: SSAValue | None = None
+    tail_on: SSAValue | None = None
+    staged: Staged | None = None  # where the chunk bodies read x's row instead
 
 
 def _depends_on(value: SSAValue, arguments: set[SSAValue]) -> bool:
@@ -261,89 +329,21 @@ def _depends_on(value: SSAValue, arguments: set[SSAValue]) -> bool:
     return any(_depends_on(operand, arguments) for operand in owner.operands)
 
 
-class _Outside:
-    """Splats of values defined outside the loop, made once, just before it."""
-
-    def __init__(self, block: Block, before: Operation, lanes: int):
-        self.block, self.before, self.lanes = block, before, lanes
-        self.splats: dict[SSAValue, SSAValue] = {}
-
-    def splat(self, value: SSAValue) -> SSAValue:
-        if value not in self.splats:
-            op = vector.BroadcastOp(value, VectorType(value.type, [self.lanes]))
-            self.splats[value] = _insert(self.block, self.before, op)
-        return self.splats[value]
-
-    def discard(self) -> None:
-        """Erase the splats (the rewrite gave up)."""
-        for value in self.splats.values():
-            value.owner.detach()
-            value.owner.erase()
-        self.splats.clear()
-
-
-_LANEWISE = (arith.AddfOp, arith.SubfOp, arith.MulfOp, arith.DivfOp)
-
-
-def _vectorise(loop: scf.ForOp, body: Block, lanes: int, outside: _Outside, reduction: bool) -> bool:
-    """Append to `body` the loop's body on the chunk at body.args[0], one vector per value that depends on j.
-
-    Values defined outside the loop become splats. Gives up (False, `body`
-    left unusable) on an op it cannot widen or a use of j other than as the
-    last index of a load or store.
-    """
-    j, start = loop.body.block.args[0], body.args[0]
-    vectors: dict[SSAValue, SSAValue] = {}
-    if reduction:
-        vectors[loop.body.block.args[1]] = body.args[1]
-    inside = defined_values(loop)
-
-    def widen(value: SSAValue) -> SSAValue | None:
-        if value in vectors:
-            return vectors[value]
-        if value in inside:
-            return None
-        return outside.splat(value)
-
-    for op in loop.body.block.ops:
-        if isinstance(op, scf.YieldOp):
-            if reduction:
-                body.add_op(scf.YieldOp(vectors[op.operands[0]]))
-            continue
-        if isinstance(op, (memref.LoadOp, memref.StoreOp)):
-            if not op.indices or op.indices[-1] is not j or any(i is j or i in inside for i in op.indices[:-1]):
-                return False
-            indices = [*op.indices[:-1], start]
-            if isinstance(op, memref.LoadOp):
-                lane_type = VectorType(op.res.type, [lanes])
-                vectors[op.res] = _append(body, vector.LoadOp(op.memref, indices, lane_type))
-            else:
-                value = widen(op.value)
-                if value is None:
-                    return False
-                body.add_op(vector.StoreOp(value, op.memref, indices))
-        elif isinstance(op, _LANEWISE) or isinstance(op, arith.NegfOp):
-            operands = [widen(v) for v in op.operands]
-            if any(v is None for v in operands):
-                return False
-            vectors[op.results[0]] = _append(body, type(op)(*operands))
-        else:
-            return False
-    if not reduction:
-        body.add_op(scf.YieldOp())
-    return True
-
-
 def chunk_scan(
     rows: list[tuple[SSAValue, tuple[SSAValue, ...]]],
     lanes: int,
     chunks: int,
     chunk_list: SSAValue,
     b: LoopBuilder,
+    first: SSAValue | None = None,
+    end: SSAValue | None = None,
+    stage: tuple[SSAValue, SSAValue] | None = None,
 ) -> scf.ForOp:
     """A loop (not yet inserted) listing in `chunk_list` the starts of the `lanes`-wide chunks
     where some row of `rows` (buffer, leading indices) has a bit set; its result is the count.
-    `b` makes the constants.
+    `b` makes the constants. The chunks start at `first` and end before `end` (default: from
+    0 to chunks * lanes; a frame's body otherwise, see chunk_frame.py). With `stage` = (buffer,
+    t), the one row's chunk at c is also stored at buffer[c + t].
 
     A bit set means a non-zero, a NaN or a -0.0 (keeping a -0.0 chunk is merely not skipping it).
     """
@@ -353,38 +353,23 @@ def chunk_scan(
     for buffer, leading in rows:
         element = buffer.type.element_type
         bits = IntegerType(element.bitwidth)
-        chunk = _append(body, vector.LoadOp(buffer, [*leading, start], VectorType(element, [lanes])))
-        words = _append(body, vector.BitcastOp(chunk, VectorType(bits, [lanes])))
-        union = words if union is None else _append(body, arith.OrIOp(union, words))
-    total = _append(body, reduce_lanes(union, vector.CombiningKindFlag.OR))
-    any_set = _append(body, arith.CmpiOp(total, b.integer(0, total.type), "ne"))
-    position = _append(body, arith.IndexCastOp(start, I64))
+        chunk = append(body, vector.LoadOp(buffer, [*leading, start], VectorType(element, [lanes])))
+        if stage is not None:
+            body.add_op(vector.StoreOp(chunk, stage[0], [append(body, arith.AddiOp(start, stage[1]))]))
+        words = append(body, vector.BitcastOp(chunk, VectorType(bits, [lanes])))
+        union = words if union is None else append(body, arith.OrIOp(union, words))
+    total = append(body, reduce_lanes(union, vector.CombiningKindFlag.OR))
+    any_set = append(body, arith.CmpiOp(total, b.integer(0, total.type), "ne"))
+    position = append(body, arith.IndexCastOp(start, I64))
     body.add_op(memref.StoreOp.get(position, chunk_list, [n]))
-    step = _append(body, arith.SelectOp(any_set, b.index(1), b.index(0)))
-    body.add_op(scf.YieldOp(_append(body, arith.AddiOp(n, step))))
-    return scf.ForOp(b.index(0), b.index(chunks * lanes), b.index(lanes), [b.index(0)], body)
+    step = append(body, arith.SelectOp(any_set, b.index(1), b.index(0)))
+    body.add_op(scf.YieldOp(append(body, arith.AddiOp(n, step))))
+    first = b.index(0) if first is None else first
+    end = b.index(chunks * lanes) if end is None else end
+    return scf.ForOp(first, end, b.index(lanes), [b.index(0)], body)
 
 
-def reduce_lanes(lanes: SSAValue, kind: vector.CombiningKindFlag) -> Operation:
-    """vector.reduction to the lane type (xDSL's constructor gives it the vector's type)."""
-    return vector.ReductionOp.create(
-        operands=[lanes],
-        result_types=[lanes.type.element_type],
-        properties={"kind": vector.CombiningKindAttr(kind)},
-    )
-
-
-def _append(block: Block, op: Operation) -> SSAValue:
-    block.add_op(op)
-    return op.results[0]
-
-
-def _insert(block: Block, before: Operation, op: Operation) -> SSAValue:
-    block.insert_op_before(op, before)
-    return op.results[0]
-
-
-def skip_zero_chunks(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: int = 4) -> int:
+def skip_zero_chunks(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: int = 4, align: bool = True) -> int:
     """Rewrite every matching loop of `function`; returns how many were rewritten."""
     written = written_buffers(function)
     sites = [
@@ -392,7 +377,7 @@ def skip_zero_chunks(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
         for op in list(function.walk())
         if isinstance(op, scf.ForOp) and (site := match_site(op, function, written)) is not None
     ]
-    rewriter = _Rewriter(function, chunk_bytes, min_chunks)
+    rewriter = _Rewriter(function, chunk_bytes, min_chunks, align)
     return sum(rewriter.rewrite(site) for site in sites)
 
 
@@ -404,10 +389,11 @@ class SkipZeroChunksPass(ModulePass):
 
     chunk_bytes: int = 64
     min_chunks: int = 4
+    align: bool = True  # chunks from the first 64-byte boundary of W's rows (chunk_frame.py)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.chunk_bytes < 8 or self.chunk_bytes & (self.chunk_bytes - 1):
             raise CompileError(f"skip-zero-chunks: chunk-bytes must be a power of two >= 8, got {self.chunk_bytes}")
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             if function.body.blocks:
-                skip_zero_chunks(function, self.chunk_bytes, self.min_chunks)
+                skip_zero_chunks(function, self.chunk_bytes, self.min_chunks, self.align)

@@ -99,6 +99,11 @@ def assert_close(got, want, rtol):
         assert np.linalg.norm(g - w) <= rtol * np.linalg.norm(w), (np.linalg.norm(g - w), np.linalg.norm(w))
 
 
+def chunk_scans(ir: str, buffer: str = "x") -> int:
+    """How many chunk scans the IR has: loops whose body starts with a vector load of `buffer`'s row."""
+    return len(re.findall(rf"scf\.for [^\n]*\n\s*%\d+ = vector\.load %{buffer}\[", ir))
+
+
 def assert_bitwise(got, want):
     for g, w in zip(got, want):
         assert np.asarray(g).tobytes() == np.asarray(w).tobytes()
@@ -183,7 +188,7 @@ def test_sizes_with_a_remainder_or_too_few_chunks(dtype, n_in, chunks):
     assert ("vector.load" in with_pass.ir()) == applied
     if applied:
         assert_close([got_losses, *got], [want_losses, *want], RTOL[dtype])
-        assert with_pass.ir().count("vector.bitcast") == 1
+        assert chunk_scans(with_pass.ir()) == 1
     else:  # left alone: the same loops as without the pass
         assert with_pass.ir() == without.ir()
         assert_bitwise([got_losses, *got], [want_losses, *want])
@@ -324,8 +329,8 @@ def test_the_step_scans_each_sample_once_for_the_dot_products_and_the_update():
     ir = step.ir()
     assert "vector.load" in ir and "vector.store" in ir
     assert "vector.reduction <add>" in ir and "vector.reduction <or>" in ir
-    # One chunk scan (vector.bitcast + <or>) of x, one chunk list ...
-    assert ir.count("vector.bitcast") == 1 and ir.count("vector.reduction <or>") == 1
+    # One chunk scan of x (and the two partial chunks at the ends of W1's rows), one chunk list ...
+    assert chunk_scans(ir) == 1 and ir.count("vector.reduction <or>") == 3
     assert len(re.findall(r"memref\.alloc\(\)[^\n]*memref<25xi64>", ir)) == 1  # 200 / 8 chunks
     scan = re.search(r"(%\d+) = scf\.for [^\n]*\n\s*%\d+ = vector\.load %x\[", ir)
     assert scan, ir
@@ -546,7 +551,7 @@ def test_the_other_factor_is_scanned_when_it_is_the_unwritten_argument():
     }
     """
     plain, rewritten, ir = compile_both(text, "f")
-    assert "vector.load %W[%i, %" in ir and ir.count("vector.bitcast") == 1
+    assert "vector.load %W[%i, %" in ir and chunk_scans(ir, "W") == 1
     # The scan is per row of W, inside the row loop.
     assert ir.index("scf.for %i") < ir.index("vector.bitcast")
     rng = np.random.default_rng(0)

@@ -155,14 +155,17 @@ class ModuleInfo:
 
 LOADS = ("memref.load", "vector.load")  # operands: buffer, indices...
 STORES = ("memref.store", "vector.store")  # operands: value, buffer, indices...
+MASKED = {"vector.maskedload": False, "vector.maskedstore": True}  # operands: buffer, indices..., mask, value
 
 
 def indexed_access(op: Operation) -> tuple[SSAValue, tuple[SSAValue, ...], bool] | None:
-    """(buffer, indices, is_store) of a scalar or vector load or store; None for any other op."""
+    """(buffer, indices, is_store) of a scalar, vector or masked vector load or store; None for any other op."""
     if op.name in LOADS:
         return op.operands[0], tuple(op.operands[1:]), False
     if op.name in STORES:
         return op.operands[1], tuple(op.operands[2:]), True
+    if op.name in MASKED:
+        return op.operands[0], tuple(op.operands[1:-2]), MASKED[op.name]
     return None
 
 

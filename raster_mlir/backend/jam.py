@@ -24,8 +24,8 @@ Transformation, for an outer loop over [lb, ub) with step 1 and factor U:
 `jam_plan` accepts a loop only when all of this holds:
 1. constant bounds, step 1, no iter_args, at least U iterations;
 2. its body is: straight-line ops, exactly one `scf.for`, straight-line ops,
-   where straight-line means arith, math, memref and vector loads and stores,
-   vector.broadcast and vector.reduction;
+   where straight-line means arith, math, memref and vector loads and stores
+   (masked too), vector.create_mask, vector.broadcast and vector.reduction;
 3. the inner loop has iter_args, bounds defined outside the nest, and a body
    of arith, math, loads and vector.broadcast/bitcast only (no stores, calls,
    loops or ifs); the chunk loops of skip-zero-chunks, whose accumulator is
@@ -49,7 +49,17 @@ from xdsl.ir import Operation, SSAValue
 
 from .analysis import indexed_access, memref_root
 
-STRAIGHT_LINE = ("memref.load", "memref.store", "vector.load", "vector.store", "vector.broadcast", "vector.reduction")
+STRAIGHT_LINE = (
+    "memref.load",
+    "memref.store",
+    "vector.load",
+    "vector.store",
+    "vector.maskedload",
+    "vector.maskedstore",
+    "vector.create_mask",
+    "vector.broadcast",
+    "vector.reduction",
+)
 INNER_OPS = ("memref.load", "vector.load", "vector.broadcast", "vector.bitcast")  # besides arith and math
 
 

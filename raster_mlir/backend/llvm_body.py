@@ -170,7 +170,9 @@ class FunctionBodyEmitter(
         # Workspace slices and stack slots are not freed (module docstring).
         return None
 
-    def _address(self, memref: SSAValue, indices) -> tuple[ir.Value, BufferType]:
+    def _address(self, memref: SSAValue, indices, inbounds: bool = True) -> tuple[ir.Value, BufferType]:
+        """The element's pointer; `inbounds=False` for a masked access, whose masked-off lanes may lie
+        outside the buffer (an `inbounds` GEP to such an address would be poison)."""
         buf = self.buffers.get(memref)
         if buf is None:
             raise CompileError(f"@{self.info.name}: memref %{memref.name_hint or '?'} has no known buffer")
@@ -186,7 +188,7 @@ class FunctionBodyEmitter(
             if stride != 1:
                 term = b.mul(term, ir.Constant(term.type, stride), flags=("nsw",))
             linear = term if linear is None else b.add(linear, term, flags=("nsw",))
-        ptr = b.gep(base, [linear], inbounds=True, source_etype=element_llvm_type(buf))
+        ptr = b.gep(base, [linear], inbounds=inbounds, source_etype=element_llvm_type(buf))
         return ptr, buf
 
     def _emit_load(self, op: Operation) -> None:
@@ -210,6 +212,10 @@ class FunctionBodyEmitter(
         self.builder.call(
             memcpy, [self.value(dst), self.value(src), ir.Constant(I64, src_buf.nbytes), ir.Constant(I1, 0)]
         )
+
+    def _emit_pointer_as_index(self, op: Operation) -> None:
+        # The buffer's address as an integer: passes compute its alignment from it (skip-zero-chunks).
+        self.define(op, self.builder.ptrtoint(self.value(op.operands[0]), I64))
 
     # ---- structured control flow -----------------------------------------
 
@@ -323,6 +329,7 @@ class FunctionBodyEmitter(
             "memref.load": _emit_load,
             "memref.store": _emit_store,
             "memref.copy": _emit_copy,
+            "memref.extract_aligned_pointer_as_index": _emit_pointer_as_index,
             "scf.for": _emit_for,
             "scf.if": _emit_if,
         }

@@ -4,7 +4,10 @@ Algorithm: a table from op name to a small method; every method reads its
 operands from the value map, builds one instruction and defines the op's
 result. Float arithmetic carries the fast-math flags of the module options
 (default `reassoc contract`, see `llvm_emit.EmitOptions`) united with the
-op's own `fastmath<...>` attribute, so a pass can ask for more on one op.
+op's own `fastmath<...>` attribute, so a pass can ask for more on one op;
+an op with the unit attribute `raster.exact` gets neither `reassoc` nor
+`contract`, so that LLVM computes it the same way wherever it stands
+(skip-zero-chunks' masked partial chunks and its chunk loop must round alike).
 
 Maths goes to LLVM intrinsics (`llvm.exp.f64`, `llvm.tanh.f64` - LLVM 19+
 has `llvm.tanh`, which x86 lowers to a libm call - `llvm.maximum` for
@@ -21,6 +24,8 @@ from xdsl.ir import Operation
 
 from ..errors import CompileError
 from .llvm_types import llvm_type
+
+EXACT_FP = "raster.exact"  # unit attribute: no reassoc or contract on this op (module docstring)
 
 # math/arith op -> LLVM intrinsic stem, by arity.
 UNARY_INTRINSICS = {
@@ -174,6 +179,8 @@ class OpTranslator:
         own = op.properties.get("fastmath")
         if own is not None:
             flags.update(f.value for f in own.data)
+        if EXACT_FP in op.attributes:
+            flags.difference_update(("reassoc", "contract"))
         return tuple(sorted(flags))
 
     def _result_type(self, op: Operation) -> ir.Type:

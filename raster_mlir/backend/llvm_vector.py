@@ -13,6 +13,12 @@ Supported, on `vector<N x f32|f64|i1>`:
                                      the module's fast-math flags; reassoc makes it a tree)
     vector.reduction <or>, %v     -> llvm.vector.reduce.or (integer lanes)
     vector.bitcast %v             -> bitcast (same total width)
+    vector.create_mask %n         -> icmp ult <0, 1, ..., N-1>, splat(n): lanes [0, n) set
+    vector.maskedload %m[%i], %mask, %pass -> llvm.masked.load: only the set lanes touch memory,
+                                     the others take %pass; the address need not be inside
+                                     the buffer (a GEP without `inbounds`), as long as the set
+                                     lanes are
+    vector.maskedstore %m[%i], %mask, %v   -> llvm.masked.store, likewise
 
 `arith` float ops, `arith.cmpf` and `arith.select` already work lane-wise on
 vector values, and `scf.for` carries them like scalars.
@@ -25,7 +31,7 @@ from xdsl.ir import Operation
 
 from ..errors import CompileError
 from .llvm_ops import _suffix
-from .llvm_types import I32, llvm_type
+from .llvm_types import I32, PTR, llvm_type
 
 
 class VectorTranslator:
@@ -41,15 +47,40 @@ class VectorTranslator:
         ptr, buf = self._address(op.operands[1], list(op.operands[2:]))
         self.builder.store(value, ptr, align=buf.itemsize)
 
+    def _emit_create_mask(self, op: Operation) -> None:
+        ty = llvm_type(op.results[0].type)
+        if len(op.operands) != 1 or not isinstance(ty, ir.VectorType):
+            raise CompileError(f"vector.create_mask: only 1-D masks are supported, got {op.results[0].type}")
+        n = self.value(op.operands[0])
+        lanes = ir.Constant(ir.VectorType(n.type, ty.count), list(range(ty.count)))
+        # Signed: a negative n sets no lane, as in MLIR.
+        self.define(op, self.builder.icmp_signed("<", lanes, self._splat(n, ty.count)))
+
+    def _emit_masked_load(self, op: Operation) -> None:
+        ptr, buf = self._address(op.operands[0], list(op.operands[1:-2]), inbounds=False)
+        mask, passthru = self.value(op.operands[-2]), self.value(op.operands[-1])
+        ty = passthru.type
+        fn = self.mctx.declare(f"llvm.masked.load.{_suffix(ty)}.p0", ty, [PTR, I32, mask.type, ty])
+        self.define(op, self.builder.call(fn, [ptr, ir.Constant(I32, buf.itemsize), mask, passthru]))
+
+    def _emit_masked_store(self, op: Operation) -> None:
+        ptr, buf = self._address(op.operands[0], list(op.operands[1:-2]), inbounds=False)
+        mask, value = self.value(op.operands[-2]), self.value(op.operands[-1])
+        fn = self.mctx.declare(f"llvm.masked.store.{_suffix(value.type)}.p0", ir.VoidType(), [value.type, PTR, I32, mask.type])
+        self.builder.call(fn, [value, ptr, ir.Constant(I32, buf.itemsize), mask])
+
+    def _splat(self, scalar: ir.Value, count: int) -> ir.Value:
+        ty = ir.VectorType(scalar.type, count)
+        b = self.builder
+        one = b.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(I32, 0))
+        return b.shuffle_vector(one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(I32, count), [0] * count))
+
     def _emit_vector_broadcast(self, op: Operation) -> None:
         ty = llvm_type(op.results[0].type)
         scalar = self.value(op.operands[0])
         if not isinstance(ty, ir.VectorType) or scalar.type != ty.element:
             raise CompileError(f"vector.broadcast: only a scalar of the lane type to a vector, got {op.operands[0].type}")
-        b = self.builder
-        one = b.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(I32, 0))
-        mask = ir.Constant(ir.VectorType(I32, ty.count), [0] * ty.count)
-        self.define(op, b.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask))
+        self.define(op, self._splat(scalar, ty.count))
 
     def _emit_vector_bitcast(self, op: Operation) -> None:
         self.define(op, self.builder.bitcast(self.value(op.operands[0]), llvm_type(op.results[0].type)))
@@ -80,4 +111,7 @@ VECTOR_HANDLERS = {
     "vector.broadcast": VectorTranslator._emit_vector_broadcast,
     "vector.reduction": VectorTranslator._emit_vector_reduction,
     "vector.bitcast": VectorTranslator._emit_vector_bitcast,
+    "vector.create_mask": VectorTranslator._emit_create_mask,
+    "vector.maskedload": VectorTranslator._emit_masked_load,
+    "vector.maskedstore": VectorTranslator._emit_masked_store,
 }

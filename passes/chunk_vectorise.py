@@ -1,0 +1,301 @@
+"""One chunk of a scalar loop body as vector ops (for `skip-zero-chunks`).
+
+A loop over j whose body is a dot product (`acc + W[.., j] * x[j]`) or an
+element-wise update (`W[.., j] = W[.., j] - t(j)`) becomes a block that does
+the same on the `lanes` columns starting at its first argument: every value
+that depends on j becomes a vector, every value from outside the loop a splat
+(made once, before the loop), and loads and stores at j become vector loads
+and stores there, or masked ones for a partial chunk.
+
+The same block is made up to three times per loop: for the chunk loop, and
+for the masked partial chunks at both ends of a row (chunk_frame.py). All
+three must round alike, so nothing is left to LLVM's fast-math freedom:
+
+- `a + b * c` and `a - b * c` (the product used once) become `math.fma`
+  (`a - b * c` as fma(-b, c, a)): LLVM contracts a multiply and an add into
+  one FMA only when it sees both in one basic block, which depends on where
+  its scheduling puts them (a partial chunk's product hoisted out of a row's
+  loop stays a separate multiply and add);
+- every vector op carries `raster.exact` (no `reassoc`, no `contract`): LLVM
+  would otherwise hoist `lr * e` out of the chunk loop, (`lr * e) * x`, but
+  leave the partial chunks' `lr * (e * x)` as written;
+- the update's factors that do not depend on j are multiplied first, once
+  (`hoist_invariant_factors`), which is the reassociation LLVM did in the
+  chunk loop before, now made explicitly and everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xdsl.dialects import arith, math, memref, scf, vector
+from xdsl.dialects.builtin import IndexType, UnitAttr, VectorType
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+
+from raster_mlir.backend.llvm_ops import EXACT_FP
+
+from .loop_analysis import defined_values, product_factors, update_term
+
+LANEWISE = (arith.AddfOp, arith.SubfOp, arith.MulfOp, arith.DivfOp)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """x's row (buffer `x`, leading indices `rows`) copied to `copy` at an offset: copy[j + shift] = x[j]."""
+
+    x: SSAValue
+    rows: tuple[SSAValue, ...]
+    copy: SSAValue
+    shift: SSAValue
+
+
+class Outside:
+    """Splats of values defined outside the loop, made once, just before it."""
+
+    def __init__(self, block: Block, before: Operation, lanes: int):
+        self.block, self.before, self.lanes = block, before, lanes
+        self.splats: dict[SSAValue, SSAValue] = {}
+        self.negated: dict[SSAValue, SSAValue] = {}
+
+    def splat(self, value: SSAValue) -> SSAValue:
+        if value not in self.splats:
+            op = vector.BroadcastOp(value, VectorType(value.type, [self.lanes]))
+            self.splats[value] = insert(self.block, self.before, op)
+        return self.splats[value]
+
+    def negated_splat(self, value: SSAValue) -> SSAValue:
+        """The splat of -value (negated once, before the loop)."""
+        if value not in self.negated:
+            self.negated[value] = insert(self.block, self.before, arith.NegfOp(value))
+        return self.splat(self.negated[value])
+
+    def discard(self) -> None:
+        """Erase the splats (the rewrite gave up)."""
+        for value in [*self.splats.values(), *self.negated.values()]:
+            value.owner.detach()
+            value.owner.erase()
+        self.splats.clear()
+        self.negated.clear()
+
+
+def chunk_body(
+    loop: scf.ForOp,
+    lanes: int,
+    outside: Outside,
+    reduction: bool,
+    mask: SSAValue | None = None,
+    zero: Callable[[Attribute], SSAValue] | None = None,
+    staged: Staged | None = None,
+) -> Block | None:
+    """The loop's body on one chunk: a block of arguments (chunk start, accumulator if a reduction)
+    ending in scf.yield; masked accesses where `mask` is given (`zero(t)`: the masked-off lanes' value of
+    a load of type t); loads of `staged.x`'s row read its copy. None if some op cannot be widened."""
+    lane_types = [VectorType(loop.results[0].type, [lanes])] if reduction else []
+    body = Block(arg_types=[IndexType(), *lane_types])
+    if _vectorise(loop, body, lanes, outside, reduction, mask, zero, staged):
+        return body
+    erase_block(body)
+    return None
+
+
+def erase_block(block: Block) -> None:
+    """Erase a (detached) block's ops, last first: they may use each other and the splats."""
+    for op in reversed(list(block.ops)):
+        op.detach()
+        op.erase()
+
+
+def guarded(condition: SSAValue, chunk: Block, start: SSAValue) -> scf.IfOp:
+    """`if condition { chunk at start }` for an update's chunk (no results)."""
+    then = Block()
+    inline(chunk, [start], then)
+    then.add_op(scf.YieldOp())
+    return scf.IfOp(condition, [], Region(then))
+
+
+def inline(block: Block, args: list[SSAValue], target: Block, before: Operation | None = None) -> list[SSAValue]:
+    """Move `block`'s ops into `target` (before `before`, or at its end) with its arguments replaced by
+    `args`; returns what its scf.yield yielded (the yield itself is dropped)."""
+    for placeholder, value in zip(block.args, args, strict=True):
+        placeholder.replace_all_uses_with(value)
+    yielded: list[SSAValue] = []
+    for op in list(block.ops):
+        op.detach()
+        if isinstance(op, scf.YieldOp):
+            yielded = list(op.operands)
+            op.erase()
+        elif before is None:
+            target.add_op(op)
+        else:
+            target.insert_op_before(op, before)
+    return yielded
+
+
+def _fused_product(op: Operation, inside: set[SSAValue]) -> tuple[SSAValue, arith.MulfOp] | None:
+    """(a, b * c) when `op` is a + b * c, b * c + a or a - b * c with the product used only there."""
+    if isinstance(op, arith.AddfOp):
+        candidates = [(op.lhs, op.rhs), (op.rhs, op.lhs)]
+    elif isinstance(op, arith.SubfOp):
+        candidates = [(op.lhs, op.rhs)]
+    else:
+        return None
+    for addend, product in candidates:
+        if product in inside and isinstance(product.owner, arith.MulfOp) and product.has_one_use():
+            return addend, product.owner
+    return None
+
+
+def _exact(op: Operation) -> Operation:
+    op.attributes[EXACT_FP] = UnitAttr()
+    return op
+
+
+def _vectorise(
+    loop: scf.ForOp,
+    body: Block,
+    lanes: int,
+    outside: Outside,
+    reduction: bool,
+    mask: SSAValue | None = None,
+    zero: Callable[[Attribute], SSAValue] | None = None,
+    staged: Staged | None = None,
+) -> bool:
+    """Append to `body` the loop's body on the chunk at body.args[0], one vector per value that depends on j.
+
+    Values defined outside the loop become splats. Gives up (False, `body`
+    left unusable) on an op it cannot widen or a use of j other than as the
+    last index of a load or store.
+    """
+    j, start = loop.body.block.args[0], body.args[0]
+    vectors: dict[SSAValue, SSAValue] = {}
+    if reduction:
+        vectors[loop.body.block.args[1]] = body.args[1]
+    inside = defined_values(loop)
+    staged_start = None  # start + staged.shift, made on first use
+    fused = set()  # the products that become part of an fma
+    for op in loop.body.block.ops:
+        if (found := _fused_product(op, inside)) is not None:
+            fused.add(found[1])
+
+    def widen(value: SSAValue) -> SSAValue | None:
+        if value in vectors:
+            return vectors[value]
+        if value in inside:
+            return None
+        return outside.splat(value)
+
+    for op in loop.body.block.ops:
+        if isinstance(op, scf.YieldOp):
+            if reduction:
+                body.add_op(scf.YieldOp(vectors[op.operands[0]]))
+            continue
+        if isinstance(op, (memref.LoadOp, memref.StoreOp)):
+            if not op.indices or op.indices[-1] is not j or any(i is j or i in inside for i in op.indices[:-1]):
+                return False
+            indices = [*op.indices[:-1], start]
+            source = op.memref
+            if isinstance(op, memref.LoadOp) and staged is not None and (source, tuple(op.indices[:-1])) == (staged.x, staged.rows):
+                source = staged.copy
+                if staged_start is None:
+                    staged_start = append(body, arith.AddiOp(start, staged.shift))
+                indices = [staged_start]
+            if isinstance(op, memref.LoadOp):
+                if mask is not None:
+                    load = vector.MaskedLoadOp(source, indices, mask, zero(op.res.type))
+                else:
+                    load = vector.LoadOp(source, indices, VectorType(op.res.type, [lanes]))
+                vectors[op.res] = append(body, load)
+            else:
+                value = widen(op.value)
+                if value is None:
+                    return False
+                if mask is None:
+                    body.add_op(vector.StoreOp(value, op.memref, indices))
+                else:
+                    body.add_op(vector.MaskedStoreOp.create(operands=[op.memref, *indices, mask, value]))
+        elif op in fused:
+            continue  # emitted as part of its fma, below
+        elif (found := _fused_product(op, inside)) is not None:
+            addend, product = found
+            subtract = isinstance(op, arith.SubfOp)
+            if subtract and product.lhs not in inside:  # c - s * v = fma(-s, v, c), -s made once
+                a = outside.negated_splat(product.lhs)
+            else:
+                a = widen(product.lhs)
+            b, c = widen(product.rhs), widen(addend)
+            if a is None or b is None or c is None:
+                return False
+            if subtract and product.lhs in inside:
+                a = append(body, _exact(arith.NegfOp(a)))
+            vectors[op.results[0]] = append(body, _exact(math.FmaOp(a, b, c)))
+        elif isinstance(op, LANEWISE) or isinstance(op, arith.NegfOp):
+            operands = [widen(v) for v in op.operands]
+            if any(v is None for v in operands):
+                return False
+            vectors[op.results[0]] = append(body, _exact(type(op)(*operands)))
+        else:
+            return False
+    if not reduction:
+        body.add_op(scf.YieldOp())
+    return True
+
+
+def hoist_invariant_factors(loop: scf.ForOp) -> None:
+    """In the update `W[.., j] = W[.., j] - t` with t a product such as lr * (e * x[j]), multiply the factors
+    that do not depend on j first, once, before the loop: t = (lr * e) * x[j] (module docstring)."""
+    store = next(op for op in loop.body.block.ops if isinstance(op, memref.StoreOp))
+    term = update_term(store)
+    inside = defined_values(loop)
+    factors = product_factors(term, inside)
+    invariant = [v for v in factors if v not in inside]
+    if len(invariant) < 2 or not _single_use_tree(term, inside):
+        return
+    negations = _negations(term, inside)
+    parent = loop.parent_block()
+    scale = invariant[0]
+    for factor in invariant[1:]:
+        scale = insert(parent, loop, arith.MulfOp(scale, factor))
+    if negations % 2:
+        scale = insert(parent, loop, arith.NegfOp(scale))
+    user = store.value.owner
+    product = scale
+    for factor in (v for v in factors if v in inside):
+        product = insert(loop.body.block, user, arith.MulfOp(product, factor))
+    old = term.owner
+    term.replace_all_uses_with(product)
+    _erase_tree(old, inside)
+
+
+def _single_use_tree(value: SSAValue, inside: set[SSAValue]) -> bool:
+    """Every mulf/negf node of `value`'s product tree inside the loop is used once (the tree can go)."""
+    owner = value.owner
+    if value not in inside or not isinstance(owner, (arith.MulfOp, arith.NegfOp)):
+        return True
+    return value.has_one_use() and all(_single_use_tree(v, inside) for v in owner.operands)
+
+
+def _negations(value: SSAValue, inside: set[SSAValue]) -> int:
+    owner = value.owner
+    if value not in inside or not isinstance(owner, (arith.MulfOp, arith.NegfOp)):
+        return 0
+    return isinstance(owner, arith.NegfOp) + sum(_negations(v, inside) for v in owner.operands)
+
+
+def _erase_tree(op: Operation, inside: set[SSAValue]) -> None:
+    operands = [v for v in op.operands if v in inside and isinstance(v.owner, (arith.MulfOp, arith.NegfOp))]
+    op.detach()
+    op.erase()
+    for value in operands:
+        if value.first_use is None:
+            _erase_tree(value.owner, inside)
+
+
+def append(block: Block, op: Operation) -> SSAValue:
+    block.add_op(op)
+    return op.results[0]
+
+
+def insert(block: Block, before: Operation, op: Operation) -> SSAValue:
+    block.insert_op_before(op, before)
+    return op.results[0]
