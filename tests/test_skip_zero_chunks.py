@@ -334,9 +334,10 @@ def test_the_step_scans_each_sample_once_for_the_dot_products_and_the_update():
     assert len(re.findall(r"memref\.alloc\(\)[^\n]*memref<25xi64>", ir)) == 1  # 200 / 8 chunks
     scan = re.search(r"(%\d+) = scf\.for [^\n]*\n\s*%\d+ = vector\.load %x\[", ir)
     assert scan, ir
-    # ... whose count bounds two chunk loops: the forward dot products and W1's update.
+    # ... whose count bounds the chunk loops of the forward dot products and of W1's update, each
+    # twice: the row loops are versioned on "a partial chunk at the ends of the rows has a lane set".
     chunk_loops = re.findall(rf"scf\.for %\d+ = %\d+ to {scan.group(1)} step", ir)
-    assert len(chunk_loops) == 2
+    assert len(chunk_loops) == 4
     # The dot-product chunk loop carries a vector accumulator; W2's loops (over h, not an argument) are left alone.
     assert re.search(rf"to {scan.group(1)} step %\d+ iter_args\([^)]*\) -> \(vector<8xf64>\)", ir)
     assert "vector<16xf32>" not in ir

@@ -53,7 +53,8 @@ func.func @layer(%W: memref<8x64xf64>, %x: memref<64xf64>, %e: memref<8xf64>, %z
 // CHECK-NEXT:    %[[TAILMASK:.*]] = vector.create_mask %[[T]] : vector<8xi1>
 // CHECK-NEXT:    %[[NONE:.*]] = vector.create_mask %{{.*}} : vector<8xi1>
 // The head of x, copied to XS: no lane left if x is zero there; then the scan of the whole chunks from s
-// (each copied to XS); then the tail.
+// (each copied to XS); then the tail. Each row loop is versioned on "a partial chunk has a lane set":
+// when none has (W aligned, or x zero at both ends of its row), a copy without them runs.
 // CHECK:         %[[XHEAD:.*]] = vector.maskedload %x[%[[HEAD]]], %[[HEADMASK]]
 // CHECK-NEXT:    %[[XSHEAD:.*]] = arith.addi %[[HEAD]], %[[T]] : index
 // CHECK-NEXT:    vector.maskedstore %[[XS:.*]][%[[XSHEAD]]], %[[HEADMASK]], %[[XHEAD]] : memref<72xf64>
@@ -67,7 +68,9 @@ func.func @layer(%W: memref<8x64xf64>, %x: memref<64xf64>, %e: memref<8xf64>, %z
 // CHECK:         %[[TAILON:.*]] = arith.cmpi ne
 // CHECK-NEXT:    %[[TAILX:.*]] = arith.select %[[TAILON]], %[[TAILMASK]], %[[NONE]] : vector<8xi1>
 // The dot products: head chunk -> the chunk loop's initial accumulator; tail chunk after it.
-// CHECK:         scf.for %[[I:.*]] = %c0 to %c8 step %c1 {
+// CHECK-NEXT:    %[[ANY:.*]] = arith.ori %[[HEADON]], %[[TAILON]] : i1
+// CHECK-NEXT:    scf.if %[[ANY]] {
+// CHECK-NEXT:    scf.for %[[I:.*]] = %c0 to %c8 step %c1 {
 // CHECK-NEXT:      %[[ZERO:.*]] = vector.broadcast
 // CHECK-NEXT:      %[[HW:.*]] = vector.maskedload %W[%[[I]], %[[HEAD]]], %[[HEADX]], %[[ZERO]]
 // CHECK-NEXT:      %[[HXS:.*]] = arith.addi %[[HEAD]], %[[T]] : index
@@ -83,9 +86,19 @@ func.func @layer(%W: memref<8x64xf64>, %x: memref<64xf64>, %e: memref<8xf64>, %z
 // CHECK-NEXT:      %[[TX:.*]] = vector.maskedload %[[XS]][%[[TXS]]], %[[TAILX]], %[[ZERO]]
 // CHECK-NEXT:      %[[TS:.*]] = math.fma %[[TW]], %[[TX]], %[[ACC]] {raster.exact} : vector<8xf64>
 // CHECK-NEXT:      vector.reduction <add>, %[[TS]] : vector<8xf64> into f64
+// The copy without partial chunks: the chunk loop starts from zero and its sum is reduced directly.
+// CHECK:         } else {
+// CHECK-NEXT:      scf.for %[[IP:.*]] = %c0 to %c8 step %c1 {
+// CHECK-NEXT:        %[[ZP:.*]] = vector.broadcast
+// CHECK-NEXT:        %[[ACCP:.*]] = scf.for %{{.*}} = %{{.*}} to %[[COUNT]] step %{{.*}} iter_args(%{{.*}} = %[[ZP]]) -> (vector<8xf64>) {
+// CHECK-NOT:           mask
+// CHECK:               scf.yield
+// CHECK-NEXT:        }
+// CHECK-NEXT:        vector.reduction <add>, %[[ACCP]] : vector<8xf64> into f64
 // The update: -(lr * e) once per row, then the head (if any lane), the chunk loop, the tail (if any lane),
 // each W + (-(lr * e)) * x as one fma.
-// CHECK:         scf.for %[[I2:.*]] = %c0 to %c8 step %c1 {
+// CHECK:         scf.if %{{.*}} {
+// CHECK-NEXT:      scf.for %[[I2:.*]] = %c0 to %c8 step %c1 {
 // CHECK-NEXT:      %ei = memref.load %e[%[[I2]]] : memref<8xf64>
 // CHECK-NEXT:      %[[SCALE:.*]] = arith.mulf %lr, %ei : f64
 // CHECK-NEXT:      %[[MINUS:.*]] = arith.negf %[[SCALE]] : f64
@@ -105,6 +118,15 @@ func.func @layer(%W: memref<8x64xf64>, %x: memref<64xf64>, %e: memref<8xf64>, %z
 // CHECK:             vector.maskedstore %W[%[[I2]], %[[TAIL]]], %[[TAILX]]
 // CHECK-NEXT:      }
 // CHECK-NEXT:    }
+// CHECK-NEXT:  } else {
+// CHECK-NEXT:    scf.for %{{.*}} = %c0 to %c8 step %c1 {
+// CHECK-NOT:       mask
+// CHECK:           scf.for %{{.*}} = %{{.*}} to %[[COUNT]] step %{{.*}} {
+// CHECK-NOT:         mask
+// CHECK:             vector.store
+// CHECK-NEXT:      }
+// CHECK-NEXT:    }
+// CHECK-NEXT:  }
 
 // Rows of 60 f64 (480 bytes) start at different offsets from a boundary: chunks from element 0.
 func.func @rows_not_whole_lines(%W: memref<4x60xf64>, %x: memref<60xf64>, %z: memref<4xf64>) {
