@@ -196,12 +196,57 @@ class FunctionBodyEmitter(
         # Natural alignment only: user arrays are checked for element
         # alignment; larger alignment of the bases is carried by the
         # argument/alloca attributes and propagated by LLVM where it holds.
-        self.define(op, self.builder.load(ptr, typ=element_llvm_type(buf), align=buf.itemsize))
+        load = self.builder.load(ptr, typ=element_llvm_type(buf), align=buf.itemsize)
+        self.tag_workspace_access(load, op.operands[0])
+        self.define(op, load)
 
     def _emit_store(self, op: Operation) -> None:
         value = self.value(op.operands[0])
         ptr, buf = self._address(op.operands[1], list(op.operands[2:]))
-        self.builder.store(value, ptr, align=buf.itemsize)
+        self.tag_workspace_access(self.builder.store(value, ptr, align=buf.itemsize), op.operands[1])
+
+    def tag_workspace_access(self, instruction: ir.Instruction, memref: SSAValue) -> None:
+        """Mark a load/store of a workspace buffer as not aliasing the function's other workspace buffers.
+
+        The buffers are disjoint slices of one workspace pointer, so LLVM
+        cannot always tell them apart: with an index it cannot bound (a
+        clamped run-time row of a loop's tape), it keeps a loop's carries in
+        memory and versions the loop on run-time overlap checks. LLVM's
+        scoped-noalias metadata states the fact: one scope per buffer
+        (`alias.scope`), the others' scopes as `noalias`. Only accesses
+        whose memref is the `memref.alloc` itself are tagged (a view or a
+        pointer passed to a callee is not), and every slice has its own
+        offset (analysis.py never reuses one), so the statement is true.
+        Functions with more than `MAX_TAGGED_BUFFERS` buffers are not
+        tagged: the metadata grows with the square of their number.
+        """
+        owner = getattr(memref, "op", None)
+        if owner is None or owner not in self.info.workspace_offsets:
+            return
+        tags = self._workspace_alias_tags()
+        if owner in tags:
+            scope, others = tags[owner]
+            instruction.set_metadata("alias.scope", scope)
+            instruction.set_metadata("noalias", others)
+
+    MAX_TAGGED_BUFFERS = 96
+
+    def _workspace_alias_tags(self) -> dict:
+        tags = getattr(self, "_alias_tags", None)
+        if tags is not None:
+            return tags
+        self._alias_tags = tags = {}
+        buffers = [op for op, _ in sorted(self.info.workspace_offsets.items(), key=lambda item: item[1])]
+        if not 2 <= len(buffers) <= self.MAX_TAGGED_BUFFERS:
+            return tags
+        module = self.llfn.module
+        name = f"raster.workspace @{self.info.name}"
+        domain = module.add_metadata([ir.MetaDataString(module, name)])
+        scopes = [module.add_metadata([ir.MetaDataString(module, f"{name} buffer {k}"), domain]) for k in range(len(buffers))]
+        for k, op in enumerate(buffers):
+            others = module.add_metadata(scopes[:k] + scopes[k + 1 :])
+            tags[op] = (module.add_metadata([scopes[k]]), others)
+        return tags
 
     def _emit_copy(self, op: Operation) -> None:
         src, dst = op.operands

@@ -40,12 +40,14 @@ class VectorTranslator:
     def _emit_vector_load(self, op: Operation) -> None:
         ptr, buf = self._address(op.operands[0], list(op.operands[1:]))
         ty = llvm_type(op.results[0].type)
-        self.define(op, self.builder.load(ptr, typ=ty, align=buf.itemsize))
+        load = self.builder.load(ptr, typ=ty, align=buf.itemsize)
+        self.tag_workspace_access(load, op.operands[0])
+        self.define(op, load)
 
     def _emit_vector_store(self, op: Operation) -> None:
         value = self.value(op.operands[0])
         ptr, buf = self._address(op.operands[1], list(op.operands[2:]))
-        self.builder.store(value, ptr, align=buf.itemsize)
+        self.tag_workspace_access(self.builder.store(value, ptr, align=buf.itemsize), op.operands[1])
 
     def _emit_create_mask(self, op: Operation) -> None:
         ty = llvm_type(op.results[0].type)
