@@ -21,7 +21,8 @@ Columns, per N:
   median over `--fresh` processes; with the CPU time of that call beside it, which a shared machine
   inflates less;
 - "per call": the median over interleaved rounds in the same process, in us (each contender makes
-  as many calls per round as fit in a few ms);
+  as many calls per round as fit in a few ms), with the fastest round in parentheses (on a busy
+  machine the median is inflated by other processes; the minimum much less);
 - "x raster_mlir": ratios to raster_mlir measured in the same run (> 1: slower than raster_mlir).
 
 Targets (issue 11): first call <= 150 ms (value) and <= 250 ms (gradient) at every N, the compile
@@ -278,7 +279,7 @@ def main() -> None:
             if abs(v - want_value) > 1e-9 * max(1.0, abs(want_value)) or np.max(np.abs(g - want_grad)) > 1e-9 * max(1.0, np.max(np.abs(want_grad))):
                 wrong.add(name)
         print(f"\nN = {n}")
-        header = f"{'':16} {'first call value':>22} {'first call grad':>22} {'per call value':>16} {'per call grad':>16} {'grad/value':>10}"
+        header = f"{'':16} {'first call value':>22} {'first call grad':>22} {'per call value (min)':>26} {'per call grad (min)':>26} {'grad/value':>10}"
         print(header)
         timed = {name: fns[name] for name in names if name not in wrong}
         values = per_call({name: (lambda f=f, a=arguments(name): f[0](*a)) for name, f in timed.items()}, rounds, budget)
@@ -294,7 +295,8 @@ def main() -> None:
             v, g = values[name].median, grads[name].median
             print(
                 f"{name:16} {fv:7.0f} ms ({fv_cpu:4.0f} cpu) x{fv / base_fv:4.1f} {fg:7.0f} ms ({fg_cpu:4.0f} cpu) x{fg / base_fg:4.1f}"
-                f" {v:9.1f} us x{v / base_v:4.1f} {g:9.1f} us x{g / base_g:4.1f} {g / v:9.2f}"
+                f" {v:9.1f} us ({values[name].low:7.1f}) x{v / base_v:4.1f} {g:9.1f} us ({grads[name].low:7.1f}) x{g / base_g:4.1f}"
+                f" {g / v:9.2f}"
             )
 
 
