@@ -73,8 +73,11 @@ def dynamic_index_rule(b: ReverseBuilder, op: DynamicIndexOp, cts):
 @INDEX_RULES.register(DynamicUpdateOp)
 def dynamic_update_rule(b: ReverseBuilder, op: DynamicUpdateOp, cts):
     (ct,) = cts
-    ct_x = b.emit(DynamicUpdateOp, [ct, b.zeros_like(op.value), *op.indices]) if b.needs(0) else None
+    # The row is read before it is zeroed: in a reverse loop `ct` is a carry, and the zeroing can then
+    # update it in place (lower-to-loops writes a carry in place only if nothing reads the old value
+    # after the op producing the new one; in the other order every step copied the whole carry twice).
     ct_v = b.emit(DynamicIndexOp, [ct, *op.indices]) if b.needs(1) else None
+    ct_x = b.emit(DynamicUpdateOp, [ct, b.zeros_like(op.value), *op.indices]) if b.needs(0) else None
     return [ct_x, ct_v] + [None] * len(op.indices)
 
 

@@ -259,3 +259,25 @@ def test_run_time_trip_count_gradient_one_compile():
     for n in (0.0, 1.0, 2.0, 7.0, 100.0):
         directional_check(lambda x, w: reference(x, w, n), g(x, w, n), (x, w), rng)
     assert len(g._compiled) == 1
+
+
+def test_scan_ys_cotangent_is_updated_in_place():
+    """The reverse loop reads row i of the ys cotangent, then zeroes it: in that order the zeroing updates
+    the carry in place (the other order copied the whole T-row cotangent twice per step)."""
+    import re
+
+    def g(W, xs, h0):
+        def cell(h, x):
+            h = rm.tanh(W @ h + x)
+            return h, rm.sum(h)
+
+        h, ys = rm.scan(cell, h0, xs)
+        return rm.sum(ys * ys) + rm.sum(h * h)
+
+    rng = np.random.default_rng(0)
+    W, xs, h0 = rng.standard_normal((3, 3)), rng.standard_normal((50, 3)), rng.standard_normal(3)
+    c = rm.compile(rm.grad(g, argnums=(0, 1)), W, xs, h0)
+    rows = re.findall(r"memref.alloc\(\).*: memref<50xf64>", c.ir("after:parallelize-loops"))
+    assert len(rows) <= 2, rows  # the forward ys and their cotangent; no per-step copy of the cotangent
+    value = rm.jit(g)
+    directional_check(lambda W, xs: value(W, xs, h0), c(W, xs, h0), (W, xs), rng, rtol=1e-5)
