@@ -25,6 +25,7 @@ frontend, the passes and the reverse rules use to build ops.
 from __future__ import annotations
 
 import abc
+import functools
 
 from collections.abc import Sequence
 from typing import ClassVar
@@ -90,6 +91,13 @@ def is_float_type(t: Attribute) -> bool:
 
 
 def tensor(shape: Sequence[int], dtype: str) -> TensorType:
+    return _tensor(tuple(shape), dtype)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tensor(shape: tuple[int, ...], dtype: str) -> TensorType:
+    # Attributes are immutable: one instance per type serves every op (building and verifying
+    # a TensorType was a fifth of the tracer's time on a long straight-line program).
     return TensorType(element_type(dtype), list(shape))
 
 

@@ -14,6 +14,7 @@ trace does not have.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import threading
@@ -74,7 +75,13 @@ def typed_dtype(value: Any) -> str | None:
 def location_attr(loc: SourceLocation | None):
     if loc is None:
         return None
-    return FileLineColLoc(StringAttr(loc.filename), IntAttr(loc.line), IntAttr(loc.column))
+    return _location_attr(loc.filename, loc.line, loc.column)
+
+
+@functools.lru_cache(maxsize=4096)
+def _location_attr(filename: str, line: int, column: int) -> FileLineColLoc:
+    # Immutable: the ops traced from one source line (a loop body run many times) share it.
+    return FileLineColLoc(StringAttr(filename), IntAttr(line), IntAttr(column))
 
 
 class FunctionScope:
