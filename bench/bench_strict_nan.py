@@ -21,7 +21,7 @@ import numpy as np
 
 import raster_mlir as rm
 from raster_mlir import nn
-from raster_mlir.data import load, one_hot
+from raster_mlir.apps.datasets import load, one_hot
 
 
 def loss(W1, b1, W2, b2, x, y):

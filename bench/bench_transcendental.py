@@ -179,7 +179,8 @@ def print_row(row, flush=False):
 def adam_epochs(dtype: str, epochs: int, flush: bool, window: int = 100) -> list[float]:
     """Per-epoch time per step (us) of the seed's MLP trained with Adam on MNIST, as `raster-mlir train
     --optimizer adam` does it (TrainStep.run over windows of 100 steps), the compile excluded."""
-    from raster_mlir import cli_train, data
+    from raster_mlir.apps import datasets as data
+    from raster_mlir.apps import train_command as cli_train
 
     ds = data.load("mnist5k").astype(DTYPES[dtype])
     x_all, y_all = ds.x_train, data.one_hot(ds.labels_train, ds.n_classes, DTYPES[dtype])

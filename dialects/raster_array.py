@@ -39,7 +39,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from . import shapes as S
-from .raster import RasterOp, shape_of
+from .raster_base import RasterOp, shape_of
 
 
 def _box_properties(start, step) -> dict[str, Attribute]:

@@ -58,7 +58,7 @@ from xdsl.printer import Printer
 from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure, RecursiveMemoryEffect
 from xdsl.utils.exceptions import VerifyException
 
-from .raster import shape_of
+from .raster_base import shape_of
 
 INDEX = TensorType(i64, [])  # the type of a loop index and of loop bounds: a 0-d tensor<i64>
 

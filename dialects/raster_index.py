@@ -37,7 +37,7 @@ from xdsl.traits import Pure
 from raster_mlir.errors import DTypeError, ShapeError
 
 from . import shapes as S
-from .raster import ElementwiseBinaryOp, RasterOp, dtype_of, shape_of, tensor
+from .raster_base import ElementwiseBinaryOp, RasterOp, dtype_of, shape_of, tensor
 from .raster_control import INDEX
 
 

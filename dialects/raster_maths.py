@@ -37,7 +37,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from . import shapes as S
-from .raster import ElementwiseBinaryOp, ElementwiseUnaryOp, RasterOp, ReductionOp, shape_of
+from .raster_base import ElementwiseBinaryOp, ElementwiseUnaryOp, RasterOp, ReductionOp, shape_of
 
 # ---------------------------------------------------------------------------
 # Elementwise unary

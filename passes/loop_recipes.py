@@ -90,7 +90,7 @@ def _lowest(element_type: Attribute) -> float:
 
 
 def _tiny(element_type: Attribute) -> float:
-    """Smallest normal number: the cross-entropy clamp, as in reference.py."""
+    """Smallest normal number: the cross-entropy clamp, as in runtime/reference.py."""
     return float(np.finfo(np.float32 if isinstance(element_type, Float32Type) else np.float64).tiny)
 
 
@@ -482,7 +482,3 @@ RECIPES: dict[type, Recipe] = {
     R.ReshapeOp: reshape,
     R.BroadcastToOp: broadcast_to,
 }
-
-from .loop_recipes_index import INDEX_RECIPES  # noqa: E402  (traced integers: convert, dynamic indexing)
-
-RECIPES.update(INDEX_RECIPES)

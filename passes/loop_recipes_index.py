@@ -25,7 +25,7 @@ from xdsl.ir import SSAValue
 from raster_mlir.dialects import raster_index as X
 
 from .loop_builder import LoopBuilder
-from .loop_recipes import Buffer, Scalar, Storage, copy_into, elementwise, read
+from .loop_recipes import RECIPES, Buffer, Scalar, Storage, copy_into, elementwise, read
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
@@ -134,3 +134,4 @@ INDEX_RECIPES = {
     X.FloorDivOp: elementwise(lambda b, x, y: _divmod(b, x, y)[0]),
     X.ModOp: elementwise(lambda b, x, y: _divmod(b, x, y)[1]),
 }
+RECIPES.update(INDEX_RECIPES)

@@ -57,7 +57,7 @@ from raster_mlir.dialects.raster_rules_core import describe_location
 from raster_mlir.errors import CompileError, with_location
 
 from .loop_builder import LoopBuilder
-from . import loop_recipes_array, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
+from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
 from .lowerings import lowering_for
 

@@ -33,7 +33,7 @@ from .custom_rule import CustomRuleFunction, custom_rule
 from .check_grads import GradCheckReport, check_grads
 from .train import TrainStep, compile_train_step
 from .backend.arrays import aligned_copy as aligned, aligned_empty, aligned_zeros
-from .threads import get_deterministic, get_num_threads, set_deterministic, set_num_threads
+from .runtime.threads import get_deterministic, get_num_threads, set_deterministic, set_num_threads
 from .compile_cache import cache_info, clear_cache
 from .backend.fp_mode import get_flush_denormal, set_flush_denormal
 from . import nn, optim

@@ -9,7 +9,7 @@ Compiling one signature (`CompiledFunction`):
    backend, and store the result in the cache.
 IR stages, the final module and the LLVM IR are recomputed on demand by
 re-running the pipeline (replay.py). `timing_report()` shows where the time
-went (timing.py). Signatures and the argument policy are in `arguments.py`.
+went (timing.py). Signatures and the argument policy are in `runtime/arguments.py`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from raster_mlir.errors import RasterError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.gc_pause import paused_gc
-from raster_mlir.interpreter import interpret
-from raster_mlir.native import MISS, NativeEntry
-from raster_mlir.arguments import ArgSpec, check_args, parameter_names, signature_of
+from raster_mlir.runtime.interpreter import interpret
+from raster_mlir.runtime.native import MISS, NativeEntry
+from raster_mlir.runtime.arguments import ArgSpec, check_args, parameter_names, signature_of
 from raster_mlir.backend import cache_store
 from raster_mlir.backend.cache import load_cached
 from raster_mlir.backend.call import NativeFunction

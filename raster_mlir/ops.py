@@ -24,13 +24,13 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.shapes import normalize_axis, same_dtype
 from raster_mlir.errors import DTypeError, RasterError, ShapeError, with_location
 from raster_mlir.frontend.source import user_location
-from raster_mlir.frontend.tracer import NUMPY_DTYPES, TracedArray, active_scope, typed_dtype
-from raster_mlir.reference import run_kernel
+from raster_mlir.frontend.trace_state import NUMPY_DTYPES, Traced, active_scope, typed_dtype
+from raster_mlir.runtime.reference import run_kernel
 
 
 def apply(op_cls: type[R.RasterOp], operands: Sequence[Any], **params) -> Any:
     """Apply a raster op to traced values (building IR) or to numpy arrays (computing)."""
-    traced = [o for o in operands if isinstance(o, TracedArray)]
+    traced = [o for o in operands if isinstance(o, Traced)]
     if traced:
         scope = active_scope() or traced[0].scope
         return scope.emit(op_cls, operands, params)
@@ -354,9 +354,7 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - numpy's name
     Matrix norms other than Frobenius (ord=1, 2, inf of a 2-D array without
     axis) are not supported.
     """
-    from raster_mlir.frontend.tracer import TracedArray
-
-    ndim = x.ndim if isinstance(x, TracedArray) else np.ndim(x)
+    ndim = x.ndim if isinstance(x, Traced) else np.ndim(x)
     vector = axis is not None or ndim <= 1
     if ord in (None, "fro") or (ord == 2 and vector):
         if ord == "fro" and (axis is not None or ndim != 2):

@@ -33,10 +33,10 @@ import numpy as np
 from raster_mlir.backend.arrays import aligned_copy, aligned_zeros
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.errors import RasterError, ShapeError, argument_label, with_location
-from raster_mlir.arguments import ArgSpec, parameter_names, signature_of
+from raster_mlir.runtime.arguments import ArgSpec, parameter_names, signature_of
 from raster_mlir.frontend.source import user_location
 from raster_mlir.jit import CompiledFunction, JitFunction
-from raster_mlir.native import MISS
+from raster_mlir.runtime.native import MISS
 from raster_mlir.autodiff_api import value_and_grad
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 from raster_mlir.optim import SGD, Optimizer

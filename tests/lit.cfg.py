@@ -13,7 +13,7 @@ config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.environ.get("RASTER_MLIR_LIT_EXEC_ROOT", config.test_source_root)
 config.excludes = ["__pycache__"]
 # Run the driver with the interpreter lit runs under, so the installed package is used.
-config.substitutions.append(("raster-opt", f"{sys.executable} -m raster_mlir.cli"))
+config.substitutions.append(("raster-opt", f"{sys.executable} -m raster_mlir.apps.raster_opt"))
 # filecheck as a module of that interpreter too: found whether or not its script directory is on PATH
 # (the pattern leaves paths such as tests/filecheck/... alone).
 config.substitutions.append((r"(?<![\w/.-])filecheck(?![\w/.-])", f"{sys.executable} -m filecheck"))

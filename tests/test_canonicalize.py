@@ -25,7 +25,7 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewri
 
 import raster_mlir as rm
 from raster_mlir import backend, nn
-from raster_mlir.cli import raster_opt_main
+from raster_mlir.apps.raster_opt import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE, StagedPipeline, make_context
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects import raster_canonicalize as C

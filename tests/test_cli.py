@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from raster_mlir.cli import raster_opt_main
+from raster_mlir.apps.raster_opt import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE, pass_labels
 from raster_mlir.passes import registry
 
@@ -79,7 +79,7 @@ def opt(capsys, *argv):
 
 def run(*argv, stdin: str | None = None, env: dict | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "raster_mlir.cli", *argv],
+        [sys.executable, "-m", "raster_mlir.apps.raster_opt", *argv],
         input=stdin,
         capture_output=True,
         text=True,

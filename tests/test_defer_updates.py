@@ -32,7 +32,7 @@ from xdsl.parser import Parser
 
 import raster_mlir as rm
 from raster_mlir import backend, nn
-from raster_mlir.cli import raster_opt_main
+from raster_mlir.apps.raster_opt import raster_opt_main
 from raster_mlir.compiler import DumpOptions, StagedPipeline, make_context, print_module
 from raster_mlir.passes.defer_updates import SCHEDULE_ATTR, block_for_cache
 from raster_mlir.passes.loop_analysis import loop_bounds

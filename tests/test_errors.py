@@ -264,7 +264,7 @@ def test_compiled_function_refuses_a_wrong_argument_count(request, compiled, cal
 
 
 SCALAR_ARG_BUG = (
-    "raster_mlir/native.py NativeEntry.__call__ converts arguments compiled as Python numbers with "
+    "raster_mlir/runtime/native.py NativeEntry.__call__ converts arguments compiled as Python numbers with "
     "np.array(arg, dtype) before any check: for c = rm.compile(lambda x, s: x * s, np.ones(2), 2.0), "
     "c(np.ones(2), '2') returns [2., 2.], c(np.ones(2), None) returns [nan, nan], and c(np.ones(2)) "
     "raises a bare IndexError (list index out of range) instead of a RasterError"

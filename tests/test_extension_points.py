@@ -191,13 +191,13 @@ def test_plugin_found_from_raster_opt(tmp_path):
     path = tmp_path / "softsign.mlir"
     path.write_text(SOFTSIGN_IR)
     result = subprocess.run(
-        [sys.executable, "-m", "raster_mlir.cli", str(path), "-p", "autodiff{rules=with-softsign},inline,canonicalize,dce"],
+        [sys.executable, "-m", "raster_mlir.apps.raster_opt", str(path), "-p", "autodiff{rules=with-softsign},inline,canonicalize,dce"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "func.func @main" in result.stdout and "raster.div" in result.stdout and "raster.grad" not in result.stdout
     lowered = subprocess.run(
-        [sys.executable, "-m", "raster_mlir.cli", str(path), "-p", "autodiff{rules=with-softsign},inline,lower-to-loops",
+        [sys.executable, "-m", "raster_mlir.apps.raster_opt", str(path), "-p", "autodiff{rules=with-softsign},inline,lower-to-loops",
          "--emit=llvm"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip

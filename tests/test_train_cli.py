@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from raster_mlir import data
+from raster_mlir.apps import datasets as data
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEMO_MODULES = ("mlxtend", "tqdm", "altair", "matplotlib", "sklearn")
@@ -32,7 +32,7 @@ def raster_mlir_command() -> list[str]:
 
 def run_cli(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProcess:
     if prelude:
-        code = f"import sys\n{prelude}\nfrom raster_mlir.__main__ import main\nsys.exit(main({list(args)!r}))"
+        code = f"import sys\n{prelude}\nfrom raster_mlir.apps.raster_mlir_command import main\nsys.exit(main({list(args)!r}))"
         command = [sys.executable, "-c", code]
     else:
         command = [*raster_mlir_command(), *args]
@@ -44,7 +44,7 @@ def run_cli(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedPro
 
 def test_console_script_is_declared():
     scripts = importlib.metadata.entry_points(group="console_scripts", name="raster-mlir")
-    assert [s.value for s in scripts] == ["raster_mlir.__main__:main"]
+    assert [s.value for s in scripts] == ["raster_mlir.apps.raster_mlir_command:main"]
 
 
 def test_train_one_epoch_on_mnist5k(tmp_path):

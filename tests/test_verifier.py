@@ -23,7 +23,7 @@ from xdsl.parser import Parser
 from xdsl.passes import ModulePass
 
 import raster_mlir as rm
-from raster_mlir.cli import raster_opt_main
+from raster_mlir.apps.raster_opt import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, make_context
 from raster_mlir.passes import registry
 from raster_mlir.verifier import dominance_problem, verify_module

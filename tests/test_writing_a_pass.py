@@ -249,7 +249,7 @@ def test_lit_test_fails_without_the_pass(tmp_path):
     env = install_entry_points(tmp_path)
     source = str(tmp_path / "example_passes" / "fold_add_of_neg.mlir")
     opt = subprocess.run(
-        [sys.executable, "-m", "raster_mlir.cli", source, "-p", "autodiff,inline,canonicalize,dce"],
+        [sys.executable, "-m", "raster_mlir.apps.raster_opt", source, "-p", "autodiff,inline,canonicalize,dce"],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert opt.returncode == 0, opt.stderr
@@ -305,7 +305,7 @@ def test_doc_commands_run(tmp_path):
     assert len(commands) >= 2 and any("--emit=llvm" in rest for _, _, rest in commands)
     for path, spec, rest in commands:
         argv = [os.path.join(ROOT, path), "-p", spec, *rest.split()]
-        result = subprocess.run([sys.executable, "-m", "raster_mlir.cli", *argv], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-m", "raster_mlir.apps.raster_opt", *argv], capture_output=True, text=True,
                                 timeout=300, env=env)  # fmt: skip
         assert result.returncode == 0, (argv, result.stderr)
 

@@ -30,7 +30,7 @@ import pytest
 from xdsl.universe import Universe
 
 import raster_mlir as rm
-from raster_mlir.cli import raster_opt_main
+from raster_mlir.apps.raster_opt import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE
 from raster_mlir.passes.registry import RASTER_PASSES, XDSL_PASSES
 

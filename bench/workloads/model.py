@@ -103,7 +103,7 @@ def load_data(n: int, seed: int = 0) -> Data:
     """
     rng = np.random.default_rng(seed)
     try:
-        from raster_mlir.data import load_mnist5k
+        from raster_mlir.apps.datasets import load_mnist5k
 
         digits = load_mnist5k()
         x = np.concatenate([digits.x_train, digits.x_test])

@@ -26,7 +26,7 @@ from raster_mlir.dialects.raster_rules import DEFAULT_RULES, register_rule_set
 from raster_mlir.ops import apply
 from raster_mlir.passes.loop_recipes import elementwise
 from raster_mlir.passes.lowerings import register_lowering
-from raster_mlir.reference import KERNELS
+from raster_mlir.runtime.reference import KERNELS
 
 
 # 1. The op: an elementwise unary raster op (shape rule, verifier and syntax come with the base class).

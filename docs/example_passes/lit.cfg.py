@@ -12,7 +12,7 @@ config.suffixes = [".mlir"]
 config.test_source_root = os.path.dirname(__file__)
 config.excludes = ["__pycache__"]
 # The driver runs under the interpreter lit runs under, so it sees the same installed packages.
-config.substitutions.append(("raster-opt", f"{sys.executable} -m raster_mlir.cli"))
+config.substitutions.append(("raster-opt", f"{sys.executable} -m raster_mlir.apps.raster_opt"))
 # filecheck as a module of that interpreter too: found whether or not its script directory is on PATH
 # (the pattern leaves paths such as tests/filecheck/... alone).
 config.substitutions.append((r"(?<![\w/.-])filecheck(?![\w/.-])", f"{sys.executable} -m filecheck"))

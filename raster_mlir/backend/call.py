@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AliasingError, AlignmentError, DTypeError, NotContiguousError, ReadOnlyError, ShapeError
-from .llvm_emit import EntryABI
+from .entry_abi import EntryABI
 from .inspect import LLVMInspection
 from . import pool
 from .numpy_abi import data_pointer, fill_runtime_table

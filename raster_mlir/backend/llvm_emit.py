@@ -62,7 +62,9 @@ from xdsl.dialects.builtin import ModuleOp
 
 from ..errors import CompileError
 from .analysis import BufferType, ModuleInfo, analyse_module
+from .entry_abi import EntryABI
 from .llvm_body import FunctionBodyEmitter
+from .llvm_entry import emit_entry_points
 from .llvm_remarks import LOOP_NAME_KEY
 from .loop_hints import describe_loop, vectorize_hint
 from .llvm_types import PTR, llvm_type
@@ -99,18 +101,6 @@ class EmitOptions:
         if self.prefer_vector_width is None:
             return self.target.prefer_vector_width
         return self.prefer_vector_width or None
-
-
-@dataclass(frozen=True)
-class EntryABI:
-    """Everything the Python side needs to call one entry function."""
-
-    name: str
-    packed_symbol: str
-    checked_symbol: str
-    runtime_table_symbol: str
-    specs: tuple[ArgSpec, ...]
-    workspace_bytes: int
 
 
 @dataclass(frozen=True)
@@ -302,8 +292,6 @@ class ModuleEmitter:
     # ---- emission ---------------------------------------------------------
 
     def emit(self, entries: Mapping[str, Sequence[ArgSpec] | None]) -> EmittedModule:
-        from .llvm_entry import emit_entry_points
-
         specs: dict[str, list[ArgSpec]] = {}
         for name in entries:
             info = self.info.functions.get(name)

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from llvmlite import ir
 
 from .analysis import FunctionInfo
+from .entry_abi import EntryABI
 from .fp_mode import call_in_fp_mode
 from .llvm_types import I1, I8, I32, I64, PTR
 from .numpy_abi import (
@@ -60,8 +61,6 @@ from .specs import ArgSpec
 
 def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):
     """Add `<name>_packed`, `<name>_checked` and the table global; return the EntryABI."""
-    from .llvm_emit import EntryABI
-
     kernel = mctx.llvm_functions[info.name]
     buffers = tuple(info.arg_types)
     written = tuple(spec.written for spec in specs)

@@ -8,21 +8,24 @@ user wrote, not at library internals.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import linecache
 import os
 import sys
 from dataclasses import dataclass
 
-import raster_mlir
-import raster_mlir.dialects
-import raster_mlir.passes
+
+def _package_dir(name: str) -> str:
+    # find_spec locates the package without importing it (no import cycle through the package).
+    return os.path.abspath(importlib.util.find_spec(name).submodule_search_locations[0]) + os.sep
+
 
 # Library code lives in three folders (dialects/ and passes/ are mapped into the package).
-_LIBRARY_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (raster_mlir, raster_mlir.dialects, raster_mlir.passes)
-)
+# The applications in raster_mlir/apps/ are clients of the library: their lines are user lines.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_LIBRARY_DIRS = (_PACKAGE_DIR, _package_dir("raster_mlir.dialects"), _package_dir("raster_mlir.passes"))
+_APPLICATIONS_DIR = os.path.join(_PACKAGE_DIR, "apps") + os.sep
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,13 @@ class SourceLocation:
         return f"{where}: {text}" if text else where
 
 
+def _is_library_path(path: str) -> bool:
+    return path.startswith(_LIBRARY_DIRS) and not path.startswith(_APPLICATIONS_DIR)
+
+
 @functools.lru_cache(maxsize=1024)
 def _is_library_file(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_LIBRARY_DIRS)
+    return _is_library_path(os.path.abspath(filename))
 
 
 def _is_library(filename: str) -> bool:
@@ -47,7 +54,7 @@ def _is_library(filename: str) -> bool:
     # one depends on the working directory).
     if os.path.isabs(filename):
         return _is_library_file(filename)
-    return os.path.abspath(filename).startswith(_LIBRARY_DIRS)
+    return _is_library_path(os.path.abspath(filename))
 
 
 def user_location() -> SourceLocation | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,42 +33,7 @@ from raster_mlir.errors import DTypeError, RasterError, TraceError, with_locatio
 from .pytree import flatten, unflatten
 from .regions import RegionFrame, resolve
 from .source import SourceLocation, user_location
-
-_STATE = threading.local()
-
-
-def active_scope() -> FunctionScope | None:
-    """The function being traced on this thread, or None outside any trace."""
-    stack = getattr(_STATE, "scopes", None)
-    return stack[-1] if stack else None
-
-
-def _push(scope: FunctionScope) -> None:
-    if not hasattr(_STATE, "scopes"):
-        _STATE.scopes = []
-    _STATE.scopes.append(scope)
-
-
-def _pop() -> None:
-    _STATE.scopes.pop()
-
-
-DTYPES = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
-# Traced integers (the loop index) are tensor<i64>; compiled functions take float arrays only.
-NUMPY_DTYPES = {"f64": np.dtype(np.float64), "f32": np.dtype(np.float32), "i64": np.dtype(np.int64)}
-
-
-def typed_dtype(value: Any) -> str | None:
-    """'f32'/'f64' for a float numpy array or numpy float32 scalar; None for weakly typed values.
-
-    Python floats (and numpy float64 scalars, which are Python floats) and
-    integers take the dtype of the other operands.
-    """
-    if isinstance(value, np.ndarray) and value.dtype in DTYPES:
-        return DTYPES[value.dtype]
-    if isinstance(value, np.floating) and not isinstance(value, float) and value.dtype in DTYPES:
-        return DTYPES[value.dtype]
-    return None
+from .trace_state import DTYPES, NUMPY_DTYPES, Traced, active_scope, pop_scope, push_scope, typed_dtype
 
 
 def location_attr(loc: SourceLocation | None):
@@ -248,11 +212,11 @@ class ModuleTrace:
         args = [TracedArray(scope, a) for a in scope.block.args]
         if key is not None:
             self._in_progress.add(key)
-        _push(scope)
+        push_scope(scope)
         try:
             out = fn(*args)
         finally:
-            _pop()
+            pop_scope()
             if key is not None:
                 self._in_progress.discard(key)
         leaves, tree = flatten(out)
@@ -301,7 +265,7 @@ def _refuse_numpy_options(method: str, options: dict) -> None:
         raise with_location(error, user_location())
 
 
-class TracedArray:
+class TracedArray(Traced):
     """A placeholder for an array inside a trace: shape and dtype known, values not.
 
     Python operators, static indexing (`x[1:-1]`, `x[..., None]`) and numpy
@@ -368,7 +332,7 @@ class TracedArray:
     def __repr__(self) -> str:
         return f"TracedArray(shape={self.shape}, dtype={self.dtype_name})"
 
-    # -- operators (implemented in raster_mlir.ops; imported lazily to avoid a cycle) --
+    # -- operators (implemented in raster_mlir.ops, imported on first use: ops imports this package) --
     def __add__(self, other):
         return _ops().add(self, other)
 
@@ -668,4 +632,8 @@ def _has_traced_index(item) -> bool:
     return any(isinstance(i, TracedArray) for i in items)
 
 
-__all__ = ["ModuleTrace", "FunctionScope", "TracedArray", "active_scope", "flatten", "unflatten"]
+# DTYPES, NUMPY_DTYPES and typed_dtype are re-exported from trace_state for existing importers.
+__all__ = [
+    "ModuleTrace", "FunctionScope", "TracedArray", "active_scope", "flatten", "unflatten",
+    "DTYPES", "NUMPY_DTYPES", "typed_dtype",
+]  # fmt: skip

@@ -65,7 +65,7 @@ def test_run_line_through_raster_opt(path):
         run = next(line for line in f if line.startswith("// RUN:"))
     assert "raster-opt %s -p autodiff | filecheck %s" in run
     opt = subprocess.run(
-        [sys.executable, "-m", "raster_mlir.cli", path, "-p", "autodiff"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "raster_mlir.apps.raster_opt", path, "-p", "autodiff"], capture_output=True, text=True, timeout=120
     )
     assert opt.returncode == 0, opt.stderr
     result = filecheck(path, opt.stdout)

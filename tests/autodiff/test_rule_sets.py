@@ -12,7 +12,7 @@ import raster_mlir as rm
 from raster_mlir.compiler import make_context
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.raster_rules import DEFAULT_RULES, RuleSet, register_rule_set, rule_set
-from raster_mlir.interpreter import interpret
+from raster_mlir.runtime.interpreter import interpret
 from raster_mlir.passes.autodiff import AutodiffPass
 from raster_mlir.passes.inline import InlinePass
 

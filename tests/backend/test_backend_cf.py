@@ -19,7 +19,7 @@ from xdsl.parser import Parser
 
 import raster_mlir as rm
 from raster_mlir.backend import compile_module
-from raster_mlir.cli import raster_opt_main
+from raster_mlir.apps.raster_opt import raster_opt_main
 from raster_mlir.compiler import DEFAULT_PIPELINE, make_context
 
 from helpers import mlp_loss

@@ -21,7 +21,7 @@ from raster_mlir.backend.cache import load_or_compile
 from raster_mlir.backend.jit import optimize_and_codegen
 from raster_mlir.backend.llvm_remarks import loops_not_vectorized
 from raster_mlir.backend.target import host_target
-from raster_mlir.cli import raster_opt_main
+from raster_mlir.apps.raster_opt import raster_opt_main
 
 # a[i + 1] = 2 * a[i]: a true loop-carried dependence, forced anyway, and named like the emitter does.
 UNVECTORIZABLE = """

@@ -20,6 +20,6 @@ blocks whatever the thread count, so every result is bitwise the same for 1,
 
 from __future__ import annotations
 
-from .backend.pool import get_deterministic, get_num_threads, set_deterministic, set_num_threads
+from raster_mlir.backend.pool import get_deterministic, get_num_threads, set_deterministic, set_num_threads
 
 __all__ = ["set_num_threads", "get_num_threads", "set_deterministic", "get_deterministic"]

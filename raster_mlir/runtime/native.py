@@ -19,10 +19,10 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from raster_mlir import backend
-from raster_mlir.arguments import check_args
+from raster_mlir.runtime.arguments import check_args
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.dialects import raster as R
-from raster_mlir.frontend.tracer import NUMPY_DTYPES
+from raster_mlir.frontend.trace_state import NUMPY_DTYPES
 from raster_mlir.timing import NO_TIMER
 
 

@@ -19,7 +19,7 @@ def program_name() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from raster_mlir import cli_train
+    from raster_mlir.apps import train_command
 
     parser = argparse.ArgumentParser(
         prog=program_name(), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -28,10 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train the 784->128->10 MLP on MNIST digits with the compiled train step",
-        description=cli_train.__doc__,
-        formatter_class=cli_train.HelpFormatter,
+        description=train_command.__doc__,
+        formatter_class=train_command.HelpFormatter,
     )
-    cli_train.add_arguments(train)
+    train_command.add_arguments(train)
     demo = sub.add_parser("demo", help="train the seed's 4->8->3 MLP for a few hundred SGD steps")
     demo.add_argument("--steps", type=int, default=200, help="SGD steps on the one sample (default: 200)")
     demo.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default: 0.5)")
@@ -43,12 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
-        from raster_mlir import cli_train
+        from raster_mlir.apps import train_command
 
-        return cli_train.run(args)
+        return train_command.run(args)
     if args.command == "cache":
         return cache_command(args.action)
-    from raster_mlir.demo import run
+    from raster_mlir.apps.demo import run
 
     history = run(steps=args.steps, lr=args.lr)
     return 0 if history[-1] < history[0] else 1

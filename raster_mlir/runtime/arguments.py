@@ -21,7 +21,7 @@ import numpy as np
 
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import DTypeError, NotContiguousError, ReadOnlyError, ShapeError, argument_label
-from raster_mlir.frontend.tracer import DTYPES, NUMPY_DTYPES
+from raster_mlir.frontend.trace_state import DTYPES, NUMPY_DTYPES
 
 
 def is_number(a: Any) -> bool:

