@@ -28,6 +28,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from raster_mlir.dialects.raster import Raster
 from raster_mlir.errors import CompileError, RasterError
+from raster_mlir.pass_failure import pass_crash_error
 from raster_mlir.passes.registry import parse_pipeline
 from raster_mlir.timing import CompileTimer
 from raster_mlir.verifier import verify_module
@@ -226,8 +227,8 @@ class StagedPipeline:
             raise
         except VerifyException as e:
             raise CompileError(f"pass {label} produced invalid IR: {e}") from None
-        except Exception as e:  # a crash inside the pass: name it, keep the cause for a traceback
-            raise CompileError(f"pass {label} failed: {type(e).__name__}: {e}") from e
+        except Exception as e:  # a crash inside the pass: name it and the op it held, keep the cause
+            raise pass_crash_error(label, e) from e
         seconds = time.perf_counter() - start
         self.pass_seconds[label] = seconds
         self.timer.add_pass(label, seconds)
