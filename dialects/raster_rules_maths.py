@@ -207,15 +207,20 @@ def min_slope(b, op):
 
 @reduction(R.ProdOp)
 def prod_slope(b, op):
+    # d prod / dx_i = (product of the slice's other elements), without dividing by a zero:
+    # (product of its non-zero elements) / x_i (x_i read as 1 where it is 0), times the product of
+    # the slice's other zeros: 1 if none, that zero's value if one (0, but it moves with it, so the
+    # slope's own derivative, the Hessian, is exact), 0 if two or more (value and slope 0).
     x, axis = op.input, op.params()["axis"]
     zero, one = b.scalar(0.0, x), b.scalar(1.0, x)
     is_zero = b.emit(R.EqualOp, [x, zero])
-    zeros = b.sum(is_zero, axis=axis, keepdims=True)  # zeros per reduced slice
     safe = _where(b, is_zero, one, x)
     others = b.emit(R.ProdOp, [safe], axis=axis, keepdims=True)  # product of the non-zero elements
-    lone_zero = b.mul(b.emit(R.EqualOp, [zeros, one]), is_zero)  # the only zero of its slice
-    slope = _where(b, b.emit(R.EqualOp, [zeros, zero]), b.div(others, safe), _where(b, lone_zero, others, zero))
-    return b.broadcast_to(slope, b.shape(x))
+    other_zeros = b.sub(b.sum(is_zero, axis=axis, keepdims=True), is_zero)  # zeros of the slice besides x_i
+    zero_values = b.sub(b.sum(b.mul(is_zero, x), axis=axis, keepdims=True), b.mul(is_zero, x))
+    factor = _where(b, b.emit(R.EqualOp, [other_zeros, zero]), one,
+                    _where(b, b.emit(R.EqualOp, [other_zeros, one]), zero_values, zero))  # fmt: skip
+    return b.broadcast_to(b.mul(b.div(others, safe), factor), b.shape(x))
 
 
 @reduction(R.LogSumExpOp)

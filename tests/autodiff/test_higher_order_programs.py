@@ -168,3 +168,13 @@ def test_growable_tape_that_does_not_vary_is_a_constant():
     f, eps = rm.jit(outer), 1e-6
     fd = np.array([(f(x, w + eps * e, 3.0) - f(x, w - eps * e, 3.0)) / (2 * eps) for e in np.eye(3)])
     np.testing.assert_allclose(g, fd, rtol=1e-7)
+
+
+@pytest.mark.parametrize("x", [[0.8, 0.0, -1.2], [0.0, 0.0, -1.2], [0.0, 0.0, 0.0], [0.8, 0.5, -1.2]], ids=str)
+def test_hessian_of_prod_with_zeros_against_torch(x):
+    # prod's slope at a zero is the product of the others; its derivative must move with the zeros
+    torch = pytest.importorskip("torch")
+    x = np.array(x)
+    expected = torch.func.hessian(torch.prod)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(rm.hessian(rm.prod)(x), expected, atol=1e-15)
+    np.testing.assert_allclose(rm.jacrev(rm.jacrev(rm.prod))(x), expected, atol=1e-15)
