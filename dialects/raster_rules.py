@@ -57,6 +57,30 @@ DEFAULT_RULES.extend(MATHS_RULES).extend(ARRAY_RULES)
 DEFAULT_RULES.extend(INDEX_RULES).extend(CONTROL_RULES).extend(WHILE_RULES)  # traced integers; loops, branches
 DEFAULT_RULES.mark_nondifferentiable(R.GreaterOp, R.EqualOp, R.FillOp, R.ConstantOp)
 
+# Why each raster op without both rules has none, by op name (tests/autodiff/test_dialect_coverage.py
+# holds every op of the dialect to this: a reverse and a tangent rule, or a reason here).
+_COMPARISON = "a comparison: a 0/1 mask, piecewise constant (marked non-differentiable)"
+_INTEGER = "integer arithmetic on traced integers (marked non-differentiable)"
+_TAPE = ("a growable tape of a loop's reverse pass: differentiating that pass again (hvp, grad of grad "
+         "through a loop with a run-time trip count) is a GradientError")  # fmt: skip
+_LOOP_LEVEL = "loop level (made by lower-tape): no AD pass sees it"
+WITHOUT_RULES: dict[str, str] = {
+    **dict.fromkeys(["raster.greater", "raster.equal", "raster.less", "raster.less_equal", "raster.greater_equal",
+                     "raster.not_equal"], _COMPARISON),
+    "raster.sign": "piecewise constant: derivative 0 wherever it exists (marked non-differentiable)",
+    "raster.fill": "a constant (marked non-differentiable)",
+    "raster.constant": "a constant (marked non-differentiable)",
+    "raster.empty": "uninitialised storage, always overwritten (marked non-differentiable)",
+    "raster.floordiv": _INTEGER,
+    "raster.mod": _INTEGER,
+    **dict.fromkeys(["raster.grad", "raster.value_and_grad", "raster.jvp"],
+                    "an AD op: the AD passes expand it (innermost first) before differentiating what holds it"),
+    **dict.fromkeys(["raster.yield", "raster.condition"], "a region terminator: its loop's or branch's rules handle it"),
+    **dict.fromkeys(["raster.tape_new", "raster.tape_push", "raster.tape_get"], _TAPE),
+    **dict.fromkeys(["raster.rt_tape_init", "raster.rt_tape_reset", "raster.rt_tape_free", "raster.rt_tape_push",
+                     "raster.rt_tape_read"], _LOOP_LEVEL),
+}  # fmt: skip
+
 _RULE_SETS: dict[str, RuleSet] = {DEFAULT_RULES.name: DEFAULT_RULES}
 
 
@@ -138,7 +162,7 @@ def attach_custom_tangent_rule(function: func.FuncOp, rule_symbol: str) -> None:
 
 
 __all__ = [
-    "DEFAULT_RULES", "RuleSet", "ReverseBuilder", "TangentBuilder", "register_rule_set", "rule_set",
+    "DEFAULT_RULES", "WITHOUT_RULES", "RuleSet", "ReverseBuilder", "TangentBuilder", "register_rule_set", "rule_set",
     "describe_location", "CUSTOM_RULE_ATTR", "CUSTOM_RULE_INPUTS_ATTR", "CUSTOM_TANGENT_RULE_ATTR",
     "custom_rule_of", "attach_custom_rule", "custom_tangent_rule_of", "attach_custom_tangent_rule",
 ]  # fmt: skip
