@@ -146,6 +146,16 @@ OP_CASES = [
                                   torch.where(a > b, a * b, a - b)]),
         lhs=distinct(2, 3), rhs=lambda rng: rng.uniform(-0.1, 0.1, 3),
     ),
+    unary(
+        "tuple_axes",
+        lambda x: rm.concatenate([rm.sum(x, axis=(0, 2)), rm.mean(x, axis=(2, 0)), rm.max(x, axis=(0, 2)), rm.min(x, axis=(1, 2)),
+                                  rm.prod(x, axis=(0, 2)), rm.logsumexp(x, axis=(0, 2)), rm.var(x, axis=(0, 2)),
+                                  rm.std(x, axis=(1, 2)), rm.outer(x[0, 0], x[1, 1]).ravel()]),
+        lambda x: torch.cat([torch.sum(x, (0, 2)), torch.mean(x, (2, 0)), torch.amax(x, (0, 2)), torch.amin(x, (1, 2)),
+                             torch.prod(torch.prod(x, 2), 0), torch.logsumexp(x, (0, 2)), torch.var(x, (0, 2), correction=0),
+                             torch.std(x, (1, 2), correction=0), torch.outer(x[0, 0], x[1, 1]).ravel()]),
+        distinct(2, 3, 2),
+    ),
     OpCase("dense", nn.dense, lambda w, x, b: x @ w.T + b, lambda rng: [rng.standard_normal((3, 4)), rng.standard_normal((2, 4)), rng.standard_normal(3)]),
     OpCase("cross_entropy", nn.cross_entropy, lambda p, y: -torch.sum(y * torch.log(p)) / p.shape[0], lambda rng: [rng.uniform(0.1, 1, (2, 3)), rng.uniform(0, 1, (2, 3))]),
     OpCase(
@@ -368,6 +378,19 @@ def test_ode_right_hand_sides():
     jf = tf.jacfwd(lotka_volterra, everything)(*X)
     jr = tf.jacrev(lotka_volterra, everything)(*X)
     assert_tree_close(got, (t, vjp_fn((to_torch(wu), to_torch(wv))), jf, jr))
+
+    def paired(*leaves):  # <f(u, v, a..d), (wu, wv)>: the Hessian and hvp of the right-hand side
+        du, dv = lotka_volterra(*leaves[:6])
+        return rm.sum(du * leaves[6]) + rm.sum(dv * leaves[7])
+
+    def torch_paired(*leaves):
+        du, dv = lotka_volterra(*leaves[:6])
+        return torch.sum(du * leaves[6]) + torch.sum(dv * leaves[7])
+
+    W = (to_torch(wu), to_torch(wv))
+    assert_tree_close(rm.hessian(paired, everything)(*primals, wu, wv), tf.hessian(torch_paired, everything)(*X, *W))
+    _, hv = tf.jvp(lambda *p: tf.grad(torch_paired, everything)(*p, *W), X, Tn)
+    assert_tree_close(rm.hvp(paired, (*primals, wu, wv), tuple(tangents), argnums=everything), hv)
 
     f, laplacian = reaction_diffusion(6)
     x = rng.uniform(0, 1, 6)
