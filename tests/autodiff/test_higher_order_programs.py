@@ -178,3 +178,21 @@ def test_hessian_of_prod_with_zeros_against_torch(x):
     expected = torch.func.hessian(torch.prod)(torch.tensor(x)).numpy()
     np.testing.assert_allclose(rm.hessian(rm.prod)(x), expected, atol=1e-15)
     np.testing.assert_allclose(rm.jacrev(rm.jacrev(rm.prod))(x), expected, atol=1e-15)
+
+
+def test_hvp_through_loops_is_one_function_and_every_ad_stage_prints():
+    def loss(x, w):
+        y = rm.fori_loop(0, 5, lambda i, c: rm.tanh(c * w + i * 0.1), x)
+        c, ys = rm.scan(lambda c, row: (c * 0.9 + row * w, c * row), y, rm.stack([x, w, x * w]))
+        return rm.sum(c * c) + rm.sum(ys)
+
+    x, w, v = _rng(7).standard_normal((3, 3))
+    c = rm.compile(lambda x, w, v: rm.hvp(loss, (x, w), (v, v)), x, w, v)
+    assert "raster.grad" in c.ir("traced") and "raster.jvp" in c.ir("traced")
+    assert "raster.grad" not in c.ir("after:autodiff") and "raster.jvp" in c.ir("after:autodiff")
+    assert "raster.jvp" not in c.ir("after:forward-ad") and "raster.for" in c.ir("after:forward-ad")
+    tensor_ir = c.ir("after:dce")
+    assert tensor_ir.count("func.func") == 1 and "func.call" not in tensor_ir
+    eps, g = 1e-6, rm.grad(loss)
+    for got, p, m in zip(c(x, w, v), g(x + eps * v, w + eps * v), g(x - eps * v, w - eps * v)):
+        np.testing.assert_allclose(got, (p - m) / (2 * eps), rtol=1e-6, atol=1e-8)
