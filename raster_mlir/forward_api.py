@@ -61,7 +61,11 @@ MAX_UNROLLED = 128
 
 
 def _hashable(tree) -> Any:
-    return None if tree is None else (tree[0], tuple(_hashable(c) for c in tree[1]))
+    if tree is None:
+        return None
+    if tree[0] is dict:  # (dict, keys, children)
+        return (dict, tuple(tree[1]), tuple(_hashable(c) for c in tree[2]))
+    return (tree[0], tuple(_hashable(c) for c in tree[1]))
 
 
 def _flat_tree(n: int):

@@ -250,3 +250,25 @@ def test_errors_name_the_problem():
         rm.jacfwd(rm.exp)(big)
     with pytest.raises(rm.GradientError, match="must return one scalar"):
         rm.grad(rm.grad(lambda x: rm.sum(x * x)))(X)
+
+
+def test_dict_pytrees():
+    # dicts nest like tuples (keys in sorted order): primals, tangents and outputs
+    x, v = np.arange(3.0), np.ones(3)
+    p, t = {"w": x, "b": np.float64(2.0)}, {"w": v, "b": np.float64(0.5)}
+
+    def f(p):
+        return {"a": rm.sin(p["w"]) * p["b"], "b": rm.sum(p["w"] ** 2)}
+
+    out, tangent = rm.jvp(f, (p,), (t,))
+    np.testing.assert_allclose(out["a"], np.sin(x) * 2.0)
+    np.testing.assert_allclose(tangent["a"], np.cos(x) * v * 2.0 + np.sin(x) * 0.5)
+    np.testing.assert_allclose(tangent["b"], np.sum(2 * x * v))
+    _, vjp_fn = rm.vjp(f, p)
+    (ct,) = vjp_fn({"a": v, "b": np.float64(1.0)})
+    np.testing.assert_allclose(ct["w"], np.cos(x) * 2.0 + 2 * x)
+    np.testing.assert_allclose(ct["b"], np.sum(np.sin(x)))
+    (hv,) = rm.hvp(lambda p: rm.sum(rm.sin(p["w"]) * p["b"]), (p,), (t,))
+    np.testing.assert_allclose(hv["w"], -np.sin(x) * 2.0 * v + np.cos(x) * 0.5)
+    with pytest.raises(rm.GradientError, match="tangents"):
+        rm.jvp(f, (p,), ({"w": v},))
