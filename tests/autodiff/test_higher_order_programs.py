@@ -4,7 +4,8 @@ Each Hessian (or Hessian-vector product) is checked three ways: against
 central differences of our own gradient (rtol 1e-6), and between the
 compositions that must agree to rounding (hessian, i.e. jacfwd(jacrev),
 against jacrev(jacrev); symmetric). The programs mix loops, slices, where, cumsum,
-integer // and %, dynamic updates, tuple-axis reductions and masks.
+integer // and %, dynamic and static functional updates (x.at[...]),
+tuple-axis reductions and masks.
 
 Growable tapes (loops with a run-time trip count) have neither a tangent
 nor a cotangent: differentiating the gradient of such a loop is a clear
@@ -69,6 +70,13 @@ def scan_and_cond(x):
     return rm.cond(c > 0.0, lambda a: rm.sum(rm.exp(a) * a), lambda a: rm.sum(a**3), ys) + c
 
 
+def static_functional_updates(x):
+    y = x.at[1:-1].set(rm.sin(x[2:]) * x[:-2])
+    z = rm.at_add(y, slice(0, 3), rm.exp(y[3:]))
+    z = z.at[::2].set(z[::2] * z[1::2])
+    return rm.sum(z**3)
+
+
 @pytest.mark.parametrize(
     "f, shape",
     [
@@ -77,6 +85,7 @@ def scan_and_cond(x):
         (index_arithmetic_in_a_loop, (3,)),
         (dynamic_updates_in_a_loop, (3,)),
         (scan_and_cond, (4,)),
+        (static_functional_updates, (6,)),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )
