@@ -114,14 +114,16 @@ def numpy_steps(params, X, Y, lr=0.3):
 @settings(deadline=None)
 @given(
     lanes_per_row=st.integers(4, 14),
+    extra=st.sampled_from([0, 0, 1, 3, 7]),
     hidden=st.integers(1, 9),
     zero_fraction=st.sampled_from([0.0, 0.5, 0.9]),
     seed=st.integers(0, 2**16),
     f32=st.booleans(),
 )
-def test_any_shape_of_whole_lines_is_bitwise_at_a_random_misalignment(lanes_per_row, hidden, zero_fraction, seed, f32):
+def test_any_shape_is_bitwise_at_a_random_misalignment(lanes_per_row, extra, hidden, zero_fraction, seed, f32):
+    """Rows of whole lines (extra = 0: the frame) and odd sizes (the chunks from element 0)."""
     dtype = np.float32 if f32 else np.float64
-    n_in = lanes_per_row * 64 // np.dtype(dtype).itemsize
+    n_in = lanes_per_row * 64 // np.dtype(dtype).itemsize + extra
     params, X, Y = problem(n_in, hidden, dtype, seed, zero_fraction)
     rng = np.random.default_rng(seed)
     offset, x_offset = (int(rng.choice(offsets(dtype))) for _ in range(2))
@@ -209,3 +211,42 @@ def test_hand_written_update_and_dot_product_equal_element_zero_chunks_at_every_
             got_W, got_z = at_offset(W, offset), np.zeros(3)
             compiled[True](got_W, at_offset(x, x_offset), e, got_z)
             assert_bitwise([got_W, got_z], [want_W, want_z], f"W at +{offset}, x at +{x_offset}")
+
+
+DOT_1D = """
+func.func @f(%w: memref<101xf64>, %x: memref<101xf64>, %z: memref<1xf64>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c101 = arith.constant 101 : index
+  %zero = arith.constant 0.0 : f64
+  %dot = scf.for %j = %c0 to %c101 step %c1 iter_args(%acc = %zero) -> (f64) {
+    %wj = memref.load %w[%j] : memref<101xf64>
+    %xj = memref.load %x[%j] : memref<101xf64>
+    %p = arith.mulf %wj, %xj : f64
+    %s = arith.addf %acc, %p : f64
+    scf.yield %s : f64
+  }
+  memref.store %dot, %z[%c0] : memref<1xf64>
+  func.return
+}
+"""
+
+
+def test_one_dimensional_dot_product_of_odd_length_is_bitwise_at_every_offset():
+    """A 1-D w gets the frame whatever its length (12 chunks of 8 after s, the last 5 columns one by one)."""
+    module = Parser(make_context(), DOT_1D).parse_module()
+    SkipZeroChunksPass().apply(make_context(), module)
+    module.verify()
+    assert "maskedload" in str(module)
+    compiled = backend.compile_module(module, "f")
+    rng = np.random.default_rng(7)
+    w, x = rng.normal(size=101), rng.normal(size=101)
+    x[30:47] = 0.0
+    want = np.zeros(1)
+    compiled(at_offset(w, 0), at_offset(x, 0), want)
+    np.testing.assert_allclose(want[0], w @ x, rtol=1e-13)
+    for offset in offsets(np.float64):
+        for x_offset in (0, offset, 56 - offset):
+            got = np.zeros(1)
+            compiled(at_offset(w, offset), at_offset(x, x_offset), got)
+            assert got.tobytes() == want.tobytes(), (offset, x_offset)
