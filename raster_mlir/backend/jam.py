@@ -23,9 +23,14 @@ Transformation, for an outer loop over [lb, ub) with step 1 and factor U:
 
 `jam_plan` accepts a loop only when all of this holds:
 1. constant bounds, step 1, no iter_args, at least U iterations;
-2. its body is: straight-line ops, exactly one `scf.for`, straight-line ops,
-   where straight-line means arith, math, memref and vector loads and stores
-   (masked too), vector.create_mask, vector.broadcast and vector.reduction;
+2. its body is: straight-line ops, one `scf.for` (the inner loop), then
+   straight-line ops or `scf.if` / `scf.for` nests of them (the `post` ops,
+   emitted once per copy after the jammed inner loop), where straight-line
+   means arith, math, memref and vector loads and stores (masked too),
+   vector.create_mask, vector.broadcast and vector.reduction. (A reverse
+   loop's row loop is like that: the recomputed dot product, then the
+   outer-product update of the weights' gradient under skip-zero-updates'
+   `scf.if`; its dot products are what the jam makes fast);
 3. the inner loop has iter_args, bounds defined outside the nest, and a body
    of arith, math, loads and vector.broadcast/bitcast only (no stores, calls,
    loops or ifs); the chunk loops of skip-zero-chunks, whose accumulator is
@@ -90,6 +95,18 @@ def _is_straight_line(op: Operation) -> bool:
     return op.name.startswith(("arith.", "math.")) or op.name in STRAIGHT_LINE
 
 
+def _is_structured_straight_line(op: Operation) -> bool:
+    """Straight-line, or an scf.if / scf.for whose regions hold only such ops (no calls, no while loops)."""
+    if op.name not in ("scf.if", "scf.for"):
+        return _is_straight_line(op)
+    return all(
+        inner.name == "scf.yield" or _is_structured_straight_line(inner)
+        for region in op.regions
+        for block in region.blocks
+        for inner in block.ops
+    )
+
+
 def _defined_inside(value: SSAValue, nest: Operation) -> bool:
     owner = value.owner if isinstance(getattr(value, "owner", None), Operation) else value.block.parent_op()
     while owner is not None:
@@ -107,12 +124,12 @@ def jam_plan(outer: Operation, fn_name: str, noalias: bool, factor: int) -> JamP
     if lb is None or ub is None or step != 1 or ub - lb < factor:
         return None
     ops = [op for op in outer.body.blocks.first.ops if op.name != "scf.yield"]
-    loops = [k for k, op in enumerate(ops) if op.name == "scf.for"]
-    if len(loops) != 1:
+    first = next((k for k, op in enumerate(ops) if op.name == "scf.for"), None)
+    if first is None:
         return None
-    inner = ops[loops[0]]
-    pre, post = ops[: loops[0]], ops[loops[0] + 1 :]
-    if not all(_is_straight_line(op) for op in pre + post):
+    inner = ops[first]
+    pre, post = ops[:first], ops[first + 1 :]
+    if not all(_is_straight_line(op) for op in pre) or not all(_is_structured_straight_line(op) for op in post):
         return None
     if not inner.iter_args or any(_defined_inside(v, outer) for v in (inner.lb, inner.ub, inner.step)):
         return None

@@ -95,3 +95,29 @@ def test_nests_in_called_functions_are_not_jammed():
 def test_nests_with_several_inner_loops_are_not_jammed():
     f = compile_module(load("softmax_rows", "f64", M=8, N=5), "softmax")
     assert len(re.findall(r'call [^@]*@"(?:llvm|rm\.vm)\.exp\.f64"', f.llvm_ir)) == 1  # exp: a vmath call or the intrinsic
+
+
+def test_reverse_loop_row_nest_with_a_guarded_update_is_jammed():
+    """A tanh RNN's reverse loop: per row, the recomputed dot product, then the weights' gradient row under
+    skip-zero-updates' scf.if. The dot products are jammed (the update is emitted once per copy)."""
+    import raster_mlir as rm
+    from raster_mlir.backend.jam import jam_plan
+
+    def loss(W, xs, h0):
+        def cell(h, x):
+            h = rm.tanh(W @ h + x)
+            return h, rm.sum(h)
+
+        h, ys = rm.scan(cell, h0, xs)
+        return rm.sum(ys * ys) + rm.sum(h * h)
+
+    rng = np.random.default_rng(0)
+    for rows in (7, 8):  # with and without a remainder of the jam factor
+        W, xs, h0 = rng.standard_normal((rows, rows)) * 0.3, rng.standard_normal((6, rows)), rng.standard_normal(rows)
+        c = rm.compile(rm.grad(loss, argnums=0), W, xs, h0)
+        plans = [jam_plan(op, "grad", True, 4) for op in c.final_module.walk() if op.name == "scf.for"]
+        assert any(p is not None and any(op.name == "scf.if" for op in p.post) for p in plans)
+        value = rm.jit(loss)
+        d, eps = rng.standard_normal(W.shape), 1e-6
+        fd = (value(W + eps * d, xs, h0) - value(W - eps * d, xs, h0)) / (2 * eps)
+        assert np.sum(c(W, xs, h0) * d) == pytest.approx(fd, rel=1e-6)
