@@ -55,3 +55,15 @@ def mlp_loss(W1, b1, W2, b2, x, y):
     h = nn.relu(nn.dense(W1, x, b1))
     p = nn.softmax(nn.dense(W2, h, b2))
     return nn.cross_entropy(p, y)
+
+
+def tanh_rnn_loss(W, xs, h0):
+    """A tanh RNN through rm.scan, its stacked outputs used by the loss (loop tests and the jam test)."""
+    import raster_mlir as rm
+
+    def cell(h, x):
+        h = rm.tanh(W @ h + x)
+        return h, rm.sum(h)
+
+    h, ys = rm.scan(cell, h0, xs)
+    return rm.sum(ys * ys) + rm.sum(h * h)

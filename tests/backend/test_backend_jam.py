@@ -100,16 +100,10 @@ def test_nests_with_several_inner_loops_are_not_jammed():
 def test_reverse_loop_row_nest_with_a_guarded_update_is_jammed():
     """A tanh RNN's reverse loop: per row, the recomputed dot product, then the weights' gradient row under
     skip-zero-updates' scf.if. The dot products are jammed (the update is emitted once per copy)."""
+    from helpers import tanh_rnn_loss as loss
+
     import raster_mlir as rm
     from raster_mlir.backend.jam import jam_plan
-
-    def loss(W, xs, h0):
-        def cell(h, x):
-            h = rm.tanh(W @ h + x)
-            return h, rm.sum(h)
-
-        h, ys = rm.scan(cell, h0, xs)
-        return rm.sum(ys * ys) + rm.sum(h * h)
 
     rng = np.random.default_rng(0)
     for rows in (7, 8):  # with and without a remainder of the jam factor
