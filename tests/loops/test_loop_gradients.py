@@ -275,3 +275,26 @@ def test_scan_ys_cotangent_is_updated_in_place():
     assert len(rows) <= 2, rows  # the forward ys and their cotangent; no per-step copy of the cotangent
     value = rm.jit(g)
     directional_check(lambda W, xs: value(W, xs, h0), c(W, xs, h0), (W, xs), rng, rtol=1e-5)
+
+
+def test_while_loop_tapes_only_what_the_reverse_sweep_reads():
+    """The damped spring as a while loop: the adjoint reads only the positions (velocity and step counter
+    are not needed), so only the positions' tape is filled and reported."""
+
+    def step(k, x, v):
+        a = -k * x - 0.1 * v
+        v = v + 0.01 * a
+        return x + 0.01 * v, v
+
+    def f(k, x0, v0):
+        x, _, _ = rm.while_loop(lambda s: s[2] < 30.0, lambda s: (*step(k, s[0], s[1]), s[2] + 1.0), (x0, v0, 0.0))
+        return rm.sum(x * x)
+
+    def g(k, x0, v0):
+        return rm.sum(rm.fori_loop(0, 30, lambda i, s: step(k, *s), (x0, v0))[0] ** 2.0)
+
+    _, args = _spring_args(4, size=6)
+    c = rm.compile(rm.grad(f, argnums=0), *args)
+    assert c.ir("after:lower-to-loops").count("raster.rt_tape_push") == 1
+    assert list(c.tape_report().growable_row_bytes) == [6 * 8]
+    np.testing.assert_allclose(c(*args), rm.grad(g, argnums=0)(*args), rtol=1e-12)
