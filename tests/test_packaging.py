@@ -26,6 +26,12 @@ def test_wheel_maps_dialects_and_passes_into_the_package(tmp_path):
     assert "raster_mlir/dialects/raster.py" in names
     assert "raster_mlir/passes/fuse_loops.py" in names and "raster_mlir/passes/registry.py" in names
     assert "raster_mlir/backend/call.py" in names and "raster_mlir/frontend/tracer.py" in names
+    # Every subpackage of the checkout is in the wheel (pyproject's package list is complete).
+    for folder, _, files in os.walk(os.path.join(ROOT, "raster_mlir")):
+        if "__init__.py" in files:
+            relative = os.path.relpath(folder, ROOT).replace(os.sep, "/")
+            assert f"{relative}/__init__.py" in names, f"{relative} is missing from [tool.setuptools] packages"
+    assert "raster_mlir/apps/raster_opt.py" in names and "raster_mlir/runtime/native.py" in names
     # Never as bare top-level modules.
     assert not any(n.startswith(("dialects/", "passes/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
