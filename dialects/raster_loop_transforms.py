@@ -102,9 +102,15 @@ def scan_as_for(op: ScanOp) -> tuple[list[Operation], ForOp]:
     i, carries = block.args[0], block.args[1 : 1 + len(inits)]
     xs_args, cap_args = block.args[1 + len(inits) : 1 + len(inits) + n_xs], block.args[1 + len(inits) + n_xs :]
     inner = Builder(block, op)
-    slices = [inner.emit(DynamicIndexOp, [x, i]) for x in xs_args]
+    if op.trip_count == 0:  # the body never runs, and an empty axis cannot be indexed: any value of the type
+        slices = [inner.emit(R.FillOp, [], value=0.0, shape=R.shape_of(x.type)[1:], dtype=R.dtype_of(x.type)) for x in xs_args]
+    else:
+        slices = [inner.emit(DynamicIndexOp, [x, i]) for x in xs_args]
     out = clone_block_into(op.body_block(), block, [i, *carries[:n], *slices, *cap_args])
-    ys = [inner.emit(DynamicUpdateOp, [acc, y, i]) for acc, y in zip(carries[n:], out[n:])]
+    if op.trip_count == 0:  # empty ys stay as they are
+        ys = list(carries[n:])
+    else:
+        ys = [inner.emit(DynamicUpdateOp, [acc, y, i]) for acc, y in zip(carries[n:], out[n:])]
     block.add_op(YieldOp(*out[:n], *ys))
     loop = ForOp(lb, ub, inits, captures, block, _props(op))
     loop.location = op.location

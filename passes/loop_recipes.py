@@ -422,6 +422,8 @@ def reshape(b, op, ins, outs):
     if isinstance(x, Scalar):
         copy_into(b, x, out)
         return
+    if 0 in out.shape:  # nothing to write (and the strides below would divide by the zero side)
+        return
     in_dims = [d for d in x.shape if d != 1]
     out_dims = [d for d in out.shape if d != 1]
     if in_dims == out_dims:

@@ -44,11 +44,12 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf
-from xdsl.dialects.builtin import FloatAttr, ModuleOp
+from xdsl.dialects.builtin import FloatAttr, MemRefType, ModuleOp
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.utils.hints import isa
 
-from .loop_analysis import accesses, defined_values, product_factors, update_term
+from .loop_analysis import accesses, defined_values, is_opaque, product_factors, update_term
 
 
 def hoist_invariant_loads(loop: scf.ForOp) -> None:
@@ -57,7 +58,10 @@ def hoist_invariant_loads(loop: scf.ForOp) -> None:
     (A factor such as dz[o] loaded inside the row's update loop becomes a value
     defined outside it, which the guard can test.)
     """
-    written = accesses([loop]).writes
+    written = set(accesses([loop]).writes)
+    # An op the analysis does not model (a run-time tape read copying a step's carry into a
+    # buffer, a copy, a call) may write any buffer it is given: a load of it is not invariant.
+    written.update(v for inner in loop.walk() if is_opaque(inner) for v in inner.operands if isa(v.type, MemRefType))
     inside = defined_values(loop)  # a hoisted load stays in this set: conservative, never wrong
     for op in list(loop.body.block.ops):
         if isinstance(op, memref.LoadOp) and op.memref not in written:
