@@ -101,6 +101,30 @@ def test_eager_ops_broadcast_like_numpy(a, b):
     np.testing.assert_array_equal(rm.broadcast_to(x, expected), np.broadcast_to(x, expected))
 
 
+@settings(deadline=None)
+@given(ANY_SHAPE, ANY_SHAPE, ANY_SHAPE)
+def test_the_newer_binary_and_select_ops_broadcast_like_numpy(a, b, c):
+    """where / minimum / arctan2 / comparisons share the rule, eagerly and traced (no compile)."""
+    x, y, z = values(a, 7), values(b, 8), values(c, 9)
+    expected = numpy_broadcast(a, b)
+    expected3 = None if expected is None else numpy_broadcast(expected, c)
+    if expected is None:
+        for op in (rm.minimum, rm.arctan2, rm.less):
+            with pytest.raises(rm.ShapeError):
+                op(x, y)
+    else:
+        np.testing.assert_array_equal(rm.minimum(x, y), np.minimum(x, y))
+        np.testing.assert_array_equal(rm.arctan2(x, y), np.arctan2(x, y))
+        np.testing.assert_array_equal(rm.less(x, y), (x < y).astype(np.float64))
+    if expected3 is None:
+        with pytest.raises(rm.ShapeError):
+            rm.where(x, y, z)
+        return
+    np.testing.assert_array_equal(rm.where(x, y, z), np.where(x != 0, y, z))
+    traced = rm.compile(lambda x, y, z: rm.where(rm.less(x, y), rm.minimum(x, y), z), x, y, z, pipeline="")
+    assert traced.result_types[0].get_shape() == expected3
+
+
 # -- the tracer and compiled code: one compile per example -------------------------------
 
 
