@@ -11,6 +11,7 @@ from xdsl.dialects.builtin import FloatAttr, TensorType, f32, f64
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
+import raster_mlir as rm
 from raster_mlir import nn
 from raster_mlir.dialects import raster as R
 
@@ -67,3 +68,16 @@ def tanh_rnn_loss(W, xs, h0):
 
     h, ys = rm.scan(cell, h0, xs)
     return rm.sum(ys * ys) + rm.sum(h * h)
+
+
+def unrolled_spring(steps: int):
+    """The damped spring of issue 13 unrolled by Python: 6 element-wise ops per step, all fusable."""
+
+    def f(x, v):
+        for _ in range(steps):
+            a = -4.0 * x - 0.1 * v
+            x = x + 0.01 * v
+            v = v + 0.01 * a
+        return rm.sum(x * x) + rm.sum(v * v)
+
+    return f

@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import unrolled_spring as spring
 from xdsl.dialects.builtin import ModuleOp, TensorType, f64
 
 import raster_mlir as rm
@@ -64,19 +65,6 @@ def calls_per_op(module: ModuleOp, spec: str, entry: str | None) -> dict[str, fl
         n = ops_of(module)
         work[EMITTER] = count_calls(lambda: emit_module(module, [entry], EmitOptions())) / n
     return work
-
-
-def spring(steps: int):
-    """An unrolled damped spring, 6 element-wise ops per step (the issue's ODE)."""
-
-    def f(x, v):
-        for _ in range(steps):
-            a = -4.0 * x - 0.1 * v
-            x = x + 0.01 * v
-            v = v + 0.01 * a
-        return rm.sum(x * x) + rm.sum(v * v)
-
-    return f
 
 
 def traced(fn, shapes) -> ModuleOp:
