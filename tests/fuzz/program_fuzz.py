@@ -331,14 +331,14 @@ def _broadcasts(a, b) -> bool:
         return False
 
 
-def random_program(seed: int) -> Program:
+def random_program(seed: int, max_length: int = 6) -> Program:
     rng = random.Random(seed)
     side = lambda: rng.choice([0, 1, 1, 2, 3, 4])  # noqa: E731
     a = tuple(side() for _ in range(rng.randint(0, 3)))
     b = a[rng.randint(0, len(a)) :] if rng.random() < 0.6 else tuple(side() for _ in range(rng.randint(0, 2)))
     b = tuple(1 if rng.random() < 0.2 else d for d in b)
     dtype = rng.choice(["float64", "float64", "float32"])
-    return Generator(rng).program((a, b), dtype, rng.randint(2, 6))
+    return Generator(rng).program((a, b), dtype, rng.randint(2, max_length))
 
 
 # -- running and comparing --------------------------------------------------------------
@@ -379,14 +379,14 @@ def close(got, want, dtype) -> str | None:
     return None
 
 
-def check_program(seed: int, jx=None) -> Outcome:
+def check_program(seed: int, jx=None, max_length: int = 6) -> Outcome:
     import jax
     import jax.numpy as jnp
 
     import raster_mlir as rm
 
     jx = jx or jax_namespace()
-    program = random_program(seed)
+    program = random_program(seed, max_length)
     fn = compile_program(program)
     a, b = inputs(program, seed)
     try:
@@ -426,12 +426,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-length", type=int, default=6, help="statements per program, at most")
     parser.add_argument("--show", action="store_true", help="print every program")
     args = parser.parse_args(argv)
     jx = jax_namespace()
     failures = skipped = 0
     for seed in range(args.seed, args.seed + args.programs):
-        outcome = check_program(seed, jx)
+        outcome = check_program(seed, jx, args.max_length)
         if outcome.problem and outcome.problem.startswith("skip"):
             skipped += 1
         elif outcome.problem:
