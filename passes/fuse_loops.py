@@ -31,6 +31,11 @@ loops and branches in it, up to `max-depth`), linear in the size of the block:
    with their stores, and loops left without effect are removed; steps 1-5
    repeat while they change something.
 
+Before step 1, copy loops (slices, broadcasts) are read through: a load of
+their temporary at any index becomes a load of their source
+(forward_gathers.py), which also removes copies fusion cannot reach (a piece
+of a concatenation read at `i - offset`).
+
 This one rule covers producer->consumer chains of elementwise ops, epilogue
 fusion (the bias/activation loop over the rows of a dense op merges with the
 dense op's row loop) and gradient-update fusion (the outer product dW[o, i]
@@ -66,6 +71,7 @@ from xdsl.passes import ModulePass
 from xdsl.traits import is_side_effect_free
 
 from .block_dependences import BlockDependences, Footprint, Node, footprint
+from .forward_gathers import forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
 
 # Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
@@ -361,6 +367,8 @@ class FuseLoopsPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             stats = FusionStats()
+            # Copies (slices, broadcasts) read at shifted or guarded positions go first (forward_gathers.py).
+            stats.temporaries_removed, stats.bytes_removed = forward_block(function.body.block)
             # Clean-up can enable more fusion (a removed temporary no longer blocks a move).
             for _ in range(8):
                 before = (stats.loops_fused, stats.temporaries_removed)

@@ -16,7 +16,12 @@ affine index `start + i * step` per axis:
 - concatenate: one nest per operand writing out[.., offset + i, ..]; each nest
   reads its operand at its own index, so it fuses with the operand's producer
   (the interior of `concatenate([u[:1], interior, u[-1:]])` is computed
-  straight into the result).
+  straight into the result). When every operand is only a copy (a function
+  argument, a constant, or a slice / broadcast of one: `np.roll`, `np.pad`),
+  there is no producer to fuse with: one nest over the result instead, loading
+  the piece that holds i under `scf.if`, so it fuses with its consumers, and
+  fuse-loops reads the sliced pieces straight from their source
+  (forward_gathers.py): a periodic stencil with np.roll is one loop.
 """
 
 from __future__ import annotations
@@ -104,10 +109,24 @@ def _insert_by_select(b: LoopBuilder, source, dest, out, start) -> None:
     b.nest(out.shape, body)
 
 
+def _copies(value: SSAValue) -> bool:
+    """The value is a function argument, a constant or a slice / broadcast of one: reading it
+    at any index is a load of another buffer once forward-gathers has run."""
+    owner = value.owner
+    if not isinstance(owner, R.RasterOp):
+        return True  # a block argument
+    if isinstance(owner, (R.FillOp, R.ConstantOp)):
+        return True
+    return isinstance(owner, (R.SliceOp, R.BroadcastToOp)) and _copies(owner.operands[0])
+
+
 def concatenate(b: LoopBuilder, op, ins, outs):
     out = outs[0]
     axis = op.params()["axis"]
     offsets = np.cumsum([0] + [piece.shape[axis] for piece in ins])
+    if all(_copies(v) for v in op.operands):
+        _concatenate_by_select(b, ins, out, axis, offsets)
+        return
     step = (1,) * len(out.shape)
     # The pieces write disjoint parts of the result, so any order is right. The largest goes
     # first: it is usually computed by the loop just before (the interior of a boundary
@@ -121,6 +140,29 @@ def concatenate(b: LoopBuilder, op, ins, outs):
             b.store(at(b, piece, idx), out.ref, _box_index(b, idx, start, step))
 
         b.nest(piece.shape, body)
+
+
+def _concatenate_by_select(b: LoopBuilder, ins, out, axis: int, offsets) -> None:
+    """out[.., i, ..] = the piece k with offsets[k] <= i < offsets[k + 1], read at i - offsets[k]:
+    one nest over the result (the pieces loaded under `scf.if`), which fuses with its consumers."""
+
+    def body(idx):
+        i = idx[axis]
+
+        def piece(k: int) -> SSAValue:
+            at_piece = list(idx)
+            at_piece[axis] = i if offsets[k] == 0 else b.subi(i, b.index(int(offsets[k])))
+            return at(b, ins[k], at_piece)
+
+        def choose(k: int) -> SSAValue:
+            if k == len(ins) - 1:
+                return piece(k)
+            inside = b.add(arith.CmpiOp(i, b.index(int(offsets[k + 1])), "ult"))
+            return b.if_else(inside, lambda: [piece(k)], lambda: [choose(k + 1)])[0]
+
+        b.store(choose(0), out.ref, idx)
+
+    b.nest(out.shape, body)
 
 
 ARRAY_RECIPES = {R.SliceOp: slice_, R.InsertSliceOp: insert_slice, R.ConcatenateOp: concatenate}

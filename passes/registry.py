@@ -42,6 +42,7 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "forward-ad": _lazy("raster_mlir.passes.forward_ad", "ForwardADPass"),
     "lower-to-loops": _lazy("raster_mlir.passes.lower_to_loops", "LowerToLoopsPass"),
     "fuse-loops": _lazy("raster_mlir.passes.fuse_loops", "FuseLoopsPass"),
+    "forward-gathers": _lazy("raster_mlir.passes.forward_gathers", "ForwardGathersPass"),
     "data-loop": _lazy("raster_mlir.passes.data_loop", "DataLoopPass"),
     "defer-updates": _lazy("raster_mlir.passes.defer_updates", "DeferUpdatesPass"),
     "skip-zero-chunks": _lazy("raster_mlir.passes.skip_zero_chunks", "SkipZeroChunksPass"),
