@@ -45,7 +45,9 @@ The chunks start at the first 64-byte boundary of W's rows when W is a
 function argument whose rows are whole cache lines (option `align`, on by
 default; chunk_frame.py): numpy's arrays then run at the speed of 64-byte
 aligned ones, and give bitwise the same results at any alignment. Chunks are
-vectorised by chunk_vectorise.py.
+vectorised by chunk_vectorise.py. With `align`, loops that only write a row of
+an output argument (`dW[i, j] = e[i] * x[j]`) get the same frame, so that their
+stores are whole cache lines too (aligned_writes.py).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from xdsl.passes import ModulePass
 from raster_mlir.errors import CompileError
 
 from .chunk_frame import ChunkFrame, build_frame, frame_applies, gate_on_input, insert_all, reduce_lanes
+from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, erase_block, guarded, hoist_invariant_factors, inline, insert, insert_op
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
 from .loop_builder import LoopBuilder
@@ -431,7 +434,9 @@ def chunk_scan(
     return scf.ForOp(first, end, b.index(lanes), [b.index(0)], body)
 
 
-def skip_zero_chunks(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: int = 4, align: bool = True) -> int:
+def skip_zero_chunks(
+    function: func.FuncOp, chunk_bytes: int = 64, min_chunks: int = 4, align: bool = True, align_writes: bool = True
+) -> int:
     """Rewrite every matching loop of `function`; returns how many were rewritten."""
     written = written_buffers(function)
     sites = [
@@ -442,6 +447,8 @@ def skip_zero_chunks(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
     rewriter = _Rewriter(function, chunk_bytes, min_chunks, align)
     rewritten = sum(rewriter.rewrite(site) for site in sites)
     rewriter.version_partials()
+    if align and align_writes:  # the same frame for rows that are only written (aligned_writes.py)
+        rewritten += align_row_writes(function, chunk_bytes, min_chunks, written)
     return rewritten
 
 
@@ -454,10 +461,11 @@ class SkipZeroChunksPass(ModulePass):
     chunk_bytes: int = 64
     min_chunks: int = 4
     align: bool = True  # chunks from the first 64-byte boundary of W's rows (chunk_frame.py)
+    align_writes: bool = True  # with align: also loops that only write an output's rows (aligned_writes.py)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.chunk_bytes < 8 or self.chunk_bytes & (self.chunk_bytes - 1):
             raise CompileError(f"skip-zero-chunks: chunk-bytes must be a power of two >= 8, got {self.chunk_bytes}")
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             if function.body.blocks:
-                skip_zero_chunks(function, self.chunk_bytes, self.min_chunks, self.align)
+                skip_zero_chunks(function, self.chunk_bytes, self.min_chunks, self.align, self.align_writes)
