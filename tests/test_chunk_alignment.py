@@ -250,3 +250,31 @@ def test_one_dimensional_dot_product_of_odd_length_is_bitwise_at_every_offset():
             got = np.zeros(1)
             compiled(at_offset(w, offset), at_offset(x, x_offset), got)
             assert got.tobytes() == want.tobytes(), (offset, x_offset)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_writes_at_every_output_alignment(dtype):
+    """aligned_writes.py: a gradient's outer product dW1[i, j] = e[i] * x[j] written into outputs and
+    read from an x at every misalignment gives bitwise what the plain loop gives
+    (`skip-zero-chunks{align-writes=false}`), and the loop was rewritten."""
+    from raster_mlir.compiler import DEFAULT_PIPELINE
+
+    rng = np.random.default_rng(3)
+    W1, b1 = rng.normal(0, 0.3, (24, 96)).astype(dtype), rng.normal(0, 0.1, 24).astype(dtype)
+    W2, b2 = rng.normal(0, 0.3, (5, 24)).astype(dtype), rng.normal(0, 0.1, 5).astype(dtype)
+    x = rng.normal(0, 1, 96).astype(dtype)
+    x[rng.random(96) < 0.5] = 0
+    y = np.eye(5, dtype=dtype)[2]
+    args = (W1, b1, W2, b2, x, y)
+    g = rm.grad(mlp_loss, argnums=(0, 1, 2, 3))
+    new = rm.compile(g, *args)
+    plain = rm.compile(g, *args, pipeline=DEFAULT_PIPELINE.replace("skip-zero-chunks", "skip-zero-chunks{align-writes=false}"))
+    assert "vector.maskedstore %out0" in new.ir("after:skip-zero-chunks")
+    expected = plain(*args)
+    shapes = [(np.dtype(d), s) for s, d in new.native.out_shapes]
+    for offset in offsets(dtype):
+        for x_offset in (0, np.dtype(dtype).itemsize, 48):
+            outs = [at_offset(np.zeros(s, d), offset) for d, s in shapes]
+            assert new.native.function.try_call((W1, b1, W2, b2, at_offset(x, x_offset), y, *outs))
+            for got, want in zip(outs, expected):
+                np.testing.assert_array_equal(got, want)

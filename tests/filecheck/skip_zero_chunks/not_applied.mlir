@@ -114,8 +114,15 @@ func.func @overwrite(%W: memref<8x64xf64>, %x: memref<64xf64>, %e: memref<8xf64>
   }
   func.return
 }
+// No chunk is skipped (no chunk list); the row write only gets W's frame (aligned_writes.py): a masked
+// head, whole chunks from W's first 64-byte boundary, a masked tail, x read from an aligned copy.
 // CHECK-LABEL: func.func @overwrite
-// CHECK-NOT:     vector.
+// CHECK-NOT:     xi64>
+// CHECK:         memref.alloc() {alignment = 64 : i64} : memref<72xf64>
+// CHECK-NOT:     xi64>
+// CHECK:         vector.maskedstore %W
+// CHECK:         vector.store {{.*}}, %W
+// CHECK:         vector.maskedstore %W
 // CHECK:         func.return
 
 // W[i, j] -= e[i] + x[j]: x is not a factor of the update term.
