@@ -242,10 +242,13 @@ class ModuleEmitter:
         """
         properties = self._vectorize_properties(loop, fn_name) if self.options.loop_vectorize_hints else []
         if TIME_LOOP_ATTR in loop.attributes:
-            if self._unroll_disable is None:
-                self._unroll_disable = self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.unroll.disable")])
-            properties.append(self._unroll_disable)
+            properties.append(self._unroll_disable_property())
         return _LoopID(self.llmod, properties) if properties else None
+
+    def _unroll_disable_property(self):
+        if self._unroll_disable is None:
+            self._unroll_disable = self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.unroll.disable")])
+        return self._unroll_disable
 
     def _vectorize_properties(self, loop, fn_name: str) -> list:
         hint = vectorize_hint(loop, fn_name, self.scalar_call_ops)
@@ -281,7 +284,7 @@ class ModuleEmitter:
             self._sequential = [
                 self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.vectorize.width"), ir.Constant(i32, 1)]),
                 self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.interleave.count"), ir.Constant(i32, 1)]),
-                self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.unroll.disable")]),
+                self._unroll_disable_property(),
             ]
         return _LoopID(self.llmod, list(self._sequential))
 
