@@ -212,6 +212,12 @@ def untaped_carries(op: ForOp) -> set[int]:
     return out
 
 
+def taped_carries(op: ForOp) -> list[int]:
+    """Positions of the carries the reverse sweep needs the old value of (the complement of untaped_carries)."""
+    untaped = untaped_carries(op)
+    return [k for k in range(len(op.inits)) if k not in untaped]
+
+
 def execution_step(b: Builder, op: ForOp, index: SSAValue, lb: SSAValue, ub: SSAValue) -> SSAValue:
     """How many steps ran before the one with this primal index (reverse loops count from ub - 1)."""
     if op.is_reverse:
@@ -222,7 +228,7 @@ def execution_step(b: Builder, op: ForOp, index: SSAValue, lb: SSAValue, ub: SSA
 def with_tape(op: ForOp, n: int) -> tuple[list[Operation], ForOp]:
     """The augmented loop (module docstring, step 3), after the ops it needs (the empty tapes)."""
     carries = list(op.inits)
-    taped = [] if n <= 1 else [k for k in range(len(carries)) if k not in untaped_carries(op)]
+    taped = [] if n <= 1 else taped_carries(op)
     outside = Block()
     b = Builder(outside, op)
     tape_types = [TensorType(carries[k].type.element_type, [n - 1, *carries[k].type.get_shape()]) for k in taped]
@@ -255,15 +261,14 @@ def taped_positions(op: ForOp) -> tuple[int, list[int]]:
     tapes = op.attributes[TAPED_ATTR].value.data
     n = len(op.inits) - tapes
     tape_sources = []
-    block = op.body_block()
+    yielded, carry_args = op.body_block().last_op.operands, op.carry_args()
     for k in range(tapes):
-        update = block.last_op.operands[n + k].owner
-        tape_sources.append(op.carry_args().index(update.value))
+        tape_sources.append(carry_args.index(yielded[n + k].owner.value))
     return n, tape_sources
 
 
 __all__ = [
-    "scan_as_for", "checkpoint_segments", "with_tape", "taped_positions", "untaped_carries",
+    "scan_as_for", "checkpoint_segments", "with_tape", "taped_positions", "taped_carries", "untaped_carries",
     "static_trip_count", "static_int", "insert_before", "execution_step", "Builder",
     "TAPE_ATTR", "TAPE_LOOP_ATTR", "TAPED_ATTR",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ from raster_mlir.dialects import raster as R
 
 from .raster_control import INDEX, ConditionOp, ForOp, WhileOp, YieldOp, clone_block_into
 from .raster_loop_adjoint import LoopAdjoint, reverse_loop
-from .raster_loop_transforms import Builder, execution_step, insert_before, untaped_carries
+from .raster_loop_transforms import Builder, execution_step, insert_before, taped_carries
 from raster_mlir.errors import GradientError, with_location
 
 from .raster_rules_core import ReverseBuilder, RuleSet, describe_location
@@ -75,7 +75,7 @@ def _tape_rows(rb: Builder, tapes, step, init_args, taped: list[int]) -> list:
 
 def augment_dynamic_for(sweep, op: ForOp, anchor: Operation) -> ForOp:
     n = len(op.inits)
-    taped = [k for k in range(n) if k not in untaped_carries(op)]
+    taped = taped_carries(op)
     prelude = Block()
     tapes = _new_tapes(Builder(prelude, op), op, taped)
     captures = [*op.captures, *tapes]
@@ -119,7 +119,7 @@ def growable_for_rule(b: ReverseBuilder, op: ForOp, cts):
 
 def augment_while(sweep, op: WhileOp) -> WhileOp:
     n, n_caps = len(op.inits), len(op.captures)
-    taped = [k for k in range(n) if k not in untaped_carries(op)]
+    taped = taped_carries(op)
     prelude = Block()
     pb = Builder(prelude, op)
     tapes = _new_tapes(pb, op, taped)
