@@ -114,10 +114,11 @@ def scan_as_for(op: ScanOp) -> tuple[list[Operation], ForOp]:
     block.add_op(YieldOp(*out[:n], *ys))
     loop = ForOp(lb, ub, inits, captures, block, _props(op))
     loop.location = op.location
-    return _detached(outside), loop
+    return detached_ops(outside), loop
 
 
-def _detached(block: Block) -> list[Operation]:
+def detached_ops(block: Block) -> list[Operation]:
+    """`block`'s ops, detached (to insert elsewhere)."""
     ops = list(block.ops)
     for op in ops:
         op.detach()
@@ -169,7 +170,7 @@ def checkpoint_segments(op: ForOp, n: int, k: int) -> tuple[list[Operation], For
     outer.add_op(YieldOp(*inner_loop.res))
     loop = ForOp(b.i64(0), b.i64(segments), carries, captures, outer)
     loop.location = op.location
-    return _detached(outside), loop
+    return detached_ops(outside), loop
 
 
 def _guarded_step(ib: Builder, op: ForOp, step, n: int, index, carries, caps) -> list[SSAValue]:
@@ -253,7 +254,7 @@ def with_tape(op: ForOp, n: int) -> tuple[list[Operation], ForOp]:
     loop = ForOp(op.lb, op.ub, [*carries, *tapes], captures, block, _props(op, checkpoint=None))
     loop.location = op.location
     loop.attributes[TAPED_ATTR] = IntegerAttr(len(taped), i64)
-    return _detached(outside), loop
+    return detached_ops(outside), loop
 
 
 def taped_positions(op: ForOp) -> tuple[int, list[int]]:
@@ -269,6 +270,6 @@ def taped_positions(op: ForOp) -> tuple[int, list[int]]:
 
 __all__ = [
     "scan_as_for", "checkpoint_segments", "with_tape", "taped_positions", "taped_carries", "untaped_carries",
-    "static_trip_count", "static_int", "insert_before", "execution_step", "Builder",
+    "static_trip_count", "static_int", "insert_before", "detached_ops", "execution_step", "Builder",
     "TAPE_ATTR", "TAPE_LOOP_ATTR", "TAPED_ATTR",
 ]  # fmt: skip

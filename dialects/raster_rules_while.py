@@ -26,7 +26,7 @@ from raster_mlir.dialects import raster as R
 
 from .raster_control import INDEX, ConditionOp, ForOp, WhileOp, YieldOp, clone_block_into
 from .raster_loop_adjoint import LoopAdjoint, reverse_loop
-from .raster_loop_transforms import Builder, execution_step, insert_before, taped_carries
+from .raster_loop_transforms import Builder, detached_ops, execution_step, insert_before, taped_carries
 from raster_mlir.errors import GradientError, with_location
 
 from .raster_rules_core import ReverseBuilder, RuleSet, describe_location
@@ -87,10 +87,7 @@ def augment_dynamic_for(sweep, op: ForOp, anchor: Operation) -> ForOp:
     props = {"reverse": op.properties["reverse"]} if op.is_reverse else {}
     loop = ForOp(op.lb, op.ub, list(op.inits), captures, block, props)
     _mark(loop, op, taped)
-    ops = list(prelude.ops)
-    for p in ops:
-        p.detach()
-    insert_before([*ops, loop], anchor)
+    insert_before([*detached_ops(prelude), loop], anchor)
     return loop
 
 
@@ -140,10 +137,7 @@ def augment_while(sweep, op: WhileOp) -> WhileOp:
     body.add_op(YieldOp(*out, bb.emit(R.AddOp, [count, bb.i64(1)])))
     loop = WhileOp(inits, captures, cond, body)
     _mark(loop, op, taped)
-    ops = list(prelude.ops)
-    for p in ops:
-        p.detach()
-    insert_before([*ops, loop], op)
+    insert_before([*detached_ops(prelude), loop], op)
     return loop
 
 
