@@ -20,7 +20,7 @@ from xdsl.ir import Block, Operation, SSAValue
 
 from raster_mlir.dialects import raster as R
 
-from .raster_control import INDEX, ConditionOp, ForOp, IfOp, ScanOp, WhileOp, YieldOp
+from .raster_control import INDEX, ConditionOp, ForOp, IfOp, ScanOp, WhileOp, YieldOp, clone_block_into
 from .raster_loop_transforms import Builder
 from .raster_rules_control import CONTROL_RULES
 from .raster_rules_core import TangentBuilder
@@ -50,11 +50,24 @@ def _zeros_if_none(bb: Builder, tangents, values) -> list[SSAValue]:
     return [t if t is not None else bb.zeros_like(v) for t, v in zip(tangents, values)]
 
 
+def _tangents_at(bb: Builder, positions, tangents, values) -> list[SSAValue]:
+    """The tangents of `values` at `positions` (zeros where there is none)."""
+    return _zeros_if_none(bb, [tangents[k] for k in positions], [values[k] for k in positions])
+
+
+def _scatter(size: int, positions, values) -> list[SSAValue | None]:
+    """A list of `size` Nones with `values` at `positions`."""
+    out: list[SSAValue | None] = [None] * size
+    for k, v in zip(positions, values):
+        out[k] = v
+    return out
+
+
 def _float_positions(values) -> list[int]:
     return [k for k, v in enumerate(values) if R.is_float_type(v.type)]
 
 
-def _given(values, tangents) -> list[int]:
+def _given(tangents) -> list[int]:
     """Positions of the values that have a tangent."""
     return [m for m, t in enumerate(tangents) if t is not None]
 
@@ -64,9 +77,9 @@ def for_tangent(b: TangentBuilder, op: ForOp, tangents):
     n = len(op.inits)
     init_t, cap_t = tangents[2 : 2 + n], tangents[2 + n :]
     carried = _float_positions(op.inits)
-    caps = _given(op.captures, cap_t)
+    caps = _given(cap_t)
     outer = Builder(b.block, op)
-    t_inits = _zeros_if_none(outer, [init_t[k] for k in carried], [op.inits[k] for k in carried])
+    t_inits = _tangents_at(outer, carried, init_t, op.inits)
     captures = [*op.captures, *(cap_t[m] for m in caps)]
     inits = [*op.inits, *t_inits]
     block = Block(arg_types=[INDEX, *(v.type for v in inits), *(v.type for v in captures)])
@@ -75,13 +88,10 @@ def for_tangent(b: TangentBuilder, op: ForOp, tangents):
     known = {c[k]: t for k, t in zip(carried, tc)} | {cap_args[m]: t for m, t in zip(caps, cap_targs)}
     yielded, yielded_t = _body_with_tangents(b, op.body_block(), block, [i, *c, *cap_args], known)
     bb = Builder(block, op)
-    block.add_op(YieldOp(*yielded, *_zeros_if_none(bb, [yielded_t[k] for k in carried], [yielded[k] for k in carried])))
+    block.add_op(YieldOp(*yielded, *_tangents_at(bb, carried, yielded_t, yielded)))
     props = {k: v for k, v in op.properties.items() if k in ("reverse",)}
     loop = outer.append(ForOp(op.lb, op.ub, inits, captures, block, props))
-    out: list[SSAValue | None] = [None] * n
-    for k, t in zip(carried, loop.res[n:]):
-        out[k] = t
-    return out
+    return _scatter(n, carried, loop.res[n:])
 
 
 @CONTROL_RULES.register_tangent(ScanOp)
@@ -89,11 +99,11 @@ def scan_tangent(b: TangentBuilder, op: ScanOp, tangents):
     n, n_xs = len(op.inits), len(op.xs)
     init_t, xs_t, cap_t = tangents[:n], tangents[n : n + n_xs], tangents[n + n_xs :]
     carried = _float_positions(op.inits)
-    xs_given, caps = _given(op.xs, xs_t), _given(op.captures, cap_t)
+    xs_given, caps = _given(xs_t), _given(cap_t)
     ys = op.ys_results()
     ys_float = _float_positions(ys)
     outer = Builder(b.block, op)
-    t_inits = _zeros_if_none(outer, [init_t[k] for k in carried], [op.inits[k] for k in carried])
+    t_inits = _tangents_at(outer, carried, init_t, op.inits)
     inits = [*op.inits, *t_inits]
     xs = [*op.xs, *(xs_t[m] for m in xs_given)]
     captures = [*op.captures, *(cap_t[m] for m in caps)]
@@ -112,19 +122,15 @@ def scan_tangent(b: TangentBuilder, op: ScanOp, tangents):
     )
     yielded, yielded_t = _body_with_tangents(b, op.body_block(), block, [i, *c, *x_args, *cap_args], known)
     bb = Builder(block, op)
-    carry_t = _zeros_if_none(bb, [yielded_t[k] for k in carried], [yielded[k] for k in carried])
-    y_t = _zeros_if_none(bb, [yielded_t[n + k] for k in ys_float], [yielded[n + k] for k in ys_float])
+    carry_t = _tangents_at(bb, carried, yielded_t, yielded)
+    ys_at = [n + k for k in ys_float]
+    y_t = _tangents_at(bb, ys_at, yielded_t, yielded)
     block.add_op(YieldOp(*yielded[:n], *carry_t, *yielded[n:], *y_t))
     ys_types = [y.type for y in ys] + [ys[k].type for k in ys_float]
     props = {k: v for k, v in op.properties.items() if k in ("reverse",)}
     loop = outer.append(ScanOp(op.trip_count, inits, xs, captures, ys_types, block, props))
     results = list(loop.res)
-    out: list[SSAValue | None] = [None] * (n + len(ys))
-    for k, t in zip(carried, results[n : n + len(carried)]):
-        out[k] = t
-    for k, t in zip(ys_float, results[len(inits) + len(ys) :]):
-        out[n + k] = t
-    return out
+    return _scatter(n + len(ys), [*carried, *ys_at], [*results[n : n + len(carried)], *results[len(inits) + len(ys) :]])
 
 
 @WHILE_RULES.register_tangent(WhileOp)
@@ -132,9 +138,9 @@ def while_tangent(b: TangentBuilder, op: WhileOp, tangents):
     n = len(op.inits)
     init_t, cap_t = tangents[:n], tangents[n:]
     carried = _float_positions(op.inits)
-    caps = _given(op.captures, cap_t)
+    caps = _given(cap_t)
     outer = Builder(b.block, op)
-    inits = [*op.inits, *_zeros_if_none(outer, [init_t[k] for k in carried], [op.inits[k] for k in carried])]
+    inits = [*op.inits, *_tangents_at(outer, carried, init_t, op.inits)]
     captures = [*op.captures, *(cap_t[m] for m in caps)]
     types = [*(v.type for v in inits), *(v.type for v in captures)]
 
@@ -144,27 +150,22 @@ def while_tangent(b: TangentBuilder, op: WhileOp, tangents):
 
     cond = Block(arg_types=types)
     c, _, cap_args, _ = split(cond)
-    ops, (pred,) = _clone_ops(op.cond_block(), [*c, *cap_args])
-    for o in ops:
-        cond.add_op(o)
+    (pred,) = clone_block_into(op.cond_block(), cond, [*c, *cap_args])
     cond.add_op(ConditionOp(pred))
     body = Block(arg_types=types)
     c, tc, cap_args, cap_targs = split(body)
     known = {c[k]: t for k, t in zip(carried, tc)} | {cap_args[m]: t for m, t in zip(caps, cap_targs)}
     yielded, yielded_t = _body_with_tangents(b, op.body_block(), body, [*c, *cap_args], known)
     bb = Builder(body, op)
-    body.add_op(YieldOp(*yielded, *_zeros_if_none(bb, [yielded_t[k] for k in carried], [yielded[k] for k in carried])))
+    body.add_op(YieldOp(*yielded, *_tangents_at(bb, carried, yielded_t, yielded)))
     loop = outer.append(WhileOp(inits, captures, cond, body))
-    out: list[SSAValue | None] = [None] * n
-    for k, t in zip(carried, loop.res[n:]):
-        out[k] = t
-    return out
+    return _scatter(n, carried, loop.res[n:])
 
 
 @CONTROL_RULES.register_tangent(IfOp)
 def if_tangent(b: TangentBuilder, op: IfOp, tangents):
     cap_t = tangents[1:]
-    caps = _given(op.captures, cap_t)
+    caps = _given(cap_t)
     results = _float_positions(op.res)
     captures = [*op.captures, *(cap_t[m] for m in caps)]
     blocks = []
@@ -173,11 +174,8 @@ def if_tangent(b: TangentBuilder, op: IfOp, tangents):
         cap_args, cap_targs = block.args[: len(op.captures)], block.args[len(op.captures) :]
         yielded, yielded_t = _body_with_tangents(b, source, block, cap_args, dict(zip((cap_args[m] for m in caps), cap_targs)))
         bb = Builder(block, op)
-        block.add_op(YieldOp(*yielded, *_zeros_if_none(bb, [yielded_t[k] for k in results], [yielded[k] for k in results])))
+        block.add_op(YieldOp(*yielded, *_tangents_at(bb, results, yielded_t, yielded)))
         blocks.append(block)
     types = [r.type for r in op.res] + [op.res[k].type for k in results]
     branch = Builder(b.block, op).append(IfOp(op.pred, captures, types, *blocks))
-    out: list[SSAValue | None] = [None] * len(op.res)
-    for k, t in zip(results, branch.res[len(op.res) :]):
-        out[k] = t
-    return out
+    return _scatter(len(op.res), results, branch.res[len(op.res) :])
