@@ -58,10 +58,13 @@ import xdsl
 from xdsl.dialects.builtin import ModuleOp
 
 from raster_mlir.backend import cache_store
+from raster_mlir.backend.cache import load_cached
+from raster_mlir.backend.call import NativeFunction
 from raster_mlir.backend.llvm_emit import EntryABI
 from raster_mlir.backend.specs import ArgSpec
 from raster_mlir.backend.target import host_target
 from raster_mlir.ir_fingerprint import fingerprint
+from raster_mlir.timing import NO_TIMER
 
 FORMAT = "raster_mlir function cache 1"
 _LEN = struct.Struct("<Q")
@@ -338,6 +341,25 @@ def lookup(key: str) -> tuple[FunctionEntry, str] | None:
         return None
     _remember(key, entry)
     return entry, "disk"
+
+
+def load_function(key: str, opt_level: int, llvm_ir, timer=NO_TIMER) -> tuple[FunctionEntry, NativeFunction] | None:
+    """The entry stored for `key` and its native function, loaded; None on a miss.
+
+    `llvm_ir` produces the LLVM IR text if somebody asks for it (backend/cache.py,
+    `load_cached`). Both entries are needed: if the object entry was evicted, this misses.
+    """
+    with timer.phase("cache lookup"):
+        found = lookup(key)
+    if found is None:
+        return None
+    stored, source = found
+    loaded = load_cached(stored.object_key, host_target(), opt_level, llvm_ir, timer)
+    if loaded is None:
+        return None
+    with timer.phase("loading"):
+        function = NativeFunction(loaded.module, stored.abi, cache_source=source, cache_key=stored.object_key)
+    return stored, function
 
 
 def store(key: str, entry: FunctionEntry) -> None:

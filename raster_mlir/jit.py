@@ -33,8 +33,6 @@ from raster_mlir.runtime.interpreter import interpret
 from raster_mlir.runtime.native import MISS, NativeEntry
 from raster_mlir.runtime.arguments import ArgSpec, check_args, parameter_names, signature_of
 from raster_mlir.backend import cache_store
-from raster_mlir.backend.cache import load_cached
-from raster_mlir.backend.call import NativeFunction
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.backend.llvm_emit import EmitOptions, emit_module
 from raster_mlir.backend.target import host_target
@@ -117,18 +115,13 @@ class CompiledFunction(LLVMInspection):
 
     def _load(self, key: str) -> bool:
         """Load the compiled function stored for `key`; False on a miss."""
-        with self.timer.phase("cache lookup"):
-            found = compile_cache.lookup(key)
-        if found is None:
-            return False
-        stored, source = found
-        loaded = load_cached(stored.object_key, host_target(), _OPT_LEVEL, self._llvm_ir_text, self.timer)
+        loaded = compile_cache.load_function(key, _OPT_LEVEL, self._llvm_ir_text, self.timer)
         if loaded is None:
-            return False  # the object entry was evicted: compile again
+            return False
+        stored, function = loaded
         with self.timer.phase("loading"):
-            function = NativeFunction(loaded.module, stored.abi, cache_source=source, cache_key=stored.object_key)
             self.native = NativeEntry(function, self.specs, self.result_types, self.result_aliases, stored.constants)
-        self.cache_source = source
+        self.cache_source = function.cache_source
         return True
 
     def _compile(self, lowers: bool, key: str | None) -> None:

@@ -27,8 +27,6 @@ import numpy as np
 from xdsl.dialects import func
 
 from raster_mlir import backend, compile_cache
-from raster_mlir.backend.cache import load_cached
-from raster_mlir.backend.call import NativeFunction
 from raster_mlir.backend.llvm_emit import EmitOptions, emit_module
 from raster_mlir.backend.target import host_target
 from raster_mlir.backend.target import l1_data_cache_bytes
@@ -110,16 +108,10 @@ class DataLoop:
                 compile_cache.store(key, compile_cache.FunctionEntry(self.function.cache_key, self.function.abi, (), extra))
 
     def _load(self, key: str) -> bool:
-        with self.timer.phase("cache lookup"):
-            found = compile_cache.lookup(key)
-        if found is None:
-            return False
-        stored, source = found
-        loaded = load_cached(stored.object_key, host_target(), 3, self._llvm_ir_text, self.timer)
+        loaded = compile_cache.load_function(key, 3, self._llvm_ir_text, self.timer)
         if loaded is None:
             return False
-        with self.timer.phase("loading"):
-            self.function = NativeFunction(loaded.module, stored.abi, cache_source=source, cache_key=stored.object_key)
+        stored, self.function = loaded
         self.schedule, self.spec = stored.extra["schedule"], stored.extra["spec"]
         return True
 
