@@ -276,7 +276,8 @@ def hvp(f: Callable, primals, tangents, argnums: int | Sequence[int] | None = No
     the gradient, one native function.
     """
     # Fast path (a solver calls this in its inner loop): flat arrays, already compiled.
-    fast = _flat_fast_path(f, ("hvp", argnums if isinstance(argnums, (int, type(None))) else tuple(argnums)), primals, tangents)
+    flat_key = ("hvp", argnums if isinstance(argnums, (int, type(None))) else tuple(argnums))
+    fast = _flat_fast_path(f, flat_key, primals, tangents)
     if fast is not None:
         hv = fast(*primals, *tangents)
         return hv[0] if isinstance(argnums, int) else hv
@@ -306,7 +307,7 @@ def hvp(f: Callable, primals, tangents, argnums: int | Sequence[int] | None = No
 
     fn = _cached(f, ("hvp", _hashable(tree), nums), build)
     if tree == _flat_tree(n) and t_tree == _flat_tree(len(t_leaves)):
-        _remember_flat(f, ("hvp", argnums if isinstance(argnums, (int, type(None))) else tuple(argnums)), n, len(t_leaves), fn)
+        _remember_flat(f, flat_key, n, len(t_leaves), fn)
     hv = fn(*p_leaves, *t_leaves)
     selected = unflatten(selected_tree, list(hv))
     return selected[0] if isinstance(argnums, int) else selected
@@ -322,7 +323,7 @@ def _flat_fast_path(f, key: tuple, primals, tangents) -> JitFunction | None:
     if fn is None:
         return None
     for a in primals + tangents:
-        if isinstance(a, (tuple, list)):
+        if isinstance(a, (tuple, list, dict)):  # a nested tree (frontend/pytree.py): the general path
             return None
     return fn
 

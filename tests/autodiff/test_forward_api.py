@@ -272,3 +272,19 @@ def test_dict_pytrees():
     np.testing.assert_allclose(hv["w"], -np.sin(x) * 2.0 * v + np.cos(x) * 0.5)
     with pytest.raises(rm.GradientError, match="tangents"):
         rm.jvp(f, (p,), ({"w": v},))
+
+
+def test_dict_primals_after_flat_ones_take_the_pytree_path():
+    # The flat fast path of jvp / hvp (arrays only) must not take a dict argument as an array.
+    x, y = np.arange(1.0, 4.0), np.ones(3)
+
+    def f(a, y):
+        w = a["w"] if isinstance(a, dict) else a
+        return rm.sum(w * y * w)
+
+    _, flat = rm.jvp(f, (x, y), (x, y))
+    _, nested = rm.jvp(f, ({"w": x}, y), ({"w": x}, y))
+    np.testing.assert_allclose(nested, flat)
+    (hv_flat,) = rm.hvp(f, (x, y), (x,), argnums=(0,))
+    (hv_nested,) = rm.hvp(f, ({"w": x}, y), ({"w": x},), argnums=(0,))
+    np.testing.assert_allclose(hv_nested["w"], hv_flat)
