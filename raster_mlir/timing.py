@@ -54,13 +54,6 @@ class CompileTimer:
         self.add(label, seconds)
         self.passes.append(label)
 
-    def merge(self, other: CompileTimer) -> None:
-        """Add the rows of `other` (a sub-compile, such as a data loop's) to this one."""
-        for name, seconds in other.seconds.items():
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-            self.counts[name] = self.counts.get(name, 0) + other.counts[name]
-        self.passes += [p for p in other.passes if p not in self.passes]
-
     @property
     def total(self) -> float:
         return sum(self.seconds.values())
