@@ -253,10 +253,11 @@ class FunctionBodyEmitter(
         src_buf, dst_buf = self.buffers.get(src), self.buffers.get(dst)
         if src_buf is None or dst_buf is None or src_buf != dst_buf:
             raise CompileError(f"@{self.info.name}: memref.copy needs two known buffers of the same type")
+        self.emit_memcpy(self.value(dst), self.value(src), ir.Constant(I64, src_buf.nbytes))
+
+    def emit_memcpy(self, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> None:
         memcpy = self.mctx.declare("llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, I64, I1])
-        self.builder.call(
-            memcpy, [self.value(dst), self.value(src), ir.Constant(I64, src_buf.nbytes), ir.Constant(I1, 0)]
-        )
+        self.builder.call(memcpy, [dst, src, nbytes, ir.Constant(I1, 0)])
 
     def _emit_pointer_as_index(self, op: Operation) -> None:
         # The buffer's address as an integer: passes compute its alignment from it (skip-zero-chunks).

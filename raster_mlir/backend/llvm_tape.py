@@ -23,7 +23,7 @@ from __future__ import annotations
 from llvmlite import ir
 from xdsl.ir import Operation
 
-from .llvm_types import I1, I64, PTR
+from .llvm_types import I64, PTR
 
 _GROW_MIN = 16
 
@@ -38,10 +38,6 @@ class TapeTranslator:
 
     def _row_bytes(self, buffer) -> ir.Constant:
         return ir.Constant(I64, self.buffers[buffer].nbytes)
-
-    def _memcpy(self, dst, src, nbytes) -> None:
-        memcpy = self.mctx.declare("llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, I64, I1])
-        self.builder.call(memcpy, [dst, src, nbytes, ir.Constant(I1, 0)])
 
     def _emit_tape_init(self, op: Operation) -> None:
         data, rows, capacity = self._tape_slots(op.operands[0])
@@ -86,7 +82,7 @@ class TapeTranslator:
         b.position_at_end(store)
         base = b.load(data, typ=PTR, align=8)
         target = b.gep(base, [b.mul(count, row_bytes)], inbounds=True, source_etype=ir.IntType(8))
-        self._memcpy(target, self.value(source), row_bytes)
+        self.emit_memcpy(target, self.value(source), row_bytes)
         b.store(b.add(count, ir.Constant(I64, 1)), rows, align=8)
         b.branch(done)
 
@@ -101,7 +97,7 @@ class TapeTranslator:
         row_bytes = self._row_bytes(target)
         base = b.load(data, typ=PTR, align=8)
         source = b.gep(base, [b.mul(self.value(index), row_bytes)], inbounds=True, source_etype=ir.IntType(8))
-        self._memcpy(self.value(target), source, row_bytes)
+        self.emit_memcpy(self.value(target), source, row_bytes)
 
     TAPE_HANDLERS = {
         "raster.rt_tape_init": _emit_tape_init,
