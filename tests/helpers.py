@@ -81,3 +81,39 @@ def unrolled_spring(steps: int):
         return rm.sum(x * x) + rm.sum(v * v)
 
     return f
+
+
+def damped_spring(n: int):
+    """The damped spring as an rm.fori_loop of n steps: f(k, x0, v0) = sum(x_n ** 2) (time-loop tests)."""
+
+    def f(k, x0, v0):
+        def step(i, state):
+            x, v = state
+            a = -k * x - 0.1 * v
+            v = v + 0.01 * a
+            return x + 0.01 * v, v
+
+        x, _ = rm.fori_loop(0, n, step, (x0, v0))
+        return rm.sum(x * x)
+
+    return f
+
+
+def damped_spring_reference(k, x0, v0, n: int):
+    """(value, d value / d k) of `damped_spring(n)` in numpy, the gradient by a hand-written reverse loop."""
+    import numpy as np
+
+    xs, x, v = [], x0, v0
+    for _ in range(n):
+        xs.append(x)
+        a = -k * x - 0.1 * v
+        v = v + 0.01 * a
+        x = x + 0.01 * v
+    gx, gv, gk = 2 * x, np.zeros_like(x), np.zeros_like(x)
+    for s in range(n - 1, -1, -1):
+        # x' = x + 0.01 v'; v' = v + 0.01 a; a = -k x - 0.1 v
+        gv_new = gv + 0.01 * gx
+        ga = 0.01 * gv_new
+        gk += -xs[s] * ga
+        gx, gv = gx - k * ga, gv_new - 0.1 * ga
+    return float(np.sum(x * x)), gk

@@ -14,35 +14,7 @@ import numpy as np
 import raster_mlir as rm
 from raster_mlir.backend.llvm_body import FunctionBodyEmitter
 
-
-def spring(n):
-    def f(k, x0, v0):
-        def step(i, state):
-            x, v = state
-            a = -k * x - 0.1 * v
-            v = v + 0.01 * a
-            return x + 0.01 * v, v
-
-        x, _ = rm.fori_loop(0, n, step, (x0, v0))
-        return rm.sum(x * x)
-
-    return f
-
-
-def spring_numpy_grad(k, x0, v0, n):
-    xs, x, v = [], x0, v0
-    for _ in range(n):
-        xs.append(x)
-        a = -k * x - 0.1 * v
-        v = v + 0.01 * a
-        x = x + 0.01 * v
-    gx, gv, gk = 2 * x, np.zeros_like(x), np.zeros_like(x)
-    for s in range(n - 1, -1, -1):
-        gv_new = gv + 0.01 * gx
-        ga = 0.01 * gv_new
-        gk += -xs[s] * ga
-        gx, gv = gx - k * ga, gv_new - 0.1 * ga
-    return gk
+from helpers import damped_spring, damped_spring_reference
 
 
 def _accesses(llvm_ir: str) -> list[str]:
@@ -53,11 +25,11 @@ def test_workspace_accesses_are_tagged_and_the_gradient_is_right(tmp_path, monke
     monkeypatch.setenv("RASTER_MLIR_CACHE_DIR", str(tmp_path))
     rng = np.random.default_rng(0)
     args = (rng.random(64) + 1.0, rng.standard_normal(64), rng.standard_normal(64))
-    c = rm.compile(rm.grad(spring(300), argnums=0), *args)
+    c = rm.compile(rm.grad(damped_spring(300), argnums=0), *args)
     tagged = [line for line in _accesses(c.llvm_ir) if "!alias.scope" in line]
     assert tagged and all("!noalias" in line for line in tagged)
     assert '!"raster.workspace @' in c.llvm_ir  # the scopes' domain, one per function
-    np.testing.assert_allclose(c(*args), spring_numpy_grad(*args, 300), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c(*args), damped_spring_reference(*args, 300)[1], rtol=1e-12, atol=1e-14)
 
 
 def test_arguments_and_views_are_not_tagged(tmp_path, monkeypatch):
@@ -75,6 +47,6 @@ def test_functions_with_many_buffers_are_not_tagged(tmp_path, monkeypatch):
     monkeypatch.setattr(FunctionBodyEmitter, "MAX_TAGGED_BUFFERS", 1)
     rng = np.random.default_rng(1)
     args = (rng.random(8) + 1.0, rng.standard_normal(8), rng.standard_normal(8))
-    c = rm.compile(rm.grad(spring(20), argnums=0), *args)
+    c = rm.compile(rm.grad(damped_spring(20), argnums=0), *args)
     assert "!alias.scope" not in c.llvm_ir
-    np.testing.assert_allclose(c(*args), spring_numpy_grad(*args, 20), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c(*args), damped_spring_reference(*args, 20)[1], rtol=1e-12, atol=1e-14)
