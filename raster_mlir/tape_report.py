@@ -17,6 +17,7 @@ as growable, with the bytes per row.)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from xdsl.dialects import memref
@@ -73,10 +74,7 @@ def tape_report(module: ModuleOp) -> TapeReport:
         rows = op.attributes[TAPE_ATTR].value.data
         loop = op.attributes[TAPE_LOOP_ATTR].value.data if TAPE_LOOP_ATTR in op.attributes else id(op)
         t = op.memref.type
-        size = 1
-        for d in t.get_shape():
-            size *= d
-        nbytes = size * t.element_type.bitwidth // 8
+        nbytes = math.prod(t.get_shape()) * t.element_type.bitwidth // 8
         entry = by_loop.setdefault(loop, LoopTape(rows, 0, 0))
         entry.bytes += nbytes
         entry.leaves += 1
