@@ -46,7 +46,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from timing import Stats  # noqa: E402
+from timing import Stats, _round as timed_round  # noqa: E402
 
 SIZE = 64
 
@@ -191,10 +191,7 @@ def per_call(contenders: dict, rounds: int, budget: float) -> dict[str, Stats]:
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
-            start = time.perf_counter()
-            for _ in range(numbers[name]):
-                fn()
-            samples[name].append((time.perf_counter() - start) / numbers[name] * 1e6)
+            samples[name].append(timed_round(fn, numbers[name]))
     return {name: Stats(statistics.median(s), min(s), max(s), s, numbers[name] * rounds) for name, s in samples.items()}
 
 
