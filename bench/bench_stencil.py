@@ -65,7 +65,8 @@ def first_call(fn) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def jax_contender(dtype):
+def import_jax():
+    """(jax, jax.numpy) with float64 enabled, or None when JAX is not installed."""
     try:
         import jax
         import jax.numpy as jnp
@@ -89,7 +90,7 @@ def bench(kernel: str, n: int, dtype, rounds: int, dram_copy: float, quick: bool
     assert np.allclose(compiled(u, c), want, rtol=tol, atol=tol), "raster_mlir disagrees with numpy"
     contenders = {"raster_mlir": lambda: compiled(u, c), "numpy": lambda: step(u, c_scalar)}
     first = {"raster_mlir": first_rm, "numpy": 0.0}
-    loaded = jax_contender(dtype)
+    loaded = import_jax()
     if loaded is not None:
         jax, jnp = loaded
         ju, jc = jnp.asarray(u), jnp.asarray(c)
