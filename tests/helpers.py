@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from hypothesis import settings
 
 from xdsl.dialects import func
@@ -60,7 +61,6 @@ def mlp_loss(W1, b1, W2, b2, x, y):
 
 def tanh_rnn_loss(W, xs, h0):
     """A tanh RNN through rm.scan, its stacked outputs used by the loss (loop tests and the jam test)."""
-    import raster_mlir as rm
 
     def cell(h, x):
         h = rm.tanh(W @ h + x)
@@ -101,8 +101,6 @@ def damped_spring(n: int):
 
 def damped_spring_reference(k, x0, v0, n: int):
     """(value, d value / d k) of `damped_spring(n)` in numpy, the gradient by a hand-written reverse loop."""
-    import numpy as np
-
     xs, x, v = [], x0, v0
     for _ in range(n):
         xs.append(x)
