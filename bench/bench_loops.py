@@ -46,7 +46,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from timing import Stats, _round as timed_round  # noqa: E402
+from timing import Stats, timed_round  # noqa: E402
 
 SIZE = 64
 

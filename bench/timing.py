@@ -25,7 +25,7 @@ class Stats:
         return f"{self.median:9.2f} us  [{self.low:.2f} - {self.high:.2f}]"
 
 
-def _round(fn: Callable[[], object], number: int) -> float:
+def timed_round(fn: Callable[[], object], number: int) -> float:
     start = time.perf_counter()
     for _ in range(number):
         fn()
@@ -36,11 +36,11 @@ def compare(contenders: dict[str, Callable[[], object]], rounds: int = 30, numbe
     """Per-call time of each contender, rounds interleaved."""
     for fn in contenders.values():
         for _ in range(warmup):
-            _round(fn, max(1, number // 4))
+            timed_round(fn, max(1, number // 4))
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
-            samples[name].append(_round(fn, number))
+            samples[name].append(timed_round(fn, number))
     calls = warmup * max(1, number // 4) + rounds * number
     return {name: Stats(statistics.median(s), min(s), max(s), s, calls) for name, s in samples.items()}
 
