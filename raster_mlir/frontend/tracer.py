@@ -437,8 +437,6 @@ class TracedArray(Traced):
     def __getitem__(self, key):
         """numpy basic indexing with static indices: ints, slices, `...`, None (see frontend/indexing.py);
         with a traced integer (the loop index), x[i] reads at a run-time position (raster_mlir/indexing.py)."""
-        if _has_traced_index(key):
-            return _indexing().dynamic_getitem(self, key)
         return _array_ops().getitem(self, key)
 
     def __setitem__(self, key, value):
@@ -625,11 +623,6 @@ def _indexing():
     from raster_mlir import indexing
 
     return indexing
-
-
-def _has_traced_index(item) -> bool:
-    items = item if isinstance(item, tuple) else (item,)
-    return any(isinstance(i, TracedArray) for i in items)
 
 
 # DTYPES, NUMPY_DTYPES and typed_dtype are re-exported from trace_state for existing importers.
