@@ -25,23 +25,11 @@ from raster_mlir.errors import RasterError, ShapeError
 from raster_mlir.frontend.indexing import basic_index
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import TracedArray
-from raster_mlir.ops import apply, axis_argument, broadcast_to, fail, reshape
+from raster_mlir.ops import apply, axis_argument, broadcast_to, fail, normalize_axes, reshape
 
 
 def _shape(x) -> tuple[int, ...]:
     return x.shape if isinstance(x, TracedArray) else np.shape(x)
-
-
-def _axes(op: str, axis, rank: int, shape) -> tuple[int, ...]:
-    """axis (None = all, int or tuple) as sorted non-negative axes; repeats are refused."""
-    axis = axis_argument(op, axis)
-    if axis is None:
-        return tuple(range(rank))
-    raw = axis if isinstance(axis, tuple) else (axis,)
-    axes = tuple(normalize_axis(op, a, rank, shape) for a in raw)
-    if len(set(axes)) != len(axes):
-        raise ShapeError(f"{op}: axis {axis} repeats an axis")
-    return tuple(sorted(axes))
 
 
 def _located(fn):
@@ -115,7 +103,7 @@ def expand_dims(x, axis):
     shape = _shape(x)
     raw = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     rank = len(shape) + len(raw)
-    axes = _located(lambda: _axes("expand_dims", raw, rank, None))
+    axes = _located(lambda: normalize_axes("expand_dims", raw, rank, None))
     dims = iter(shape)
     return reshape(x, tuple(1 if d in axes else next(dims) for d in range(rank)))
 
@@ -126,7 +114,7 @@ def squeeze(x, axis=None):
     if axis is None:
         axes = tuple(d for d, n in enumerate(shape) if n == 1)
     else:
-        axes = _located(lambda: _axes("squeeze", axis, len(shape), shape))
+        axes = _located(lambda: normalize_axes("squeeze", axis, len(shape), shape))
         wide = [d for d in axes if shape[d] != 1]
         if wide:
             fail(ShapeError(f"squeeze: axis {wide[0]} of shape {fmt(shape)} has size {shape[wide[0]]}, not 1"))
@@ -161,7 +149,7 @@ def diff(x, n: int = 1, axis: int = -1):
 def flip(x, axis=None):
     """Reverse the order of elements along `axis` (None: every axis), as numpy.flip."""
     shape = _shape(x)
-    axes = _located(lambda: _axes("flip", axis, len(shape), shape))
+    axes = _located(lambda: normalize_axes("flip", axis, len(shape), shape))
     if not axes:
         return x
     key = tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(len(shape)))

@@ -17,7 +17,6 @@ import operator
 import numpy as np
 
 from raster_mlir import ops as O
-from raster_mlir.dialects.shapes import normalize_axis
 from raster_mlir.errors import DTypeError, RasterError, ShapeError
 from raster_mlir.frontend.tracer import TracedArray
 
@@ -25,13 +24,12 @@ from raster_mlir.frontend.tracer import TracedArray
 def _count(name: str, x, axis, ddof) -> int:
     shape = x.shape if isinstance(x, TracedArray) else np.shape(x)
     axis = O.axis_argument(name, axis)
-    axes = range(len(shape)) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
     try:
         ddof = operator.index(ddof)
     except TypeError:
         O.fail(DTypeError(f"{name}: ddof must be an int, got {ddof!r}"))
     try:
-        n = int(np.prod([shape[normalize_axis(name, a, len(shape), shape)] for a in axes], dtype=np.int64))
+        n = int(np.prod([shape[a] for a in O.normalize_axes(name, axis, len(shape), shape)], dtype=np.int64))
     except RasterError as e:
         O.fail(e)
     if n - ddof <= 0:

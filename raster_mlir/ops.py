@@ -282,6 +282,18 @@ def axis_argument(op: str, axis):
         fail(DTypeError(f"{op}: axis must be an int, a tuple of ints or None, got {axis!r}"))
 
 
+def normalize_axes(op: str, axis, rank: int, shape) -> tuple[int, ...]:
+    """axis (None = all, int or tuple) as sorted non-negative axes; repeats are refused (ShapeError)."""
+    axis = axis_argument(op, axis)
+    if axis is None:
+        return tuple(range(rank))
+    raw = axis if isinstance(axis, tuple) else (axis,)
+    axes = tuple(normalize_axis(op, a, rank, shape) for a in raw)
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"{op}: axis {axis} repeats an axis")
+    return tuple(sorted(axes))
+
+
 def reduce(op_cls, x, axis, keepdims):
     """A reduction op over `axis`: None (everything), an int, or a tuple of ints (one op per axis).
 
@@ -294,14 +306,12 @@ def reduce(op_cls, x, axis, keepdims):
         return apply(op_cls, [x], axis=axis, keepdims=keepdims)
     shape = x.shape if hasattr(x, "shape") else np.shape(x)
     try:
-        axes = sorted({normalize_axis(op_cls.name, int(a), len(shape), shape) for a in axis}, reverse=True)
+        axes = normalize_axes(op_cls.name, axis, len(shape), shape)
     except RasterError as e:
         fail(e)
-    if len(axes) != len(axis):
-        fail(ShapeError(f"{op_cls.name}: axis {tuple(axis)} repeats an axis"))
     if not axes:
         return x
-    for a in axes:
+    for a in reversed(axes):
         x = apply(op_cls, [x], axis=a, keepdims=True)
     return x if keepdims else reshape(x, tuple(d for k, d in enumerate(shape) if k not in axes))
 
