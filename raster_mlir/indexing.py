@@ -32,9 +32,7 @@ from raster_mlir.frontend.tracer import TracedArray, active_scope, typed_dtype
 
 def _index_items(item) -> list[Any]:
     """The leading-axis indices of `item`; trailing `:` and `...` keep the remaining axes."""
-    items = list(item) if isinstance(item, tuple) else [item]
-    while items and (items[-1] is Ellipsis or (isinstance(items[-1], slice) and items[-1] == slice(None))):
-        items.pop()
+    items = _leading_items(item)
     for k, i in enumerate(items):
         if isinstance(i, TracedArray) or (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))):
             continue
@@ -117,16 +115,22 @@ def _update(op_cls, x, item, value, what: str):
 
 def _is_static_box(item) -> bool:
     """No traced index, and not only integers on the leading axes (those are dynamic updates)."""
-    items = list(_as_tuple(item))
-    if any(isinstance(i, TracedArray) for i in items):
+    if any(isinstance(i, TracedArray) for i in _as_tuple(item)):
         return False
-    while items and (items[-1] is Ellipsis or (isinstance(items[-1], slice) and items[-1] == slice(None))):
-        items.pop()
+    items = _leading_items(item)
     return not items or any(i is None or i is Ellipsis or isinstance(i, slice) for i in items)
 
 
 def _as_tuple(item) -> tuple:
     return item if isinstance(item, tuple) else (item,)
+
+
+def _leading_items(item) -> list:
+    """The items of `item` without its trailing `:` and `...` (they keep the remaining axes)."""
+    items = list(_as_tuple(item))
+    while items and (items[-1] is Ellipsis or (isinstance(items[-1], slice) and items[-1] == slice(None))):
+        items.pop()
+    return items
 
 
 def _as_operand(scope, value, x: TracedArray, slice_shape, what: str, loc):

@@ -113,7 +113,7 @@ class FunctionScope:
                 dtype = typed_dtype(o)
                 if dtype is not None:
                     typed.append(dtype)
-                elif isinstance(o, (float, np.floating)) or getattr(np.asarray(o), "dtype", None) is not None and np.asarray(o).dtype.kind == "f":
+                elif isinstance(o, (float, np.floating)) or np.asarray(o).dtype.kind == "f":
                     anything_float = True
         if typed:
             try:
