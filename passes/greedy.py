@@ -52,12 +52,14 @@ class RewriteBudget:
     pass_name: str
     limit: int
     fired: Counter = field(default_factory=Counter)
+    total: int = 0  # sum of `fired`, kept rather than summed on every rewrite
     last: tuple[str, Operation] | None = None
 
     def spend(self, pattern: str, op: Operation) -> None:
         self.fired[pattern] += 1
+        self.total += 1
         self.last = (pattern, op)
-        if sum(self.fired.values()) > self.limit:
+        if self.total > self.limit:
             raise _BudgetExhausted()
 
     def error(self) -> CompileError:
