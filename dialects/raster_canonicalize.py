@@ -153,9 +153,10 @@ def _foldable(values, result_type) -> list[np.ndarray] | None:
     arrays = [known_array(v) for v in values]
     if any(a is None for a in arrays):
         return None
-    if _size(result_type) > MAX_FOLDED_ELEMENTS and not all(splat(v) is not None for v in values):
+    all_splats = all(splat(v) is not None for v in values)
+    if not all_splats and _size(result_type) > MAX_FOLDED_ELEMENTS:
         return None
-    if all(splat(v) is not None for v in values):  # compute on one element, then splat
+    if all_splats:  # compute on one element, then splat
         arrays = [a.reshape(-1)[:1].reshape(()) if a.size else a for a in arrays]
     return arrays
 
