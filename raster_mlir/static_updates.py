@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from raster_mlir.array_ops import _shape, getitem
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import RasterError, ShapeError
 from raster_mlir.frontend.indexing import basic_index
@@ -26,14 +27,8 @@ from raster_mlir.frontend.tracer import TracedArray
 from raster_mlir.ops import add, apply, broadcast_to, fail, reshape
 
 
-def _shape(x) -> tuple[int, ...]:
-    return x.shape if isinstance(x, TracedArray) else np.shape(x)
-
-
 def static_update(x, key, value, accumulate: bool, what: str):
     """x with x[key] replaced by (or incremented by) value; key static (module docstring)."""
-    from raster_mlir.array_ops import getitem
-
     shape = _shape(x)
     try:
         index = basic_index(shape, key)
