@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import mlp_loss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.parser import Parser
@@ -23,12 +24,6 @@ import raster_mlir as rm
 from raster_mlir import backend, nn
 from raster_mlir.compiler import make_context
 from raster_mlir.passes.skip_zero_chunks import SkipZeroChunksPass
-
-
-def mlp_loss(W1, b1, W2, b2, x, y):
-    h = nn.relu(nn.dense(W1, x, b1))
-    p = nn.softmax(nn.dense(W2, h, b2))
-    return nn.cross_entropy(p, y)
 
 
 def sgd_step(pipeline=None):

@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import slow_examples
+from helpers import mlp_loss, slow_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import scf, vector
@@ -36,12 +36,6 @@ from raster_mlir.passes.skip_zero_chunks import SkipZeroChunksPass
 NO_CHUNKS = DEFAULT_PIPELINE.replace(",skip-zero-chunks", "")
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
 LANES = {np.float64: 8, np.float32: 16}  # elements per 64-byte chunk
-
-
-def mlp_loss(W1, b1, W2, b2, x, y):
-    h = nn.relu(nn.dense(W1, x, b1))
-    p = nn.softmax(nn.dense(W2, h, b2))
-    return nn.cross_entropy(p, y)
 
 
 def sgd_step(pipeline=None):
