@@ -71,7 +71,7 @@ from xdsl.passes import ModulePass
 from xdsl.traits import is_side_effect_free
 
 from .block_dependences import BlockDependences, Footprint, Node, footprint
-from .forward_gathers import forward_block
+from .forward_gathers import buffer_bytes, forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
 
 # Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
@@ -323,16 +323,9 @@ def remove_dead_temporaries(function: func.FuncOp, stats: FusionStats) -> None:
             t = alloc.memref.type
             assert isinstance(t, MemRefType)
             stats.temporaries_removed += 1
-            stats.bytes_removed += _bytes(t)
+            stats.bytes_removed += buffer_bytes(t)
             alloc.detach()
             alloc.erase()
-
-
-def _bytes(t: MemRefType) -> int:
-    n = 1
-    for d in t.get_shape():
-        n *= d
-    return n * (4 if t.element_type.bitwidth == 32 else 8)
 
 
 def remove_dead_code(block: Block) -> None:
