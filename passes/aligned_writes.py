@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import IndexType
-from xdsl.ir import Block, BlockArgument, Operation
+from xdsl.ir import Block, Operation
 
-from .chunk_frame import ChunkFrame, build_frame, frame_applies, insert_all
-from .chunk_vectorise import LANEWISE, Outside, Staged, _fused_product, append, chunk_body, erase_block, guarded, inline
+from .chunk_frame import ChunkFrame, after_constants, build_frame, frame_applies, insert_all, is_argument
+from .chunk_vectorise import LANEWISE, Outside, Staged, _fused_product, append, chunk_body, erase_block, guarded, inline, insert
 from .loop_analysis import defined_values, loop_bounds
 from .loop_builder import LoopBuilder
 
@@ -92,8 +92,7 @@ def _staged_input(loop: scf.ForOp, function: func.FuncOp, written: set, columns:
             x = op.memref
             if (
                 len(op.indices) == 1
-                and isinstance(x, BlockArgument)
-                and x.block is function.body.blocks.first
+                and is_argument(x, function)
                 and x not in written
                 and x.type.get_shape() == (columns,)
             ):
@@ -129,7 +128,7 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
         key = (out, lanes, columns)
         if key not in frames:
             ops, frames[key] = build_frame(out, lanes, columns, chunk_bytes, b)
-            first = next(op for op in entry.ops if not isinstance(op, arith.ConstantOp))
+            first = after_constants(entry)
             insert_all(ops, entry, first)
             anchors[key] = first  # the op right after the frame's
         frame = frames[key]
@@ -146,7 +145,7 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
         head = chunk_body(loop, lanes, outside, False, frame.head_mask, zero, staged)
         body = chunk_body(loop, lanes, outside, False, staged=staged)
         tail = chunk_body(loop, lanes, outside, False, frame.tail_mask, zero, staged)
-        shifted = _insert(parent, loop, arith.CmpiOp(frame.shift, b.index(0), "ne"))
+        shifted = insert(parent, loop, arith.CmpiOp(frame.shift, b.index(0), "ne"))
         parent.insert_op_before(guarded(shifted, head, frame.head_start), loop)
         each = Block(arg_types=[loop.body.block.args[0].type])
         inline(body, [each.args[0]], each)
@@ -157,8 +156,3 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
         loop.erase()
         done += 1
     return done
-
-
-def _insert(block: Block, before: Operation, op: Operation):
-    block.insert_op_before(op, before)
-    return op.results[0]

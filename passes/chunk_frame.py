@@ -48,6 +48,8 @@ from xdsl.dialects import arith, func, memref, vector
 from xdsl.dialects.builtin import IntegerType, MemRefType, VectorType
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
+from raster_mlir.errors import CompileError
+
 from .loop_builder import LoopBuilder
 
 I1 = IntegerType(1)
@@ -66,13 +68,18 @@ class ChunkFrame:
     no_lane: SSAValue  # a mask with no lane set
 
 
+def is_argument(value: SSAValue, function: func.FuncOp) -> bool:
+    """`value` is one of `function`'s arguments (a caller's buffer)."""
+    return isinstance(value, BlockArgument) and value.block is function.body.blocks.first
+
+
 def frame_applies(buffer: SSAValue, function: func.FuncOp, chunk_bytes: int) -> bool:
     """A function argument (whose alignment is the caller's) with rows of whole chunks.
 
     A temporary (`memref.alloc`) is 64-byte aligned already: its chunks from element 0 are lines.
     """
     memref_type = buffer.type
-    if not (isinstance(buffer, BlockArgument) and buffer.block is function.body.blocks.first):
+    if not is_argument(buffer, function):
         return False
     if not isinstance(memref_type, MemRefType) or not memref_type.get_shape():
         return False
@@ -153,6 +160,15 @@ def reduce_lanes(lanes: SSAValue, kind: vector.CombiningKindFlag) -> Operation:
         result_types=[lanes.type.element_type],
         properties={"kind": vector.CombiningKindAttr(kind)},
     )
+
+
+def after_constants(entry: Block) -> Operation:
+    """The first op of a function's entry block that is not a constant: where the frame's ops,
+    made from the constants at the top of the function, and per-function buffers go."""
+    for op in entry.ops:
+        if not isinstance(op, arith.ConstantOp):
+            return op
+    raise CompileError("skip-zero-chunks: function without a terminator")
 
 
 def insert_all(ops: list[Operation], block: Block, before: Operation) -> None:

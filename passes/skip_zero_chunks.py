@@ -62,7 +62,16 @@ from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
 
-from .chunk_frame import ChunkFrame, build_frame, frame_applies, gate_on_input, insert_all, reduce_lanes
+from .chunk_frame import (
+    ChunkFrame,
+    after_constants,
+    build_frame,
+    frame_applies,
+    gate_on_input,
+    insert_all,
+    is_argument,
+    reduce_lanes,
+)
 from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, erase_block, guarded, hoist_invariant_factors, inline, insert, insert_op
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
@@ -82,11 +91,7 @@ class ChunkSite:
 
 
 def _is_input(value: SSAValue, function: func.FuncOp, written: set[SSAValue]) -> bool:
-    return (
-        isinstance(value, BlockArgument)
-        and value.block is function.body.blocks.first
-        and value not in written
-    )
+    return is_argument(value, function) and value not in written
 
 
 def _row_load(value: SSAValue, j: SSAValue) -> memref.LoadOp | None:
@@ -198,7 +203,7 @@ class _Rewriter:
         key = (site.rows_of, lanes, chunks)
         if key not in self.frames:
             ops, self.frames[key] = build_frame(site.rows_of, lanes, chunks * lanes, self.chunk_bytes, self.b)
-            insert_all(ops, self.entry, self._first_non_constant())
+            insert_all(ops, self.entry, after_constants(self.entry))
         return self.frames[key]
 
     def _chunk_list(self, site: ChunkSite, lanes: int, chunks: int, frame: ChunkFrame | None) -> _ChunkList:
@@ -210,7 +215,7 @@ class _Rewriter:
         if key in self.lists:
             return self.lists[key]
         alloc = memref.AllocOp.get(I64, 64, [chunks])
-        self.entry.insert_op_before(alloc, self._first_non_constant())
+        self.entry.insert_op_before(alloc, after_constants(self.entry))
         chunk_list = alloc.memref
         block = point.parent_block()
         if frame is None:
@@ -221,7 +226,7 @@ class _Rewriter:
         # x's row staged in a 64-byte aligned buffer at the frame's alignment: xs[j + t] = x[j]
         element = x.type.element_type
         staged = memref.AllocOp.get(element, 64, [chunks * lanes + lanes])
-        self.entry.insert_op_before(staged, self._first_non_constant())
+        self.entry.insert_op_before(staged, after_constants(self.entry))
         stage = staged.memref
         head = gate_on_input(frame.head_mask, frame, [(x, rows)], frame.head_start, self.b, stage)
         tail = gate_on_input(frame.tail_mask, frame, [(x, rows)], frame.tail_start, self.b, stage)
@@ -239,12 +244,6 @@ class _Rewriter:
             Staged(x, rows, stage, frame.tail_length),
         )
         return found
-
-    def _first_non_constant(self) -> Operation:
-        for op in self.entry.ops:
-            if not isinstance(op, arith.ConstantOp):
-                return op
-        raise CompileError("skip-zero-chunks: function without a terminator")
 
     # -- the rewrite ----------------------------------------------------------------------
     def rewrite(self, site: ChunkSite) -> bool:
