@@ -25,10 +25,6 @@ from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import TracedArray
 
 
-def _shape(x):
-    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
-
-
 def _numpy_reshape(a, shape=None, order="C", **kwargs):
     if order != "C":
         raise TraceError(f"numpy.reshape: order={order!r} is not supported (only 'C')")
@@ -82,9 +78,9 @@ NUMPY_FUNCTIONS: dict[Callable, Callable] = {
     np.zeros_like: A.zeros_like,
     np.ones_like: A.ones_like,
     np.full_like: lambda a, fill_value: A.full_like(a, fill_value),
-    np.shape: _shape,
-    np.ndim: lambda a: len(_shape(a)),
-    np.size: lambda a: int(np.prod(_shape(a), dtype=np.int64)),
+    np.shape: A._shape,
+    np.ndim: lambda a: len(A._shape(a)),
+    np.size: lambda a: int(np.prod(A._shape(a), dtype=np.int64)),
 }
 
 
