@@ -9,6 +9,9 @@ one run, with the contenders interleaved in a random order each round:
 - the step called from Python, per sample, on numpy's arrays and on `rm.aligned`
   copies, with the default pipeline and with `skip-zero-chunks{align=false}`
   (chunks from element 0, as before the frame);
+- the same native step alone: "kernel alone" rows call it from a native loop
+  (bench/native_loop.py), so the difference to the rows above is the Python call
+  path (argument checks, ctypes, the loss, slicing `X[i]`);
 - the hand-written numpy step (bench/workloads/numpy_impl.py: BLAS, in place);
 - inference (the forward pass and softmax) on the same arrays, and numpy's;
 - the same steps on MNIST rows (mostly zero: skip-zero-chunks' case), numpy's
@@ -35,6 +38,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.native_loop import NativeLoop, train_step_loop  # noqa: E402
 from bench.workloads.numpy_impl import _MLP  # noqa: E402
 
 import raster_mlir as rm  # noqa: E402
@@ -57,21 +61,27 @@ def mlp_predict(W1, b1, W2, b2, x):
 
 def interleaved(contenders: dict, rounds: int, number: int, samples: int) -> dict[str, list[float]]:
     """Per-call times (us) of each contender: `rounds` rounds of `number` calls, the contenders in a
-    random order each round (a fixed order biased the figures by up to 10% on this machine)."""
+    random order each round (a fixed order biased the figures by up to 10% on this machine).
+    A contender is `fn(sample index)`, or a NativeLoop (all `number` calls in one native loop)."""
     order = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in order}
     shuffle = random.Random(0).shuffle
+
+    def run(fn, first):
+        if isinstance(fn, NativeLoop):  # `number` calls from native code, no Python between them
+            fn(number, first)
+            return
+        for i in range(first, first + number):
+            fn(i % samples)
+
     for name in order:  # warm-up
-        for i in range(number):
-            contenders[name](i % samples)
+        run(contenders[name], 0)
     for r in range(rounds):
         shuffle(order)
         for name in order:
-            fn = contenders[name]
             first = r * number % samples
             start = time.perf_counter()
-            for i in range(first, first + number):
-                fn(i % samples)
+            run(contenders[name], first)
             times[name].append((time.perf_counter() - start) / number * 1e6)
     return times
 
@@ -138,6 +148,8 @@ def main(dtype, quick: bool) -> None:
         {
             "numpy arrays": lambda i: step(*plain, X[i], Y[i]),
             "rm.aligned arrays": lambda i: step(*aligned, XA[i], Y[i]),
+            "kernel alone, numpy arrays": train_step_loop(step, (*plain, X[0], Y[0]), {4: X, 5: Y}),
+            "kernel alone, rm.aligned": train_step_loop(step, (*aligned, XA[0], Y[0]), {4: XA, 5: Y}),
             "align=false, numpy arrays": lambda i: before(*plain, X[i], Y[i]),
             "align=false, rm.aligned": lambda i: before(*aligned, XA[i], Y[i]),
             "numpy (hand-written step)": lambda i: numpy_step.step(X[i], Y[i]),
