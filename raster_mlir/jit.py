@@ -27,6 +27,7 @@ from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, 
 from raster_mlir.passes.registry import pipeline_pass_names
 from raster_mlir.errors import RasterError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
+from raster_mlir.frontend.trace_state import TRACES_OPEN
 from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.gc_pause import paused_gc
 from raster_mlir.runtime.interpreter import interpret
@@ -100,7 +101,9 @@ class CompiledFunction(LLVMInspection):
         # The hot path (native argument checks, no signature work); None in the interpreter.
         self.fast_call = None
         if self.native is not None:
-            self.fast_call = self.native.fast_caller(self._package, bare_result=self.out_tree is None)
+            tree = self.out_tree
+            flat_tuple = tree is not None and tree[0] is tuple and all(leaf is None for leaf in tree[1])
+            self.fast_call = self.native.fast_caller(self._package, bare_result=tree is None, flat_tuple=flat_tuple)
 
     # -- compiling ------------------------------------------------------------
     def _cache_key(self) -> str | None:
@@ -300,7 +303,7 @@ class JitFunction:
 
     def __call__(self, *args):
         fast = self._fast
-        if fast is not None and active_scope() is None:
+        if fast is not None and not TRACES_OPEN[0]:  # (active_scope() without its thread-local read)
             result = fast(args)
             if result is not MISS:
                 return result

@@ -186,7 +186,7 @@ class TrainStep(LLVMInspection):
         returns MISS, and the slow path re-dispatches or raises the precise error.
         """
         native = compiled.native
-        try_call = native.function.try_call
+        checked_call = native.function.checked_call  # truthy: declined, nothing ran
         dtype = NUMPY_DTYPES[compiled.specs[self.params[0]].dtype] if self.params else np.float64
         loss = np.empty((), dtype)
         scalars = [np.empty((), dtype) for _ in self.optimizer.step_scalars(1)]
@@ -194,7 +194,7 @@ class TrainStep(LLVMInspection):
         if not scalars:
 
             def fast(args):
-                if not try_call(args + tail):
+                if checked_call(args + tail):
                     return MISS
                 state.steps += 1
                 return float(loss)
@@ -205,7 +205,7 @@ class TrainStep(LLVMInspection):
         def fast_with_scalars(args):
             for array, value in zip(scalars, step_scalars(state.steps + 1)):
                 array[()] = value
-            if not try_call(args + tail):
+            if checked_call(args + tail):
                 return MISS
             state.steps += 1
             return float(loss)

@@ -143,7 +143,7 @@ def test_the_step_is_one_native_function_without_weight_gradient_buffers():
     llvm = step.llvm_ir_optimized
     defined = set(re.findall(r"^define [^@]*@\"?([\w.]+)\"?\(", llvm, re.M))
     name = "mlp_loss_train_step"
-    assert defined <= {name, f"{name}_packed", f"{name}_checked"}, defined
+    assert defined <= {name, *(f"{name}_{entry}" for entry in ("packed", "checked", "pycall", "pyreturn"))}, defined
     declared = set(re.findall(r"^declare [^@]*@\"?([\w.]+)\"?\(", llvm, re.M))
     assert all(d.startswith("llvm.") or d in LIBM for d in declared), declared
 

@@ -19,12 +19,13 @@ the argument (index and name) and what was expected and received:
 The overlap rule is what makes the kernels' `noalias` attributes true
 (llvm_emit.py): buffers that are only read may overlap each other.
 
-Fast path (0.35-0.4 us per call with six arguments, measured by
-bench/bench_backend_matvec.py): one ctypes call of `<entry>_checked` with
-the argument tuple. That native function performs every check above by
-reading the array objects directly (numpy_abi.py) and runs the kernel; it
-returns 0 if it ran. No hashing, no Python-level
-pointer extraction, no per-call allocation.
+Fast path: one call of the builtin `checked_call(arrays)` (pycall.py), the
+native `<entry>_pycall` with the argument tuple. That native function
+performs every check above by reading the array objects directly
+(numpy_abi.py) and runs the kernel; it returns False if it ran. No hashing,
+no Python-level pointer extraction, no per-call allocation, no ctypes
+conversion (a ctypes call of `<entry>_checked`, the fallback off CPython,
+costs 0.3-0.5 us more).
 
 Slow path: if the fast path declines (returns 1), Python repeats the checks
 with numpy's own attributes and raises the precise error, or, when
@@ -32,7 +33,7 @@ everything is in fact acceptable (an ndarray subclass, a host where the ABI
 probe failed), calls
 `<entry>_packed` with a freshly built pointer array.
 
-Threads: the native call is made with the GIL held (`ctypes.PYFUNCTYPE`),
+Threads: the native call is made with the GIL held (a builtin, or `ctypes.PYFUNCTYPE`),
 because the checked path reads Python objects and because the workspace
 buffer of a compiled entry is shared by all calls. Calls of one
 `NativeFunction` from several threads are therefore safe but serialised.
@@ -48,8 +49,8 @@ import numpy as np
 from ..errors import AliasingError, AlignmentError, DTypeError, NotContiguousError, ReadOnlyError, ShapeError
 from .entry_abi import EntryABI
 from .inspect import LLVMInspection
-from . import pool
-from .numpy_abi import data_pointer, fill_runtime_table
+from . import pool, pycall
+from .numpy_abi import RT_PYARRAY_NEW, RT_RET_KIND, RT_RET_N_IN, RT_RET_N_OUT, RT_SLOTS, data_pointer, fill_runtime_table, probe_layout
 from .specs import ArgSpec
 
 
@@ -60,6 +61,11 @@ class EntryRuntime:
     workspace: np.ndarray
     workspace_address: int
     native_checks: bool
+    # The call layout `<entry>_pyreturn` is set up for (returning_call), the constant
+    # arrays whose addresses its table holds, and the builtin; None until set up.
+    return_layout: tuple | None = None
+    return_constants: tuple = ()
+    returning: object = None
 
 
 def entry_runtime(jit, abi: EntryABI) -> EntryRuntime:
@@ -128,6 +134,10 @@ def check_arguments(name: str, specs: tuple[ArgSpec, ...], arrays: tuple) -> lis
     return [lo for lo, _ in ranges]
 
 
+def _same_arrays(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x is y or np.array_equal(x, y) for x, y in zip(a, b))
+
+
 def _declined(arrays) -> int:
     return 1
 
@@ -160,18 +170,21 @@ class NativeFunction(LLVMInspection):
         self.cache_hit = cache_source is not None
         self.compile_seconds = compile_seconds
         self._jit = jit  # keeps the machine code alive
-        runtime = entry_runtime(jit, abi)
+        runtime = self._runtime = entry_runtime(jit, abi)
         self._workspace_address = runtime.workspace_address
         self.native_checks = runtime.native_checks
         self._packed = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)(jit.function_address(abi.packed_symbol))
         self._slot_type = ctypes.c_void_p * (len(abi.specs) + 1)
-        if runtime.native_checks:
-            self._fast = ctypes.PYFUNCTYPE(ctypes.c_int64, ctypes.py_object)(jit.function_address(abi.checked_symbol))
+        # `checked_call(arrays)`: truthy if it declined (nothing ran), falsy if the kernel ran.
+        if runtime.native_checks and pycall.available():
+            self.checked_call = pycall.builtin_method_o(jit.function_address(abi.pycall_symbol), abi.pycall_symbol, jit)
+        elif runtime.native_checks:
+            self.checked_call = ctypes.PYFUNCTYPE(ctypes.c_int64, ctypes.py_object)(jit.function_address(abi.checked_symbol))
         else:
-            self._fast = _declined
+            self.checked_call = _declined
 
     def __call__(self, *arrays) -> None:
-        if self._fast(arrays):
+        if self.checked_call(arrays):
             self._call_checked_in_python(arrays)
 
     def try_call(self, arrays: tuple) -> bool:
@@ -181,7 +194,46 @@ class NativeFunction(LLVMInspection):
         Python check raises the precise error (or runs an unusual but valid
         argument, such as an ndarray subclass).
         """
-        return not self._fast(arrays)
+        return not self.checked_call(arrays)
+
+    def returning_call(self, n_inputs: int, n_outputs: int, single: bool, constants: tuple):
+        """The builtin `<entry>_pyreturn` (llvm_pyreturn.py) for this call layout, or None where unavailable.
+
+        `f(args)` checks the `n_inputs` arrays of the tuple `args`, allocates the
+        next `n_outputs` buffers, takes the rest from `constants`, runs, and
+        returns the fresh output (`single`) or a tuple of them, 0-d ones as
+        Python numbers; `NotImplemented` when it declines. One layout per loaded
+        entry: a different one, or other constants, gets None (the caller keeps its Python path).
+        None too when an input is written (the overlap checks are `_checked`'s).
+        """
+        specs, runtime = self.arg_specs, self._runtime
+        layout = probe_layout()
+        if not runtime.native_checks or not pycall.available() or layout is None or not layout[RT_PYARRAY_NEW]:
+            return None
+        if n_inputs + n_outputs + len(constants) != len(specs) or (single and n_outputs != 1):
+            return None
+        if any(spec.written for spec in specs[:n_inputs]):
+            return None
+        for spec, c in zip(specs[n_inputs + n_outputs :], constants):
+            if not (type(c) is np.ndarray and c.dtype == spec.np_dtype and c.shape == spec.shape and c.flags.c_contiguous):
+                return None
+            if data_pointer(c) % (spec.align or c.itemsize):
+                return None
+        wanted = (n_inputs, n_outputs, single)
+        with self._jit.state_lock:
+            if runtime.return_layout is None:
+                address = self._jit.global_address(self.abi.runtime_table_symbol)
+                table = (ctypes.c_int64 * (RT_SLOTS + len(specs))).from_address(address)
+                for j, c in enumerate(constants):
+                    table[RT_SLOTS + n_inputs + n_outputs + j] = data_pointer(c)
+                table[RT_RET_N_IN], table[RT_RET_N_OUT] = n_inputs, n_outputs
+                table[RT_RET_KIND] = 1 if single else 2  # last: a non-zero kind enables the entry
+                symbol = self.abi.pyreturn_symbol
+                runtime.returning = pycall.builtin_method_o(self._jit.function_address(symbol), symbol, self._jit)
+                runtime.return_layout, runtime.return_constants = wanted, tuple(constants)
+            elif runtime.return_layout != wanted or not _same_arrays(runtime.return_constants, constants):
+                return None  # (the loaded code is shared by equal LLVM IR; its constants may differ)
+        return runtime.returning
 
     def _call_checked_in_python(self, arrays: tuple) -> None:
         pointers = check_arguments(self.name, self.arg_specs, arrays)

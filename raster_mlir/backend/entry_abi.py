@@ -19,6 +19,8 @@ class EntryABI:
     name: str
     packed_symbol: str
     checked_symbol: str
+    pycall_symbol: str
+    pyreturn_symbol: str
     runtime_table_symbol: str
     specs: tuple[ArgSpec, ...]
     workspace_bytes: int

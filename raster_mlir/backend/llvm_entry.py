@@ -1,4 +1,4 @@
-"""The two native entry points of an entry function.
+"""The native entry points of an entry function (the fourth, `<name>_pyreturn`, is in llvm_pyreturn.py).
 
 1. `void <name>_packed(ptr args)`: loads buffer pointer i from `args[i]`
    (the workspace pointer last) and calls `<name>`. One pointer argument
@@ -21,6 +21,13 @@
    from the table (in the flush-to-zero mode of fp_mode.py), and returns 0. A 1 means "not run"; Python then redoes
    the checks to raise a precise error (or to run a legitimate but unusual
    argument, such as an ndarray subclass, through the packed wrapper).
+
+3. `PyObject* <name>_pycall(PyObject* self, PyObject* args_tuple)`: the
+   same check and call with the signature of a CPython `METH_O` builtin,
+   returning `<name>_checked`'s verdict as a Python bool (True: not run)
+   made by `PyBool_FromLong` from the runtime table. call.py wraps it in a
+   builtin function object (`PyCFunction_NewEx`), so the hot path is one
+   builtin call, about 0.3 us cheaper than a ctypes call of `_checked`.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from .numpy_abi import (
     RT_OFF_OB_TYPE,
     RT_OFF_TUPLE_ITEMS,
     RT_OFF_TUPLE_SIZE,
+    RT_PYBOOL_FROMLONG,
     RT_READY,
     RT_SCALAR_TYPE,
     RT_SLOTS,
@@ -66,14 +74,22 @@ def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):
     written = tuple(spec.written for spec in specs)
     aligns = tuple(spec.align or buf.itemsize for spec, buf in zip(specs, buffers))
     packed = _emit_packed(mctx, info.name, kernel, len(buffers))
-    table = ir.GlobalVariable(mctx.llmod, ir.ArrayType(I64, RT_SLOTS), name=mctx.symbol(f"{info.name}_rt"))
-    table.initializer = ir.Constant(ir.ArrayType(I64, RT_SLOTS), [0] * RT_SLOTS)
+    from .llvm_pyreturn import PyReturnEmitter  # (it builds on CheckedEmitter below)
+
+    # The fixed slots, then one per buffer (a constant's address, for `_pyreturn`).
+    slots = RT_SLOTS + len(buffers)
+    table = ir.GlobalVariable(mctx.llmod, ir.ArrayType(I64, slots), name=mctx.symbol(f"{info.name}_rt"))
+    table.initializer = ir.Constant(ir.ArrayType(I64, slots), [0] * slots)
     table.align = 64
-    checked = _CheckedEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
+    checked = CheckedEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
+    pycall = _emit_pycall(mctx, info.name, checked, table)
+    pyreturn = PyReturnEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
     return EntryABI(
         name=info.name,
         packed_symbol=packed.name,
         checked_symbol=checked.name,
+        pycall_symbol=pycall.name,
+        pyreturn_symbol=pyreturn.name,
         runtime_table_symbol=table.name,
         specs=tuple(specs),
         workspace_bytes=info.workspace_bytes,
@@ -113,7 +129,24 @@ def _emit_packed(mctx, name: str, kernel: ir.Function, n_buffers: int) -> ir.Fun
     return fn
 
 
-class _CheckedEmitter:
+def _emit_pycall(mctx, name: str, checked: ir.Function, table: ir.GlobalVariable) -> ir.Function:
+    """`ptr <name>_pycall(ptr self, ptr args_tuple)`: `PyBool_FromLong(<name>_checked(args_tuple))`.
+
+    Only called once the table is ready (call.py builds the builtin only then),
+    so the PyBool_FromLong slot is filled."""
+    fn = ir.Function(mctx.llmod, ir.FunctionType(PTR, [PTR, PTR]), name=mctx.symbol(f"{name}_pycall"))
+    mctx.set_target_attributes(fn)
+    unoptimised(fn)
+    fn.args[0].name, fn.args[1].name = "self", "args_tuple"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    verdict = b.call(checked, [fn.args[1]])
+    slot = b.gep(table, [ir.Constant(I64, 0), ir.Constant(I64, RT_PYBOOL_FROMLONG)], inbounds=True)
+    from_long = b.inttoptr(b.load(slot, typ=I64, align=8), ir.FunctionType(PTR, [I64]).as_pointer())
+    b.ret(b.call(from_long, [verdict]))
+    return fn
+
+
+class CheckedEmitter:
     def __init__(self, mctx, name, kernel, table, buffers, written, aligns):
         self.mctx, self.name, self.kernel, self.table = mctx, name, kernel, table
         self.buffers, self.written, self.aligns = buffers, written, aligns

@@ -27,6 +27,18 @@ int64 slots that Python fills after loading the object code:
                              DTYPE_ORDER[k]
     slot  RT_SCALAR_TYPE + k address of its scalar type (numpy.float64, ...)
     slot  RT_READY           1 once the table is filled
+    slot  RT_PYBOOL_FROMLONG address of CPython's `PyBool_FromLong`, which
+                             `<entry>_pycall` uses to return its verdict as a
+                             Python bool (a new reference, on every version)
+    slots RT_PYARRAY_NEW ... the C functions and objects `<entry>_pyreturn`
+                             (llvm_pyreturn.py) allocates and boxes results
+                             with: numpy's `PyArray_New` (from its C-API
+                             capsule, checked by a call), `PyFloat_FromDouble`,
+                             `PyLong_FromLongLong`, `PyTuple_New`, `Py_IncRef`,
+                             `Py_DecRef`, `NotImplemented` (its "declined"),
+                             and numpy's type number of each DTYPE_ORDER entry
+    slot  RT_SLOTS + j       per buffer j of the entry, filled by call.py: the
+                             data address of a constant buffer, for `_pyreturn`
 
 A dtype matches when its descriptor is the canonical object, or when its
 scalar type is the wanted one and its byte order is native ('=', '|' or the
@@ -71,7 +83,20 @@ RT_OFF_DESCR_BYTEORDER = 12
 RT_NATIVE_BYTEORDER = 13
 RT_DESCR = 14
 RT_SCALAR_TYPE = RT_DESCR + len(DTYPE_ORDER)
-RT_SLOTS = RT_SCALAR_TYPE + len(DTYPE_ORDER)
+RT_PYBOOL_FROMLONG = RT_SCALAR_TYPE + len(DTYPE_ORDER)
+RT_PYARRAY_NEW = RT_PYBOOL_FROMLONG + 1
+RT_PYFLOAT_FROMDOUBLE = RT_PYARRAY_NEW + 1
+RT_PYLONG_FROMLONGLONG = RT_PYFLOAT_FROMDOUBLE + 1
+RT_PYTUPLE_NEW = RT_PYLONG_FROMLONGLONG + 1
+RT_PY_INCREF = RT_PYTUPLE_NEW + 1
+RT_PY_DECREF = RT_PY_INCREF + 1
+RT_DECLINED = RT_PY_DECREF + 1
+RT_TYPENUM = RT_DECLINED + 1
+# The call layout `_pyreturn` serves (call.py fills these; kind 0 = not set up: it declines).
+RT_RET_KIND = RT_TYPENUM + len(DTYPE_ORDER)  # 1: the one fresh output, 2: a tuple of the fresh outputs
+RT_RET_N_IN = RT_RET_KIND + 1  # leading buffers taken from the argument tuple
+RT_RET_N_OUT = RT_RET_N_IN + 1  # then this many fresh outputs; the rest are constants (RT_SLOTS + j)
+RT_SLOTS = RT_RET_N_OUT + 1
 
 # numpy's public flag bits (ndarraytypes.h); part of its stable C API.
 NPY_C_CONTIGUOUS = 0x0001
@@ -112,14 +137,56 @@ def probe_layout() -> dict[int, int] | None:
         RT_OFF_DESCR_BYTEORDER: head + _PTR + 2,
         RT_NATIVE_BYTEORDER: ord("<" if sys.byteorder == "little" else ">"),
     }
+    api = ctypes.pythonapi
+    for slot, function in (
+        (RT_PYBOOL_FROMLONG, api.PyBool_FromLong),
+        (RT_PYFLOAT_FROMDOUBLE, api.PyFloat_FromDouble),
+        (RT_PYLONG_FROMLONGLONG, api.PyLong_FromLongLong),
+        (RT_PYTUPLE_NEW, api.PyTuple_New),
+        (RT_PY_INCREF, api.Py_IncRef),
+        (RT_PY_DECREF, api.Py_DecRef),
+    ):
+        layout[slot] = ctypes.cast(function, ctypes.c_void_p).value
+    layout[RT_DECLINED] = id(NotImplemented)
+    layout[RT_PYARRAY_NEW] = _pyarray_new_address() or 0
     for k, name in enumerate(DTYPE_ORDER):
         layout[RT_DESCR + k] = id(np.dtype(name))
         layout[RT_SCALAR_TYPE + k] = id(np.dtype(name).type)
+        layout[RT_TYPENUM + k] = np.dtype(name).num
     try:
         ok = _verify(layout)
     except (ValueError, OverflowError):
         ok = False
     return layout if ok else None
+
+
+_PYARRAY_NEW_INDEX = 93  # PyArray_New's slot in numpy's C-API table (the same in numpy 1.x and 2.x)
+
+
+def _pyarray_new_address() -> int | None:
+    """The address of numpy's `PyArray_New`, verified by allocating with it; None if that fails."""
+    try:
+        try:
+            from numpy._core import _multiarray_umath as multiarray
+        except ImportError:  # numpy 1.x
+            from numpy.core import _multiarray_umath as multiarray
+        get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+        get_pointer.restype = ctypes.c_void_p
+        get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        table = get_pointer(multiarray._ARRAY_API, None)
+        address = _read_ptr(table + _PYARRAY_NEW_INDEX * _PTR)
+        vp, c_int = ctypes.c_void_p, ctypes.c_int
+        new = ctypes.PYFUNCTYPE(ctypes.py_object, vp, c_int, vp, c_int, vp, vp, c_int, c_int, vp)(address)
+        for dtype, shape in ((np.float64, (3, 5)), (np.float32, (7,)), (np.float64, ())):
+            dims = (ctypes.c_int64 * max(len(shape), 1))(*shape)
+            a = new(id(np.ndarray), len(shape), ctypes.addressof(dims), np.dtype(dtype).num, None, None, 0, 0, None)
+            if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype:
+                return None
+            if not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned and a.flags.owndata):
+                return None
+        return address
+    except (AttributeError, ImportError, ValueError, TypeError, OSError):
+        return None
 
 
 def _verify(layout: dict[int, int]) -> bool:

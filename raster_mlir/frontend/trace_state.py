@@ -17,10 +17,18 @@ if TYPE_CHECKING:
     from .tracer import FunctionScope
 
 _STATE = threading.local()
+# Scopes open on all threads together. Reading `threading.local` costs 0.1-0.7 us
+# (an AttributeError inside getattr on a thread that never traced), more than a
+# whole native call; this counter lets the call paths of compiled functions and
+# the eager primitives skip it while nothing is traced anywhere.
+TRACES_OPEN = [0]
+_COUNT_LOCK = threading.Lock()
 
 
 def active_scope() -> FunctionScope | None:
     """The function being traced on this thread, or None outside any trace."""
+    if not TRACES_OPEN[0]:
+        return None
     stack = getattr(_STATE, "scopes", None)
     return stack[-1] if stack else None
 
@@ -29,10 +37,14 @@ def push_scope(scope: FunctionScope) -> None:
     if not hasattr(_STATE, "scopes"):
         _STATE.scopes = []
     _STATE.scopes.append(scope)
+    with _COUNT_LOCK:
+        TRACES_OPEN[0] += 1
 
 
 def pop_scope() -> None:
     _STATE.scopes.pop()
+    with _COUNT_LOCK:
+        TRACES_OPEN[0] -= 1
 
 
 class Traced:

@@ -26,7 +26,9 @@ from raster_mlir.frontend.trace_state import NUMPY_DTYPES
 from raster_mlir.timing import NO_TIMER
 
 
-MISS = object()  # the fast path declined: take the slow path
+# The fast path declined: take the slow path. NotImplemented because that is what the native
+# `<entry>_pyreturn` returns then (no compiled function can return it: results are arrays and numbers).
+MISS = NotImplemented
 
 
 class NativeEntry(LLVMInspection):
@@ -93,34 +95,59 @@ class NativeEntry(LLVMInspection):
         return self.function
 
     # -- calling ------------------------------------------------------------------
-    def fast_caller(self, package, bare_result: bool):
+    def fast_caller(self, package, bare_result: bool, flat_tuple: bool = False):
         """A closure for the hot path: `call(args)` returns package(results), or MISS.
 
         `bare_result`: the function returns one array (not a tuple), so the
-        result needs no packaging. It allocates the fresh outputs and lets the backend's native check
+        result needs no packaging; `flat_tuple`: it returns a flat tuple of
+        arrays, so the tuple of fresh outputs is the result. It allocates the fresh outputs and lets the backend's native check
         validate every argument; anything unusual (a Python number, another
         signature, a bad array) returns MISS and the caller takes the slow,
         fully checked path, which raises the precise error.
         """
-        try_call = self.function.try_call
         specs = self.out_shapes
         aliases = self.result_aliases
         constants = tuple(self.constants)
+        if aliases == (-1,) * len(specs) and (bare_result and len(specs) == 1 or flat_tuple):
+            # All native: checks, outputs, the call and the result (backend/llvm_pyreturn.py).
+            native = self.function.returning_call(len(self.input_specs), len(specs), bare_result, constants)
+            if native is not None:
+                return native
+        checked_call = self.function.checked_call  # truthy: declined, nothing ran
+        empty = np.empty
         if bare_result and len(specs) == 1 and aliases == (-1,) and not constants:
             (shape, dtype), = specs
-            scalar = shape == ()
+            if shape == ():
 
-            def call_one(args):
-                out = np.empty(shape, dtype)
-                if not try_call(args + (out,)):
+                def call_scalar(args):
+                    out = empty((), dtype)
+                    if checked_call(args + (out,)):
+                        return MISS
+                    return out.item()  # a Python float (int for i64)
+
+                return call_scalar
+
+            def call_array(args):
+                out = empty(shape, dtype)
+                if checked_call(args + (out,)):
                     return MISS
-                return out.item() if scalar else out  # a Python float (int for i64)
+                return out
 
-            return call_one
+            return call_array
+
+        if flat_tuple and aliases == (-1,) * len(specs) and all(shape != () for shape, _ in specs):
+
+            def call_tuple(args):
+                outs = tuple([empty(shape, dtype) for shape, dtype in specs])
+                if checked_call(args + outs + constants):
+                    return MISS
+                return outs
+
+            return call_tuple
 
         def call(args):
-            outs = [np.empty(shape, dtype) for shape, dtype in specs]
-            if not try_call((*args, *outs, *constants)):
+            outs = [empty(shape, dtype) for shape, dtype in specs]
+            if checked_call((*args, *outs, *constants)):
                 return MISS
             fresh = iter(outs)
             return package([args[a] if a >= 0 else next(fresh) for a in aliases])

@@ -245,22 +245,22 @@ def test_fast_path_decisions(matvec, args):
     import pickle
 
     W, x, b, y = args
-    assert matvec._fast((W, x, b, y)) == 0
+    assert matvec.checked_call((W, x, b, y)) == 0
     # Unpickled arrays carry an equal but distinct dtype object: still fast.
     W2, x2 = pickle.loads(pickle.dumps((W, x)))
     assert W2.dtype is not W.dtype
-    assert matvec._fast((W2, x2, b, y)) == 0
+    assert matvec.checked_call((W2, x2, b, y)) == 0
     np.testing.assert_allclose(y, W @ x + b, rtol=1e-12)
     # Declined: byte-swapped dtype, wrong arity, a subclass, a non-array.
-    assert matvec._fast((W, x.astype(">f8"), b, y)) == 1
-    assert matvec._fast((W, x, b)) == 1
+    assert matvec.checked_call((W, x.astype(">f8"), b, y)) == 1
+    assert matvec.checked_call((W, x, b)) == 1
 
     class Tagged(np.ndarray):
         pass
 
-    assert matvec._fast((W, x, b, y.view(Tagged))) == 1
-    assert matvec._fast((W, x, b, [0.0] * M)) == 1
-    assert matvec._fast((W, x, b.astype(np.float32), y)) == 1
+    assert matvec.checked_call((W, x, b, y.view(Tagged))) == 1
+    assert matvec.checked_call((W, x, b, [0.0] * M)) == 1
+    assert matvec.checked_call((W, x, b.astype(np.float32), y)) == 1
 
 
 def test_zero_size_buffers():
