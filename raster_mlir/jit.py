@@ -15,6 +15,7 @@ went (timing.py). Signatures and the argument policy are in `runtime/arguments.p
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -263,6 +264,13 @@ class CompiledFunction(LLVMInspection):
         for an integer result such as a loop counter), as the eager function returns them."""
         return unflatten(self.out_tree, [o.item() if o.ndim == 0 else o for o in outs])
 
+    def dispatcher(self, fallback: Callable):
+        """A builtin `f(*args)` that runs this signature natively, results and all, and calls
+        `fallback(*args)` for anything else; None when the native entry cannot (then use `__call__`)."""
+        if self.native is None or not self.native.returns_natively:
+            return None
+        return self.native.function.returning_dispatcher(fallback)
+
     def __call__(self, *args):
         if self.fast_call is not None:
             result = self.fast_call(args)
@@ -285,6 +293,10 @@ class JitFunction:
         self._compiled: dict[tuple[ArgSpec, ...], CompiledFunction] = {}
         self._arg_names = parameter_names(fn)
         self._fast = None  # hot path for the most recently used signature
+        # What `f(*args)` calls (see __call__): the native dispatcher of the most recently
+        # used signature, or the Python path; one dispatcher per signature, made once.
+        self._dispatch = self._call
+        self._dispatchers: dict[tuple[ArgSpec, ...], Callable] = {}
         functools.update_wrapper(self, fn)
 
     def trace_into(self, scope, arg_types: Sequence) -> tuple[str, Any]:
@@ -301,9 +313,15 @@ class JitFunction:
             self._compiled[specs] = compiled
         return compiled
 
-    def __call__(self, *args):
+    # `f(*args)` calls `self._dispatch(*args)` with no Python frame in between (the property's
+    # getter is C code): for the most recently used signature that is a builtin running the
+    # native code (backend/llvm_pyreturn.py), whose fallback for anything else is `_call`.
+    __call__ = property(operator.attrgetter("_dispatch"), doc="Call the function (compiled per signature).")
+
+    def _call(self, *args):
+        """The Python call path: a trace, another signature, a bad argument, or no native dispatcher."""
         fast = self._fast
-        if fast is not None and not TRACES_OPEN[0]:  # (active_scope() without its thread-local read)
+        if fast is not None and not TRACES_OPEN.value:  # (active_scope() without its thread-local read)
             result = fast(args)
             if result is not MISS:
                 return result
@@ -312,9 +330,16 @@ class JitFunction:
         try:
             compiled = self.lower(*args)
             self._fast = compiled.fast_call
+            self._dispatch = self._dispatcher(compiled)
             return compiled(*args)
         except RasterError as e:
             raise with_location(e, user_location()) from None
+
+    def _dispatcher(self, compiled: CompiledFunction) -> Callable:
+        dispatch = self._dispatchers.get(compiled.specs)
+        if dispatch is None:
+            dispatch = self._dispatchers[compiled.specs] = compiled.dispatcher(self._call) or self._call
+        return dispatch
 
 
 def call_traced(jit_fn: JitFunction, args: Sequence[Any]):

@@ -50,7 +50,10 @@ from ..errors import AliasingError, AlignmentError, DTypeError, NotContiguousErr
 from .entry_abi import EntryABI
 from .inspect import LLVMInspection
 from . import pool, pycall
-from .numpy_abi import RT_PYARRAY_NEW, RT_RET_KIND, RT_RET_N_IN, RT_RET_N_OUT, RT_SLOTS, data_pointer, fill_runtime_table, probe_layout
+from .numpy_abi import (
+    RT_PYARRAY_NEW, RT_RET_KIND, RT_RET_N_IN, RT_RET_N_OUT, RT_SLOTS, RT_TRACES_OPEN,
+    data_pointer, fill_runtime_table, probe_layout,
+)  # fmt: skip
 from .specs import ArgSpec
 
 
@@ -177,7 +180,7 @@ class NativeFunction(LLVMInspection):
         self._slot_type = ctypes.c_void_p * (len(abi.specs) + 1)
         # `checked_call(arrays)`: truthy if it declined (nothing ran), falsy if the kernel ran.
         if runtime.native_checks and pycall.available():
-            self.checked_call = pycall.builtin_method_o(jit.function_address(abi.pycall_symbol), abi.pycall_symbol, jit)
+            self.checked_call = pycall.builtin(jit.function_address(abi.pycall_symbol), abi.pycall_symbol, jit)
         elif runtime.native_checks:
             self.checked_call = ctypes.PYFUNCTYPE(ctypes.c_int64, ctypes.py_object)(jit.function_address(abi.checked_symbol))
         else:
@@ -196,7 +199,7 @@ class NativeFunction(LLVMInspection):
         """
         return not self.checked_call(arrays)
 
-    def returning_call(self, n_inputs: int, n_outputs: int, single: bool, constants: tuple):
+    def returning_call(self, n_inputs: int, n_outputs: int, single: bool, constants: tuple, traces_open: int = 0):
         """The builtin `<entry>_pyreturn` (llvm_pyreturn.py) for this call layout, or None where unavailable.
 
         `f(args)` checks the `n_inputs` arrays of the tuple `args`, allocates the
@@ -205,6 +208,8 @@ class NativeFunction(LLVMInspection):
         Python numbers; `NotImplemented` when it declines. One layout per loaded
         entry: a different one, or other constants, gets None (the caller keeps its Python path).
         None too when an input is written (the overlap checks are `_checked`'s).
+        `traces_open`: the address of an int64 that is non-zero while a trace is
+        open anywhere (the entry declines then), or 0.
         """
         specs, runtime = self.arg_specs, self._runtime
         layout = probe_layout()
@@ -226,14 +231,23 @@ class NativeFunction(LLVMInspection):
                 table = (ctypes.c_int64 * (RT_SLOTS + len(specs))).from_address(address)
                 for j, c in enumerate(constants):
                     table[RT_SLOTS + n_inputs + n_outputs + j] = data_pointer(c)
-                table[RT_RET_N_IN], table[RT_RET_N_OUT] = n_inputs, n_outputs
+                table[RT_RET_N_IN], table[RT_RET_N_OUT], table[RT_TRACES_OPEN] = n_inputs, n_outputs, traces_open
                 table[RT_RET_KIND] = 1 if single else 2  # last: a non-zero kind enables the entry
                 symbol = self.abi.pyreturn_symbol
-                runtime.returning = pycall.builtin_method_o(self._jit.function_address(symbol), symbol, self._jit)
+                runtime.returning = pycall.builtin(self._jit.function_address(symbol), symbol, self._jit)
                 runtime.return_layout, runtime.return_constants = wanted, tuple(constants)
             elif runtime.return_layout != wanted or not _same_arrays(runtime.return_constants, constants):
                 return None  # (the loaded code is shared by equal LLVM IR; its constants may differ)
         return runtime.returning
+
+    def returning_dispatcher(self, fallback):
+        """`f(*args)`: `returning_call`'s builtin as METH_VARARGS, calling `fallback(*args)` when it declines.
+
+        Only after `returning_call` set the entry up (else None)."""
+        symbol = self.abi.pyreturn_symbol
+        if self._runtime.returning is None:
+            return None
+        return pycall.builtin(self._jit.function_address(symbol), symbol, self._jit, fallback=fallback, varargs=True)
 
     def _call_checked_in_python(self, arrays: tuple) -> None:
         pointers = check_arguments(self.name, self.arg_specs, arrays)

@@ -20,9 +20,12 @@ Buffer j of the kernel comes, by the call layout in the runtime table
     the rest                 a constant array whose address is table slot
                              `RT_SLOTS + j` (kept alive by call.py).
 It returns the one fresh output (kind 1) or a tuple of them (kind 2). When
-the arity or an argument check fails, or the layout is not set up (kind 0),
-nothing is allocated and it returns `NotImplemented` (a new reference): the
-caller's slow path then raises the precise error. An allocation failure
+the arity or an argument check fails, the layout is not set up (kind 0) or
+a trace is open (the count at RT_TRACES_OPEN), nothing is allocated and it
+declines: it calls the fallback its builtin carries (pycall.py), which for
+an `@rm.jit` function is the Python call path, or returns `NotImplemented`
+(a new reference) to a Python caller that falls back itself; either way the
+slow path then runs, or raises the precise error. An allocation failure
 releases what was allocated and returns NULL with CPython's MemoryError set.
 
 No overlap check is needed: call.py sets a layout up only when no input is
@@ -51,6 +54,7 @@ from .numpy_abi import (
     RT_PY_DECREF,
     RT_PY_INCREF,
     RT_PYARRAY_NEW,
+    RT_PYOBJECT_CALL,
     RT_PYFLOAT_FROMDOUBLE,
     RT_PYLONG_FROMLONGLONG,
     RT_PYTUPLE_NEW,
@@ -59,6 +63,7 @@ from .numpy_abi import (
     RT_RET_N_IN,
     RT_RET_N_OUT,
     RT_SLOTS,
+    RT_TRACES_OPEN,
     RT_TYPENUM,
     RT_WORKSPACE,
 )
@@ -79,17 +84,32 @@ class PyReturnEmitter(CheckedEmitter):
         self.fn.args[0].name, self.fn.args[1].name = "self", "args_tuple"
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self._slots: dict[int, ir.Value] = {}
-        # Declining: return NotImplemented (a new reference); the input checks branch here.
-        self.fail = self.fn.append_basic_block("declined")
-        b = ir.IRBuilder(self.fail)
+        self.fail = self._emit_declined()
+
+    def _emit_declined(self) -> ir.Block:
+        """Declining (the input checks branch here): `self` is the tuple `(fallback, ...)` of pycall.py;
+        return NotImplemented (a new reference) if that is the fallback, else `fallback(*args_tuple)`."""
+        block = self.fn.append_basic_block("declined")
+        b = ir.IRBuilder(block)
+        items = b.gep(self.fn.args[0], [b.load(self._table_slot(b, RT_OFF_TUPLE_ITEMS), typ=I64)], source_etype=ir.IntType(8))
+        fallback = b.load(items, typ=PTR, align=8)
         declined = self._runtime_pointer(b, RT_DECLINED)
-        b.call(self._runtime_function(b, RT_PY_INCREF, _UNARY_OBJECT), [declined])
-        b.ret(declined)
+        with b.if_else(b.icmp_unsigned("==", fallback, declined)) as (plain, call):
+            with plain:
+                b.call(self._runtime_function(b, RT_PY_INCREF, _UNARY_OBJECT), [declined])
+                b.ret(declined)
+            with call:
+                call_object = self._runtime_function(b, RT_PYOBJECT_CALL, ir.FunctionType(PTR, [PTR, PTR, PTR]))
+                b.ret(b.call(call_object, [fallback, self.fn.args[1], ir.Constant(PTR, None)]))
+        b.unreachable()
+        return block
+
+    def _table_slot(self, b: ir.IRBuilder, slot: int) -> ir.Value:
+        return b.gep(self.table, [ir.Constant(I64, 0), ir.Constant(I64, slot)], inbounds=True)
 
     def _runtime_pointer(self, b: ir.IRBuilder, slot: int, typ: ir.Type = PTR) -> ir.Value:
         """Table slot `slot` loaded with builder `b` (outside the check chain, so not the cached `slot`)."""
-        ptr = b.gep(self.table, [ir.Constant(I64, 0), ir.Constant(I64, slot)], inbounds=True)
-        return b.inttoptr(b.load(ptr, typ=I64, align=8), typ)
+        return b.inttoptr(b.load(self._table_slot(b, slot), typ=I64, align=8), typ)
 
     def _runtime_function(self, b: ir.IRBuilder, slot: int, ftype: ir.FunctionType) -> ir.Value:
         return self._runtime_pointer(b, slot, ftype.as_pointer())
@@ -108,6 +128,12 @@ class PyReturnEmitter(CheckedEmitter):
         kind = self.slot(RT_RET_KIND)
         self.require(b.and_(b.icmp_signed("!=", self.slot(RT_READY), ir.Constant(I64, 0)),
                             b.icmp_signed("!=", kind, ir.Constant(I64, 0))), "set_up")  # fmt: skip
+        # Inside a trace a call must be traced, not run (jit.call_traced): decline while one is open.
+        traces = self.slot(RT_TRACES_OPEN)
+        zero = ir.GlobalVariable(self.mctx.llmod, I64, name=self.mctx.symbol(f"{self.name}_no_traces"))
+        zero.initializer, zero.global_constant, zero.linkage = ir.Constant(I64, 0), True, "private"
+        counter = b.select(b.icmp_unsigned("!=", traces, ir.Constant(I64, 0)), b.inttoptr(traces, PTR), zero)
+        self.require(b.icmp_signed("==", b.load(counter, typ=I64, align=8), ir.Constant(I64, 0)), "not_tracing")
         n_in = self.slot(RT_RET_N_IN)
         fresh_end = b.add(n_in, self.slot(RT_RET_N_OUT))
         tup = self.fn.args[1]

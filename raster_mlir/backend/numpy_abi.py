@@ -35,8 +35,10 @@ int64 slots that Python fills after loading the object code:
                              with: numpy's `PyArray_New` (from its C-API
                              capsule, checked by a call), `PyFloat_FromDouble`,
                              `PyLong_FromLongLong`, `PyTuple_New`, `Py_IncRef`,
-                             `Py_DecRef`, `NotImplemented` (its "declined"),
-                             and numpy's type number of each DTYPE_ORDER entry
+                             `Py_DecRef`, `PyObject_Call`, `NotImplemented`
+                             (its "declined"), the address of the count of
+                             open traces (set by call.py), and numpy's type
+                             number of each DTYPE_ORDER entry
     slot  RT_SLOTS + j       per buffer j of the entry, filled by call.py: the
                              data address of a constant buffer, for `_pyreturn`
 
@@ -91,7 +93,9 @@ RT_PYTUPLE_NEW = RT_PYLONG_FROMLONGLONG + 1
 RT_PY_INCREF = RT_PYTUPLE_NEW + 1
 RT_PY_DECREF = RT_PY_INCREF + 1
 RT_DECLINED = RT_PY_DECREF + 1
-RT_TYPENUM = RT_DECLINED + 1
+RT_PYOBJECT_CALL = RT_DECLINED + 1
+RT_TRACES_OPEN = RT_PYOBJECT_CALL + 1  # address of an int64 that is non-zero while a trace is open (call.py)
+RT_TYPENUM = RT_TRACES_OPEN + 1
 # The call layout `_pyreturn` serves (call.py fills these; kind 0 = not set up: it declines).
 RT_RET_KIND = RT_TYPENUM + len(DTYPE_ORDER)  # 1: the one fresh output, 2: a tuple of the fresh outputs
 RT_RET_N_IN = RT_RET_KIND + 1  # leading buffers taken from the argument tuple
@@ -145,6 +149,7 @@ def probe_layout() -> dict[int, int] | None:
         (RT_PYTUPLE_NEW, api.PyTuple_New),
         (RT_PY_INCREF, api.Py_IncRef),
         (RT_PY_DECREF, api.Py_DecRef),
+        (RT_PYOBJECT_CALL, api.PyObject_Call),
     ):
         layout[slot] = ctypes.cast(function, ctypes.c_void_p).value
     layout[RT_DECLINED] = id(NotImplemented)

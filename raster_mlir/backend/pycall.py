@@ -6,11 +6,14 @@ a builtin (`PyCFunction`) with `METH_O` directly, C to C, in tens of
 nanoseconds. The entry points' `<name>_pycall` (llvm_entry.py) already has the
 `METH_O` signature `PyObject* f(PyObject* self, PyObject* arg)`; this module
 wraps its address in a builtin function object with `PyCFunction_NewEx`.
+With `METH_VARARGS` the same function receives the tuple of positional
+arguments instead, so a builtin can stand for `f(*args)` itself: an
+`@rm.jit` function's `__call__` (jit.py) is such a builtin.
 
 Lifetime: CPython keeps only a pointer to the `PyMethodDef` it is given, so
 the definition (and the JIT that holds the machine code) must live as long as
-the builtin. Both are owned by the `_Owner` passed as the builtin's `self`,
-which the builtin holds a reference to, so nothing can outlive what it calls.
+the builtin. Both are held by the tuple passed as the builtin's `self`, which
+the builtin holds a reference to, so nothing can outlive what it calls.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
+METH_VARARGS = 0x0001
 METH_O = 0x0008
 
 
@@ -28,15 +32,6 @@ class _MethodDef(ctypes.Structure):
         ("ml_flags", ctypes.c_int),
         ("ml_doc", ctypes.c_char_p),
     ]
-
-
-class _Owner:
-    """Keeps the method definition, its name and the machine code alive (the builtin's `__self__`)."""
-
-    __slots__ = ("definition", "name", "code_owner")
-
-    def __init__(self, definition, name, code_owner):
-        self.definition, self.name, self.code_owner = definition, name, code_owner
 
 
 def _new_function():
@@ -54,14 +49,18 @@ def available() -> bool:
     return _NEW is not None
 
 
-def builtin_method_o(address: int, name: str, code_owner):
-    """A builtin `f(arg)` that calls the native `PyObject* fn(PyObject* self, PyObject* arg)` at `address`.
+def builtin(address: int, name: str, code_owner, fallback=NotImplemented, varargs: bool = False):
+    """A builtin calling the native `PyObject* fn(PyObject* self, PyObject* arg)` at `address`.
 
-    `code_owner` is kept alive as long as the builtin (the JIT holding the code).
+    `varargs=False` (METH_O): `f(t)` passes the object `t`; `varargs=True`
+    (METH_VARARGS): `f(*args)` passes the tuple `args`. The builtin's `self`
+    is the tuple `(fallback, definition, name, code_owner)`: `<entry>_pyreturn`
+    calls `fallback(*args)` when it declines (NotImplemented: return that),
+    and the rest stays alive as long as the builtin (`code_owner`: the JIT).
     """
     if _NEW is None:
         raise RuntimeError("native builtins need CPython")
     encoded = name.encode()
-    definition = _MethodDef(encoded, address, METH_O, None)
-    owner = _Owner(definition, encoded, code_owner)
+    definition = _MethodDef(encoded, address, METH_VARARGS if varargs else METH_O, None)
+    owner = (fallback, definition, encoded, code_owner)
     return _NEW(ctypes.addressof(definition), owner, None)

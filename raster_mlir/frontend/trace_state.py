@@ -8,6 +8,7 @@ and defines TracedArray as a subclass of `Traced`.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +21,15 @@ _STATE = threading.local()
 # Scopes open on all threads together. Reading `threading.local` costs 0.1-0.7 us
 # (an AttributeError inside getattr on a thread that never traced), more than a
 # whole native call; this counter lets the call paths of compiled functions and
-# the eager primitives skip it while nothing is traced anywhere.
-TRACES_OPEN = [0]
+# the eager primitives skip it while nothing is traced anywhere. A C integer: the
+# native dispatchers of `@rm.jit` functions read it too (backend/llvm_pyreturn.py).
+TRACES_OPEN = ctypes.c_int64(0)
 _COUNT_LOCK = threading.Lock()
 
 
 def active_scope() -> FunctionScope | None:
     """The function being traced on this thread, or None outside any trace."""
-    if not TRACES_OPEN[0]:
+    if not TRACES_OPEN.value:
         return None
     stack = getattr(_STATE, "scopes", None)
     return stack[-1] if stack else None
@@ -38,13 +40,13 @@ def push_scope(scope: FunctionScope) -> None:
         _STATE.scopes = []
     _STATE.scopes.append(scope)
     with _COUNT_LOCK:
-        TRACES_OPEN[0] += 1
+        TRACES_OPEN.value += 1
 
 
 def pop_scope() -> None:
     _STATE.scopes.pop()
     with _COUNT_LOCK:
-        TRACES_OPEN[0] -= 1
+        TRACES_OPEN.value -= 1
 
 
 class Traced:

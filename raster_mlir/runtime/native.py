@@ -11,6 +11,7 @@ writability and overlap before any native code runs.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from raster_mlir import backend
 from raster_mlir.runtime.arguments import check_args
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.dialects import raster as R
-from raster_mlir.frontend.trace_state import NUMPY_DTYPES
+from raster_mlir.frontend.trace_state import NUMPY_DTYPES, TRACES_OPEN
 from raster_mlir.timing import NO_TIMER
 
 
@@ -49,6 +50,7 @@ class NativeEntry(LLVMInspection):
         self.fresh = [k for k, a in enumerate(result_aliases) if a < 0]
         self.out_shapes = [(R.shape_of(result_types[k]), NUMPY_DTYPES[R.dtype_of(result_types[k])]) for k in self.fresh]
         self.constants = list(constants)
+        self.returns_natively = False  # fast_caller gave `<entry>_pyreturn` (results made natively)
         self.written = {a for a in result_aliases if a >= 0}
         # The IR's argument names (the user's parameter names), for error messages.
         self.arg_names = [spec.name for spec in function.arg_specs[: len(self.input_specs)]]
@@ -110,8 +112,10 @@ class NativeEntry(LLVMInspection):
         constants = tuple(self.constants)
         if aliases == (-1,) * len(specs) and (bare_result and len(specs) == 1 or flat_tuple):
             # All native: checks, outputs, the call and the result (backend/llvm_pyreturn.py).
-            native = self.function.returning_call(len(self.input_specs), len(specs), bare_result, constants)
+            traces_open = ctypes.addressof(TRACES_OPEN)
+            native = self.function.returning_call(len(self.input_specs), len(specs), bare_result, constants, traces_open)
             if native is not None:
+                self.returns_natively = True
                 return native
         checked_call = self.function.checked_call  # truthy: declined, nothing ran
         empty = np.empty
