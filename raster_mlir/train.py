@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -36,7 +37,6 @@ from raster_mlir.errors import RasterError, ShapeError, argument_label, with_loc
 from raster_mlir.runtime.arguments import ArgSpec, parameter_names, signature_of
 from raster_mlir.frontend.source import user_location
 from raster_mlir.jit import CompiledFunction, JitFunction
-from raster_mlir.runtime.native import MISS
 from raster_mlir.autodiff_api import value_and_grad
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 from raster_mlir.optim import SGD, Optimizer
@@ -83,7 +83,9 @@ class TrainStep(LLVMInspection):
         self._states: dict[tuple[tuple[tuple[int, ...], str], ...], OptimizerState] = {}
         self._state: OptimizerState | None = None  # the most recently used
         self._last: CompiledFunction | None = None
-        self._fast = None  # hot path of the most recently used signature
+        # What `step(*args)` calls (see __call__): the hot path of the most recently used
+        # signature, or the slow path before there is one.
+        self._dispatch = self._call
         self._loops: dict[tuple, DataLoop] = {}
         self._last_loop: DataLoop | None = None
 
@@ -160,12 +162,11 @@ class TrainStep(LLVMInspection):
         return entry
 
     # -- calling ----------------------------------------------------------------
-    def __call__(self, *args) -> float:
-        fast = self._fast
-        if fast is not None:
-            loss = fast(args)
-            if loss is not MISS:
-                return loss
+    # `step(*args)` calls `self._dispatch(*args)` with no Python frame in between (the
+    # property's getter is C code): one frame less per step than a `__call__` method.
+    __call__ = property(operator.attrgetter("_dispatch"), doc="One training step; returns the loss (a float).")
+
+    def _call(self, *args) -> float:
         return self._slow_call(args)
 
     @_located
@@ -175,7 +176,7 @@ class TrainStep(LLVMInspection):
         outs = compiled.run_flat((*args, *state.arrays, *scalars))
         state.steps += 1
         if compiled.native is not None:
-            self._fast = self._fast_caller(compiled, state)
+            self._dispatch = self._fast_caller(compiled, state)
         return float(outs[0])
 
     def _fast_caller(self, compiled: CompiledFunction, state: OptimizerState):
@@ -183,7 +184,7 @@ class TrainStep(LLVMInspection):
 
         The loss buffer is reused between calls; Adam's per-step scalars are
         written into 0-d arrays it owns. Any argument the native check refuses
-        returns MISS, and the slow path re-dispatches or raises the precise error.
+        takes the slow path, which re-dispatches or raises the precise error.
         """
         native = compiled.native
         checked_call = native.function.checked_call  # truthy: declined, nothing ran
@@ -191,22 +192,23 @@ class TrainStep(LLVMInspection):
         loss = np.empty((), dtype)
         scalars = [np.empty((), dtype) for _ in self.optimizer.step_scalars(1)]
         tail = (*state.arrays, *scalars, loss, *native.constants)
+        slow = self._slow_call
         if not scalars:
 
-            def fast(args):
+            def fast(*args):
                 if checked_call(args + tail):
-                    return MISS
+                    return slow(args)
                 state.steps += 1
                 return float(loss)
 
             return fast
         step_scalars = self.optimizer.step_scalars
 
-        def fast_with_scalars(args):
+        def fast_with_scalars(*args):
             for array, value in zip(scalars, step_scalars(state.steps + 1)):
                 array[()] = value
             if checked_call(args + tail):
-                return MISS
+                return slow(args)
             state.steps += 1
             return float(loss)
 
