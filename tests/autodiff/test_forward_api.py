@@ -288,3 +288,31 @@ def test_dict_primals_after_flat_ones_take_the_pytree_path():
     (hv_flat,) = rm.hvp(f, (x, y), (x,), argnums=(0,))
     (hv_nested,) = rm.hvp(f, ({"w": x}, y), ({"w": x},), argnums=(0,))
     np.testing.assert_allclose(hv_nested["w"], hv_flat)
+
+
+def test_flat_fast_path_declines_what_it_cannot_run():
+    # After a flat call has been compiled, another shape, a bad tangent, a Python number
+    # and a call inside a trace all take the general path (compile, raise, or trace).
+    def f(w, s):
+        return rm.sum(rm.sin(w) * w) * s
+
+    def hv_expected(w, v, s):
+        return (2 * np.cos(w) - w * np.sin(w)) * v * s
+
+    x, v = np.arange(1.0, 4.0), np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(rm.hvp(f, (x, np.float64(2.0)), (v,), argnums=0), hv_expected(x, v, 2.0))
+    x5, v5 = np.linspace(0.1, 1.0, 5), np.ones(5)
+    np.testing.assert_allclose(rm.hvp(f, (x5, np.float64(2.0)), (v5,), argnums=0), hv_expected(x5, v5, 2.0))
+    np.testing.assert_allclose(rm.hvp(f, (x, 3.0), (v,), argnums=0), hv_expected(x, v, 3.0))
+    with pytest.raises(rm.GradientError, match=r"tangent of argument 0 .* shape \(2,\)"):
+        rm.hvp(f, (x, np.float64(2.0)), (np.ones(2),), argnums=0)
+
+    @rm.jit
+    def inside(w, v):
+        return rm.hvp(f, (w, np.float64(2.0)), (v,), argnums=0) * 1.0
+
+    np.testing.assert_allclose(inside(x, v), hv_expected(x, v, 2.0))
+    _, t = rm.jvp(f, (x, np.float64(2.0)), (v, np.float64(0.0)))
+    np.testing.assert_allclose(t, np.sum((np.cos(x) * x + np.sin(x)) * v) * 2.0)
+    with pytest.raises(rm.GradientError, match="tangent of argument 1"):
+        rm.jvp(f, (x, np.float64(2.0)), (v, np.ones(2)))
