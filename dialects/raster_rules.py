@@ -48,6 +48,7 @@ from .raster_rules_elementwise import ELEMENTWISE_RULES
 from .raster_rules_index import INDEX_RULES
 from .raster_rules_while import WHILE_RULES
 from . import raster_tangents_control  # noqa: F401, E402  (the loops' tangent rules, in CONTROL/WHILE_RULES)
+from . import raster_tangents_tape  # noqa: F401, E402  (growable tapes' tangent rules, in WHILE_RULES)
 from .raster_rules_linalg import LINALG_RULES
 from .raster_rules_maths import MATHS_RULES
 from .raster_rules_nn import NN_RULES
@@ -61,8 +62,9 @@ DEFAULT_RULES.mark_nondifferentiable(R.GreaterOp, R.EqualOp, R.FillOp, R.Constan
 # holds every op of the dialect to this: a reverse and a tangent rule, or a reason here).
 _COMPARISON = "a comparison: a 0/1 mask, piecewise constant (marked non-differentiable)"
 _INTEGER = "integer arithmetic on traced integers (marked non-differentiable)"
-_TAPE = ("a growable tape of a loop's reverse pass: differentiating that pass again (hvp, grad of grad "
-         "through a loop with a run-time trip count) is a GradientError")  # fmt: skip
+_TAPE = ("a growable tape of a loop's reverse pass: forward mode over that pass (hvp, jacfwd) gives it a tangent "
+         "tape (raster_tangents_tape.py); reverse mode over it (grad of grad through a loop with a run-time "
+         "trip count) is a GradientError")  # fmt: skip
 _LOOP_LEVEL = "loop level (made by lower-tape): no AD pass sees it"
 WITHOUT_RULES: dict[str, str] = {
     **dict.fromkeys(["raster.greater", "raster.equal", "raster.less", "raster.less_equal", "raster.greater_equal",

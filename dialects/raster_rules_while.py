@@ -27,9 +27,7 @@ from raster_mlir.dialects import raster as R
 from .raster_control import INDEX, ConditionOp, ForOp, WhileOp, YieldOp, clone_block_into
 from .raster_loop_adjoint import LoopAdjoint, reverse_loop
 from .raster_loop_transforms import Builder, detached_ops, execution_step, insert_before, taped_carries
-from raster_mlir.errors import GradientError, with_location
-
-from .raster_rules_core import ReverseBuilder, RuleSet, describe_location
+from .raster_rules_core import ReverseBuilder, RuleSet
 from .raster_tape import TapeGetOp, TapeNewOp, TapePushOp
 
 WHILE_RULES = RuleSet("while")
@@ -160,18 +158,3 @@ def while_rule(b: ReverseBuilder, op: WhileOp, cts):
 
 
 while_rule.augment = augment_while
-
-
-def _no_tangent_for_growable_tapes(b, op, tangents):
-    raise with_location(
-        GradientError(
-            "forward-ad: forward mode over the reverse pass of a loop with a run-time trip count "
-            "(rm.while_loop, or rm.fori_loop with traced bounds) is not supported: its growable tape has "
-            "no tangent. Use static bounds (rm.fori_loop with Python ints, rm.scan) for hvp / jacfwd of "
-            "such a gradient"
-        ),
-        describe_location(op),
-    )
-
-
-WHILE_RULES.register_tangent(TapePushOp, TapeGetOp)(_no_tangent_for_growable_tapes)

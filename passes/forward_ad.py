@@ -69,6 +69,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from raster_mlir.dialects import raster as R
+from raster_mlir.dialects.raster_tangents_tape import TangentTapeNeeded, label_tapes, seed_tangent_tapes, unlabel_tapes
 from raster_mlir.dialects.raster_rules import (
     RuleSet,
     TangentBuilder,
@@ -171,6 +172,17 @@ class TangentFunctionBuilder:
         self.argnums = jvp_op.argnum_values()
 
     def build(self, name: str) -> func.FuncOp:
+        """The tangent function, built again with a tangent tape for each growable tape found to need one."""
+        seeded: set[int] = set()
+        while True:
+            try:
+                return self._build(name, seeded)
+            except TangentTapeNeeded as need:
+                if need.tape in seeded:  # a seeded tape has a tangent: its pushes cannot ask again
+                    raise
+                seeded.add(need.tape)
+
+    def _build(self, name: str, seeded_tapes: set[int]) -> func.FuncOp:
         inputs = list(self.callee.function_type.inputs)
         outputs = list(self.callee.function_type.outputs)
         tangent_inputs = [inputs[i] for i in self.argnums]
@@ -185,10 +197,13 @@ class TangentFunctionBuilder:
         staging = Block()
         returned = self._copy_body(staging, primal_args)
         ops = list(staging.ops)
+        tapes = label_tapes(staging)
         for op in ops:
             staging.detach_op(op)
         tangents = {primal_args[i]: t for i, t in zip(self.argnums, tangent_args)}
+        seed_tangent_tapes(block, tapes, seeded_tapes, tangents)
         propagate_tangents(block, ops, tangents, self.rules, self.functions, f"@{self.callee_name}")
+        unlabel_tapes(block)
 
         results = list(returned.arguments)
         for value in list(results):

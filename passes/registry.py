@@ -47,6 +47,7 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "defer-updates": _lazy("raster_mlir.passes.defer_updates", "DeferUpdatesPass"),
     "skip-zero-chunks": _lazy("raster_mlir.passes.skip_zero_chunks", "SkipZeroChunksPass"),
     "skip-zero-updates": _lazy("raster_mlir.passes.skip_zero_updates", "SkipZeroUpdatesPass"),
+    "skip-masked-terms": _lazy("raster_mlir.passes.skip_masked_terms", "SkipMaskedTermsPass"),
     "fuse-epilogues": _lazy("raster_mlir.passes.fuse_epilogues", "FuseEpiloguesPass"),
     "parallelize-loops": _lazy("raster_mlir.passes.parallelize_loops", "ParallelizeLoopsPass"),
     "fuse-softmax-cross-entropy": _lazy("raster_mlir.passes.fuse_softmax_cross_entropy", "FuseSoftmaxCrossEntropyPass"),

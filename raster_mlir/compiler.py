@@ -35,12 +35,14 @@ from raster_mlir.verifier import verify_module
 
 # Tensor-level passes; the default pipeline stops here when no native backend is asked for.
 TENSOR_PIPELINE = "inline,autodiff,forward-ad,inline,canonicalize,cse,dce"
-LOOP_PIPELINE = "lower-to-loops,fuse-loops,fuse-epilogues,skip-zero-updates,skip-zero-chunks,parallelize-loops"
+LOOP_PIPELINE = (
+    "lower-to-loops,fuse-loops,fuse-epilogues,skip-zero-updates,skip-zero-chunks,skip-masked-terms,parallelize-loops"
+)
 DEFAULT_PIPELINE = f"{TENSOR_PIPELINE},{LOOP_PIPELINE}"
-# Without the two sparsity passes, whose skipped terms (W * 0, W - e * 0) would have turned an inf or
-# NaN in W, e or x into NaN: results keep numpy's NaN/inf semantics everywhere (bench/bench_strict_nan.py
-# measures the cost).
-SPARSITY_PASSES = ("skip-zero-updates", "skip-zero-chunks")
+# Without the sparsity passes, whose skipped terms (W * 0, W - e * 0, a masked-out tangent * 0) would
+# have turned an inf or NaN in W, e or x into NaN: results keep numpy's NaN/inf semantics everywhere
+# (bench/bench_strict_nan.py measures the cost).
+SPARSITY_PASSES = ("skip-zero-updates", "skip-zero-chunks", "skip-masked-terms")
 STRICT_PIPELINE = ",".join(p for p in DEFAULT_PIPELINE.split(",") if p not in SPARSITY_PASSES)
 
 

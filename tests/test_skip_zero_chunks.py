@@ -341,8 +341,9 @@ def test_the_step_scans_each_sample_once_for_the_dot_products_and_the_update():
 
 
 def test_the_pass_is_last_in_the_default_pipeline():
-    # Only parallelize-loops, which marks loops and changes none, follows it.
-    assert DEFAULT_PIPELINE.endswith(",skip-zero-chunks,parallelize-loops")
+    # Only skip-masked-terms (which moves whole reductions under a branch, chunk loops included) and
+    # parallelize-loops, which marks loops and changes none, follow it.
+    assert DEFAULT_PIPELINE.endswith(",skip-zero-chunks,skip-masked-terms,parallelize-loops")
     assert "skip-zero-chunks" not in NO_CHUNKS
 
 

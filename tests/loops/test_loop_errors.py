@@ -124,12 +124,3 @@ def test_checkpoint_policy_errors():
     assert "checkpoint='sqrt' needs a trip count known while tracing" in str(err)
     err = compile_error(lambda x: rm.fori_loop(0, 5, lambda i, c: c, x, checkpoint=0), X)
     assert "checkpoint must be a positive int" in str(err)
-
-
-def test_forward_over_reverse_through_a_while_loop_is_refused_clearly():
-    def g(x):
-        c, _ = rm.while_loop(lambda s: 2.0 > s[1], lambda s: (rm.tanh(s[0]) * x, s[1] + 0.5), (x, 0.0))
-        return rm.sum(c)
-
-    with pytest.raises(rm.GradientError, match="run-time trip count .* is not supported: its growable tape"):
-        rm.hvp(g, (X,), (X,))
