@@ -49,6 +49,7 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError, with_location
 from raster_mlir.frontend.pytree import flatten, unflatten
 from raster_mlir.frontend.source import user_location
+from raster_mlir.frontend.trace_state import TRACES_OPEN
 from raster_mlir.frontend.tracer import TracedArray, active_scope
 from raster_mlir.jit import JitFunction, jit
 from raster_mlir.runtime.native import MISS
@@ -328,7 +329,7 @@ def _run_flat_fast(f, key: tuple, primals, tangents):
     entry = getattr(f, "_raster_transforms", None)
     table = entry[1] if entry is not None and entry[0] == id(f) else _transforms_of(f)
     fn = table.get((*key, len(primals), len(tangents)))
-    if fn is None or fn._fast is None or active_scope() is not None:
+    if fn is None or fn._fast is None or TRACES_OPEN.value:  # (active_scope() without its thread-local read)
         return MISS
     return fn._fast(primals + tangents)
 
