@@ -215,6 +215,8 @@ class NativeFunction(LLVMInspection):
         layout = probe_layout()
         if not runtime.native_checks or not pycall.available() or layout is None or not layout[RT_PYARRAY_NEW]:
             return None
+        if not self.abi.pyreturn_symbol:
+            return None
         if n_inputs + n_outputs + len(constants) != len(specs) or (single and n_outputs != 1):
             return None
         if any(spec.written for spec in specs[:n_inputs]):

@@ -83,13 +83,17 @@ def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):
     table.align = 64
     checked = CheckedEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
     pycall = _emit_pycall(mctx, info.name, checked, table)
-    pyreturn = PyReturnEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
+    # `_pyreturn` serves functions whose results are all fresh; a train step writes its
+    # results into its inputs (`raster.result_aliases`), so it would never be called.
+    aliases = info.op.attributes.get("raster.result_aliases")
+    in_place = aliases is not None and any(a >= 0 for a in aliases.get_values())
+    pyreturn = None if in_place else PyReturnEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
     return EntryABI(
         name=info.name,
         packed_symbol=packed.name,
         checked_symbol=checked.name,
         pycall_symbol=pycall.name,
-        pyreturn_symbol=pyreturn.name,
+        pyreturn_symbol=pyreturn.name if pyreturn is not None else "",
         runtime_table_symbol=table.name,
         specs=tuple(specs),
         workspace_bytes=info.workspace_bytes,

@@ -47,8 +47,17 @@ F64 = ir.DoubleType()
 from .numpy_abi import (
     DTYPE_ORDER,
     RT_DECLINED,
+    RT_DESCR,
+    RT_NATIVE_BYTEORDER,
     RT_NDARRAY_TYPE,
     RT_OFF_DATA,
+    RT_OFF_DESCR,
+    RT_OFF_DESCR_BYTEORDER,
+    RT_OFF_DESCR_TYPEOBJ,
+    RT_OFF_DIMS,
+    RT_OFF_FLAGS,
+    RT_OFF_ND,
+    RT_OFF_OB_TYPE,
     RT_OFF_TUPLE_ITEMS,
     RT_OFF_TUPLE_SIZE,
     RT_PY_DECREF,
@@ -62,12 +71,17 @@ from .numpy_abi import (
     RT_RET_KIND,
     RT_RET_N_IN,
     RT_RET_N_OUT,
+    RT_SCALAR_TYPE,
     RT_SLOTS,
     RT_TRACES_OPEN,
     RT_TYPENUM,
     RT_WORKSPACE,
 )
 
+_BRANCH_SLOTS = (
+    RT_NDARRAY_TYPE, RT_OFF_OB_TYPE, RT_OFF_DESCR, RT_OFF_DESCR_TYPEOBJ, RT_OFF_DESCR_BYTEORDER,
+    RT_NATIVE_BYTEORDER, RT_OFF_ND, RT_OFF_FLAGS, RT_OFF_DIMS, RT_OFF_DATA, RT_OFF_TUPLE_ITEMS, RT_WORKSPACE,
+)  # fmt: skip
 _PYARRAY_NEW = ir.FunctionType(PTR, [PTR, I32, PTR, I32, PTR, PTR, I32, I32, PTR])
 _UNARY_OBJECT = ir.FunctionType(ir.VoidType(), [PTR])
 
@@ -121,16 +135,19 @@ class PyReturnEmitter(CheckedEmitter):
         for j in range(n):
             b.store(ir.Constant(PTR, None), self._object_slot(j))
         self.release = self._emit_release()
-        # Every table slot loaded once here, in the entry chain: the per-buffer branches
-        # use them, and a load inside one branch would not dominate the others.
-        for slot in range(RT_SLOTS):
+        # The table slots the per-buffer branches use, loaded once here in the entry chain
+        # (a load inside one branch would not dominate the others).
+        for slot in _BRANCH_SLOTS:
             self.slot(slot)
+        for k in sorted({DTYPE_ORDER.index(buf.dtype) for buf in self.buffers}):
+            for base in (RT_DESCR, RT_SCALAR_TYPE, RT_TYPENUM):
+                self.slot(base + k)
         kind = self.slot(RT_RET_KIND)
         self.require(b.and_(b.icmp_signed("!=", self.slot(RT_READY), ir.Constant(I64, 0)),
                             b.icmp_signed("!=", kind, ir.Constant(I64, 0))), "set_up")  # fmt: skip
         # Inside a trace a call must be traced, not run (jit.call_traced): decline while one is open.
         traces = self.slot(RT_TRACES_OPEN)
-        zero = ir.GlobalVariable(self.mctx.llmod, I64, name=self.mctx.symbol(f"{self.name}_no_traces"))
+        zero = ir.GlobalVariable(self.mctx.llmod, I64, name=self.mctx.llmod.get_unique_name(f"{self.name}_no_traces"))
         zero.initializer, zero.global_constant, zero.linkage = ir.Constant(I64, 0), True, "private"
         counter = b.select(b.icmp_unsigned("!=", traces, ir.Constant(I64, 0)), b.inttoptr(traces, PTR), zero)
         self.require(b.icmp_signed("==", b.load(counter, typ=I64, align=8), ir.Constant(I64, 0)), "not_tracing")
@@ -208,8 +225,9 @@ class PyReturnEmitter(CheckedEmitter):
     def _allocate(self, j: int) -> ir.Value:
         """A fresh C-ordered array for buffer j (kept in objects[j]); its data pointer."""
         b, buf = self.b, self.buffers[j]
-        dims = ir.GlobalVariable(self.mctx.llmod, ir.ArrayType(I64, len(buf.shape)), name=self.mctx.symbol(f"{self.name}_dims{j}"))
-        dims.initializer = ir.Constant(ir.ArrayType(I64, len(buf.shape)), list(buf.shape))
+        dims_type = ir.ArrayType(I64, len(buf.shape))
+        dims = ir.GlobalVariable(self.mctx.llmod, dims_type, name=self.mctx.llmod.get_unique_name(f"{self.name}_dims{j}"))
+        dims.initializer = ir.Constant(dims_type, list(buf.shape))
         dims.global_constant = True
         dims.linkage = "private"
         new = self._runtime_function(b, RT_PYARRAY_NEW, _PYARRAY_NEW)
