@@ -104,7 +104,9 @@ class CompiledFunction(LLVMInspection):
         if self.native is not None:
             tree = self.out_tree
             flat_tuple = tree is not None and tree[0] is tuple and all(leaf is None for leaf in tree[1])
-            self.fast_call = self.native.fast_caller(self._package, bare_result=tree is None, flat_tuple=flat_tuple)
+            self.fast_call = self.native.fast_caller(
+                self._package, bare_result=tree is None, flat_tuple=flat_tuple, tree=tree
+            )
 
     # -- compiling ------------------------------------------------------------
     def _cache_key(self) -> str | None:

@@ -47,6 +47,42 @@ def _build(tree: Tree, it) -> Any:
     return kind(_build(c, it) for c in children)
 
 
+def packer(tree: Tree, scalar_leaves=frozenset()):
+    """`pack(leaves)` -> the nested value `unflatten(tree, leaves)` builds, or None for trees it does not cover.
+
+    For the per-call path of compiled functions: `pack` is one generated
+    expression (`lambda v: (v[0].item(), (v[1], v[2]))`), so a call builds its
+    result without recursion, generators or iterators (each a Python frame or
+    a garbage-collected object per call). Leaves whose index is in
+    `scalar_leaves` become Python numbers (`.item()`). Covers tuples, lists and
+    dicts with string keys; other containers get None (use `unflatten`).
+    """
+    counter = iter(range(1 << 62))
+
+    def source(t: Tree) -> str:
+        if t is None:
+            i = next(counter)
+            return f"v[{i}].item()" if i in scalar_leaves else f"v[{i}]"
+        if t[0] is dict:
+            _, keys, children = t
+            if not all(type(k) is str for k in keys):
+                raise ValueError("dict keys other than strings")
+            return "{" + ", ".join(f"{k!r}: {source(c)}" for k, c in zip(keys, children)) + "}"
+        kind, children = t
+        items = ", ".join(source(c) for c in children)
+        if kind is tuple:
+            return f"({items}{',' if len(children) == 1 else ''})"
+        if kind is list:
+            return f"[{items}]"
+        raise ValueError(f"container {kind.__name__}")
+
+    try:
+        body = source(tree)
+    except ValueError:
+        return None
+    return eval(f"lambda v: {body}", {})  # noqa: S307 - built from the tree's structure and string keys' reprs
+
+
 def describe(tree: Tree) -> str:
     """A readable structure: `(*, [*, *])`, `{'v': *, 'x': *}`; * is a leaf."""
     if tree is None:

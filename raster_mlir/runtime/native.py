@@ -23,6 +23,7 @@ from raster_mlir import backend
 from raster_mlir.runtime.arguments import check_args
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.dialects import raster as R
+from raster_mlir.frontend.pytree import packer
 from raster_mlir.frontend.trace_state import NUMPY_DTYPES, TRACES_OPEN
 from raster_mlir.timing import NO_TIMER
 
@@ -97,12 +98,14 @@ class NativeEntry(LLVMInspection):
         return self.function
 
     # -- calling ------------------------------------------------------------------
-    def fast_caller(self, package, bare_result: bool, flat_tuple: bool = False):
+    def fast_caller(self, package, bare_result: bool, flat_tuple: bool = False, tree=None):
         """A closure for the hot path: `call(args)` returns package(results), or MISS.
 
         `bare_result`: the function returns one array (not a tuple), so the
         result needs no packaging; `flat_tuple`: it returns a flat tuple of
-        arrays, so the tuple of fresh outputs is the result. It allocates the fresh outputs and lets the backend's native check
+        arrays, so the tuple of fresh outputs is the result; `tree`: the result's
+        nesting (frontend/pytree.py), packed by a generated expression when every
+        result is fresh. It allocates the fresh outputs and lets the backend's native check
         validate every argument; anything unusual (a Python number, another
         signature, a bad array) returns MISS and the caller takes the slow,
         fully checked path, which raises the precise error.
@@ -148,6 +151,18 @@ class NativeEntry(LLVMInspection):
                 return outs
 
             return call_tuple
+
+        scalars = frozenset(k for k, (shape, _) in enumerate(specs) if shape == ())
+        pack = packer(tree, scalars) if tree is not None and aliases == (-1,) * len(specs) else None
+        if pack is not None:
+
+            def call_tree(args):
+                outs = [empty(shape, dtype) for shape, dtype in specs]
+                if checked_call((*args, *outs, *constants)):
+                    return MISS
+                return pack(outs)
+
+            return call_tree
 
         def call(args):
             outs = [empty(shape, dtype) for shape, dtype in specs]
