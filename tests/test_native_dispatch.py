@@ -56,6 +56,25 @@ def test_results_match_the_python_path(n, dtype, seed):
             np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("argnums", [None, (1,), (0, 1)])
+def test_value_and_grad_nesting(argnums):
+    rng = np.random.default_rng(3)
+    W, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    vg = rm.value_and_grad(lambda W, x: rm.sum(rm.tanh(W @ x)), argnums=argnums)
+    first = vg(W, x)
+    assert _natively_dispatched(vg)
+    value, grads = vg(W, x)
+    want_value, want_grads = vg.lower(W, x).run_reference(W, x)
+    assert type(value) is float and type(grads) is tuple and len(grads) == len(want_grads) == len(first[1])
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    for got, want in zip(grads, want_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    before = sys.getrefcount(W)
+    for _ in range(200):
+        vg(W, x)
+    assert sys.getrefcount(W) == before
+
+
 def test_scalar_results_are_python_floats_of_the_values():
     x32 = np.linspace(-1, 1, 7, dtype=np.float32)
     f = rm.jit(_sum)

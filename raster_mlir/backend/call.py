@@ -137,6 +137,10 @@ def check_arguments(name: str, specs: tuple[ArgSpec, ...], arrays: tuple) -> lis
     return [lo for lo, _ in ranges]
 
 
+# The result nestings `<entry>_pyreturn` builds (its RT_RET_KIND values, llvm_pyreturn.py).
+_NESTING_KINDS = {"single": 1, "tuple": 2, "value_and_tuple": 3}
+
+
 def _same_arrays(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(x is y or np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -199,13 +203,14 @@ class NativeFunction(LLVMInspection):
         """
         return not self.checked_call(arrays)
 
-    def returning_call(self, n_inputs: int, n_outputs: int, single: bool, constants: tuple, traces_open: int = 0):
+    def returning_call(self, n_inputs: int, n_outputs: int, nesting: str, constants: tuple, traces_open: int = 0):
         """The builtin `<entry>_pyreturn` (llvm_pyreturn.py) for this call layout, or None where unavailable.
 
         `f(args)` checks the `n_inputs` arrays of the tuple `args`, allocates the
         next `n_outputs` buffers, takes the rest from `constants`, runs, and
-        returns the fresh output (`single`) or a tuple of them, 0-d ones as
-        Python numbers; `NotImplemented` when it declines. One layout per loaded
+        returns by `nesting`: "single" the fresh output, "tuple" a tuple of them,
+        "value_and_tuple" (first, (others...)); 0-d ones as Python numbers;
+        `NotImplemented` when it declines. One layout per loaded
         entry: a different one, or other constants, gets None (the caller keeps its Python path).
         None too when an input is written (the overlap checks are `_checked`'s).
         `traces_open`: the address of an int64 that is non-zero while a trace is
@@ -217,7 +222,10 @@ class NativeFunction(LLVMInspection):
             return None
         if not self.abi.pyreturn_symbol:
             return None
-        if n_inputs + n_outputs + len(constants) != len(specs) or (single and n_outputs != 1):
+        kind = _NESTING_KINDS.get(nesting)
+        if kind is None or n_inputs + n_outputs + len(constants) != len(specs):
+            return None
+        if (nesting == "single" and n_outputs != 1) or (nesting == "value_and_tuple" and n_outputs < 1):
             return None
         if any(spec.written for spec in specs[:n_inputs]):
             return None
@@ -226,7 +234,7 @@ class NativeFunction(LLVMInspection):
                 return None
             if data_pointer(c) % (spec.align or c.itemsize):
                 return None
-        wanted = (n_inputs, n_outputs, single)
+        wanted = (n_inputs, n_outputs, kind)
         with self._jit.state_lock:
             if runtime.return_layout is None:
                 address = self._jit.global_address(self.abi.runtime_table_symbol)
@@ -234,7 +242,7 @@ class NativeFunction(LLVMInspection):
                 for j, c in enumerate(constants):
                     table[RT_SLOTS + n_inputs + n_outputs + j] = data_pointer(c)
                 table[RT_RET_N_IN], table[RT_RET_N_OUT], table[RT_TRACES_OPEN] = n_inputs, n_outputs, traces_open
-                table[RT_RET_KIND] = 1 if single else 2  # last: a non-zero kind enables the entry
+                table[RT_RET_KIND] = kind  # last: a non-zero kind enables the entry
                 symbol = self.abi.pyreturn_symbol
                 runtime.returning = pycall.builtin(self._jit.function_address(symbol), symbol, self._jit)
                 runtime.return_layout, runtime.return_constants = wanted, tuple(constants)

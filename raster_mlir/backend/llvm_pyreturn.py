@@ -19,7 +19,8 @@ Buffer j of the kernel comes, by the call layout in the runtime table
                              integer dtypes), as `CompiledFunction` does;
     the rest                 a constant array whose address is table slot
                              `RT_SLOTS + j` (kept alive by call.py).
-It returns the one fresh output (kind 1) or a tuple of them (kind 2). When
+It returns the one fresh output (kind 1), a tuple of them (kind 2), or the
+first and a tuple of the others (kind 3: value_and_grad's nesting). When
 the arity or an argument check fails, the layout is not set up (kind 0) or
 a trace is open (the count at RT_TRACES_OPEN), nothing is allocated and it
 declines: it calls the fallback its builtin carries (pycall.py), which for
@@ -268,7 +269,11 @@ class PyReturnEmitter(CheckedEmitter):
             b.store(obj, self._object_slot(j))
 
     def _return(self, kind: ir.Value, n_in: ir.Value, fresh_end: ir.Value) -> None:
-        """Kind 1: objects[n_in]; kind 2: a new tuple that takes over objects[n_in:fresh_end]."""
+        """Kind 1: objects[n_in]; kind 2: a new tuple that takes over objects[n_in:fresh_end];
+        kind 3: (objects[n_in], (objects[n_in+1:fresh_end])), value_and_grad's nesting.
+
+        Every tuple is allocated before any object moves into one, so a failed
+        allocation releases the (empty) tuples and the objects once each."""
         b = self.b
         single_bb = self.fn.append_basic_block("single")
         tuple_bb = self.fn.append_basic_block("tuple")
@@ -276,14 +281,37 @@ class PyReturnEmitter(CheckedEmitter):
         b.position_at_end(single_bb)
         b.ret(b.load(b.gep(self.objects, [ir.Constant(I64, 0), n_in], inbounds=True), typ=PTR, align=8))
         b.position_at_end(tuple_bb)
+        null = ir.Constant(PTR, None)
         new_tuple = self._runtime_function(b, RT_PYTUPLE_NEW, ir.FunctionType(PTR, [I64]))
-        result = b.call(new_tuple, [b.sub(fresh_end, n_in)])
+        nested = b.icmp_signed("==", kind, ir.Constant(I64, 3))
+        with b.goto_entry_block():
+            outer_slot = b.alloca(PTR, name="outer")
+        b.store(null, outer_slot)
+        with b.if_then(nested):
+            outer = b.call(new_tuple, [ir.Constant(I64, 2)])
+            made = self.fn.append_basic_block("outer.made")
+            b.cbranch(b.icmp_unsigned("==", outer, null), self.release, made)
+            b.position_at_end(made)
+            b.store(outer, outer_slot)
+        outer = b.load(outer_slot, typ=PTR)
+        first = b.select(nested, b.add(n_in, ir.Constant(I64, 1)), n_in)  # the first object of the flat tuple
+        result = b.call(new_tuple, [b.sub(fresh_end, first)])
         made = self.fn.append_basic_block("tuple.made")
-        b.cbranch(b.icmp_unsigned("==", result, ir.Constant(PTR, None)), self.release, made)
+        release_outer = self.fn.append_basic_block("release_outer")
+        b.cbranch(b.icmp_unsigned("==", result, null), release_outer, made)
+        rb = ir.IRBuilder(release_outer)
+        rb.call(self._runtime_function(rb, RT_PY_DECREF, _UNARY_OBJECT), [outer])  # (NULL for kind 2: ignored)
+        rb.branch(self.release)
         b.position_at_end(made)
         items = b.gep(result, [self.slot(RT_OFF_TUPLE_ITEMS)], source_etype=ir.IntType(8))
         for j in range(len(self.buffers)):
-            with b.if_then(self._between(j, n_in, fresh_end)):
+            with b.if_then(self._between(j, first, fresh_end)):
                 obj = b.load(self._object_slot(j), typ=PTR, align=8)
-                b.store(obj, b.gep(items, [b.sub(ir.Constant(I64, j), n_in)], source_etype=PTR), align=8)
+                b.store(obj, b.gep(items, [b.sub(ir.Constant(I64, j), first)], source_etype=PTR), align=8)
+        with b.if_then(nested):
+            outer_items = b.gep(outer, [self.slot(RT_OFF_TUPLE_ITEMS)], source_etype=ir.IntType(8))
+            value = b.load(b.gep(self.objects, [ir.Constant(I64, 0), n_in], inbounds=True), typ=PTR, align=8)
+            b.store(value, outer_items, align=8)
+            b.store(result, b.gep(outer_items, [ir.Constant(I64, 1)], source_etype=PTR), align=8)
+            b.ret(outer)
         b.ret(result)

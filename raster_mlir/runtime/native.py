@@ -33,6 +33,19 @@ from raster_mlir.timing import NO_TIMER
 MISS = NotImplemented
 
 
+def _nesting(tree, bare_result: bool, flat_tuple: bool) -> str | None:
+    """The nesting of the results as `returning_call` names it, or None if it builds no such."""
+    if bare_result:
+        return "single"
+    if flat_tuple:
+        return "tuple"
+    if tree is not None and tree[0] is tuple and len(tree[1]) == 2 and tree[1][0] is None:
+        inner = tree[1][1]  # value_and_grad: (value, (grads...))
+        if inner is not None and inner[0] is tuple and all(leaf is None for leaf in inner[1]):
+            return "value_and_tuple"
+    return None
+
+
 class NativeEntry(LLVMInspection):
     """A compiled entry with what each call needs: output shapes, aliases, constant arrays."""
 
@@ -113,10 +126,11 @@ class NativeEntry(LLVMInspection):
         specs = self.out_shapes
         aliases = self.result_aliases
         constants = tuple(self.constants)
-        if aliases == (-1,) * len(specs) and (bare_result and len(specs) == 1 or flat_tuple):
+        nesting = _nesting(tree, bare_result, flat_tuple)
+        if aliases == (-1,) * len(specs) and nesting is not None:
             # All native: checks, outputs, the call and the result (backend/llvm_pyreturn.py).
             traces_open = ctypes.addressof(TRACES_OPEN)
-            native = self.function.returning_call(len(self.input_specs), len(specs), bare_result, constants, traces_open)
+            native = self.function.returning_call(len(self.input_specs), len(specs), nesting, constants, traces_open)
             if native is not None:
                 self.returns_natively = True
                 return native
