@@ -19,11 +19,7 @@ if str(ROOT) not in sys.path:
 
 import raster_mlir as rm
 from bench.native_loop import NativeLoop, train_step_loop
-from raster_mlir import nn
-
-
-def mlp_loss(W1, b1, W2, b2, x, y):
-    return nn.cross_entropy(nn.softmax(nn.dense(W2, nn.relu(nn.dense(W1, x, b1)), b2)), y)
+from helpers import mlp_loss
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
