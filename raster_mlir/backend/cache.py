@@ -14,7 +14,10 @@ bound, eviction and directory in cache_store.py), whose payload is
 
     object-code length (8 bytes LE) | object code |
     optimised-IR length (8 bytes LE) | optimised IR (utf-8) |
+    number of further objects (8 bytes LE) | (length | object code) each |
     LLVM's remarks (utf-8, one per line)
+
+(further objects: the other parts of a module compiled as two, jit.py).
 
 The key check of the frame matters most: the Python side checks arguments
 against the signature it traced, so a kernel compiled for other shapes,
@@ -84,7 +87,16 @@ def encode_entry(key: str, compiled: CompiledObject) -> bytes:
 def _encode_payload(compiled: CompiledObject) -> bytes:
     ir_text = compiled.llvm_ir_optimized.encode()
     remarks = "\n".join(compiled.llvm_remarks).encode()
-    return _LEN.pack(len(compiled.object_code)) + compiled.object_code + _LEN.pack(len(ir_text)) + ir_text + remarks
+    more = b"".join(_LEN.pack(len(obj)) + obj for obj in compiled.more_objects)
+    return (
+        _LEN.pack(len(compiled.object_code))
+        + compiled.object_code
+        + _LEN.pack(len(ir_text))
+        + ir_text
+        + _LEN.pack(len(compiled.more_objects))
+        + more
+        + remarks
+    )
 
 
 def _decode_payload(payload: bytes) -> CompiledObject | None:
@@ -96,15 +108,29 @@ def _decode_payload(payload: bytes) -> CompiledObject | None:
         return None
     obj = payload[_LEN.size : ir_at]
     (ir_len,) = _LEN.unpack_from(payload, ir_at)
-    remarks_at = ir_at + _LEN.size + ir_len
-    if remarks_at > len(payload):
+    more_at = ir_at + _LEN.size + ir_len
+    if more_at + _LEN.size > len(payload):
         return None
     try:
-        ir_text = payload[ir_at + _LEN.size : remarks_at].decode()
-        remarks = payload[remarks_at:].decode()
+        ir_text = payload[ir_at + _LEN.size : more_at].decode()
     except UnicodeDecodeError:
         return None
-    return CompiledObject(object_code=obj, llvm_ir_optimized=ir_text, llvm_remarks=tuple(remarks.splitlines()))
+    (count,) = _LEN.unpack_from(payload, more_at)
+    at = more_at + _LEN.size
+    more = []
+    for _ in range(count):
+        if at + _LEN.size > len(payload):
+            return None
+        (length,) = _LEN.unpack_from(payload, at)
+        if at + _LEN.size + length > len(payload):
+            return None
+        more.append(payload[at + _LEN.size : at + _LEN.size + length])
+        at += _LEN.size + length
+    try:
+        remarks = payload[at:].decode()
+    except UnicodeDecodeError:
+        return None
+    return CompiledObject(obj, ir_text, tuple(remarks.splitlines()), tuple(more))
 
 
 def decode_entry(blob: bytes, key: str) -> CompiledObject | None:

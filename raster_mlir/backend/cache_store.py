@@ -40,7 +40,7 @@ import struct
 import tempfile
 from pathlib import Path
 
-FORMAT_VERSION = 4  # 3: objects with LLVM's remarks; 4: + function entries
+FORMAT_VERSION = 5  # 3: objects with LLVM's remarks; 4: + function entries; 5: + further objects
 MAGIC = b"RMLIRobj"
 HEADER = struct.Struct("<8sI32sQ32s")
 SUFFIXES = (".rmo", ".rmf")

@@ -22,7 +22,9 @@ Algorithm:
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from ..errors import CompileError
 from ..timing import NO_TIMER
 from .fp_mode import register_symbol
 from .llvm_remarks import capture_llvm_diagnostics, loops_not_vectorized
+from .module_split import PART_SEPARATOR, split_module
 from .vmath.fallback import VFABI_ATTRIBUTE
 from .target import HostTarget, ensure_llvm_initialised
 
@@ -45,8 +48,13 @@ class CompiledObject:
     """The cacheable result of compiling one IR module."""
 
     object_code: bytes
-    llvm_ir_optimized: str
+    llvm_ir_optimized: str  # of a split module: the parts' texts joined by module_split.PART_SEPARATOR
     llvm_remarks: tuple[str, ...] = ()  # LLVM's diagnostics during optimisation and codegen
+    more_objects: tuple[bytes, ...] = ()  # the other parts of a split module, loaded beside object_code
+
+    @property
+    def objects(self) -> tuple[bytes, ...]:
+        return (self.object_code, *self.more_objects)
 
 
 def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3, timer=NO_TIMER) -> CompiledObject:
@@ -59,25 +67,108 @@ def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3, t
                 module.verify()
         except RuntimeError as exc:
             raise CompileError(f"the LLVM backend produced invalid IR: {exc}") from exc
-        tm = target.create_target_machine(opt_level)
-        pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
-        vectorise = opt_level >= 2
-        pto.loop_vectorization = vectorise
-        pto.slp_vectorization = vectorise
-        pto.loop_interleaving = vectorise
-        pto.loop_unrolling = vectorise
-        pb = llvm.create_pass_builder(tm, pto)
-        pm = pb.getModulePassManager()
-        remarks: list[str] = []
+        with timer.phase("LLVM module split"):
+            parts = split_module(llvm_ir, _global_types(module))
+        remarks: list[str] = []  # filled when the capture ends
         with capture_llvm_diagnostics(remarks):
-            with timer.phase("LLVM optimisation"):
-                pm.run(module, pb)
-                if VFABI_ATTRIBUTE in llvm_ir:
-                    _inline_vector_variants(module, pb)
-            with timer.phase("code generation"):
-                optimized = str(module)
-                obj = tm.emit_object(module)
-    return CompiledObject(object_code=bytes(obj), llvm_ir_optimized=optimized, llvm_remarks=tuple(remarks))
+            if parts is None:
+                results = [_optimize_and_emit(module, llvm_ir, target, opt_level, timer)]
+            else:
+                results = _compile_parts(parts, target, opt_level, timer)
+    objects = [obj for obj, _ in results]
+    optimized = f"\n{PART_SEPARATOR}\n".join(text for _, text in results)
+    return CompiledObject(objects[0], optimized, tuple(remarks), tuple(objects[1:]))
+
+
+def _optimize_and_emit(module, llvm_ir: str, target: HostTarget, opt_level: int, timer=NO_TIMER) -> tuple[bytes, str]:
+    """Run the pipeline on `module` (parsed from `llvm_ir`) and emit its object: (object, optimised IR)."""
+    tm = target.create_target_machine(opt_level)
+    pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+    vectorise = opt_level >= 2
+    pto.loop_vectorization = vectorise
+    pto.slp_vectorization = vectorise
+    pto.loop_interleaving = vectorise
+    pto.loop_unrolling = vectorise
+    pb = llvm.create_pass_builder(tm, pto)
+    pm = pb.getModulePassManager()
+    with timer.phase("LLVM optimisation"):
+        _unlocked("LLVMPY_RunNewModulePassManager")(pm, module, pb)
+        if VFABI_ATTRIBUTE in llvm_ir:
+            _inline_vector_variants(module, pb)
+    with timer.phase("code generation"):
+        optimized = str(module)
+        obj = _emit_object(tm, module)
+    return obj, optimized
+
+
+def _compile_parts(parts: list[str], target: HostTarget, opt_level: int, timer) -> list[tuple[bytes, str]]:
+    """Each part in its own LLVM context: the first on this thread, the others on one more thread
+    when the process may use two CPUs (else one after the other here)."""
+    results: list = [None] * len(parts)
+    errors: list[BaseException] = []
+
+    def compile_part(k: int, part_timer) -> None:
+        try:
+            context = llvm.create_context()
+            module = llvm.parse_assembly(parts[k], context=context)
+            results[k] = _optimize_and_emit(module, parts[k], target, opt_level, part_timer)
+        except BaseException as exc:  # re-raised on the calling thread
+            errors.append(exc)
+
+    def others() -> None:
+        for k in range(1, len(parts)):
+            compile_part(k, NO_TIMER)
+
+    worker = threading.Thread(target=others, name="raster-mlir-llvm") if _usable_cpus() > 1 else None
+    if worker is not None:
+        worker.start()
+    compile_part(0, timer)
+    with timer.phase("LLVM, waiting for the other thread"):
+        if worker is not None:
+            worker.join()
+        else:
+            others()
+    if errors:
+        raise CompileError(f"LLVM failed on a part of a split module: {errors[0]}") from errors[0]
+    return results
+
+
+def _global_types(module) -> dict[str, tuple[str, str]]:
+    return {g.name: (g.linkage.name, str(g.global_value_type)) for g in module.global_variables}
+
+
+@functools.lru_cache(maxsize=1)
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _unlocked(name: str):
+    """llvmlite's C function `name` without llvmlite's process-wide lock, where that is possible.
+
+    llvmlite serialises every call into LLVM on one lock; optimising and
+    generating code for modules of distinct LLVM contexts is thread-safe in
+    LLVM itself (what parallel LTO code generation relies on), and only
+    these long calls, on objects of one part, are made without the lock.
+    On an llvmlite without the wrapper this relies on, the locked call.
+    """
+    wrapped = getattr(llvm.ffi.lib, name)
+    return getattr(wrapped, "_cfn", wrapped)
+
+
+def _emit_object(tm, module) -> bytes:
+    """`tm.emit_object(module)`, with the code generation itself made without llvmlite's lock."""
+    with llvm.ffi.OutputString() as error:
+        buffer = _unlocked("LLVMPY_TargetMachineEmitToMemory")(tm, module, 1, error)
+        if not buffer:
+            raise CompileError(f"LLVM code generation failed: {error}")
+    lib = llvm.ffi.lib
+    try:
+        return ctypes.string_at(lib.LLVMPY_GetBufferStart(buffer), lib.LLVMPY_GetBufferSize(buffer))
+    finally:
+        lib.LLVMPY_DisposeMemoryBuffer(buffer)
 
 
 def _inline_vector_variants(module, pb) -> None:
@@ -112,8 +203,9 @@ class JitModule:
             tm = target.create_target_machine(opt_level)
             shell = llvm.parse_assembly(f'target triple = "{target.triple}"\n')
             self._engine = llvm.create_mcjit_compiler(shell, tm)
-            self._object = llvm.ObjectFileRef.from_data(compiled.object_code)
-            self._engine.add_object_file(self._object)
+            self._objects = [llvm.ObjectFileRef.from_data(obj) for obj in compiled.objects]
+            for obj in self._objects:
+                self._engine.add_object_file(obj)
             self._engine.finalize_object()
 
     @property
@@ -144,7 +236,7 @@ class JitModule:
 
     @functools.cached_property
     def loops_not_vectorized(self) -> list[str]:
-        return loops_not_vectorized(self.llvm_ir_optimized)
+        return [name for part in self.llvm_ir_optimized.split(PART_SEPARATOR) for name in loops_not_vectorized(part)]
 
     def global_address_or_none(self, name: str) -> int | None:
         """Address of global `name`, or None when the object does not define it."""
@@ -156,8 +248,8 @@ class JitModule:
         """Host assembly of the optimised module (generated on first access)."""
         if self._asm is None:
             with _llvm_lock:
-                module = llvm.parse_assembly(self.llvm_ir_optimized)
                 tm = self._target.create_target_machine(self._opt_level)
                 tm.set_asm_verbosity(True)
-                self._asm = tm.emit_assembly(module)
+                parts = self.llvm_ir_optimized.split(PART_SEPARATOR)
+                self._asm = "".join(tm.emit_assembly(llvm.parse_assembly(part)) for part in parts)
         return self._asm

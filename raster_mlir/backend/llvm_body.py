@@ -46,12 +46,13 @@ from .llvm_tape import TapeTranslator
 from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .parallel_emit import ParallelEmitter
+from .segment_emit import SegmentEmitter
 from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
 from .vmath import vector_math_handlers
 
 
 class FunctionBodyEmitter(
-    JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter, ControlTranslator, TapeTranslator
+    SegmentEmitter, JamEmitter, ParallelEmitter, OpTranslator, VectorTranslator, BranchEmitter, ControlTranslator, TapeTranslator
 ):
     """Emits one function body; `emit()` fills `llfn`, which must be empty.
 
@@ -83,7 +84,12 @@ class FunctionBodyEmitter(
             self.values[arg] = llarg
             if isinstance(arg.type, MemRefType):
                 self.buffers[arg] = self.info.arg_types[arg.index]
-        self._emit_region_body(self.info.op.body)
+        blocks = list(self.info.op.body.blocks)
+        segments = self._segments(blocks[0]) if len(blocks) == 1 else None
+        if segments is not None:
+            self._emit_segmented_block(blocks[0], segments)
+        else:
+            self._emit_region_body(self.info.op.body)
         self._alloca_builder.branch(start)
         if not self.builder.block.is_terminated:
             raise CompileError(f"@{self.info.name}: the function body does not end with func.return")

@@ -72,6 +72,7 @@ from .specs import ArgSpec, reconcile_specs
 from .target import HostTarget, host_target
 
 DEFAULT_FASTMATH = ("contract", "reassoc")
+SEGMENT_OPS = 40  # the default of EmitOptions.segment_ops
 ALLOWED_FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp", "afn", "nnan", "ninf"})
 
 
@@ -89,6 +90,9 @@ class EmitOptions:
     threads: bool = True
     # Transcendental math ops as inline vectorisable code (vmath/); False: libm calls.
     vector_math: bool = True
+    # Kernels larger than this (ops, nested ones counted) become one function per group of
+    # top-level ops of about this size (segment_emit.py); 0: one function.
+    segment_ops: int = field(default_factory=lambda: SEGMENT_OPS)
     target: HostTarget = field(default_factory=host_target)
 
     def __post_init__(self):

@@ -1,0 +1,163 @@
+"""One LLVM module as two, so that LLVM optimises and generates code for them on two threads.
+
+LLVM's optimisation and code generation take about half of a train step's
+cold compile and run on one core. A kernel cut into segment functions
+(segment_emit.py) can be compiled as two modules at once: jit.py gives each
+its own LLVM context and loads both objects into one engine, where the calls
+between them are linked by symbol.
+
+Algorithm, on the IR text that llvmlite prints (`define` line, `{`, body,
+`}`; one line per global and per metadata node):
+1. The movable functions are the internal `noinline` functions (the
+   segments): nothing but their callers' call sites depends on them. The
+   rest of the module (entry points, kernel, everything else) is part 0.
+2. Each movable function, heaviest first (text size, with the helpers it
+   reaches), goes to the part that is lighter so far; part 0 starts with the
+   weight of its own functions (`optnone` ones weigh nothing: LLVM does not
+   optimise them, and their code generation is fast).
+3. A part holds its functions, the internal functions they reach (helpers
+   such as vector maths or an outlined parallel loop: copied into each part
+   that uses them, internal linkage keeps the copies apart), declarations of
+   the other functions it calls, every declaration and metadata node of the
+   module, and the globals: defined in part 0, `external` elsewhere.
+   A function moved out loses `internal` (the other part calls it by name)
+   and is declared in part 0.
+Modules without movable functions, or whose functions reference a global
+that is not external, are not split (None).
+
+    part 0: define void @k(...) { call @k.part1(...) ... }     declare {i64} @k.part1(...)
+    part 1: define {i64} @k.part1(...) noinline { ... }
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PART_SEPARATOR = "; ---- raster_mlir: the next LLVM module of this compile ----"
+_NAME = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)')
+_DEFINE = re.compile(r"^define (?:(internal|private) )?")
+
+
+@dataclass
+class _Function:
+    name: str
+    prototype: str  # the `define ...` line
+    text: str  # prototype, braces and body
+    internal: bool
+    movable: bool
+    references: set[str]
+    weight: int  # an estimate of LLVM's work: the text's size, 0 for `optnone` functions
+
+
+class _NotOurFormat(Exception):
+    pass
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1] if name.startswith('"') else name
+
+
+def _parse(text: str) -> tuple[list[str], dict[str, _Function], list[tuple[str, str]]]:
+    """(lines before the first global, functions by name, other top-level lines as (name or '', line))."""
+    lines = text.split("\n")
+    header: list[str] = []
+    functions: dict[str, _Function] = {}
+    others: list[tuple[str, str]] = []
+    k = 0
+    while k < len(lines) and not (lines[k].startswith(("define ", "declare ", "@", "!"))):
+        header.append(lines[k])
+        k += 1
+    while k < len(lines):
+        line = lines[k]
+        if line.startswith("define "):
+            if k + 1 == len(lines) or lines[k + 1] != "{" or "}" not in lines[k + 1 :]:
+                raise _NotOurFormat  # not llvmlite's layout (e.g. hand-written IR): leave the module whole
+            end = lines.index("}", k)
+            found = _NAME.search(line)
+            if found is None:
+                raise _NotOurFormat
+            name = _unquote(found.group(1))
+            body = "\n".join(lines[k + 1 : end])
+            linkage = _DEFINE.match(line).group(1)
+            internal = linkage is not None
+            refs = {_unquote(m.group(1)) for m in _NAME.finditer(body)}
+            attrs = line[line.rindex(")") :]
+            optnone = " optnone" in attrs
+            movable = internal and " noinline" in attrs and not optnone
+            function_text = "\n".join(lines[k : end + 1])
+            weight = 0 if optnone else len(function_text)
+            functions[name] = _Function(name, line, function_text, internal, movable, refs, weight)
+            k = end + 1
+            continue
+        name = _NAME.match(line)
+        others.append((_unquote(name.group(1)) if name else "", line))
+        k += 1
+    return header, functions, others
+
+
+def _reach(roots: list[str], functions: dict[str, _Function]) -> set[str]:
+    """`roots` and the internal functions they reach, not through a movable one (those are roots of their own)."""
+    seen = set(roots)
+    stack = list(roots)
+    while stack:
+        for ref in functions[stack.pop()].references:
+            f = functions.get(ref)
+            if f is not None and f.internal and not f.movable and ref not in seen:
+                seen.add(ref)
+                stack.append(ref)
+    return seen
+
+
+def split_module(text: str, global_types: dict[str, tuple[str, str]], parts: int = 2) -> list[str] | None:
+    """The module `text` as `parts` module texts, or None when it is not worth splitting.
+
+    `global_types` maps each global variable the module defines to (linkage,
+    value type), as LLVM reports them (jit.py reads them from the parsed module).
+    """
+    try:
+        header, functions, others = _parse(text)
+    except _NotOurFormat:
+        return None
+    movable = [f for f in functions.values() if f.movable]
+    if len(movable) < 2 or parts < 2:
+        return None
+    kept_roots = [name for name, f in functions.items() if not f.movable and not f.internal]
+    part_roots: list[list[str]] = [kept_roots] + [[] for _ in range(parts - 1)]
+    weights = [sum(functions[n].weight for n in _reach(kept_roots, functions))] + [0] * (parts - 1)
+    for f in sorted(movable, key=lambda f: (-f.weight, f.name)):
+        k = min(range(parts), key=lambda j: (weights[j], j))
+        part_roots[k].append(f.name)
+        weights[k] += sum(functions[n].weight for n in _reach([f.name], functions))
+    if any(not roots for roots in part_roots[1:]):
+        return None
+    moved = {name for roots in part_roots[1:] for name in roots}
+    texts = []
+    for k, roots in enumerate(part_roots):
+        defined = _reach(roots, functions)
+        if k == 0:  # the movable functions that stay
+            defined |= set().union(*(_reach([f.name], functions) for f in movable if f.name not in moved))
+        referenced = set().union(*(functions[n].references for n in defined))
+        if k > 0 and any(name in global_types and global_types[name][0] not in ("external", "") for name in referenced):
+            return None  # a non-external global cannot be shared between two objects
+        texts.append(_part_text(header, functions, others, defined, referenced, moved, global_types, first=k == 0))
+    return texts
+
+
+def _part_text(header, functions, others, defined, referenced, moved, global_types, first: bool) -> str:
+    out = list(header)
+    for name, f in functions.items():
+        if name in defined:
+            text = f.text
+            if name in moved:
+                text = _DEFINE.sub("define ", text, count=1)
+            out.append(text)
+        elif name in referenced:
+            out.append(_DEFINE.sub("declare ", f.prototype, count=1))
+    for name, line in others:
+        if name in global_types and not first:
+            if name in referenced:
+                out.append(f'@"{name}" = external global {global_types[name][1]}')
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"

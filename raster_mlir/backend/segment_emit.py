@@ -1,0 +1,204 @@
+"""A large kernel as one function per group of top-level ops (mixin of FunctionBodyEmitter).
+
+Why: LLVM's O3 pipeline and code generator take time superlinear in the size
+of one function (from 4 to 16 dense layers, 4x the code of a train step's
+kernel, LoopVectorizePass and GVNPass took 13x longer). Cut into functions of
+bounded size, the same code costs about linear time, and the pieces can be
+compiled separately (jit.py compiles them on two threads).
+
+Algorithm: the top-level ops of an entry function's body (the kernel the
+entry points call, with `noalias` buffers) are grouped, in order, into
+segments of at least `EmitOptions.segment_ops` ops (counting nested ops).
+Each segment becomes an internal `noinline` function
+
+    <name>.part<k>(inputs..., workspace) -> {outputs...}
+
+called from the kernel in the segment's place. Inputs are the values the
+segment uses from before it (buffers keep their `noalias`, alignment and
+`dereferenceable` facts: `_copy_buffer_facts` of parallel_emit.py, the same
+facts an outlined parallel loop gets), outputs the values it defines that
+later ops use. Constants are emitted again inside (trip counts stay
+constant), and top-level `memref.alloc`/`memref.alloca`/`arith.constant`
+stay in the kernel, ahead of the segment that follows them (they have no
+operands and no effect, so moving them earlier changes nothing; a stack slot
+must live in the kernel's frame, not in a segment's). The workspace
+accesses keep their scoped-noalias tags (one scope per buffer, shared by
+all segments). Kernels below the threshold, functions reached through
+`func.call`, outlined bodies and multi-block bodies are emitted as before.
+
+Before (loop-level IR of a kernel)       After (LLVM IR)
+    scf.for ... (forward, 900 ops)           define internal {i64} @k.part1(ptr noalias %a0, ..., ptr %ws) noinline
+    scf.for ... (backward, 800 ops)          define internal void @k.part2(ptr noalias %a0, ..., i64 %n, ptr %ws) noinline
+                                             define void @k(...) { %r = call @k.part1(...); call @k.part2(..., %n, ...) }
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from xdsl.dialects.builtin import MemRefType
+from xdsl.ir import Block, Operation, SSAValue
+
+from .llvm_types import PTR, llvm_type
+
+# Top-level ops that stay in the kernel (no operands, no effect: see the module docstring).
+KERNEL_OPS = ("arith.constant", "memref.alloc", "memref.alloca")
+
+
+def op_count(op: Operation) -> int:
+    """The op and every op nested in it (the weight of a top-level op)."""
+    return sum(1 for _ in op.walk())
+
+
+def plan_segments(block: Block, segment_ops: int) -> list[list[Operation]] | None:
+    """Groups of consecutive top-level ops of `block` to outline, or None to emit the block whole.
+
+    Groups hold at least `segment_ops` nested ops except the last, which is
+    merged into the one before when smaller than half of that. Ops of
+    KERNEL_OPS and the terminator belong to no group.
+    """
+    if segment_ops <= 0:
+        return None
+    segments: list[list[Operation]] = []
+    current: list[Operation] = []
+    weight = 0
+    for op in block.ops:
+        if op.name in KERNEL_OPS and not op.operands or op is block.last_op:
+            continue
+        current.append(op)
+        weight += op_count(op)
+        if weight >= segment_ops:
+            segments.append(current)
+            current, weight = [], 0
+    if current:
+        if segments and weight < segment_ops // 2:
+            segments[-1].extend(current)
+        else:
+            segments.append(current)
+    if len(segments) < 2 or any(_defines_used_buffer(seg) for seg in segments):
+        return None
+    return segments
+
+
+def _defines_used_buffer(ops: list[Operation]) -> bool:
+    """Whether a top-level op of `ops` defines a memref (segments return scalars only)."""
+    return any(isinstance(r.type, MemRefType) for op in ops for r in op.results)
+
+
+class SegmentEmitter:
+    """Mixin: needs `values`, `buffers`, `builder`, `_emit_op`, `mctx`, `info`, `llfn`, `workspace`."""
+
+    def _segments(self, block: Block) -> list[list[Operation]] | None:
+        if getattr(self, "outlined", False) or self.info.name not in self.mctx.noalias_functions:
+            return None
+        return plan_segments(block, self.mctx.options.segment_ops)
+
+    def _emit_segmented_block(self, block: Block, segments: list[list[Operation]]) -> None:
+        """Emit `block` with each of `segments` as a call to its own function.
+
+        The kernel ops up to a segment's last op are emitted before its call
+        (those among its ops move ahead of it: see the module docstring).
+        """
+        in_segment = {op for seg in segments for op in seg}
+        ops = list(block.ops)
+        position = {op: k for k, op in enumerate(ops)}
+        cursor = 0
+        for seg in segments:
+            end = position[seg[-1]] + 1
+            for op in ops[cursor:end]:
+                if op not in in_segment:
+                    self._emit_top_op(op)
+            cursor = end
+            self._emit_segment(seg)
+        for op in ops[cursor:]:
+            self._emit_top_op(op)
+
+    def _emit_top_op(self, op: Operation) -> None:
+        if op.name == "func.return":
+            self._emit_return(op)
+        else:
+            self._emit_op(op)
+
+    def _segment_interface(self, ops: list[Operation]) -> tuple[list, list, list]:
+        """(inputs, constants re-emitted inside, outputs) of the segment `ops`, in a fixed order."""
+        inside = set()
+        for op in ops:
+            inside.update(op.walk())
+        inputs: list[SSAValue] = []
+        constants: list[Operation] = []
+        seen: set[SSAValue] = set()
+        outputs: list[SSAValue] = []
+        for op in ops:
+            for inner in op.walk():
+                for v in inner.operands:
+                    owner = v.owner if isinstance(v.owner, Operation) else None
+                    if v in seen or owner in inside or _block_arg_inside(v, inside):
+                        continue
+                    seen.add(v)
+                    if owner is not None and owner.name == "arith.constant":
+                        constants.append(owner)
+                    else:
+                        inputs.append(v)
+            for r in op.results:
+                if any(_top_level(use.operation, op.parent_block()) not in inside for use in r.uses):
+                    outputs.append(r)
+        return inputs, constants, outputs
+
+    def _emit_segment(self, ops: list[Operation]) -> None:
+        inputs, constants, outputs = self._segment_interface(ops)
+        output_types = [llvm_type(v.type) for v in outputs]
+        ret = ir.LiteralStructType(output_types) if output_types else ir.VoidType()
+        params = [self.value(v).type for v in inputs] + [PTR]
+        part = getattr(self.mctx, "segment_functions", 0) + 1
+        self.mctx.segment_functions = part
+        fn = ir.Function(self.mctx.llmod, ir.FunctionType(ret, params), name=self.mctx.symbol(f"{self.info.name}.part{part}"))
+        fn.linkage = "internal"
+        self.mctx.set_target_attributes(fn)
+        fn.attributes.add("noinline")  # the point is a function LLVM optimises on its own
+        for arg, v in zip(fn.args, inputs):
+            self._copy_buffer_facts(arg, v)
+        workspace = fn.args[-1]
+        workspace.name = "workspace"
+        for attr in ("noalias", "noundef"):
+            workspace.add_attribute(attr)
+        workspace.attributes.align = 64
+
+        sub = type(self)(self.mctx, self.info, fn)
+        sub._alias_tags = self._workspace_alias_tags()  # one scope per buffer across all segments
+        entry = fn.append_basic_block("entry")
+        start = fn.append_basic_block("body")
+        sub._alloca_builder = ir.IRBuilder(entry)
+        sub.builder = ir.IRBuilder(start)
+        for v, arg in zip(inputs, fn.args):
+            sub.values[v] = arg
+            if v in self.buffers:
+                sub.buffers[v] = self.buffers[v]
+        for const in constants:
+            sub._emit_op(const)
+        for op in ops:
+            sub._emit_op(op)
+        if outputs:
+            packed = ir.Constant(ret, ir.Undefined)
+            for k, v in enumerate(outputs):
+                packed = sub.builder.insert_value(packed, sub.value(v), k)
+            sub.builder.ret(packed)
+        else:
+            sub.builder.ret_void()
+        sub._alloca_builder.branch(start)
+
+        result = self.builder.call(fn, [self.value(v) for v in inputs] + [self.workspace])
+        for k, v in enumerate(outputs):
+            self.values[v] = self.builder.extract_value(result, k)
+
+
+def _block_arg_inside(v: SSAValue, inside: set) -> bool:
+    """A block argument of a region nested in one of the `inside` ops (a loop's induction variable...)."""
+    block = getattr(v, "block", None)
+    parent = block.parent_op() if block is not None else None
+    return parent is not None and parent in inside
+
+
+def _top_level(op: Operation, block: Block) -> Operation:
+    """The ancestor of `op` (or `op` itself) that is an op of `block`."""
+    while op.parent_block() is not block:
+        op = op.parent_op()
+    return op
