@@ -35,7 +35,7 @@ from ..errors import CompileError
 from ..timing import NO_TIMER
 from .fp_mode import register_symbol
 from .llvm_remarks import capture_llvm_diagnostics, loops_not_vectorized
-from .module_split import PART_SEPARATOR, split_module
+from .module_split import PART_SEPARATOR, ModulePart, split_module
 from .vmath.fallback import VFABI_ATTRIBUTE
 from .target import HostTarget, ensure_llvm_initialised
 
@@ -61,23 +61,27 @@ def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3, t
     """Optimise `llvm_ir` at `opt_level` and emit host object code (see module docstring)."""
     ensure_llvm_initialised()
     with _llvm_lock:
-        try:
-            with timer.phase("LLVM IR parsing and verification"):
-                module = llvm.parse_assembly(llvm_ir)
-                module.verify()
-        except RuntimeError as exc:
-            raise CompileError(f"the LLVM backend produced invalid IR: {exc}") from exc
         with timer.phase("LLVM module split"):
-            parts = split_module(llvm_ir, _global_types(module))
+            parts = split_module(llvm_ir)
         remarks: list[str] = []  # filled when the capture ends
         with capture_llvm_diagnostics(remarks):
             if parts is None:
-                results = [_optimize_and_emit(module, llvm_ir, target, opt_level, timer)]
+                results = [_optimize_and_emit(_parse_and_verify(llvm_ir, None, timer), llvm_ir, target, opt_level, timer)]
             else:
                 results = _compile_parts(parts, target, opt_level, timer)
     objects = [obj for obj, _ in results]
     optimized = f"\n{PART_SEPARATOR}\n".join(text for _, text in results)
     return CompiledObject(objects[0], optimized, tuple(remarks), tuple(objects[1:]))
+
+
+def _parse_and_verify(llvm_ir: str, context, timer=NO_TIMER):
+    try:
+        with timer.phase("LLVM IR parsing and verification"):
+            module = llvm.parse_assembly(llvm_ir, context=context)
+            module.verify()
+    except RuntimeError as exc:
+        raise CompileError(f"the LLVM backend produced invalid IR: {exc}") from exc
+    return module
 
 
 def _optimize_and_emit(module, llvm_ir: str, target: HostTarget, opt_level: int, timer=NO_TIMER) -> tuple[bytes, str]:
@@ -101,40 +105,36 @@ def _optimize_and_emit(module, llvm_ir: str, target: HostTarget, opt_level: int,
     return obj, optimized
 
 
-def _compile_parts(parts: list[str], target: HostTarget, opt_level: int, timer) -> list[tuple[bytes, str]]:
-    """Each part in its own LLVM context: the first on this thread, the others on one more thread
-    when the process may use two CPUs (else one after the other here)."""
+def _compile_parts(parts: list[ModulePart], target: HostTarget, opt_level: int, timer) -> list[tuple[bytes, str]]:
+    """Each part in its own LLVM context, on this thread and one more when the process may use two
+    CPUs: each thread takes the heaviest part nobody took yet. Results are in the parts' order."""
     results: list = [None] * len(parts)
     errors: list[BaseException] = []
+    queue = sorted(range(len(parts)), key=lambda k: (-parts[k].weight, k))
+    take = threading.Lock()
 
-    def compile_part(k: int, part_timer) -> None:
-        try:
-            context = llvm.create_context()
-            module = llvm.parse_assembly(parts[k], context=context)
-            results[k] = _optimize_and_emit(module, parts[k], target, opt_level, part_timer)
-        except BaseException as exc:  # re-raised on the calling thread
-            errors.append(exc)
+    def work(part_timer) -> None:
+        while not errors:
+            with take:
+                if not queue:
+                    return
+                k = queue.pop(0)
+            try:
+                module = _parse_and_verify(parts[k].text, llvm.create_context(), part_timer)
+                results[k] = _optimize_and_emit(module, parts[k].text, target, opt_level, part_timer)
+            except BaseException as exc:  # re-raised on the calling thread
+                errors.append(exc)
 
-    def others() -> None:
-        for k in range(1, len(parts)):
-            compile_part(k, NO_TIMER)
-
-    worker = threading.Thread(target=others, name="raster-mlir-llvm") if _usable_cpus() > 1 else None
+    worker = threading.Thread(target=work, args=(NO_TIMER,), name="raster-mlir-llvm") if _usable_cpus() > 1 else None
     if worker is not None:
         worker.start()
-    compile_part(0, timer)
-    with timer.phase("LLVM, waiting for the other thread"):
-        if worker is not None:
+    work(timer)
+    if worker is not None:
+        with timer.phase("LLVM, waiting for the other thread"):
             worker.join()
-        else:
-            others()
     if errors:
         raise CompileError(f"LLVM failed on a part of a split module: {errors[0]}") from errors[0]
     return results
-
-
-def _global_types(module) -> dict[str, tuple[str, str]]:
-    return {g.name: (g.linkage.name, str(g.global_value_type)) for g in module.global_variables}
 
 
 @functools.lru_cache(maxsize=1)

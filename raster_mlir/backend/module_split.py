@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass
 
 PART_SEPARATOR = "; ---- raster_mlir: the next LLVM module of this compile ----"
+MAX_PARTS = 8  # fixed, not the number of CPUs: the object code is then the same on every machine
 _NAME = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)')
 _DEFINE = re.compile(r"^define (?:(internal|private) )?")
 
@@ -96,6 +97,28 @@ def _parse(text: str) -> tuple[list[str], dict[str, _Function], list[tuple[str, 
     return header, functions, others
 
 
+_GLOBAL = re.compile(r"^@\S+ = ((?:[a-z_]+ )*?)(global|constant) ")
+_OPEN, _CLOSE = "[{<(", "]}>)"
+
+
+def _global_type(line: str) -> tuple[str, str]:
+    """(linkage, value type) of the global variable that `line` defines or declares (llvmlite's layout)."""
+    found = _GLOBAL.match(line)
+    if found is None:
+        raise _NotOurFormat
+    words = found.group(1).split()
+    linkage = next((w for w in words if w in ("internal", "private", "external", "weak", "common", "linkonce")), "external")
+    rest = line[found.end() :]
+    if rest[:1] not in _OPEN:
+        return linkage, rest.split(" ", 1)[0].rstrip(",")
+    depth = 0
+    for k, ch in enumerate(rest):
+        depth += (ch in _OPEN) - (ch in _CLOSE)
+        if depth == 0:
+            return linkage, rest[: k + 1]
+    raise _NotOurFormat
+
+
 def _reach(roots: list[str], functions: dict[str, _Function]) -> set[str]:
     """`roots` and the internal functions they reach, not through a movable one (those are roots of their own)."""
     seen = set(roots)
@@ -109,39 +132,39 @@ def _reach(roots: list[str], functions: dict[str, _Function]) -> set[str]:
     return seen
 
 
-def split_module(text: str, global_types: dict[str, tuple[str, str]], parts: int = 2) -> list[str] | None:
-    """The module `text` as `parts` module texts, or None when it is not worth splitting.
+@dataclass(frozen=True)
+class ModulePart:
+    text: str
+    weight: int  # the estimate of LLVM's work in it (module docstring)
 
-    `global_types` maps each global variable the module defines to (linkage,
-    value type), as LLVM reports them (jit.py reads them from the parsed module).
-    """
+
+def split_module(text: str, units: int = MAX_PARTS) -> list[ModulePart] | None:
+    """The module `text` as at most `units` modules, or None when it has fewer than two movable functions."""
     try:
         header, functions, others = _parse(text)
+        global_types = {name: _global_type(line) for name, line in others if name and line.startswith("@")}
     except _NotOurFormat:
         return None
     movable = [f for f in functions.values() if f.movable]
-    if len(movable) < 2 or parts < 2:
+    if len(movable) < 2 or units < 2:
         return None
     kept_roots = [name for name, f in functions.items() if not f.movable and not f.internal]
-    part_roots: list[list[str]] = [kept_roots] + [[] for _ in range(parts - 1)]
-    weights = [sum(functions[n].weight for n in _reach(kept_roots, functions))] + [0] * (parts - 1)
+    bins = min(units - 1, len(movable))
+    part_roots: list[list[str]] = [kept_roots] + [[] for _ in range(bins)]
+    weights = [sum(functions[n].weight for n in _reach(kept_roots, functions))] + [0] * bins
     for f in sorted(movable, key=lambda f: (-f.weight, f.name)):
-        k = min(range(parts), key=lambda j: (weights[j], j))
+        k = min(range(1, bins + 1), key=lambda j: (weights[j], j))
         part_roots[k].append(f.name)
         weights[k] += sum(functions[n].weight for n in _reach([f.name], functions))
-    if any(not roots for roots in part_roots[1:]):
-        return None
-    moved = {name for roots in part_roots[1:] for name in roots}
-    texts = []
+    moved = {f.name for f in movable}
+    parts = []
     for k, roots in enumerate(part_roots):
         defined = _reach(roots, functions)
-        if k == 0:  # the movable functions that stay
-            defined |= set().union(*(_reach([f.name], functions) for f in movable if f.name not in moved))
         referenced = set().union(*(functions[n].references for n in defined))
-        if k > 0 and any(name in global_types and global_types[name][0] not in ("external", "") for name in referenced):
+        if k > 0 and any(name in global_types and global_types[name][0] != "external" for name in referenced):
             return None  # a non-external global cannot be shared between two objects
-        texts.append(_part_text(header, functions, others, defined, referenced, moved, global_types, first=k == 0))
-    return texts
+        parts.append(ModulePart(_part_text(header, functions, others, defined, referenced, moved, global_types, k == 0), weights[k]))
+    return parts
 
 
 def _part_text(header, functions, others, defined, referenced, moved, global_types, first: bool) -> str:
