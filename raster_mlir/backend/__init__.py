@@ -57,7 +57,9 @@ workspace layout), `specs.py` (ArgSpec), `llvm_emit.py` with
 `llvm_body.py`, `llvm_ops.py`, `llvm_types.py`, `loop_hints.py`,
 `vmath/` (transcendental functions as inline vector code) and
 `llvm_entry.py` with `fp_mode.py` (LLVM IR; flush-to-zero around each
-native call), `target.py` (host CPU), `jit.py` (O3 + MCJIT),
+native call), `segment_emit.py` (a large kernel as segment functions),
+`module_split.py` (one module as several, compiled on two threads),
+`target.py` (host CPU), `jit.py` (O3 + MCJIT),
 `cache.py` (object cache), `numpy_abi.py` + `call.py` (per-call path),
 `arrays.py` (aligned allocation).
 """

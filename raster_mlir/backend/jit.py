@@ -12,8 +12,12 @@ Algorithm:
    maths variants (vmath/fallback.py) get an always-inline pass after the
    pipeline: the loop vectoriser calls those variants, and nothing inlines
    them in the O3 pipeline after it runs.
+   A module whose kernel was cut into segment functions (segment_emit.py)
+   is first split into several modules (module_split.py), each compiled in
+   its own LLVM context by this thread and one more (`_compile_parts`);
+   the result is one object per part.
 2. `JitModule`: an MCJIT execution engine built around an empty module into
-   which the object is loaded (`add_object_file`), so a cache hit skips
+   which the objects are loaded (`add_object_file`), so a cache hit skips
    optimisation and code generation entirely. External symbols (libm's
    `exp`, `tanh`, ...) are resolved by MCJIT in the running process.
    Host assembly (`asm`) is produced lazily, from the optimised IR, only
@@ -66,7 +70,8 @@ def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3, t
         remarks: list[str] = []  # filled when the capture ends
         with capture_llvm_diagnostics(remarks):
             if parts is None:
-                results = [_optimize_and_emit(_parse_and_verify(llvm_ir, None, timer), llvm_ir, target, opt_level, timer)]
+                module = _parse_and_verify(llvm_ir, llvm.create_context(), timer)  # a context of its own: see _unlocked
+                results = [_optimize_and_emit(module, llvm_ir, target, opt_level, timer)]
             else:
                 results = _compile_parts(parts, target, opt_level, timer)
     objects = [obj for obj, _ in results]
@@ -114,25 +119,32 @@ def _compile_parts(parts: list[ModulePart], target: HostTarget, opt_level: int, 
     take = threading.Lock()
 
     def work(part_timer) -> None:
-        while not errors:
+        while True:
             with take:
-                if not queue:
+                if errors or not queue:
                     return
                 k = queue.pop(0)
             try:
                 module = _parse_and_verify(parts[k].text, llvm.create_context(), part_timer)
                 results[k] = _optimize_and_emit(module, parts[k].text, target, opt_level, part_timer)
-            except BaseException as exc:  # re-raised on the calling thread
+            except Exception as exc:  # re-raised on the calling thread
                 errors.append(exc)
+                return
 
     worker = threading.Thread(target=work, args=(NO_TIMER,), name="raster-mlir-llvm") if _usable_cpus() > 1 else None
     if worker is not None:
         worker.start()
-    work(timer)
-    if worker is not None:
-        with timer.phase("LLVM, waiting for the other thread"):
-            worker.join()
+    try:
+        work(timer)
+    finally:
+        if worker is not None:
+            with take:
+                queue.clear()  # after an interrupt here, the other thread finishes its part and stops
+            with timer.phase("LLVM, waiting for the other thread"):
+                worker.join()
     if errors:
+        if isinstance(errors[0], CompileError):
+            raise errors[0]
         raise CompileError(f"LLVM failed on a part of a split module: {errors[0]}") from errors[0]
     return results
 
@@ -150,8 +162,9 @@ def _unlocked(name: str):
 
     llvmlite serialises every call into LLVM on one lock; optimising and
     generating code for modules of distinct LLVM contexts is thread-safe in
-    LLVM itself (what parallel LTO code generation relies on), and only
-    these long calls, on objects of one part, are made without the lock.
+    LLVM itself (what parallel LTO code generation relies on): these long
+    calls are made without the lock, on modules of a context of their own
+    (never llvmlite's global context, which other code may be using).
     On an llvmlite without the wrapper this relies on, the locked call.
     """
     wrapped = getattr(llvm.ffi.lib, name)
