@@ -21,6 +21,22 @@ waiting for a core. Every result is checked: the ODE value against numpy,
 the gradient between the two libraries (1e-9 relative), the train step
 against the harness's float64 reference.
 
+Bytecode: an installed package runs from compiled bytecode (pip compiles
+it at install; JAX, xDSL, numpy and llvmlite in site-packages have their
+`__pycache__`), while this checkout, run with PYTHONDONTWRITEBYTECODE=1,
+would compile raster_mlir's modules from source in every child (about 10 ms
+of a cold first call: the passes are imported when the first pipeline is
+parsed). So by default the children run with a temporary PYTHONPYCACHEPREFIX
+that the parent fills before any timed run, for both libraries alike: it
+compiles raster_mlir's packages (raster_mlir, dialects, passes, bench) with
+compileall, then runs each implementation's child once per workload kind
+(ode value, ode grad, mlp; smallest size, untimed) with bytecode writing on,
+which compiles every module those children import, the standard library's,
+JAX's and xDSL's included (a cache prefix replaces the `__pycache__`
+directories for every module, so they must be in it too). The timed children
+only read it. `--bytecode source` measures raster_mlir compiling from source
+instead (the prefix then holds the other libraries' bytecode only).
+
 `--quick`: N = 10 and 100, L = 2 and 4, one repeat. `--only` keeps some
 implementations (raster_mlir, jax) and workloads (ode, mlp).
 """
@@ -30,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -123,9 +140,20 @@ def child_main(argv: list[str]) -> None:
 # ---- the parent: fresh processes, tables ------------------------------------------------------
 
 
-def run(command: list[str]) -> dict | str:
+# The bytecode directory the children read (PYTHONPYCACHEPREFIX), or None: see the module docstring.
+_pycache_prefix: str | None = None
+# raster_mlir's source directories (the packages of pyproject.toml's package-dir) and the harness's.
+SOURCE_DIRS = ("raster_mlir", "dialects", "passes", "bench")
+
+
+def run(command: list[str], write_bytecode: bool = False) -> dict | str:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     env.pop("RASTER_MLIR_VERIFY_EACH", None)  # what users get: verification at the end
+    if _pycache_prefix is not None:
+        env["PYTHONPYCACHEPREFIX"] = _pycache_prefix
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if not write_bytecode:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
     try:
         out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
@@ -134,6 +162,26 @@ def run(command: list[str]) -> dict | str:
         lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
         return f"exited {out.returncode}: {lines[-1] if lines else ''}"[:300]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prepare_bytecode(prefix: str, impls: list[str], workloads: list[str], raster_from_source: bool) -> None:
+    """Fill `prefix` with the bytecode the timed children will read (module docstring)."""
+    global _pycache_prefix
+    _pycache_prefix = prefix
+    if not raster_from_source:
+        dirs = [str(ROOT / d) for d in SOURCE_DIRS]
+        env = dict(os.environ, PYTHONPYCACHEPREFIX=prefix)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", *dirs], env=env, check=True, capture_output=True)
+    with tempfile.TemporaryDirectory(prefix="bench_compile_prime_") as cache:
+        for impl in impls:
+            commands = [mlp_command(impl, 2, cache)] if "mlp" in workloads else []
+            if "ode" in workloads:
+                commands += [ode_command(impl, 10, mode, cache) for mode in ("value", "grad")]
+            for command in commands:
+                run(command, write_bytecode=True)
+    if raster_from_source:  # keep the other libraries' bytecode only
+        for d in SOURCE_DIRS:
+            shutil.rmtree(Path(prefix) / str(ROOT / d).lstrip(os.sep), ignore_errors=True)
 
 
 def ode_command(impl: str, steps: int, mode: str, cache: str) -> list[str]:
@@ -264,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ode-sizes", default=None, help="comma-separated N (default 10,100,1000)")
     p.add_argument("--layers", default=None, help="comma-separated layer counts (default 2,4,8,16)")
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--bytecode", choices=("compiled", "source"), default="compiled",
+        help="raster_mlir's modules from compiled bytecode, as installed (default), or compiled from source",
+    )  # fmt: skip
     args = p.parse_args(argv)
     terms = args.only.split(",")
     impls = [i for i in IMPLEMENTATIONS if i in terms] or list(IMPLEMENTATIONS)
@@ -276,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     layers = layers if "mlp" in workloads else ()
     repeats = 1 if args.quick else args.repeats
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; python {sys.version.split()[0]}")
+    bytecode_dir = tempfile.TemporaryDirectory(prefix="bench_compile_pycache_")
+    prepare_bytecode(bytecode_dir.name, impls, workloads, args.bytecode == "source")
+    source = args.bytecode == "source"
+    exception = " except raster_mlir's (compiled from source by each child)" if source else ""
+    print(f"bytecode: every imported module's precompiled in {bytecode_dir.name}{exception}")
     rows, ode_results, checks = [], {}, []
     for steps in sizes:
         for mode in ("value", "grad"):
@@ -298,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         data = {name: summary for name, summary, _ in rows}
         Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    bytecode_dir.cleanup()
     return 0 if all(c.endswith("ok") for c in checks) else 1
 
 
