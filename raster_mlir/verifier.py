@@ -30,13 +30,14 @@ from xdsl.utils.exceptions import VerifyException
 from raster_mlir.cfg import postorder, successors
 from raster_mlir.dialects.raster_rules_core import describe_location
 from raster_mlir.errors import CompileError
+from raster_mlir.op_verifier import verify_ops
 
 
 def verify_module(module: ModuleOp, after: str | None = None) -> None:
-    """xDSL's verifier, then SSA dominance; a CompileError says what is wrong (after pass `after`)."""
+    """xDSL's verifier (op_verifier.py), then SSA dominance; a CompileError says what is wrong (after pass `after`)."""
     where = f" after pass {after}" if after else ""
     try:
-        module.verify()
+        verify_ops(module, dominance_follows=True)
     except VerifyException as e:
         raise CompileError(f"IR does not verify{where}: {e}") from None
     problem = dominance_problem(module)
