@@ -150,9 +150,10 @@ def replace_by_known(op: Operation, array: np.ndarray, rewriter: PatternRewriter
 
 def _foldable(values, result_type) -> list[np.ndarray] | None:
     """The operands' elements when every operand is known and the fold is small or a splat."""
-    arrays = [known_array(v) for v in values]
-    if any(a is None for a in arrays):
+    # (most ops have an unknown operand: decide that before building any operand's array)
+    if not all(isinstance(v.owner, (R.FillOp, R.ConstantOp)) for v in values):
         return None
+    arrays = [known_array(v) for v in values]
     all_splats = all(splat(v) is not None for v in values)
     if not all_splats and _size(result_type) > MAX_FOLDED_ELEMENTS:
         return None
