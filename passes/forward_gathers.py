@@ -222,10 +222,12 @@ def forward_block(block: Block) -> tuple[int, int]:
     """Forward every qualifying copy nest of `block` and of the blocks nested in it:
     (temporaries removed, their bytes)."""
     count = size = 0
-    order = BlockOrder.of(block)
+    order = None  # (taken when the block has a copy nest: most loop bodies have none)
     for k, op in enumerate(list(block.ops)):
         if isinstance(op, scf.ForOp):
             nest = match_copy_nest(op)
+            if nest is not None and order is None:
+                order = BlockOrder.of(block)
             if nest is not None and _forwardable(nest, order, k):
                 size += _forward(nest)
                 count += 1
