@@ -25,6 +25,7 @@ LoopBody = Callable[..., Sequence[SSAValue] | None]
 _DEFAULTS: dict[type[Operation], tuple[dict, dict]] = {}
 _ALIGNMENT = IntegerAttr(64, 64)  # bytes, for every temporary buffer
 _ALLOC_PROPERTIES: dict | None = None  # of `memref.alloc() {alignment = 64}`, whatever the type
+_INDEX = IndexType()  # the type of every induction variable (building one per loop cost a tenth of the lowering)
 
 
 def same_type(op_cls: type[Operation], *operands: SSAValue) -> Operation:
@@ -129,7 +130,7 @@ class LoopBuilder:
         body: LoopBody | None = None,
     ) -> list[SSAValue]:
         """for i in range(lower, upper, step) with SSA bounds (which may be computed at run time)."""
-        block = Block(arg_types=[IndexType(), *[v.type for v in inits]])
+        block = Block(arg_types=[_INDEX, *[v.type for v in inits]])
         yielded = self.inside(block, lambda: body(block.args[0], *block.args[1:]) if body else None)
         block.add_op(scf.YieldOp.create(operands=list(yielded or [])))
         # scf.for has no properties: create() builds what its IRDL constructor would, 4x faster.
