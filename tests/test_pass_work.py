@@ -1,4 +1,4 @@
-"""The work of every pass of the default pipeline, and of the backend's emitter, grows linearly.
+"""The work of every pass of the default pipeline, of verification and of the backend's emitter grows linearly.
 
 Work is counted deterministically, never timed: the number of Python function
 calls (Python and built-in, `sys.setprofile`) made while one pass runs, divided
@@ -25,9 +25,11 @@ from raster_mlir.backend.llvm_emit import EmitOptions, emit_module
 from raster_mlir.compiler import DEFAULT_PIPELINE, make_context
 from raster_mlir.frontend.tracer import ModuleTrace
 from raster_mlir.passes.registry import parse_pipeline
+from raster_mlir.verifier import verify_module
 
 GROWTH_ALLOWANCE = 1.6  # calls per op may grow by this factor from the smaller sizes to the largest
 EMITTER = "LLVM IR emission"
+VERIFIER = "verification of the final module"
 
 
 def count_calls(fn) -> int:
@@ -54,15 +56,17 @@ def ops_of(module: ModuleOp) -> int:
 def calls_per_op(module: ModuleOp, spec: str, entry: str | None) -> dict[str, float]:
     """Run the passes of `spec` over `module` one at a time: {pass label: calls per op of its input}.
 
-    With `entry`, the backend then emits the module's LLVM IR (row EMITTER).
+    Then the final module is verified (row VERIFIER) and, with `entry`, the backend emits its
+    LLVM IR (row EMITTER).
     """
     ctx = make_context()
     work: dict[str, float] = {}
     for i, p in enumerate(parse_pipeline(spec).passes):
         n = ops_of(module)
         work[f"{i:02d} {p.name}"] = count_calls(lambda: p.apply(ctx, module)) / n
+    n = ops_of(module)
+    work[VERIFIER] = count_calls(lambda: verify_module(module)) / n
     if entry is not None:
-        n = ops_of(module)
         work[EMITTER] = count_calls(lambda: emit_module(module, [entry], EmitOptions())) / n
     return work
 
@@ -87,7 +91,7 @@ def assert_linear(work_by_size: dict[int, dict[str, float]]) -> None:
 @pytest.mark.parametrize("differentiate", [False, True], ids=["value", "grad"])
 def test_every_pass_and_the_emitter_do_linear_work(differentiate):
     """inline, autodiff, forward-ad, canonicalize, cse, dce, lower-to-loops, fuse-loops, fuse-epilogues,
-    skip-zero-updates, skip-zero-chunks, parallelize-loops and the LLVM IR emitter."""
+    skip-zero-updates, skip-zero-chunks, parallelize-loops, the verifier and the LLVM IR emitter."""
     work = {}
     for size in (10, 100, 1000):
         fn = spring(max(1, size // 6))
