@@ -20,11 +20,14 @@ bodies like any captured value with a tangent.
 Which tapes need one is known only while the tangents are propagated (a
 push of a varying row). The tape is made before the loop, where nothing has
 a tangent yet, so `forward-ad` numbers the tapes of the function it
-differentiates (`label_tapes`: attribute `raster.tape_id` on their pushes and
-reads), and a push of a varying row onto a tape without a tangent raises
-`TangentTapeNeeded`; the pass then builds the tangent function again with a
-tangent tape for that tape (`seed_tangent_tapes`), once per such tape. A
-tape whose rows do not vary gets none and costs nothing.
+differentiates (`label_tapes`: attribute `raster.tape_id` on each tape_new and
+on the pushes and reads of its tape), and a push of a varying row onto a tape
+without a tangent raises `TangentTapeNeeded`; the pass then builds the tangent
+function again with that tape_new marked (`raster.tangent_tape`), once per such
+tape. The propagation makes a tangent tape right after each marked tape_new
+(`seed_tangent_tape`), wherever it sits: in a loop body, or in the clones of
+that body which the loops' tangent rules propagate. A tape whose rows do not
+vary gets none and costs nothing. The attributes are removed at the end.
 
 Rows are read back by index, so the primal loop that the tangent loop
 recomputes (JAX's convention, raster_tangents_control.py) pushing the same
@@ -35,7 +38,7 @@ tangents.
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import IntegerAttr, i64
+from xdsl.dialects.builtin import IntegerAttr, UnitAttr, i64
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
 from raster_mlir.errors import GradientError, with_location
@@ -45,6 +48,7 @@ from .raster_rules_while import WHILE_RULES
 from .raster_tape import TapeGetOp, TapeNewOp, TapePushOp
 
 TAPE_ID = "raster.tape_id"
+TANGENT_TAPE = "raster.tangent_tape"  # on a tape_new whose tape gets a tangent tape
 
 
 class TangentTapeNeeded(Exception):
@@ -70,30 +74,44 @@ def _tape_origin(value: SSAValue) -> TapeNewOp | None:
 
 
 def label_tapes(block: Block) -> list[TapeNewOp]:
-    """The tapes made in `block`, numbered in order; their pushes and reads get the number (TAPE_ID)."""
+    """The tapes made in `block` (nested ones too), numbered in order; the number (TAPE_ID) goes on
+    each `raster.tape_new` and on the pushes and reads of its tape."""
     tapes = [op for op in block.walk() if isinstance(op, TapeNewOp)]
     numbers = {tape: k for k, tape in enumerate(tapes)}
+    for tape, k in numbers.items():
+        tape.attributes[TAPE_ID] = IntegerAttr(k, i64)
     for op in block.walk():
         if isinstance(op, (TapePushOp, TapeGetOp)):
             origin = _tape_origin(op.tape)
             if origin in numbers:
-                op.attributes[TAPE_ID] = IntegerAttr(numbers[origin], i64)
+                op.attributes[TAPE_ID] = origin.attributes[TAPE_ID]
     return tapes
+
+
+def mark_tangent_tapes(tapes: list[TapeNewOp], numbers) -> None:
+    """Mark the tapes `numbers` (of `label_tapes`) as having a tangent tape; their clones keep the mark."""
+    for k in numbers:
+        tapes[k].attributes[TANGENT_TAPE] = UnitAttr()
 
 
 def unlabel_tapes(block: Block) -> None:
     for op in block.walk():
         op.attributes.pop(TAPE_ID, None)
+        op.attributes.pop(TANGENT_TAPE, None)
 
 
-def seed_tangent_tapes(block: Block, tapes: list[TapeNewOp], numbers, tangents: dict) -> None:
-    """Make a tangent tape at the start of `block` for each tape in `numbers` (`tangents` maps them)."""
-    for k in sorted(numbers):
-        tape = tapes[k]
-        new = TapeNewOp(tape.tape.type.row)
-        new.location = tape.location
+def seed_tangent_tape(block: Block, op: Operation, tangents: dict) -> None:
+    """For a marked `raster.tape_new` just added to `block`: its tangent tape, made right after it.
+
+    (Called by forward-ad's propagation for every op without a tangent operand: a tape is made
+    from nothing, so no tangent rule would ever be asked for its tangent. Where it sits, in a loop
+    body or a clone of one, its tangent tape is made too.)
+    """
+    if isinstance(op, TapeNewOp) and TANGENT_TAPE in op.attributes:
+        new = TapeNewOp(op.tape.type.row)
+        new.location = op.location
         block.add_op(new)
-        tangents[tape.tape] = new.tape
+        tangents[op.tape] = new.tape
 
 
 def _tape_number(op: Operation) -> int:

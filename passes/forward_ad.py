@@ -69,7 +69,13 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from raster_mlir.dialects import raster as R
-from raster_mlir.dialects.raster_tangents_tape import TangentTapeNeeded, label_tapes, seed_tangent_tapes, unlabel_tapes
+from raster_mlir.dialects.raster_tangents_tape import (
+    TangentTapeNeeded,
+    label_tapes,
+    mark_tangent_tapes,
+    seed_tangent_tape,
+    unlabel_tapes,
+)
 from raster_mlir.dialects.raster_rules import (
     RuleSet,
     TangentBuilder,
@@ -99,6 +105,7 @@ def propagate_tangents(
         block.add_op(op)
         operand_tangents = [tangents.get(v) for v in op.operands]
         if all(t is None for t in operand_tangents) or rules.is_nondifferentiable(type(op)):
+            seed_tangent_tape(block, op, tangents)  # a growable tape marked as varying (made from nothing)
             continue
         if isinstance(op, func.CallOp):
             result_tangents = _custom_call_tangents(block, op, operand_tangents, functions)
@@ -201,7 +208,7 @@ class TangentFunctionBuilder:
         for op in ops:
             staging.detach_op(op)
         tangents = {primal_args[i]: t for i, t in zip(self.argnums, tangent_args)}
-        seed_tangent_tapes(block, tapes, seeded_tapes, tangents)
+        mark_tangent_tapes(tapes, seeded_tapes)
         propagate_tangents(block, ops, tangents, self.rules, self.functions, f"@{self.callee_name}")
         unlabel_tapes(block)
 

@@ -212,6 +212,52 @@ def test_hessian_jacfwd_and_jvp_of_gradients_through_growable_tapes():
     np.testing.assert_allclose(tangent[0], H_f @ v, rtol=1e-10, atol=1e-12)
 
 
+def test_hvp_through_nested_growable_tapes():
+    # Tapes made inside loop bodies (a while in a static fori; a while in a while): each copy
+    # of the body the tangent rules propagate makes its own tangent tape.
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    jax.config.update("jax_enable_x64", True)
+    x, w, v = _rng(9).uniform(-1.0, 1.0, (3, 3))
+
+    def in_fori(x, w, n):
+        def outer(i, c):
+            s, _ = rm.while_loop(lambda s: s[1] < n, lambda s: (rm.sin(s[0]) * x + w, s[1] + 1.0), (c, 0.0))
+            return s * 0.5
+
+        return rm.sum(rm.fori_loop(0, 2, outer, x) ** 2)
+
+    def in_while(x, n, m):
+        def body(s):
+            inner, _ = rm.while_loop(lambda t: t[1] < m, lambda t: (rm.sin(t[0]) * x, t[1] + 1.0), (s[0], 0.0))
+            return inner * 0.9, s[1] + 1.0
+
+        return rm.sum(rm.while_loop(lambda s: s[1] < n, body, (x, 0.0))[0])
+
+    def j_in_fori(x, w):
+        c = x
+        for _ in range(2):
+            for _ in range(3):
+                c = jnp.sin(c) * x + w
+            c = c * 0.5
+        return jnp.sum(c**2)
+
+    def j_in_while(x):
+        c = x
+        for _ in range(2):
+            for _ in range(3):
+                c = jnp.sin(c) * x
+            c = c * 0.9
+        return jnp.sum(c)
+
+    got = rm.hvp(in_fori, (x, w, 3.0), (v, v), argnums=(0, 1))
+    expected = jax.jvp(jax.grad(j_in_fori, argnums=(0, 1)), (x, w), (v, v))[1]
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    got = rm.hvp(in_while, (x, 2.0, 3.0), (v,), argnums=0)
+    np.testing.assert_allclose(got, jax.jvp(jax.grad(j_in_while), (x,), (v,))[1], rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("f, n", [(while_program, 3.0), (fori_traced_bounds, 3)], ids=["while", "fori"])
 def test_reverse_over_reverse_through_growable_tapes_is_refused(f, n):
     x = _rng(5).standard_normal(3)
