@@ -13,6 +13,8 @@ all in float64 whatever the contender's dtype.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -137,6 +139,38 @@ def batches(data: Data, batch: int | None, dtype) -> tuple[np.ndarray, np.ndarra
 
 # -- the float64 reference -------------------------------------------------------------
 
+_inside_reference = False
+
+
+def _one_blas_thread(reference):
+    """Run `reference` with numpy's BLAS on one thread (threadpoolctl, when installed).
+
+    With more, OpenBLAS's worker threads keep polling for work for tens of milliseconds after
+    the last product (measured: 20-45 ms of CPU time during a 200 ms sleep): long enough to
+    take the second core from the next row's timing, which the gate and the replay after timing
+    come right before. The reference's speed does not matter; the timed rows' does.
+    """
+
+    @functools.wraps(reference)
+    def wrapper(*args, **kwargs):
+        global _inside_reference
+        if _inside_reference:
+            return reference(*args, **kwargs)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            limit = threadpool_limits(limits=1, user_api="blas")
+        except ImportError:
+            limit = contextlib.nullcontext()
+        _inside_reference = True
+        try:
+            with limit:
+                return reference(*args, **kwargs)
+        finally:
+            _inside_reference = False
+
+    return wrapper
+
 
 def reference_forward(params: Sequence[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
     """Activations [x, h1, ..., logits] in float64 (x is (in,) or (batch, in))."""
@@ -154,11 +188,13 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+@_one_blas_thread
 def reference_predict(params: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
     """Softmax probabilities in float64."""
     return np.exp(_log_softmax(reference_forward(params, x)[-1]))
 
 
+@_one_blas_thread
 def reference_step(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, lr: float = LR):
     """(loss, updated parameters) of one SGD step, all float64; `params` is not modified."""
     params = [np.asarray(p, dtype=np.float64) for p in params]
@@ -180,6 +216,7 @@ def reference_step(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, l
     return loss, [p - lr * g for p, g in zip(params, grads)]
 
 
+@_one_blas_thread
 def reference_replay(params: Sequence[np.ndarray], xs: np.ndarray, ys: np.ndarray, steps: int) -> list[np.ndarray]:
     """The parameters after `steps` steps cycling over the rows of xs/ys (as a timed contender does)."""
     params = [np.asarray(p, dtype=np.float64) for p in params]
@@ -188,6 +225,7 @@ def reference_replay(params: Sequence[np.ndarray], xs: np.ndarray, ys: np.ndarra
     return params
 
 
+@_one_blas_thread
 def reference_run(params: Sequence[np.ndarray], xs: np.ndarray, ys: np.ndarray, lr: float = LR):
     """(losses, final parameters) of one SGD step per row of xs/ys, in order, float64."""
     losses = []
