@@ -11,7 +11,7 @@ one run, with the contenders interleaved in a random order each round:
   (chunks from element 0, as before the frame);
 - the same native step alone: "kernel alone" rows call it from a native loop
   (bench/native_loop.py), so the difference to the rows above is the Python call
-  path (argument checks, ctypes, the loss, slicing `X[i]`);
+  path (argument checks, the call, the loss, slicing `X[i]`);
 - the hand-written numpy step (bench/workloads/numpy_impl.py: BLAS, in place);
 - inference (the forward pass and softmax) on the same arrays, and numpy's;
 - the same steps on MNIST rows (mostly zero: skip-zero-chunks' case), numpy's

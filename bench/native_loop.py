@@ -1,7 +1,7 @@
 """Time a compiled function's native code alone: a JIT-compiled loop calls its entry N times.
 
 `bench_alignment.py` asks how much of a step called from Python is the kernel
-and how much the call path (argument checks, the ctypes call, the loss
+and how much the call path (argument checks, the native call, the loss
 conversion, slicing the sample out of the data set). This loop answers the
 first half: it calls the function's packed entry (`<name>_packed(ptr args)`,
 backend/llvm_entry.py) `count` times from native code, moving the pointer
