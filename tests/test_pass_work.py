@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import unrolled_spring as spring
+from helpers import count_calls, unrolled_spring as spring
 from xdsl.dialects.builtin import ModuleOp, TensorType, f64
 
 import raster_mlir as rm
@@ -30,23 +30,6 @@ from raster_mlir.verifier import verify_module
 GROWTH_ALLOWANCE = 1.6  # calls per op may grow by this factor from the smaller sizes to the largest
 EMITTER = "LLVM IR emission"
 VERIFIER = "verification of the final module"
-
-
-def count_calls(fn) -> int:
-    """The Python and built-in function calls made by `fn()` (deterministic for a deterministic `fn`)."""
-    calls = 0
-
-    def profile(frame, event, arg):
-        nonlocal calls
-        if event == "call" or event == "c_call":
-            calls += 1
-
-    sys.setprofile(profile)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return calls
 
 
 def ops_of(module: ModuleOp) -> int:
