@@ -290,12 +290,16 @@ def forward_stores(block: Block, known: _StoredValues | None = None) -> None:
     """
     last = _StoredValues() if known is None else known
     for op in list(block.ops):
+        # (operands by position: store (value, memref, *indices), load (memref, *indices); the IRDL
+        # accessors .memref, .indices, .value cost a fifth of this function)
         if isinstance(op, memref.StoreOp):
-            last.store(op.memref, tuple(op.indices), op.value)
+            value, buffer, *indices = op.operands
+            last.store(buffer, tuple(indices), value)
         elif isinstance(op, memref.LoadOp):
-            value = last.lookup(op.memref, tuple(op.indices))
+            buffer, *indices = op.operands
+            value = last.lookup(buffer, tuple(indices))
             if value is not None:
-                op.res.replace_all_uses_with(value)
+                op.results[0].replace_all_uses_with(value)
                 op.detach()
                 op.erase()
         elif not op.regions:

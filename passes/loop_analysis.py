@@ -64,10 +64,10 @@ def accesses(ops: Iterable[Operation]) -> Accesses:
     for top in ops:
         for op in top.walk():
             visited += 1
-            if isinstance(op, memref.LoadOp):
-                acc.reads.setdefault(op.memref, []).append(op)
-            elif isinstance(op, memref.StoreOp):
-                acc.writes.setdefault(op.memref, []).append(op)
+            if isinstance(op, memref.LoadOp):  # (operands[0]: the IRDL accessor .memref costs more than the walk)
+                acc.reads.setdefault(op.operands[0], []).append(op)
+            elif isinstance(op, memref.StoreOp):  # (value, memref, *indices)
+                acc.writes.setdefault(op.operands[1], []).append(op)
             elif is_opaque(op):
                 acc.opaque = True
     WORK.ops_visited += visited
@@ -108,7 +108,8 @@ def constant_int(value: SSAValue) -> int | None:
 
 def loop_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
     """(lb, ub, step) when all three are constants."""
-    bounds = tuple(constant_int(v) for v in (loop.lb, loop.ub, loop.step))
+    operands = loop.operands  # (lb, ub, step, *iter_args): cheaper than three IRDL accessors
+    bounds = (constant_int(operands[0]), constant_int(operands[1]), constant_int(operands[2]))
     return None if None in bounds else bounds  # type: ignore[return-value]
 
 
