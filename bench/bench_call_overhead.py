@@ -1,6 +1,6 @@
 """Per-call cost of compiled functions called from Python, on small inputs, against numpy and the native floor.
 
-    python bench/bench_call_overhead.py [--quick]
+    python bench/bench_call_overhead.py [--quick] [--clock thread]
 
 Rows (ns per call, median of interleaved rounds; the contenders of a row run
 in a random order each round, in the same process):
@@ -37,6 +37,9 @@ import raster_mlir as rm  # noqa: E402
 from raster_mlir import nn  # noqa: E402
 
 
+CLOCK = time.perf_counter_ns  # --clock thread: this thread's CPU time (a loaded machine's descheduling left out)
+
+
 def interleaved(contenders: dict, rounds: int, number: int) -> dict[str, float]:
     """Median ns per call of each contender over `rounds` rounds of `number` calls, random order per round."""
     times: dict[str, list[float]] = {k: [] for k in contenders}
@@ -45,10 +48,10 @@ def interleaved(contenders: dict, rounds: int, number: int) -> dict[str, float]:
         random.shuffle(names)
         for k in names:
             fn = contenders[k]
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             for _ in range(number):
                 fn()
-            times[k].append((time.perf_counter() - t0) / number * 1e9)
+            times[k].append((CLOCK() - t0) / number)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -138,6 +141,20 @@ def hvp_rows(table, rounds, number) -> None:
     row(table, "rm.hvp MLP 4-8-3 loss, f64", measured, "call", first_ms=first)
 
 
+def value_and_grad_rows(table, rounds, number) -> None:
+    rng = np.random.default_rng(3)
+
+    def mlp(W1, b1, W2, b2, x, y):
+        return nn.cross_entropy(nn.softmax(nn.dense(W2, nn.relu(nn.dense(W1, x, b1)), b2)), y)
+
+    args = (rng.standard_normal((8, 4)), rng.standard_normal(8), rng.standard_normal((3, 8)), rng.standard_normal(3),
+            rng.standard_normal(4), np.eye(3)[1])  # fmt: skip
+    vg = rm.value_and_grad(mlp, argnums=(0, 1, 2, 3))
+    first = first_call_ms(vg, *args)
+    measured = interleaved({"call": lambda: vg(*args), "native": native_floor(vg, args)}, rounds, number)
+    row(table, "rm.value_and_grad MLP 4-8-3 loss, f64", measured, "call", None, "native", first)
+
+
 def train_rows(table, dtype, rounds, number) -> None:
     rng = np.random.default_rng(2)
     W1 = (rng.standard_normal((128, 784)) * 0.05).astype(dtype)
@@ -166,16 +183,24 @@ def train_rows(table, dtype, rounds, number) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument(
+        "--clock", choices=("wall", "thread"), default="wall",
+        help="wall time (default), or this thread's CPU time (steadier on a loaded machine; single-threaded rows only)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.thread_time_ns if args.clock == "thread" else time.perf_counter_ns
     rounds, number = (5, 2000) if args.quick else (21, 10000)
     table: list = []
     for dtype in (np.float64, np.float32):
         elementwise_rows(table, dtype, rounds, number)
     hvp_rows(table, rounds, number // 4)
+    value_and_grad_rows(table, rounds, number // 4)
     for dtype in (np.float64, np.float32):
         train_rows(table, dtype, rounds, number // 10)
     print_table(table)
-    print("native: the checked native call alone (checks + kernel); overhead = call - native. Noisy machine: use ratios.")
+    print(f"clock: {args.clock}. native: the checked native call alone (checks + kernel, outputs reused); "
+          "overhead = call - native. Noisy machine: use ratios.")  # fmt: skip
     return 0
 
 

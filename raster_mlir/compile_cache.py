@@ -295,7 +295,6 @@ def encode(entry: FunctionEntry) -> bytes:
             "packed_symbol": abi.packed_symbol,
             "checked_symbol": abi.checked_symbol,
             "pycall_symbol": abi.pycall_symbol,
-            "pyreturn_symbol": abi.pyreturn_symbol,
             "runtime_table_symbol": abi.runtime_table_symbol,
             "workspace_bytes": abi.workspace_bytes,
             "specs": [[list(s.shape), s.dtype, s.written, s.name, s.align] for s in abi.specs],
@@ -316,8 +315,8 @@ def decode(payload: bytes) -> FunctionEntry | None:
         a = meta["abi"]
         specs = tuple(ArgSpec(tuple(shape), dtype, written, name, align) for shape, dtype, written, name, align in a["specs"])
         abi = EntryABI(
-            a["name"], a["packed_symbol"], a["checked_symbol"], a["pycall_symbol"], a["pyreturn_symbol"],
-            a["runtime_table_symbol"], specs, a["workspace_bytes"],
+            a["name"], a["packed_symbol"], a["checked_symbol"], a["pycall_symbol"], a["runtime_table_symbol"],
+            specs, a["workspace_bytes"],
         )  # fmt: skip
         constants = []
         for c in meta["constants"]:

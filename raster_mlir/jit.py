@@ -269,9 +269,10 @@ class CompiledFunction(LLVMInspection):
     def dispatcher(self, fallback: Callable):
         """A builtin `f(*args)` that runs this signature natively, results and all, and calls
         `fallback(*args)` for anything else; None when the native entry cannot (then use `__call__`)."""
-        if self.native is None or not self.native.returns_natively:
+        native = self.native
+        if native is None or native.descriptor is None:
             return None
-        return self.native.function.returning_dispatcher(fallback)
+        return native.function.returning_builtin(native.descriptor, tuple(native.constants), fallback, varargs=True)
 
     def __call__(self, *args):
         if self.fast_call is not None:
@@ -317,7 +318,7 @@ class JitFunction:
 
     # `f(*args)` calls `self._dispatch(*args)` with no Python frame in between (the property's
     # getter is C code): for the most recently used signature that is a builtin running the
-    # native code (backend/llvm_pyreturn.py), whose fallback for anything else is `_call`.
+    # native code (backend/dispatch.py), whose fallback for anything else is `_call`.
     __call__ = property(operator.attrgetter("_dispatch"), doc="Call the function (compiled per signature).")
 
     def _call(self, *args):

@@ -1,4 +1,4 @@
-"""The native call path of `@rm.jit` functions (backend/llvm_pyreturn.py, backend/pycall.py).
+"""The native call path of `@rm.jit` functions (backend/dispatch.py, backend/pycall.py).
 
 A compiled signature is called through a builtin that checks the arguments,
 allocates the outputs, runs and boxes the results natively. These tests hold

@@ -49,11 +49,8 @@ import numpy as np
 from ..errors import AliasingError, AlignmentError, DTypeError, NotContiguousError, ReadOnlyError, ShapeError
 from .entry_abi import EntryABI
 from .inspect import LLVMInspection
-from . import pool, pycall
-from .numpy_abi import (
-    RT_PYARRAY_NEW, RT_RET_KIND, RT_RET_N_IN, RT_RET_N_OUT, RT_SLOTS, RT_TRACES_OPEN,
-    data_pointer, fill_runtime_table, probe_layout,
-)  # fmt: skip
+from . import dispatch, pool, pycall
+from .numpy_abi import data_pointer, fill_runtime_table
 from .specs import ArgSpec
 
 
@@ -64,11 +61,6 @@ class EntryRuntime:
     workspace: np.ndarray
     workspace_address: int
     native_checks: bool
-    # The call layout `<entry>_pyreturn` is set up for (returning_call), the constant
-    # arrays whose addresses its table holds, and the builtin; None until set up.
-    return_layout: tuple | None = None
-    return_constants: tuple = ()
-    returning: object = None
 
 
 def entry_runtime(jit, abi: EntryABI) -> EntryRuntime:
@@ -137,14 +129,6 @@ def check_arguments(name: str, specs: tuple[ArgSpec, ...], arrays: tuple) -> lis
     return [lo for lo, _ in ranges]
 
 
-# The result nestings `<entry>_pyreturn` builds (its RT_RET_KIND values, llvm_pyreturn.py).
-_NESTING_KINDS = {"single": 1, "tuple": 2, "value_and_tuple": 3}
-
-
-def _same_arrays(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(x is y or np.array_equal(x, y) for x, y in zip(a, b))
-
-
 def _declined(arrays) -> int:
     return 1
 
@@ -177,7 +161,7 @@ class NativeFunction(LLVMInspection):
         self.cache_hit = cache_source is not None
         self.compile_seconds = compile_seconds
         self._jit = jit  # keeps the machine code alive
-        runtime = self._runtime = entry_runtime(jit, abi)
+        runtime = entry_runtime(jit, abi)
         self._workspace_address = runtime.workspace_address
         self.native_checks = runtime.native_checks
         self._packed = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)(jit.function_address(abi.packed_symbol))
@@ -203,61 +187,28 @@ class NativeFunction(LLVMInspection):
         """
         return not self.checked_call(arrays)
 
-    def returning_call(self, n_inputs: int, n_outputs: int, nesting: str, constants: tuple, traces_open: int = 0):
-        """The builtin `<entry>_pyreturn` (llvm_pyreturn.py) for this call layout, or None where unavailable.
+    def result_descriptor(self, n_inputs: int, n_outputs: int, nesting: str, constants: tuple, traces_open: int):
+        """The layout of a call served natively by dispatch.py, or None where it cannot be.
 
-        `f(args)` checks the `n_inputs` arrays of the tuple `args`, allocates the
-        next `n_outputs` buffers, takes the rest from `constants`, runs, and
-        returns by `nesting`: "single" the fresh output, "tuple" a tuple of them,
-        "value_and_tuple" (first, (others...)); 0-d ones as Python numbers;
-        `NotImplemented` when it declines. One layout per loaded
-        entry: a different one, or other constants, gets None (the caller keeps its Python path).
-        None too when an input is written (the overlap checks are `_checked`'s).
-        `traces_open`: the address of an int64 that is non-zero while a trace is
-        open anywhere (the entry declines then), or 0.
+        The first `n_inputs` buffers come from the argument tuple (checked), the
+        next `n_outputs` are fresh results, the rest are `constants`; `nesting`
+        is how the results are returned ("single", "tuple", "value_and_tuple");
+        `traces_open` the address of the count of open traces (it declines then).
         """
-        specs, runtime = self.arg_specs, self._runtime
-        layout = probe_layout()
-        if not runtime.native_checks or not pycall.available() or layout is None or not layout[RT_PYARRAY_NEW]:
+        specs = self.arg_specs
+        if not self.native_checks or n_inputs + n_outputs + len(constants) != len(specs):
             return None
-        if not self.abi.pyreturn_symbol:
-            return None
-        kind = _NESTING_KINDS.get(nesting)
-        if kind is None or n_inputs + n_outputs + len(constants) != len(specs):
-            return None
-        if (nesting == "single" and n_outputs != 1) or (nesting == "value_and_tuple" and n_outputs < 1):
-            return None
-        if any(spec.written for spec in specs[:n_inputs]):
-            return None
-        for spec, c in zip(specs[n_inputs + n_outputs :], constants):
-            if not (type(c) is np.ndarray and c.dtype == spec.np_dtype and c.shape == spec.shape and c.flags.c_contiguous):
-                return None
-            if data_pointer(c) % (spec.align or c.itemsize):
-                return None
-        wanted = (n_inputs, n_outputs, kind)
-        with self._jit.state_lock:
-            if runtime.return_layout is None:
-                address = self._jit.global_address(self.abi.runtime_table_symbol)
-                table = (ctypes.c_int64 * (RT_SLOTS + len(specs))).from_address(address)
-                for j, c in enumerate(constants):
-                    table[RT_SLOTS + n_inputs + n_outputs + j] = data_pointer(c)
-                table[RT_RET_N_IN], table[RT_RET_N_OUT], table[RT_TRACES_OPEN] = n_inputs, n_outputs, traces_open
-                table[RT_RET_KIND] = kind  # last: a non-zero kind enables the entry
-                symbol = self.abi.pyreturn_symbol
-                runtime.returning = pycall.builtin(self._jit.function_address(symbol), symbol, self._jit)
-                runtime.return_layout, runtime.return_constants = wanted, tuple(constants)
-            elif runtime.return_layout != wanted or not _same_arrays(runtime.return_constants, constants):
-                return None  # (the loaded code is shared by equal LLVM IR; its constants may differ)
-        return runtime.returning
+        in_specs, out_specs = specs[:n_inputs], specs[n_inputs : n_inputs + n_outputs]
+        return dispatch.describe(
+            self._jit.function_address(self.abi.packed_symbol), self._workspace_address, in_specs, out_specs,
+            list(zip(specs[n_inputs + n_outputs :], constants)), nesting, traces_open,
+        )  # fmt: skip
 
-    def returning_dispatcher(self, fallback):
-        """`f(*args)`: `returning_call`'s builtin as METH_VARARGS, calling `fallback(*args)` when it declines.
-
-        Only after `returning_call` set the entry up (else None)."""
-        symbol = self.abi.pyreturn_symbol
-        if self._runtime.returning is None:
-            return None
-        return pycall.builtin(self._jit.function_address(symbol), symbol, self._jit, fallback=fallback, varargs=True)
+    def returning_builtin(self, descriptor, keep_alive, fallback=NotImplemented, varargs: bool = False):
+        """The builtin running `descriptor`'s layout: `f(args)` (or `f(*args)` with `varargs`) returns
+        the results, or `fallback(*args)` when it declines; None if there is no dispatcher here.
+        `keep_alive`: what the descriptor's addresses point into (the constants)."""
+        return dispatch.dispatcher(descriptor, (self._jit, keep_alive), fallback, varargs)
 
     def _call_checked_in_python(self, arrays: tuple) -> None:
         pointers = check_arguments(self.name, self.arg_specs, arrays)

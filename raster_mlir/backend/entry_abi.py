@@ -20,7 +20,6 @@ class EntryABI:
     packed_symbol: str
     checked_symbol: str
     pycall_symbol: str
-    pyreturn_symbol: str  # "" when not emitted (results written into inputs)
     runtime_table_symbol: str
     specs: tuple[ArgSpec, ...]
     workspace_bytes: int

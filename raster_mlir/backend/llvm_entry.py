@@ -1,4 +1,4 @@
-"""The native entry points of an entry function (the fourth, `<name>_pyreturn`, is in llvm_pyreturn.py).
+"""The three native entry points of an entry function.
 
 1. `void <name>_packed(ptr args)`: loads buffer pointer i from `args[i]`
    (the workspace pointer last) and calls `<name>`. One pointer argument
@@ -74,26 +74,16 @@ def emit_entry_points(mctx, info: FunctionInfo, specs: Sequence[ArgSpec]):
     written = tuple(spec.written for spec in specs)
     aligns = tuple(spec.align or buf.itemsize for spec, buf in zip(specs, buffers))
     packed = _emit_packed(mctx, info.name, kernel, len(buffers))
-    from .llvm_pyreturn import PyReturnEmitter  # (it builds on CheckedEmitter below)
-
-    # The fixed slots, then one per buffer (a constant's address, for `_pyreturn`).
-    slots = RT_SLOTS + len(buffers)
-    table = ir.GlobalVariable(mctx.llmod, ir.ArrayType(I64, slots), name=mctx.symbol(f"{info.name}_rt"))
-    table.initializer = ir.Constant(ir.ArrayType(I64, slots), [0] * slots)
+    table = ir.GlobalVariable(mctx.llmod, ir.ArrayType(I64, RT_SLOTS), name=mctx.symbol(f"{info.name}_rt"))
+    table.initializer = ir.Constant(ir.ArrayType(I64, RT_SLOTS), [0] * RT_SLOTS)
     table.align = 64
     checked = CheckedEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
     pycall = _emit_pycall(mctx, info.name, checked, table)
-    # `_pyreturn` serves functions whose results are all fresh; a train step writes its
-    # results into its inputs (`raster.result_aliases`), so it would never be called.
-    aliases = info.op.attributes.get("raster.result_aliases")
-    in_place = aliases is not None and any(a >= 0 for a in aliases.get_values())
-    pyreturn = None if in_place else PyReturnEmitter(mctx, info.name, kernel, table, buffers, written, aligns).emit()
     return EntryABI(
         name=info.name,
         packed_symbol=packed.name,
         checked_symbol=checked.name,
         pycall_symbol=pycall.name,
-        pyreturn_symbol=pyreturn.name if pyreturn is not None else "",
         runtime_table_symbol=table.name,
         specs=tuple(specs),
         workspace_bytes=info.workspace_bytes,

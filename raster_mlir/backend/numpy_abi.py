@@ -30,17 +30,9 @@ int64 slots that Python fills after loading the object code:
     slot  RT_PYBOOL_FROMLONG address of CPython's `PyBool_FromLong`, which
                              `<entry>_pycall` uses to return its verdict as a
                              Python bool (a new reference, on every version)
-    slots RT_PYARRAY_NEW ... the C functions and objects `<entry>_pyreturn`
-                             (llvm_pyreturn.py) allocates and boxes results
-                             with: numpy's `PyArray_New` (from its C-API
-                             capsule, checked by a call), `PyFloat_FromDouble`,
-                             `PyLong_FromLongLong`, `PyTuple_New`, `Py_IncRef`,
-                             `Py_DecRef`, `PyObject_Call`, `NotImplemented`
-                             (its "declined"), the address of the count of
-                             open traces (set by call.py), and numpy's type
-                             number of each DTYPE_ORDER entry
-    slot  RT_SLOTS + j       per buffer j of the entry, filled by call.py: the
-                             data address of a constant buffer, for `_pyreturn`
+    slot  RT_PYARRAY_NEW     numpy's `PyArray_New` (from its C-API capsule,
+                             checked by a call; 0 if that failed), for
+                             dispatch.py, which allocates results natively
 
 A dtype matches when its descriptor is the canonical object, or when its
 scalar type is the wanted one and its byte order is native ('=', '|' or the
@@ -87,20 +79,7 @@ RT_DESCR = 14
 RT_SCALAR_TYPE = RT_DESCR + len(DTYPE_ORDER)
 RT_PYBOOL_FROMLONG = RT_SCALAR_TYPE + len(DTYPE_ORDER)
 RT_PYARRAY_NEW = RT_PYBOOL_FROMLONG + 1
-RT_PYFLOAT_FROMDOUBLE = RT_PYARRAY_NEW + 1
-RT_PYLONG_FROMLONGLONG = RT_PYFLOAT_FROMDOUBLE + 1
-RT_PYTUPLE_NEW = RT_PYLONG_FROMLONGLONG + 1
-RT_PY_INCREF = RT_PYTUPLE_NEW + 1
-RT_PY_DECREF = RT_PY_INCREF + 1
-RT_DECLINED = RT_PY_DECREF + 1
-RT_PYOBJECT_CALL = RT_DECLINED + 1
-RT_TRACES_OPEN = RT_PYOBJECT_CALL + 1  # address of an int64 that is non-zero while a trace is open (call.py)
-RT_TYPENUM = RT_TRACES_OPEN + 1
-# The call layout `_pyreturn` serves (call.py fills these; kind 0 = not set up: it declines).
-RT_RET_KIND = RT_TYPENUM + len(DTYPE_ORDER)  # 1: the one fresh output, 2: a tuple of the fresh outputs
-RT_RET_N_IN = RT_RET_KIND + 1  # leading buffers taken from the argument tuple
-RT_RET_N_OUT = RT_RET_N_IN + 1  # then this many fresh outputs; the rest are constants (RT_SLOTS + j)
-RT_SLOTS = RT_RET_N_OUT + 1
+RT_SLOTS = RT_PYARRAY_NEW + 1
 
 # numpy's public flag bits (ndarraytypes.h); part of its stable C API.
 NPY_C_CONTIGUOUS = 0x0001
@@ -141,23 +120,11 @@ def probe_layout() -> dict[int, int] | None:
         RT_OFF_DESCR_BYTEORDER: head + _PTR + 2,
         RT_NATIVE_BYTEORDER: ord("<" if sys.byteorder == "little" else ">"),
     }
-    api = ctypes.pythonapi
-    for slot, function in (
-        (RT_PYBOOL_FROMLONG, api.PyBool_FromLong),
-        (RT_PYFLOAT_FROMDOUBLE, api.PyFloat_FromDouble),
-        (RT_PYLONG_FROMLONGLONG, api.PyLong_FromLongLong),
-        (RT_PYTUPLE_NEW, api.PyTuple_New),
-        (RT_PY_INCREF, api.Py_IncRef),
-        (RT_PY_DECREF, api.Py_DecRef),
-        (RT_PYOBJECT_CALL, api.PyObject_Call),
-    ):
-        layout[slot] = ctypes.cast(function, ctypes.c_void_p).value
-    layout[RT_DECLINED] = id(NotImplemented)
+    layout[RT_PYBOOL_FROMLONG] = ctypes.cast(ctypes.pythonapi.PyBool_FromLong, ctypes.c_void_p).value
     layout[RT_PYARRAY_NEW] = _pyarray_new_address() or 0
     for k, name in enumerate(DTYPE_ORDER):
         layout[RT_DESCR + k] = id(np.dtype(name))
         layout[RT_SCALAR_TYPE + k] = id(np.dtype(name).type)
-        layout[RT_TYPENUM + k] = np.dtype(name).num
     try:
         ok = _verify(layout)
     except (ValueError, OverflowError):

@@ -4,8 +4,9 @@ A ctypes call of a JIT-compiled function costs about 0.3-0.5 us: ctypes
 converts every argument and the result and goes through libffi. CPython calls
 a builtin (`PyCFunction`) with `METH_O` directly, C to C, in tens of
 nanoseconds. The entry points' `<name>_pycall` (llvm_entry.py) already has the
-`METH_O` signature `PyObject* f(PyObject* self, PyObject* arg)`; this module
-wraps its address in a builtin function object with `PyCFunction_NewEx`.
+`METH_O` signature `PyObject* f(PyObject* self, PyObject* arg)`, as has dispatch.py's generic
+dispatcher; this module wraps such an address in a builtin function object
+with `PyCFunction_NewEx`.
 With `METH_VARARGS` the same function receives the tuple of positional
 arguments instead, so a builtin can stand for `f(*args)` itself: an
 `@rm.jit` function's `__call__` (jit.py) is such a builtin.
@@ -49,18 +50,19 @@ def available() -> bool:
     return _NEW is not None
 
 
-def builtin(address: int, name: str, code_owner, fallback=NotImplemented, varargs: bool = False):
+def builtin(address: int, name: str, state, fallback=NotImplemented, varargs: bool = False, keep_alive=None):
     """A builtin calling the native `PyObject* fn(PyObject* self, PyObject* arg)` at `address`.
 
     `varargs=False` (METH_O): `f(t)` passes the object `t`; `varargs=True`
     (METH_VARARGS): `f(*args)` passes the tuple `args`. The builtin's `self`
-    is the tuple `(fallback, definition, name, code_owner)`: `<entry>_pyreturn`
-    calls `fallback(*args)` when it declines (NotImplemented: return that),
-    and the rest stays alive as long as the builtin (`code_owner`: the JIT).
+    is the tuple `(fallback, state, definition, name, keep_alive)`: the native
+    code reads `state` (dispatch.py: its descriptor) and calls `fallback(*args)`
+    when it declines (NotImplemented: returns that); everything in it, the
+    machine code's owner included, lives as long as the builtin.
     """
     if _NEW is None:
         raise RuntimeError("native builtins need CPython")
     encoded = name.encode()
     definition = _MethodDef(encoded, address, METH_VARARGS if varargs else METH_O, None)
-    owner = (fallback, definition, encoded, code_owner)
+    owner = (fallback, state, definition, encoded, keep_alive)
     return _NEW(ctypes.addressof(definition), owner, None)

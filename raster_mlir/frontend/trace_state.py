@@ -22,7 +22,7 @@ _STATE = threading.local()
 # (an AttributeError inside getattr on a thread that never traced), more than a
 # whole native call; this counter lets the call paths of compiled functions and
 # the eager primitives skip it while nothing is traced anywhere. A C integer: the
-# native dispatchers of `@rm.jit` functions read it too (backend/llvm_pyreturn.py).
+# native dispatcher of compiled functions reads it too (backend/dispatch.py).
 TRACES_OPEN = ctypes.c_int64(0)
 _COUNT_LOCK = threading.Lock()
 

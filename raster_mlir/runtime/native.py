@@ -29,7 +29,7 @@ from raster_mlir.timing import NO_TIMER
 
 
 # The fast path declined: take the slow path. NotImplemented because that is what the native
-# `<entry>_pyreturn` returns then (no compiled function can return it: results are arrays and numbers).
+# backend/dispatch.py's builtin returns then (no compiled function can return it: results are arrays and numbers).
 MISS = NotImplemented
 
 
@@ -64,7 +64,7 @@ class NativeEntry(LLVMInspection):
         self.fresh = [k for k, a in enumerate(result_aliases) if a < 0]
         self.out_shapes = [(R.shape_of(result_types[k]), NUMPY_DTYPES[R.dtype_of(result_types[k])]) for k in self.fresh]
         self.constants = list(constants)
-        self.returns_natively = False  # fast_caller gave `<entry>_pyreturn` (results made natively)
+        self.descriptor = None  # set when fast_caller gave backend/dispatch.py's native builtin
         self.written = {a for a in result_aliases if a >= 0}
         # The IR's argument names (the user's parameter names), for error messages.
         self.arg_names = [spec.name for spec in function.arg_specs[: len(self.input_specs)]]
@@ -128,11 +128,12 @@ class NativeEntry(LLVMInspection):
         constants = tuple(self.constants)
         nesting = _nesting(tree, bare_result, flat_tuple)
         if aliases == (-1,) * len(specs) and nesting is not None:
-            # All native: checks, outputs, the call and the result (backend/llvm_pyreturn.py).
+            # All native: checks, outputs, the call and the result (backend/dispatch.py).
             traces_open = ctypes.addressof(TRACES_OPEN)
-            native = self.function.returning_call(len(self.input_specs), len(specs), nesting, constants, traces_open)
+            descriptor = self.function.result_descriptor(len(self.input_specs), len(specs), nesting, constants, traces_open)
+            native = self.function.returning_builtin(descriptor, constants) if descriptor is not None else None
             if native is not None:
-                self.returns_natively = True
+                self.descriptor = descriptor
                 return native
         checked_call = self.function.checked_call  # truthy: declined, nothing ran
         empty = np.empty
