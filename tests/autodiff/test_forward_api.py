@@ -316,3 +316,24 @@ def test_flat_fast_path_declines_what_it_cannot_run():
     np.testing.assert_allclose(t, np.sum((np.cos(x) * x + np.sin(x)) * v) * 2.0)
     with pytest.raises(rm.GradientError, match="tangent of argument 1"):
         rm.jvp(f, (x, np.float64(2.0)), (v, np.ones(2)))
+
+
+def test_flat_calls_once_compiled_take_the_fast_path(monkeypatch):
+    # A solver's inner loop: after the first call, flat tuples of arrays go straight to the native
+    # call (no pytree work); the general path would call forward_api.flatten.
+    from raster_mlir import forward_api
+
+    def f(w, s):
+        return rm.sum(rm.sin(w) * w) * s
+
+    x, v, s = np.arange(1.0, 4.0), np.array([0.5, -1.0, 2.0]), np.float64(2.0)
+    s_array = np.asarray(s)
+    first_hv = rm.hvp(f, (x, s_array), (v,), argnums=0)
+    first_t = rm.jvp(f, (x, s_array), (v, np.zeros(())))[1]
+
+    def no_pytree_work(tree):
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(forward_api, "flatten", no_pytree_work)
+    np.testing.assert_array_equal(rm.hvp(f, (x, s_array), (v,), argnums=0), first_hv)
+    np.testing.assert_array_equal(rm.jvp(f, (x, s_array), (v, np.zeros(())))[1], first_t)
