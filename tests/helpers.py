@@ -60,6 +60,16 @@ def mlp_loss(W1, b1, W2, b2, x, y):
     return nn.cross_entropy(p, y)
 
 
+def mlp_params(rng, n_in: int, hidden: int, n_out: int, scale: float = 0.3) -> list:
+    """W1, b1, W2, b2 of `mlp_loss`: normal weights (std `scale`) and biases (std 0.1)."""
+    return [
+        rng.normal(0, scale, (hidden, n_in)),
+        rng.normal(0, 0.1, hidden),
+        rng.normal(0, scale, (n_out, hidden)),
+        rng.normal(0, 0.1, n_out),
+    ]
+
+
 def tanh_rnn_loss(W, xs, h0):
     """A tanh RNN through rm.scan, its stacked outputs used by the loss (loop tests and the jam test)."""
 

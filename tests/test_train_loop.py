@@ -11,6 +11,8 @@ import pytest
 import raster_mlir as rm
 from raster_mlir import nn
 
+from helpers import mlp_params
+
 
 def mlp_loss(W1, b1, W2, b2, x, y):
     h = nn.relu(nn.dense(W1, x, b1))
@@ -20,12 +22,7 @@ def mlp_loss(W1, b1, W2, b2, x, y):
 
 def problem(n=100, n_in=20, hidden=16, n_out=5, dtype=np.float64, seed=1):
     rng = np.random.default_rng(seed)
-    params = [
-        rng.normal(0, 0.3, (hidden, n_in)),
-        rng.normal(0, 0.1, hidden),
-        rng.normal(0, 0.3, (n_out, hidden)),
-        rng.normal(0, 0.1, n_out),
-    ]
+    params = mlp_params(rng, n_in, hidden, n_out)
     X = rng.normal(size=(n, n_in))
     Y = np.eye(n_out)[np.argmax(X[:, :n_out], axis=1)]  # a learnable labelling
     return [p.astype(dtype) for p in params], X.astype(dtype), Y.astype(dtype)

@@ -143,7 +143,7 @@ def test_the_step_is_one_native_function_without_weight_gradient_buffers():
     # intrinsics and libm.
     llvm = step.llvm_ir_optimized
     name = "mlp_loss_train_step"
-    segment = re.compile(rf"{name}\.part[0-9]+")
+    segment = re.compile(rf"{name}\.segment[0-9]+")
     defined = set(re.findall(r"^define [^@]*@\"?([\w.]+)\"?\(", llvm, re.M))
     entries = {name, *(f"{name}_{entry}" for entry in ("packed", "checked", "pycall"))}
     assert {d for d in defined if not segment.fullmatch(d)} <= entries, defined

@@ -193,6 +193,7 @@ class ModuleEmitter:
         # Functions whose buffer arguments carry `noalias` (jam.py relies on it).
         self.noalias_functions: set[str] = set()
         self.parallel_loops = 0  # outlined so far (their names are numbered)
+        self.segment_functions = 0  # kernel segments so far (segment_emit.py; numbered the same way)
         self._parallel_runtime: ir.GlobalVariable | None = None
         # (math op, type) -> its vmath function (vmath/__init__.py)
         self.vector_math_functions: dict = {}

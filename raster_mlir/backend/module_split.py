@@ -1,32 +1,32 @@
-"""One LLVM module as two, so that LLVM optimises and generates code for them on two threads.
+"""One LLVM module as several, so that LLVM optimises and generates code for them on two threads.
 
-LLVM's optimisation and code generation take about half of a train step's
-cold compile and run on one core. A kernel cut into segment functions
-(segment_emit.py) can be compiled as two modules at once: jit.py gives each
-its own LLVM context and loads both objects into one engine, where the calls
-between them are linked by symbol.
+LLVM's optimisation and code generation took about half of a train step's
+cold compile, on one core. A kernel cut into segment functions
+(segment_emit.py) can be compiled as several modules at once: jit.py gives
+each its own LLVM context, compiles them on two threads and loads all the
+objects into one engine, where the kernel's calls to its segments are
+linked by name.
 
 Algorithm, on the IR text that llvmlite prints (`define` line, `{`, body,
 `}`; one line per global and per metadata node):
 1. The movable functions are the internal `noinline` functions (the
    segments): nothing but their callers' call sites depends on them. The
    rest of the module (entry points, kernel, everything else) is part 0.
-2. Each movable function, heaviest first (text size, with the helpers it
-   reaches), goes to the part that is lighter so far; part 0 starts with the
-   weight of its own functions (`optnone` ones weigh nothing: LLVM does not
-   optimise them, and their code generation is fast).
+2. The movable functions, heaviest first (text size, with the helpers they
+   reach), are packed into at most MAX_PARTS - 1 more parts, each into the
+   lightest so far. jit.py compiles the heaviest parts first.
 3. A part holds its functions, the internal functions they reach (helpers
    such as vector maths or an outlined parallel loop: copied into each part
    that uses them, internal linkage keeps the copies apart), declarations of
    the other functions it calls, every declaration and metadata node of the
    module, and the globals: defined in part 0, `external` elsewhere.
-   A function moved out loses `internal` (the other part calls it by name)
-   and is declared in part 0.
-Modules without movable functions, or whose functions reference a global
-that is not external, are not split (None).
+   A function moved out loses `internal` (part 0 calls it by name) and is
+   declared in part 0.
+Modules without two movable functions, not in llvmlite's layout, or whose
+segments reference a global that is not external are not split (None).
 
-    part 0: define void @k(...) { call @k.part1(...) ... }     declare {i64} @k.part1(...)
-    part 1: define {i64} @k.part1(...) noinline { ... }
+    part 0: define void @k(...) { call @k.segment1(...) ... }     declare {i64} @k.segment1(...)
+    part 1: define {i64} @k.segment1(...) noinline { ... }
 """
 
 from __future__ import annotations

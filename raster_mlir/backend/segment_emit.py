@@ -11,7 +11,7 @@ entry points call, with `noalias` buffers) are grouped, in order, into
 segments of at least `EmitOptions.segment_ops` ops (counting nested ops).
 Each segment becomes an internal `noinline` function
 
-    <name>.part<k>(inputs..., workspace) -> {outputs...}
+    <name>.segment<k>(inputs..., workspace) -> {outputs...}
 
 called from the kernel in the segment's place. Inputs are the values the
 segment uses from before it (buffers keep their `noalias`, alignment and
@@ -26,10 +26,12 @@ accesses keep their scoped-noalias tags (one scope per buffer, shared by
 all segments). Kernels below the threshold, functions reached through
 `func.call`, outlined bodies and multi-block bodies are emitted as before.
 
-Before (loop-level IR of a kernel)       After (LLVM IR)
-    scf.for ... (forward, 900 ops)           define internal {i64} @k.part1(ptr noalias %a0, ..., ptr %ws) noinline
-    scf.for ... (backward, 800 ops)          define internal void @k.part2(ptr noalias %a0, ..., i64 %n, ptr %ws) noinline
-                                             define void @k(...) { %r = call @k.part1(...); call @k.part2(..., %n, ...) }
+Before (loop-level IR of a kernel @k)    After (LLVM IR)
+    scf.for ... (forward, 60 ops)            define internal {i64} @k.segment1(ptr noalias %a0, ..., ptr %ws) noinline
+    scf.for ... (backward, 80 ops)           define internal void @k.segment2(ptr noalias %a0, ..., i64 %n, ptr %ws)
+                                                 noinline
+                                             define void @k(...) {
+                                                 %r = call @k.segment1(...); ... call @k.segment2(..., %n, ...) }
 """
 
 from __future__ import annotations
@@ -148,9 +150,10 @@ class SegmentEmitter:
         output_types = [llvm_type(v.type) for v in outputs]
         ret = ir.LiteralStructType(output_types) if output_types else ir.VoidType()
         params = [self.value(v).type for v in inputs] + [PTR]
-        part = getattr(self.mctx, "segment_functions", 0) + 1
-        self.mctx.segment_functions = part
-        fn = ir.Function(self.mctx.llmod, ir.FunctionType(ret, params), name=self.mctx.symbol(f"{self.info.name}.part{part}"))
+        self.mctx.segment_functions += 1
+        number = self.mctx.segment_functions
+        name = self.mctx.symbol(f"{self.info.name}.segment{number}")
+        fn = ir.Function(self.mctx.llmod, ir.FunctionType(ret, params), name=name)
         fn.linkage = "internal"
         self.mctx.set_target_attributes(fn)
         fn.attributes.add("noinline")  # the point is a function LLVM optimises on its own

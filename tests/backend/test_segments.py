@@ -16,24 +16,14 @@ from raster_mlir.backend.jit import CompiledObject
 from raster_mlir.backend.module_split import PART_SEPARATOR, split_module
 from raster_mlir.backend.target import ensure_llvm_initialised
 
-from helpers import damped_spring, damped_spring_reference
+from helpers import damped_spring, damped_spring_reference, mlp_loss, mlp_params
 
-SEGMENT = re.compile(r'^define (internal )?[^@]*@"(\w+\.part\d+)"\((.*)\) (.*)$', re.M)
-
-
-def mlp_loss(W1, b1, W2, b2, x, y):
-    h = rm.nn.relu(rm.nn.dense(W1, x, b1))
-    return rm.nn.cross_entropy(rm.nn.softmax(rm.nn.dense(W2, h, b2)), y)
+SEGMENT = re.compile(r'^define (internal )?[^@]*@"(\w+\.segment\d+)"\((.*)\) (.*)$', re.M)
 
 
 def mlp_problem(seed=0, n_in=60, hidden=24, n_out=5):
     rng = np.random.default_rng(seed)
-    params = [
-        rng.normal(0, 0.3, (hidden, n_in)),
-        rng.normal(0, 0.1, hidden),
-        rng.normal(0, 0.3, (n_out, hidden)),
-        rng.normal(0, 0.1, n_out),
-    ]
+    params = mlp_params(rng, n_in, hidden, n_out)
     x = rng.random(n_in) * (rng.random(n_in) < 0.5)  # zero chunks: skip-zero-chunks' scalar outputs cross segments
     return params, x, np.eye(n_out)[2]
 
@@ -66,7 +56,7 @@ def test_a_cut_train_step_computes_what_the_whole_kernel_computes(monkeypatch, t
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
     assert len(cut.llvm_ir_optimized.split(PART_SEPARATOR)) >= 3  # compiled as several modules
-    assert "mlp_loss_train_step.part" in cut.asm and "mlp_loss_train_step_checked" in cut.asm
+    assert "mlp_loss_train_step.segment" in cut.asm and "mlp_loss_train_step_checked" in cut.asm
 
 
 def test_a_cut_kernel_is_loaded_from_the_disk_cache(monkeypatch, tmp_path):
@@ -99,12 +89,12 @@ target triple = "x86_64-unknown-linux-gnu"
 define void @"k"(ptr noalias %"a", ptr %"workspace") nounwind
 {
 entry:
-  %".1" = call {i64} @"k.part1"(ptr %"a", ptr %"workspace")
+  %".1" = call {i64} @"k.segment1"(ptr %"a", ptr %"workspace")
   %".2" = extractvalue {i64} %".1", 0
-  call void @"k.part2"(ptr %"a", i64 %".2", ptr %"workspace")
+  call void @"k.segment2"(ptr %"a", i64 %".2", ptr %"workspace")
   ret void
 }
-define internal {i64} @"k.part1"(ptr noalias %".1", ptr noalias %".2") noinline nounwind
+define internal {i64} @"k.segment1"(ptr noalias %".1", ptr noalias %".2") noinline nounwind
 {
 entry:
   %".3" = load double, ptr %".1"
@@ -114,7 +104,7 @@ entry:
   %".6" = insertvalue {i64} undef, i64 %".5", 0
   ret {i64} %".6"
 }
-define internal void @"k.part2"(ptr noalias %".1", i64 %".2", ptr noalias %".3") noinline nounwind
+define internal void @"k.segment2"(ptr noalias %".1", i64 %".2", ptr noalias %".3") noinline nounwind
 {
 entry:
   %".4" = getelementptr double, ptr %".1", i64 %".2"
@@ -146,16 +136,16 @@ def test_split_parts_are_valid_modules_that_define_each_function_once():
     for text in texts:
         llvm.parse_assembly(text, context=llvm.create_context()).verify()
     assert defined(texts[0]) == ["k"]
-    assert sorted(defined(texts[1]) + defined(texts[2])) == ["helper", "helper", "k.part1", "k.part2"]
+    assert sorted(defined(texts[1]) + defined(texts[2])) == ["helper", "helper", "k.segment1", "k.segment2"]
     assert '@"table" = global [4 x i64]' in texts[0]  # defined once, declared where used
-    user = next(t for t in texts[1:] if "k.part1" in defined(t))
+    user = next(t for t in texts[1:] if "k.segment1" in defined(t))
     assert '@"table" = external global [4 x i64]' in user
-    assert re.search(r'^declare \{i64\} @"k.part1"', texts[0], re.M)  # no longer internal: linked by name
-    assert re.search(r'^define \{i64\} @"k.part1"', user, re.M)
+    assert re.search(r'^declare \{i64\} @"k.segment1"', texts[0], re.M)  # no longer internal: linked by name
+    assert re.search(r'^define \{i64\} @"k.segment1"', user, re.M)
 
 
 def test_split_leaves_whole_what_it_cannot_split():
-    assert split_module(MODULE.replace('define internal void @"k.part2"', 'define internal void @"k.other"').replace(
+    assert split_module(MODULE.replace('define internal void @"k.segment2"', 'define internal void @"k.other"').replace(
         ") noinline nounwind\n{\nentry:\n  %\".4\" = getelementptr", ") nounwind\n{\nentry:\n  %\".4\" = getelementptr"
     )) is None  # one movable function only
     assert split_module(MODULE.replace('@"table" = global', '@"table" = internal global')) is None
