@@ -111,8 +111,8 @@ def _optimize_and_emit(module, llvm_ir: str, target: HostTarget, opt_level: int,
 
 
 def _compile_parts(parts: list[ModulePart], target: HostTarget, opt_level: int, timer) -> list[tuple[bytes, str]]:
-    """Each part in its own LLVM context, on this thread and one more when the process may use two
-    CPUs: each thread takes the heaviest part nobody took yet. Results are in the parts' order."""
+    """Each part in its own LLVM context, on this thread and one more (`_compile_threads`): each
+    thread takes the heaviest part nobody took yet. Results are in the parts' order."""
     results: list = [None] * len(parts)
     errors: list[BaseException] = []
     queue = sorted(range(len(parts)), key=lambda k: (-parts[k].weight, k))
@@ -131,7 +131,7 @@ def _compile_parts(parts: list[ModulePart], target: HostTarget, opt_level: int, 
                 errors.append(exc)
                 return
 
-    worker = threading.Thread(target=work, args=(NO_TIMER,), name="raster-mlir-llvm") if _usable_cpus() > 1 else None
+    worker = threading.Thread(target=work, args=(NO_TIMER,), name="raster-mlir-llvm") if _compile_threads() > 1 else None
     if worker is not None:
         worker.start()
     try:
@@ -147,6 +147,14 @@ def _compile_parts(parts: list[ModulePart], target: HostTarget, opt_level: int, 
             raise errors[0]
         raise CompileError(f"LLVM failed on a part of a split module: {errors[0]}") from errors[0]
     return results
+
+
+def _compile_threads() -> int:
+    """Threads for compiling the parts of a module: two when the process may use two CPUs and
+    `rm.set_num_threads` / RASTER_MLIR_NUM_THREADS allow two threads, else one."""
+    from .pool import get_num_threads
+
+    return min(2, _usable_cpus(), get_num_threads())
 
 
 @functools.lru_cache(maxsize=1)

@@ -172,3 +172,29 @@ def test_small_functions_stay_whole(segment_ops, monkeypatch, tmp_path):
     c = rm.compile(lambda x: x * 2.0 + 1.0, x)  # one top-level loop: nothing to cut
     assert not SEGMENT.search(c.llvm_ir)
     np.testing.assert_array_equal(c(x), x * 2.0 + 1.0)
+
+
+def test_the_second_compile_thread_follows_set_num_threads(monkeypatch, tmp_path):
+    import threading
+
+    from raster_mlir.backend import jit
+
+    started = []
+
+    class Recording(threading.Thread):
+        def start(self):
+            started.append(self.name)
+            super().start()
+
+    monkeypatch.setattr(jit.threading, "Thread", Recording)
+    monkeypatch.setattr(jit, "_usable_cpus", lambda: 2)
+    previous = rm.get_num_threads()
+    try:
+        rm.set_num_threads(1)
+        trained(8, monkeypatch, tmp_path / "one", steps=1)
+        assert "raster-mlir-llvm" not in started
+        rm.set_num_threads(2)
+        trained(8, monkeypatch, tmp_path / "two", steps=1)
+        assert "raster-mlir-llvm" in started
+    finally:
+        rm.set_num_threads(previous)
