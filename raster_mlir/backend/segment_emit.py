@@ -76,12 +76,12 @@ def plan_segments(block: Block, segment_ops: int) -> list[list[Operation]] | Non
             segments[-1].extend(current)
         else:
             segments.append(current)
-    if len(segments) < 2 or any(_defines_used_buffer(seg) for seg in segments):
+    if len(segments) < 2 or any(_defines_buffer(seg) for seg in segments):
         return None
     return segments
 
 
-def _defines_used_buffer(ops: list[Operation]) -> bool:
+def _defines_buffer(ops: list[Operation]) -> bool:
     """Whether a top-level op of `ops` defines a memref (segments return scalars only)."""
     return any(isinstance(r.type, MemRefType) for op in ops for r in op.results)
 
