@@ -31,9 +31,9 @@ from .atan import emit_atan2
 from .builder import MathBuilder
 from .erf import emit_erf
 from .exp import emit_exp, emit_exp2, emit_expm1
-from .fallback import define_scalar, define_variant, variant_widths
+from .fallback import FullBeyond, LibmBeyond, define_scalar, define_variant, variant_widths
 from .hyperbolic import emit_tanh
-from .log import emit_log, emit_log1p
+from .log import emit_log, emit_log1p, emit_log_positive_normal, not_positive_normal
 from .trig import MEDIUM, emit_cos, emit_sin, emit_tan
 
 # op name -> (emitter(m, *args) -> value, arity)
@@ -41,7 +41,7 @@ FUNCTIONS: dict[str, tuple[Callable, int]] = {
     "math.exp": (emit_exp, 1),
     "math.exp2": (emit_exp2, 1),
     "math.expm1": (emit_expm1, 1),
-    "math.log": (emit_log, 1),
+    "math.log": (emit_log_positive_normal, 1),
     "math.log1p": (emit_log1p, 1),
     "math.tanh": (emit_tanh, 1),
     "math.erf": (emit_erf, 1),
@@ -50,8 +50,13 @@ FUNCTIONS: dict[str, tuple[Callable, int]] = {
     "math.cos": (emit_cos, 1),
     "math.tan": (emit_tan, 1),
 }
-# ops whose fast path holds for |x| <= limit only: libm beyond (fallback.py)
-LIBM_BEYOND = {"math.sin": ("sin", MEDIUM), "math.cos": ("cos", MEDIUM), "math.tan": ("tan", MEDIUM)}
+# ops whose fast path (FUNCTIONS) holds for common arguments only: how the rare lanes are computed (fallback.py)
+RARE_PATHS = {
+    "math.sin": LibmBeyond("sin", MEDIUM),
+    "math.cos": LibmBeyond("cos", MEDIUM),
+    "math.tan": LibmBeyond("tan", MEDIUM),
+    "math.log": FullBeyond(emit_log, not_positive_normal),
+}
 VECTOR_MATH_OPS = frozenset(FUNCTIONS)
 
 
@@ -63,20 +68,20 @@ def math_function(mctx, op_name: str, ty: ir.Type) -> ir.Function:
         return fn
     emitter, arity = FUNCTIONS[op_name]
     stem = f"rm.vm.{op_name.removeprefix('math.')}"
-    if op_name in LIBM_BEYOND:
-        libm, limit = LIBM_BEYOND[op_name]
+    if op_name in RARE_PATHS:
+        rare = RARE_PATHS[op_name]
         if isinstance(ty, ir.VectorType):
-            fn = define_variant(mctx, stem, ty, emitter, libm, limit)
+            fn = define_variant(mctx, stem, ty, emitter, rare)
         else:
             variants = [math_function(mctx, op_name, ir.VectorType(ty, w)) for w in variant_widths(mctx, ty)]
-            fn = define_scalar(mctx, stem, ty, emitter, libm, limit, variants)
+            fn = define_scalar(mctx, stem, ty, emitter, rare, variants)
     else:
         fn = ir.Function(mctx.llmod, ir.FunctionType(ty, [ty] * arity), name=mctx.symbol(f"{stem}.{_suffix(ty)}"))
         fn.linkage = "internal"
         mctx.set_target_attributes(fn)
         fn.attributes.add("alwaysinline")
         builder = ir.IRBuilder(fn.append_basic_block("entry"))
-        builder.ret(emitter(MathBuilder(builder, mctx.declare, ty), *fn.args))
+        builder.ret(emitter(MathBuilder.for_module(builder, mctx, ty), *fn.args))
     cache[(op_name, str(ty))] = fn
     return fn
 

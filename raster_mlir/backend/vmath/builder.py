@@ -19,10 +19,11 @@ from ..llvm_ops import _suffix
 
 
 class MathBuilder:
-    def __init__(self, builder: ir.IRBuilder, declare, ty: ir.Type):
+    def __init__(self, builder: ir.IRBuilder, declare, ty: ir.Type, scalef: bool = False):
         self.b = builder
         self._declare = declare
         self.ty = ty
+        self.scalef = scalef  # the host has AVX-512's vscalefpd/ps (see ldexp)
         self.count = ty.count if isinstance(ty, ir.VectorType) else None
         self.lane = ty.element if self.count else ty
         self.is_f64 = isinstance(self.lane, ir.DoubleType)
@@ -31,6 +32,11 @@ class MathBuilder:
         self.bias = 1023 if self.is_f64 else 127
         lane_int = ir.IntType(self.bits)
         self.ity = ir.VectorType(lane_int, self.count) if self.count else lane_int
+
+    @classmethod
+    def for_module(cls, builder: ir.IRBuilder, mctx, ty: ir.Type) -> "MathBuilder":
+        """A builder for a function of the module being emitted (its host decides `scalef`)."""
+        return cls(builder, mctx.declare, ty, scalef=mctx.options.target.has_avx512f)
 
     # ---- constants -------------------------------------------------------
 
@@ -47,7 +53,7 @@ class MathBuilder:
 
     def for_type(self, ty: ir.Type) -> "MathBuilder":
         """A builder on the same insertion point for another float type (f32 computed in f64)."""
-        return MathBuilder(self.b, self._declare, ty)
+        return MathBuilder(self.b, self._declare, ty, self.scalef)
 
     # ---- float arithmetic (no fast-math flags) ---------------------------
 
@@ -145,6 +151,18 @@ class MathBuilder:
     def pow2(self, n_bits):
         """2^n as a float from integer n (as the low bits of `n_bits`), valid for normal exponents."""
         return self.as_float(self.shl(self.iadd(n_bits, self.iconst(self.bias)), self.mantissa_bits))
+
+    def ldexp(self, y, n_bits):
+        """y * 2^n (n as integer bits, |n| < 2^(p-1)), rounded once, overflow and subnormal results included.
+
+        With AVX-512, `llvm.ldexp` is one `vscalefpd` (after a `vcvtqq2pd` of
+        n): 2 instructions where splitting 2^n into two normal factors takes 8
+        (and the exp loop is bound by its count of vector instructions).
+        Elsewhere LLVM may make it a libm call per lane: callers check `scalef`.
+        """
+        assert self.scalef, "ldexp needs AVX-512 (MathBuilder.scalef)"
+        name = f"llvm.ldexp.{_suffix(self.ty)}.{_suffix(self.ity)}"
+        return self.b.call(self._declare(name, self.ty, [self.ty, self.ity]), [y, n_bits])
 
     @property
     def smallest_normal(self) -> float:

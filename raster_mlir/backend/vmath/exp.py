@@ -73,7 +73,9 @@ def _limit(m: MathBuilder) -> float:
 
 
 def _scale_split(m: MathBuilder, p, n_bits):
-    """2^n (1 + p) as (s1 + s1 p) s2 with 2^n = s1 s2 (see the module docstring)."""
+    """2^n (1 + p): ldexp(1 + p, n) with AVX-512 (one rounding), else (s1 + s1 p) s2 with 2^n = s1 s2."""
+    if m.scalef:
+        return m.ldexp(m.add(m.const(1.0), p), n_bits)
     n1 = m.ashr(n_bits, 1)
     s1 = m.pow2(n1)
     s2 = m.pow2(m.isub(n_bits, n1))

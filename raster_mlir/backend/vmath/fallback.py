@@ -1,4 +1,5 @@
-"""Vector maths with a rare libm fallback (sin, cos, tan of |x| > MEDIUM), still vectorised.
+"""Vector maths with a rare slow path, still vectorised: libm for sin, cos, tan of |x| > MEDIUM,
+the complete emitter (special values, subnormals) for log's non-normal inputs.
 
 A branch to a libm call inside the loop body stops LLVM's loop vectoriser
 ("control flow cannot be substituted for a select"), and computing the
@@ -20,9 +21,20 @@ VFABI mapping LLVM's vectoriser reads). The variants are externally visible
 so that nothing deletes them before that, and `jit.py` runs an always-inline
 pass after the O3 pipeline to inline them into the vectorised loops.
 Widths: the host's vector register and half of it, per element type.
+
+The same frame serves a second purpose (`FullBeyond`): log's fast path
+assumes a positive normal x, so every lane skips the compares and selects
+of the special values and of subnormal scaling (9 of its 32 vector
+instructions); a lane that is zero, negative, subnormal, infinite or NaN
+(one integer compare finds them) sends the whole vector through the
+complete emitter, in the cold block. There the scalar function is the
+complete emitter itself, and no libm is called.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 from llvmlite import ir
 
@@ -50,9 +62,24 @@ def _call_libm(b: ir.IRBuilder, fn, x):
     return b.fptrunc(b.call(fn, [b.fpext(x, ir.DoubleType())]), x.type)
 
 
-def _out_of_range(m: MathBuilder, x, limit: float):
-    # ordered: NaN stays on the fast path (which propagates it); +-inf goes to libm
-    return m.cmp(">", m.abs(x), m.const(limit))
+@dataclass(frozen=True)
+class LibmBeyond:
+    """|x| > limit (and +-inf) goes to the C library's `libm` (lane by lane in a cold function)."""
+
+    libm: str
+    limit: float
+
+    def is_rare(self, m: MathBuilder, x):
+        # ordered: NaN stays on the fast path (which propagates it); +-inf goes to libm
+        return m.cmp(">", m.abs(x), m.const(self.limit))
+
+
+@dataclass(frozen=True)
+class FullBeyond:
+    """Lanes where `is_rare(m, x)` holds are computed by `full(m, x)` (the whole vector, in a cold block)."""
+
+    full: Callable
+    is_rare: Callable
 
 
 def _finish_with_branch(b: ir.IRBuilder, fn: ir.Function, condition, y_fast, slow):
@@ -71,42 +98,50 @@ def _finish_with_branch(b: ir.IRBuilder, fn: ir.Function, condition, y_fast, slo
     b.ret(phi)
 
 
-def define_scalar(mctx, stem: str, ty: ir.Type, fast, libm_name: str, limit: float, variants) -> ir.Function:
+def define_scalar(mctx, stem: str, ty: ir.Type, fast, rare, variants) -> ir.Function:
     """The scalar function `<stem>.<ty>` (noinline, with the VFABI mapping to `variants`)."""
-    libm = _libm(mctx, libm_name)
     fn = ir.Function(mctx.llmod, ir.FunctionType(ty, [ty]), name=mctx.symbol(f"{stem}.{_suffix(ty)}"))
     fn.linkage = "internal"
     mctx.set_target_attributes(fn)
     for attr in ("noinline", "readnone"):
         fn.attributes.add(attr)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    m = MathBuilder(b, mctx.declare, ty)
+    m = MathBuilder.for_module(b, mctx, ty)
     x = fn.args[0]
-    _finish_with_branch(b, fn, _out_of_range(m, x, limit), fast(m, x), lambda: _call_libm(b, libm, x))
+    if isinstance(rare, FullBeyond):
+        b.ret(rare.full(m, x))
+    else:
+        libm = _libm(mctx, rare.libm)
+        _finish_with_branch(b, fn, rare.is_rare(m, x), fast(m, x), lambda: _call_libm(b, libm, x))
     fn.attributes.strings[VFABI_ATTRIBUTE] = ",".join(
         f"_ZGV_LLVM_N{v.function_type.return_type.count}v_{fn.name}({v.name})" for v in variants
     )
     return fn
 
 
-def define_variant(mctx, stem: str, vty: ir.VectorType, fast, libm_name: str, limit: float) -> ir.Function:
-    """The vector function `<stem>.<vty>`: fast path, and the cold fix-up when any lane is out of range."""
-    fix = _define_fixup(mctx, stem, vty, _libm(mctx, libm_name), limit)
+def define_variant(mctx, stem: str, vty: ir.VectorType, fast, rare) -> ir.Function:
+    """The vector function `<stem>.<vty>`: fast path, and the cold slow path when any lane is rare."""
     fn = ir.Function(mctx.llmod, ir.FunctionType(vty, [vty]), name=mctx.symbol(f"{stem}.{_suffix(vty)}"))
     mctx.set_target_attributes(fn)
     fn.attributes.add("alwaysinline")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    m = MathBuilder(b, mctx.declare, vty)
+    m = MathBuilder.for_module(b, mctx, vty)
     x = fn.args[0]
     y_fast = fast(m, x)
-    lanes = _out_of_range(m, x, limit)
+    lanes = rare.is_rare(m, x)
     reduce_or = mctx.declare(f"llvm.vector.reduce.or.{_suffix(lanes.type)}", ir.IntType(1), [lanes.type])
-    _finish_with_branch(b, fn, b.call(reduce_or, [lanes]), y_fast, lambda: b.call(fix, [x, y_fast]))
+    if isinstance(rare, FullBeyond):
+        slow = lambda: rare.full(m, x)  # noqa: E731
+    else:
+        fix = _define_fixup(mctx, stem, vty, rare)
+        slow = lambda: b.call(fix, [x, y_fast])  # noqa: E731
+    _finish_with_branch(b, fn, b.call(reduce_or, [lanes]), y_fast, slow)
     return fn
 
 
-def _define_fixup(mctx, stem: str, vty: ir.VectorType, libm, limit: float) -> ir.Function:
+def _define_fixup(mctx, stem: str, vty: ir.VectorType, rare: LibmBeyond) -> ir.Function:
     """Lane by lane: libm where |x| > limit, the fast result elsewhere."""
+    libm = _libm(mctx, rare.libm)
     fn = ir.Function(mctx.llmod, ir.FunctionType(vty, [vty, vty]), name=mctx.symbol(f"{stem}.fix.{_suffix(vty)}"))
     fn.linkage = "internal"
     mctx.set_target_attributes(fn)
@@ -114,14 +149,14 @@ def _define_fixup(mctx, stem: str, vty: ir.VectorType, libm, limit: float) -> ir
         fn.attributes.add(attr)
     x, y = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    m = MathBuilder(b, mctx.declare, vty.element)
+    m = MathBuilder.for_module(b, mctx, vty.element)
     i32 = ir.IntType(32)
     for lane in range(vty.count):
         xi = b.extract_element(x, ir.Constant(i32, lane))
         slow_bb = fn.append_basic_block(f"lane{lane}.libm")
         next_bb = fn.append_basic_block(f"lane{lane}.next")
         here = b.block
-        b.cbranch(_out_of_range(m, xi, limit), slow_bb, next_bb)
+        b.cbranch(rare.is_rare(m, xi), slow_bb, next_bb)
         b.position_at_end(slow_bb)
         patched = b.insert_element(y, _call_libm(b, libm, xi), ir.Constant(i32, lane))
         b.branch(next_bb)

@@ -20,6 +20,7 @@ Measured accuracy: docs/vector-math.md.
 from __future__ import annotations
 
 import math
+import struct
 
 from .builder import MathBuilder
 from .coefficients import LOG1P_DIRECT_F32, LOG_F64
@@ -59,20 +60,40 @@ def _log1p_direct(m: MathBuilder, f):
 
 
 def emit_log(m: MathBuilder, x):
+    """log of every x: subnormals scaled first, special values by selects."""
     # Subnormal (and non-positive) x: scale by 2^(p+2) so the bit trick sees a normal number.
     subnormal = m.cmp("<", x, m.const(m.smallest_normal))
     shift = m.mantissa_bits + 2
     x_normal = m.select(subnormal, m.mul(x, m.const(2.0**shift)), x)
     dk, f = _split_exponent(m, x_normal)
     dk = m.sub(dk, m.select(subnormal, m.const(float(shift)), m.const(0.0)))
+    return _log_special_values(m, x, _log_reduced(m, dk, f))
+
+
+def emit_log_positive_normal(m: MathBuilder, x):
+    """log of a positive normal finite x (the vectorised fast path; others: emit_log, fallback.py)."""
+    return _log_reduced(m, *_split_exponent(m, x))
+
+
+def _float_bits(m: MathBuilder, value: float) -> int:
+    return int.from_bytes(struct.pack("<d" if m.is_f64 else "<f", value), "little")
+
+
+def not_positive_normal(m: MathBuilder, x):
+    """x is zero, subnormal, negative, infinite or NaN: bits(x) - bits(min normal) >= bits(inf) - bits(min normal), unsigned."""
+    smallest = _float_bits(m, m.smallest_normal)
+    offset = m.isub(m.as_int(x), m.iconst(smallest))
+    return m.b.icmp_unsigned(">=", offset, m.iconst(_float_bits(m, math.inf) - smallest))
+
+
+def _log_reduced(m: MathBuilder, dk, f):
+    """log(2^k (1 + f)) for k = dk, |f| <= sqrt(2) - 1."""
     hi, lo = _ln2(m)
     if m.is_f64:
         hfsq, tail = _log1p_parts(m, f)
         # fdlibm's order: k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
-        y = m.sub(m.mul(dk, m.const(hi)), m.sub(m.sub(hfsq, m.mla(dk, m.const(lo), tail)), f))
-    else:
-        y = m.mla(dk, m.const(hi), m.mla(dk, m.const(lo), _log1p_direct(m, f)))
-    return _log_special_values(m, x, y)
+        return m.sub(m.mul(dk, m.const(hi)), m.sub(m.sub(hfsq, m.mla(dk, m.const(lo), tail)), f))
+    return m.mla(dk, m.const(hi), m.mla(dk, m.const(lo), _log1p_direct(m, f)))
 
 
 def _log_special_values(m: MathBuilder, u, y):
