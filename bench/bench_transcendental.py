@@ -1,6 +1,7 @@
 """Transcendental functions: raster_mlir against numpy, JAX (jit) and PyTorch, in one run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_transcendental.py [--quick] [--threads N]
+        [--raster-threads N]
 
 Rows (f64 and f32, 10^3 and 10^6 elements): exp, log, tanh, sigmoid and
 softmax of a vector; the science function sum(tanh(x) * exp(-x*x)) and its
@@ -13,6 +14,13 @@ medians of interleaved rounds (bench/timing.py) in microseconds per call;
 "x numpy" and "x jax" are the contender's time over raster_mlir's (>1:
 raster_mlir is faster). The compile column is raster_mlir's first call
 (trace, passes, LLVM, load), taken with a private, empty object cache.
+
+Threads: every contender runs in its default configuration, which the header
+prints: raster_mlir on its thread pool (one thread per core; loops of
+enough work, where a transcendental counts as 20-60 element operations, run
+on all of them: `parallelize-loops`), JAX/XLA and PyTorch on their own
+pools, numpy on one thread (its ufuncs have no other mode).
+`--raster-threads 1` pins raster_mlir to one thread, `--threads N` PyTorch.
 """
 
 from __future__ import annotations
@@ -212,17 +220,22 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, 10^3 elements, one Adam epoch pair")
     parser.add_argument("--threads", type=int, default=None, help="limit PyTorch to N threads (default: its own)")
+    parser.add_argument("--raster-threads", type=int, default=None, help="run raster_mlir on N threads (default: one per core)")
     parser.add_argument("--no-adam", action="store_true", help="skip the training rows")
     args = parser.parse_args(argv)
     os.environ.setdefault("RASTER_MLIR_CACHE_DIR", tempfile.mkdtemp(prefix="raster_bench_cache_"))
+    if args.raster_threads:
+        rm.set_num_threads(args.raster_threads)
+    threads = [f"raster_mlir {rm.get_num_threads()}"]
     try:
         import torch
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        print(f"PyTorch threads: {torch.get_num_threads()}; numpy and raster_mlir: one thread per call")
+        threads.append(f"PyTorch {torch.get_num_threads()}")
     except ImportError:
         pass
+    print(f"threads: {', '.join(threads)}, JAX/XLA its own pool, numpy 1 (see the module docstring)")
     print_header()
     elementwise_rows((1000,) if args.quick else (1000, 1_000_000), args.quick)
     if args.no_adam:
