@@ -9,7 +9,9 @@ it; a loop calling SVML's vector function (`__svml_exp8` for 8 doubles,
 `__svml_expf16` for 16 floats...) directly from emitted LLVM IR, the way
 llvmlite would use SVML as a vector library; numpy's ufunc writing into an
 existing array (loading libsvml slows numpy's own exp down in this process,
-so the numpy column is only meaningful without SVML). Also the maximum ulp error of SVML on the same samples as
+so the numpy column is only meaningful without SVML); and the vector
+instructions per 8 elements of the vmath loop, counted in its assembly (the
+loops' time follows this count on Zen 4: docs/vector-math.md). Also the maximum ulp error of SVML on the same samples as
 the vmath tables (raster_mlir.backend.vmath.accuracy). docs/vector-math.md
 quotes the results and the choice made from them.
 """
@@ -20,6 +22,7 @@ import argparse
 import ctypes
 import glob
 import os
+import re
 import sys
 import time
 
@@ -93,6 +96,23 @@ done:
         self.loops[(fn, x.dtype.type)](x.ctypes.data, y.ctypes.data, len(x))
 
 
+def vector_instructions_per_8(native) -> float:
+    """Vector instructions per 8 elements in the vectorised loop of `native` (its main loop, from the assembly).
+
+    The loop runs from the `%vector.body` label to the branch back to it; a cold
+    block it jumps to (log's complete path) is laid out after it and not counted.
+    """
+    asm = native.asm
+    head = re.search(r"^(\.LBB\d+_\d+):\s+# %vector\.body", asm, re.M)
+    if head is None:
+        return float("nan")
+    body = asm[head.end() :].split(f"\t{head.group(1)}\n")[0]
+    lines = [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith(("#", "."))]
+    step = next((int(m.group(1)) for ln in lines if (m := re.match(r"(?:addq|subq)\s+\$(\d+), %r", ln))), 0)
+    vector = [ln for ln in lines if "mm" in ln or ln.startswith("k")]
+    return 8 * len(vector) / step if step else float("nan")
+
+
 def median_times(callables: dict, repeats: int) -> dict:
     times = {k: [] for k in callables}
     for _ in range(repeats):
@@ -116,8 +136,8 @@ def main(argv=None) -> None:
     if svml is None:
         print("libsvml.so not found (pip install intel-cmplr-lib-rt, or --svml-dir): SVML columns skipped")
     sizes = (1024,) if args.quick else (1024, 1 << 20)  # whole vectors for the SVML loop
-    print("| function | n | vmath us | SVML us | numpy us | SVML / vmath | numpy / vmath |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| function | n | vmath us | SVML us | numpy us | SVML / vmath | numpy / vmath | vmath instr. per 8 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for fn in SVML_NAMES:
         for T, dt in (("f64", np.float64), ("f32", np.float32)):
             for n in sizes:
@@ -133,7 +153,7 @@ def main(argv=None) -> None:
                 s = t.get("svml", float("nan"))
                 print(
                     f"| {fn} {T} | {n} | {t['vmath'] * 1e6:.1f} | {s * 1e6:.1f} | {t['numpy'] * 1e6:.1f} "
-                    f"| {s / t['vmath']:.2f} | {t['numpy'] / t['vmath']:.2f} |",
+                    f"| {s / t['vmath']:.2f} | {t['numpy'] / t['vmath']:.2f} | {vector_instructions_per_8(vm):.1f} |",
                     flush=True,
                 )
     if svml and not args.quick:
