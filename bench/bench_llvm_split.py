@@ -17,7 +17,9 @@ is then optimised and compiled to object code R times, interleaved (jit.py's
   first, each thread takes the next part): the wall time on two idle cores,
   which a loaded machine cannot show directly.
 
-Ratios are against the one-function compile of the same step in the same run.
+Ratios are against the one-function compile of the same step in the same run. A first line
+checks whether the process gets two cores: two sha256 jobs (C code without the GIL) and two LLVM
+compiles, on two threads against one after the other.
 """
 
 from __future__ import annotations
@@ -78,6 +80,41 @@ def two_cpu_path(llvm_ir: str, target) -> float:
     return max(threads)
 
 
+def two_thread_ratios(llvm_ir: str, target) -> tuple[float, float]:
+    """Wall time of two jobs on two threads over the same jobs one after the other: sha256 of 64 MB
+    (C code without the GIL: 0.5 when two cores are free, 1.0 when they are not) and compiling
+    `llvm_ir` (the same for LLVM: its two threads do not wait for each other)."""
+    import hashlib
+    import threading
+
+    data = b"x" * (64 << 20)
+
+    def digest():
+        hashlib.sha256(data).digest()
+
+    def compile_once():
+        module = llvm.parse_assembly(llvm_ir, context=llvm.create_context())
+        jit._optimize_and_emit(module, llvm_ir, target, 3)
+
+    ratios = []
+    for job in (digest, compile_once):
+        job()
+        serial, parallel = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            job()
+            job()
+            serial.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            other = threading.Thread(target=job)
+            other.start()
+            job()
+            other.join()
+            parallel.append(time.perf_counter() - t0)
+        ratios.append(statistics.median(parallel) / statistics.median(serial))
+    return ratios[0], ratios[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 and 4 layers, 3 repeats")
@@ -89,6 +126,9 @@ def main() -> None:
     target = host_target()
     print(f"LLVM optimisation + code generation of the train step, medians of {repeats}; "
           f"segment_ops = {llvm_emit.SEGMENT_OPS}; CPUs usable: {jit._usable_cpus()}")
+    sha, compile_ratio = two_thread_ratios(step_llvm_ir(2, 0), target)
+    print(f"two threads over one (wall): sha256 {sha:.2f}, LLVM {compile_ratio:.2f} "
+          "(0.5: two free cores; near 1.0 for sha256: the machine is busy and the wall columns cannot show threads)")
     print()
     print("| layers | one function: wall | CPU | segments: wall | CPU | 2-CPU path | parts |")
     print("|---|---|---|---|---|---|---|")
