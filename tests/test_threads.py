@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 
 import llvmlite.binding as llvm
@@ -173,6 +174,10 @@ def test_reduction_loop_is_marked_with_its_kind():
 
 
 def test_concurrent_calls_from_python_threads_are_correct():
+    """Four threads step one TrainStep on their own parameters: each gets its own parameters and its own losses
+    (the step's loss buffer is shared; a switch every microsecond gives the threads every chance to interleave)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
     rm.set_num_threads(3)
     params, x, y = problem(64, n_in=96, hidden=40)
     step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.05), pipeline=EVERY_LOOP)
@@ -186,18 +191,22 @@ def test_concurrent_calls_from_python_threads_are_correct():
             rng = np.random.default_rng(seed)
             for _ in range(20):
                 xs = rng.random(x.shape)
-                step(*local, xs, y)
-                _, reference, _ = numpy_step(reference, xs, y, lr=0.05)
+                loss = step(*local, xs, y)
+                want_loss, reference, _ = numpy_step(reference, xs, y, lr=0.05)
+                assert loss == pytest.approx(want_loss, rel=1e-10)
             for got, want in zip(local, reference):
                 np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
         except Exception as exc:  # reported in the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert not errors, errors
 
 
