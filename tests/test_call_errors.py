@@ -127,3 +127,17 @@ def test_run_with_mismatched_data_says_which_arguments_and_why(step, model):
     assert located_here(info.value, "run-1d")
     with pytest.raises(rm.RasterError, match=r"argument 4 \('x'\) is data") as info:
         step.run(*model, 1.0, Y)
+
+
+def test_a_jit_function_called_with_the_wrong_number_of_arguments_names_the_argument():
+    @rm.jit
+    def scaled_dot(x, y):
+        return rm.sum(x * y)
+
+    x = np.ones(3)
+    assert scaled_dot(x, x) == 3.0
+    with pytest.raises(rm.DTypeError, match=r"scaled_dot: called with 1 argument\(s\): missing a required argument: 'y'") as missing:
+        scaled_dot(x)  # <arity-missing>
+    assert isinstance(missing.value, TypeError) and located_here(missing.value, "arity-missing")
+    with pytest.raises(rm.DTypeError, match=r"scaled_dot: called with 3 argument\(s\): too many positional arguments"):
+        scaled_dot(x, x, x)
