@@ -26,8 +26,9 @@ DTYPES = {"f64": np.float64, "f32": np.float32}
 TOLERANCE = {"f64": 1e-9, "f32": 1e-4}
 # After thousands of steps: float64 stays within rounding of the float64 reference; a float32 trajectory
 # drifts from it (a ReLU input within rounding of zero can go either way), so its bound only catches
-# updates that are wrong, not rounding.
-TOLERANCE_AFTER_TIMING = {"f64": 1e-9, "f32": 1e-3}
+# updates that are wrong (errors of order 1), not rounding. Measured drift on 2026-11-30: 1.40e-3 for
+# raster_mlir and for JAX alike after the 784->256->10 f32 data loop's ~15,000 steps.
+TOLERANCE_AFTER_TIMING = {"f64": 1e-9, "f32": 1e-2}
 
 
 @dataclass(frozen=True)
