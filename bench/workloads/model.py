@@ -26,9 +26,10 @@ DTYPES = {"f64": np.float64, "f32": np.float32}
 TOLERANCE = {"f64": 1e-9, "f32": 1e-4}
 # After thousands of steps: float64 stays within rounding of the float64 reference; a float32 trajectory
 # drifts from it (a ReLU input within rounding of zero can go either way), so its bound only catches
-# updates that are wrong (errors of order 1), not rounding. Measured drift on 2026-11-30: 1.40e-3 for
-# raster_mlir and for JAX alike after the 784->256->10 f32 data loop's ~15,000 steps.
-TOLERANCE_AFTER_TIMING = {"f64": 1e-9, "f32": 1e-2}
+# updates that are wrong (errors of order 1), not rounding. Measured on 2026-11-30 after 16,000 steps of
+# 784->H->10 on the harness's digits: numpy's own float32 loop is 1.3e-2 from the float64 one at H = 1024
+# (raster_mlir's 2.4e-2, and 2.4e-2 from numpy's float32 loop: the trajectories diverge), 1.8e-5 at H = 128.
+TOLERANCE_AFTER_TIMING = {"f64": 1e-9, "f32": 1e-1}
 
 
 @dataclass(frozen=True)
