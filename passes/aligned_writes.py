@@ -139,12 +139,9 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
                 stages[(x, key)] = _stage(x, frame, lanes, b, entry, anchors[key])
             staged = stages[(x, key)]
 
-        def zero(element_type):
-            return outside.splat(b.float(0.0, element_type))
-
-        head = chunk_body(loop, lanes, outside, False, frame.head_mask, zero, staged)
+        head = chunk_body(loop, lanes, outside, False, frame.head_mask, b, staged)
         body = chunk_body(loop, lanes, outside, False, staged=staged)
-        tail = chunk_body(loop, lanes, outside, False, frame.tail_mask, zero, staged)
+        tail = chunk_body(loop, lanes, outside, False, frame.tail_mask, b, staged)
         shifted = insert(parent, loop, arith.CmpiOp(frame.shift, b.index(0), "ne"))
         parent.insert_op_before(guarded(shifted, head, frame.head_start), loop)
         each = Block(arg_types=[loop.body.block.args[0].type])

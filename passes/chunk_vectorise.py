@@ -26,15 +26,15 @@ three must round alike, so nothing is left to LLVM's fast-math freedom:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, math, memref, scf, vector
 from xdsl.dialects.builtin import IndexType, UnitAttr, VectorType
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.backend.llvm_ops import EXACT_FP
 
+from .loop_builder import LoopBuilder
 from .loop_analysis import defined_values, product_factors, update_term
 
 LANEWISE = (arith.AddfOp, arith.SubfOp, arith.MulfOp, arith.DivfOp)
@@ -85,15 +85,15 @@ def chunk_body(
     outside: Outside,
     reduction: bool,
     mask: SSAValue | None = None,
-    zero: Callable[[Attribute], SSAValue] | None = None,
+    constants: LoopBuilder | None = None,
     staged: Staged | None = None,
 ) -> Block | None:
     """The loop's body on one chunk: a block of arguments (chunk start, accumulator if a reduction)
-    ending in scf.yield; masked accesses where `mask` is given (`zero(t)`: the masked-off lanes' value of
-    a load of type t); loads of `staged.x`'s row read its copy. None if some op cannot be widened."""
+    ending in scf.yield; masked accesses where `mask` is given (masked-off lanes of a load read 0.0, a
+    constant of `constants`, the function's builder at its entry); loads of `staged.x`'s row read its copy. None if some op cannot be widened."""
     lane_types = [VectorType(loop.results[0].type, [lanes])] if reduction else []
     body = Block(arg_types=[IndexType(), *lane_types])
-    if _vectorise(loop, body, lanes, outside, reduction, mask, zero, staged):
+    if _vectorise(loop, body, lanes, outside, reduction, mask, constants, staged):
         return body
     erase_block(body)
     return None
@@ -158,7 +158,7 @@ def _vectorise(
     outside: Outside,
     reduction: bool,
     mask: SSAValue | None = None,
-    zero: Callable[[Attribute], SSAValue] | None = None,
+    constants: LoopBuilder | None = None,
     staged: Staged | None = None,
 ) -> bool:
     """Append to `body` the loop's body on the chunk at body.args[0], one vector per value that depends on j.
@@ -202,7 +202,8 @@ def _vectorise(
                 indices = [staged_start]
             if isinstance(op, memref.LoadOp):
                 if mask is not None:
-                    load = vector.MaskedLoadOp(source, indices, mask, zero(op.res.type))
+                    zero = outside.splat(constants.float(0.0, op.res.type))
+                    load = vector.MaskedLoadOp(source, indices, mask, zero)
                 else:
                     load = vector.LoadOp(source, indices, VectorType(op.res.type, [lanes]))
                 vectors[op.res] = append(body, load)

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
 from xdsl.dialects.builtin import IndexType, IntegerType, MemRefType, ModuleOp, VectorType
-from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
+from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
@@ -273,11 +273,8 @@ class _Rewriter:
         head = tail = None
         partials: list[_Partial] = []
         if frame is not None:  # the partial chunks at both ends of the row, masked
-            def zero(element_type: Attribute) -> SSAValue:
-                return outside.splat(self.b.float(0.0, element_type))
-
-            head = chunk_body(loop, lanes, outside, site.reduction, found.head_mask, zero, found.staged)
-            tail = chunk_body(loop, lanes, outside, site.reduction, found.tail_mask, zero, found.staged)
+            head = chunk_body(loop, lanes, outside, site.reduction, found.head_mask, self.b, found.staged)
+            tail = chunk_body(loop, lanes, outside, site.reduction, found.tail_mask, self.b, found.staged)
             if site.reduction:  # straight-line code: it keeps the rows' loop jammed (backend/jam.py)
                 ops = [op for op in head.ops if not isinstance(op, scf.YieldOp)]
                 before = inits
