@@ -127,24 +127,24 @@ def _verify_constraints(op_def: OpDef, op: Operation) -> None:
     irdl_op_verify_arg_list(op, op_def, VarIRConstruct.RESULT, context)
     irdl_op_verify_regions(op, op_def, context)
     verify_variadic_size(op, op_def, VarIRConstruct.SUCCESSOR)
-    for name, attr_def in op_def.properties.items():
-        if name not in op.properties:
-            if isinstance(attr_def, OptPropertyDef):
-                continue
-            raise VerifyException(f"property '{name}' expected in operation '{op.name}'")
-        attr_def.constr.verify(op.properties[name], context)
+    _verify_named("property", op_def.properties, op.properties, OptPropertyDef, op, context)
     for name in op.properties:
         if name not in op_def.properties:
             raise VerifyException(
                 f"property '{name}' is not defined by the operation '{op.name}'. "
                 "Use the dictionary attribute to add arbitrary information to the operation."
             )
-    for name, attr_def in op_def.attributes.items():
-        if name not in op.attributes:
-            if isinstance(attr_def, OptAttributeDef):
+    _verify_named("attribute", op_def.attributes, op.attributes, OptAttributeDef, op, context)
+
+
+def _verify_named(kind: str, defs, values, optional: type, op: Operation, context: VerificationContext) -> None:
+    """Each defined property or attribute present (unless optional) and meeting its constraint."""
+    for name, attr_def in defs.items():
+        if name not in values:
+            if isinstance(attr_def, optional):
                 continue
-            raise VerifyException(f"attribute '{name}' expected in operation '{op.name}'")
-        attr_def.constr.verify(op.attributes[name], context)
+            raise VerifyException(f"{kind} '{name}' expected in operation '{op.name}'")
+        attr_def.constr.verify(values[name], context)
 
 
 def _check_placement(op: Operation) -> None:
