@@ -59,25 +59,15 @@ def packer(tree: Tree, scalar_leaves=frozenset()):
     """
     counter = iter(range(1 << 62))
 
-    def source(t: Tree) -> str:
-        if t is None:
-            i = next(counter)
-            return f"v[{i}].item()" if i in scalar_leaves else f"v[{i}]"
-        if t[0] is dict:
-            _, keys, children = t
-            if not all(type(k) is str for k in keys):
-                raise ValueError("dict keys other than strings")
-            return "{" + ", ".join(f"{k!r}: {source(c)}" for k, c in zip(keys, children)) + "}"
-        kind, children = t
-        items = ", ".join(source(c) for c in children)
-        if kind is tuple:
-            return f"({items}{',' if len(children) == 1 else ''})"
-        if kind is list:
-            return f"[{items}]"
+    def leaf() -> str:
+        i = next(counter)
+        return f"v[{i}].item()" if i in scalar_leaves else f"v[{i}]"
+
+    def other(kind, inner: str) -> str:
         raise ValueError(f"container {kind.__name__}")
 
     try:
-        body = source(tree)
+        body = _render(tree, leaf, other, string_keys_only=True)
     except ValueError:
         return None
     return eval(f"lambda v: {body}", {})  # noqa: S307 - built from the tree's structure and string keys' reprs
@@ -85,18 +75,26 @@ def packer(tree: Tree, scalar_leaves=frozenset()):
 
 def describe(tree: Tree) -> str:
     """A readable structure: `(*, [*, *])`, `{'v': *, 'x': *}`; * is a leaf."""
+    return _render(tree, lambda: "*", lambda kind, inner: f"{kind.__name__}({inner})")
+
+
+def _render(tree: Tree, leaf, other, string_keys_only: bool = False) -> str:
+    """The tree as Python-like text: `leaf()` per leaf, tuples, lists and dicts spelled out, `other(kind,
+    inner)` for other containers; a ValueError for a non-string dict key if `string_keys_only`."""
     if tree is None:
-        return "*"
+        return leaf()
     if tree[0] is dict:
         _, keys, children = tree
-        return "{" + ", ".join(f"{k!r}: {describe(c)}" for k, c in zip(keys, children)) + "}"
+        if string_keys_only and not all(type(k) is str for k in keys):
+            raise ValueError("dict keys other than strings")
+        return "{" + ", ".join(f"{k!r}: {_render(c, leaf, other, string_keys_only)}" for k, c in zip(keys, children)) + "}"
     kind, children = tree
-    inner = ", ".join(describe(c) for c in children)
+    inner = ", ".join(_render(c, leaf, other, string_keys_only) for c in children)
     if kind is tuple:
         return f"({inner}{',' if len(children) == 1 else ''})"
     if kind is list:
         return f"[{inner}]"
-    return f"{kind.__name__}({inner})"
+    return other(kind, inner)
 
 
 def leaf_paths(tree: Tree, prefix: str = "") -> list[str]:
