@@ -33,7 +33,7 @@ from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, 
 from raster_mlir.gc_pause import paused_gc
 from raster_mlir.runtime.interpreter import interpret
 from raster_mlir.runtime.native import MISS, NativeEntry
-from raster_mlir.runtime.arguments import ArgSpec, check_args, check_arity, parameter_names, signature_of
+from raster_mlir.runtime.arguments import ArgSpec, check_args, parameter_names, signature_of
 from raster_mlir.backend import cache_store
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.backend.llvm_emit import EmitOptions, emit_module
@@ -312,7 +312,6 @@ class JitFunction:
         specs = signature_of(self.name, args, self._arg_names)
         compiled = self._compiled.get(specs)
         if compiled is None:
-            check_arity(self.name, self.fn, args)
             compiled = CompiledFunction(self.fn, specs, name=self.name, pipeline=self.pipeline)
             self._compiled[specs] = compiled
         return compiled

@@ -141,3 +141,13 @@ def test_a_jit_function_called_with_the_wrong_number_of_arguments_names_the_argu
     assert isinstance(missing.value, TypeError) and located_here(missing.value, "arity-missing")
     with pytest.raises(rm.DTypeError, match=r"scaled_dot: called with 3 argument\(s\): too many positional arguments"):
         scaled_dot(x, x, x)
+
+
+def test_every_transform_names_a_missing_argument():
+    def weighted(x, w):
+        return rm.sum(x * w)
+
+    x = np.ones(3)
+    for transform in (rm.grad(weighted), rm.compile_train_step(weighted, params=(0,))):
+        with pytest.raises(rm.DTypeError, match=r"weighted: called with 1 argument\(s\): missing a required argument: 'w'"):
+            transform(x)

@@ -210,6 +210,7 @@ class ModuleTrace:
         for arg, hint in zip(scope.block.args, _parameter_names(fn)):
             arg.name_hint = hint  # `%W1` in the IR instead of `%0`
         args = [TracedArray(scope, a) for a in scope.block.args]
+        _check_arity(name, fn, args)
         if key is not None:
             self._in_progress.add(key)
         push_scope(scope)
@@ -585,6 +586,19 @@ _UFUNC_LOGICAL = {
     "logical_not": "logical_not", "bitwise_and": "logical_and", "bitwise_or": "logical_or",
     "bitwise_xor": "logical_xor", "invert": "logical_not",
 }  # fmt: skip
+
+
+def _check_arity(name: str, fn: Callable, args: Sequence) -> None:
+    """A DTypeError (a TypeError) naming the function and the missing or extra argument, if `fn` cannot
+    take `args` (every transform traces through here: jit, grad, jvp, train steps)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # Python cannot tell (a builtin): the call itself will say
+    try:
+        signature.bind(*args)
+    except TypeError as e:
+        raise DTypeError(f"{name}: called with {len(args)} argument(s): {e}") from None
 
 
 def _parameter_names(fn: Callable) -> list[str]:

@@ -52,18 +52,6 @@ def parameter_names(fn: Callable) -> tuple[str, ...]:
     return tuple(p.name for p in parameters if p.kind in positional)
 
 
-def check_arity(fn_name: str, fn: Callable, args: Sequence[Any]) -> None:
-    """A DTypeError (a TypeError) naming the function and the missing or extra argument, if `fn` cannot take `args`."""
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return  # Python cannot tell (a builtin): the call itself will say
-    try:
-        signature.bind(*args)
-    except TypeError as e:
-        raise DTypeError(f"{fn_name}: called with {len(args)} argument(s): {e}") from None
-
-
 def _padded(names: Sequence[str | None], count: int) -> list[str | None]:
     return [*names[:count], *[None] * (count - len(names))]
 
