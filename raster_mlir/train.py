@@ -196,28 +196,36 @@ class TrainStep(LLVMInspection):
         slow = self._slow_call
         # The loss buffer, the step scalars and the step count are shared by every caller of this
         # step: a thread switch between the native call and `float(loss)` would hand one thread the
-        # other's loss. The lock makes a step one unit (about 0.05 us; steps from one thread never wait).
+        # other's loss. The lock makes a step one unit (bound methods, not `with`: about 0.07 instead of
+        # 0.15 us per step, measured with timeit; steps from one thread never wait).
         lock = threading.Lock()
+        acquire, release = lock.acquire, lock.release
         if not scalars:
 
             def fast(*args):
-                with lock:
+                acquire()
+                try:
                     if checked_call(args + tail):
                         return slow(args)
                     state.steps += 1
                     return float(loss)
+                finally:
+                    release()
 
             return fast
         step_scalars = self.optimizer.step_scalars
 
         def fast_with_scalars(*args):
-            with lock:
+            acquire()
+            try:
                 for array, value in zip(scalars, step_scalars(state.steps + 1)):
                     array[()] = value
                 if checked_call(args + tail):
                     return slow(args)
                 state.steps += 1
                 return float(loss)
+            finally:
+                release()
 
         return fast_with_scalars
 
