@@ -1,7 +1,8 @@
 """Two-level cache of compiled code: in this process, and on disk.
 
 Key: sha256 over (cache format version, llvmlite version, LLVM version,
-target triple, host CPU name, host CPU features, opt level, LLVM IR text).
+target triple, host CPU name, host CPU features, opt level, the version of
+jit.py's pipeline and module split, LLVM IR text).
 Everything that changes the machine code is in the key, so a cache
 directory shared by several machines or library versions can only miss,
 never return foreign code.
@@ -43,7 +44,7 @@ import llvmlite
 
 from . import cache_store
 from .cache_store import FORMAT_VERSION, cache_dir, cache_enabled  # noqa: F401  (re-exported)
-from .jit import CompiledObject, JitModule, optimize_and_codegen
+from .jit import PIPELINE_VERSION, CompiledObject, JitModule, optimize_and_codegen
 from .target import HostTarget
 from ..timing import NO_TIMER
 
@@ -66,6 +67,7 @@ def cache_key(llvm_ir: str, target: HostTarget, opt_level: int) -> str:
         f"cpu={target.cpu_name}",
         f"features={target.features}",
         f"opt={opt_level}",
+        f"pipeline={PIPELINE_VERSION}",
     ):
         h.update(part.encode())
         h.update(b"\0")

@@ -11,7 +11,10 @@ Algorithm:
    printed: llvm_remarks.py) are what `cache.py` stores. Modules with vector
    maths variants (vmath/fallback.py) get an always-inline pass after the
    pipeline: the loop vectoriser calls those variants, and nothing inlines
-   them in the O3 pipeline after it runs.
+   them in the O3 pipeline after it runs. The variants are then made
+   internal and deleted where nothing calls them any more (they are
+   external only to survive until the vectoriser): code generation of the
+   unused ones cost 9 of the 19 ms of a train step's entry-point module.
    A module whose kernel was cut into segment functions (segment_emit.py)
    is first split into several modules (module_split.py), each compiled in
    its own LLVM context by this thread and one more (`_compile_parts`);
@@ -39,9 +42,13 @@ from ..errors import CompileError
 from ..timing import NO_TIMER
 from .fp_mode import register_symbol
 from .llvm_remarks import capture_llvm_diagnostics, loops_not_vectorized
-from .module_split import PART_SEPARATOR, ModulePart, split_module
+from .module_split import PART_SEPARATOR, ModulePart, split_module, vector_variants
 from .vmath.fallback import VFABI_ATTRIBUTE
 from .target import HostTarget, ensure_llvm_initialised
+
+# Part of the object cache's key (cache.py): changed whenever what this module does to a given
+# LLVM IR text changes (passes, their options, the module split), so that no cache serves old code.
+PIPELINE_VERSION = 2  # 2: vector variants in every part that names them, deleted after inlining
 
 # MCJIT creation and module parsing are not documented as thread-safe.
 _llvm_lock = threading.RLock()
@@ -103,7 +110,7 @@ def _optimize_and_emit(module, llvm_ir: str, target: HostTarget, opt_level: int,
     with timer.phase("LLVM optimisation"):
         _unlocked("LLVMPY_RunNewModulePassManager")(pm, module, pb)
         if VFABI_ATTRIBUTE in llvm_ir:
-            _inline_vector_variants(module, pb)
+            _inline_vector_variants(module, pb, vector_variants(llvm_ir))
     with timer.phase("code generation"):
         optimized = str(module)
         obj = _emit_object(tm, module)
@@ -208,13 +215,24 @@ def _emit_object(tm, module) -> bytes:
         lib.LLVMPY_DisposeMemoryBuffer(buffer)
 
 
-def _inline_vector_variants(module, pb) -> None:
-    """Inline the vector maths variants the loop vectoriser called (vmath/fallback.py), then tidy up."""
+def _inline_vector_variants(module, pb, variants: set[str]) -> None:
+    """Inline the vector maths variants the loop vectoriser called (vmath/fallback.py), tidy up, and
+    delete the variants (internal from now on: several parts of a split module may hold a copy)."""
     pm = llvm.create_new_module_pass_manager()
     pm.add_always_inliner_pass()
     pm.add_instruction_combine_pass()
     pm.add_simplify_cfg_pass()
     pm.run(module, pb)
+    for name in sorted(variants):
+        try:
+            fn = module.get_function(name)
+        except NameError:
+            continue
+        if not fn.is_declaration:
+            fn.linkage = llvm.Linkage.internal
+    cleanup = llvm.create_new_module_pass_manager()
+    cleanup.add_global_dead_code_eliminate_pass()
+    cleanup.run(module, pb)
 
 
 class JitModule:

@@ -17,11 +17,17 @@ Algorithm, on the IR text that llvmlite prints (`define` line, `{`, body,
    lightest so far. jit.py compiles the heaviest parts first.
 3. A part holds its functions, the internal functions they reach (helpers
    such as vector maths or an outlined parallel loop: copied into each part
-   that uses them, internal linkage keeps the copies apart), declarations of
+   that uses them, internal linkage keeps the copies apart), the vector
+   variants that a function it holds names in its
+   `vector-function-abi-variant` attribute (vmath/fallback.py: the loop
+   vectoriser finds them in the module by name; without them the part's
+   loops calling that function stay scalar; they are external during the
+   pipeline and internalised after it, jit.py), declarations of
    the other functions it calls, every declaration and metadata node of the
    module, and the globals: defined in part 0, `external` elsewhere.
    A function moved out loses `internal` (part 0 calls it by name) and is
-   declared in part 0.
+   declared in part 0. Vector variants are not roots of part 0: they go
+   where a function names them.
 Modules without two movable functions, not in llvmlite's layout, or whose
 segments reference a global that is not external are not split (None).
 
@@ -38,6 +44,7 @@ PART_SEPARATOR = "; ---- raster_mlir: the next LLVM module of this compile ----"
 MAX_PARTS = 8  # fixed, not the number of CPUs: the object code is then the same on every machine
 _NAME = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)')
 _DEFINE = re.compile(r"^define (?:(internal|private) )?")
+_VECTOR_VARIANT = re.compile(r"_ZGV\w+?_[^(,\"]+\(([^)]+)\)")  # in a vector-function-abi-variant attribute
 
 
 @dataclass
@@ -47,7 +54,7 @@ class _Function:
     text: str  # prototype, braces and body
     internal: bool
     movable: bool
-    references: set[str]
+    references: set[str]  # names in its body, and the vector variants its attribute names
     weight: int  # an estimate of LLVM's work: the text's size, 0 for `optnone` functions
 
 
@@ -83,9 +90,11 @@ def _parse(text: str) -> tuple[list[str], dict[str, _Function], list[tuple[str, 
             linkage = _DEFINE.match(line).group(1)
             internal = linkage is not None
             refs = {_unquote(m.group(1)) for m in _NAME.finditer(body)}
+            variants = _VECTOR_VARIANT.findall(line)  # its attribute names them (then it is no segment)
+            refs.update(variants)
             attrs = line[line.rindex(")") :]
             optnone = " optnone" in attrs
-            movable = internal and " noinline" in attrs and not optnone
+            movable = internal and " noinline" in attrs and not optnone and not variants
             function_text = "\n".join(lines[k : end + 1])
             weight = 0 if optnone else len(function_text)
             functions[name] = _Function(name, line, function_text, internal, movable, refs, weight)
@@ -119,14 +128,20 @@ def _global_type(line: str) -> tuple[str, str]:
     raise _NotOurFormat
 
 
-def _reach(roots: list[str], functions: dict[str, _Function]) -> set[str]:
-    """`roots` and the internal functions they reach, not through a movable one (those are roots of their own)."""
+def vector_variants(text: str) -> set[str]:
+    """The names of the vector variants that functions of the module `text` name in their attributes."""
+    return set(_VECTOR_VARIANT.findall(text))
+
+
+def _reach(roots: list[str], functions: dict[str, _Function], copied: set[str]) -> set[str]:
+    """`roots` and the internal functions and vector variants (`copied`) they reach, not through a
+    movable function (those are roots of their own)."""
     seen = set(roots)
     stack = list(roots)
     while stack:
         for ref in functions[stack.pop()].references:
             f = functions.get(ref)
-            if f is not None and f.internal and not f.movable and ref not in seen:
+            if f is not None and (f.internal or ref in copied) and not f.movable and ref not in seen:
                 seen.add(ref)
                 stack.append(ref)
     return seen
@@ -148,18 +163,19 @@ def split_module(text: str, units: int = MAX_PARTS) -> list[ModulePart] | None:
     movable = [f for f in functions.values() if f.movable]
     if len(movable) < 2 or units < 2:
         return None
-    kept_roots = [name for name, f in functions.items() if not f.movable and not f.internal]
+    variants = {name for f in functions.values() for name in f.references if name in functions} & vector_variants(text)
+    kept_roots = [name for name, f in functions.items() if not f.movable and not f.internal and name not in variants]
     bins = min(units - 1, len(movable))
     part_roots: list[list[str]] = [kept_roots] + [[] for _ in range(bins)]
-    weights = [sum(functions[n].weight for n in _reach(kept_roots, functions))] + [0] * bins
+    weights = [sum(functions[n].weight for n in _reach(kept_roots, functions, variants))] + [0] * bins
     for f in sorted(movable, key=lambda f: (-f.weight, f.name)):
         k = min(range(1, bins + 1), key=lambda j: (weights[j], j))
         part_roots[k].append(f.name)
-        weights[k] += sum(functions[n].weight for n in _reach([f.name], functions))
+        weights[k] += sum(functions[n].weight for n in _reach([f.name], functions, variants))
     moved = {f.name for f in movable}
     parts = []
     for k, roots in enumerate(part_roots):
-        defined = _reach(roots, functions)
+        defined = _reach(roots, functions, variants)
         referenced = set().union(*(functions[n].references for n in defined))
         if k > 0 and any(name in global_types and global_types[name][0] != "external" for name in referenced):
             return None  # a non-external global cannot be shared between two objects

@@ -198,3 +198,45 @@ def test_the_second_compile_thread_follows_set_num_threads(monkeypatch, tmp_path
         assert "raster-mlir-llvm" in started
     finally:
         rm.set_num_threads(previous)
+
+
+def log_chain(x, y):
+    a = x
+    for _ in range(4):  # reductions between the steps keep the loops apart: several segments
+        a = rm.log(a * a + rm.sum(a) / 64.0 + 1.0) * y + rm.exp(a * 0.1)
+    return rm.sum(a)
+
+
+def test_segments_that_call_a_function_with_vector_variants_are_vectorised(monkeypatch, tmp_path):
+    """rm.vm.log's scalar function names its vector variants in an attribute (vmath/fallback.py);
+    each part holding a caller needs them, or its log loops stay scalar calls."""
+    from raster_mlir.backend.module_split import vector_variants
+    from raster_mlir.compile_cache import clear_cache
+
+    def defined(text):  # any return type (`<8 x double>` has spaces)
+        return re.findall(r'^define [^@\n]*@"([\w.]+)"', text, re.M)
+
+    clear_cache(memory=True, disk=False)
+    monkeypatch.setattr(llvm_emit, "SEGMENT_OPS", 8)
+    monkeypatch.setenv("RASTER_MLIR_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(3)
+    x, y = rng.random(64), rng.random(64)
+    c = rm.compile(log_chain, x, y)
+    variants = vector_variants(c.llvm_ir)
+    assert variants
+    parts = split_module(c.llvm_ir)
+    assert parts is not None and len(parts) >= 3
+    for part in parts:
+        if re.search(r'^define internal double @"rm\.vm\.log\.f64"', part.text, re.M):
+            assert variants <= set(defined(part.text))  # the vectoriser finds them by name
+        else:
+            assert not variants & set(defined(part.text))  # no dead copies (part 0 had them)
+    optimized = c.llvm_ir_optimized
+    assert c.loops_not_vectorized == []
+    assert not re.search(r'call [^\n]*@"?rm\.vm\.log\.f64', optimized)  # inlined vector code, not scalar calls
+    assert not any(re.search(rf'^define [^\n]*@"?{re.escape(v)}"?\(', optimized, re.M) for v in variants)  # deleted
+    x2 = np.abs(x) + 0.5
+    want = rm.jit(log_chain)  # the same program, whole (no segments)
+    monkeypatch.setattr(llvm_emit, "SEGMENT_OPS", 0)
+    clear_cache(memory=True, disk=False)
+    np.testing.assert_allclose(c(x2, y), want(x2, y), rtol=1e-13)
