@@ -34,7 +34,7 @@ from raster_mlir.gc_pause import paused_gc
 from raster_mlir.runtime.interpreter import interpret
 from raster_mlir.runtime.native import MISS, NativeEntry
 from raster_mlir.runtime.arguments import ArgSpec, check_args, parameter_names, signature_of
-from raster_mlir.backend import cache_store
+from raster_mlir.backend import cache_store, runtime_prep
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.backend.llvm_emit import EmitOptions, emit_module
 from raster_mlir.backend.target import host_target
@@ -312,7 +312,14 @@ class JitFunction:
         specs = signature_of(self.name, args, self._arg_names)
         compiled = self._compiled.get(specs)
         if compiled is None:
-            compiled = CompiledFunction(self.fn, specs, name=self.name, pipeline=self.pipeline)
+            if self.pipeline is None or "lower-to-loops" in self.pipeline:
+                # The call that compiles ends by making the native dispatcher: prepared meanwhile.
+                runtime_prep.prepare("dispatcher")
+            try:
+                compiled = CompiledFunction(self.fn, specs, name=self.name, pipeline=self.pipeline)
+            except BaseException:
+                runtime_prep.join()  # no build outlives a failed compile
+                raise
             self._compiled[specs] = compiled
         return compiled
 

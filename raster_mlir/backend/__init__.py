@@ -71,6 +71,7 @@ from collections.abc import Sequence
 
 from xdsl.dialects.builtin import ModuleOp
 
+from . import runtime_prep
 from .arrays import aligned_copy, aligned_empty, aligned_zeros
 from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
 from ..timing import NO_TIMER
@@ -134,17 +135,23 @@ def compile_module(
         vector_math=vector_math,
         target=host_target(),
     )
-    with timer.phase("LLVM IR emission"):
-        emitted = emit_module(module, {entry: arg_specs}, options, verified)
-    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer)
-    with timer.phase("loading"):
-        return NativeFunction(
-            result.module,
-            emitted.entries[entry],
-            cache_source=result.source,
-            compile_seconds=time.perf_counter() - t0,  # emission + cache lookup/compile + load
-            cache_key=result.key,
-        )
+    try:
+        with timer.phase("LLVM IR emission"):
+            # A module with parallel loops needs the thread pool's runtime when it is loaded:
+            # built on another thread meanwhile (runtime_prep.py).
+            emitted = emit_module(module, {entry: arg_specs}, options, verified, runtime_prep.prepare_pool)
+        result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer)
+        with timer.phase("loading"):
+            return NativeFunction(
+                result.module,
+                emitted.entries[entry],
+                cache_source=result.source,
+                compile_seconds=time.perf_counter() - t0,  # emission + cache lookup/compile + load
+                cache_key=result.key,
+            )
+    except BaseException:
+        runtime_prep.join()  # no build outlives a failed compile (runtime_prep.py)
+        raise
 
 
 class CompiledModule(LLVMInspection):

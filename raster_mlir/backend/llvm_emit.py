@@ -177,8 +177,10 @@ class ModuleEmitter:
     otherwise hijack every such call. A remaining clash is a CompileError.
     """
 
-    def __init__(self, module: ModuleOp, options: EmitOptions, verified: bool = False):
+    def __init__(self, module: ModuleOp, options: EmitOptions, verified: bool = False, on_parallel_loops=None):
         self.options = options
+        # Called once when the first parallel loop is emitted (runtime_prep.py starts the pool's build).
+        self.on_parallel_loops = on_parallel_loops
         self.info: ModuleInfo = analyse_module(module, verified)
         self.llmod = ir.Module(name="raster_mlir")
         self.llmod.triple = options.target.triple
@@ -298,6 +300,8 @@ class ModuleEmitter:
         if self._parallel_runtime is None:
             from .pool import RUNTIME_GLOBAL
 
+            if self.on_parallel_loops is not None:
+                self.on_parallel_loops()
             table = ir.GlobalVariable(self.llmod, ir.ArrayType(PTR, 2), name=self.symbol(RUNTIME_GLOBAL))
             table.initializer = ir.Constant(ir.ArrayType(PTR, 2), [ir.Constant(PTR, None)] * 2)
             table.align = 16
@@ -381,13 +385,15 @@ def emit_module(
     entries: Mapping[str, Sequence[ArgSpec] | None] | Sequence[str],
     options: EmitOptions | None = None,
     verified: bool = False,
+    on_parallel_loops=None,
 ) -> EmittedModule:
     """Translate `module` to LLVM IR text with entry points for `entries`.
 
     `entries` maps each entry function's name to its ArgSpecs (or None to
     derive them from the IR); a plain list of names means None for each.
     `verified`: the caller has just verified `module` (it is not verified again).
+    `on_parallel_loops`: called when the module turns out to have parallel loops.
     """
     if not isinstance(entries, Mapping):
         entries = dict.fromkeys(entries)
-    return ModuleEmitter(module, options or EmitOptions(), verified).emit(entries)
+    return ModuleEmitter(module, options or EmitOptions(), verified, on_parallel_loops).emit(entries)

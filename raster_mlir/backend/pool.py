@@ -498,9 +498,10 @@ def set_num_threads(n: int) -> None:
     """Use at most `n` threads (the calling thread included) from the next call on."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RasterError(f"set_num_threads: expected a positive int, got {n!r}")
-    _settings.threads = min(n, MAX_THREADS)
-    if _pool is not None:
-        _pool.configure(_settings.threads, _settings.deterministic)
+    with _lock:  # (a build on runtime_prep's thread configures the pool it makes from these settings)
+        _settings.threads = min(n, MAX_THREADS)
+        if _pool is not None:
+            _pool.configure(_settings.threads, _settings.deterministic)
 
 
 def get_num_threads() -> int:
@@ -510,9 +511,10 @@ def get_num_threads() -> int:
 
 def set_deterministic(on: bool) -> None:
     """Cut parallel reductions into a fixed number of blocks (bitwise the same for any thread count)."""
-    _settings.deterministic = bool(on)
-    if _pool is not None:
-        _pool.configure(_settings.threads, _settings.deterministic)
+    with _lock:
+        _settings.deterministic = bool(on)
+        if _pool is not None:
+            _pool.configure(_settings.threads, _settings.deterministic)
 
 
 def get_deterministic() -> bool:
