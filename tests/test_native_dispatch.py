@@ -175,7 +175,8 @@ def test_no_reference_leaks():
             f(np.ones(16)[::2])
     assert (sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(NotImplemented)) == before
     result = g(x, y)
-    assert sys.getrefcount(result) == 2 and all(sys.getrefcount(r) == 3 for r in result)
+    # Each array also has the reference of the dispatcher's result cache (test_result_recycling.py).
+    assert sys.getrefcount(result) == 2 and all(sys.getrefcount(r) == 3 + isinstance(r, np.ndarray) for r in result)
 
 
 def test_concurrent_calls_from_threads():

@@ -226,3 +226,48 @@ def data_pointer(a: np.ndarray) -> int:
     if layout is None:
         return a.__array_interface__["data"][0]
     return _read_ptr(id(a) + layout[RT_OFF_DATA])
+
+
+@functools.lru_cache(maxsize=1)
+def probe_recycling() -> dict[str, int] | None:
+    """Offsets dispatch.py needs to reuse a result array nobody else holds, verified on live objects; or None.
+
+    `refcnt` (ob_refcnt, a Py_ssize_t), `strides`, `base` and `weakreflist` of
+    `PyArrayObject_fields` (data, nd, dimensions, strides, base, descr, flags,
+    weakreflist: the same in numpy 1.x and 2.x). None on interpreters without a
+    GIL (a reference count read there is not the whole count) or if any check fails.
+    """
+    layout = probe_layout()
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    if layout is None or not gil:
+        return None
+    head = 2 * _PTR
+    offsets = {"refcnt": 0, "strides": head + 3 * _PTR, "base": head + 4 * _PTR, "weakreflist": head + 7 * _PTR}
+    try:
+        import weakref
+
+        owner = np.zeros((3, 4))
+        view = owner[:, ::2]
+        for a in (owner, view, np.zeros(5, dtype=np.float32)):
+            before = sys.getrefcount(a) - 1  # (getrefcount's own argument)
+            if ctypes.c_ssize_t.from_address(id(a) + offsets["refcnt"]).value != before:
+                return None
+            strides = _read_ptr(id(a) + offsets["strides"])
+            if tuple((ctypes.c_int64 * a.ndim).from_address(strides)) != a.strides:
+                return None
+        if _read_ptr(id(view) + offsets["base"]) != id(owner) or _read_ptr(id(owner) + offsets["base"]) != 0:
+            return None
+        if _read_ptr(id(owner) + offsets["weakreflist"]) != 0:
+            return None
+        ref = weakref.ref(owner)
+        if _read_ptr(id(owner) + offsets["weakreflist"]) != id(ref):
+            return None
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return offsets
+
+
+def fresh_flags(shape: tuple[int, ...], dtype: str) -> int:
+    """numpy's flags word of a fresh C-ordered array of `shape` and `dtype` (probe_layout must have succeeded)."""
+    a = np.empty(shape, dtype)
+    return _read_int(id(a) + probe_layout()[RT_OFF_FLAGS])
