@@ -34,7 +34,7 @@ from raster_mlir.gc_pause import paused_gc
 from raster_mlir.runtime.interpreter import interpret
 from raster_mlir.runtime.native import MISS, NativeEntry
 from raster_mlir.runtime.arguments import ArgSpec, check_args, parameter_names, signature_of
-from raster_mlir.backend import cache_store, runtime_prep
+from raster_mlir.backend import cache_store, call_slot, runtime_prep
 from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir.backend.llvm_emit import EmitOptions, emit_module
 from raster_mlir.backend.target import host_target
@@ -289,6 +289,9 @@ class JitFunction:
     a `func.call` to its own traced `func.func`.
     """
 
+    # `_dispatch` is a slot so that backend/call_slot.py can call it from native code (see __call__).
+    __slots__ = ("_dispatch", "__dict__", "__weakref__")
+
     def __init__(self, fn: Callable, *, pipeline: str | None = None, name: str | None = None):
         self.fn = fn
         self.pipeline = pipeline
@@ -325,7 +328,9 @@ class JitFunction:
 
     # `f(*args)` calls `self._dispatch(*args)` with no Python frame in between (the property's
     # getter is C code): for the most recently used signature that is a builtin running the
-    # native code (backend/dispatch.py), whose fallback for anything else is `_call`.
+    # native code (backend/dispatch.py), whose fallback for anything else is `_call`. Once a
+    # native dispatcher exists, backend/call_slot.py makes the class's tp_call read `_dispatch`
+    # itself (the same call without the property's lookups).
     __call__ = property(operator.attrgetter("_dispatch"), doc="Call the function (compiled per signature).")
 
     def _call(self, *args):
@@ -341,6 +346,8 @@ class JitFunction:
             compiled = self.lower(*args)
             self._fast = compiled.fast_call
             self._dispatch = self._dispatcher(compiled)
+            if type(self) is JitFunction and self._dispatch is not self._call:
+                call_slot.install(JitFunction, "_dispatch", self)
             return compiled(*args)
         except RasterError as e:
             raise with_location(e, user_location()) from None

@@ -67,7 +67,7 @@ import threading
 
 import numpy as np
 
-from . import pycall
+from . import call_slot, pycall
 from . import numpy_abi as abi
 from .numpy_abi import DTYPE_ORDER, probe_layout
 
@@ -618,9 +618,10 @@ class _Dispatcher:
         from .cache import load_or_compile
         from .target import host_target
 
-        self._jit = load_or_compile(_ir(), host_target(), opt_level=1).module
-        self.address = self._jit.function_address("raster_mlir_dispatch")
-        self.table_address = self._jit.global_address("rt")
+        # (with the tp_call of backend/call_slot.py, so that installing it loads no module of its own)
+        self.jit = load_or_compile(_ir() + call_slot.ir(call_slot.USUAL_OFFSET), host_target(), opt_level=1).module
+        self.address = self.jit.function_address("raster_mlir_dispatch")
+        self.table_address = self.jit.global_address("rt")
         self._fill_table(self.table_address)
 
     @staticmethod
