@@ -28,6 +28,7 @@ from llvmlite import ir
 
 from ..llvm_ops import _suffix
 from .atan import emit_atan2
+from .avx512 import AVX512_F64, define_avx512_function, uses_avx512_kernel
 from .builder import MathBuilder
 from .erf import emit_erf
 from .exp import emit_exp, emit_exp2, emit_expm1
@@ -68,7 +69,12 @@ def math_function(mctx, op_name: str, ty: ir.Type) -> ir.Function:
         return fn
     emitter, arity = FUNCTIONS[op_name]
     stem = f"rm.vm.{op_name.removeprefix('math.')}"
-    if op_name in RARE_PATHS:
+    if op_name in AVX512_F64 and uses_avx512_kernel(mctx.options.target, ty):
+        is_scalar = not isinstance(ty, ir.VectorType)
+        widths = variant_widths(mctx, ty) if is_scalar else []
+        variants = [math_function(mctx, op_name, ir.VectorType(ty, w)) for w in widths]
+        fn = define_avx512_function(mctx, op_name, ty, variants)
+    elif op_name in RARE_PATHS:
         rare = RARE_PATHS[op_name]
         if isinstance(ty, ir.VectorType):
             fn = define_variant(mctx, stem, ty, emitter, rare)

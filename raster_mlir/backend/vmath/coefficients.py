@@ -35,6 +35,16 @@ LOG_F64 = (
     float.fromhex('0x1.39fd065c852ddp-3'),
     float.fromhex('0x1.2b68c6d7518d5p-3'),
 )
+# LOG_WIDE_F64: degree 6, max weighted error 2^-47.79
+LOG_WIDE_F64 = (
+    float.fromhex('0x1.555555555556ep-1'),
+    float.fromhex('0x1.999999997c55ep-2'),
+    float.fromhex('0x1.2492495210da8p-2'),
+    float.fromhex('0x1.c71c3cd1a1929p-3'),
+    float.fromhex('0x1.746bbae958780p-3'),
+    float.fromhex('0x1.3902a8752f44ap-3'),
+    float.fromhex('0x1.359fb834e035fp-3'),
+)
 # LOG1P_DIRECT_F32: degree 8, max weighted error 2^-26.37
 LOG1P_DIRECT_F32 = (
     float.fromhex('-0x1.fffffa0000000p-2'),

@@ -113,10 +113,15 @@ def define_scalar(mctx, stem: str, ty: ir.Type, fast, rare, variants) -> ir.Func
     else:
         libm = _libm(mctx, rare.libm)
         _finish_with_branch(b, fn, rare.is_rare(m, x), fast(m, x), lambda: _call_libm(b, libm, x))
+    add_vector_variants(fn, variants)
+    return fn
+
+
+def add_vector_variants(fn: ir.Function, variants) -> None:
+    """Name `variants` (vector functions of `fn`'s lane type) as `fn`'s VFABI variants for the loop vectoriser."""
     fn.attributes.strings[VFABI_ATTRIBUTE] = ",".join(
         f"_ZGV_LLVM_N{v.function_type.return_type.count}v_{fn.name}({v.name})" for v in variants
     )
-    return fn
 
 
 def define_variant(mctx, stem: str, vty: ir.VectorType, fast, rare) -> ir.Function:

@@ -84,6 +84,8 @@ def erfcx_centered(t):
 KERNELS = {
     "EXP": (exp_kernel, (-LN2_HALF, LN2_HALF), 9, 4, lambda r: (r**2 + mpf("1e-3")) / mpmath.exp(r)),
     "LOG": (log_kernel, (0, S_MAX**2), 6, None, lambda z: 1 / log_kernel(z)),
+    # avx512.py's reduction, m in [0.75, 1.5): |s| <= 0.2
+    "LOG_WIDE": (log_kernel, (0, (mpf("0.2") * mpf("1.001")) ** 2), 6, None, lambda z: 1 / log_kernel(z)),
     # the error of f + f^2 Q relative to log(1+f) ~ f is |f| dQ: weight |f| (+0.01 keeps it positive)
     "LOG1P_DIRECT": (log1p_direct, F_RANGE, None, 8, lambda f: abs(f) + mpf("0.01")),
     "SIN": (sin_kernel, (0, PI_4**2), 6, None, lambda z: 1 / sin_kernel(z)),

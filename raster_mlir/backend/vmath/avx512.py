@@ -1,0 +1,124 @@
+"""exp and log of f64 with AVX-512's exponent instructions, which the loop vectoriser cannot produce.
+
+The generic kernels (exp.py, log.py) are scalar code that LLVM vectorises;
+they take the exponent apart with integer operations on the bits, because
+scalar IR has no other way. AVX-512 has instructions for it:
+
+    vgetexppd x          floor(log2 |x|) as a double (subnormals exact, 0 -> -inf, inf -> inf)
+    vgetmantpd x, 0xb    the mantissa normalised to [0.75, 1.5) (NaN for a negative x)
+    vscalefpd y, n       y * 2^floor(n) with n a double: no conversion of n to an integer
+
+They exist only as x86 vector intrinsics, so these kernels are built as
+explicit vector functions in the VFABI frame of fallback.py: a `noinline`
+scalar function (computing lane 0 of a 2-lane vector with the same
+instructions, so every element gets the same bits whichever path it takes)
+that names the vector variants the loop vectoriser calls.
+
+    log f64 (fdlibm's kernel, reduction by the instructions above):
+        m = getmant(x) in [0.75, 1.5), k = getexp(x) - getexp(m)   (getexp(m) = -1 when m < 1)
+        f = m - 1, s = f / (m + 1), z = s^2, R = z T(z)   (T: minimax on z <= 0.2^2, LOG_WIDE_F64)
+        log x = k ln2_hi - ((f^2/2 - (s (f^2/2 + R) + k ln2_lo)) - f)
+    Special values need no selects: x = +-0 gives k = -inf and so -inf; x = inf gives
+    k = inf and f = 0, so inf; x < 0 gives m = NaN and so NaN; NaN stays NaN; subnormal
+    x is exact (getexp and getmant see its true exponent). 24 vector instructions per
+    8 lanes where the integer reduction and the rare-lane test took 31.
+
+    exp f64: the generic kernel (exp.py), with 2^n applied by vscalefpd on the float n
+    (two instructions fewer: no integer n, no vcvtqq2pd) and 1 + r + r^2 P(r) as one
+    Horner polynomial (one addition fewer).
+
+Used when the host has AVX-512F and AVX-512VL (the 128- and 256-bit forms);
+elsewhere the generic kernels run. Accuracy: docs/vector-math.md.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ..llvm_ops import _suffix
+from .builder import MathBuilder
+from .coefficients import EXP_F64, LOG_WIDE_F64
+from .exp import _clamp, _limit, _reduce
+from .fallback import add_vector_variants
+from .log import _ln2
+
+_ROUND_CURRENT = 4  # _MM_FROUND_CUR_DIRECTION
+_MANT_075_15_SIGN_NAN = 0b1011  # interval [0.75, 1.5) | sign control "NaN for negative"
+_I32 = ir.IntType(32)
+
+
+def uses_avx512_kernel(target, ty: ir.Type) -> bool:
+    """The host has the instructions, and `ty` is double or a vector of 2, 4 or 8 of them."""
+    lane, count = (ty.element, ty.count) if isinstance(ty, ir.VectorType) else (ty, 1)
+    return isinstance(lane, ir.DoubleType) and count in (1, 2, 4, 8) and {"avx512f", "avx512vl"} <= target.feature_set
+
+
+def _x86(m: MathBuilder, stem: str, *args):
+    """llvm.x86.avx512.mask.<stem>.pd.<bits>(args..., passthrough, all lanes, current rounding)."""
+    vty = m.ty
+    bits = vty.count * 64
+    tail = [ir.Constant(vty, None), ir.Constant(ir.IntType(8), -1), ir.Constant(_I32, _ROUND_CURRENT)]
+    operands = list(args) + (tail if bits == 512 else tail[:2])  # 128/256-bit forms take no rounding
+    name = f"llvm.x86.avx512.mask.{stem}.pd.{bits}"
+    fn = m._declare(name, vty, [a.type for a in operands])
+    return m.b.call(fn, operands)
+
+
+def getexp(m: MathBuilder, x):
+    return _x86(m, "getexp", x)
+
+
+def getmant(m: MathBuilder, x):
+    return _x86(m, "getmant", x, ir.Constant(_I32, _MANT_075_15_SIGN_NAN))
+
+
+def scalef(m: MathBuilder, y, n):
+    return _x86(m, "scalef", y, n)
+
+
+def emit_log_avx512(m: MathBuilder, x):
+    mantissa = getmant(m, x)
+    dk = m.sub(getexp(m, x), getexp(m, mantissa))
+    f = m.sub(mantissa, m.const(1.0))
+    s = m.div(f, m.add(mantissa, m.const(1.0)))
+    z = m.mul(s, s)
+    r = m.mul(z, m.poly(z, LOG_WIDE_F64))
+    hfsq = m.mul(m.mul(m.const(0.5), f), f)
+    tail = m.mul(s, m.add(hfsq, r))
+    hi, lo = _ln2(m)
+    return m.sub(m.mul(dk, m.const(hi)), m.sub(m.sub(hfsq, m.mla(dk, m.const(lo), tail)), f))
+
+
+def emit_exp_avx512(m: MathBuilder, x):
+    x = _clamp(m, x, -_limit(m), _limit(m))
+    n, _, r = _reduce(m, x)
+    return scalef(m, m.poly(r, (1.0, 1.0) + EXP_F64), n)
+
+
+AVX512_F64 = {"math.log": emit_log_avx512, "math.exp": emit_exp_avx512}
+
+
+def _define(mctx, name: str, ty: ir.Type, inline: bool) -> tuple[ir.Function, ir.IRBuilder]:
+    fn = ir.Function(mctx.llmod, ir.FunctionType(ty, [ty]), name=mctx.symbol(name))
+    mctx.set_target_attributes(fn)
+    fn.attributes.add("alwaysinline" if inline else "noinline")
+    return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+
+def define_avx512_function(mctx, op_name: str, ty: ir.Type, variants) -> ir.Function:
+    """`@rm.vm.<fn>.<ty>` computed by AVX-512 instructions: a vector variant, or the scalar function naming `variants`."""
+    emitter = AVX512_F64[op_name]
+    stem = f"rm.vm.{op_name.removeprefix('math.')}"
+    if isinstance(ty, ir.VectorType):
+        fn, b = _define(mctx, f"{stem}.{_suffix(ty)}", ty, inline=True)  # external: kept until vectorised
+        b.ret(emitter(MathBuilder.for_module(b, mctx, ty), fn.args[0]))
+        return fn
+    fn, b = _define(mctx, f"{stem}.{_suffix(ty)}", ty, inline=False)
+    fn.linkage = "internal"
+    fn.attributes.add("readnone")
+    pair = ir.VectorType(ty, 2)
+    zero = ir.Constant(_I32, 0)
+    lanes = b.insert_element(ir.Constant(pair, None), fn.args[0], zero)
+    b.ret(b.extract_element(emitter(MathBuilder.for_module(b, mctx, pair), lanes), zero))
+    add_vector_variants(fn, variants)
+    return fn
