@@ -40,6 +40,12 @@ import raster_mlir as rm  # noqa: E402
 from raster_mlir import nn  # noqa: E402
 
 DTYPES = {"f64": np.float64, "f32": np.float32}
+# Pause before each round of a 10^6 row (timing.compare's `settle`). After each call PyTorch's OpenMP
+# workers keep spinning: measured here, 4.2 ms of CPU in the 20 ms after one torch.exp of 10^6
+# (raster_mlir's and XLA's pools: below the 10 ms clock tick). Rounds follow each other, so the
+# round after torch's ran raster_mlir's 2-thread loops with the second core taken: the 10^6 rows
+# swung up to 1.7x between runs. 20 ms lets the spinning stop before the round starts.
+SETTLE_SECONDS = 0.02
 
 
 def science(x):
@@ -156,9 +162,11 @@ def elementwise_rows(sizes, quick: bool) -> list[dict]:
                     xt = to_torch(x)
                     tf(xt)
                     contenders["torch"] = lambda: tf(xt)
-                number = 200 if n <= 10_000 else 2
+                number = 200 if n <= 10_000 else 4
                 rounds = 3 if quick else (25 if n <= 10_000 else 15)
-                stats = compare(contenders, rounds=rounds, number=number, warmup=1 if quick else 3)
+                # large rows run on thread pools: each round starts once the other runtimes' spinning threads stopped
+                settle = 0.0 if n <= 10_000 else SETTLE_SECONDS
+                stats = compare(contenders, rounds=rounds, number=number, warmup=1 if quick else 3, settle=settle)
                 row = {"row": f"{name} {T} n={n}", "first_call_s": first}
                 row.update({k: s.median for k, s in stats.items()})
                 rows.append(row)

@@ -32,14 +32,25 @@ def timed_round(fn: Callable[[], object], number: int) -> float:
     return (time.perf_counter() - start) / number * 1e6
 
 
-def compare(contenders: dict[str, Callable[[], object]], rounds: int = 30, number: int = 100, warmup: int = 3) -> dict[str, Stats]:
-    """Per-call time of each contender, rounds interleaved."""
+def compare(
+    contenders: dict[str, Callable[[], object]], rounds: int = 30, number: int = 100, warmup: int = 3, settle: float = 0.0
+) -> dict[str, Stats]:
+    """Per-call time of each contender, rounds interleaved.
+
+    `settle` (seconds): before each round, sleep that long and make one untimed call. For
+    multi-threaded contenders: the thread pools of the previous contender (PyTorch's OpenMP,
+    XLA's) keep spinning for milliseconds after their call and would otherwise take the cores
+    this round's workers need; the untimed call wakes this contender's own pool.
+    """
     for fn in contenders.values():
         for _ in range(warmup):
             timed_round(fn, max(1, number // 4))
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
+            if settle:
+                time.sleep(settle)
+                fn()
             samples[name].append(timed_round(fn, number))
     calls = warmup * max(1, number // 4) + rounds * number
     return {name: Stats(statistics.median(s), min(s), max(s), s, calls) for name, s in samples.items()}
