@@ -33,18 +33,22 @@ elsewhere the generic kernels run. Accuracy: docs/vector-math.md.
 
 from __future__ import annotations
 
+import math
+
 from llvmlite import ir
 
 from ..llvm_ops import _suffix
 from .builder import MathBuilder
-from .coefficients import EXP_F64, LOG_WIDE_F64
-from .exp import _clamp, _limit, _reduce
+from .coefficients import EXP2_SIXTEENTHS_F64, EXP_TABLE_F64, LOG_WIDE_F64
+from .exp import LN2_HI_F64, LN2_LO_F64, _clamp, _limit
 from .fallback import add_vector_variants
 from .log import _ln2
 
 _ROUND_CURRENT = 4  # _MM_FROUND_CUR_DIRECTION
 _MANT_075_15_SIGN_NAN = 0b1011  # interval [0.75, 1.5) | sign control "NaN for negative"
 _I32 = ir.IntType(32)
+_SIXTEENTHS_SHIFT = 1.5 * 2.0**48  # adding it rounds |v| < 2^47 to a multiple of 1/16 (its ulp)
+_TABLE = "rm.vm.exp2_sixteenths"
 
 
 def uses_avx512_kernel(target, ty: ir.Type) -> bool:
@@ -89,10 +93,44 @@ def emit_log_avx512(m: MathBuilder, x):
     return m.sub(m.mul(dk, m.const(hi)), m.sub(m.sub(hfsq, m.mla(dk, m.const(lo), tail)), f))
 
 
+def _sixteenths(m: MathBuilder, n_bits):
+    """2^(j/16) for j = n mod 16 (the low 4 bits of each lane of `n_bits`), from EXP2_SIXTEENTHS_F64.
+
+    8 lanes: one `vpermi2pd` from the table held in two registers (it reads only the index's
+    low 4 bits). Narrower vectors (the 4-lane variant, the scalar function's 2 lanes): a load
+    per lane from the same table in memory, so every path gets the same values.
+    """
+    if m.count == 8:
+        halves = [ir.Constant(m.ty, [ir.Constant(m.lane, v) for v in part]) for part in (EXP2_SIXTEENTHS_F64[:8], EXP2_SIXTEENTHS_F64[8:])]
+        i64x8 = ir.VectorType(ir.IntType(64), 8)
+        fn = m._declare("llvm.x86.avx512.vpermi2var.pd.512", m.ty, [m.ty, i64x8, m.ty])
+        return m.b.call(fn, [halves[0], n_bits, halves[1]])
+    module = m.b.module
+    table = module.globals.get(_TABLE)
+    if table is None:
+        ty = ir.ArrayType(ir.DoubleType(), 16)
+        table = ir.GlobalVariable(module, ty, name=_TABLE)
+        table.initializer = ir.Constant(ty, list(EXP2_SIXTEENTHS_F64))
+        table.global_constant, table.linkage = True, "internal"
+    j = m.iand(n_bits, m.iconst(15))
+    y = ir.Constant(m.ty, None)
+    for lane in range(m.count):
+        index = ir.Constant(_I32, lane)
+        entry = m.b.gep(table, [ir.Constant(_I32, 0), m.b.extract_element(j, index)], inbounds=True)
+        y = m.b.insert_element(y, m.b.load(entry), index)
+    return y
+
+
 def emit_exp_avx512(m: MathBuilder, x):
     x = _clamp(m, x, -_limit(m), _limit(m))
-    n, _, r = _reduce(m, x)
-    return scalef(m, m.poly(r, (1.0, 1.0) + EXP_F64), n)
+    shift = m.const(_SIXTEENTHS_SHIFT)
+    z = m.mla(x, m.const(1 / math.log(2)), shift)  # x / ln2 rounded to a multiple of 1/16: N/16 + shift
+    k = m.sub(z, shift)
+    r = m.mla(k, m.const(-LN2_HI_F64), x)  # exact: k has 15 significant bits, LN2_HI_F64 33
+    r = m.mla(k, m.const(-LN2_LO_F64), r)
+    p = m.mla(m.mul(r, r), m.poly(r, EXP_TABLE_F64), r)  # expm1(r), |r| <= ln2/32
+    t = _sixteenths(m, m.as_int(z))  # the low bits of z are N's
+    return scalef(m, m.mla(t, p, t), k)  # 2^floor(N/16) 2^((N mod 16)/16) exp(r)
 
 
 AVX512_F64 = {"math.log": emit_log_avx512, "math.exp": emit_exp_avx512}

@@ -25,6 +25,33 @@ EXP_F32 = (
     float.fromhex('0x1.1239480000000p-7'),
     float.fromhex('0x1.6a26b00000000p-10'),
 )
+# EXP_TABLE_F64: degree 4, max weighted error 2^-56.25
+EXP_TABLE_F64 = (
+    float.fromhex('0x1.fffffffffffb9p-2'),
+    float.fromhex('0x1.555555548fb9bp-3'),
+    float.fromhex('0x1.55555558fb03ep-5'),
+    float.fromhex('0x1.11123a94dedadp-7'),
+    float.fromhex('0x1.6c14c78053d74p-10'),
+)
+# EXP2_SIXTEENTHS_F64: 2^(j/16), j = 0..15, rounded to nearest
+EXP2_SIXTEENTHS_F64 = (
+    float.fromhex('0x1.0000000000000p+0'),
+    float.fromhex('0x1.0b5586cf9890fp+0'),
+    float.fromhex('0x1.172b83c7d517bp+0'),
+    float.fromhex('0x1.2387a6e756238p+0'),
+    float.fromhex('0x1.306fe0a31b715p+0'),
+    float.fromhex('0x1.3dea64c123422p+0'),
+    float.fromhex('0x1.4bfdad5362a27p+0'),
+    float.fromhex('0x1.5ab07dd485429p+0'),
+    float.fromhex('0x1.6a09e667f3bcdp+0'),
+    float.fromhex('0x1.7a11473eb0187p+0'),
+    float.fromhex('0x1.8ace5422aa0dbp+0'),
+    float.fromhex('0x1.9c49182a3f090p+0'),
+    float.fromhex('0x1.ae89f995ad3adp+0'),
+    float.fromhex('0x1.c199bdd85529cp+0'),
+    float.fromhex('0x1.d5818dcfba487p+0'),
+    float.fromhex('0x1.ea4afa2a490dap+0'),
+)
 # LOG_F64: degree 6, max weighted error 2^-50.89
 LOG_F64 = (
     float.fromhex('0x1.5555555555558p-1'),

@@ -83,6 +83,8 @@ def erfcx_centered(t):
 # name -> (target, (a, b), degree f64, degree f32, weight)
 KERNELS = {
     "EXP": (exp_kernel, (-LN2_HALF, LN2_HALF), 9, 4, lambda r: (r**2 + mpf("1e-3")) / mpmath.exp(r)),
+    # avx512.py's exp: r = x - (N/16) ln2, |r| <= ln2/32
+    "EXP_TABLE": (exp_kernel, (-LN2_HALF / 16, LN2_HALF / 16), 4, None, lambda r: (r**2 + mpf("1e-6")) / mpmath.exp(r)),
     "LOG": (log_kernel, (0, S_MAX**2), 6, None, lambda z: 1 / log_kernel(z)),
     # avx512.py's reduction, m in [0.75, 1.5): |s| <= 0.2
     "LOG_WIDE": (log_kernel, (0, (mpf("0.2") * mpf("1.001")) ** 2), 6, None, lambda z: 1 / log_kernel(z)),
@@ -122,6 +124,11 @@ def main(out=sys.stdout):
                 print(f"    float.fromhex({float(c).hex()!r}),", file=out)
             print(")", file=out)
             print(f"  {name}_{suffix} unit 2^-{unit}: error {float(err) * 2.0**unit:.3g}", file=sys.stderr)
+    print("# EXP2_SIXTEENTHS_F64: 2^(j/16), j = 0..15, rounded to nearest", file=out)
+    print("EXP2_SIXTEENTHS_F64 = (", file=out)
+    for j in range(16):
+        print(f"    float.fromhex({float(mpf(2) ** (mpf(j) / 16)).hex()!r}),", file=out)
+    print(")", file=out)
     p, q, _ = rational_fit(erfcx_centered, *ERFC_RANGE, 8, 8)
     p, q = [float(c) for c in p], [float(c) for c in q]
 
