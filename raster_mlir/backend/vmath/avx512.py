@@ -48,7 +48,6 @@ _ROUND_CURRENT = 4  # _MM_FROUND_CUR_DIRECTION
 _MANT_075_15_SIGN_NAN = 0b1011  # interval [0.75, 1.5) | sign control "NaN for negative"
 _I32 = ir.IntType(32)
 _SIXTEENTHS_SHIFT = 1.5 * 2.0**48  # adding it rounds |v| < 2^47 to a multiple of 1/16 (its ulp)
-_TABLE = "rm.vm.exp2_sixteenths"
 
 
 def uses_avx512_kernel(target, ty: ir.Type) -> bool:
@@ -96,29 +95,22 @@ def emit_log_avx512(m: MathBuilder, x):
 def _sixteenths(m: MathBuilder, n_bits):
     """2^(j/16) for j = n mod 16 (the low 4 bits of each lane of `n_bits`), from EXP2_SIXTEENTHS_F64.
 
-    8 lanes: one `vpermi2pd` from the table held in two registers (it reads only the index's
-    low 4 bits). Narrower vectors (the 4-lane variant, the scalar function's 2 lanes): a load
-    per lane from the same table in memory, so every path gets the same values.
+    One `vpermi2pd` from the table held in two 8-lane registers (it reads only the index's low 4
+    bits). Narrower vectors (the 4-lane variant, the scalar function's 2 lanes) are widened to 8
+    lanes for it and narrowed back, so every path reads the same values, and the table is in no
+    global variable (which a module split could not share between its parts).
     """
-    if m.count == 8:
-        halves = [ir.Constant(m.ty, [ir.Constant(m.lane, v) for v in part]) for part in (EXP2_SIXTEENTHS_F64[:8], EXP2_SIXTEENTHS_F64[8:])]
-        i64x8 = ir.VectorType(ir.IntType(64), 8)
-        fn = m._declare("llvm.x86.avx512.vpermi2var.pd.512", m.ty, [m.ty, i64x8, m.ty])
-        return m.b.call(fn, [halves[0], n_bits, halves[1]])
-    module = m.b.module
-    table = module.globals.get(_TABLE)
-    if table is None:
-        ty = ir.ArrayType(ir.DoubleType(), 16)
-        table = ir.GlobalVariable(module, ty, name=_TABLE)
-        table.initializer = ir.Constant(ty, list(EXP2_SIXTEENTHS_F64))
-        table.global_constant, table.linkage = True, "internal"
-    j = m.iand(n_bits, m.iconst(15))
-    y = ir.Constant(m.ty, None)
-    for lane in range(m.count):
-        index = ir.Constant(_I32, lane)
-        entry = m.b.gep(table, [ir.Constant(_I32, 0), m.b.extract_element(j, index)], inbounds=True)
-        y = m.b.insert_element(y, m.b.load(entry), index)
-    return y
+    wide = ir.VectorType(m.lane, 8)
+    i64x8 = ir.VectorType(ir.IntType(64), 8)
+    index = n_bits
+    if m.count != 8:
+        index = m.b.shuffle_vector(n_bits, n_bits, ir.Constant(ir.VectorType(_I32, 8), [k % m.count for k in range(8)]))
+    halves = [ir.Constant(wide, [ir.Constant(m.lane, v) for v in part]) for part in (EXP2_SIXTEENTHS_F64[:8], EXP2_SIXTEENTHS_F64[8:])]
+    fn = m._declare("llvm.x86.avx512.vpermi2var.pd.512", wide, [wide, i64x8, wide])
+    t = m.b.call(fn, [halves[0], index, halves[1]])
+    if m.count != 8:
+        t = m.b.shuffle_vector(t, t, ir.Constant(ir.VectorType(_I32, m.count), list(range(m.count))))
+    return t
 
 
 def emit_exp_avx512(m: MathBuilder, x):
