@@ -5,7 +5,8 @@
 
 For exp, log and tanh in f64 and f32 over 10^6 elements (10^3 too), times
 (medians of interleaved repetitions): the vmath loop as raster_mlir compiles
-it; a loop calling SVML's vector function (`__svml_exp8` for 8 doubles,
+it; the same loop with the generic kernels (exp.py, log.py; on an AVX-512 host
+f64 exp and log run avx512.py's instead, so this column is the A/B of those); a loop calling SVML's vector function (`__svml_exp8` for 8 doubles,
 `__svml_expf16` for 16 floats...) directly from emitted LLVM IR, the way
 llvmlite would use SVML as a vector library; numpy's ufunc writing into an
 existing array (loading libsvml slows numpy's own exp down in this process,
@@ -113,6 +114,18 @@ def vector_instructions_per_8(native) -> float:
     return 8 * len(vector) / step if step else float("nan")
 
 
+def compile_generic(program):
+    """`program` compiled with the generic kernels (exp.py, log.py) where the host would run avx512.py's."""
+    from raster_mlir.backend import compile_module, vmath
+
+    host_choice = vmath.uses_avx512_kernel
+    vmath.uses_avx512_kernel = lambda target, ty: False
+    try:
+        return compile_module(program, "f", use_cache=False)
+    finally:
+        vmath.uses_avx512_kernel = host_choice
+
+
 def median_times(callables: dict, repeats: int) -> dict:
     times = {k: [] for k in callables}
     for _ in range(repeats):
@@ -136,8 +149,9 @@ def main(argv=None) -> None:
     if svml is None:
         print("libsvml.so not found (pip install intel-cmplr-lib-rt, or --svml-dir): SVML columns skipped")
     sizes = (1024,) if args.quick else (1024, 1 << 20)  # whole vectors for the SVML loop
-    print("| function | n | vmath us | SVML us | numpy us | SVML / vmath | numpy / vmath | vmath instr. per 8 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| function | n | vmath us | generic us | SVML us | numpy us | generic / vmath | SVML / vmath | numpy / vmath "
+          "| vmath instr. per 8 | generic instr. per 8 |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for fn in SVML_NAMES:
         for T, dt in (("f64", np.float64), ("f32", np.float32)):
             for n in sizes:
@@ -145,15 +159,18 @@ def main(argv=None) -> None:
                 x = (rng.uniform(0.01, 10, n) if fn == "log" else rng.uniform(-5, 5, n)).astype(dt)
                 y = np.empty_like(x)
                 vm = compile_module(loop_program(f"math.{fn}", T, n), "f")
-                contenders = {"vmath": lambda: vm(x, y), "numpy": lambda: NUMPY[fn](x, out=y)}
+                generic = compile_generic(loop_program(f"math.{fn}", T, n))
+                contenders = {"vmath": lambda: vm(x, y), "generic": lambda: generic(x, y), "numpy": lambda: NUMPY[fn](x, out=y)}
                 if svml:
                     contenders["svml"] = lambda: svml(fn, x, y)
                 reps = 3 if args.quick else (2000 if n == 1024 else 40)
                 t = median_times(contenders, reps)
                 s = t.get("svml", float("nan"))
+                v, g = t["vmath"], t["generic"]
                 print(
-                    f"| {fn} {T} | {n} | {t['vmath'] * 1e6:.1f} | {s * 1e6:.1f} | {t['numpy'] * 1e6:.1f} "
-                    f"| {s / t['vmath']:.2f} | {t['numpy'] / t['vmath']:.2f} | {vector_instructions_per_8(vm):.1f} |",
+                    f"| {fn} {T} | {n} | {v * 1e6:.1f} | {g * 1e6:.1f} | {s * 1e6:.1f} | {t['numpy'] * 1e6:.1f} "
+                    f"| {g / v:.2f} | {s / v:.2f} | {t['numpy'] / v:.2f} "
+                    f"| {vector_instructions_per_8(vm):.1f} | {vector_instructions_per_8(generic):.1f} |",
                     flush=True,
                 )
     if svml and not args.quick:
