@@ -103,11 +103,18 @@ def _constant_index(value) -> int | None:
     return None
 
 
+def trip_count(loop: Operation) -> int | None:
+    """The number of iterations of an scf.for with constant bounds and a positive constant step, else None."""
+    lb, ub, step = (_constant_index(v) for v in (loop.lb, loop.ub, loop.step))
+    if None in (lb, ub, step) or step <= 0:
+        return None
+    return max(0, -(-(ub - lb) // step))
+
+
 def describe_loop(loop: Operation, fn_name: str) -> str:
     """What a loop does, for messages: its trip count and the buffers it stores to (or its reduction)."""
-    lb, ub, step = (_constant_index(v) for v in (loop.lb, loop.ub, loop.step))
-    known = None not in (lb, ub, step) and step > 0
-    trips = f"{max(0, -(-(ub - lb) // step))} iterations" if known else "a trip count known at run time"
+    count = trip_count(loop)
+    trips = f"{count} iterations" if count is not None else "a trip count known at run time"
     written = []
     for op in loop.walk():
         access = indexed_access(op)
