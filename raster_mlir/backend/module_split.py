@@ -11,10 +11,15 @@ Algorithm, on the IR text that llvmlite prints (`define` line, `{`, body,
 `}`; one line per global and per metadata node):
 1. The movable functions are the internal `noinline` functions (the
    segments): nothing but their callers' call sites depends on them. The
-   rest of the module (entry points, kernel, everything else) is part 0.
-2. The movable functions, heaviest first (text size, with the helpers they
-   reach), are packed into at most MAX_PARTS - 1 more parts, each into the
-   lightest so far. jit.py compiles the heaviest parts first.
+   rest of the module (entry points, kernel, everything else) is part 0,
+   except that when it has `optnone` entry points, the other external
+   functions (the kernel, a sequence of segment calls) are packed like a
+   segment, so that part 0 holds only the entry points and the globals and
+   is compiled without optimisation (`ModulePart.entry_points_only`, jit.py).
+2. The movable functions (and that kernel), heaviest first (text size, with
+   the helpers they reach), are packed into at most MAX_PARTS - 1 more parts,
+   one per segment at most, each into the lightest so far. jit.py compiles
+   the heaviest parts first.
 3. A part holds its functions, the internal functions they reach (helpers
    such as vector maths or an outlined parallel loop: copied into each part
    that uses them, internal linkage keeps the copies apart), the vector
@@ -55,7 +60,8 @@ class _Function:
     internal: bool
     movable: bool
     references: set[str]  # names in its body, and the vector variants its attribute names
-    weight: int  # an estimate of LLVM's work: the text's size, 0 for `optnone` functions
+    weight: int  # an estimate of LLVM's work: the text's size, an eighth of it for `optnone` functions
+    optnone: bool
 
 
 class _NotOurFormat(Exception):
@@ -96,8 +102,8 @@ def _parse(text: str) -> tuple[list[str], dict[str, _Function], list[tuple[str, 
             optnone = " optnone" in attrs
             movable = internal and " noinline" in attrs and not optnone and not variants
             function_text = "\n".join(lines[k : end + 1])
-            weight = 0 if optnone else len(function_text)
-            functions[name] = _Function(name, line, function_text, internal, movable, refs, weight)
+            weight = len(function_text) // 8 if optnone else len(function_text)
+            functions[name] = _Function(name, line, function_text, internal, movable, refs, weight, optnone)
             k = end + 1
             continue
         name = _NAME.match(line)
@@ -151,6 +157,7 @@ def _reach(roots: list[str], functions: dict[str, _Function], copied: set[str]) 
 class ModulePart:
     text: str
     weight: int  # the estimate of LLVM's work in it (module docstring)
+    entry_points_only: bool = False  # every function it defines is `optnone` (jit.py: no pipeline, O0 code generation)
 
 
 def split_module(text: str, units: int = MAX_PARTS) -> list[ModulePart] | None:
@@ -165,22 +172,38 @@ def split_module(text: str, units: int = MAX_PARTS) -> list[ModulePart] | None:
         return None
     variants = {name for f in functions.values() for name in f.references if name in functions} & vector_variants(text)
     kept_roots = [name for name, f in functions.items() if not f.movable and not f.internal and name not in variants]
-    bins = min(units - 1, len(movable))
-    part_roots: list[list[str]] = [kept_roots] + [[] for _ in range(bins)]
-    weights = [sum(functions[n].weight for n in _reach(kept_roots, functions, variants))] + [0] * bins
-    for f in sorted(movable, key=lambda f: (-f.weight, f.name)):
+    # The optnone entry points stay in part 0 with the globals; the other kept functions (the
+    # kernel: a sequence of segment calls) join the packed parts unless they use a global that
+    # cannot be shared. Part 0 is then entry points only, compiled without optimisation.
+    shared = lambda name: _shares_globals(_reach([name], functions, variants), functions, global_types)  # noqa: E731
+    entry_roots = [name for name in kept_roots if functions[name].optnone]
+    packed_roots = [name for name in kept_roots if not functions[name].optnone and entry_roots and shared(name)]
+    part0_roots = [name for name in kept_roots if name not in packed_roots]
+    items = [[f.name] for f in movable] + [packed_roots] * bool(packed_roots)
+    bins = min(units - 1, len(movable))  # the kernel joins a part of segments: a module more costs 3-5 ms
+    part_roots: list[list[str]] = [part0_roots] + [[] for _ in range(bins)]
+    weights = [sum(functions[n].weight for n in _reach(part0_roots, functions, variants))] + [0] * bins
+    item_weight = lambda roots: sum(functions[n].weight for n in _reach(roots, functions, variants))  # noqa: E731
+    for roots in sorted(items, key=lambda roots: (-item_weight(roots), roots)):
         k = min(range(1, bins + 1), key=lambda j: (weights[j], j))
-        part_roots[k].append(f.name)
-        weights[k] += sum(functions[n].weight for n in _reach([f.name], functions, variants))
+        part_roots[k].extend(roots)
+        weights[k] += item_weight(roots)
     moved = {f.name for f in movable}
     parts = []
     for k, roots in enumerate(part_roots):
         defined = _reach(roots, functions, variants)
         referenced = set().union(*(functions[n].references for n in defined))
-        if k > 0 and any(name in global_types and global_types[name][0] != "external" for name in referenced):
+        if k > 0 and not _shares_globals(defined, functions, global_types):
             return None  # a non-external global cannot be shared between two objects
-        parts.append(ModulePart(_part_text(header, functions, others, defined, referenced, moved, global_types, k == 0), weights[k]))
+        text_k = _part_text(header, functions, others, defined, referenced, moved, global_types, k == 0)
+        parts.append(ModulePart(text_k, weights[k], all(functions[n].optnone for n in defined)))
     return parts
+
+
+def _shares_globals(defined: set[str], functions: dict[str, _Function], global_types) -> bool:
+    """True when the functions `defined` use only external globals (which another part may define)."""
+    referenced = set().union(*(functions[n].references for n in defined))
+    return not any(name in global_types and global_types[name][0] != "external" for name in referenced)
 
 
 def _part_text(header, functions, others, defined, referenced, moved, global_types, first: bool) -> str:

@@ -240,3 +240,34 @@ def test_segments_that_call_a_function_with_vector_variants_are_vectorised(monke
     monkeypatch.setattr(llvm_emit, "SEGMENT_OPS", 0)
     clear_cache(memory=True, disk=False)
     np.testing.assert_allclose(c(x2, y), want(x2, y), rtol=1e-13)
+
+
+ENTRY = """define i64 @"k_checked"(ptr %".1") noinline nounwind optnone
+{
+entry:
+  call void @"k"(ptr %".1", ptr %".1", ptr %".1")
+  %".3" = load i64, ptr @"table"
+  ret i64 %".3"
+}"""
+
+
+def test_optnone_entry_points_are_a_part_of_their_own():
+    """The kernel joins a part of segments; part 0 keeps the entry points and the globals, and is
+    compiled without optimisation (jit.py)."""
+    ensure_llvm_initialised()
+    module = MODULE.replace("declare double @\"llvm.fma.f64\"", ENTRY + "\ndeclare double @\"llvm.fma.f64\"")
+    parts = split_module(module)
+    assert parts is not None and len(parts) == 3
+    for part in parts:
+        llvm.parse_assembly(part.text, context=llvm.create_context()).verify()
+    assert defined(parts[0].text) == ["k_checked"] and parts[0].entry_points_only
+    assert '@"table" = global [4 x i64]' in parts[0].text
+    assert re.search(r'^declare void @"k"\(', parts[0].text, re.M)
+    assert not any(p.entry_points_only for p in parts[1:])
+    assert sorted(n for p in parts[1:] for n in defined(p.text) if n != "helper") == ["k", "k.segment1", "k.segment2"]
+    # a kernel using a global that cannot be shared stays in part 0, which is then compiled as before
+    private = module.replace('@"table" = global', '@"table" = internal global').replace(
+        '%".5" = load i64, ptr @"table"', '%".5" = add i64 0, 0')
+    kept = split_module(private.replace('  ret void\n}\ndefine internal {i64} @"k.segment1"',
+                                        '  %".9" = load i64, ptr @"table"\n  ret void\n}\ndefine internal {i64} @"k.segment1"'))
+    assert kept is not None and "k" in defined(kept[0].text) and not kept[0].entry_points_only
