@@ -55,6 +55,9 @@ class CompiledFunction(LLVMInspection):
     `cache_source` is "memory" or "disk" when the compile was a cache hit.
     """
 
+    # `_dispatch` is a slot so that backend/call_slot.py can call it from native code (see __call__).
+    __slots__ = ("_dispatch", "__dict__", "__weakref__")
+
     def __init__(
         self,
         fn: Callable,
@@ -107,6 +110,11 @@ class CompiledFunction(LLVMInspection):
             self.fast_call = self.native.fast_caller(
                 self._package, bare_result=tree is None, flat_tuple=flat_tuple, tree=tree
             )
+        # What `compiled(*args)` calls (see __call__): the native dispatcher, whose fallback for
+        # anything it declines is the Python path; or the Python path.
+        self._dispatch = self.dispatcher(self._call) or self._call
+        if self._dispatch is not self._call and type(self) is CompiledFunction:
+            call_slot.install(CompiledFunction, "_dispatch", self)
 
     # -- compiling ------------------------------------------------------------
     def _cache_key(self) -> str | None:
@@ -274,7 +282,12 @@ class CompiledFunction(LLVMInspection):
             return None
         return native.function.returning_builtin(native.descriptor, tuple(native.constants), fallback, varargs=True)
 
-    def __call__(self, *args):
+    # `compiled(*args)` calls `self._dispatch(*args)`: through the native tp_call of
+    # backend/call_slot.py once installed, else through this property (C code, no Python frame).
+    __call__ = property(operator.attrgetter("_dispatch"), doc="Call the compiled function.")
+
+    def _call(self, *args):
+        """The Python path: no native dispatcher, a declined argument (its precise error), a trace."""
         if self.fast_call is not None:
             result = self.fast_call(args)
             if result is not MISS:

@@ -61,3 +61,17 @@ def test_the_attribute_rebound_during_the_call():
     for _ in range(50):
         assert f(x64).dtype == np.float64 and f(x32).dtype == np.float32
     np.testing.assert_allclose(f(x32), np.exp(x32) * 2.0, rtol=1e-6)
+
+
+def test_compiled_functions_are_called_the_same_way():
+    from raster_mlir.errors import ShapeError
+    from raster_mlir.jit import CompiledFunction
+
+    x = np.linspace(0.0, 1.0, 20)
+    c = rm.compile(_body, x)
+    if type(c._dispatch).__name__ != "builtin_function_or_method":
+        pytest.skip("no native dispatcher here")
+    assert CompiledFunction in call_slot._installed
+    np.testing.assert_array_equal(c(x), c._call(x))
+    with pytest.raises(ShapeError, match="compiled for"):
+        c(np.ones(3))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 
 class LLVMInspection:
+    __slots__ = ()  # (a subclass may then declare slots of its own: jit.CompiledFunction's `_dispatch`)
+
     def _llvm_source(self):
         """The object holding the code (it has llvm_ir, llvm_ir_optimized and asm)."""
         raise AttributeError(f"{type(self).__name__} must define _llvm_source()")
