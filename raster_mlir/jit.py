@@ -69,8 +69,16 @@ class CompiledFunction(LLVMInspection):
         result_aliases: Sequence[int] | None = None,
         keep_ir_before: Sequence[str] = (),
     ):
-        with paused_gc():
-            self._build(fn, specs, name, pipeline, dump, result_aliases, keep_ir_before)
+        if result_aliases is None and (pipeline is None or "lower-to-loops" in pipeline):
+            # A native function writing no argument ends its compile by making the call path of
+            # backend/dispatch.py: its per-process module is built meanwhile (runtime_prep.py).
+            runtime_prep.prepare("dispatcher")
+        try:
+            with paused_gc():
+                self._build(fn, specs, name, pipeline, dump, result_aliases, keep_ir_before)
+        except BaseException:
+            runtime_prep.join()  # no build outlives a failed compile
+            raise
 
     def _build(self, fn, specs, name, pipeline, dump, result_aliases, keep_ir_before) -> None:
         self.fn = fn
@@ -328,14 +336,7 @@ class JitFunction:
         specs = signature_of(self.name, args, self._arg_names)
         compiled = self._compiled.get(specs)
         if compiled is None:
-            if self.pipeline is None or "lower-to-loops" in self.pipeline:
-                # The call that compiles ends by making the native dispatcher: prepared meanwhile.
-                runtime_prep.prepare("dispatcher")
-            try:
-                compiled = CompiledFunction(self.fn, specs, name=self.name, pipeline=self.pipeline)
-            except BaseException:
-                runtime_prep.join()  # no build outlives a failed compile
-                raise
+            compiled = CompiledFunction(self.fn, specs, name=self.name, pipeline=self.pipeline)
             self._compiled[specs] = compiled
         return compiled
 

@@ -20,7 +20,7 @@ import pytest
 
 import raster_mlir as rm
 from raster_mlir import compile_cache, nn
-from raster_mlir.backend import cache_store
+from raster_mlir.backend import cache_store, dispatch
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.raster_rules import DEFAULT_RULES, register_rule_set
 from raster_mlir.passes.loop_analysis import WORK
@@ -235,6 +235,7 @@ def test_size_bound_evicts_least_recently_used(tmp_path, monkeypatch):
 
 
 def test_clear_cache_api_and_cli(tmp_path, monkeypatch):
+    dispatch._get()  # the process's call path module, made once per process: not into this directory
     monkeypatch.setenv("RASTER_MLIR_CACHE_DIR", str(tmp_path))
     rm.compile(model, np.ones(3), np.ones(3))
     info = rm.cache_info()
@@ -289,3 +290,29 @@ def test_fingerprint_tells_apart_what_printing_tells_apart():
         for j in range(len(variants)):
             assert (texts[i] == texts[j]) == (prints[i] == prints[j]), (i, j)
     assert prints[0] == fingerprint(traced(lambda a, b: a - b, x, y))  # and it is deterministic
+
+
+def test_a_process_scans_the_directory_at_its_first_write_then_when_the_bound_may_be_passed(tmp_path, monkeypatch):
+    monkeypatch.setenv("RASTER_MLIR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("RASTER_MLIR_CACHE_MAX_MB", str(80_000 / 2**20))  # 80,000 bytes: a rescan every 10,000 written
+    scans = []
+    entries = cache_store._entries
+    monkeypatch.setattr(cache_store, "_entries", lambda d: scans.append(d) or entries(d))
+    monkeypatch.setattr(cache_store, "_ledger", {})
+    payload = bytes(1000 - cache_store.HEADER.size)  # 1,000-byte entries
+    keys = iter(f"{k:064x}" for k in range(1000))
+    for _ in range(9):
+        assert cache_store.write(next(keys), ".rmo", payload)
+    assert len(scans) == 1  # the first write only: 8,000 bytes since, not more than an eighth of the bound
+    for _ in range(3):
+        cache_store.write(next(keys), ".rmo", payload)
+    assert len(scans) == 2  # 11,000 bytes written since the first scan: another process may have written too
+    for k in range(80):  # another process fills the directory
+        (tmp_path / f"{10**6 + k:064x}.rmo").write_bytes(payload + bytes(cache_store.HEADER.size))
+        os.utime(tmp_path / f"{10**6 + k:064x}.rmo", (1000 + k, 1000 + k))  # used long ago
+    assert cache_store.info()["bytes"] == 92_000
+    for _ in range(11):
+        cache_store.write(next(keys), ".rmo", payload)
+    assert len(scans) == 3 + 1  # (info() scanned once) the rescan saw the other process's entries...
+    assert cache_store.info()["bytes"] <= cache_store.max_bytes()  # ...and evicted its oldest ones
+    assert rm.clear_cache(memory=False) > 0 and tmp_path not in cache_store._ledger

@@ -149,3 +149,14 @@ def test_no_build_without_a_native_pipeline(fresh_runtimes):
     f = rm.jit(axpy, pipeline="inline,canonicalize")
     np.testing.assert_array_equal(f(2.0, np.arange(3.0), np.ones(3)), 2.0 * np.arange(3.0) + 1.0)
     assert runtime_prep._threads == {}
+
+
+def test_rm_compile_prepares_the_dispatcher_and_a_train_step_does_not(fresh_runtimes, monkeypatch):
+    threads = builders(monkeypatch, dispatch._Dispatcher)
+    step = rm.compile_train_step(lambda w, x: rm.sum(w * x), params=(0,), optimizer=rm.optim.SGD(lr=0.5))
+    w, x = np.ones(4), np.arange(4.0)
+    assert step(w, x) == 6.0 and np.array_equal(w, 1.0 - 0.5 * x)
+    assert threads == [] and runtime_prep._threads == {}
+    c = rm.compile(axpy, 2.0, np.arange(3.0), np.ones(3))
+    np.testing.assert_array_equal(c(2.0, np.arange(3.0), np.ones(3)), 2.0 * np.arange(3.0) + 1.0)
+    assert threads == ["raster-mlir-prepare-dispatcher"]

@@ -10,8 +10,10 @@ IR emission: single-threaded). llvmlite's calls into LLVM release the GIL,
 so that work can overlap the Python part.
 
 When the prepared module is needed:
-- the dispatcher: as soon as `@rm.jit` starts compiling a signature (the
-  call that compiles is the call that needs it, at its end);
+- the dispatcher: when a compile of a native function that writes no
+  argument starts (`@rm.jit`, `rm.compile`: jit.py's CompiledFunction makes
+  its call path at the end of the compile; train steps, which update their
+  parameters in place, do not use it);
 - the pool runtime: when LLVM IR emission meets the first parallel loop of a
   module being compiled to run (llvm_emit.py `on_parallel_loops`).
 Never at `import raster_mlir`: a process that compiles nothing builds nothing.
