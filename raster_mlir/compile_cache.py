@@ -78,6 +78,7 @@ _NO_CODE_VARIABLES = (
     "RASTER_MLIR_TEST_CACHE_DIR",
     "RASTER_MLIR_VERIFY_EACH",
     "RASTER_MLIR_FLUSH_DENORMAL",
+    "RASTER_MLIR_PREPARE_RUNTIME",  # when the runtime modules are built, not what (backend/runtime_prep.py)
 )
 
 

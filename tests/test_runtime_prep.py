@@ -160,3 +160,14 @@ def test_rm_compile_prepares_the_dispatcher_and_a_train_step_does_not(fresh_runt
     c = rm.compile(axpy, 2.0, np.arange(3.0), np.ones(3))
     np.testing.assert_array_equal(c(2.0, np.arange(3.0), np.ones(3)), 2.0 * np.arange(3.0) + 1.0)
     assert threads == ["raster-mlir-prepare-dispatcher"]
+
+
+def test_the_setting_changes_no_cache_key(monkeypatch):
+    from raster_mlir import compile_cache
+
+    traced = rm.compile(axpy, 2.0, np.arange(3.0), np.ones(3), pipeline="").traced
+    keys = set()
+    for value in ("0", "1"):
+        monkeypatch.setenv("RASTER_MLIR_PREPARE_RUNTIME", value)
+        keys.add(compile_cache.function_key(traced, DEFAULT_PIPELINE, "backend"))
+    assert len(keys) == 1
