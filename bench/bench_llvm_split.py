@@ -4,7 +4,8 @@
 
 For the 784 -> 128 x (L-1) -> 10 MLP train step (f64, one sample), the LLVM IR
 is emitted twice in this process: as one kernel function (`segment_ops` 0)
-and cut into segment functions (the default, backend/segment_emit.py). Each
+and cut into segment functions (the default, backend/segment_emit.py); in
+both, the entry points are a module of their own (module_split.py). Each
 is then optimised and compiled to object code R times, interleaved (jit.py's
 `optimize_and_codegen`, no cache), and the table gives medians of:
 
@@ -72,7 +73,7 @@ def two_cpu_path(llvm_ir: str, target) -> float:
     for part in parts:
         c0 = time.thread_time()
         module = llvm.parse_assembly(part.text, context=llvm.create_context())
-        jit._optimize_and_emit(module, part.text, target, 3)
+        jit._optimize_and_emit(module, part.text, target, 3, entry_points_only=part.entry_points_only)
         cost.append(time.thread_time() - c0)
     threads = [0.0, 0.0]
     for k in sorted(range(len(parts)), key=lambda k: (-parts[k].weight, k)):

@@ -153,7 +153,8 @@ class _LoopID(ir.values.NamedValue):
 # The attribute lower-to-loops puts on the scf loops of raster.for / scan / while
 # (passes/lower_control.py LOOP_KIND_ATTR; the backend does not import the passes).
 TIME_LOOP_ATTR = "raster.loop"
-# Forced loops of at most this many iterations are vectorised before LLVM may unroll them (loop_metadata).
+# Forced loops of at most this many iterations that call vector maths are vectorised before LLVM may
+# unroll them (loop_metadata).
 SHORT_LOOP = 32
 
 _PROCESS = ctypes.CDLL(None)
@@ -211,6 +212,14 @@ class ModuleEmitter:
 
         return LIBM_OPS - VECTOR_MATH_OPS if self.options.vector_math else LIBM_OPS
 
+    def _calls_vector_maths(self, loop) -> bool:
+        """True when `loop` computes a math op that vmath/ emits as inlined polynomial code."""
+        if not self.options.vector_math:
+            return False
+        from .vmath import VECTOR_MATH_OPS
+
+        return any(op.name in VECTOR_MATH_OPS for op in loop.walk())
+
     def symbol(self, wanted: str) -> str:
         """A free LLVM symbol name for `wanted` (policy in the class docstring)."""
         name = wanted
@@ -244,7 +253,8 @@ class ModuleEmitter:
         memory) asks for vector width 1, since the loop vectoriser would need
         gathers and the SLP vectoriser still packs the lanes of one iteration.
 
-        A forced loop of at most SHORT_LOOP iterations is also vectorised before it
+        A forced loop of at most SHORT_LOOP iterations that computes a vector maths
+        function (inlined polynomial code, vmath/) is also vectorised before it
         may be unrolled: `llvm.loop.unroll.disable` keeps O3's early full unrolling
         (which runs before the loop vectoriser) away from it, and
         `llvm.loop.vectorize.followup_all` gives the vectorised loop and its
@@ -254,7 +264,9 @@ class ModuleEmitter:
         then re-packed into vectors of 4, 2 and 2: the heaviest segment of the 2-layer
         train step cost LLVM 62 ms instead of 54, and the gradient of a 16-wide tanh RNN
         ran 1.5x slower. Not for longer loops: unroll.disable also sets the
-        vectoriser's interleave count to 1 (logsumexp over 1,000 elements ran 1.4x slower).
+        vectoriser's interleave count to 1 (logsumexp over 1,000 elements ran 1.4x slower);
+        not for loops of plain arithmetic, which unroll cheaply and whose sums keep the
+        rounding they had (a test compares a 7-element f32 sum with the reference bitwise).
 
         A time loop (rm.fori_loop / scan / while, marked `raster.loop` by
         lower-to-loops) is never unrolled: each step depends on the one before, so
@@ -287,7 +299,7 @@ class ModuleEmitter:
             self._vectorize_enable = md(
                 [ir.MetaDataString(self.llmod, "llvm.loop.vectorize.enable"), ir.Constant(ir.IntType(1), 1)]
             )
-        short = (trip_count(loop) or SHORT_LOOP + 1) <= SHORT_LOOP
+        short = (trip_count(loop) or SHORT_LOOP + 1) <= SHORT_LOOP and self._calls_vector_maths(loop)
         if short and self._unroll_after_vectorising is None:
             self._unroll_after_vectorising = [
                 self._unroll_disable_property(),

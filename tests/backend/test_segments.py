@@ -271,3 +271,19 @@ def test_optnone_entry_points_are_a_part_of_their_own():
     kept = split_module(private.replace('  ret void\n}\ndefine internal {i64} @"k.segment1"',
                                         '  %".9" = load i64, ptr @"table"\n  ret void\n}\ndefine internal {i64} @"k.segment1"'))
     assert kept is not None and "k" in defined(kept[0].text) and not kept[0].entry_points_only
+
+
+def test_a_kernel_without_segments_is_compiled_apart_from_its_entry_points(tmp_path, monkeypatch):
+    from raster_mlir.compile_cache import clear_cache
+
+    clear_cache(memory=True, disk=False)
+    monkeypatch.setenv("RASTER_MLIR_CACHE_DIR", str(tmp_path))
+    x = np.linspace(-1.0, 1.0, 100)
+    c = rm.compile(lambda x: rm.sum(rm.tanh(x) * 2.0 + 1.0), x)
+    assert not SEGMENT.search(c.llvm_ir)
+    entries, kernel = c.llvm_ir_optimized.split(PART_SEPARATOR)
+    names = re.findall(r"^define [^@]*@\"?(\w+)\"?\(", entries, re.M)
+    assert sorted(names) == ["_lambda__checked", "_lambda__packed", "_lambda__pycall"]  # optnone: O0, no pipeline (jit.py)
+    assert re.search(r"^declare [^\n]*@\"?_lambda_\"?\(", entries, re.M)
+    assert re.search(r"^define .*@\"?_lambda_\"?\(", kernel, re.M) and "<8 x double>" in kernel
+    np.testing.assert_allclose(c(x), np.sum(np.tanh(x) * 2.0 + 1.0), rtol=1e-14)
