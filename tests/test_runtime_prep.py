@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import raster_mlir as rm
-from raster_mlir.backend import dispatch, pool, runtime_prep
+from raster_mlir.backend import dispatch, jit, pool, runtime_prep
 from raster_mlir.compiler import DEFAULT_PIPELINE
 from raster_mlir.errors import CompileError
 
@@ -32,6 +32,7 @@ def fresh_runtimes(monkeypatch):
     monkeypatch.setattr(runtime_prep, "_threads", {})
     monkeypatch.delenv("RASTER_MLIR_PREPARE_RUNTIME", raising=False)
     monkeypatch.setenv("RASTER_MLIR_CACHE", "0")  # every compile runs in full (no function, runtime or object reused)
+    monkeypatch.setattr(jit, "_compile_threads", lambda: min(2, pool.get_num_threads()))  # two CPUs, as here
     yield
     runtime_prep.join()
 
@@ -171,3 +172,11 @@ def test_the_setting_changes_no_cache_key(monkeypatch):
         monkeypatch.setenv("RASTER_MLIR_PREPARE_RUNTIME", value)
         keys.add(compile_cache.function_key(traced, DEFAULT_PIPELINE, "backend"))
     assert len(keys) == 1
+
+
+def test_one_thread_means_no_background_build(fresh_runtimes, monkeypatch):
+    threads = builders(monkeypatch, dispatch._Dispatcher)
+    monkeypatch.setattr(pool._settings, "threads", 1)  # rm.set_num_threads(1), restored afterwards
+    f = rm.jit(axpy)
+    np.testing.assert_array_equal(f(2.0, np.arange(3.0), np.ones(3)), 2.0 * np.arange(3.0) + 1.0)
+    assert threads == ["MainThread"] and runtime_prep._threads == {}

@@ -33,7 +33,8 @@ a runtime's lock held by a build in flight).
 
 Each runtime is prepared at most once per process (a second request, or a
 request after the getter ran, starts nothing). `RASTER_MLIR_PREPARE_RUNTIME=0`
-turns the background builds off (the runtimes are then built on first use).
+turns the background builds off (the runtimes are then built on first use),
+and so does a process whose compiles keep to one thread (`enabled`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,11 @@ def _ready(name: str) -> bool:
 
 
 def enabled() -> bool:
-    return os.environ.get("RASTER_MLIR_PREPARE_RUNTIME", "1").strip() not in ("0", "")
+    """Not with RASTER_MLIR_PREPARE_RUNTIME=0, nor when compiles keep to one thread (one usable CPU,
+    or `rm.set_num_threads(1)`: the compile's own LLVM work then stays on the calling thread too)."""
+    from .jit import _compile_threads
+
+    return os.environ.get("RASTER_MLIR_PREPARE_RUNTIME", "1").strip() not in ("0", "") and _compile_threads() > 1
 
 
 def prepare(name: str) -> None:
