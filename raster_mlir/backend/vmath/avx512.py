@@ -54,6 +54,7 @@ _ROUND_CURRENT = 4  # _MM_FROUND_CUR_DIRECTION
 _MANT_075_15_SIGN_NAN = 0b1011  # interval [0.75, 1.5) | sign control "NaN for negative"
 _I32 = ir.IntType(32)
 _SIXTEENTHS_SHIFT = 1.5 * 2.0**48  # adding it rounds |v| < 2^47 to a multiple of 1/16 (its ulp)
+_TABLE = EXP2_SIXTEENTHS_F64
 
 
 def uses_avx512_kernel(target, ty: ir.Type) -> bool:
@@ -68,9 +69,7 @@ def _x86(m: MathBuilder, stem: str, *args):
     bits = vty.count * 64
     tail = [ir.Constant(vty, None), ir.Constant(ir.IntType(8), -1), ir.Constant(_I32, _ROUND_CURRENT)]
     operands = list(args) + (tail if bits == 512 else tail[:2])  # 128/256-bit forms take no rounding
-    name = f"llvm.x86.avx512.mask.{stem}.pd.{bits}"
-    fn = m._declare(name, vty, [a.type for a in operands])
-    return m.b.call(fn, operands)
+    return m.call(f"llvm.x86.avx512.mask.{stem}.pd.{bits}", vty, operands)
 
 
 def getexp(m: MathBuilder, x):
@@ -106,16 +105,19 @@ def _sixteenths(m: MathBuilder, n_bits):
     global variable (which a module split could not share between its parts).
     """
     wide = ir.VectorType(m.lane, 8)
-    i64x8 = ir.VectorType(ir.IntType(64), 8)
     index = n_bits
     if m.count != 8:
-        index = m.b.shuffle_vector(n_bits, n_bits, ir.Constant(ir.VectorType(_I32, 8), [k % m.count for k in range(8)]))
-    halves = [ir.Constant(wide, [ir.Constant(m.lane, v) for v in part]) for part in (EXP2_SIXTEENTHS_F64[:8], EXP2_SIXTEENTHS_F64[8:])]
-    fn = m._declare("llvm.x86.avx512.vpermi2var.pd.512", wide, [wide, i64x8, wide])
-    t = m.b.call(fn, [halves[0], index, halves[1]])
+        index = m.b.shuffle_vector(n_bits, n_bits, _lanes([k % m.count for k in range(8)]))
+    low, high = (ir.Constant(wide, [ir.Constant(m.lane, v) for v in part]) for part in (_TABLE[:8], _TABLE[8:]))
+    t = m.call("llvm.x86.avx512.vpermi2var.pd.512", wide, [low, index, high])
     if m.count != 8:
-        t = m.b.shuffle_vector(t, t, ir.Constant(ir.VectorType(_I32, m.count), list(range(m.count))))
+        t = m.b.shuffle_vector(t, t, _lanes(list(range(m.count))))
     return t
+
+
+def _lanes(indices: list[int]) -> ir.Constant:
+    """A shufflevector mask."""
+    return ir.Constant(ir.VectorType(_I32, len(indices)), indices)
 
 
 def emit_exp_avx512(m: MathBuilder, x):
@@ -141,7 +143,8 @@ def _define(mctx, name: str, ty: ir.Type, inline: bool) -> tuple[ir.Function, ir
 
 
 def define_avx512_function(mctx, op_name: str, ty: ir.Type, variants) -> ir.Function:
-    """`@rm.vm.<fn>.<ty>` computed by AVX-512 instructions: a vector variant, or the scalar function naming `variants`."""
+    """`@rm.vm.<fn>.<ty>` computed by AVX-512 instructions: a vector variant, or the scalar
+    function naming `variants`."""
     emitter = AVX512_F64[op_name]
     stem = f"rm.vm.{op_name.removeprefix('math.')}"
     if isinstance(ty, ir.VectorType):

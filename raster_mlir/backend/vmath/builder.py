@@ -77,6 +77,10 @@ class MathBuilder:
         fn = self._declare(f"{stem}.{_suffix(ty)}", ret or ty, [a.type for a in args])
         return self.b.call(fn, list(args))
 
+    def call(self, name: str, ret: ir.Type, args: list):
+        """A call of the function or intrinsic `name` (declared once), e.g. an x86 one."""
+        return self.b.call(self._declare(name, ret, [a.type for a in args]), args)
+
     def mla(self, a, b, c):
         """a*b + c, fused where the host has FMA."""
         return self.intrinsic("llvm.fmuladd", a, b, c)
