@@ -110,17 +110,20 @@ class CompiledFunction(LLVMInspection):
         key = self.cache_key = self._cache_key() if lowers else None
         if key is None or not self._load(key):
             self._compile(lowers, key)
-        # The hot path (native argument checks, no signature work); None in the interpreter.
-        self.fast_call = None
-        if self.native is not None:
-            tree = self.out_tree
-            flat_tuple = tree is not None and tree[0] is tuple and all(leaf is None for leaf in tree[1])
-            self.fast_call = self.native.fast_caller(
-                self._package, bare_result=tree is None, flat_tuple=flat_tuple, tree=tree
-            )
-        # What `compiled(*args)` calls (see __call__): the native dispatcher, whose fallback for
-        # anything it declines is the Python path; or the Python path.
-        self._dispatch = self.dispatcher(self._call) or self._call
+        # A row of its own: the first compile of a process makes (or waits for, runtime_prep.py)
+        # the native dispatcher here.
+        with self.timer.phase("native call path"):
+            # The hot path (native argument checks, no signature work); None in the interpreter.
+            self.fast_call = None
+            if self.native is not None:
+                tree = self.out_tree
+                flat_tuple = tree is not None and tree[0] is tuple and all(leaf is None for leaf in tree[1])
+                self.fast_call = self.native.fast_caller(
+                    self._package, bare_result=tree is None, flat_tuple=flat_tuple, tree=tree
+                )
+            # What `compiled(*args)` calls (see __call__): the native dispatcher, whose fallback for
+            # anything it declines is the Python path; or the Python path.
+            self._dispatch = self.dispatcher(self._call) or self._call
         if self._dispatch is not self._call and type(self) is CompiledFunction:
             call_slot.install(CompiledFunction, "_dispatch", self)
 

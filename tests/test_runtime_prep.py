@@ -180,3 +180,10 @@ def test_one_thread_means_no_background_build(fresh_runtimes, monkeypatch):
     f = rm.jit(axpy)
     np.testing.assert_array_equal(f(2.0, np.arange(3.0), np.ones(3)), 2.0 * np.arange(3.0) + 1.0)
     assert threads == ["MainThread"] and runtime_prep._threads == {}
+
+
+def test_the_timing_report_shows_the_call_path_row(fresh_runtimes, monkeypatch):
+    monkeypatch.setenv("RASTER_MLIR_PREPARE_RUNTIME", "0")  # built in that row, on the calling thread
+    c = rm.compile(axpy, 2.0, np.arange(3.0), np.ones(3))
+    row = [line for line in c.timing_report().splitlines() if line.endswith("%  native call path")]
+    assert len(row) == 1 and dispatch._dispatcher is not None
