@@ -17,6 +17,12 @@ loops and branches in it, up to `max-depth`), linear in the size of the block:
      common dimension d (`Footprint.iv_dims`). Iteration i of L2 then only
      sees elements with index i at d, which only iteration i of L1 produced:
      running L1's body then L2's body per iteration computes the same values.
+   A loop carrying values (a reduction: the sum of a loss, the max of a
+   softmax row) is no candidate, but it absorbs its latest dependence P
+   when P is a candidate with its bounds and the same iteration holds:
+   P's body goes to the start of the reduction's body, which takes P's
+   place (so `sum(tanh(x) * exp(-x*x))` makes no temporary), and the
+   merged loop takes no further loops in (its results are read after it).
    Choice, in order: L2's latest dependence P itself (producer -> consumer);
    a sink L2 depends on, latest first (L1 moves down); the latest candidate
    if it comes after P (a sibling; always legal, as L2 depends on nothing
@@ -107,6 +113,13 @@ def _candidate_bounds(op: Operation) -> tuple[int, int, int] | None:
     return None
 
 
+def _reduction_bounds(op: Operation) -> tuple[int, int, int] | None:
+    """The bounds of a loop carrying values that may absorb its producer loop, else None."""
+    if isinstance(op, scf.ForOp) and op.results and "raster.loop" not in op.attributes:
+        return loop_bounds(op)
+    return None
+
+
 def _fusable(node: Node, bounds: tuple, size: int, max_size: int) -> bool:
     """`node` is a loop with `bounds` that may take a body of `size` more ops (`kind`: its bounds)."""
     fp = node.footprint
@@ -126,6 +139,10 @@ class _Candidates:
             loops = table.setdefault(bounds, {})
             loops.pop(node, None)
             loops[node] = None
+
+    def discard(self, bounds: tuple, node: Node) -> None:
+        for table in (self._loops, self._sinks):
+            table.get(bounds, {}).pop(node, None)
 
     def latest(self, bounds: tuple) -> Node | None:
         loops = self._loops.get(bounds)
@@ -183,6 +200,41 @@ def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
     l2.erase()
 
 
+def _fuse_into_reduction(producer: scf.ForOp, reduction: scf.ForOp) -> None:
+    """`producer`'s body goes to the start of `reduction`'s body; the reduction takes the producer's place."""
+    reduction.detach()
+    producer.parent_block().insert_op_before(reduction, producer)
+    producer.body.block.args[0].replace_all_uses_with(reduction.body.block.args[0])
+    first = reduction.body.block.first_op
+    for op in list(producer.body.block.ops)[:-1]:  # all but the producer's scf.yield
+        op.detach()
+        reduction.body.block.insert_op_before(op, first)
+    producer.detach()
+    producer.erase()
+
+
+def _absorb_producer(
+    op: scf.ForOp, fp: Footprint, dependences: BlockDependences, candidates: _Candidates,
+    footprints: dict, max_size: int,
+) -> bool:  # fmt: skip
+    """Fuse reduction loop `op` with its producer loop where legal (module docstring, step 2)."""
+    bounds = _reduction_bounds(op)
+    deps = dependences.dependences(fp)
+    if bounds is None or fp.opaque or not deps:
+        return False
+    producer = max(deps, key=lambda n: n.position)
+    if not (_fusable(producer, bounds, fp.size, max_size) and same_iteration(producer.footprint, fp)):
+        return False
+    candidates.discard(bounds, producer)
+    footprints[op] = footprints.pop(producer.op)
+    del dependences.node_of[producer.op]
+    _fuse_into_reduction(producer.op, op)
+    producer.op, producer.kind = op, None  # carries values now: no later loop joins it
+    dependences.node_of[op] = producer
+    dependences.absorb(producer, fp, deps)
+    return True
+
+
 def fuse_sweep(
     block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None, max_size: int = 1000
 ) -> bool:
@@ -199,6 +251,14 @@ def fuse_sweep(
         bounds = _candidate_bounds(op)
         fp = footprints.get(op)
         if bounds is None:
+            if _reduction_bounds(op) is not None:
+                assert isinstance(op, scf.ForOp)
+                fp = footprint(op, op.body.block.args[0])
+                if _absorb_producer(op, fp, dependences, candidates, footprints, max_size):
+                    stats.loops_fused += 1
+                    fused = True
+                    continue
+                footprints[op] = fp
             if fp is None:
                 fp = footprints[op] = footprint(op)
             dependences.add(op, fp, dependences.dependences(fp))
