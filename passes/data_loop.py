@@ -46,7 +46,7 @@ from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
 
-from .loop_analysis import defined_values, used_values
+from .loop_analysis import defined_values
 
 
 def _index(value: int) -> arith.ConstantOp:
@@ -109,13 +109,7 @@ def build_data_loop(
     sliced = {block.args[i] for i in sliced_args}  # buffers that gain the leading step dimension
 
     first = next((i for i, op in enumerate(body_ops) if isinstance(op, scf.ForOp)), None)
-    rotate = cross_step and steps > 1 and first is not None
-    if rotate:
-        prefix, rest = body_ops[: first + 1], body_ops[first + 1 :]
-        crossing = set().union(*(defined_values(op) for op in prefix)) & set().union(
-            set(), *(used_values(op) for op in rest)
-        )
-        rotate = not crossing and bool(rest)
+    rotate = cross_step and steps > 1 and first is not None and first + 1 < len(body_ops)
     if not rotate:
         loop_body = Block(arg_types=[IndexType()])
         loop_body.add_ops(body_ops)
@@ -125,40 +119,63 @@ def build_data_loop(
         bounds = [_index(0), _index(steps), _index(1)]
         block.add_ops([*bounds, scf.ForOp(*bounds, [], loop_body)])
     else:
-        _emit_rotated(block, prefix, rest, sliced, steps)
+        _emit_rotated(block, body_ops[: first + 1], body_ops[first + 1 :], sliced, steps)
     block.add_op(func.ReturnOp())
     new_function = func.FuncOp(f"{function.sym_name.data}_loop", (types, []), Region(block))
     new_function.attributes.update(function.attributes)
     return new_function
 
 
-def _clone_at(ops: Sequence[Operation], step: SSAValue, sliced, target: Block) -> None:
-    """Copies of `ops` for step index `step`, appended to `target`."""
-    mapping: dict[SSAValue, SSAValue] = {}
+def _clone_at(ops: Sequence[Operation], step: SSAValue, sliced, target: Block, mapping=None) -> dict:
+    """Copies of `ops` for step index `step`, appended to `target`; returns the value mapping."""
+    mapping = {} if mapping is None else mapping
     copies = [op.clone(value_mapper=mapping) for op in ops]
     target.add_ops(copies)
     # Retarget only once every copy exists: `mapping` still names the loads being replaced.
     for copy in copies:
         _retarget(copy, sliced, step)
+    return mapping
 
 
 def _emit_rotated(block: Block, prefix, rest, sliced, steps: int) -> None:
+    """P(0); for n { R(n); P(n + 1) }; R(steps - 1).
+
+    Values of P that R reads (the max of a softmax row, when the first loop nest is a reduction
+    that absorbed the forward pass) cross an iteration: the loop carries them, P(n + 1)'s copies
+    are yielded and R(n) reads the loop's block arguments.
+    """
+    produced = set().union(*(defined_values(op) for op in prefix))
+    crossing = [v for v in _ordered_uses(rest) if v in produced]
     zero, last, one = _index(0), _index(steps - 1), _index(1)
     block.add_ops([zero, last, one])
-    _clone_at(prefix, zero, sliced, block)  # P(0)
-    loop_body = Block(arg_types=[IndexType()])
-    n = loop_body.args[0]
+    first = _clone_at(prefix, zero, sliced, block)  # P(0)
+    loop_body = Block(arg_types=[IndexType(), *(v.type for v in crossing)])
+    n, carried = loop_body.args[0], loop_body.args[1:]
     next_n = arith.AddiOp(n, one)
     loop_body.add_op(next_n)
-    _clone_at(rest, n, sliced, loop_body)  # R(n)
-    _clone_at(prefix, next_n.result, sliced, loop_body)  # P(n + 1)
-    loop_body.add_op(scf.YieldOp())
-    block.add_op(scf.ForOp(zero, last, one, [], loop_body))
-    for op in rest:  # R(steps - 1): the originals
+    _clone_at(rest, n, sliced, loop_body, dict(zip(crossing, carried)))  # R(n)
+    following = _clone_at(prefix, next_n.result, sliced, loop_body)  # P(n + 1)
+    loop_body.add_op(scf.YieldOp(*(following[v] for v in crossing)))
+    loop = scf.ForOp(zero, last, one, [first[v] for v in crossing], loop_body)
+    block.add_op(loop)
+    after_loop = dict(zip(crossing, loop.results))
+    for op in rest:  # R(steps - 1): the originals, reading the values of P(steps - 1)
+        for inner in op.walk():
+            inner.operands = [after_loop.get(v, v) for v in inner.operands]
         block.add_op(op)
         _retarget(op, sliced, last.result)
     for op in reversed(prefix):  # users before the values they use
         op.erase()
+
+
+def _ordered_uses(ops: Sequence[Operation]) -> list[SSAValue]:
+    """The values used inside `ops`, once each, in order of first use (a deterministic order)."""
+    seen: dict[SSAValue, None] = {}
+    for op in ops:
+        for inner in op.walk():
+            for operand in inner.operands:
+                seen.setdefault(operand, None)
+    return list(seen)
 
 
 @dataclass(frozen=True)

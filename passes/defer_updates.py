@@ -173,7 +173,8 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
     step = loop.body.block.args[0]
     body = list(loop.body.block.ops)
     forward = next((op for op in body if isinstance(op, scf.ForOp)), None)
-    if forward is None or forward.iter_args or loop_bounds(forward) is None or loop_bounds(forward)[0::2] != (0, 1):
+    # (The row loop may carry values: the max of a softmax over the rows, merged into it by fuse-loops.)
+    if forward is None or loop_bounds(forward) is None or loop_bounds(forward)[0::2] != (0, 1):
         return None, "the step does not start with a loop over rows"
     found = _match_dot(forward, step, function)
     if found is None:

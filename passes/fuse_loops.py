@@ -23,6 +23,10 @@ loops and branches in it, up to `max-depth`), linear in the size of the block:
    P's body goes to the start of the reduction's body, which takes P's
    place (so `sum(tanh(x) * exp(-x*x))` makes no temporary), and the
    merged loop takes no further loops in (its results are read after it).
+   An innermost reduction (the one LLVM vectorises) absorbs P only when
+   P writes nothing but temporaries and the reduction reads one of them:
+   a producer of arguments (a weight update of the previous step, in a
+   data loop) keeps its loop, so the sum rounds as in a separate step.
    Choice, in order: L2's latest dependence P itself (producer -> consumer);
    a sink L2 depends on, latest first (L1 moves down); the latest candidate
    if it comes after P (a sibling; always legal, as L2 depends on nothing
@@ -213,6 +217,24 @@ def _fuse_into_reduction(producer: scf.ForOp, reduction: scf.ForOp) -> None:
     producer.erase()
 
 
+def _is_innermost(loop: scf.ForOp) -> bool:
+    return not any(isinstance(op, (scf.ForOp, scf.WhileOp)) for op in loop.body.block.walk())
+
+
+def _feeds_through_temporaries(producer: Footprint, reduction: Footprint) -> bool:
+    """The producer computes only temporaries (`memref.alloc`), and the reduction reads one of them.
+
+    The condition for an innermost reduction (module docstring, step 2): LLVM vectorises it, and how
+    (lanes, interleaving) depends on its body, so a merged body can round the sum differently.
+    Merging a temporary's producer is the point of the fusion (the temporary goes away, or is read
+    from a register). A producer of arguments, in a step's data loop the previous step's update of
+    W read by this step's dot product W[i] . x, stays a loop of its own: separate steps never see
+    the two together, and `step.run`'s rotation promises their bits.
+    """
+    temporaries = all(isinstance(buffer.owner, memref.AllocOp) for buffer in producer.writes)
+    return temporaries and bool(producer.writes & reduction.reads)
+
+
 def _absorb_producer(
     op: scf.ForOp, fp: Footprint, dependences: BlockDependences, candidates: _Candidates,
     footprints: dict, max_size: int,
@@ -224,6 +246,8 @@ def _absorb_producer(
         return False
     producer = max(deps, key=lambda n: n.position)
     if not (_fusable(producer, bounds, fp.size, max_size) and same_iteration(producer.footprint, fp)):
+        return False
+    if _is_innermost(op) and not _feeds_through_temporaries(producer.footprint, fp):
         return False
     candidates.discard(bounds, producer)
     footprints[op] = footprints.pop(producer.op)
