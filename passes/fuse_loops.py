@@ -18,15 +18,17 @@ loops and branches in it, up to `max-depth`), linear in the size of the block:
      sees elements with index i at d, which only iteration i of L1 produced:
      running L1's body then L2's body per iteration computes the same values.
    A loop carrying values (a reduction: the sum of a loss, the max of a
-   softmax row) is no candidate, but it absorbs its latest dependence P
-   when P is a candidate with its bounds and the same iteration holds:
+   softmax row) joins no earlier loop that way, but it absorbs its latest
+   dependence P when P is a candidate without results, with its bounds,
+   and the same iteration holds:
    P's body goes to the start of the reduction's body, which takes P's
    place (so `sum(tanh(x) * exp(-x*x))` makes no temporary), and the
-   merged loop takes no further loops in (its results are read after it).
-   An innermost reduction (the one LLVM vectorises) absorbs P only when
-   P writes nothing but temporaries and the reduction reads one of them:
-   a producer of arguments (a weight update of the previous step, in a
-   data loop) keeps its loop, so the sum rounds as in a separate step.
+   reduction stays a candidate: a later loop joins it like any other,
+   unless it reads the values carried (final only after the loop). An
+   innermost reduction (the loop LLVM vectorises) merges only with loops
+   it shares nothing with but temporaries: a weight update of the previous
+   step in a data loop keeps its loop, so the next dot product rounds as
+   in a separate step.
    Choice, in order: L2's latest dependence P itself (producer -> consumer);
    a sink L2 depends on, latest first (L1 moves down); the latest candidate
    if it comes after P (a sibling; always legal, as L2 depends on nothing
@@ -144,10 +146,6 @@ class _Candidates:
             loops.pop(node, None)
             loops[node] = None
 
-    def discard(self, bounds: tuple, node: Node) -> None:
-        for table in (self._loops, self._sinks):
-            table.get(bounds, {}).pop(node, None)
-
     def latest(self, bounds: tuple) -> Node | None:
         loops = self._loops.get(bounds)
         return next(reversed(loops)) if loops else None
@@ -170,24 +168,41 @@ class _Candidates:
 
 
 def _choose(
-    bounds: tuple, fp: Footprint, deps: set[Node], candidates: _Candidates, max_size: int
+    bounds: tuple, loop: scf.ForOp, fp: Footprint, deps: set[Node], candidates: _Candidates, max_size: int
 ) -> tuple[Node, str] | None:
     """The loop L2 (footprint `fp`, dependences `deps`) joins and how: (L1, "up" | "down"), or None."""
     latest = max(deps, key=lambda n: n.position) if deps else None
-    if latest is not None and _fusable(latest, bounds, fp.size, max_size) and same_iteration(latest.footprint, fp):
+    if (
+        latest is not None and _fusable(latest, bounds, fp.size, max_size) and same_iteration(latest.footprint, fp)
+        and _may_join(latest, loop, fp)
+    ):  # fmt: skip
         return latest, "up"
     producers = [d for d in deps if d is not latest and not d.has_dependents and _fusable(d, bounds, fp.size, max_size)]
     for producer in sorted(producers, key=lambda n: -n.position):
-        if same_iteration(producer.footprint, fp):
+        if same_iteration(producer.footprint, fp) and _may_join(producer, loop, fp):
             return producer, "down"
     sibling = candidates.latest(bounds)
     if sibling is not None and (latest is None or sibling.position > latest.position):
-        if sibling.footprint.size + fp.size <= max_size:
+        if sibling.footprint.size + fp.size <= max_size and _may_join(sibling, loop, fp):
             return sibling, "up"
     sibling = candidates.latest_sink(bounds, deps)
-    if sibling is not None and sibling.footprint.size + fp.size <= max_size:
+    if sibling is not None and sibling.footprint.size + fp.size <= max_size and _may_join(sibling, loop, fp):
         return sibling, "down"
     return None
+
+
+def _may_join(target: Node, loop: scf.ForOp, fp: Footprint) -> bool:
+    """May `loop` (footprint `fp`) go to the end of the body of `target`, a loop carrying values or not?
+
+    Not when it reads the values carried (they are final only after the whole loop), nor when
+    both are innermost and they share a buffer other than a temporary (`_through_temporaries`).
+    """
+    results = target.op.results
+    if not results:
+        return True
+    if any(result in fp.uses for result in results):
+        return False
+    return _through_temporaries(target.footprint, fp) or not (_is_innermost(target.op) and _is_innermost(loop))
 
 
 def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
@@ -221,47 +236,47 @@ def _is_innermost(loop: scf.ForOp) -> bool:
     return not any(isinstance(op, (scf.ForOp, scf.WhileOp)) for op in loop.body.block.walk())
 
 
-def _feeds_through_temporaries(producer: Footprint, reduction: Footprint) -> bool:
-    """The producer computes only temporaries (`memref.alloc`), and the reduction reads one of them.
+def _through_temporaries(a: Footprint, b: Footprint) -> bool:
+    """Every buffer one of the two loops writes and the other touches is a temporary (`memref.alloc`).
 
-    The condition for an innermost reduction (module docstring, step 2): LLVM vectorises it, and how
-    (lanes, interleaving) depends on its body, so a merged body can round the sum differently.
-    Merging a temporary's producer is the point of the fusion (the temporary goes away, or is read
-    from a register). A producer of arguments, in a step's data loop the previous step's update of
-    W read by this step's dot product W[i] . x, stays a loop of its own: separate steps never see
-    the two together, and `step.run`'s rotation promises their bits.
+    The condition for merging a loop with an innermost reduction (module docstring, step 2):
+    LLVM vectorises that reduction, and how (lanes, interleaving) depends on its body, so a merged
+    body can round the sum differently. Merging loops that pass temporaries (the producer of
+    what is summed, a gradient reading the same tanh and exp) is the point of the fusion. Loops
+    that share an argument, in a step's data loop the previous step's update of W and this
+    step's dot product W[i] . x, stay apart: separate steps never see them together, and
+    `step.run`'s rotation promises their bits.
     """
-    temporaries = all(isinstance(buffer.owner, memref.AllocOp) for buffer in producer.writes)
-    return temporaries and bool(producer.writes & reduction.reads)
+    shared = (a.writes & (b.reads | b.writes)) | (a.reads & b.writes)
+    return all(isinstance(buffer.owner, memref.AllocOp) for buffer in shared)
 
 
 def _absorb_producer(
-    op: scf.ForOp, fp: Footprint, dependences: BlockDependences, candidates: _Candidates,
-    footprints: dict, max_size: int,
-) -> bool:  # fmt: skip
+    op: scf.ForOp, fp: Footprint, dependences: BlockDependences, footprints: dict, max_size: int
+) -> bool:
     """Fuse reduction loop `op` with its producer loop where legal (module docstring, step 2)."""
     bounds = _reduction_bounds(op)
     deps = dependences.dependences(fp)
     if bounds is None or fp.opaque or not deps:
         return False
     producer = max(deps, key=lambda n: n.position)
-    if not (_fusable(producer, bounds, fp.size, max_size) and same_iteration(producer.footprint, fp)):
+    if producer.op.results or not (_fusable(producer, bounds, fp.size, max_size) and same_iteration(producer.footprint, fp)):
         return False
-    if _is_innermost(op) and not _feeds_through_temporaries(producer.footprint, fp):
+    if _is_innermost(op) and not _through_temporaries(producer.footprint, fp):
         return False
-    candidates.discard(bounds, producer)
     footprints[op] = footprints.pop(producer.op)
     del dependences.node_of[producer.op]
     _fuse_into_reduction(producer.op, op)
-    producer.op, producer.kind = op, None  # carries values now: no later loop joins it
+    producer.op = op  # the node stays a candidate: later loops may join it (`_may_join`)
     dependences.node_of[op] = producer
     dependences.absorb(producer, fp, deps)
     return True
 
 
 def fuse_sweep(
-    block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None, max_size: int = 1000
-) -> bool:
+    block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None, max_size: int = 1000,
+    reductions: bool = True,
+) -> bool:  # fmt: skip
     """One pass over `block`'s ops in order, fusing each loop into an earlier one where legal.
 
     `footprints` keeps each op's footprint between sweeps over the same block (a loop that
@@ -274,15 +289,21 @@ def fuse_sweep(
     for op in list(block.ops):
         bounds = _candidate_bounds(op)
         fp = footprints.get(op)
-        if bounds is None:
-            if _reduction_bounds(op) is not None:
+        if bounds is None and reductions:
+            bounds = _reduction_bounds(op)
+            if bounds is not None:
                 assert isinstance(op, scf.ForOp)
-                fp = footprint(op, op.body.block.args[0])
-                if _absorb_producer(op, fp, dependences, candidates, footprints, max_size):
+                if fp is None:
+                    fp = footprints[op] = footprint(op, op.body.block.args[0])
+                if not fp.opaque and _absorb_producer(op, fp, dependences, footprints, max_size):
                     stats.loops_fused += 1
                     fused = True
                     continue
-                footprints[op] = fp
+                node = dependences.add(op, fp, dependences.dependences(fp), kind=bounds)
+                if not fp.opaque:
+                    candidates.add(bounds, node)
+                continue
+        if bounds is None:
             if fp is None:
                 fp = footprints[op] = footprint(op)
             dependences.add(op, fp, dependences.dependences(fp))
@@ -291,7 +312,7 @@ def fuse_sweep(
         if fp is None:
             fp = footprints[op] = footprint(op, op.body.block.args[0])
         deps = dependences.dependences(fp)
-        choice = None if fp.opaque else _choose(bounds, fp, deps, candidates, max_size)
+        choice = None if fp.opaque else _choose(bounds, op, fp, deps, candidates, max_size)
         if choice is None:
             node = dependences.add(op, fp, deps, kind=bounds)
             if not fp.opaque:
@@ -311,7 +332,9 @@ def fuse_sweep(
     return fused
 
 
-def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats, max_size: int = 1000) -> None:
+def fuse_block(
+    block: Block, depth: int, max_depth: int, stats: FusionStats, max_size: int = 1000, reductions: bool = True
+) -> None:
     """Fuse the sibling loops of `block`, then recurse into loop bodies (up to `max_depth` levels)."""
     if depth > max_depth:
         return
@@ -319,13 +342,13 @@ def fuse_block(block: Block, depth: int, max_depth: int, stats: FusionStats, max
     if len(loops) > 1:  # (a fused body of thousands of scalar ops has nothing to fuse: no sweep)
         footprints: dict[Operation, Footprint] = {}
         for _ in range(MAX_SWEEPS):
-            if not fuse_sweep(block, stats, footprints, max_size):
+            if not fuse_sweep(block, stats, footprints, max_size, reductions):
                 break
     for op in block.ops:
         if isinstance(op, (scf.ForOp, scf.WhileOp, scf.IfOp)):  # loop bodies, while regions, branches
             for region in op.regions:
                 for inner in region.blocks:
-                    fuse_block(inner, depth + 1, max_depth, stats, max_size)
+                    fuse_block(inner, depth + 1, max_depth, stats, max_size, reductions)
 
 
 class _StoredValues:
@@ -445,6 +468,10 @@ class FuseLoopsPass(ModulePass):
     """Largest fused loop (ops, nested ones included): LLVM's loop vectoriser takes time
     superlinear in a loop body's size."""
 
+    reductions: bool = True
+    """Let a loop carrying values (a sum, a max) absorb its producer loop (module docstring,
+    step 2); false: only loops without results merge (for A/B measurements, bench_fuse_reductions.py)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             stats = FusionStats()
@@ -453,7 +480,7 @@ class FuseLoopsPass(ModulePass):
             # Clean-up can enable more fusion (a removed temporary no longer blocks a move).
             for _ in range(8):
                 before = (stats.loops_fused, stats.temporaries_removed)
-                fuse_block(function.body.block, 1, self.max_depth, stats, self.max_body_ops)
+                fuse_block(function.body.block, 1, self.max_depth, stats, self.max_body_ops, self.reductions)
                 forward_stores(function.body.block)
                 remove_dead_temporaries(function, stats)
                 remove_dead_code(function.body.block)

@@ -126,10 +126,34 @@ func.func @rowmax(%W: tensor<3x4xf64>, %x: tensor<4xf64>, %b: tensor<3xf64>) -> 
 
 // CHECK:      func.func @rowmax(
 // CHECK-NOT:    memref.alloc
-// CHECK:        %[[MX:.*]] = scf.for {{.*}} iter_args(%[[RUN:.*]] = {{.*}}) -> (f64) {
+// CHECK:        %[[MX:.*]] = scf.for {{.*}} iter_args(%[[BEST:.*]] = {{.*}}) -> (f64) {
 // CHECK-NEXT:     %[[DOT:.*]] = scf.for
 // CHECK:          %[[Z:.*]] = arith.addf %[[DOT]]
-// CHECK-NEXT:     %[[NEXT3:.*]] = arith.maximumf %[[RUN]], %[[Z]]
+// CHECK-NEXT:     %[[NEXT3:.*]] = arith.maximumf %[[BEST]], %[[Z]]
 // CHECK-NEXT:     scf.yield %[[NEXT3]]
 // CHECK-NEXT:   }
 // CHECK-NEXT:   memref.store %[[MX]], %out0[]
+
+// A later loop that shares the reduction's temporaries and does not read its
+// result joins it (a value and its gradient: tanh(x) is summed and reused),
+// so no temporary is left.
+func.func @joined(%x: tensor<7xf64>, %y: tensor<7xf64>) -> (tensor<f64>, tensor<7xf64>) {
+  %t = raster.tanh %x : tensor<7xf64>
+  %s = raster.sum %t : tensor<7xf64> -> tensor<f64>
+  %g = raster.mul %t, %y : tensor<7xf64>, tensor<7xf64> -> tensor<7xf64>
+  func.return %s, %g : tensor<f64>, tensor<7xf64>
+}
+
+// CHECK:      func.func @joined(
+// CHECK-SAME:   loops_fused = 2
+// CHECK-NOT:    memref.alloc
+// CHECK:        %[[SJ:.*]] = scf.for %[[IJ:.*]] = {{.*}} iter_args(%[[ACCJ:.*]] = {{.*}}) -> (f64) {
+// CHECK-NEXT:     memref.load %x[%[[IJ]]]
+// CHECK-NEXT:     %[[TJ:.*]] = math.tanh
+// CHECK-NEXT:     %[[NEXTJ:.*]] = arith.addf %[[ACCJ]], %[[TJ]]
+// CHECK-NEXT:     memref.load %y[%[[IJ]]]
+// CHECK-NEXT:     arith.mulf %[[TJ]]
+// CHECK-NEXT:     memref.store {{.*}}, %out1[%[[IJ]]]
+// CHECK-NEXT:     scf.yield %[[NEXTJ]]
+// CHECK-NEXT:   }
+// CHECK-NOT:    scf.for
