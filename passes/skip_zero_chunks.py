@@ -35,6 +35,10 @@ repeated for nothing: a batch's update `for i { for b { for j } }` is left alone
 The update form becomes the same chunk loop with the original body repeated L
 times. The L accumulators keep the sum vectorised across chunks.
 
+Only where the scan is amortised (`_amortised`): its list serves every row
+of W, or several loops over the same row of x. A lone loop (a dot product of
+two vectors) is left alone: the scan would be one more pass over x.
+
 Exact for finite values: a skipped term is W * 0 = 0 and a skipped update
 writes W - e * 0 = W. (W or e infinite or NaN in a skipped column would have
 made a NaN that the skip leaves out; a zero's sign can differ.) The dot
@@ -52,6 +56,7 @@ stores are whole cache lines too (aligned_writes.py).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
@@ -441,11 +446,28 @@ def skip_zero_chunks(
         if isinstance(op, scf.ForOp) and (site := match_site(op, function, written)) is not None
     ]
     rewriter = _Rewriter(function, chunk_bytes, min_chunks, align)
-    rewritten = sum(rewriter.rewrite(site) for site in sites)
+    rewritten = sum(rewriter.rewrite(site) for site in _amortised(sites))
     rewriter.version_partials()
     if align and align_writes:  # the same frame for rows that are only written (aligned_writes.py)
         rewritten += align_row_writes(function, chunk_bytes, min_chunks, written)
     return rewritten
+
+
+def _amortised(sites: list[ChunkSite]) -> list[ChunkSite]:
+    """The sites whose chunk scan serves more than one pass over x's row.
+
+    The scan reads x's row once; it pays when its list is used again: by every row of W (the
+    scan is hoisted out of a loop around the site), or by another site on the same row (a
+    step's dot product and update). A lone loop, such as `sum(x * y)` over two vectors once
+    fuse-loops has merged the product into the sum, would read x twice where it read it once,
+    and lose the thread pool (parallelize-loops takes no chunk loop).
+    """
+    def row(site: ChunkSite) -> tuple:
+        point = _Rewriter._hoist_point(site)
+        return site.x_load.memref, tuple(site.x_load.indices[:-1]), point.parent_block()
+
+    users = Counter(row(site) for site in sites)
+    return [site for site in sites if _Rewriter._hoist_point(site) is not site.loop or users[row(site)] > 1]
 
 
 @dataclass(frozen=True)

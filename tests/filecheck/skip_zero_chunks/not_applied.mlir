@@ -198,3 +198,29 @@ func.func @too_short(%W: memref<8x31xf64>, %x: memref<31xf64>, %z: memref<8xf64>
 // CHECK:         scf.for %j = %c0 to %c31 step %c1
 // CHECK-NOT:     vector.
 // CHECK:         func.return
+
+// A lone dot product of two vectors (sum(x * y) once fuse-loops merged the product into the
+// sum): no loop around it reuses the chunk list and no other loop reads x's row, so a scan
+// would read x twice where the dot reads it once.
+func.func @lone_dot(%x: memref<256xf64>, %y: memref<256xf64>, %out: memref<f64>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %zero = arith.constant 0.0 : f64
+  %dot = scf.for %j = %c0 to %c256 step %c1 iter_args(%acc = %zero) -> (f64) {
+    %xj = memref.load %x[%j] : memref<256xf64>
+    %yj = memref.load %y[%j] : memref<256xf64>
+    %p = arith.mulf %xj, %yj : f64
+    %s = arith.addf %acc, %p : f64
+    scf.yield %s : f64
+  }
+  memref.store %dot, %out[] : memref<f64>
+  func.return
+}
+
+// CHECK-LABEL: func.func @lone_dot
+// CHECK-NOT:     vector.
+// CHECK-NOT:     memref.alloc
+// CHECK:         scf.for %j = %c0 to %c256 step %c1 iter_args
+// CHECK-NOT:     vector.
+// CHECK:         func.return
