@@ -1,6 +1,7 @@
 """Reductions fused with their producer loops: raster_mlir with and without, numpy and JAX jit, in one run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_fuse_reductions.py [--quick] [--raster-threads N]
+        [--only ROW] [--sizes 1000,1000000]
 
 Rows (f64 and f32, 10^3 and 10^6 elements): the science function
 sum(tanh(x) * exp(-x*x)) and its gradient, softmax, log-sum-exp, the 2-norm
@@ -142,15 +143,21 @@ def run_case(name, fn, reference, jfn, args, dtype, quick):
     for g in (got, unfused(*args)):
         for part, expected in zip(g if isinstance(g, tuple) else (g,), want if isinstance(want, tuple) else (want,)):
             np.testing.assert_allclose(np.asarray(part, np.float64), np.asarray(expected, np.float64), rtol=tol, atol=tol)
-    contenders = {"fused": lambda: fused(*args), "unfused": lambda: unfused(*args), "numpy": lambda: reference(*args)}
-    if jfn is not None:
-        jargs = [_JAX["array"](a) for a in args]
-        contenders["jax"] = lambda: _block(jfn(*jargs))
     size = args[0].size
     number = 200 if size <= 10_000 else 5
-    results = compare(contenders, rounds=5 if quick else 21, number=number // 4 if quick else number)
-    base = results["fused"].median
-    ratios = {k: results[k].median / base for k in results if k != "fused"}
+    rounds, number = (5, number // 4) if quick else (21, number)
+    # Two interleaved comparisons: fused against unfused alone (an A/B with nothing between the two:
+    # JAX's and numpy's threads, still spinning after their call, would slow whichever runs next),
+    # then fused against numpy and JAX.
+    ab = compare({"fused": lambda: fused(*args), "unfused": lambda: unfused(*args)}, rounds=rounds, number=number)
+    peers = {"numpy": lambda: reference(*args), "fused": lambda: fused(*args)}
+    if jfn is not None:
+        jargs = [_JAX["array"](a) for a in args]
+        peers["jax"] = lambda: _block(jfn(*jargs))
+    versus = compare(peers, rounds=rounds, number=number)
+    base = ab["fused"].median
+    ratios = {"unfused": ab["unfused"].median / base}
+    ratios.update({k: versus[k].median / versus["fused"].median for k in versus if k != "fused"})
     saved = removed_bytes(fused) - removed_bytes(unfused)  # temporaries the reduction fusion removed
     same_ir = fused.ir("after:parallelize-loops") == unfused.ir("after:parallelize-loops")
     return base, ratios, compiled, first, saved, same_ir
@@ -160,10 +167,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, 10^3 and 10^5 elements")
     parser.add_argument("--raster-threads", type=int, default=None, help="pin raster_mlir's thread pool")
+    parser.add_argument("--only", default="", help="rows whose name contains this text")
+    parser.add_argument("--sizes", default="", help="comma-separated element counts (default 10^3,10^6; --quick 10^3,10^5)")
     options = parser.parse_args()
     if options.raster_threads:
         rm.set_num_threads(options.raster_threads)
     sizes = (1_000, 100_000) if options.quick else (1_000, 1_000_000)
+    if options.sizes:
+        sizes = tuple(int(float(n)) for n in options.sizes.split(","))
     print(f"raster_mlir threads: {options.raster_threads or 'default'}; numpy one thread; JAX default")
     header = (
         f"{'row':<14} {'dtype':<5} {'n':>8} {'fused us':>10} {'x unfused':>9} {'x numpy':>8} {'x jax':>7} "
@@ -173,6 +184,8 @@ def main() -> None:
     for n in sizes:
         for T, dtype in DTYPES.items():
             for name, (fn, reference, jfn, args) in cases(n, dtype).items():
+                if options.only not in name:
+                    continue
                 base, ratios, compiled, first, saved, same_ir = run_case(name, fn, reference, jfn, args, dtype, options.quick)
                 jr = f"{ratios['jax']:7.2f}" if "jax" in ratios else f"{'-':>7}"
                 print(

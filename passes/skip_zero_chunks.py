@@ -36,8 +36,9 @@ The update form becomes the same chunk loop with the original body repeated L
 times. The L accumulators keep the sum vectorised across chunks.
 
 Only where the scan is amortised (`_amortised`): its list serves every row
-of W, or several loops over the same row of x. A lone loop (a dot product of
-two vectors) is left alone: the scan would be one more pass over x.
+of W, or several loops over the same row of x, or the row fits in L1. A lone
+loop over a long vector (a dot product of two 10^6-element vectors) is left
+alone: the scan would be one more pass over memory.
 
 Exact for finite values: a skipped term is W * 0 = 0 and a skipped update
 writes W - e * 0 = W. (W or e infinite or NaN in a skipped column would have
@@ -453,21 +454,33 @@ def skip_zero_chunks(
     return rewritten
 
 
-def _amortised(sites: list[ChunkSite]) -> list[ChunkSite]:
-    """The sites whose chunk scan serves more than one pass over x's row.
+# A lone scan (see `_amortised`) is worth it while x's row stays in L1 for the loop that follows it
+# (half of a 32 KiB L1: the loop's other operand needs room too).
+LONE_SCAN_BYTES = 16 * 1024
 
-    The scan reads x's row once; it pays when its list is used again: by every row of W (the
-    scan is hoisted out of a loop around the site), or by another site on the same row (a
-    step's dot product and update). A lone loop, such as `sum(x * y)` over two vectors once
-    fuse-loops has merged the product into the sum, would read x twice where it read it once,
-    and lose the thread pool (parallelize-loops takes no chunk loop).
+
+def _amortised(sites: list[ChunkSite]) -> list[ChunkSite]:
+    """The sites whose chunk scan pays for its pass over x's row.
+
+    The scan reads x's row once more. That is free when its list is used again: by every row
+    of W (the scan is hoisted out of a loop around the site), or by another site on the same
+    row (a step's dot product and update); or when the row is small enough to stay in L1 for
+    the loop. A lone loop over a long vector, such as `sum(x * y)` once fuse-loops has merged
+    the product into the sum, would make one more pass over memory, and lose the thread pool
+    (parallelize-loops takes no chunk loop).
     """
     def row(site: ChunkSite) -> tuple:
         point = _Rewriter._hoist_point(site)
         return site.x_load.memref, tuple(site.x_load.indices[:-1]), point.parent_block()
 
+    def row_bytes(site: ChunkSite) -> int:
+        return loop_bounds(site.loop)[1] * site.x_load.memref.type.element_type.bitwidth // 8
+
     users = Counter(row(site) for site in sites)
-    return [site for site in sites if _Rewriter._hoist_point(site) is not site.loop or users[row(site)] > 1]
+    return [
+        site for site in sites
+        if _Rewriter._hoist_point(site) is not site.loop or users[row(site)] > 1 or row_bytes(site) <= LONE_SCAN_BYTES
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -199,17 +199,17 @@ func.func @too_short(%W: memref<8x31xf64>, %x: memref<31xf64>, %z: memref<8xf64>
 // CHECK-NOT:     vector.
 // CHECK:         func.return
 
-// A lone dot product of two vectors (sum(x * y) once fuse-loops merged the product into the
-// sum): no loop around it reuses the chunk list and no other loop reads x's row, so a scan
-// would read x twice where the dot reads it once.
-func.func @lone_dot(%x: memref<256xf64>, %y: memref<256xf64>, %out: memref<f64>) {
+// A lone dot product of two long vectors (sum(x * y) once fuse-loops merged the product into
+// the sum): no loop around it reuses the chunk list, no other loop reads x's row, and x (32 KiB)
+// does not stay in L1, so a scan would be one more pass over memory.
+func.func @lone_dot(%x: memref<4096xf64>, %y: memref<4096xf64>, %out: memref<f64>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %c256 = arith.constant 256 : index
+  %c4096 = arith.constant 4096 : index
   %zero = arith.constant 0.0 : f64
-  %dot = scf.for %j = %c0 to %c256 step %c1 iter_args(%acc = %zero) -> (f64) {
-    %xj = memref.load %x[%j] : memref<256xf64>
-    %yj = memref.load %y[%j] : memref<256xf64>
+  %dot = scf.for %j = %c0 to %c4096 step %c1 iter_args(%acc = %zero) -> (f64) {
+    %xj = memref.load %x[%j] : memref<4096xf64>
+    %yj = memref.load %y[%j] : memref<4096xf64>
     %p = arith.mulf %xj, %yj : f64
     %s = arith.addf %acc, %p : f64
     scf.yield %s : f64
@@ -221,6 +221,6 @@ func.func @lone_dot(%x: memref<256xf64>, %y: memref<256xf64>, %out: memref<f64>)
 // CHECK-LABEL: func.func @lone_dot
 // CHECK-NOT:     vector.
 // CHECK-NOT:     memref.alloc
-// CHECK:         scf.for %j = %c0 to %c256 step %c1 iter_args
+// CHECK:         scf.for %j = %c0 to %c4096 step %c1 iter_args
 // CHECK-NOT:     vector.
 // CHECK:         func.return
