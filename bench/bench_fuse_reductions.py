@@ -6,7 +6,9 @@
 Rows (f64 and f32, 10^3 and 10^6 elements): the science function
 sum(tanh(x) * exp(-x*x)) and its gradient, softmax, log-sum-exp, the 2-norm
 of a difference, and the row sums of exp(a) * b (a 1000 x 1000 matrix, or
-32 x 32 at 10^3). "fused" is the default pipeline, where a loop carrying a
+32 x 32 at 10^3); then programs the fusion was not designed for (the MLP's
+loss gradient, a tanh RNN's gradient, an unrolled spring's value and
+gradient), fused against unfused only. "fused" is the default pipeline, where a loop carrying a
 sum or a max absorbs the loop producing what it reads (fuse-loops);
 "unfused" the same pipeline with `fuse-loops{reductions=false}`. Times are
 medians of interleaved rounds (bench/timing.py), microseconds per call;
@@ -163,6 +165,49 @@ def run_case(name, fn, reference, jfn, args, dtype, quick):
     return base, ratios, compiled, first, saved, same_ir
 
 
+def mlp_loss(W1, b1, W2, b2, x, y):
+    return nn.cross_entropy(nn.softmax(nn.dense(W2, nn.relu(nn.dense(W1, x, b1)), b2)), y)
+
+
+def tanh_rnn_loss(W, xs, h0):
+    h = h0
+    for t in range(xs.shape[0]):
+        h = rm.tanh(nn.dense(W, h, xs[t]))
+    return rm.sum(h * h)
+
+
+def spring(x, v):
+    for _ in range(20):
+        a = -4.0 * x - 0.1 * v
+        x = x + 0.01 * v
+        v = v + 0.01 * a
+    return rm.sum(x * x) + rm.sum(v * v)
+
+
+def program_rows(quick: bool) -> None:
+    """Programs the fusion was not designed for: fused against unfused only (same process, interleaved)."""
+    rng = np.random.default_rng(0)
+    mlp = [rng.normal(0, 0.05, (128, 784)), np.zeros(128), rng.normal(0, 0.1, (10, 128)), np.zeros(10)]
+    x, y = rng.random(784), np.eye(10)[3]
+    W, xs, h0 = rng.normal(size=(32, 32)) * 0.2, rng.normal(size=(20, 32)), np.zeros(32)
+    u, w = rng.normal(size=100_000), rng.normal(size=100_000)
+    programs = {
+        "mlp loss grad": (rm.grad(mlp_loss, argnums=(0, 1, 2, 3)), (*mlp, x, y)),
+        "tanh rnn grad": (rm.grad(tanh_rnn_loss, argnums=0), (W, xs, h0)),
+        "spring v+g 1e5": (rm.value_and_grad(spring, argnums=(0, 1)), (u, w)),
+    }
+    print(f"\n{'program':<16} {'fused us':>10} {'x unfused':>9}")
+    for name, (fn, args) in programs.items():
+        fused, unfused = rm.compile(fn, *args), rm.compile(fn, *args, pipeline=UNFUSED)
+        results = compare(
+            {"fused": lambda: fused(*args), "unfused": lambda: unfused(*args)},
+            rounds=5 if quick else 21, number=20 if quick else 100,
+        )  # fmt: skip
+        same = fused.ir("after:parallelize-loops") == unfused.ir("after:parallelize-loops")
+        base = results["fused"].median
+        print(f"{name:<16} {base:10.1f} {results['unfused'].median / base:9.2f}{'  (same IR)' if same else ''}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, 10^3 and 10^5 elements")
@@ -193,6 +238,8 @@ def main() -> None:
                     f"{compiled:9.2f} {first * 1e3:8.2f} {saved / 1024:15.1f}{'  (same IR)' if same_ir else ''}",
                     flush=True,
                 )
+    if not options.only:
+        program_rows(options.quick)
 
 
 if __name__ == "__main__":
