@@ -76,7 +76,7 @@ def two_cpu_path(llvm_ir: str, target) -> float:
         jit._optimize_and_emit(module, part.text, target, 3, entry_points_only=part.entry_points_only)
         cost.append(time.thread_time() - c0)
     threads = [0.0, 0.0]
-    for k in sorted(range(len(parts)), key=lambda k: (-parts[k].weight, k)):
+    for k in sorted(range(len(parts)), key=lambda k: (parts[k].entry_points_only, -parts[k].weight, k)):
         threads[threads.index(min(threads))] += cost[k]
     return max(threads)
 
