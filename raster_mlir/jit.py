@@ -124,7 +124,9 @@ class CompiledFunction(LLVMInspection):
             # What `compiled(*args)` calls (see __call__): the native dispatcher, whose fallback for
             # anything it declines is the Python path; or the Python path.
             self._dispatch = self.dispatcher(self._call) or self._call
-        if self._dispatch is not self._call and type(self) is CompiledFunction:
+        # `!=`, not `is not`: each `self._call` is a new bound method, so `is not` was always true and
+        # every compile built the native dispatcher for the call slot (a cold train step paid its ~50 ms).
+        if self._dispatch != self._call and type(self) is CompiledFunction:
             call_slot.install(CompiledFunction, "_dispatch", self)
 
     # -- compiling ------------------------------------------------------------
@@ -363,7 +365,7 @@ class JitFunction:
             compiled = self.lower(*args)
             self._fast = compiled.fast_call
             self._dispatch = self._dispatcher(compiled)
-            if type(self) is JitFunction and self._dispatch is not self._call:
+            if type(self) is JitFunction and self._dispatch != self._call:  # (bound methods: see CompiledFunction)
                 call_slot.install(JitFunction, "_dispatch", self)
             return compiled(*args)
         except RasterError as e:

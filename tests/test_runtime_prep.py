@@ -8,6 +8,9 @@ triggers the background build.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -187,3 +190,20 @@ def test_the_timing_report_shows_the_call_path_row(fresh_runtimes, monkeypatch):
     c = rm.compile(axpy, 2.0, np.arange(3.0), np.ones(3))
     row = [line for line in c.timing_report().splitlines() if line.endswith("%  native call path")]
     assert len(row) == 1 and dispatch._dispatcher is not None
+
+
+def test_a_train_step_in_a_fresh_process_builds_no_dispatcher(tmp_path):
+    """A cold train step never needs the dispatcher (it writes its parameters), so it must not pay for it:
+    CompiledFunction once compared bound methods with `is not` and built it for the call slot (~50 ms)."""
+    script = (
+        "import numpy as np, raster_mlir as rm\n"
+        "from raster_mlir.backend import dispatch\n"
+        "step = rm.compile_train_step(lambda w, x: rm.sum(w * x), params=(0,), optimizer=rm.optim.SGD(lr=0.5))\n"
+        "w = np.ones(4)\n"
+        "assert step(w, np.arange(4.0)) == 6.0\n"
+        "print(dispatch._dispatcher is None)\n"
+    )
+    env = {**os.environ, "RASTER_MLIR_CACHE_DIR": str(tmp_path), "RASTER_MLIR_PREPARE_RUNTIME": "0"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
