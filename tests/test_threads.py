@@ -327,3 +327,40 @@ def test_the_outlined_loop_keeps_its_buffer_facts_and_is_not_vectorised_across_i
     assert "noalias" in body and "dereferenceable(5120)" in body  # W: 16 x 40 f64, as in the entry
     assert ".parallel1.task" in llvm_ir and "rm.parallel_runtime" in llvm_ir
     assert '!"llvm.loop.unroll.disable"' in llvm_ir and '!"llvm.loop.interleave.count", i32 1' in llvm_ir
+
+
+PLACEMENT_SCRIPT = """
+import os, numpy as np, raster_mlir as rm
+rm.set_num_threads(2)
+f = rm.jit(lambda x: rm.tanh(x) * 2.0)
+x = np.linspace(-3.0, 3.0, 1 << 20)
+before = set(os.listdir('/proc/self/task'))
+expected = np.tanh(x) * 2.0
+np.testing.assert_allclose(f(x), expected, rtol=1e-14)
+workers = [int(t) for t in set(os.listdir('/proc/self/task')) - before]
+assert workers, 'no pool worker started'
+cpus = sorted(os.sched_getaffinity(0))
+os.sched_setaffinity(0, {cpus[0]})  # the calling thread on one CPU...
+for t in workers:
+    os.sched_setaffinity(t, {cpus[0]})  # ...and the workers forced onto the same one
+for _ in range(20):
+    np.testing.assert_allclose(f(x), expected, rtol=1e-14)
+print(sorted(cpus[0] in os.sched_getaffinity(t) for t in workers))
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2 or pool.pool() is None,
+    reason="needs Linux, the pool and two CPUs",
+)
+def test_a_worker_on_the_callers_cpu_moves_off_it(tmp_path):
+    """pool.py's placement: a worker that joins a job on the dispatching thread's CPU leaves that CPU
+    (the two would share it and the loop run at one thread's speed). Run in a fresh process: it pins
+    its own threads."""
+    import subprocess
+
+    env = {**os.environ, "RASTER_MLIR_CACHE_DIR": str(tmp_path), "RASTER_MLIR_NUM_THREADS": "2"}
+    env["RASTER_MLIR_PREPARE_RUNTIME"] = "0"  # (no background build thread to mistake for a worker)
+    out = subprocess.run([sys.executable, "-c", PLACEMENT_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[False]"  # the worker may no longer run on the caller's CPU
