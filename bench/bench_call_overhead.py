@@ -40,18 +40,20 @@ from raster_mlir import nn  # noqa: E402
 CLOCK = time.perf_counter_ns  # --clock thread: this thread's CPU time (a loaded machine's descheduling left out)
 
 
-def interleaved(contenders: dict, rounds: int, number: int) -> dict[str, float]:
-    """Median ns per call of each contender over `rounds` rounds of `number` calls, random order per round."""
+def interleaved(contenders: dict, rounds: int, number: int, clock=None) -> dict[str, float]:
+    """Median ns per call of each contender over `rounds` rounds of `number` calls, random order per round
+    (`clock`: a nanosecond clock, CLOCK by default)."""
+    clock = clock or CLOCK
     times: dict[str, list[float]] = {k: [] for k in contenders}
     names = list(contenders)
     for _ in range(rounds):
         random.shuffle(names)
         for k in names:
             fn = contenders[k]
-            t0 = CLOCK()
+            t0 = clock()
             for _ in range(number):
                 fn()
-            times[k].append((CLOCK() - t0) / number)
+            times[k].append((clock() - t0) / number)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

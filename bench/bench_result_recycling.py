@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import statistics
 import sys
 import time
 
@@ -26,6 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import raster_mlir as rm  # noqa: E402
+from bench.bench_call_overhead import interleaved  # noqa: E402
 from raster_mlir import nn  # noqa: E402
 from raster_mlir.backend import dispatch  # noqa: E402
 
@@ -35,20 +34,6 @@ CASES = {
     "sigmoid": (lambda a: nn.sigmoid(a), lambda a: 1.0 / (1.0 + np.exp(-a))),
     "(2x, x+1)": (lambda a: (a * 2.0, a + 1.0), lambda a: (a * 2.0, a + 1.0)),
 }
-
-
-def interleaved(contenders: dict, rounds: int, number: int, clock) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    names = list(contenders)
-    for _ in range(rounds):
-        random.shuffle(names)
-        for k in names:
-            fn = contenders[k]
-            t0 = clock()
-            for _ in range(number):
-                fn()
-            times[k].append((clock() - t0) / number)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def compiled_pair(body, x):
