@@ -123,10 +123,11 @@ class CompiledFunction(LLVMInspection):
                 )
             # What `compiled(*args)` calls (see __call__): the native dispatcher, whose fallback for
             # anything it declines is the Python path; or the Python path.
-            self._dispatch = self.dispatcher(self._call) or self._call
-        # `!=`, not `is not`: each `self._call` is a new bound method, so `is not` was always true and
-        # every compile built the native dispatcher for the call slot (a cold train step paid its ~50 ms).
-        if self._dispatch != self._call and type(self) is CompiledFunction:
+            builtin = self.dispatcher(self._call)
+            self._dispatch = builtin or self._call
+        # Only with a native dispatcher: installing the call slot builds the dispatcher's module, which a
+        # train step (it writes its parameters, so it has none) must not pay for (~50 ms cold).
+        if builtin is not None and type(self) is CompiledFunction:
             call_slot.install(CompiledFunction, "_dispatch", self)
 
     # -- compiling ------------------------------------------------------------
