@@ -66,7 +66,7 @@ from .entry_abi import EntryABI
 from .llvm_body import FunctionBodyEmitter
 from .llvm_entry import emit_entry_points
 from .llvm_remarks import LOOP_NAME_KEY
-from .loop_hints import describe_loop, trip_count, vectorize_hint
+from .loop_hints import describe_loop, rolls_over_a_long_reduction, trip_count, vectorize_hint
 from .llvm_types import PTR, llvm_type
 from .specs import ArgSpec, reconcile_specs
 from .target import HostTarget, host_target
@@ -273,9 +273,20 @@ class ModuleEmitter:
         unrolling gains little at run time, while fully unrolling a short one (10
         steps of a vectorised body) tripled LLVM's optimisation and code generation
         time (damped spring, N = 10: 86 against 41 ms).
+
+        Nor is a loop around a reduction loop that LLVM's early full unrolling cannot remove
+        (loop_hints.rolls_over_a_long_reduction): O3's late unroller fully unrolled the 10-row
+        loop around a vectorised 128-element dot product (the 2-layer train step's output
+        layer) into 1,238 straight-line instructions, a third of the step's LLVM time (its
+        heaviest part 52 -> 28 ms), for no measurable gain at run time (bench_llvm_work.py).
+        Loops around short loops (3x3 and 4x4 programs) are still unrolled, and so is a loop
+        whose inner loop LLVM may unroll before vectorising: it may become the vectorised loop,
+        whose interleave count unroll.disable would set to 1 (a batch-64 train step ran 1.8x
+        slower). Like the vectorisation hints, only with `loop_vectorize_hints`.
         """
-        properties = self._vectorize_properties(loop, fn_name) if self.options.loop_vectorize_hints else []
-        if TIME_LOOP_ATTR in loop.attributes:
+        hints = self.options.loop_vectorize_hints  # off: LLVM's own choices, except for time loops
+        properties = self._vectorize_properties(loop, fn_name) if hints else []
+        if TIME_LOOP_ATTR in loop.attributes or (hints and rolls_over_a_long_reduction(loop)):
             properties.append(self._unroll_disable_property())
         return _LoopID(self.llmod, properties) if properties else None
 

@@ -477,9 +477,11 @@ WIDTH_1 = re.compile(r'!\{ *!"llvm.loop.vectorize.width", i32 1 *\}')
 def test_loops_indexed_through_memory_get_vectorize_width_1():
     f = compile_text(chunk_dot_program("f64", 3, 64), "chunk_dot", jam=0)
     assert WIDTH_1.search(f.llvm_ir), f.llvm_ir[-2000:]
-    # The chunk loop (the only innermost loop) carries it, and no loop asks for vectorize.enable.
+    # The chunk loop (the only innermost loop) carries it, and no loop asks for vectorize.enable;
+    # the row loop around it carries unroll.disable only (loop_hints.rolls_over_a_long_reduction).
     assert "llvm.loop.vectorize.enable" not in f.llvm_ir
-    assert len(re.findall(r"!llvm.loop !\d+", f.llvm_ir)) == 1
+    assert len(re.findall(r"!llvm.loop !\d+", f.llvm_ir)) == 2
+    assert f.llvm_ir.count('!"llvm.loop.unroll.disable"') == 1
 
 
 def test_jammed_chunk_loop_gets_vectorize_width_1():
