@@ -10,6 +10,7 @@ Algorithm:
 4. Each requested entry gets two entry points (llvm_entry.py): the packed
    wrapper `void <name>_packed(ptr args)` and the validating
    `i64 <name>_checked(ptr args_tuple)` used by the fast call path.
+5. The text is printed by llvm_print.py (llvmlite's text, printed faster).
 
 Vectorisation hints, each on purpose:
 - Fast-math flags `reassoc contract` on float arithmetic by default
@@ -65,6 +66,7 @@ from .analysis import BufferType, ModuleInfo, analyse_module
 from .entry_abi import EntryABI
 from .llvm_body import FunctionBodyEmitter
 from .llvm_entry import emit_entry_points
+from .llvm_print import module_text
 from .llvm_remarks import LOOP_NAME_KEY
 from .loop_hints import describe_loop, rolls_over_a_long_reduction, trip_count, vectorize_hint
 from .llvm_types import PTR, llvm_type
@@ -387,7 +389,7 @@ class ModuleEmitter:
             info = self.info.functions[name]
             FunctionBodyEmitter(self, info, self.llvm_functions[name]).emit()
         abis = {name: emit_entry_points(self, self.info.functions[name], specs[name]) for name in entries}
-        return EmittedModule(llvm_ir=str(self.llmod), entries=abis)
+        return EmittedModule(llvm_ir=module_text(self.llmod), entries=abis)
 
     def _declare_function(self, name: str, specs: list[ArgSpec] | None) -> None:
         """Declare `name`; `specs` is given for entry functions only."""

@@ -1,0 +1,212 @@
+"""The text of an llvmlite module: the same bytes as `str(module)`, in less Python time.
+
+Why: printing the llvmlite objects was about 45% of LLVM IR emission (the
+2-layer train step: 10.6 of 23 ms). llvmlite builds each instruction's line
+through `str.format` calls, `_to_string`/`descr` layers and a `rstrip` per
+object; here each common instruction class has one f-string with the same
+layout (spacing, trailing blanks that the `rstrip` removes included), looked
+up by exact class. Anything else - other instruction classes, subclasses,
+a function prototype, a global, a loop ID node - is printed by llvmlite
+itself, so the text is llvmlite's for every module; a test compares the two
+on representative programs (tests/backend/test_llvm_print.py).
+
+    module_text(llmod) == str(llmod)          function_text(fn) == str(fn)
+
+An instruction llvmlite has already printed keeps llvmlite's cached text
+(its `str` would return that cache too).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from llvmlite.ir import instructions as ins
+
+_CACHED_STR = "_StrCaching__cached_str"  # llvmlite's per-object string cache (ir/_utils.py)
+
+
+def _metadata(i) -> str:
+    """`_stringify_metadata(leading_comma=True)`."""
+    md = i.metadata
+    if not md:
+        return ""
+    return "".join([f", !{k} {v.get_reference()}" for k, v in md.items()])
+
+
+def _typed(values) -> str:
+    return ", ".join([f"{v.type} {v.get_reference()}" for v in values])
+
+
+def _generic(i) -> str:
+    opname = " ".join([i.opname, *i.flags]) if i.flags else i.opname
+    return f"{opname} {i.type} {', '.join([v.get_reference() for v in i.operands])}{_metadata(i)}"
+
+
+def _terminator(i) -> str:
+    return f"{i.opname} {_typed(i.operands)}{_metadata(i)}"
+
+
+def _ret(i) -> str:
+    if i.operands:
+        v = i.operands[0]
+        return f"{i.opname} {v.type} {v.get_reference()}{_metadata(i)}"
+    return f"{i.opname}{_metadata(i)}"
+
+
+def _compare(i) -> str:
+    lhs, rhs = i.operands[0], i.operands[1]
+    flags = "".join([" " + f for f in i.flags])
+    return f"{i.opname}{flags} {i.op} {lhs.type} {lhs.get_reference()}, {rhs.get_reference()} {_metadata(i)}"
+
+
+def _cast(i) -> str:
+    v = i.operands[0]
+    return f"{i.opname} {v.type} {v.get_reference()} to {i.type} {_metadata(i)}"
+
+
+def _load(i) -> str:
+    p = i.operands[0]
+    align = "" if i.align is None else ", align %d" % i.align
+    return f"load {i.type}, {p.type} {p.get_reference()}{align}{_metadata(i)}"
+
+
+def _store(i) -> str:
+    v, p = i.operands
+    align = "" if i.align is None else ", align %d" % i.align
+    return f"store {v.type} {v.get_reference()}, {p.type} {p.get_reference()}{align}{_metadata(i)}"
+
+
+def _gep(i) -> str:
+    op = "getelementptr inbounds" if i.inbounds else "getelementptr"
+    p = i.pointer
+    return f"{op} {i.source_etype}, {p.type} {p.get_reference()}, {_typed(i.indices)} {_metadata(i)}"
+
+
+def _phi(i) -> str:
+    incoming = ", ".join([f"[{v.get_reference()}, {b.get_reference()}]" for v, b in i.incomings])
+    return f"phi {' '.join(i.flags)} {i.type} {incoming} {_metadata(i)}"
+
+
+def _select(i) -> str:
+    c, a, b = i.operands
+    return (
+        f"select {' '.join(i.flags)} {c.type} {c.get_reference()}, {a.type} {a.get_reference()}, "
+        f"{b.type} {b.get_reference()} {_metadata(i)}"
+    )
+
+
+def _call(i) -> str:
+    callee = i.operands[0]
+    fnty = callee.function_type
+    ret = fnty.return_type
+    arg_attributes = i.arg_attributes
+    args = []
+    for k, a in enumerate(i.operands[1:]):
+        attrs = " ".join(arg_attributes[k]._to_list(a.type)) + " " if k in arg_attributes else ""
+        args.append(f"{a.type} {attrs}{a.get_reference()}")
+    callee_ref = f"{fnty if fnty.var_arg else ret} {callee.get_reference()}"
+    if i.cconv:
+        callee_ref = f"{i.cconv} {callee_ref}"
+    tail = f"{i.tail} " if i.tail else ""
+    fn_attrs = " " + " ".join(i.attributes._to_list(ret)) if i.attributes else ""
+    fastmath = " " + " ".join(i.fastmath._to_list(ret)) if i.fastmath else ""
+    return f"{tail}{i.opname}{fastmath} {callee_ref}({', '.join(args)}){fn_attrs}{_metadata(i)}"
+
+
+def _vector_element(i) -> str:
+    return f"{i.opname} {_typed(i.operands)}"
+
+
+def _shuffle(i) -> str:
+    return f"shufflevector {_typed(i.operands)} {_metadata(i)}"
+
+
+def _extract_value(i) -> str:
+    a = i.aggregate
+    return f"extractvalue {a.type} {a.get_reference()}, {', '.join([str(k) for k in i.indices])} {_metadata(i)}"
+
+
+def _insert_value(i) -> str:
+    a, v = i.aggregate, i.value
+    indices = ", ".join([str(k) for k in i.indices])
+    return f"insertvalue {a.type} {a.get_reference()}, {v.type} {v.get_reference()}, {indices} {_metadata(i)}"
+
+
+# Exact classes only: a subclass may print differently (it goes to llvmlite).
+_FORMATS = {
+    ins.Instruction: _generic,
+    ins.Branch: _terminator,
+    ins.ConditionalBranch: _terminator,
+    ins.Ret: _ret,
+    ins.ICMPInstr: _compare,
+    ins.FCMPInstr: _compare,
+    ins.CastInstr: _cast,
+    ins.LoadInstr: _load,
+    ins.StoreInstr: _store,
+    ins.GEPInstr: _gep,
+    ins.PhiInstr: _phi,
+    ins.SelectInstr: _select,
+    ins.CallInstr: _call,
+    ins.ExtractElement: _vector_element,
+    ins.InsertElement: _vector_element,
+    ins.ShuffleVector: _shuffle,
+    ins.ExtractValue: _extract_value,
+    ins.InsertValue: _insert_value,
+}
+_VOID = ir.VoidType
+
+
+def instruction_text(i) -> str:
+    """`str(i)` for an instruction."""
+    cached = i.__dict__.get(_CACHED_STR)
+    if cached is not None:
+        return cached
+    fmt = _FORMATS.get(type(i))
+    if fmt is None:
+        return str(i)
+    text = fmt(i)
+    if not isinstance(i.type, _VOID):
+        text = f"{i.get_reference()} = {text}"
+    return text.rstrip()
+
+
+def function_text(fn: ir.Function) -> str:
+    """`str(fn)`: llvmlite's prototype, then the blocks."""
+    buf: list[str] = []
+    fn.descr_prototype(buf)
+    if fn.blocks:
+        buf.append("{\n")
+        for block in fn.blocks:
+            buf.append(f"{block._format_name()}:\n")
+            buf += [f"  {instruction_text(i)}\n" for i in block.instructions]
+        buf.append("}\n")
+    return "".join(buf)
+
+
+def _metadata_node_text(md) -> str:
+    """`str(md)` for an `MDValue` (`MDValue.descr` behind `NamedValue._to_string`)."""
+    operands = []
+    for op in md.operands:
+        if isinstance(op.type, ir.MetaDataType):
+            operands.append("null" if isinstance(op, ir.Constant) and op.constant is None else op.get_reference())
+        else:
+            operands.append(f"{op.type} {op.get_reference()}")
+    return f"{md.get_reference()} = !{{ {', '.join(operands)} }}"
+
+
+def module_text(module: ir.Module) -> str:
+    """`str(module)` (llvmlite's `Module.__repr__`, line for line)."""
+    lines = [
+        f'; ModuleID = "{module.name}"',
+        f'target triple = "{module.triple}"',
+        f'target datalayout = "{module.data_layout}"',
+        "",
+    ]
+    lines += [t.get_declaration() for t in module.get_identified_types().values()]
+    lines += [function_text(v) if type(v) is ir.Function else str(v) for v in module.globals.values()]
+    for name, node in module.namedmetadata.items():
+        lines.append(f"!{name} = !{{ {', '.join(i.get_reference() for i in node.operands)} }}")
+    lines += [
+        _metadata_node_text(md) if type(md) is ir.values.MDValue and _CACHED_STR not in md.__dict__ else str(md)
+        for md in module.metadata
+    ]
+    return "\n".join(lines)
