@@ -68,7 +68,7 @@ from .llvm_body import FunctionBodyEmitter
 from .llvm_entry import emit_entry_points
 from .llvm_print import module_text
 from .llvm_remarks import LOOP_NAME_KEY
-from .loop_hints import describe_loop, rolls_over_a_long_reduction, trip_count, vectorize_hint
+from .loop_hints import describe_loop, nested_ops, rolls_over_a_long_reduction, trip_count, vectorize_hint
 from .llvm_types import PTR, llvm_type
 from .specs import ArgSpec, reconcile_specs
 from .target import HostTarget, host_target
@@ -214,13 +214,13 @@ class ModuleEmitter:
 
         return LIBM_OPS - VECTOR_MATH_OPS if self.options.vector_math else LIBM_OPS
 
-    def _calls_vector_maths(self, loop) -> bool:
-        """True when `loop` computes a math op that vmath/ emits as inlined polynomial code."""
+    def _calls_vector_maths(self, ops) -> bool:
+        """True when `ops` (a loop's nested ops) compute a math op that vmath/ emits as inlined polynomial code."""
         if not self.options.vector_math:
             return False
         from .vmath import VECTOR_MATH_OPS
 
-        return any(op.name in VECTOR_MATH_OPS for op in loop.walk())
+        return any(op.name in VECTOR_MATH_OPS for op in ops)
 
     def symbol(self, wanted: str) -> str:
         """A free LLVM symbol name for `wanted` (policy in the class docstring)."""
@@ -298,7 +298,8 @@ class ModuleEmitter:
         return self._unroll_disable
 
     def _vectorize_properties(self, loop, fn_name: str) -> list:
-        hint = vectorize_hint(loop, fn_name, self.scalar_call_ops)
+        ops = nested_ops(loop)  # walked once for every question below
+        hint = vectorize_hint(loop, fn_name, self.scalar_call_ops, ops)
         if hint is None:
             return []
         if hint == "off":
@@ -312,7 +313,7 @@ class ModuleEmitter:
             self._vectorize_enable = md(
                 [ir.MetaDataString(self.llmod, "llvm.loop.vectorize.enable"), ir.Constant(ir.IntType(1), 1)]
             )
-        short = (trip_count(loop) or SHORT_LOOP + 1) <= SHORT_LOOP and self._calls_vector_maths(loop)
+        short = (trip_count(loop) or SHORT_LOOP + 1) <= SHORT_LOOP and self._calls_vector_maths(ops)
         if short and self._unroll_after_vectorising is None:
             self._unroll_after_vectorising = [
                 self._unroll_disable_property(),
@@ -322,7 +323,7 @@ class ModuleEmitter:
                 ]),
             ]
         ordinal = self._forced_loops[fn_name] = self._forced_loops.get(fn_name, 0) + 1
-        name = f"@{fn_name} forced loop {ordinal}: {describe_loop(loop, fn_name)}"
+        name = f"@{fn_name} forced loop {ordinal}: {describe_loop(loop, fn_name, ops)}"
         name_property = self.llmod.add_metadata(
             [ir.MetaDataString(self.llmod, LOOP_NAME_KEY), ir.MetaDataString(self.llmod, name)]
         )

@@ -40,14 +40,22 @@ from .analysis import indexed_access, memref_root
 from .llvm_ops import LIBM_OPS
 
 
-def should_force_vectorize(loop: Operation, fn_name: str, scalar_calls: frozenset[str] = LIBM_OPS) -> bool:
-    """True if `loop` (an scf.for) passes the screen in the module docstring."""
+def nested_ops(loop: Operation) -> list[Operation]:
+    """`loop` and every op nested in it, in walk order: walked once, then passed to each function below
+    (the `ops` argument) instead of each walking the loop again."""
+    return list(loop.walk())
+
+
+def should_force_vectorize(
+    loop: Operation, fn_name: str, scalar_calls: frozenset[str] = LIBM_OPS, ops: list[Operation] | None = None
+) -> bool:
+    """True if `loop` (an scf.for) passes the screen in the module docstring; `ops`: `nested_ops(loop)`."""
     body = loop.body.blocks.first
     iv = body.args[0]
     accesses: dict[object, list[tuple]] = {}
     stored: set[object] = set()
     strided_temporary_load = False
-    for op in loop.walk():
+    for op in ops if ops is not None else loop.walk():
         if op is loop:
             continue
         name = op.name
@@ -76,7 +84,7 @@ def should_force_vectorize(loop: Operation, fn_name: str, scalar_calls: frozense
     return True
 
 
-def indexes_through_memory(loop: Operation) -> bool:
+def indexes_through_memory(loop: Operation, ops: list[Operation] | None = None) -> bool:
     """True when an innermost `loop` addresses memory with an index computed from a value it loads.
 
     (Such as `c = list[q]; ... W[i, c + k]` in a loop over q, from
@@ -84,7 +92,7 @@ def indexes_through_memory(loop: Operation) -> bool:
     gathers; the lanes inside one iteration are contiguous instead.
     """
     body = loop.body.blocks.first
-    if any(op.name == "scf.for" for op in loop.walk() if op is not loop):
+    if any(op.name == "scf.for" for op in (ops if ops is not None else loop.walk()) if op is not loop):
         return False
     loaded: set[object] = set()
     for op in body.ops:
@@ -144,12 +152,12 @@ def rolls_over_a_long_reduction(loop: Operation) -> bool:
     )
 
 
-def describe_loop(loop: Operation, fn_name: str) -> str:
+def describe_loop(loop: Operation, fn_name: str, ops: list[Operation] | None = None) -> str:
     """What a loop does, for messages: its trip count and the buffers it stores to (or its reduction)."""
     count = trip_count(loop)
     trips = f"{count} iterations" if count is not None else "a trip count known at run time"
     written = []
-    for op in loop.walk():
+    for op in ops if ops is not None else loop.walk():
         access = indexed_access(op)
         if access is not None and access[2]:
             root = memref_root(access[0], fn_name)
@@ -160,8 +168,11 @@ def describe_loop(loop: Operation, fn_name: str) -> str:
     return f"{trips}, {does}"
 
 
-def vectorize_hint(loop: Operation, fn_name: str, scalar_calls: frozenset[str] = LIBM_OPS) -> str | None:
+def vectorize_hint(
+    loop: Operation, fn_name: str, scalar_calls: frozenset[str] = LIBM_OPS, ops: list[Operation] | None = None
+) -> str | None:
     """The hint for one scf.for: "off" (indexed through memory), "force" (passes the screen) or None."""
-    if indexes_through_memory(loop):
+    ops = ops if ops is not None else nested_ops(loop)
+    if indexes_through_memory(loop, ops):
         return "off"
-    return "force" if should_force_vectorize(loop, fn_name, scalar_calls) else None
+    return "force" if should_force_vectorize(loop, fn_name, scalar_calls, ops) else None
