@@ -37,6 +37,7 @@ from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Block, Operation, SSAValue
 
 from ..errors import CompileError
+from .fast_builder import FastBuilder
 from .analysis import BufferType, FunctionInfo, buffer_type
 from .jam import jam_plan
 from .jam_emit import JamEmitter
@@ -77,8 +78,8 @@ class FunctionBodyEmitter(
         # neither sees a stale insertion point.
         entry = self.llfn.append_basic_block("entry")
         start = self.llfn.append_basic_block("body")
-        self._alloca_builder = ir.IRBuilder(entry)
-        self.builder = ir.IRBuilder(start)
+        self._alloca_builder = FastBuilder(entry)
+        self.builder = FastBuilder(start)
         block: Block = self.info.op.body.blocks.first
         for arg, llarg in zip(block.args, self.llfn.args):
             self.values[arg] = llarg

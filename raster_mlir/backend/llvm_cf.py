@@ -34,6 +34,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 
 from ..cfg import reverse_postorder
 from ..errors import CompileError
+from .fast_builder import FastBuilder
 from .llvm_types import llvm_type
 
 
@@ -51,7 +52,7 @@ class BranchEmitter:
         self._phis: dict[Block, list[ir.PhiInstr]] = {entry: []}
         for block in order[1:]:
             bb = self.llfn.append_basic_block("bb")
-            phi_builder = ir.IRBuilder(bb)
+            phi_builder = FastBuilder(bb)
             self._llvm_blocks[block] = bb
             self._phis[block] = [phi_builder.phi(llvm_type(arg.type)) for arg in block.args]
             for arg, phi in zip(block.args, self._phis[block]):
@@ -74,7 +75,7 @@ class BranchEmitter:
         source = self.builder.block
         if target in used:  # a second edge to the same block: through a block of its own
             source = self.llfn.append_basic_block("edge")
-            ir.IRBuilder(source).branch(bb)
+            FastBuilder(source).branch(bb)
             bb_for_branch = source
         else:
             bb_for_branch = bb

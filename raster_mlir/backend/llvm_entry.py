@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
+from .fast_builder import FastBuilder
 from .analysis import FunctionInfo
 from .entry_abi import EntryABI
 from .fp_mode import call_in_fp_mode
@@ -113,7 +114,7 @@ def _emit_packed(mctx, name: str, kernel: ir.Function, n_buffers: int) -> ir.Fun
         args.add_attribute(attr)
     args.attributes.align = 8
     args.attributes.dereferenceable = 8 * (n_buffers + 1)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = FastBuilder(fn.append_basic_block("entry"))
     ptrs = []
     for i in range(n_buffers + 1):
         slot = b.gep(args, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
@@ -132,7 +133,7 @@ def _emit_pycall(mctx, name: str, checked: ir.Function, table: ir.GlobalVariable
     mctx.set_target_attributes(fn)
     unoptimised(fn)
     fn.args[0].name, fn.args[1].name = "self", "args_tuple"
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = FastBuilder(fn.append_basic_block("entry"))
     verdict = b.call(checked, [fn.args[1]])
     slot = b.gep(table, [ir.Constant(I64, 0), ir.Constant(I64, RT_PYBOOL_FROMLONG)], inbounds=True)
     from_long = b.inttoptr(b.load(slot, typ=I64, align=8), ir.FunctionType(PTR, [I64]).as_pointer())
@@ -148,10 +149,10 @@ class CheckedEmitter:
         mctx.set_target_attributes(self.fn)
         unoptimised(self.fn)
         self.fn.args[0].name = "args_tuple"
-        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.b = FastBuilder(self.fn.append_basic_block("entry"))
         self._slots: dict[int, ir.Value] = {}
         self.fail = self.fn.append_basic_block("fail")
-        ir.IRBuilder(self.fail).ret(ir.Constant(I64, 1))
+        FastBuilder(self.fail).ret(ir.Constant(I64, 1))
 
     def slot(self, index: int) -> ir.Value:
         """Table slot `index`, loaded once: the check blocks form one chain, so

@@ -37,6 +37,7 @@ import math
 from llvmlite import ir
 from xdsl.ir import Operation, SSAValue
 
+from .fast_builder import FastBuilder
 from .jam import _constant, _defined_inside, jam_plan
 from .llvm_ops import _suffix
 from .llvm_types import I64, PTR, llvm_type
@@ -149,8 +150,8 @@ class ParallelEmitter:
     def _emit_outlined(self, op: Operation, captured, constants, parent_buffers) -> None:
         entry = self.llfn.append_basic_block("entry")
         start = self.llfn.append_basic_block("body")
-        self._alloca_builder = ir.IRBuilder(entry)
-        self.builder = ir.IRBuilder(start)
+        self._alloca_builder = FastBuilder(entry)
+        self.builder = FastBuilder(start)
         args = self.llfn.args
         for v, arg in zip(captured, args):
             self.values[v] = arg
@@ -191,7 +192,7 @@ class ParallelEmitter:
         fn.linkage = "internal"
         self.mctx.set_target_attributes(fn)
         ctx, begin, end = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        b = FastBuilder(fn.append_basic_block("entry"))
         i32 = ir.IntType(32)
 
         def field(k):

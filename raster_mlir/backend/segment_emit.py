@@ -40,6 +40,7 @@ from llvmlite import ir
 from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Block, Operation, SSAValue
 
+from .fast_builder import FastBuilder
 from .llvm_types import PTR, llvm_type
 
 # Top-level ops that stay in the kernel (no operands, no effect: see the module docstring).
@@ -169,8 +170,8 @@ class SegmentEmitter:
         sub._alias_tags = self._workspace_alias_tags()  # one scope per buffer across all segments
         entry = fn.append_basic_block("entry")
         start = fn.append_basic_block("body")
-        sub._alloca_builder = ir.IRBuilder(entry)
-        sub.builder = ir.IRBuilder(start)
+        sub._alloca_builder = FastBuilder(entry)
+        sub.builder = FastBuilder(start)
         for v, arg in zip(inputs, fn.args):
             sub.values[v] = arg
             if v in self.buffers:

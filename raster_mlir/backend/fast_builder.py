@@ -1,0 +1,197 @@
+"""An `ir.IRBuilder` whose most used methods build their instructions with less Python work.
+
+Why: about a third of building a module's llvmlite objects went to llvmlite's
+instruction constructors (a chain of four `__init__`s with their asserts,
+the `_binop` decorator, type comparisons through `Type.__eq__`, a new
+`VoidType` per store and branch). The methods here make the very same
+llvmlite objects - same class, same attributes, same name taken from the
+function's name scope in the same order, so the same IR text - directly:
+`_instruction` sets what `NamedValue.__init__` and `Instruction.__init__`
+would set. They keep llvmlite's checks that can fail on IR the verifier let
+through (operand types of a binary op, a load or store from a non-pointer,
+an unknown comparison); anything less common (a named
+value, typed pointers, debug metadata on the builder) goes to llvmlite's own
+method. A test builds the same functions with both builders and compares
+the objects' text (tests/backend/test_fast_builder.py).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from llvmlite.ir import instructions as ins
+from llvmlite.ir._utils import NameScope
+
+_VOID = ir.VoidType()
+_I1 = ir.IntType(1)
+_CMP = {">": "gt", "<": "lt", "==": "eq", "!=": "ne", ">=": "ge", "<=": "le"}
+_new = object.__new__
+
+
+def _fresh_name(scope) -> str:
+    """`scope.register("", deduplicate=True)`: the next free `.<n>` (llvmlite's NameScope, without its
+    generic loop and `str.format`; it was a tenth of building a module)."""
+    if type(scope) is not NameScope:
+        return scope.register("", deduplicate=True)
+    used, counts = scope._useset, scope._basenamemap
+    ident = counts[""] + 1
+    name = f".{ident}"
+    while name in used:
+        ident += 1
+        name = f".{ident}"
+    counts[""] = ident
+    used.add(name)
+    return name
+
+
+def _instruction(cls, block, typ, opname, operands, flags=()):
+    """An unnamed `cls` instruction of `block`, as `Instruction.__init__` makes it (not inserted)."""
+    i = _new(cls)
+    i.parent = block
+    i.type = typ
+    i._name = _fresh_name(block.scope)
+    i.opname = opname
+    i.operands = operands
+    i.flags = list(flags)
+    i.metadata = {}
+    return i
+
+
+def _same_type(a, b) -> bool:
+    return a is b or a == b
+
+
+class FastBuilder(ir.IRBuilder):
+    """Drop-in `ir.IRBuilder` (module docstring)."""
+
+    def _insert(self, instr):
+        if self.debug_metadata is not None:
+            return super()._insert(instr)
+        self._block.instructions.insert(self._anchor, instr)
+        self._anchor += 1
+
+    def _binary(self, opname, lhs, rhs, name, flags):
+        if name:
+            return getattr(ir.IRBuilder, _BINARY_METHODS[opname])(self, lhs, rhs, name=name, flags=flags)
+        if not _same_type(lhs.type, rhs.type):
+            raise ValueError(f"Operands must be the same type, got ({lhs.type}, {rhs.type})")
+        instr = _instruction(ins.Instruction, self._block, lhs.type, opname, (lhs, rhs), flags)
+        self._insert(instr)
+        return instr
+
+    def add(self, lhs, rhs, name="", flags=()):
+        return self._binary("add", lhs, rhs, name, flags)
+
+    def sub(self, lhs, rhs, name="", flags=()):
+        return self._binary("sub", lhs, rhs, name, flags)
+
+    def mul(self, lhs, rhs, name="", flags=()):
+        return self._binary("mul", lhs, rhs, name, flags)
+
+    def and_(self, lhs, rhs, name="", flags=()):
+        return self._binary("and", lhs, rhs, name, flags)
+
+    def or_(self, lhs, rhs, name="", flags=()):
+        return self._binary("or", lhs, rhs, name, flags)
+
+    def xor(self, lhs, rhs, name="", flags=()):
+        return self._binary("xor", lhs, rhs, name, flags)
+
+    def fadd(self, lhs, rhs, name="", flags=()):
+        return self._binary("fadd", lhs, rhs, name, flags)
+
+    def fsub(self, lhs, rhs, name="", flags=()):
+        return self._binary("fsub", lhs, rhs, name, flags)
+
+    def fmul(self, lhs, rhs, name="", flags=()):
+        return self._binary("fmul", lhs, rhs, name, flags)
+
+    def fdiv(self, lhs, rhs, name="", flags=()):
+        return self._binary("fdiv", lhs, rhs, name, flags)
+
+    def fneg(self, arg, name="", flags=()):
+        if name:
+            return super().fneg(arg, name=name, flags=flags)
+        instr = _instruction(ins.Instruction, self._block, arg.type, "fneg", [arg], flags)
+        self._insert(instr)
+        return instr
+
+    def _compare(self, prefix, cmpop, lhs, rhs, name):
+        op = _CMP.get(cmpop)
+        if name or op is None:
+            return ir.IRBuilder._icmp(self, prefix, cmpop, lhs, rhs, name)
+        if cmpop not in ("==", "!="):
+            op = prefix + op
+        typ = ir.VectorType(_I1, lhs.type.count) if isinstance(lhs.type, ir.VectorType) else _I1
+        instr = _instruction(ins.ICMPInstr, self._block, typ, "icmp", [lhs, rhs])
+        instr.op = op
+        self._insert(instr)
+        return instr
+
+    def icmp_signed(self, cmpop, lhs, rhs, name=""):
+        return self._compare("s", cmpop, lhs, rhs, name)
+
+    def icmp_unsigned(self, cmpop, lhs, rhs, name=""):
+        return self._compare("u", cmpop, lhs, rhs, name)
+
+    def ptrtoint(self, value, typ, name=""):
+        if name or _same_type(value.type, typ):
+            return super().ptrtoint(value, typ, name=name)
+        instr = _instruction(ins.CastInstr, self._block, typ, "ptrtoint", [value])
+        self._insert(instr)
+        return instr
+
+    def load(self, ptr, name="", align=None, typ=None):
+        if name or typ is None:
+            return super().load(ptr, name=name, align=align, typ=typ)
+        if not isinstance(ptr.type, ir.PointerType):
+            raise TypeError(f"cannot load from value of type {ptr.type} ({str(ptr)!r}): not a pointer")
+        instr = _instruction(ins.LoadInstr, self._block, typ, "load", [ptr])
+        instr.align = align
+        self._insert(instr)
+        return instr
+
+    def store(self, value, ptr, align=None):
+        pointer_type = ptr.type
+        if not isinstance(pointer_type, ir.PointerType) or not pointer_type.is_opaque:
+            return super().store(value, ptr, align=align)
+        instr = _instruction(ins.StoreInstr, self._block, _VOID, "store", [value, ptr])
+        instr.align = align
+        self._insert(instr)
+        return instr
+
+    def gep(self, ptr, indices, inbounds=False, name="", source_etype=None):
+        if name or source_etype is None:
+            return super().gep(ptr, indices, inbounds=inbounds, name=name, source_etype=source_etype)
+        instr = _instruction(ins.GEPInstr, self._block, ptr.type, "getelementptr", [ptr, *indices])
+        instr.source_etype = source_etype
+        instr.pointer = ptr
+        instr.indices = indices
+        instr.inbounds = inbounds
+        self._insert(instr)
+        return instr
+
+    def phi(self, typ, name="", flags=()):
+        if name:
+            return super().phi(typ, name=name, flags=flags)
+        instr = _instruction(ins.PhiInstr, self._block, typ, "phi", (), flags)
+        instr.incomings = []
+        self._insert(instr)
+        return instr
+
+    def _terminate(self, cls, operands):
+        block = self._block
+        assert not block.is_terminated
+        instr = _instruction(cls, block, _VOID, "br", operands)
+        self._insert(instr)
+        block.terminator = instr
+        return instr
+
+    def branch(self, target):
+        return self._terminate(ins.Branch, [target])
+
+    def cbranch(self, cond, truebr, falsebr):
+        return self._terminate(ins.ConditionalBranch, [cond, truebr, falsebr])
+
+
+_BINARY_METHODS = {"and": "and_", "or": "or_"}
+_BINARY_METHODS.update({op: op for op in ("add", "sub", "mul", "xor", "fadd", "fsub", "fmul", "fdiv")})

@@ -1,0 +1,88 @@
+"""FastBuilder makes the same llvmlite objects as ir.IRBuilder: same text, same names, same errors."""
+
+from __future__ import annotations
+
+import pytest
+from llvmlite import ir
+
+from raster_mlir.backend.fast_builder import FastBuilder
+from raster_mlir.backend.llvm_print import module_text
+
+F64, I64, I32, I1, PTR = ir.DoubleType(), ir.IntType(64), ir.IntType(32), ir.IntType(1), ir.PointerType()
+
+
+def _build(builder_class) -> ir.Module:
+    """One function using every FastBuilder method, fast and fallback paths, beside llvmlite-made values."""
+    module = ir.Module(name="m")
+    fn = ir.Function(module, ir.FunctionType(F64, [F64, PTR, I64, ir.VectorType(I64, 4)]), name="f")
+    x, p, n, v = fn.args
+    entry, loop, exit_ = fn.append_basic_block("entry"), fn.append_basic_block("loop"), fn.append_basic_block("exit")
+    b = builder_class(entry)
+    s = b.fadd(x, x, flags=("reassoc", "contract"))
+    s = b.fmul(s, x, name="named")  # a named value goes through llvmlite's method
+    s = b.fsub(b.fdiv(s, x), ir.Constant(F64, 1.5), flags=["nsz"])
+    s = b.fneg(s, flags=("contract",))
+    i = b.add(n, ir.Constant(I64, 3), flags=("nsw",))
+    i = b.mul(b.sub(i, n), n)
+    i = b.xor(b.or_(b.and_(i, n), n), n)
+    c = b.icmp_signed("<", i, n)
+    c2 = b.icmp_unsigned(">=", b.ptrtoint(p, I64), n)
+    b.icmp_signed("!=", v, v)  # a vector compare gives <4 x i1>
+    b.ptrtoint(n, I64)  # same type: no instruction
+    addr = b.gep(p, [i], inbounds=True, source_etype=F64)
+    b.gep(p, [n, i], source_etype=ir.ArrayType(F64, 4), name="g")
+    value = b.load(addr, typ=F64, align=8)
+    b.load(addr, typ=F64, name="loaded")
+    b.store(value, addr, align=8)
+    b.store(value, p)
+    b.call(ir.Function(module, ir.FunctionType(F64, [F64]), name="ext"), [value])  # llvmlite's own, between ours
+    b.cbranch(b.and_(c, c2), loop, exit_)
+    b = builder_class(loop)
+    phi = b.phi(F64, flags=("nnan",))
+    phi.add_incoming(value, entry)
+    phi.add_incoming(phi, loop)
+    b.phi(I64, name="iv").add_incoming(n, entry)
+    b.branch(loop).set_metadata("llvm.loop", module.add_metadata([ir.MetaDataString(module, "x")]))
+    b = builder_class(exit_)
+    b.ret(b.fadd(value, x))
+    return module
+
+
+def test_same_module_text_as_irbuilder():
+    expected = str(_build(ir.IRBuilder))
+    assert str(_build(FastBuilder)) == expected
+    assert module_text(_build(FastBuilder)) == expected
+
+
+def test_same_instruction_objects_as_irbuilder():
+    def attributes(module):
+        return [
+            (type(i), {k: v for k, v in vars(i).items() if k not in ("parent", "operands", "incomings", "pointer", "indices")})
+            for block in module.get_global("f").blocks
+            for i in block.instructions
+        ]
+
+    slow, fast = attributes(_build(ir.IRBuilder)), attributes(_build(FastBuilder))
+    assert [t for t, _ in fast] == [t for t, _ in slow]
+    for (_, a), (_, b) in zip(fast, slow):
+        assert a.keys() == b.keys()
+        assert {k: str(v) for k, v in a.items()} == {k: str(v) for k, v in b.items()}
+
+
+@pytest.mark.parametrize("builder_class", [ir.IRBuilder, FastBuilder])
+def test_same_errors_as_irbuilder(builder_class):
+    module = ir.Module()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [F64, I64]), name="f")
+    b = builder_class(fn.append_basic_block("entry"))
+    x, n = fn.args
+    with pytest.raises(ValueError, match="Operands must be the same type"):
+        b.fadd(x, n)
+    with pytest.raises(ValueError, match="invalid comparison"):
+        b.icmp_signed("<>", n, n)
+    with pytest.raises(TypeError, match="not a pointer"):
+        b.load(n, typ=F64)
+    with pytest.raises(TypeError, match="not a pointer"):
+        b.store(x, n)
+    b.ret_void()
+    with pytest.raises(AssertionError):
+        b.branch(fn.append_basic_block())
