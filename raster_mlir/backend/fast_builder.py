@@ -127,6 +127,72 @@ class FastBuilder(ir.IRBuilder):
         self._insert(instr)
         return instr
 
+    def fcmp_ordered(self, cmpop, lhs, rhs, name="", flags=()):
+        return self._float_compare("o", cmpop, lhs, rhs, name, flags)
+
+    def fcmp_unordered(self, cmpop, lhs, rhs, name="", flags=()):
+        return self._float_compare("u", cmpop, lhs, rhs, name, flags)
+
+    def _float_compare(self, prefix, cmpop, lhs, rhs, name, flags):
+        op = prefix + _CMP[cmpop] if cmpop in _CMP else cmpop
+        if name or op not in ins.FCMPInstr.VALID_OP or any(f not in ins.FCMPInstr.VALID_FLAG for f in flags):
+            method = ir.IRBuilder.fcmp_ordered if prefix == "o" else ir.IRBuilder.fcmp_unordered
+            return method(self, cmpop, lhs, rhs, name=name, flags=flags)
+        typ = ir.VectorType(_I1, lhs.type.count) if isinstance(lhs.type, ir.VectorType) else _I1
+        instr = _instruction(ins.FCMPInstr, self._block, typ, "fcmp", [lhs, rhs], flags)
+        instr.op = op
+        self._insert(instr)
+        return instr
+
+    def select(self, cond, lhs, rhs, name="", flags=()):
+        if name or not _same_type(lhs.type, rhs.type):
+            return super().select(cond, lhs, rhs, name=name, flags=flags)
+        instr = _instruction(ins.SelectInstr, self._block, lhs.type, "select", [cond, lhs, rhs], flags)
+        self._insert(instr)
+        return instr
+
+    def _cast(self, opname, value, typ, name):
+        if name or _same_type(value.type, typ):
+            return getattr(ir.IRBuilder, opname)(self, value, typ, name=name)
+        instr = _instruction(ins.CastInstr, self._block, typ, opname, [value])
+        self._insert(instr)
+        return instr
+
+    def trunc(self, value, typ, name=""):
+        return self._cast("trunc", value, typ, name)
+
+    def zext(self, value, typ, name=""):
+        return self._cast("zext", value, typ, name)
+
+    def sext(self, value, typ, name=""):
+        return self._cast("sext", value, typ, name)
+
+    def sitofp(self, value, typ, name=""):
+        return self._cast("sitofp", value, typ, name)
+
+    def bitcast(self, value, typ, name=""):
+        return self._cast("bitcast", value, typ, name)
+
+    def inttoptr(self, value, typ, name=""):
+        return self._cast("inttoptr", value, typ, name)
+
+    def call(self, fn, args, name="", cconv=None, tail=False, fastmath=(), attrs=(), arg_attrs=None):
+        fnty = fn.function_type if type(fn) is ir.Function else None
+        if (
+            fnty is None or name or cconv is not None or tail or attrs or arg_attrs
+            or fnty.var_arg or len(args) != len(fnty.args)
+            or not all(_same_type(a.type, t) and not isinstance(t, ir.MetaDataType) for a, t in zip(args, fnty.args))
+        ):
+            return super().call(fn, args, name=name, cconv=cconv, tail=tail, fastmath=fastmath, attrs=attrs, arg_attrs=arg_attrs)
+        instr = _instruction(ins.CallInstr, self._block, fnty.return_type, "call", [fn, *args])
+        instr.cconv = fn.calling_convention
+        instr.tail = ""
+        instr.fastmath = ins.FastMathFlags(fastmath)
+        instr.attributes = ins.CallInstrAttributes(())
+        instr.arg_attributes = {}
+        self._insert(instr)
+        return instr
+
     def icmp_signed(self, cmpop, lhs, rhs, name=""):
         return self._compare("s", cmpop, lhs, rhs, name)
 
@@ -178,13 +244,19 @@ class FastBuilder(ir.IRBuilder):
         self._insert(instr)
         return instr
 
-    def _terminate(self, cls, operands):
+    def _terminate(self, cls, operands, opname="br"):
         block = self._block
         assert not block.is_terminated
-        instr = _instruction(cls, block, _VOID, "br", operands)
+        instr = _instruction(cls, block, _VOID, opname, operands)
         self._insert(instr)
         block.terminator = instr
         return instr
+
+    def ret(self, value):
+        return self._terminate(ins.Ret, [value], "ret")
+
+    def ret_void(self):
+        return self._terminate(ins.Ret, [], "ret void")
 
     def branch(self, target):
         return self._terminate(ins.Branch, [target])

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 from xdsl.ir import Operation, SSAValue
 
-from .analysis import indexed_access, memref_root
+from .analysis import indexed_access, memref_root, walk_ops
 
 STRAIGHT_LINE = (
     "memref.load",
@@ -152,7 +152,7 @@ def jam_plan(outer: Operation, fn_name: str, noalias: bool, factor: int) -> JamP
 def _no_cross_iteration_dependence(outer: Operation, iv: SSAValue, fn_name: str) -> bool:
     accesses: dict[object, set[tuple]] = {}
     stored: set[object] = set()
-    for op in outer.walk():
+    for op in walk_ops(outer):
         access = indexed_access(op)
         if access is not None:
             buffer, indices, is_store = access

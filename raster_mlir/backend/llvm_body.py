@@ -37,8 +37,8 @@ from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Block, Operation, SSAValue
 
 from ..errors import CompileError
-from .fast_builder import FastBuilder
 from .analysis import BufferType, FunctionInfo, buffer_type
+from .fast_builder import FastBuilder
 from .jam import jam_plan
 from .jam_emit import JamEmitter
 from .llvm_cf import BranchEmitter

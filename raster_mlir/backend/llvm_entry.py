@@ -36,9 +36,9 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from .fast_builder import FastBuilder
 from .analysis import FunctionInfo
 from .entry_abi import EntryABI
+from .fast_builder import FastBuilder
 from .fp_mode import call_in_fp_mode
 from .llvm_types import I1, I8, I32, I64, PTR
 from .numpy_abi import (

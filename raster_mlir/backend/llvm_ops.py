@@ -19,6 +19,8 @@ where Python has already loaded libm.
 
 from __future__ import annotations
 
+import functools
+
 from llvmlite import ir
 from xdsl.ir import Operation
 
@@ -158,6 +160,17 @@ CMPI = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def _fastmath_flags(module_flags: tuple[str, ...], own: tuple, exact: bool) -> tuple[str, ...]:
+    """The module's flags united with an op's own (`FastMathFlag`s), less `reassoc`/`contract` on an exact op
+    (cached: it was computed again for every float op)."""
+    flags = set(module_flags)
+    flags.update(f.value for f in own)
+    if exact:
+        flags.difference_update(("reassoc", "contract"))
+    return tuple(sorted(flags))
+
+
 def _suffix(t: ir.Type) -> str:
     """The type part of an overloaded intrinsic's name: f64, f32, i32, v16f32..."""
     if isinstance(t, ir.VectorType):
@@ -175,13 +188,8 @@ class OpTranslator:
     """Mixin for `FunctionBodyEmitter`: the scalar-op half of the translation."""
 
     def fastmath(self, op: Operation) -> tuple[str, ...]:
-        flags = set(self.mctx.options.fastmath)
         own = op.properties.get("fastmath")
-        if own is not None:
-            flags.update(f.value for f in own.data)
-        if EXACT_FP in op.attributes:
-            flags.difference_update(("reassoc", "contract"))
-        return tuple(sorted(flags))
+        return _fastmath_flags(self.mctx.options.fastmath, own.data if own is not None else (), EXACT_FP in op.attributes)
 
     def _result_type(self, op: Operation) -> ir.Type:
         return llvm_type(op.results[0].type)

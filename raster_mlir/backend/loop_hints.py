@@ -36,14 +36,14 @@ from __future__ import annotations
 from xdsl.dialects.builtin import IntegerAttr
 from xdsl.ir import OpResult, Operation
 
-from .analysis import indexed_access, memref_root
+from .analysis import indexed_access, memref_root, walk_ops
 from .llvm_ops import LIBM_OPS
 
 
 def nested_ops(loop: Operation) -> list[Operation]:
     """`loop` and every op nested in it, in walk order: walked once, then passed to each function below
     (the `ops` argument) instead of each walking the loop again."""
-    return list(loop.walk())
+    return walk_ops(loop)
 
 
 def should_force_vectorize(
@@ -55,7 +55,7 @@ def should_force_vectorize(
     accesses: dict[object, list[tuple]] = {}
     stored: set[object] = set()
     strided_temporary_load = False
-    for op in ops if ops is not None else loop.walk():
+    for op in ops if ops is not None else walk_ops(loop):
         if op is loop:
             continue
         name = op.name
@@ -92,15 +92,15 @@ def indexes_through_memory(loop: Operation, ops: list[Operation] | None = None) 
     gathers; the lanes inside one iteration are contiguous instead.
     """
     body = loop.body.blocks.first
-    if any(op.name == "scf.for" for op in (ops if ops is not None else loop.walk()) if op is not loop):
+    if any(op.name == "scf.for" for op in (ops if ops is not None else walk_ops(loop)) if op is not loop):
         return False
-    loaded: set[object] = set()
+    loaded: set[int] = set()  # ids of the values computed from a load (SSA values compare by identity)
     for op in body.ops:
         access = indexed_access(op)
-        if access is not None and any(index in loaded for index in access[1]):
+        if access is not None and not loaded.isdisjoint(map(id, access[1])):
             return True
-        if op.name == "memref.load" or any(operand in loaded for operand in op.operands):
-            loaded.update(op.results)
+        if op.name == "memref.load" or not loaded.isdisjoint(map(id, op.operands)):
+            loaded.update(map(id, op.results))
     return False
 
 
@@ -157,7 +157,7 @@ def describe_loop(loop: Operation, fn_name: str, ops: list[Operation] | None = N
     count = trip_count(loop)
     trips = f"{count} iterations" if count is not None else "a trip count known at run time"
     written = []
-    for op in ops if ops is not None else loop.walk():
+    for op in ops if ops is not None else walk_ops(loop):
         access = indexed_access(op)
         if access is not None and access[2]:
             root = memref_root(access[0], fn_name)

@@ -37,6 +37,7 @@ import math
 from llvmlite import ir
 from xdsl.ir import Operation, SSAValue
 
+from .analysis import walk_ops
 from .fast_builder import FastBuilder
 from .jam import _constant, _defined_inside, jam_plan
 from .llvm_ops import _suffix
@@ -73,7 +74,7 @@ class ParallelEmitter:
         plan = jam_plan(op, self.info.name, True, self.mctx.options.jam)
         if plan is not None:
             return plan.factor
-        if not any(inner.name == "scf.for" for inner in op.walk() if inner is not op):
+        if not any(inner.name == "scf.for" for inner in walk_ops(op) if inner is not op):
             return VECTOR_GRAIN
         return 1
 
@@ -97,7 +98,7 @@ class ParallelEmitter:
         captured: list[SSAValue] = []
         constants: list[Operation] = []
         seen: set[SSAValue] = set()
-        for inner in op.walk():
+        for inner in walk_ops(op):
             # The loop's own bounds are constants; its inits are the body's parameters.
             for v in (op.lb, op.ub, op.step) if inner is op else inner.operands:
                 if v in seen or _defined_inside(v, op):
@@ -162,7 +163,7 @@ class ParallelEmitter:
         inits = list(args[n + 2 : n + 2 + len(op.results)])
         for const in constants:
             self._emit_op(const)
-        if any(inner.name == "scf.for" for inner in op.walk() if inner is not op):
+        if any(inner.name == "scf.for" for inner in walk_ops(op) if inner is not op):
             # Once LLVM unrolls small inner loops, it could vectorise this loop across iterations:
             # then which iterations ran in the vector body would depend on the share (llvm_emit.py).
             self.sequential_loop = op

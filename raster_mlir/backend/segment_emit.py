@@ -40,6 +40,7 @@ from llvmlite import ir
 from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Block, Operation, SSAValue
 
+from .analysis import walk_ops
 from .fast_builder import FastBuilder
 from .llvm_types import PTR, llvm_type
 
@@ -49,7 +50,7 @@ KERNEL_OPS = ("arith.constant", "memref.alloc", "memref.alloca")
 
 def op_count(op: Operation) -> int:
     """The op and every op nested in it (the weight of a top-level op)."""
-    return sum(1 for _ in op.walk())
+    return len(walk_ops(op))
 
 
 def plan_segments(block: Block, segment_ops: int) -> list[list[Operation]] | None:
@@ -123,26 +124,36 @@ class SegmentEmitter:
 
     def _segment_interface(self, ops: list[Operation]) -> tuple[list, list, list]:
         """(inputs, constants re-emitted inside, outputs) of the segment `ops`, in a fixed order."""
-        inside = set()
-        for op in ops:
-            inside.update(op.walk())
+        # One walk; sets of ids, as SSA values and ops compare by identity (their Python-level
+        # __hash__ was most of this function's time).
+        nested = [inner for op in ops for inner in walk_ops(op)]
+        inside = set(map(id, nested))
         inputs: list[SSAValue] = []
         constants: list[Operation] = []
-        seen: set[SSAValue] = set()
+        seen: set[int] = set()
+        for inner in nested:
+            for v in inner.operands:
+                if id(v) in seen:
+                    continue
+                owner = v.owner
+                if isinstance(owner, Operation):
+                    if id(owner) in inside:
+                        continue
+                else:  # a block argument: of a region nested in the segment (an induction variable...)?
+                    parent = owner.parent_op()
+                    if parent is not None and id(parent) in inside:
+                        continue
+                    owner = None
+                seen.add(id(v))
+                if owner is not None and owner.name == "arith.constant":
+                    constants.append(owner)
+                else:
+                    inputs.append(v)
         outputs: list[SSAValue] = []
         for op in ops:
-            for inner in op.walk():
-                for v in inner.operands:
-                    owner = v.owner if isinstance(v.owner, Operation) else None
-                    if v in seen or owner in inside or _block_arg_inside(v, inside):
-                        continue
-                    seen.add(v)
-                    if owner is not None and owner.name == "arith.constant":
-                        constants.append(owner)
-                    else:
-                        inputs.append(v)
+            block = op.parent_block()
             for r in op.results:
-                if any(_top_level(use.operation, op.parent_block()) not in inside for use in r.uses):
+                if any(id(_top_level(use.operation, block)) not in inside for use in r.uses):
                     outputs.append(r)
         return inputs, constants, outputs
 
@@ -192,13 +203,6 @@ class SegmentEmitter:
         result = self.builder.call(fn, [self.value(v) for v in inputs] + [self.workspace])
         for k, v in enumerate(outputs):
             self.values[v] = self.builder.extract_value(result, k)
-
-
-def _block_arg_inside(v: SSAValue, inside: set) -> bool:
-    """A block argument of a region nested in one of the `inside` ops (a loop's induction variable...)."""
-    block = getattr(v, "block", None)
-    parent = block.parent_op() if block is not None else None
-    return parent is not None and parent in inside
 
 
 def _top_level(op: Operation, block: Block) -> Operation:

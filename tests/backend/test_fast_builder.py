@@ -35,7 +35,17 @@ def _build(builder_class) -> ir.Module:
     b.load(addr, typ=F64, name="loaded")
     b.store(value, addr, align=8)
     b.store(value, p)
-    b.call(ir.Function(module, ir.FunctionType(F64, [F64]), name="ext"), [value])  # llvmlite's own, between ours
+    ext = ir.Function(module, ir.FunctionType(F64, [F64]), name="ext")
+    b.call(ext, [value], fastmath=("reassoc", "nnan"))
+    b.call(ext, [value], cconv="fastcc", tail=True)  # llvmlite's own, between ours
+    b.call(ir.Function(module, ir.FunctionType(I64, [PTR], var_arg=True), name="printf"), [p, x])
+    b.fcmp_ordered("<", x, value, flags=("nnan",))
+    b.fcmp_unordered("uno", x, value)
+    b.fcmp_ordered("ord", x, value, name="named_compare")
+    b.select(c, x, value, flags=("nnan",))
+    narrow = b.trunc(n, I32)
+    b.sitofp(b.sext(b.zext(narrow, I64), I64), F64)  # sext to the same type: no instruction
+    b.inttoptr(b.bitcast(x, I64), PTR)
     b.cbranch(b.and_(c, c2), loop, exit_)
     b = builder_class(loop)
     phi = b.phi(F64, flags=("nnan",))
@@ -45,6 +55,8 @@ def _build(builder_class) -> ir.Module:
     b.branch(loop).set_metadata("llvm.loop", module.add_metadata([ir.MetaDataString(module, "x")]))
     b = builder_class(exit_)
     b.ret(b.fadd(value, x))
+    g = ir.Function(module, ir.FunctionType(ir.VoidType(), []), name="g")
+    builder_class(g.append_basic_block()).ret_void()
     return module
 
 
@@ -83,6 +95,14 @@ def test_same_errors_as_irbuilder(builder_class):
         b.load(n, typ=F64)
     with pytest.raises(TypeError, match="not a pointer"):
         b.store(x, n)
+    with pytest.raises(ValueError, match="invalid comparison"):
+        b.fcmp_ordered("<>", x, x)
+    with pytest.raises(ValueError, match="invalid flag"):
+        b.fcmp_unordered("<", x, x, flags=("nsw",))
+    with pytest.raises(AssertionError):
+        b.select(b.icmp_signed("<", n, n), x, n)
+    with pytest.raises(TypeError, match="arg mismatch"):
+        b.call(ir.Function(module, ir.FunctionType(F64, [F64]), name="h"), [n])
     b.ret_void()
     with pytest.raises(AssertionError):
         b.branch(fn.append_basic_block())
