@@ -20,8 +20,24 @@ from __future__ import annotations
 
 from llvmlite import ir
 from llvmlite.ir import instructions as ins
+from llvmlite.ir._utils import _StringReferenceCaching
 
-_CACHED_STR = "_StrCaching__cached_str"  # llvmlite's per-object string cache (ir/_utils.py)
+# llvmlite's per-object caches of `str(value)` and `value.get_reference()` (ir/_utils.py)
+_CACHED_STR = "_StrCaching__cached_str"
+_CACHED_REF = "_StringReferenceCaching__cached_refstr"
+
+
+def _ref(v) -> str:
+    """`v.get_reference()`, filling llvmlite's cache the same way but without the AttributeError
+    that its first call per object raises and catches (most references are computed once: that
+    exception was a third of the printing time)."""
+    if not isinstance(v, _StringReferenceCaching):
+        return v.get_reference()
+    d = v.__dict__
+    ref = d.get(_CACHED_REF)
+    if ref is None:
+        ref = d[_CACHED_REF] = v._get_reference()
+    return ref
 
 
 def _metadata(i) -> str:
@@ -29,16 +45,16 @@ def _metadata(i) -> str:
     md = i.metadata
     if not md:
         return ""
-    return "".join([f", !{k} {v.get_reference()}" for k, v in md.items()])
+    return "".join([f", !{k} {_ref(v)}" for k, v in md.items()])
 
 
 def _typed(values) -> str:
-    return ", ".join([f"{v.type} {v.get_reference()}" for v in values])
+    return ", ".join([f"{v.type} {_ref(v)}" for v in values])
 
 
 def _generic(i) -> str:
     opname = " ".join([i.opname, *i.flags]) if i.flags else i.opname
-    return f"{opname} {i.type} {', '.join([v.get_reference() for v in i.operands])}{_metadata(i)}"
+    return f"{opname} {i.type} {', '.join([_ref(v) for v in i.operands])}{_metadata(i)}"
 
 
 def _terminator(i) -> str:
@@ -48,49 +64,49 @@ def _terminator(i) -> str:
 def _ret(i) -> str:
     if i.operands:
         v = i.operands[0]
-        return f"{i.opname} {v.type} {v.get_reference()}{_metadata(i)}"
+        return f"{i.opname} {v.type} {_ref(v)}{_metadata(i)}"
     return f"{i.opname}{_metadata(i)}"
 
 
 def _compare(i) -> str:
     lhs, rhs = i.operands[0], i.operands[1]
     flags = "".join([" " + f for f in i.flags])
-    return f"{i.opname}{flags} {i.op} {lhs.type} {lhs.get_reference()}, {rhs.get_reference()} {_metadata(i)}"
+    return f"{i.opname}{flags} {i.op} {lhs.type} {_ref(lhs)}, {_ref(rhs)} {_metadata(i)}"
 
 
 def _cast(i) -> str:
     v = i.operands[0]
-    return f"{i.opname} {v.type} {v.get_reference()} to {i.type} {_metadata(i)}"
+    return f"{i.opname} {v.type} {_ref(v)} to {i.type} {_metadata(i)}"
 
 
 def _load(i) -> str:
     p = i.operands[0]
     align = "" if i.align is None else ", align %d" % i.align
-    return f"load {i.type}, {p.type} {p.get_reference()}{align}{_metadata(i)}"
+    return f"load {i.type}, {p.type} {_ref(p)}{align}{_metadata(i)}"
 
 
 def _store(i) -> str:
     v, p = i.operands
     align = "" if i.align is None else ", align %d" % i.align
-    return f"store {v.type} {v.get_reference()}, {p.type} {p.get_reference()}{align}{_metadata(i)}"
+    return f"store {v.type} {_ref(v)}, {p.type} {_ref(p)}{align}{_metadata(i)}"
 
 
 def _gep(i) -> str:
     op = "getelementptr inbounds" if i.inbounds else "getelementptr"
     p = i.pointer
-    return f"{op} {i.source_etype}, {p.type} {p.get_reference()}, {_typed(i.indices)} {_metadata(i)}"
+    return f"{op} {i.source_etype}, {p.type} {_ref(p)}, {_typed(i.indices)} {_metadata(i)}"
 
 
 def _phi(i) -> str:
-    incoming = ", ".join([f"[{v.get_reference()}, {b.get_reference()}]" for v, b in i.incomings])
+    incoming = ", ".join([f"[{_ref(v)}, {_ref(b)}]" for v, b in i.incomings])
     return f"phi {' '.join(i.flags)} {i.type} {incoming} {_metadata(i)}"
 
 
 def _select(i) -> str:
     c, a, b = i.operands
     return (
-        f"select {' '.join(i.flags)} {c.type} {c.get_reference()}, {a.type} {a.get_reference()}, "
-        f"{b.type} {b.get_reference()} {_metadata(i)}"
+        f"select {' '.join(i.flags)} {c.type} {_ref(c)}, {a.type} {_ref(a)}, "
+        f"{b.type} {_ref(b)} {_metadata(i)}"
     )
 
 
@@ -102,8 +118,8 @@ def _call(i) -> str:
     args = []
     for k, a in enumerate(i.operands[1:]):
         attrs = " ".join(arg_attributes[k]._to_list(a.type)) + " " if k in arg_attributes else ""
-        args.append(f"{a.type} {attrs}{a.get_reference()}")
-    callee_ref = f"{fnty if fnty.var_arg else ret} {callee.get_reference()}"
+        args.append(f"{a.type} {attrs}{_ref(a)}")
+    callee_ref = f"{fnty if fnty.var_arg else ret} {_ref(callee)}"
     if i.cconv:
         callee_ref = f"{i.cconv} {callee_ref}"
     tail = f"{i.tail} " if i.tail else ""
@@ -122,13 +138,13 @@ def _shuffle(i) -> str:
 
 def _extract_value(i) -> str:
     a = i.aggregate
-    return f"extractvalue {a.type} {a.get_reference()}, {', '.join([str(k) for k in i.indices])} {_metadata(i)}"
+    return f"extractvalue {a.type} {_ref(a)}, {', '.join([str(k) for k in i.indices])} {_metadata(i)}"
 
 
 def _insert_value(i) -> str:
     a, v = i.aggregate, i.value
     indices = ", ".join([str(k) for k in i.indices])
-    return f"insertvalue {a.type} {a.get_reference()}, {v.type} {v.get_reference()}, {indices} {_metadata(i)}"
+    return f"insertvalue {a.type} {_ref(a)}, {v.type} {_ref(v)}, {indices} {_metadata(i)}"
 
 
 # Exact classes only: a subclass may print differently (it goes to llvmlite).
@@ -165,7 +181,7 @@ def instruction_text(i) -> str:
         return str(i)
     text = fmt(i)
     if not isinstance(i.type, _VOID):
-        text = f"{i.get_reference()} = {text}"
+        text = f"{_ref(i)} = {text}"
     return text.rstrip()
 
 
@@ -187,10 +203,10 @@ def _metadata_node_text(md) -> str:
     operands = []
     for op in md.operands:
         if isinstance(op.type, ir.MetaDataType):
-            operands.append("null" if isinstance(op, ir.Constant) and op.constant is None else op.get_reference())
+            operands.append("null" if isinstance(op, ir.Constant) and op.constant is None else _ref(op))
         else:
-            operands.append(f"{op.type} {op.get_reference()}")
-    return f"{md.get_reference()} = !{{ {', '.join(operands)} }}"
+            operands.append(f"{op.type} {_ref(op)}")
+    return f"{_ref(md)} = !{{ {', '.join(operands)} }}"
 
 
 def module_text(module: ir.Module) -> str:
@@ -204,7 +220,7 @@ def module_text(module: ir.Module) -> str:
     lines += [t.get_declaration() for t in module.get_identified_types().values()]
     lines += [function_text(v) if type(v) is ir.Function else str(v) for v in module.globals.values()]
     for name, node in module.namedmetadata.items():
-        lines.append(f"!{name} = !{{ {', '.join(i.get_reference() for i in node.operands)} }}")
+        lines.append(f"!{name} = !{{ {', '.join(_ref(i) for i in node.operands)} }}")
     lines += [
         _metadata_node_text(md) if type(md) is ir.values.MDValue and _CACHED_STR not in md.__dict__ else str(md)
         for md in module.metadata

@@ -94,8 +94,12 @@ def indexes_through_memory(loop: Operation, ops: list[Operation] | None = None) 
     body = loop.body.blocks.first
     if any(op.name == "scf.for" for op in (ops if ops is not None else walk_ops(loop)) if op is not loop):
         return False
+    body_ops = list(body.ops)
+    indices = [index for access in map(indexed_access, body_ops) if access is not None for index in access[1]]
+    if not any(isinstance(index, OpResult) and index.op.parent_block() is body for index in indices):
+        return False  # every index is a block argument or comes from outside the body: none is loaded here
     loaded: set[int] = set()  # ids of the values computed from a load (SSA values compare by identity)
-    for op in body.ops:
+    for op in body_ops:
         access = indexed_access(op)
         if access is not None and not loaded.isdisjoint(map(id, access[1])):
             return True
