@@ -138,7 +138,7 @@ def stays_a_loop(loop: Operation) -> bool:
     count = trip_count(loop)
     if count is None:
         return True
-    costly = sum(1 for op in loop.walk() if op.name.startswith(_COSTLY_PREFIXES) or op.name in _COSTLY_FLOAT_OPS)
+    costly = sum(1 for op in walk_ops(loop) if op.name.startswith(_COSTLY_PREFIXES) or op.name in _COSTLY_FLOAT_OPS)
     return count * costly >= EARLY_FULL_UNROLL_SIZE
 
 
@@ -152,7 +152,7 @@ def rolls_over_a_long_reduction(loop: Operation) -> bool:
     outer-product update under an `scf.if`, in a train step's backward pass) are left to LLVM:
     rolled, that 10-row nest ran 2% slower, for no LLVM time saved."""
     return any(
-        op is not loop and op.name == "scf.for" and len(op.iter_args) > 0 and stays_a_loop(op) for op in loop.walk()
+        op is not loop and op.name == "scf.for" and len(op.iter_args) > 0 and stays_a_loop(op) for op in walk_ops(loop)
     )
 
 
