@@ -55,8 +55,9 @@ class CompiledFunction(LLVMInspection):
     `cache_source` is "memory" or "disk" when the compile was a cache hit.
     """
 
-    # `_dispatch` is a slot so that backend/call_slot.py can call it from native code (see __call__).
-    __slots__ = ("_dispatch", "__dict__", "__weakref__")
+    # `_dispatch` is a slot so that backend/call_slot.py can call it from native code (see __call__);
+    # `_vectorcall` holds the address of call_slot's vectorcall function (0: CPython uses tp_call).
+    __slots__ = ("_dispatch", "_vectorcall", "__dict__", "__weakref__")
 
     def __init__(
         self,
@@ -309,6 +310,9 @@ class CompiledFunction(LLVMInspection):
         return self._package(self.run_flat(args))
 
 
+call_slot.prepare_vectorcall(CompiledFunction, "_vectorcall")
+
+
 class JitFunction:
     """A Python function compiled on first call per signature (`@rm.jit`).
 
@@ -316,8 +320,9 @@ class JitFunction:
     a `func.call` to its own traced `func.func`.
     """
 
-    # `_dispatch` is a slot so that backend/call_slot.py can call it from native code (see __call__).
-    __slots__ = ("_dispatch", "__dict__", "__weakref__")
+    # `_dispatch` is a slot so that backend/call_slot.py can call it from native code (see __call__);
+    # `_vectorcall` holds the address of call_slot's vectorcall function (0: CPython uses tp_call).
+    __slots__ = ("_dispatch", "_vectorcall", "__dict__", "__weakref__")
 
     def __init__(self, fn: Callable, *, pipeline: str | None = None, name: str | None = None):
         self.fn = fn
@@ -377,6 +382,9 @@ class JitFunction:
         if dispatch is None:
             dispatch = self._dispatchers[compiled.specs] = compiled.dispatcher(self._call) or self._call
         return dispatch
+
+
+call_slot.prepare_vectorcall(JitFunction, "_vectorcall")
 
 
 def call_traced(jit_fn: JitFunction, args: Sequence[Any]):

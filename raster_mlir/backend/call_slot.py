@@ -44,13 +44,22 @@ _PTR = 8
 _TYPE_FIELDS = (
     "ob_refcnt", "ob_type", "ob_size", "tp_name", "tp_basicsize", "tp_itemsize", "tp_dealloc",
     "tp_vectorcall_offset", "tp_getattr", "tp_setattr", "tp_as_async", "tp_repr", "tp_as_number",
-    "tp_as_sequence", "tp_as_mapping", "tp_hash", "tp_call",
+    "tp_as_sequence", "tp_as_mapping", "tp_hash", "tp_call", "tp_str", "tp_getattro", "tp_setattro",
+    "tp_as_buffer", "tp_flags",
 )  # fmt: skip (Include/cpython/object.h, unchanged from CPython 3.8 to 3.13)
 _OFF = {name: k * _PTR for k, name in enumerate(_TYPE_FIELDS)}
 
 _lock = threading.Lock()
 _modules: dict[int, tuple] = {}  # member offset -> (JIT module, address of the function): kept for the process
 _installed: set[type] = set()
+_vectorcall_members: dict[type, int] = {}  # class -> offset of its vectorcall member (prepare_vectorcall)
+_vectorcall_installed: dict[type, int] = {}  # class -> address of its vectorcall function
+
+Py_TPFLAGS_HAVE_VECTORCALL = 1 << 11
+T_OBJECT_EX = 16  # (Include/structmember.h)
+T_PYSSIZET = 19
+_MEMBER_DEF = {"name": 0, "type": 8, "offset": 16, "flags": 24}  # PyMemberDef's fields
+_DESCR = {"d_type": 16, "d_name": 24, "d_member": 40}  # PyMemberDescrObject's fields
 
 
 # The offset of the first `__slots__` member of a class deriving from object (after ob_refcnt, ob_type).
@@ -58,7 +67,64 @@ USUAL_OFFSET = 2 * _PTR
 
 
 def ir(offset: int) -> str:
-    """The tp_call (module docstring) for a member at `offset`, with its table `@call_slot_rt_<offset>`."""
+    """The tp_call (module docstring) for a member at `offset`, with its table `@call_slot_rt_<offset>`,
+    and the vectorcall of `vectorcall_ir`."""
+    return _tp_call_ir(offset) + vectorcall_ir(offset)
+
+
+def vectorcall_ir(offset: int) -> str:
+    """`raster_mlir_vectorcall_<offset>`: a PEP 590 vectorcall reading the member at `offset` and
+    vectorcalling it (module docstring), with its table `@vectorcall_rt_<offset>`.
+
+    While the class's tp_call is still the native one of `ir` it calls the member (a vectorcall: no
+    argument tuple, keywords passed on); if somebody replaced the class's `__call__` since (CPython
+    then rewrites tp_call but keeps the vectorcall flag), or the member is empty, it calls what
+    `obj.__call__` gives (the property: the member, or its AttributeError; or the new `__call__`)."""
+    return f"""
+@vectorcall_rt_{offset} = global [5 x i64] zeroinitializer, align 8   ; PyObject_Vectorcall, PyObject_GetAttr, Py_IncRef, Py_DecRef, "__call__"
+
+define ptr @raster_mlir_vectorcall_{offset}(ptr %self, ptr %args, i64 %nargsf, ptr %kwnames) {{
+entry:
+  %type_p = getelementptr i8, ptr %self, i64 {_OFF["ob_type"]}
+  %type = load ptr, ptr %type_p
+  %tp_call_p = getelementptr i8, ptr %type, i64 {_OFF["tp_call"]}
+  %tp_call = load ptr, ptr %tp_call_p
+  %ours = icmp eq ptr %tp_call, @raster_mlir_call_slot_{offset}
+  %p = getelementptr i8, ptr %self, i64 {offset}
+  %target = load ptr, ptr %p
+  %present = icmp ne ptr %target, null
+  %direct = and i1 %ours, %present
+  %vcall_i = load i64, ptr @vectorcall_rt_{offset}
+  %vcall = inttoptr i64 %vcall_i to ptr
+  %incref_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 2)
+  %incref = inttoptr i64 %incref_i to ptr
+  %decref_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 3)
+  %decref = inttoptr i64 %decref_i to ptr
+  br i1 %direct, label %call, label %generic
+call:
+  call void %incref(ptr %target)                 ; (the call may rebind the member)
+  %result = call ptr %vcall(ptr %target, ptr %args, i64 %nargsf, ptr %kwnames)
+  call void %decref(ptr %target)
+  ret ptr %result
+generic:
+  %getattr_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 1)
+  %getattr = inttoptr i64 %getattr_i to ptr
+  %name_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 4)
+  %name = inttoptr i64 %name_i to ptr
+  %method = call ptr %getattr(ptr %self, ptr %name)
+  %failed = icmp eq ptr %method, null
+  br i1 %failed, label %fail, label %call_method
+call_method:
+  %result2 = call ptr %vcall(ptr %method, ptr %args, i64 %nargsf, ptr %kwnames)
+  call void %decref(ptr %method)
+  ret ptr %result2
+fail:
+  ret ptr null
+}}
+"""
+
+
+def _tp_call_ir(offset: int) -> str:
     return f"""
 @call_slot_rt_{offset} = global [4 x i64] zeroinitializer, align 8   ; PyObject_Call, original tp_call, Py_IncRef, Py_DecRef
 
@@ -139,28 +205,45 @@ def _module(offset: int):
     return load_or_compile(ir(offset), host_target(), opt_level=1).module
 
 
-def _function(offset: int, generic: int) -> int:
-    """The address of the native tp_call for members at `offset`, its table filled (kept for the process)."""
+_CALL_NAME = sys.intern("__call__")  # (the vectorcall tables hold its address)
+
+
+def _functions(offset: int, generic: int) -> tuple[int, int]:
+    """The addresses of the native tp_call and vectorcall for members at `offset`, their tables filled
+    (kept for the process)."""
     entry = _modules.get(offset)
     if entry is None:
         jit = _module(offset)
         api = ctypes.pythonapi
+
+        def fn(f) -> int:
+            return ctypes.cast(f, ctypes.c_void_p).value
+
         table = (ctypes.c_int64 * 4).from_address(jit.global_address(f"call_slot_rt_{offset}"))
-        for k, fn in enumerate((api.PyObject_Call, None, api.Py_IncRef, api.Py_DecRef)):
-            table[k] = generic if fn is None else ctypes.cast(fn, ctypes.c_void_p).value
-        entry = _modules[offset] = (jit, jit.function_address(f"raster_mlir_call_slot_{offset}"))
-    return entry[1]
+        table[:] = [fn(api.PyObject_Call), generic, fn(api.Py_IncRef), fn(api.Py_DecRef)]
+        table = (ctypes.c_int64 * 5).from_address(jit.global_address(f"vectorcall_rt_{offset}"))
+        table[:] = [fn(api.PyObject_Vectorcall), fn(api.PyObject_GetAttr), fn(api.Py_IncRef), fn(api.Py_DecRef), id(_CALL_NAME)]
+        entry = _modules[offset] = (
+            jit, jit.function_address(f"raster_mlir_call_slot_{offset}"), jit.function_address(f"raster_mlir_vectorcall_{offset}")
+        )  # fmt: skip
+    return entry[1], entry[2]
 
 
-def _probe(offset: int, attr: str, address: int, generic: int) -> bool:
-    """Install on a throwaway class whose member sits at `offset`, and call through it."""
-    probe = type("Probe", (), {"__slots__": (attr, "__dict__", "__weakref__"), "__call__": property(operator.attrgetter(attr))})
+def _probe(offset: int, attr: str, address: int, generic: int, vectorcall: int = 0) -> bool:
+    """Install on a throwaway class whose member sits at `offset`, and call through it (and, given the
+    `vectorcall` address, through that too)."""
+    slots = (attr, "_vectorcall", "__dict__", "__weakref__") if vectorcall else (attr, "__dict__", "__weakref__")
+    probe = type("Probe", (), {"__slots__": slots, "__call__": property(operator.attrgetter(attr))})
+    if vectorcall and not (prepare_vectorcall(probe, "_vectorcall") and _enable_vectorcall(probe, vectorcall)):
+        return False
     instance = probe()
+    if vectorcall:
+        instance._vectorcall = vectorcall
     setattr(instance, attr, lambda *a, **k: (a, k))
     if _member_offset(instance, attr) != offset or _word(id(probe) + _OFF["tp_call"]) != generic:
         return False
     ctypes.c_ssize_t.from_address(id(probe) + _OFF["tp_call"]).value = address
-    if instance(1, 2, key=3) != ((1, 2), {"key": 3}):
+    if instance(1, 2, key=3) != ((1, 2), {"key": 3}) or instance(*range(7)) != (tuple(range(7)), {}):
         return False
     delattr(instance, attr)
     try:
@@ -170,13 +253,56 @@ def _probe(offset: int, attr: str, address: int, generic: int) -> bool:
     return False
 
 
+def prepare_vectorcall(cls: type, member: str) -> bool:
+    """Turn `cls`'s __slots__ member `member` into a raw word (a `Py_ssize_t` member) that can hold a
+    vectorcall function's address (module docstring); True if done. Call it right after the class
+    statement, before any instance exists (an object stored there would be read as code)."""
+    if sys.implementation.name != "cpython" or ctypes.sizeof(ctypes.c_void_p) != _PTR:
+        return False
+    descr = cls.__dict__.get(member)
+    if type(descr).__name__ != "member_descriptor" or descr.__objclass__ is not cls:
+        return False
+    if _word(id(descr) + _DESCR["d_type"]) != id(cls) or _word(id(descr) + _DESCR["d_name"]) != id(descr.__name__):
+        return False
+    definition = _word(id(descr) + _DESCR["d_member"])
+    offset = _word(definition + _MEMBER_DEF["offset"])
+    if (
+        ctypes.string_at(_word(definition + _MEMBER_DEF["name"])) != member.encode()
+        or ctypes.c_int.from_address(definition + _MEMBER_DEF["type"]).value != T_OBJECT_EX
+        or ctypes.c_int.from_address(definition + _MEMBER_DEF["flags"]).value != 0
+        or not _PTR * 2 <= offset <= cls.__basicsize__ - _PTR
+    ):
+        return False
+    ctypes.c_int.from_address(definition + _MEMBER_DEF["type"]).value = T_PYSSIZET
+    _vectorcall_members[cls] = offset
+    return True
+
+
+def _enable_vectorcall(cls: type, address: int) -> bool:
+    """Point `cls`'s tp_vectorcall_offset at its prepared member and set Py_TPFLAGS_HAVE_VECTORCALL
+    (instances whose member holds 0 keep calling through tp_call)."""
+    offset = _vectorcall_members.get(cls)
+    flags = _word(id(cls) + _OFF["tp_flags"])
+    if offset is None or flags != cls.__flags__ or flags & Py_TPFLAGS_HAVE_VECTORCALL:
+        return False
+    if _word(id(cls) + _OFF["tp_vectorcall_offset"]) != 0:
+        return False
+    ctypes.c_ssize_t.from_address(id(cls) + _OFF["tp_vectorcall_offset"]).value = offset
+    ctypes.c_ssize_t.from_address(id(cls) + _OFF["tp_flags"]).value = flags | Py_TPFLAGS_HAVE_VECTORCALL
+    _vectorcall_installed[cls] = address
+    return True
+
+
 def install(cls: type, attr: str, instance) -> bool:
     """Make `cls(...)` instances call their `attr` natively (module docstring); True if installed.
 
     `cls` must define `__call__ = property(operator.attrgetter(attr))` and `attr` in its `__slots__`;
-    `instance` is one of its instances with `attr` set (to find the member's offset).
+    `instance` is one of its instances with `attr` set (to find the member's offset). If `cls` has a
+    member prepared by `prepare_vectorcall`, instances are also called by vectorcall, `instance` from
+    now on (others once they are passed here).
     """
     if cls in _installed:
+        _set_vectorcall(cls, instance)
         return True
     if sys.implementation.name != "cpython" or ctypes.sizeof(ctypes.c_void_p) != _PTR or type(instance) is not cls:
         return False
@@ -187,9 +313,18 @@ def install(cls: type, attr: str, instance) -> bool:
         offset = _member_offset(instance, attr)
         if generic is None or offset is None or _word(id(cls) + _OFF["tp_call"]) != generic:
             return False
-        address = _function(offset, generic)
+        address, vectorcall = _functions(offset, generic)
         if not _probe(offset, attr, address, generic):
             return False
         ctypes.c_ssize_t.from_address(id(cls) + _OFF["tp_call"]).value = address
         _installed.add(cls)
+        if cls in _vectorcall_members and _probe(offset, attr, address, generic, vectorcall):
+            _enable_vectorcall(cls, vectorcall)
+    _set_vectorcall(cls, instance)
     return True
+
+
+def _set_vectorcall(cls: type, instance) -> None:
+    address = _vectorcall_installed.get(cls)
+    if address is not None and type(instance) is cls:
+        instance._vectorcall = address

@@ -88,6 +88,7 @@ _T_NAMES = (
     "off_descr", "off_flags", "off_typeobj", "off_byteorder", "native_byteorder", "pyarray_new",
     "pyfloat_fromdouble", "pylong_fromlonglong", "pytuple_new", "py_incref", "py_decref", "pyobject_call",
     "not_implemented", "traces_open", "off_refcnt", "off_strides", "off_base", "off_weakreflist",
+    "pyobject_vectorcall",
 )  # fmt: skip
 _T = {name: k for k, name in enumerate(_T_NAMES)}
 
@@ -102,7 +103,25 @@ def _ir() -> str:
     return f"""
 @rt = global [{len(_T)} x i64] zeroinitializer, align 8
 
+; METH_VARARGS (or METH_O with the tuple as its argument): the arguments are the tuple's items.
 define ptr @raster_mlir_dispatch(ptr %self, ptr %args) {{
+entry:
+{rt("off_tuple_size", "size_off")}{rt("off_tuple_items", "items_off")}  %size_p = getelementptr i8, ptr %args, i64 %size_off
+  %size = load i64, ptr %size_p
+  %items = getelementptr i8, ptr %args, i64 %items_off
+  %result = call ptr @dispatch(ptr %self, ptr %items, i64 %size, ptr %args)
+  ret ptr %result
+}}
+
+; METH_FASTCALL: CPython passes the arguments as an array, with no tuple (a vectorcall).
+define ptr @raster_mlir_dispatch_fastcall(ptr %self, ptr %args, i64 %nargs) {{
+entry:
+  %result = call ptr @dispatch(ptr %self, ptr %args, i64 %nargs, ptr null)
+  ret ptr %result
+}}
+
+; The dispatcher: `args_items[0 .. size)` are the arguments; `args` their tuple, or null (fastcall).
+define internal ptr @dispatch(ptr %self, ptr %args_items, i64 %size, ptr %args) alwaysinline {{
 entry:
 {loads}  %self_items = getelementptr i8, ptr %self, i64 %off_tuple_items
   %desc_obj_p = getelementptr ptr, ptr %self_items, i64 1
@@ -133,8 +152,6 @@ entry:
   br i1 %tracing, label %declined, label %arity
 
 arity:
-  %size_p = getelementptr i8, ptr %args, i64 %off_tuple_size
-  %size = load i64, ptr %size_p
   %arity_ok = icmp eq i64 %size, %n_in
   br i1 %arity_ok, label %setup, label %declined
 
@@ -145,7 +162,6 @@ setup:
   %objects = alloca ptr, i64 %n_out1, align 8
   %scalars = alloca i64, i64 %n_out1, align 8
   %evicted = alloca ptr, i64 %n_out1, align 8
-  %args_items = getelementptr i8, ptr %args, i64 %off_tuple_items
   %native_bo = trunc i64 %native_byteorder to i8
   br label %in_loop
 
@@ -505,9 +521,18 @@ decline_plain:
   ret ptr %na
 
 decline_call:
+  %has_tuple = icmp ne ptr %args, null
+  br i1 %has_tuple, label %decline_tuple, label %decline_vector
+
+decline_tuple:
   %call_fn = inttoptr i64 %pyobject_call to ptr
   %called = call ptr %call_fn(ptr %fallback, ptr %args, ptr null)
   ret ptr %called
+
+decline_vector:
+  %vcall_fn = inttoptr i64 %pyobject_vectorcall to ptr
+  %vcalled = call ptr %vcall_fn(ptr %fallback, ptr %args_items, i64 %size, ptr null)
+  ret ptr %vcalled
 }}
 
 ; The record of buffer %b: descriptor words HEADER + b * RECORD (the constants' addresses follow the last).
@@ -623,6 +648,7 @@ class _Dispatcher:
         # (with the tp_call of backend/call_slot.py, so that installing it loads no module of its own)
         self.jit = load_or_compile(_ir() + call_slot.ir(call_slot.USUAL_OFFSET), host_target(), opt_level=1).module
         self.address = self.jit.function_address("raster_mlir_dispatch")
+        self.fastcall_address = self.jit.function_address("raster_mlir_dispatch_fastcall")
         self.table_address = self.jit.global_address("rt")
         self._fill_table(self.table_address)
 
@@ -645,6 +671,7 @@ class _Dispatcher:
             "pyfloat_fromdouble": fn(api.PyFloat_FromDouble), "pylong_fromlonglong": fn(api.PyLong_FromLongLong),
             "pytuple_new": fn(api.PyTuple_New), "py_incref": fn(api.Py_IncRef), "py_decref": fn(api.Py_DecRef),
             "pyobject_call": fn(api.PyObject_Call), "not_implemented": id(NotImplemented),
+            "pyobject_vectorcall": fn(api.PyObject_Vectorcall),
         }  # fmt: skip
         recycling = abi.probe_recycling()
         if recycling is not None:  # (else no descriptor gets a cache, so the offsets are never read)
@@ -729,7 +756,9 @@ def dispatcher(descriptor: np.ndarray, keep_alive, fallback=NotImplemented, vara
     table = (ctypes.c_int64 * len(_T)).from_address(native.table_address)
     table[_T["traces_open"]] = int(descriptor[7])
     descriptor, cache = _with_result_cache(descriptor)
-    return pycall.builtin(native.address, "raster_mlir_dispatch", descriptor, fallback, varargs, (keep_alive, native, cache))
+    if varargs:  # (f(*args) as a vectorcall: no argument tuple)
+        return pycall.builtin(native.fastcall_address, "raster_mlir_dispatch", descriptor, fallback, pycall.METH_FASTCALL, (keep_alive, native, cache))
+    return pycall.builtin(native.address, "raster_mlir_dispatch", descriptor, fallback, pycall.METH_O, (keep_alive, native, cache))
 
 
 class _ResultCache:

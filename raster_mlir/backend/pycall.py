@@ -24,6 +24,7 @@ import sys
 
 METH_VARARGS = 0x0001
 METH_O = 0x0008
+METH_FASTCALL = 0x0080
 
 
 class _MethodDef(ctypes.Structure):
@@ -50,11 +51,13 @@ def available() -> bool:
     return _NEW is not None
 
 
-def builtin(address: int, name: str, state, fallback=NotImplemented, varargs: bool = False, keep_alive=None):
-    """A builtin calling the native `PyObject* fn(PyObject* self, PyObject* arg)` at `address`.
+def builtin(address: int, name: str, state, fallback=NotImplemented, flags: int = METH_O, keep_alive=None):
+    """A builtin calling the native function at `address`, by `flags`:
 
-    `varargs=False` (METH_O): `f(t)` passes the object `t`; `varargs=True`
-    (METH_VARARGS): `f(*args)` passes the tuple `args`. The builtin's `self`
+    METH_O: `PyObject* fn(PyObject* self, PyObject* arg)`, `f(t)` passes the object `t`;
+    METH_VARARGS: the same signature, `f(*args)` passes the tuple `args`;
+    METH_FASTCALL: `PyObject* fn(PyObject* self, PyObject* const* args, Py_ssize_t nargs)`,
+    `f(*args)` passes the arguments as an array (a vectorcall: no tuple is made). The builtin's `self`
     is the tuple `(fallback, state, definition, name, keep_alive)`: the native
     code reads `state` (dispatch.py: its descriptor) and calls `fallback(*args)`
     when it declines (NotImplemented: returns that); everything in it, the
@@ -63,6 +66,8 @@ def builtin(address: int, name: str, state, fallback=NotImplemented, varargs: bo
     if _NEW is None:
         raise RuntimeError("native builtins need CPython")
     encoded = name.encode()
-    definition = _MethodDef(encoded, address, METH_VARARGS if varargs else METH_O, None)
+    if flags not in (METH_O, METH_VARARGS, METH_FASTCALL):
+        raise ValueError(f"unsupported builtin flags {flags:#x}")
+    definition = _MethodDef(encoded, address, flags, None)
     owner = (fallback, state, definition, encoded, keep_alive)
     return _NEW(ctypes.addressof(definition), owner, None)
