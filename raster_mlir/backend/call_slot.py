@@ -60,6 +60,7 @@ T_OBJECT_EX = 16  # (Include/structmember.h)
 T_PYSSIZET = 19
 _MEMBER_DEF = {"name": 0, "type": 8, "offset": 16, "flags": 24}  # PyMemberDef's fields
 _DESCR = {"d_type": 16, "d_name": 24, "d_member": 40}  # PyMemberDescrObject's fields
+_CFUNCTION = {"m_ml": 16, "m_self": 24, "ml_meth": 8}  # PyCFunctionObject's fields, and PyMethodDef's ml_meth
 
 
 # The offset of the first `__slots__` member of a class deriving from object (after ob_refcnt, ob_type).
@@ -81,7 +82,7 @@ def vectorcall_ir(offset: int) -> str:
     then rewrites tp_call but keeps the vectorcall flag), or the member is empty, it calls what
     `obj.__call__` gives (the property: the member, or its AttributeError; or the new `__call__`)."""
     return f"""
-@vectorcall_rt_{offset} = global [5 x i64] zeroinitializer, align 8   ; PyObject_Vectorcall, PyObject_GetAttr, Py_IncRef, Py_DecRef, "__call__"
+@vectorcall_rt_{offset} = global [7 x i64] zeroinitializer, align 8   ; PyObject_Vectorcall, PyObject_GetAttr, Py_IncRef, Py_DecRef, "__call__", builtin type, dispatcher
 
 define ptr @raster_mlir_vectorcall_{offset}(ptr %self, ptr %args, i64 %nargsf, ptr %kwnames) {{
 entry:
@@ -96,20 +97,46 @@ entry:
   %direct = and i1 %ours, %present
   %vcall_i = load i64, ptr @vectorcall_rt_{offset}
   %vcall = inttoptr i64 %vcall_i to ptr
-  %incref_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 2)
+  %incref_i = load i64, ptr getelementptr inbounds ([7 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 2)
   %incref = inttoptr i64 %incref_i to ptr
-  %decref_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 3)
+  %decref_i = load i64, ptr getelementptr inbounds ([7 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 3)
   %decref = inttoptr i64 %decref_i to ptr
   br i1 %direct, label %call, label %generic
 call:
   call void %incref(ptr %target)                 ; (the call may rebind the member)
+  %builtin_i = load i64, ptr getelementptr inbounds ([7 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 5)
+  %dispatcher_i = load i64, ptr getelementptr inbounds ([7 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 6)
+  %target_type_p = getelementptr i8, ptr %target, i64 {_OFF["ob_type"]}
+  %target_type = load i64, ptr %target_type_p
+  %is_builtin = icmp eq i64 %target_type, %builtin_i
+  %no_keywords = icmp eq ptr %kwnames, null
+  %may_be_ours = and i1 %is_builtin, %no_keywords
+  br i1 %may_be_ours, label %builtin, label %vectorcall
+builtin:
+  %ml_p = getelementptr i8, ptr %target, i64 {_CFUNCTION["m_ml"]}
+  %ml = load ptr, ptr %ml_p
+  %meth_p = getelementptr i8, ptr %ml, i64 {_CFUNCTION["ml_meth"]}
+  %meth = load i64, ptr %meth_p
+  %is_dispatcher = icmp eq i64 %meth, %dispatcher_i
+  br i1 %is_dispatcher, label %dispatch, label %vectorcall
+dispatch:
+  ; dispatch.py's METH_FASTCALL dispatcher, called as CPython would (without its recursion check:
+  ; the dispatcher recurses only through its Python fallback, which has its own)
+  %m_self_p = getelementptr i8, ptr %target, i64 {_CFUNCTION["m_self"]}
+  %m_self = load ptr, ptr %m_self_p
+  %nargs = and i64 %nargsf, {2**63 - 1}
+  %dispatch_fn = inttoptr i64 %dispatcher_i to ptr
+  %dispatched = call ptr %dispatch_fn(ptr %m_self, ptr %args, i64 %nargs)
+  call void %decref(ptr %target)
+  ret ptr %dispatched
+vectorcall:
   %result = call ptr %vcall(ptr %target, ptr %args, i64 %nargsf, ptr %kwnames)
   call void %decref(ptr %target)
   ret ptr %result
 generic:
-  %getattr_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 1)
+  %getattr_i = load i64, ptr getelementptr inbounds ([7 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 1)
   %getattr = inttoptr i64 %getattr_i to ptr
-  %name_i = load i64, ptr getelementptr inbounds ([5 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 4)
+  %name_i = load i64, ptr getelementptr inbounds ([7 x i64], ptr @vectorcall_rt_{offset}, i64 0, i64 4)
   %name = inttoptr i64 %name_i to ptr
   %method = call ptr %getattr(ptr %self, ptr %name)
   %failed = icmp eq ptr %method, null
@@ -208,6 +235,21 @@ def _module(offset: int):
 _CALL_NAME = sys.intern("__call__")  # (the vectorcall tables hold its address)
 
 
+def _fastcall_dispatcher() -> int:
+    """dispatch.py's METH_FASTCALL dispatcher, which the vectorcall calls directly when the member is a
+    builtin running it; 0 (always vectorcall the member) without it or if a builtin's layout is unexpected."""
+    from . import dispatch, pycall
+
+    native = dispatch._get()
+    if native is None:
+        return 0
+    address = native.fastcall_address
+    probe = pycall.builtin(address, "probe", None, NotImplemented, pycall.METH_FASTCALL)  # (never called)
+    if type(probe) is not type(len) or _word(id(probe) + _CFUNCTION["m_self"]) != id(probe.__self__):
+        return 0
+    return address if _word(_word(id(probe) + _CFUNCTION["m_ml"]) + _CFUNCTION["ml_meth"]) == address else 0
+
+
 def _functions(offset: int, generic: int) -> tuple[int, int]:
     """The addresses of the native tp_call and vectorcall for members at `offset`, their tables filled
     (kept for the process)."""
@@ -221,8 +263,11 @@ def _functions(offset: int, generic: int) -> tuple[int, int]:
 
         table = (ctypes.c_int64 * 4).from_address(jit.global_address(f"call_slot_rt_{offset}"))
         table[:] = [fn(api.PyObject_Call), generic, fn(api.Py_IncRef), fn(api.Py_DecRef)]
-        table = (ctypes.c_int64 * 5).from_address(jit.global_address(f"vectorcall_rt_{offset}"))
-        table[:] = [fn(api.PyObject_Vectorcall), fn(api.PyObject_GetAttr), fn(api.Py_IncRef), fn(api.Py_DecRef), id(_CALL_NAME)]
+        table = (ctypes.c_int64 * 7).from_address(jit.global_address(f"vectorcall_rt_{offset}"))
+        table[:] = [
+            fn(api.PyObject_Vectorcall), fn(api.PyObject_GetAttr), fn(api.Py_IncRef), fn(api.Py_DecRef), id(_CALL_NAME),
+            id(type(len)), _fastcall_dispatcher(),
+        ]  # fmt: skip
         entry = _modules[offset] = (
             jit, jit.function_address(f"raster_mlir_call_slot_{offset}"), jit.function_address(f"raster_mlir_vectorcall_{offset}")
         )  # fmt: skip
