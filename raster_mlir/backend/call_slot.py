@@ -31,6 +31,35 @@ the instance's memory holding the attribute's value) and a call through a
 probe class. Anything unexpected leaves the class alone (the property path).
 The code for the usual offset (the first member of `__slots__`) is part of dispatch.py's module;
 another offset gets a tiny module of its own, from the compile cache.
+
+Vectorcall (PEP 590). Even a native tp_call costs CPython an argument tuple
+per call and two more calls (`_PyObject_MakeTpCall`, `PyObject_Call`): about
+20 ns. A class that declares a second `__slots__` member for it (`_vectorcall`)
+and passes it to `prepare_vectorcall` right after the class statement gets
+CPython's vectorcall instead: that member becomes a raw `Py_ssize_t` word
+(its PyMemberDef's type is rewritten, so the garbage collector and
+deallocation skip it), `install` sets the class's `tp_vectorcall_offset` to
+it and `Py_TPFLAGS_HAVE_VECTORCALL` (after a probe class of the same layout
+answered positional and keyword calls and a missing member as the property
+does), and writes the address of
+
+    PyObject* vectorcall(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames):
+        target = *(PyObject**)((char*)self + OFFSET)
+        if target == NULL or Py_TYPE(self)->tp_call != <the tp_call above>:
+            # a missing member (the property's AttributeError), or `__call__` replaced on the class
+            # (CPython 3.11 then rewrites tp_call but keeps the flag): what obj.__call__ gives
+            return PyObject_Vectorcall(getattr(self, "__call__"), args, nargsf, kwnames)
+        Py_IncRef(target)
+        if kwnames == NULL and target is a builtin whose ml_meth is dispatch.py's fastcall dispatcher:
+            result = dispatcher(target->m_self, args, PyVectorcall_NARGS(nargsf))
+        else:
+            result = PyObject_Vectorcall(target, args, nargsf, kwnames)
+        Py_DecRef(target)
+        return result
+
+into each instance `install` is given (a word left 0 means "use tp_call", so
+instances made before still work). Subclasses get no vectorcall flag from
+CPython (heap types do not inherit it), so they keep the property path.
 """
 
 from __future__ import annotations

@@ -6,15 +6,18 @@ the buffers, `.item()` for a scalar result, a closure frame; about 0.3-1 us
 of a call whose kernel may take 0.1 us. This module compiles, once per
 process, one generic native function with the signature of a CPython builtin,
 
-    PyObject* raster_mlir_dispatch(PyObject* self, PyObject* args)
+    PyObject* raster_mlir_dispatch(PyObject* self, PyObject* args)           (METH_O / METH_VARARGS)
+    PyObject* raster_mlir_dispatch_fastcall(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
 
+(the second for `f(*args)` builtins, METH_FASTCALL: CPython passes its
+argument array, no tuple; call_slot.py's vectorcall calls it directly)
 driven by a per-signature descriptor (an int64 array built by `describe`), so
 no compiled function carries code of its own for it (its cold compile time
 is unchanged). `self` is the tuple `(fallback, descriptor, keep-alive...)`
 that pycall.py gives a builtin. Per call it:
 
 1. declines if a trace is open (the C int64 whose address is `traces_open`),
-   or if `args` does not have one item per input;
+   or if there is not one argument per input;
 2. checks each input as `<entry>_checked` does: exact ndarray type; the dtype
    object (or the same scalar type in native byte order); ndim and every
    dimension; C-contiguous, aligned (and writeable if written) flags; the
@@ -47,7 +50,8 @@ function is freed (at most two per output, each < 64 KiB), and
 counts. The GIL is held for the whole call, so the check and the reuse are
 atomic for other threads.
 
-Declining (before anything is allocated) calls `fallback(*args)`, or returns
+Declining (before anything is allocated) calls `fallback(*args)` (a vectorcall
+with the same array in the fastcall entry), or returns
 `NotImplemented` (a new reference) when the fallback is NotImplemented, so a
 Python caller can fall back itself. A failed allocation releases what was
 made and returns NULL with CPython's MemoryError set. No overlap checks: a

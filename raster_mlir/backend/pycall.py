@@ -8,8 +8,9 @@ nanoseconds. The entry points' `<name>_pycall` (llvm_entry.py) already has the
 dispatcher; this module wraps such an address in a builtin function object
 with `PyCFunction_NewEx`.
 With `METH_VARARGS` the same function receives the tuple of positional
-arguments instead, so a builtin can stand for `f(*args)` itself: an
-`@rm.jit` function's `__call__` (jit.py) is such a builtin.
+arguments instead, and with `METH_FASTCALL` (signature `(self, args, nargs)`)
+CPython's argument array, no tuple, so a builtin can stand for `f(*args)`
+itself: an `@rm.jit` function's `_dispatch` (jit.py) is a METH_FASTCALL one.
 
 Lifetime: CPython keeps only a pointer to the `PyMethodDef` it is given, so
 the definition (and the JIT that holds the machine code) must live as long as
