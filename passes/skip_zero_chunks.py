@@ -67,6 +67,7 @@ from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
+from raster_mlir.ir_clone import clone_op
 
 from .chunk_frame import (
     ChunkFrame,
@@ -310,13 +311,13 @@ class _Rewriter:
             total = insert(parent, loop, reduce_lanes(results[0], vector.CombiningKindFlag.ADD))
             total = insert(parent, loop, arith.AddfOp(loop.iter_args[0], total))
             if chunks * lanes < columns:  # the last columns, one by one as before
-                rest = loop.clone()
+                rest = clone_op(loop)
                 rest.operands = (rest_from, rest.ub, rest.step, total)
                 parent.insert_op_before(rest, loop)
                 total = rest.results[0]
             loop.results[0].replace_all_uses_with(total)
         elif chunks * lanes < columns:
-            rest = loop.clone()
+            rest = clone_op(loop)
             rest.operands = (rest_from, rest.ub, rest.step)
             parent.insert_op_before(rest, loop)
         loop.detach()
@@ -335,7 +336,7 @@ class _Rewriter:
         step. The copy without them keeps those rows as fast as chunks from element 0."""
         for point, partials in self.partials.items():
             mapping: dict[SSAValue, SSAValue] = {}
-            plain = point.clone(value_mapper=mapping)
+            plain = clone_op(point, mapping)
             op_mapping = dict(zip(point.walk(), plain.walk()))
             for partial in partials:
                 for out, into in partial.replaces:

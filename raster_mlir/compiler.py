@@ -28,6 +28,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from raster_mlir.dialects.raster import Raster
 from raster_mlir.errors import CompileError, RasterError
+from raster_mlir.ir_clone import clone_op
 from raster_mlir.pass_failure import pass_crash_error
 from raster_mlir.passes.registry import parse_pipeline
 from raster_mlir.timing import CompileTimer
@@ -220,7 +221,7 @@ class StagedPipeline:
     def _run_pass(self, ctx: Context, p: ModulePass, label: str, module: ModuleOp, verify: bool) -> None:
         if p.name in self.snapshot_before and p.name not in self.snapshots:
             with self.timer.phase("snapshot (module clone)"):
-                self.snapshots[p.name] = module.clone()
+                self.snapshots[p.name] = clone_op(module)
         self._dump_before(p, label, module)
         start = time.perf_counter()
         try:

@@ -31,6 +31,7 @@ from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.trace_state import TRACES_OPEN
 from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.gc_pause import paused_gc
+from raster_mlir.ir_clone import clone_op
 from raster_mlir.runtime.interpreter import interpret
 from raster_mlir.runtime.native import MISS, NativeEntry
 from raster_mlir.runtime.arguments import ArgSpec, check_args, parameter_names, signature_of
@@ -155,9 +156,9 @@ class CompiledFunction(LLVMInspection):
 
     def _compile(self, lowers: bool, key: str | None) -> None:
         with self.timer.phase("copy of the traced IR"):
-            module = self.traced.clone()
+            module = clone_op(self.traced)
         self._ran = StagedPipeline(self.pipeline_spec, self.dump, snapshot_before=self.keep_ir_before, timer=self.timer)
-        self._ran.run(module, fresh_input=self.traced.clone)
+        self._ran.run(module, fresh_input=lambda: clone_op(self.traced))
         self._module = module
         if not lowers:
             return

@@ -20,6 +20,7 @@ from __future__ import annotations
 from xdsl.dialects.builtin import ModuleOp
 
 from raster_mlir.compiler import DumpOptions, StagedPipeline
+from raster_mlir.ir_clone import clone_op
 from raster_mlir.timing import CompileTimer
 
 
@@ -43,7 +44,7 @@ class Replay:
     def recorded(self) -> StagedPipeline:
         """The pipeline run once more with every stage printed (`.stages`), on a copy of the traced module."""
         if self._recorded is None:
-            module = self.traced.clone()
+            module = clone_op(self.traced)
             pipeline = StagedPipeline(self.spec, _QUIET, record=True, timer=self.timer)
             pipeline.run(module, first_stage=self.first_stage)
             self._recorded = pipeline
@@ -54,7 +55,7 @@ class Replay:
     def final_module(self) -> ModuleOp:
         """The module after the whole pipeline (no stage printed unless `recorded()` ran already)."""
         if self._final is None:
-            module = self.traced.clone()
+            module = clone_op(self.traced)
             StagedPipeline(self.spec, _QUIET, timer=self.timer).run(module, first_stage=self.first_stage)
             self._final = module
         return self._final
@@ -65,7 +66,7 @@ class Replay:
             pipeline = StagedPipeline(self.spec, _QUIET, timer=self.timer)
             if pass_name not in (p.name for p in pipeline.passes):
                 return self.final_module()
-            module = self.traced.clone()
+            module = clone_op(self.traced)
             pipeline.run(module, first_stage=self.first_stage, stop_before=pass_name)
             self._before[pass_name] = module
         return self._before[pass_name]

@@ -35,6 +35,7 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.passes.defer_updates import SCHEDULE_ATTR
 from raster_mlir.frontend.tracer import NUMPY_DTYPES
 from raster_mlir.gc_pause import paused_gc
+from raster_mlir.ir_clone import clone_op
 from raster_mlir.replay import Replay
 from raster_mlir.timing import CompileTimer
 
@@ -116,9 +117,9 @@ class DataLoop:
         return True
 
     def _build(self, compiled, spec: str):
-        module = self._step_module().clone()
+        module = clone_op(self._step_module())
         self._pipeline = StagedPipeline(spec, DumpOptions(), timer=self.timer)
-        self._pipeline.run(module, first_stage="step", fresh_input=lambda: self._step_module().clone())
+        self._pipeline.run(module, first_stage="step", fresh_input=lambda: clone_op(self._step_module()))
         function = next(f for f in module.ops if isinstance(f, func.FuncOp) and f.sym_name.data == self.entry)
         attr = function.attributes.get(SCHEDULE_ATTR)
         self.schedule = attr.data if attr is not None else ""
