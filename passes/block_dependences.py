@@ -33,6 +33,7 @@ from xdsl.dialects import memref
 from xdsl.ir import Operation, SSAValue
 
 from .loop_analysis import WORK, is_opaque
+from .ir_walk import walk_ops
 
 
 @dataclass(eq=False)
@@ -71,7 +72,7 @@ def footprint(op: Operation, iv: SSAValue | None = None) -> Footprint:
         WORK.ops_visited += 1
         return fp
     visited = 0
-    for inner in op.walk():
+    for inner in walk_ops(op):
         visited += 1
         operands = tuple(inner.operands)  # (the IRDL accessors .memref, .indices cost more than the walk)
         uses.update(operands)

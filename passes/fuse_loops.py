@@ -85,6 +85,7 @@ from xdsl.traits import is_side_effect_free
 from .block_dependences import BlockDependences, Footprint, Node, footprint
 from .forward_gathers import buffer_bytes, forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
+from .ir_walk import block_ops, has_one_op, walk_ops
 
 # Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
 # the previous one made legal, which is rare; the bound keeps a round linear.
@@ -233,7 +234,7 @@ def _fuse_into_reduction(producer: scf.ForOp, reduction: scf.ForOp) -> None:
 
 
 def _is_innermost(loop: scf.ForOp) -> bool:
-    return not any(isinstance(op, (scf.ForOp, scf.WhileOp)) for op in loop.body.block.walk())
+    return not any(isinstance(op, (scf.ForOp, scf.WhileOp)) for op in walk_ops(loop)[1:])
 
 
 def _through_temporaries(a: Footprint, b: Footprint) -> bool:
@@ -286,7 +287,7 @@ def fuse_sweep(
     dependences = BlockDependences()
     candidates = _Candidates()
     fused = False
-    for op in list(block.ops):
+    for op in block_ops(block):
         bounds = _candidate_bounds(op)
         fp = footprints.get(op)
         if bounds is None and reductions:
@@ -396,7 +397,7 @@ def forward_stores(block: Block, known: _StoredValues | None = None) -> None:
     element on every iteration, so the forwarded value is valid there too.
     """
     last = _StoredValues() if known is None else known
-    for op in list(block.ops):
+    for op in block_ops(block):
         # (operands by position: store (value, memref, *indices), load (memref, *indices); the IRDL
         # accessors .memref, .indices, .value cost a fifth of this function)
         if isinstance(op, memref.StoreOp):
@@ -425,7 +426,7 @@ def forward_stores(block: Block, known: _StoredValues | None = None) -> None:
 
 def remove_dead_temporaries(function: func.FuncOp, stats: FusionStats) -> None:
     """Delete allocs that are only ever stored to, with their stores."""
-    for alloc in [op for op in function.walk() if isinstance(op, memref.AllocOp)]:
+    for alloc in [op for op in walk_ops(function) if isinstance(op, memref.AllocOp)]:
         uses = [u.operation for u in alloc.memref.uses]
         if all(isinstance(u, memref.StoreOp) and u.memref is alloc.memref for u in uses):
             for store in uses:
@@ -441,11 +442,11 @@ def remove_dead_temporaries(function: func.FuncOp, stats: FusionStats) -> None:
 
 def remove_dead_code(block: Block) -> None:
     """Erase unused side-effect-free ops and loops that no longer do anything (innermost first)."""
-    for op in reversed(list(block.ops)):
+    for op in reversed(block_ops(block)):
         for region in op.regions:
             for inner in region.blocks:
                 remove_dead_code(inner)
-        if isinstance(op, scf.ForOp) and not op.results and len(op.body.block.ops) == 1:
+        if isinstance(op, scf.ForOp) and not op.results and has_one_op(op.body.block):
             op.detach()
             op.erase()
         elif op.results and not op.regions and not any(r.uses for r in op.results) and (

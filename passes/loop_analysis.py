@@ -15,6 +15,7 @@ from xdsl.dialects import memref, scf
 from xdsl.dialects.builtin import IntegerAttr
 from xdsl.dialects import arith
 from xdsl.ir import Operation, SSAValue
+from .ir_walk import walk_ops
 
 
 # Ops whose memory effects the element-wise analysis does not model: a call, a copy, and
@@ -62,7 +63,7 @@ def accesses(ops: Iterable[Operation]) -> Accesses:
     acc = Accesses()
     visited = 0
     for top in ops:
-        for op in top.walk():
+        for op in walk_ops(top):
             visited += 1
             if isinstance(op, memref.LoadOp):  # (operands[0]: the IRDL accessor .memref costs more than the walk)
                 acc.reads.setdefault(op.operands[0], []).append(op)
@@ -78,7 +79,7 @@ def defined_values(op: Operation) -> set[SSAValue]:
     """Every SSA value defined by `op` or inside its regions (results and block arguments)."""
     values: set[SSAValue] = set()
     visited = 0
-    for inner in op.walk():
+    for inner in walk_ops(op):
         visited += 1
         values.update(inner.results)
         for region in inner.regions:
@@ -92,7 +93,7 @@ def used_values(op: Operation) -> set[SSAValue]:
     """Every SSA value used by `op` or by anything nested in it."""
     values: set[SSAValue] = set()
     visited = 0
-    for inner in op.walk():
+    for inner in walk_ops(op):
         visited += 1
         values.update(inner.operands)
     WORK.ops_visited += visited
