@@ -34,6 +34,7 @@ from .chunk_frame import ChunkFrame, after_constants, build_frame, frame_applies
 from .chunk_vectorise import LANEWISE, Outside, Staged, _fused_product, append, chunk_body, erase_block, guarded, inline, insert
 from .loop_analysis import defined_values, loop_bounds
 from .loop_builder import LoopBuilder
+from .ir_walk import walk_ops
 
 
 def _write_site(loop: scf.ForOp, function: func.FuncOp) -> memref.StoreOp | None:
@@ -109,7 +110,7 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
     frames: dict[tuple, ChunkFrame] = {}
     stages: dict[tuple, Staged] = {}
     anchors: dict[tuple, Operation] = {}
-    sites = [(op, store) for op in list(function.walk()) if isinstance(op, scf.ForOp) and (store := _write_site(op, function))]
+    sites = [(op, store) for op in walk_ops(function) if isinstance(op, scf.ForOp) and (store := _write_site(op, function))]
     done = 0
     for loop, store in sites:
         out = store.memref

@@ -51,6 +51,7 @@ from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from .loop_analysis import is_opaque, loop_bounds
+from .ir_walk import walk_ops
 
 INDEX_OPS = (arith.ConstantOp, arith.AddiOp, arith.SubiOp, arith.MuliOp)
 
@@ -160,7 +161,7 @@ class BlockOrder:
         ops = list(block.ops)
         opaque_from = [False] * (len(ops) + 1)
         for k in range(len(ops) - 1, -1, -1):
-            opaque_from[k] = opaque_from[k + 1] or any(is_opaque(inner) for inner in ops[k].walk())
+            opaque_from[k] = opaque_from[k + 1] or any(is_opaque(inner) for inner in walk_ops(ops[k]))
         return cls(block, {op: k for k, op in enumerate(ops)}, opaque_from)
 
     def after(self, op: Operation, k: int) -> bool:

@@ -61,6 +61,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from .loop_analysis import is_inside, loop_bounds
 from .matmul_tiles import FINAL_STORE_ATTR
+from .ir_walk import walk_ops
 
 ELEMENTWISE = {
     "arith.addf": arith.AddfOp,
@@ -180,7 +181,7 @@ def _legal(e: Epilogue, block: Block) -> bool:
     stored = {op.operands[1] for op in e.loop.body.block.ops if op.name == "memref.store"}
     loaded = {op.operands[0] for op in e.loop.body.block.ops if op.name == "memref.load"} - {e.temp.results[0]}
     for top in ops[first : last + 1]:
-        for op in top.walk():
+        for op in walk_ops(top):
             if is_inside(op, e.loop):
                 continue
             if op.name in ("func.call", "memref.copy"):

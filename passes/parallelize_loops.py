@@ -62,6 +62,7 @@ from xdsl.passes import ModulePass
 from raster_mlir.backend.analysis import indexed_access, memref_root
 
 from .loop_analysis import constant_int, is_inside, loop_bounds
+from .ir_walk import walk_ops
 
 PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
@@ -156,7 +157,7 @@ def disjoint_iterations(loop: scf.ForOp, fn_name: str) -> bool:
     step = _positive_step_bounds(loop)[2]
     accesses: dict[object, list[tuple[tuple[SSAValue, ...], int]]] = {}
     written: set[object] = set()
-    for op in loop.walk():
+    for op in walk_ops(loop):
         if op is loop:
             continue
         if op.name in REFUSED_OPS:

@@ -58,6 +58,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.hints import isa
 
 from .parallelize_loops import UNKNOWN_TRIP, trip_count, work_estimate
+from .ir_walk import walk_ops
 
 # Ops that read memory; with arith, math and the vector ops that do not write, what may move under the branch.
 READ_OPS = ("memref.load", "vector.load", "vector.maskedload")
@@ -93,7 +94,7 @@ def writes_memory(name: str) -> bool:
 
 def is_read_only(op: Operation) -> bool:
     """True when `op` and everything nested in it only computes or reads."""
-    for inner in op.walk():
+    for inner in walk_ops(op):
         name = inner.name
         if name in READ_OPS or name in CONTROL_OPS or name.startswith(("arith.", "math.")):
             continue
@@ -126,7 +127,7 @@ def movable_slice(root: Operation, multiply: Operation) -> list[Operation]:
         if op in candidates or op.parent_block() is not block:
             continue
         candidates.add(op)
-        for inner in op.walk():
+        for inner in walk_ops(op):
             for value in inner.operands:
                 owner = value.owner
                 if isinstance(owner, Operation) and owner.parent_block() is block:
@@ -160,7 +161,7 @@ def loop_work(ops: list[Operation]) -> int:
 
 
 def read_buffers(ops) -> set[SSAValue]:
-    return {inner.operands[0] for top in ops for inner in top.walk() if inner.name in READ_OPS}
+    return {inner.operands[0] for top in ops for inner in walk_ops(top) if inner.name in READ_OPS}
 
 
 def safe_to_move(moved: list[Operation], multiply: Operation) -> bool:
@@ -177,7 +178,7 @@ def safe_to_move(moved: list[Operation], multiply: Operation) -> bool:
 
 def leaves_unwritten(top: Operation, read: set[SSAValue]) -> bool:
     """True when `top` (with what is nested in it) writes none of the buffers `read`."""
-    for op in top.walk():
+    for op in walk_ops(top):
         name = op.name
         if name == "memref.store" or writes_memory(name):
             if read & {v for v in op.operands if isa(v.type, MemRefType)}:
@@ -235,7 +236,7 @@ class SkipMaskedTermsPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             # From the masks to their multiplications: a few selects, not every mulf.
-            masks = [s for s in function.walk() if isinstance(s, arith.SelectOp) and mask_condition(s.result)]
+            masks = [s for s in walk_ops(function) if isinstance(s, arith.SelectOp) and mask_condition(s.result)]
             for mask in masks:
                 for multiply in list(dict.fromkeys(use.operation for use in mask.result.uses)):
                     if isinstance(multiply, arith.MulfOp):

@@ -83,6 +83,7 @@ from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, erase_block, guarded, hoist_invariant_factors, inline, insert, insert_op
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
 from .loop_builder import LoopBuilder
+from .ir_walk import walk_ops
 
 I64 = IntegerType(64)
 
@@ -113,7 +114,7 @@ def _row_load(value: SSAValue, j: SSAValue) -> memref.LoadOp | None:
 def written_buffers(function: func.FuncOp) -> set[SSAValue]:
     """Buffers the function may write: stored to, copied into, or handed to a call."""
     written: set[SSAValue] = set()
-    for op in function.walk():
+    for op in walk_ops(function):
         if isinstance(op, (memref.StoreOp, vector.StoreOp)):
             written.add(op.operands[1])
         elif isinstance(op, memref.CopyOp):
@@ -444,7 +445,7 @@ def skip_zero_chunks(
     written = written_buffers(function)
     sites = [
         site
-        for op in list(function.walk())
+        for op in walk_ops(function)
         if isinstance(op, scf.ForOp) and (site := match_site(op, function, written)) is not None
     ]
     rewriter = _Rewriter(function, chunk_bytes, min_chunks, align)

@@ -50,6 +50,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.hints import isa
 
 from .loop_analysis import accesses, defined_values, is_opaque, product_factors, update_term
+from .ir_walk import walk_ops
 
 
 def hoist_invariant_loads(loop: scf.ForOp) -> None:
@@ -61,7 +62,7 @@ def hoist_invariant_loads(loop: scf.ForOp) -> None:
     written = set(accesses([loop]).writes)
     # An op the analysis does not model (a run-time tape read copying a step's carry into a
     # buffer, a copy, a call) may write any buffer it is given: a load of it is not invariant.
-    written.update(v for inner in loop.walk() if is_opaque(inner) for v in inner.operands if isa(v.type, MemRefType))
+    written.update(v for inner in walk_ops(loop) if is_opaque(inner) for v in inner.operands if isa(v.type, MemRefType))
     inside = defined_values(loop)  # a hoisted load stays in this set: conservative, never wrong
     for op in list(loop.body.block.ops):
         if isinstance(op, memref.LoadOp) and op.memref not in written:
@@ -125,7 +126,7 @@ class SkipZeroUpdatesPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
-            loops = [l for l in function.walk() if isinstance(l, scf.ForOp)]
+            loops = [l for l in walk_ops(function) if isinstance(l, scf.ForOp)]
             for loop in loops:
                 hoist_invariant_loads(loop)
                 factor = common_zero_factor(loop)
