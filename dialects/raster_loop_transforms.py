@@ -42,6 +42,7 @@ from .raster_rules_core import RuleBuilder
 
 TAPE_ATTR = "raster.tape"  # on the raster.empty of a tape (and its memref.alloc): rows = carries it holds
 TAPE_LOOP_ATTR = "raster.tape_loop"  # which loop a tape belongs to (the tapes of one loop hold the same steps)
+GROWABLE_ATTR = "raster.growable_tape"  # on the header of a growable tape (lower_tape.py): bytes per row
 _loop_ids = iter(range(1 << 62))
 TAPED_ATTR = "raster.taped_carries"  # on an augmented loop: how many trailing carries are tapes
 

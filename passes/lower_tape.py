@@ -32,7 +32,7 @@ from xdsl.ir import Operation, SSAValue
 
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects import raster_tape as T
-from raster_mlir.tape_report import GROWABLE_ATTR
+from raster_mlir.dialects.raster_loop_transforms import GROWABLE_ATTR  # (not from tape_report: lower-to-loops need not import it)
 
 from .loop_recipes import Buffer, Scalar, copy_into
 from .loop_recipes_index import scalar_of

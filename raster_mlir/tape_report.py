@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from xdsl.dialects import memref
 from xdsl.dialects.builtin import ModuleOp
 
-from raster_mlir.dialects.raster_loop_transforms import TAPE_ATTR, TAPE_LOOP_ATTR
+from raster_mlir.dialects.raster_loop_transforms import GROWABLE_ATTR, TAPE_ATTR, TAPE_LOOP_ATTR
 
-GROWABLE_ATTR = "raster.growable_tape"  # on the header of a growable tape: bytes per row
 
 
 @dataclass
