@@ -151,6 +151,7 @@ class CheckedEmitter:
         self.fn.args[0].name = "args_tuple"
         self.b = FastBuilder(self.fn.append_basic_block("entry"))
         self._slots: dict[int, ir.Value] = {}
+        self._unlikely = None  # the branch-weights node of `require`
         self.fail = self.fn.append_basic_block("fail")
         FastBuilder(self.fail).ret(ir.Constant(I64, 1))
 
@@ -171,7 +172,13 @@ class CheckedEmitter:
         """Continue in a fresh block if `ok`, else go to `fail` (marked unlikely)."""
         cont = self.fn.append_basic_block(label)
         br = self.b.cbranch(ok, cont, self.fail)
-        br.set_weights([1 << 20, 1])
+        if self._unlikely is None:
+            br.set_weights([1 << 20, 1])
+            self._unlikely = br.metadata["prof"]
+        else:
+            # The same node set_weights would find again (llvmlite deduplicates metadata by
+            # comparing the printed text of its constants, which cost more than the branch).
+            br.set_metadata("prof", self._unlikely)
         self.b.position_at_end(cont)
 
     def emit(self) -> ir.Function:
