@@ -173,16 +173,21 @@ _VOID = ir.VoidType
 
 def instruction_text(i) -> str:
     """`str(i)` for an instruction."""
-    cached = i.__dict__.get(_CACHED_STR)
+    d = i.__dict__
+    cached = d.get(_CACHED_STR)
     if cached is not None:
         return cached
     fmt = _FORMATS.get(type(i))
     if fmt is None:
         return str(i)
-    text = fmt(i)
-    if not isinstance(i.type, _VOID):
-        text = f"{_ref(i)} = {text}"
-    return text.rstrip()
+    if isinstance(i.type, _VOID):
+        return fmt(i).rstrip()
+    ref = d.get(_CACHED_REF)
+    if ref is None:  # NamedValue._get_reference, inlined (the classes of _FORMATS do not override it)
+        name = i._name
+        ref = f'%"{name}"' if '"' not in name and "\\" not in name else i._get_reference()
+        d[_CACHED_REF] = ref
+    return f"{ref} = {fmt(i)}".rstrip()
 
 
 def function_text(fn: ir.Function) -> str:

@@ -98,6 +98,7 @@ def test_rare_forms_print_as_llvmlite_prints_them():
     b.extract_value(agg, [1])
     b.fadd(x, x, flags=("reassoc",), name="named")
     b.fadd(x, x, name="named")
+    b.fadd(x, x, name='quoted "name" \\ back')  # a reference llvmlite escapes
     b.store(b.load(slot, typ=f64, align=8), slot, align=8)
     b.switch(n, other).add_case(2, loop)
     b.position_at_end(loop)
