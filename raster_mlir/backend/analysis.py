@@ -247,9 +247,10 @@ def analyse_module(module: ModuleOp, verified: bool = False) -> ModuleInfo:
                 arg_types.append(t)
         functions[name] = FunctionInfo(op=op, name=name, is_private=(vis != "public"), arg_types=arg_types)
 
+    nested: dict[str, list[Operation]] = {}  # each function's ops, walked once for both analyses
     for info in functions.values():
-        body = _function_body(info.op)
-        for inner in region_ops(body):
+        nested[info.name] = region_ops(_function_body(info.op))
+        for inner in nested[info.name]:
             if inner.name == "func.call":
                 callee = inner.callee.string_value()
                 if callee not in functions:
@@ -259,7 +260,7 @@ def analyse_module(module: ModuleOp, verified: bool = False) -> ModuleInfo:
 
     order = _callee_first_order(functions)
     for name in order:
-        _analyse_function(functions[name], functions)
+        _analyse_function(functions[name], functions, nested[name])
     return ModuleInfo(functions=functions, order=order)
 
 
@@ -287,10 +288,10 @@ def _callee_first_order(functions: dict[str, FunctionInfo]) -> list[str]:
     return order
 
 
-def _analyse_function(info: FunctionInfo, functions: dict[str, FunctionInfo]) -> None:
-    body = _function_body(info.op)
+def _analyse_function(info: FunctionInfo, functions: dict[str, FunctionInfo], ops: list[Operation]) -> None:
+    """Workspace layout, stack slots and written arguments of `info` from `ops`, its nested ops."""
     offset = 0
-    for inner in region_ops(body):
+    for inner in ops:
         name = inner.name
         if name in ("memref.alloc", "memref.alloca"):
             buf = buffer_type(inner.results[0].type, f"@{info.name} {name}")
