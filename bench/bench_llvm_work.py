@@ -1,6 +1,7 @@
 """LLVM's work per program against run time: the backend's LLVM-side choices A/B, in one process.
 
     python bench/bench_llvm_work.py [--quick] [--rounds R] [--compiles C] [--only TEXT]
+    python bench/bench_llvm_work.py --parts 2,4,8 [--compiles C]
 
 For each program (train steps, matrix products, row-wise softmax and logsumexp, small 3x3
 programs, a stencil, the damped spring, a tanh RNN), the function is compiled twice in this
@@ -17,6 +18,12 @@ of its compiles). Columns:
 - ratios new / old (< 1: new is cheaper or faster); results of old and new are compared.
 
 A shared machine inflates both columns; the ratios, measured side by side, are what counts.
+
+`--parts L,...`: for the 784 -> 128 x (L-1) -> 10 train step, the LLVM IR emitted old and new,
+split into the module's parts (module_split.py), each part compiled C times interleaved
+(`jit._optimize_and_emit`, this thread's CPU time): LLVM CPU of all parts, of the heaviest, and
+the 2-CPU path (two threads taking the parts heaviest estimate first: the wall time on two idle
+cores), old and new.
 """
 
 from __future__ import annotations
@@ -143,6 +150,36 @@ def programs(quick: bool):
     return out
 
 
+def part_costs(layers: int, compiles: int) -> None:
+    import llvmlite.binding as llvm
+
+    from bench.bench_llvm_split import step_llvm_ir
+    from raster_mlir.backend import jit
+    from raster_mlir.backend.module_split import split_module
+    from raster_mlir.backend.target import host_target
+
+    with old_backend():
+        old = split_module(step_llvm_ir(layers, llvm_emit.SEGMENT_OPS))
+    new = split_module(step_llvm_ir(layers, llvm_emit.SEGMENT_OPS))
+    costs = {"old": [[] for _ in old], "new": [[] for _ in new]}
+    target = host_target()
+    for _ in range(compiles):
+        for which, parts in (("old", old), ("new", new)):
+            for k, part in enumerate(parts):
+                c0 = time.thread_time()
+                module = llvm.parse_assembly(part.text, context=llvm.create_context())
+                jit._optimize_and_emit(module, part.text, target, 3, entry_points_only=part.entry_points_only)
+                costs[which][k].append(time.thread_time() - c0)
+    row = [f"| {layers} layers"]
+    for which, parts in (("old", old), ("new", new)):
+        each = [1000 * statistics.median(c) for c in costs[which]]
+        threads = [0.0, 0.0]
+        for k in sorted(range(len(parts)), key=lambda k: (parts[k].entry_points_only, -parts[k].weight, k)):
+            threads[threads.index(min(threads))] += each[k]
+        row.append(f"{sum(each):.1f} / {max(each):.1f} / {max(threads):.1f}")
+    print(" | ".join(row) + " |", flush=True)
+
+
 def _calls_per_round(call, budget=0.003) -> int:
     t0, n = time.perf_counter(), 0
     while time.perf_counter() - t0 < budget:
@@ -157,7 +194,14 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--compiles", type=int, default=None)
     parser.add_argument("--only", default="", help="run the programs whose name contains this text")
+    parser.add_argument("--parts", default="", help="train steps of these layer counts, part by part")
     args = parser.parse_args(argv)
+    if args.parts:
+        print("| train step | old: LLVM CPU ms / heaviest part / 2-CPU path | new |")
+        print("| --- | --- | --- |")
+        for layers in args.parts.split(","):
+            part_costs(int(layers), args.compiles or 5)
+        return
     rounds = args.rounds or (15 if args.quick else 41)
     compiles = args.compiles or (1 if args.quick else 3)
     _jit(lambda: lambda a: a * 2.0 + 1.0, np.ones(1000))()  # per-process runtimes and LLVM's first use, unmeasured
