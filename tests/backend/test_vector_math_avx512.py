@@ -1,6 +1,7 @@
-"""avx512.py's f64 exp and log (vgetexppd/vgetmantpd, vscalefpd, a vpermi2pd table): the instructions
-are used, every element gets the same bits in a vector lane and alone, and the generic kernels they
-replace on this host stay within their bounds."""
+"""avx512.py's f64 exp and log (vgetexppd/vgetmantpd, vscalefpd, vpermi2pd/vpermpd tables): the
+instructions are used, every element gets the same bits in a vector lane and alone, log's table of
+centres has the properties its exactness rests on, and the generic kernels they replace on this
+host stay within their bounds."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_generic_f64_kernels_within_bound(name, generic_kernels):
 @avx512
 @pytest.mark.parametrize(
     "name, wanted, gone",
-    [("math.log", ["vgetmantpd", "vgetexppd"], ["vpsraq", "kortest"]), ("math.exp", ["vpermi2pd", "vscalefpd"], ["vcvtqq2pd"])],
+    [("math.log", ["vgetmantpd", "vgetexppd", "vpermpd"], ["vpsraq", "kortest"]), ("math.exp", ["vpermi2pd", "vscalefpd"], ["vcvtqq2pd"])],
 )
 def test_loop_uses_the_avx512_instructions(name, wanted, gone):
     f = compile_module(loop_program(name, "f64", 1000), "f")
@@ -42,8 +43,29 @@ def test_loop_uses_the_avx512_instructions(name, wanted, gone):
         assert instruction not in f.asm, instruction
 
 
+def test_log_centres_make_the_reduction_exact():
+    """c_8 = 1; every c_j is a multiple of 2^-40 (f = m - c, 2 - c and w exact) within its eighth;
+    log c_j is a multiple of 2^-53 (log c + f exact) within 1e-3 ulp of the true value; and |s| stays
+    within the interval T was fitted on (fit.LOG_TABLE_S_MAX)."""
+    import mpmath
+
+    from raster_mlir.backend.vmath.coefficients import LOG_CENTRES_F64, LOG_OF_CENTRES_F64
+    from raster_mlir.backend.vmath.fit import LOG_TABLE_S_MAX
+
+    mpmath.mp.prec = 200
+    assert LOG_CENTRES_F64[8 % 8] == 1.0 and LOG_OF_CENTRES_F64[8 % 8] == 0.0
+    for j in range(6, 13):
+        c, log_c = LOG_CENTRES_F64[j % 8], LOG_OF_CENTRES_F64[j % 8]
+        lo, hi = max(0.75, (j - 0.5) / 8), min(1.5, (j + 0.5) / 8)
+        assert lo <= c <= hi and (c * 2**40).is_integer(), (j, c)
+        assert (log_c * 2**53).is_integer(), (j, log_c)
+        assert j == 8 or abs(mpmath.log(c) - log_c) < 1e-3 * np.spacing(abs(log_c)), (j, c)
+        assert max((c - lo) / (c + lo), (hi - c) / (hi + c)) <= LOG_TABLE_S_MAX, j
+
+
 EXP_EDGES = [0.0, -0.0, np.inf, -np.inf, np.nan, 709.78, 709.79, -708.39, -740.0, -745.2, -745.1, 1e-300, 3e5, -3e5]
-LOG_EDGES = [0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.75, 1.5, 1.4999999999999998]
+LOG_EDGES = [0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.75, 1.5,
+             1.4999999999999998, 0.8125, 0.9375, 0.9999999999999999, 1.0625, 1.1875, 1.3125, 1.4375]
 
 
 @avx512

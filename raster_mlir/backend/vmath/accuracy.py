@@ -204,7 +204,9 @@ def _thresholds(name: str, T: str) -> list[float]:
         "math.exp": [ln_max, ln_tiny, ln_sub, ln_sub + math.log(0.5), -(2.0**-p), 2.0**-p],
         "math.exp2": [float(info.maxexp), float(info.minexp), float(info.minexp - p), -float(info.minexp - p + 1)],
         "math.expm1": [ln_max, -p * math.log(2), -(p + 2) * math.log(2), 2.0**-p],
-        "math.log": [1.0, float(info.tiny), 2.0 ** (info.minexp - 1), float(info.max)],
+        # ..., and the edges of avx512.py's regions (round(8 m), m in [0.75, 1.5)) in three binades
+        "math.log": [1.0, float(info.tiny), 2.0 ** (info.minexp - 1), float(info.max)]
+        + [e * (j + 0.5) / 8 for j in range(6, 12) for e in (0.5, 1.0, 2.0)],
         "math.log1p": [-1.0 + float(info.eps), 2.0**-p, -(2.0**-p), float(info.max)],
         "math.tanh": [p * math.log(2) / 2, 2.0**-p, 0.55, 20.0],
         "math.sin": [math.pi, math.pi / 2, 1e5, 1e15],

@@ -14,16 +14,20 @@ scalar function (computing lane 0 of a 2-lane vector with the same
 instructions, so every element gets the same bits whichever path it takes)
 that names the vector variants the loop vectoriser calls.
 
-    log f64 (fdlibm's kernel in its short form, reduction by the instructions above):
+    log f64 (fdlibm's kernel around one of 7 centres, reduction by the instructions above):
         m = getmant(x) in [0.75, 1.5), k = getexp(x) - getexp(m)   (getexp(m) = -1 when m < 1)
-        f = m - 1, s = f / (m + 1), z = s^2, R = z T(z)   (T: minimax on z <= 0.2^2, LOG_WIDE_F64)
-        log x = k ln2_hi + (k ln2_lo + (f - s (f - R)))
-    (fdlibm's long form f - (hfsq - s (hfsq + R)), hfsq = f^2/2, measured 1.04 ulp against
-    1.38, costs 6 vector instructions more per 8 lanes and 10% of the time.)
+        j = round(8 m) (the low bits of m + 1.5 * 2^49), c = C[j mod 8], log c = L[j mod 8]  (two vpermpd)
+        f = m - c (exact), s = f / (m + c), z = s^2, R = z T(z)   (T: degree 3, LOG_TABLE_F64)
+        log(m/c) = 2 atanh(s) = f - s (w - R),  w = m - (2 - c) = f + 2c - 2  (both exact)
+        log x = k ln2 + ((log c + f) - s (w - R))   (one multiply-add, ln2 rounded to double)
+    c_8 = 1 keeps the relative accuracy near x = 1 (f, w and log(1 + f) are fdlibm's there); the
+    other centres are chosen near the middle of their eighth so that log c is a multiple of 2^-53
+    within 1e-4 ulp (fit.log_centers): log c + f is then exact, and the table adds no rounding.
+    |s| <= 0.036 instead of 0.2 lets T drop from 7 coefficients to 4. k ln2 in one part costs
+    |k (ln2 - fl(ln2))| <= 0.42 ulp of the result (k != 0 only) and one multiply-add per 8 lanes.
     Special values need no selects: x = +-0 gives k = -inf and so -inf; x = inf gives
-    k = inf and f = 0, so inf; x < 0 gives m = NaN and so NaN; NaN stays NaN; subnormal
-    x is exact (getexp and getmant see its true exponent). 21 vector instructions per
-    8 lanes where the integer reduction and the rare-lane test took 31 (1.38 ulp).
+    k = inf, so inf; x < 0 gives m = NaN and so NaN; NaN stays NaN; subnormal x is exact
+    (getexp and getmant see its true exponent). 1.2 ulp (docs/vector-math.md).
 
     exp f64 (a table of 16 values in two registers):
         N = round(16 x / ln2) by the shifter trick with 1.5 * 2^48 (its ulp is 1/16): z = N/16 + shift
@@ -45,15 +49,15 @@ from llvmlite import ir
 
 from ..llvm_ops import _suffix
 from .builder import MathBuilder
-from .coefficients import EXP2_SIXTEENTHS_F64, EXP_TABLE_F64, LOG_WIDE_F64
+from .coefficients import EXP2_SIXTEENTHS_F64, EXP_TABLE_F64, LOG_CENTRES_F64, LOG_OF_CENTRES_F64, LOG_TABLE_F64
 from .exp import LN2_HI_F64, LN2_LO_F64, _clamp, _limit
 from .fallback import add_vector_variants
-from .log import _ln2
 
 _ROUND_CURRENT = 4  # _MM_FROUND_CUR_DIRECTION
 _MANT_075_15_SIGN_NAN = 0b1011  # interval [0.75, 1.5) | sign control "NaN for negative"
 _I32 = ir.IntType(32)
 _SIXTEENTHS_SHIFT = 1.5 * 2.0**48  # adding it rounds |v| < 2^47 to a multiple of 1/16 (its ulp)
+_EIGHTHS_SHIFT = 1.5 * 2.0**49  # adding it rounds |v| < 2^48 to a multiple of 1/8 (its ulp)
 _TABLE = EXP2_SIXTEENTHS_F64
 
 
@@ -87,29 +91,41 @@ def scalef(m: MathBuilder, y, n):
 def emit_log_avx512(m: MathBuilder, x):
     mantissa = getmant(m, x)
     dk = m.sub(getexp(m, x), getexp(m, mantissa))
-    f = m.sub(mantissa, m.const(1.0))
-    s = m.div(f, m.add(mantissa, m.const(1.0)))
+    eighths = m.as_int(m.add(mantissa, m.const(_EIGHTHS_SHIFT)))  # low bits: round(8 m)
+    c = _lookup(m, LOG_CENTRES_F64, eighths)
+    log_c = _lookup(m, LOG_OF_CENTRES_F64, eighths)
+    f = m.sub(mantissa, c)
+    s = m.div(f, m.add(mantissa, c))
+    w = m.sub(mantissa, m.sub(m.const(2.0), c))  # f + 2c - 2
     z = m.mul(s, s)
-    f_minus_r = m.mla(m.neg(z), m.poly(z, LOG_WIDE_F64), f)  # f - R, R = z T(z)
-    log1p_f = m.mla(m.neg(s), f_minus_r, f)  # f - s (f - R)
-    hi, lo = _ln2(m)
-    return m.mla(dk, m.const(hi), m.mla(dk, m.const(lo), log1p_f))
+    w_minus_r = m.mla(m.neg(z), m.poly(z, LOG_TABLE_F64), w)
+    log_m = m.mla(m.neg(s), w_minus_r, m.add(log_c, f))  # log c + f - s (w - R): the sum is exact
+    return m.mla(dk, m.const(math.log(2)), log_m)
 
 
 def _sixteenths(m: MathBuilder, n_bits):
-    """2^(j/16) for j = n mod 16 (the low 4 bits of each lane of `n_bits`), from EXP2_SIXTEENTHS_F64.
+    """2^(j/16) for j = n mod 16 (the low 4 bits of each lane of `n_bits`), from EXP2_SIXTEENTHS_F64."""
+    return _lookup(m, _TABLE, n_bits)
 
-    One `vpermi2pd` from the table held in two 8-lane registers (it reads only the index's low 4
-    bits). Narrower vectors (the 4-lane variant, the scalar function's 2 lanes) are widened to 8
-    lanes for it and narrowed back, so every path reads the same values, and the table is in no
-    global variable (which a module split could not share between its parts).
+
+def _lookup(m: MathBuilder, table, index_bits):
+    """table[i mod len(table)] for the low bits i of each lane of `index_bits` (8 or 16 entries).
+
+    8 entries: one `vpermpd` (it reads the index's low 3 bits); 16: one `vpermi2pd` from the
+    table held in two registers (low 4 bits). Narrower vectors (the 4-lane variant, the scalar
+    function's 2 lanes) are widened to 8 lanes for it and narrowed back, so every path reads the
+    same values, and the table is in no global variable (which a module split could not share
+    between its parts).
     """
     wide = ir.VectorType(m.lane, 8)
-    index = n_bits
+    index = index_bits
     if m.count != 8:
-        index = m.b.shuffle_vector(n_bits, n_bits, _lanes([k % m.count for k in range(8)]))
-    low, high = (ir.Constant(wide, [ir.Constant(m.lane, v) for v in part]) for part in (_TABLE[:8], _TABLE[8:]))
-    t = m.call("llvm.x86.avx512.vpermi2var.pd.512", wide, [low, index, high])
+        index = m.b.shuffle_vector(index_bits, index_bits, _lanes([k % m.count for k in range(8)]))
+    parts = [ir.Constant(wide, [ir.Constant(m.lane, v) for v in table[k : k + 8]]) for k in range(0, len(table), 8)]
+    if len(parts) == 1:
+        t = m.call("llvm.x86.avx512.permvar.df.512", wide, [parts[0], index])
+    else:
+        t = m.call("llvm.x86.avx512.vpermi2var.pd.512", wide, [parts[0], index, parts[1]])
     if m.count != 8:
         t = m.b.shuffle_vector(t, t, _lanes(list(range(m.count))))
     return t

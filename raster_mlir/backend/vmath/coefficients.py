@@ -33,6 +33,28 @@ EXP_TABLE_F64 = (
     float.fromhex('0x1.11123a94dedadp-7'),
     float.fromhex('0x1.6c14c78053d74p-10'),
 )
+# LOG_CENTRES_F64: c_j of avx512.py's log, index round(8 m) mod 8 (fit.log_centers)
+LOG_CENTRES_F64 = (
+    float.fromhex('0x1.0000000000000p+0'),
+    float.fromhex('0x1.1f8e448c46000p+0'),
+    float.fromhex('0x1.3f9a115634000p+0'),
+    float.fromhex('0x1.5fa249c066000p+0'),
+    float.fromhex('0x1.77ea8c8158000p+0'),
+    float.fromhex('0x0.0p+0'),
+    float.fromhex('0x1.8fae787652000p-1'),
+    float.fromhex('0x1.beda3a04de000p-1'),
+)
+# LOG_OF_CENTRES_F64: log(c_j), multiples of 2^-53 of avx512.py's log, index round(8 m) mod 8 (fit.log_centers)
+LOG_OF_CENTRES_F64 = (
+    float.fromhex('0x0.0p+0'),
+    float.fromhex('0x1.dc1db0be814b8p-4'),
+    float.fromhex('0x1.c672b6a464890p-3'),
+    float.fromhex('0x1.4507fa0110aeep-2'),
+    float.fromhex('0x1.8968cb31ff286p-2'),
+    float.fromhex('0x0.0p+0'),
+    float.fromhex('-0x1.fb335fa195270p-3'),
+    float.fromhex('-0x1.16b997fa8b4b4p-3'),
+)
 # EXP2_SIXTEENTHS_F64: 2^(j/16), j = 0..15, rounded to nearest
 EXP2_SIXTEENTHS_F64 = (
     float.fromhex('0x1.0000000000000p+0'),
@@ -62,15 +84,12 @@ LOG_F64 = (
     float.fromhex('0x1.39fd065c852ddp-3'),
     float.fromhex('0x1.2b68c6d7518d5p-3'),
 )
-# LOG_WIDE_F64: degree 6, max weighted error 2^-47.79
-LOG_WIDE_F64 = (
-    float.fromhex('0x1.555555555556ep-1'),
-    float.fromhex('0x1.999999997c55ep-2'),
-    float.fromhex('0x1.2492495210da8p-2'),
-    float.fromhex('0x1.c71c3cd1a1929p-3'),
-    float.fromhex('0x1.746bbae958780p-3'),
-    float.fromhex('0x1.3902a8752f44ap-3'),
-    float.fromhex('0x1.359fb834e035fp-3'),
+# LOG_TABLE_F64: degree 3, max weighted error 2^-47.29
+LOG_TABLE_F64 = (
+    float.fromhex('0x1.5555555555533p-1'),
+    float.fromhex('0x1.9999999b3f60ep-2'),
+    float.fromhex('0x1.2492300a5643fp-2'),
+    float.fromhex('0x1.c81127e115d70p-3'),
 )
 # LOG1P_DIRECT_F32: degree 8, max weighted error 2^-26.37
 LOG1P_DIRECT_F32 = (

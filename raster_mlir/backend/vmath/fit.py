@@ -80,14 +80,45 @@ def erfcx_centered(t):
     return mpmath.erfc(x) * mpmath.exp(x * x)
 
 
+def log_centers(grid: float = 2.0**-40, candidates: int = 20001, stride: int = 997):
+    """The centres c_j and log(c_j) of avx512.py's log, indexed by j mod 8 (what `vpermpd` reads).
+
+    Region j (= round(8 m), ties to even) holds the m in [j/8 - 1/16, j/8 + 1/16] within
+    getmant's [0.75, 1.5], j = 6..12. c_8 = 1, so that log x keeps its relative accuracy near
+    x = 1. Each other c_j is searched among multiples of `grid` near the region's geometric
+    centre for the one whose log is closest to a multiple of 2^-53: then log c_j + (m - c_j) is
+    exact (both are multiples of 2^-53, the sum below 1/2), and the table's rounding error is
+    below 1e-4 ulp instead of up to 0.5. Returns (centres, logs, max |s|), s = (m - c)/(m + c).
+    """
+    centres, logs, s_max = [0.0] * 8, [0.0] * 8, mpf(0)
+    for j in range(6, 13):
+        lo, hi = max(mpf("0.75"), (mpf(j) - mpf("0.5")) / 8), min(mpf("1.5"), (mpf(j) + mpf("0.5")) / 8)
+        if j == 8:
+            c, log_c = 1.0, 0.0
+        else:
+            base = round(float(mpmath.sqrt(lo * hi)) / grid)
+
+            def miss(c):
+                exact = mpmath.log(mpf(c)) * 2**53
+                return abs(exact - mpmath.nint(exact))
+
+            c = min(((base + i * stride) * grid for i in range(-(candidates // 2), candidates // 2 + 1)), key=miss)
+            log_c = float(mpmath.nint(mpmath.log(mpf(c)) * 2**53) / 2**53)
+        centres[j % 8], logs[j % 8] = c, log_c
+        s_max = max(s_max, (mpf(c) - lo) / (mpf(c) + lo), (hi - mpf(c)) / (hi + mpf(c)))
+    return centres, logs, s_max
+
+
+LOG_TABLE_S_MAX = mpf("0.035764")  # log_centers()[2], rounded up (main checks it)
+
 # name -> (target, (a, b), degree f64, degree f32, weight)
 KERNELS = {
     "EXP": (exp_kernel, (-LN2_HALF, LN2_HALF), 9, 4, lambda r: (r**2 + mpf("1e-3")) / mpmath.exp(r)),
     # avx512.py's exp: r = x - (N/16) ln2, |r| <= ln2/32
     "EXP_TABLE": (exp_kernel, (-LN2_HALF / 16, LN2_HALF / 16), 4, None, lambda r: (r**2 + mpf("1e-6")) / mpmath.exp(r)),
     "LOG": (log_kernel, (0, S_MAX**2), 6, None, lambda z: 1 / log_kernel(z)),
-    # avx512.py's reduction, m in [0.75, 1.5): |s| <= 0.2
-    "LOG_WIDE": (log_kernel, (0, (mpf("0.2") * mpf("1.001")) ** 2), 6, None, lambda z: 1 / log_kernel(z)),
+    # avx512.py's log: s = (m - c)/(m + c) with c the centre of m's eighth (log_centers): |s| <= LOG_TABLE_S_MAX
+    "LOG_TABLE": (log_kernel, (0, (LOG_TABLE_S_MAX * mpf("1.001")) ** 2), 3, None, lambda z: 1 / log_kernel(z)),
     # the error of f + f^2 Q relative to log(1+f) ~ f is |f| dQ: weight |f| (+0.01 keeps it positive)
     "LOG1P_DIRECT": (log1p_direct, F_RANGE, None, 8, lambda f: abs(f) + mpf("0.01")),
     "SIN": (sin_kernel, (0, PI_4**2), 6, None, lambda z: 1 / sin_kernel(z)),
@@ -124,6 +155,14 @@ def main(out=sys.stdout):
                 print(f"    float.fromhex({float(c).hex()!r}),", file=out)
             print(")", file=out)
             print(f"  {name}_{suffix} unit 2^-{unit}: error {float(err) * 2.0**unit:.3g}", file=sys.stderr)
+    centres, logs, s_max = log_centers()
+    assert s_max <= LOG_TABLE_S_MAX, s_max
+    for name, values, what in (("LOG_CENTRES_F64", centres, "c_j"), ("LOG_OF_CENTRES_F64", logs, "log(c_j), multiples of 2^-53")):
+        print(f"# {name}: {what} of avx512.py's log, index round(8 m) mod 8 (fit.log_centers)", file=out)
+        print(f"{name} = (", file=out)
+        for v in values:
+            print(f"    float.fromhex({float(v).hex()!r}),", file=out)
+        print(")", file=out)
     print("# EXP2_SIXTEENTHS_F64: 2^(j/16), j = 0..15, rounded to nearest", file=out)
     print("EXP2_SIXTEENTHS_F64 = (", file=out)
     for j in range(16):
