@@ -59,6 +59,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from raster_mlir.backend import cache_store
 from raster_mlir.backend.cache import load_cached
+from raster_mlir.backend.jit import warm_up
 from raster_mlir.backend.call import NativeFunction
 from raster_mlir.backend.llvm_emit import EntryABI
 from raster_mlir.backend.specs import ArgSpec
@@ -355,10 +356,12 @@ def load_function(key: str, opt_level: int, llvm_ir, timer=NO_TIMER) -> tuple[Fu
     with timer.phase("cache lookup"):
         found = lookup(key)
     if found is None:
+        warm_up(host_target(), opt_level)  # the pipeline runs now; LLVM gets ready on the other core
         return None
     stored, source = found
     loaded = load_cached(stored.object_key, host_target(), opt_level, llvm_ir, timer)
     if loaded is None:
+        warm_up(host_target(), opt_level)
         return None
     with timer.phase("loading"):
         function = NativeFunction(loaded.module, stored.abi, cache_source=source, cache_key=stored.object_key)

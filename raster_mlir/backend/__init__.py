@@ -78,6 +78,7 @@ from ..timing import NO_TIMER
 from .call import AliasingError, AlignmentError, NativeFunction, NotContiguousError, ReadOnlyError
 from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
 from .inspect import LLVMInspection
+from .jit import pipelined_compile
 from .specs import ArgSpec
 from .target import host_target
 
@@ -135,12 +136,16 @@ def compile_module(
         vector_math=vector_math,
         target=host_target(),
     )
+    # LLVM compiles groups of kernel segments while the rest is emitted (part_handoff.py).
+    handoff = pipelined_compile(options.target, opt_level)
     try:
         with timer.phase("LLVM IR emission"):
             # A module with parallel loops needs the thread pool's runtime when it is loaded:
             # built on another thread meanwhile (runtime_prep.py).
-            emitted = emit_module(module, {entry: arg_specs}, options, verified, runtime_prep.prepare_pool)
-        result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer)
+            emitted = emit_module(module, {entry: arg_specs}, options, verified, runtime_prep.prepare_pool, handoff)
+        result = load_or_compile(
+            emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer, handoff=handoff
+        )
         with timer.phase("loading"):
             return NativeFunction(
                 result.module,
@@ -152,6 +157,8 @@ def compile_module(
     except BaseException:
         runtime_prep.join()  # no build outlives a failed compile (runtime_prep.py)
         raise
+    finally:
+        handoff.queue.cancel()  # a cache hit or an error: the parts not started are dropped
 
 
 class CompiledModule(LLVMInspection):
@@ -182,7 +189,13 @@ def emit_llvm(module: ModuleOp, *, opt_level: int = 3, use_cache: bool = True, t
         and all(isinstance(t, MemRefType) for t in op.function_type.inputs.data)
     ]
     options = EmitOptions(target=host_target())
-    with timer.phase("LLVM IR emission"):
-        emitted = emit_module(module, entries, options)
-    result = load_or_compile(emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer)
+    handoff = pipelined_compile(options.target, opt_level)
+    try:
+        with timer.phase("LLVM IR emission"):
+            emitted = emit_module(module, entries, options, hand_off=handoff)
+        result = load_or_compile(
+            emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer, handoff=handoff
+        )
+    finally:
+        handoff.queue.cancel()
     return CompiledModule(result.module, entries, result.source)

@@ -180,14 +180,17 @@ def _remember(key: str, jm: JitModule) -> None:
 
 
 def load_or_compile(
-    llvm_ir: str, target: HostTarget, opt_level: int = 3, use_cache: bool = True, timer=NO_TIMER
+    llvm_ir: str, target: HostTarget, opt_level: int = 3, use_cache: bool = True, timer=NO_TIMER, handoff=None
 ) -> CacheResult:
-    """A loaded JitModule for `llvm_ir`, from memory, from disk or compiled now."""
+    """A loaded JitModule for `llvm_ir`, from memory, from disk or compiled now.
+
+    `handoff`: the pipelined compile (jit.pipelined_compile) whose parts LLVM may have started on
+    during emission; dropped on a cache hit."""
     t0 = time.perf_counter()
     with timer.phase("cache lookup (LLVM IR key)"):
         key = cache_key(llvm_ir, target, opt_level)
     if not (use_cache and cache_enabled()):
-        compiled = optimize_and_codegen(llvm_ir, target, opt_level, timer)
+        compiled = optimize_and_codegen(llvm_ir, target, opt_level, timer, handoff)
         with timer.phase("loading"):
             jm = JitModule(compiled, target, opt_level, llvm_ir)
         return CacheResult(jm, None, time.perf_counter() - t0, key)
@@ -203,7 +206,7 @@ def load_or_compile(
         source = "disk"
         if compiled is None:
             source = None
-            compiled = optimize_and_codegen(llvm_ir, target, opt_level, timer)
+            compiled = optimize_and_codegen(llvm_ir, target, opt_level, timer, handoff)
             with timer.phase("cache write"):
                 write_disk(key, compiled)
         with timer.phase("loading"):

@@ -16,9 +16,11 @@ Algorithm:
    external only to survive until the vectoriser): code generation of the
    unused ones cost 9 of the 19 ms of a train step's entry-point module.
    A module whose kernel was cut into segment functions (segment_emit.py)
-   is first split into several modules (module_split.py), each compiled in
-   its own LLVM context by this thread and one more (`_compile_parts`);
-   the result is one object per part.
+   is compiled as several modules, each in its own LLVM context, by this
+   thread and a persistent worker thread (llvm_worker.py): groups of
+   segments are handed over while the rest is still being emitted
+   (part_handoff.py, `pipelined_compile`), the rest is split when emission
+   ends (module_split.py); the result is one object per part.
 2. `JitModule`: an MCJIT execution engine built around an empty module into
    which the objects are loaded (`add_object_file`), so a cache hit skips
    optimisation and code generation entirely. External symbols (libm's
@@ -42,13 +44,18 @@ from ..errors import CompileError
 from ..timing import NO_TIMER
 from .fp_mode import register_symbol
 from .llvm_remarks import capture_llvm_diagnostics, loops_not_vectorized
-from .module_split import PART_SEPARATOR, ModulePart, split_module, vector_variants
+from . import llvm_worker
+from .llvm_worker import PartQueue
+from .module_split import PART_SEPARATOR, ModulePart, split_module, vector_variants, whole_module_part
+from .part_handoff import SegmentHandOff
 from .vmath.fallback import VFABI_ATTRIBUTE
 from .target import HostTarget, ensure_llvm_initialised
 
 # Part of the object cache's key (cache.py): changed whenever what this module does to a given
 # LLVM IR text changes (passes, their options, the module split), so that no cache serves old code.
-PIPELINE_VERSION = 3  # 2: vector variants in every part that names them, deleted after inlining; 3: entry points at O0
+# 2: vector variants in every part that names them, deleted after inlining; 3: entry points at O0;
+# 4: groups of kernel segments as parts of their own, handed to LLVM during emission (part_handoff.py)
+PIPELINE_VERSION = 4
 
 # MCJIT creation and module parsing are not documented as thread-safe.
 _llvm_lock = threading.RLock()
@@ -68,22 +75,72 @@ class CompiledObject:
         return (self.object_code, *self.more_objects)
 
 
-def optimize_and_codegen(llvm_ir: str, target: HostTarget, opt_level: int = 3, timer=NO_TIMER) -> CompiledObject:
-    """Optimise `llvm_ir` at `opt_level` and emit host object code (see module docstring)."""
+def optimize_and_codegen(
+    llvm_ir: str, target: HostTarget, opt_level: int = 3, timer=NO_TIMER, handoff: SegmentHandOff | None = None
+) -> CompiledObject:
+    """Optimise `llvm_ir` at `opt_level` and emit host object code (see module docstring).
+
+    `handoff`: the pipelined compile whose emission produced `llvm_ir` (`pipelined_compile`);
+    its parts handed off during emission are compiled already or being compiled."""
     ensure_llvm_initialised()
+    if handoff is None:
+        handoff = pipelined_compile(target, opt_level)
+    queue = handoff.queue
     with _llvm_lock:
-        with timer.phase("LLVM module split"):
-            parts = split_module(llvm_ir)
-        remarks: list[str] = []  # filled when the capture ends
-        with capture_llvm_diagnostics(remarks):
-            if parts is None:
-                module = _parse_and_verify(llvm_ir, llvm.create_context(), timer)  # a context of its own: see _unlocked
-                results = [_optimize_and_emit(module, llvm_ir, target, opt_level, timer)]
+        try:
+            with timer.phase("LLVM module split"):
+                text = handoff.rest_text() if handoff.handed_off else llvm_ir
+                parts = split_module(text)
+            if parts is None and not handoff.handed_off:  # one module, on this thread
+                queue.cancel()
+                remarks: list[str] = []
+                with capture_llvm_diagnostics(remarks):
+                    module = _parse_and_verify(llvm_ir, llvm.create_context(), timer)  # see _unlocked
+                    results = [_optimize_and_emit(module, llvm_ir, target, opt_level, timer)]
             else:
-                results = _compile_parts(parts, target, opt_level, timer)
+                results = queue.finish(timer, parts or [whole_module_part(text)])
+                remarks = queue.remarks
+        finally:
+            queue.cancel()  # no-op after finish(); after an error, no part is started any more
     objects = [obj for obj, _ in results]
     optimized = f"\n{PART_SEPARATOR}\n".join(text for _, text in results)
     return CompiledObject(objects[0], optimized, tuple(remarks), tuple(objects[1:]))
+
+
+def pipelined_compile(target: HostTarget, opt_level: int) -> SegmentHandOff:
+    """A compile whose parts LLVM may start on while the module is still being emitted: give it
+    to emit_module (`hand_off`), then to optimize_and_codegen, or `cancel()` its queue."""
+    ensure_llvm_initialised()
+    compile_part = functools.partial(_compile_part, target=target, opt_level=opt_level)
+    return SegmentHandOff(PartQueue(compile_part, _compile_threads() > 1))
+
+
+def warm_up(target: HostTarget, opt_level: int) -> None:
+    """Start the LLVM worker thread (when compiles use two threads) and let it pay LLVM's one-time
+    costs now: its target machines (O`opt_level` and O0) and a first optimisation and code
+    generation (LLVM's process-wide set-up): about 8 ms of CPU, which the worker's first part
+    paid during the compile before. Called once per process, by the first compile that misses
+    the cache, before its pass pipeline runs (Python on the calling thread for tens of ms)."""
+    if _compile_threads() > 1:
+        llvm_worker.warm_up(functools.partial(_warm_up, target, opt_level))
+
+
+def _warm_up(target: HostTarget, opt_level: int) -> None:
+    tiny = (
+        f'target triple = "{target.triple}"\ntarget datalayout = "{target.data_layout}"\n'
+        "define double @warm_up(double %x) {\n  %y = fmul double %x, %x\n  ret double %y\n}\n"
+    )
+    try:
+        ensure_llvm_initialised()
+        _compile_part(ModulePart(tiny, 1), NO_TIMER, target, opt_level)
+        _compile_part(ModulePart(tiny, 1, entry_points_only=True), NO_TIMER, target, opt_level)
+    except Exception:  # noqa: S110  (only a head start: the compile itself reports any error)
+        pass
+
+
+def _compile_part(part: ModulePart, timer, target: HostTarget, opt_level: int) -> tuple[bytes, str]:
+    module = _parse_and_verify(part.text, llvm.create_context(), timer)  # a context of its own: see _unlocked
+    return _optimize_and_emit(module, part.text, target, opt_level, timer, part.entry_points_only)
 
 
 def _parse_and_verify(llvm_ir: str, context, timer=NO_TIMER):
@@ -125,54 +182,6 @@ def _optimize_and_emit(
         optimized = str(module)
         obj = _emit_object(tm, module)
     return obj, optimized
-
-
-def _compile_parts(parts: list[ModulePart], target: HostTarget, opt_level: int, timer) -> list[tuple[bytes, str]]:
-    """Each part in its own LLVM context, on this thread and one more (`_compile_threads`): each
-    thread takes the heaviest part nobody took yet, this thread first (so that its timing report
-    shows an optimised part), the entry points last (cheap at O0). Results are in the parts' order."""
-    results: list = [None] * len(parts)
-    errors: list[BaseException] = []
-    queue = sorted(range(len(parts)), key=lambda k: (parts[k].entry_points_only, -parts[k].weight, k))
-    take = threading.Lock()
-
-    def work(part_timer, k: int | None = None) -> None:
-        while True:
-            if k is None:
-                with take:
-                    if errors or not queue:
-                        return
-                    k = queue.pop(0)
-            try:
-                module = _parse_and_verify(parts[k].text, llvm.create_context(), part_timer)
-                results[k] = _optimize_and_emit(
-                    module, parts[k].text, target, opt_level, part_timer, parts[k].entry_points_only
-                )
-            except Exception as exc:  # re-raised on the calling thread
-                errors.append(exc)
-                return
-            k = None
-
-    # The calling thread takes the heaviest part before the other thread starts: only its phases
-    # reach the timing report, which would otherwise show no LLVM optimisation at all whenever the
-    # other thread happened to take the one part that has some (a kernel beside its entry points).
-    first = queue.pop(0) if queue else None
-    worker = threading.Thread(target=work, args=(NO_TIMER,), name="raster-mlir-llvm") if _compile_threads() > 1 else None
-    if worker is not None:
-        worker.start()
-    try:
-        work(timer, first)
-    finally:
-        if worker is not None:
-            with take:
-                queue.clear()  # after an interrupt here, the other thread finishes its part and stops
-            with timer.phase("LLVM, waiting for the other thread"):
-                worker.join()
-    if errors:
-        if isinstance(errors[0], CompileError):
-            raise errors[0]
-        raise CompileError(f"LLVM failed on a part of a split module: {errors[0]}") from errors[0]
-    return results
 
 
 _per_thread = threading.local()

@@ -112,6 +112,7 @@ class FunctionBodyEmitter(
                 self.buffers[arg] = self.info.arg_types[arg.index]
         blocks = list(self.info.op.body.blocks)
         segments = self._segments(blocks[0]) if len(blocks) == 1 else None
+        self.segmented = segments is not None  # cut into segment functions (segment_emit.py)
         if segments is not None:
             self._emit_segmented_block(blocks[0], segments)
         else:

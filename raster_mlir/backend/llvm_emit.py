@@ -182,8 +182,12 @@ class ModuleEmitter:
     otherwise hijack every such call. A remaining clash is a CompileError.
     """
 
-    def __init__(self, module: ModuleOp, options: EmitOptions, verified: bool = False, on_parallel_loops=None):
+    def __init__(
+        self, module: ModuleOp, options: EmitOptions, verified: bool = False, on_parallel_loops=None, hand_off=None
+    ):
         self.options = options
+        # Receives each finished group of kernel segments, for LLVM to start on (part_handoff.py).
+        self.hand_off = hand_off
         # Called once when the first parallel loop is emitted (runtime_prep.py starts the pool's build).
         self.on_parallel_loops = on_parallel_loops
         self.info: ModuleInfo = analyse_module(module, verified)
@@ -388,9 +392,13 @@ class ModuleEmitter:
             self._declare_function(name, specs.get(name))
         for name in self.info.order:
             info = self.info.functions[name]
-            FunctionBodyEmitter(self, info, self.llvm_functions[name]).emit()
+            body = FunctionBodyEmitter(self, info, self.llvm_functions[name])
+            body.emit()
+            if self.hand_off is not None and body.segmented:  # its part may start now (part_handoff.py)
+                self.hand_off.kernel_done(self.llmod, self.llvm_functions[name])
         abis = {name: emit_entry_points(self, self.info.functions[name], specs[name]) for name in entries}
-        return EmittedModule(llvm_ir=module_text(self.llmod), entries=abis)
+        text = module_text(self.llmod) if self.hand_off is None else self.hand_off.module_text(self.llmod)
+        return EmittedModule(llvm_ir=text, entries=abis)
 
     def _declare_function(self, name: str, specs: list[ArgSpec] | None) -> None:
         """Declare `name`; `specs` is given for entry functions only."""
@@ -437,6 +445,7 @@ def emit_module(
     options: EmitOptions | None = None,
     verified: bool = False,
     on_parallel_loops=None,
+    hand_off=None,
 ) -> EmittedModule:
     """Translate `module` to LLVM IR text with entry points for `entries`.
 
@@ -444,7 +453,8 @@ def emit_module(
     derive them from the IR); a plain list of names means None for each.
     `verified`: the caller has just verified `module` (it is not verified again).
     `on_parallel_loops`: called when the module turns out to have parallel loops.
+    `hand_off`: a part_handoff.SegmentHandOff that gets each finished group of kernel segments.
     """
     if not isinstance(entries, Mapping):
         entries = dict.fromkeys(entries)
-    return ModuleEmitter(module, options or EmitOptions(), verified, on_parallel_loops).emit(entries)
+    return ModuleEmitter(module, options or EmitOptions(), verified, on_parallel_loops, hand_off).emit(entries)

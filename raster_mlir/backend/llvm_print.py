@@ -216,18 +216,30 @@ def _metadata_node_text(md) -> str:
 
 def module_text(module: ir.Module) -> str:
     """`str(module)` (llvmlite's `Module.__repr__`, line for line)."""
+    lines = header_lines(module)
+    lines += [global_text(v) for v in module.globals.values()]
+    for name, node in module.namedmetadata.items():
+        lines.append(f"!{name} = !{{ {', '.join(_ref(i) for i in node.operands)} }}")
+    lines += [metadata_text(md) for md in module.metadata]
+    return "\n".join(lines)
+
+
+def header_lines(module: ir.Module) -> list[str]:
+    """The lines of `str(module)` before its globals: module ID, triple, data layout, identified types."""
     lines = [
         f'; ModuleID = "{module.name}"',
         f'target triple = "{module.triple}"',
         f'target datalayout = "{module.data_layout}"',
         "",
     ]
-    lines += [t.get_declaration() for t in module.get_identified_types().values()]
-    lines += [function_text(v) if type(v) is ir.Function else str(v) for v in module.globals.values()]
-    for name, node in module.namedmetadata.items():
-        lines.append(f"!{name} = !{{ {', '.join(_ref(i) for i in node.operands)} }}")
-    lines += [
-        _metadata_node_text(md) if type(md) is ir.values.MDValue and _CACHED_STR not in md.__dict__ else str(md)
-        for md in module.metadata
-    ]
-    return "\n".join(lines)
+    return lines + [t.get_declaration() for t in module.get_identified_types().values()]
+
+
+def global_text(v) -> str:
+    """`str(v)` for a global value of a module (a function, a global variable)."""
+    return function_text(v) if type(v) is ir.Function else str(v)
+
+
+def metadata_text(md) -> str:
+    """`str(md)` for a metadata node of `module.metadata`."""
+    return _metadata_node_text(md) if type(md) is ir.values.MDValue and _CACHED_STR not in md.__dict__ else str(md)

@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 LOOP_NAME_KEY = "raster.loop"
@@ -32,35 +33,72 @@ LOOP_NAME_KEY = "raster.loop"
 _DIAGNOSTIC = re.compile(r"^(warning|remark|note|error): ")
 
 
+_capture_lock = threading.Lock()
+_capture: list | None = None  # [entrants, saved fd 2, sink file] while any capture is open
+
+
 @contextlib.contextmanager
 def capture_llvm_diagnostics(remarks: list[str]) -> Iterator[None]:
     """Run the body with fd 2 redirected; append LLVM's diagnostic lines to `remarks`.
 
-    Callers hold the backend's LLVM lock, so captures never nest.
+    Captures may overlap (a compile's LLVM worker thread works while its caller
+    still emits IR, llvm_worker.py; a runtime builds on another thread): fd 2 is
+    redirected once, for as long as any capture is open, and each capture takes
+    the diagnostic lines written while it was open. Other lines are passed on to
+    the real stderr when the last capture closes.
     """
+    start = open_capture()
     try:
-        sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):
-        pass
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 at all: nothing can leak
         yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace")
-    others = []
-    for line in text.splitlines():
-        (remarks if _DIAGNOSTIC.match(line) else others).append(line)
+    finally:
+        remarks += close_capture(start)
+
+
+def open_capture() -> int | None:
+    """Open a capture (see capture_llvm_diagnostics); the token for close_capture."""
+    global _capture
+    with _capture_lock:
+        if _capture is None:
+            try:
+                sys.stderr.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+            try:
+                saved = os.dup(2)
+            except OSError:  # no fd 2 at all: nothing can leak
+                return None
+            sink = tempfile.TemporaryFile()
+            os.dup2(sink.fileno(), 2)
+            _capture = [0, saved, sink]
+        _capture[0] += 1
+        return os.lseek(_capture[2].fileno(), 0, os.SEEK_END)
+
+
+def close_capture(start: int | None) -> list[str]:
+    """Close the capture `start` opened; the diagnostic lines written meanwhile."""
+    return [line for line in _leave(start).splitlines() if _DIAGNOSTIC.match(line)]
+
+
+def _leave(start: int | None) -> str:
+    global _capture
+    if start is None:
+        return ""
+    with _capture_lock:
+        entrants, saved, sink = _capture
+        end = os.lseek(sink.fileno(), 0, os.SEEK_END)
+        text = os.pread(sink.fileno(), end - start, start).decode(errors="replace")
+        if entrants > 1:
+            _capture[0] -= 1
+            return text
+        _capture = None
+        os.dup2(saved, 2)
+        os.close(saved)
+        everything = os.pread(sink.fileno(), end, 0).decode(errors="replace")
+        sink.close()
+    others = [line for line in everything.splitlines() if not _DIAGNOSTIC.match(line)]
     if others:
         print("\n".join(others), file=sys.stderr)
+    return text
 
 
 # ---- naming forced loops and finding the ones LLVM did not vectorise ------------------

@@ -94,28 +94,42 @@ def _parse(text: str) -> tuple[list[str], dict[str, _Function], list[tuple[str, 
             if k + 1 == len(lines) or lines[k + 1] != "{" or "}" not in lines[k + 1 :]:
                 raise _NotOurFormat  # not llvmlite's layout (e.g. hand-written IR): leave the module whole
             end = lines.index("}", k)
-            found = _NAME.search(line)
-            if found is None:
-                raise _NotOurFormat
-            name = _unquote(found.group(1))
-            body = "\n".join(lines[k + 1 : end])
-            linkage = _DEFINE.match(line).group(1)
-            internal = linkage is not None
-            refs = {_unquote(m.group(1)) for m in _NAME.finditer(body)}
-            variants = _VECTOR_VARIANT.findall(line)  # its attribute names them (then it is no segment)
-            refs.update(variants)
-            attrs = line[line.rindex(")") :]
-            optnone = " optnone" in attrs
-            movable = internal and " noinline" in attrs and not optnone and not variants
-            function_text = "\n".join(lines[k : end + 1])
-            weight = len(function_text) // 8 if optnone else len(function_text)
-            functions[name] = _Function(name, line, function_text, internal, movable, refs, weight, optnone)
+            f = _function(lines[k : end + 1])
+            functions[f.name] = f
             k = end + 1
             continue
         name = _NAME.match(line)
         others.append((_unquote(name.group(1)) if name else "", line))
         k += 1
     return header, functions, others
+
+
+def _function(lines: list[str]) -> _Function:
+    """The function whose text is `lines` (its `define` line, `{`, body, `}`)."""
+    line = lines[0]
+    found = _NAME.search(line)
+    if found is None:
+        raise _NotOurFormat
+    name = _unquote(found.group(1))
+    body = "\n".join(lines[2:-1])
+    internal = _DEFINE.match(line).group(1) is not None
+    refs = {_unquote(m.group(1)) for m in _NAME.finditer(body)}
+    variants = _VECTOR_VARIANT.findall(line)  # its attribute names them (then it is no segment)
+    refs.update(variants)
+    attrs = line[line.rindex(")") :]
+    optnone = " optnone" in attrs
+    movable = internal and " noinline" in attrs and not optnone and not variants
+    function_text = "\n".join(lines)
+    weight = len(function_text) // 8 if optnone else len(function_text)
+    return _Function(name, line, function_text, internal, movable, refs, weight, optnone)
+
+
+def parse_function(text: str) -> _Function:
+    """The function that llvmlite printed as `text` (`str(ir.Function)`, a definition)."""
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) < 3 or lines[1] != "{" or lines[-1] != "}":
+        raise _NotOurFormat
+    return _function(lines)
 
 
 _GLOBAL = re.compile(r"^@\S+ = ((?:[a-z_]+ )*?)(global|constant) ")
@@ -174,7 +188,10 @@ def split_module(text: str, units: int = MAX_PARTS) -> list[ModulePart] | None:
         global_types = {name: _global_type(line) for name, line in others if name and line.startswith("@")}
     except _NotOurFormat:
         return None
-    movable = [f for f in functions.values() if f.movable]
+    # A movable function that no function calls any more (its callers were compiled apart:
+    # part_handoff.py) is dropped, as LLVM would drop it, instead of compiled as a root.
+    called = set().union(*(f.references for f in functions.values()))
+    movable = [f for f in functions.values() if f.movable and f.name in called]
     if units < 2:
         return None
     variants = {name for f in functions.values() for name in f.references if name in functions} & vector_variants(text)
@@ -187,9 +204,13 @@ def split_module(text: str, units: int = MAX_PARTS) -> list[ModulePart] | None:
     packed_roots = [name for name in kept_roots if not functions[name].optnone and entry_roots and shared(name)]
     part0_roots = [name for name in kept_roots if name not in packed_roots]
     items = [[f.name] for f in movable] + [packed_roots] * bool(packed_roots)
-    if len(movable) < 2 and not packed_roots:
+    # Nothing but entry points (the kernel and its segments were compiled apart: part_handoff.py):
+    # one part, entry points only, without the unused functions of the module.
+    only_entry_points = not items and entry_roots and all(functions[n].optnone for n in part0_roots)
+    if len(movable) < 2 and not packed_roots and not only_entry_points:
         return None
-    bins = max(1, min(units - 1, len(movable)))  # the kernel joins a part of segments: a module more costs 3-5 ms
+    # the kernel joins a part of segments: a module more costs 3-5 ms
+    bins = 0 if only_entry_points else max(1, min(units - 1, len(movable)))
     part_roots: list[list[str]] = [part0_roots] + [[] for _ in range(bins)]
     weights = [sum(functions[n].weight for n in _reach(part0_roots, functions, variants))] + [0] * bins
     item_weight = lambda roots: sum(functions[n].weight for n in _reach(roots, functions, variants))  # noqa: E731
@@ -207,6 +228,17 @@ def split_module(text: str, units: int = MAX_PARTS) -> list[ModulePart] | None:
         text_k = _part_text(header, functions, others, defined, referenced, moved, global_types, k == 0)
         parts.append(ModulePart(text_k, weights[k], all(functions[n].optnone for n in defined)))
     return parts
+
+
+def whole_module_part(text: str) -> ModulePart:
+    """`text` as one part (split_module left it whole): entry points only when every function
+    it defines is `optnone` (what remains once the kernel was compiled apart: part_handoff.py)."""
+    try:
+        _, functions, _ = _parse(text)
+    except _NotOurFormat:
+        return ModulePart(text, len(text))
+    optnone = bool(functions) and all(f.optnone for f in functions.values())
+    return ModulePart(text, sum(f.weight for f in functions.values()), optnone)
 
 
 def _shares_globals(defined: set[str], functions: dict[str, _Function], global_types) -> bool:

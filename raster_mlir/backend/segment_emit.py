@@ -91,6 +91,8 @@ def _defines_buffer(ops: list[Operation]) -> bool:
 class SegmentEmitter:
     """Mixin: needs `values`, `buffers`, `builder`, `_emit_op`, `mctx`, `info`, `llfn`, `workspace`."""
 
+    segmented = False  # set by emit(): the body was cut into segment functions
+
     def _segments(self, block: Block) -> list[list[Operation]] | None:
         if getattr(self, "outlined", False) or self.info.name not in self.mctx.noalias_functions:
             return None
@@ -106,13 +108,16 @@ class SegmentEmitter:
         ops = list(block.ops)
         position = {op: k for k, op in enumerate(ops)}
         cursor = 0
-        for seg in segments:
+        hand_off = self.mctx.hand_off
+        for number, seg in enumerate(segments, 1):
             end = position[seg[-1]] + 1
             for op in ops[cursor:end]:
                 if op not in in_segment:
                     self._emit_top_op(op)
             cursor = end
-            self._emit_segment(seg)
+            fn = self._emit_segment(seg)
+            if hand_off is not None:  # LLVM may start on it now (part_handoff.py)
+                hand_off.segment_done(self.mctx.llmod, fn, last=number == len(segments))
         for op in ops[cursor:]:
             self._emit_top_op(op)
 
@@ -157,7 +162,7 @@ class SegmentEmitter:
                     outputs.append(r)
         return inputs, constants, outputs
 
-    def _emit_segment(self, ops: list[Operation]) -> None:
+    def _emit_segment(self, ops: list[Operation]) -> ir.Function:
         inputs, constants, outputs = self._segment_interface(ops)
         output_types = [llvm_type(v.type) for v in outputs]
         ret = ir.LiteralStructType(output_types) if output_types else ir.VoidType()
@@ -203,6 +208,7 @@ class SegmentEmitter:
         result = self.builder.call(fn, [self.value(v) for v in inputs] + [self.workspace])
         for k, v in enumerate(outputs):
             self.values[v] = self.builder.extract_value(result, k)
+        return fn
 
 
 def _top_level(op: Operation, block: Block) -> Operation:
