@@ -19,6 +19,7 @@ import raster_mlir as rm
 from raster_mlir import optim
 from raster_mlir.backend import emit_module, llvm_emit
 from raster_mlir.backend.llvm_print import function_text, module_text
+from raster_mlir.backend.part_handoff import SegmentHandOff
 
 
 @pytest.fixture
@@ -31,11 +32,17 @@ def emitted_modules(monkeypatch):
         modules.append(module)
         return _real_module_text(module)
 
+    def keep_handed_off(handoff, module):  # a compile's module, printed by part_handoff (same printers)
+        modules.append(module)
+        return _real_handoff_text(handoff, module)
+
     monkeypatch.setattr(llvm_emit, "module_text", keep)
+    monkeypatch.setattr(SegmentHandOff, "module_text", keep_handed_off)
     return modules
 
 
 _real_module_text = module_text
+_real_handoff_text = SegmentHandOff.module_text
 
 
 def _mlp_loss(w1, b1, w2, b2, x, y):
