@@ -111,8 +111,7 @@ class RoundMemo:
     since. Every change (a fusion, a forwarded load and its users, an erased store, alloc or
     dead op) goes through `changed`, which un-settles the block and every block around it and
     drops the footprints of the ops holding it. The IR is the same as with every block swept
-    and every footprint computed again in each round; the 8-layer train step's fuse-loops
-    does 40% less work in its second and third rounds.
+    and every footprint computed again in each round (docs/compile-time.md has the figures).
     """
 
     def __init__(self) -> None:
