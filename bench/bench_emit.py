@@ -83,9 +83,9 @@ def capture(thunk) -> list:
     """The (module, entries, options) of every emit_module call the compile makes (the cache is off)."""
     captured, real = [], backend.emit_module
 
-    def spy(module, entries, options=None, verified=False, on_parallel_loops=None):
+    def spy(module, entries, options=None, *args, **kwargs):
         captured.append((module.clone(), entries, options))
-        return real(module, entries, options, verified, on_parallel_loops)
+        return real(module, entries, options, *args, **kwargs)
 
     backend.emit_module = spy
     try:
