@@ -68,6 +68,7 @@ from .llvm_body import FunctionBodyEmitter
 from .llvm_entry import emit_entry_points
 from .llvm_print import module_text
 from .llvm_remarks import LOOP_NAME_KEY
+from . import segment_dedup
 from .loop_hints import describe_loop, nested_ops, rolls_over_a_long_reduction, trip_count, vectorize_hint
 from .llvm_types import PTR, llvm_type
 from .specs import ArgSpec, reconcile_specs
@@ -95,6 +96,8 @@ class EmitOptions:
     # Kernels larger than this (ops, nested ones counted) become one function per group of
     # top-level ops of about this size (segment_emit.py); 0: one function.
     segment_ops: int = field(default_factory=lambda: SEGMENT_OPS)
+    # Segments with the same code compiled once (segment_dedup.py); False: each its own function.
+    merge_identical_segments: bool = field(default_factory=lambda: segment_dedup.MERGE_IDENTICAL_SEGMENTS)
     target: HostTarget = field(default_factory=host_target)
 
     def __post_init__(self):
@@ -206,6 +209,8 @@ class ModuleEmitter:
         self.noalias_functions: set[str] = set()
         self.parallel_loops = 0  # outlined so far (their names are numbered)
         self.segment_functions = 0  # kernel segments so far (segment_emit.py; numbered the same way)
+        # Finds the segments that duplicate one emitted before (segment_dedup.py).
+        self.segment_dedup = segment_dedup.SegmentDedup(self.llmod) if options.merge_identical_segments else None
         self._parallel_runtime: ir.GlobalVariable | None = None
         # (math op, type) -> its vmath function (vmath/__init__.py)
         self.vector_math_functions: dict = {}

@@ -204,6 +204,8 @@ class SegmentEmitter:
         else:
             sub.builder.ret_void()
         sub._alloca_builder.branch(start)
+        if self.mctx.segment_dedup is not None:
+            fn = self.mctx.segment_dedup.same_as(fn) or fn  # a duplicate: the kept one (segment_dedup.py)
 
         result = self.builder.call(fn, [self.value(v) for v in inputs] + [self.workspace])
         for k, v in enumerate(outputs):
