@@ -116,7 +116,7 @@ class SegmentEmitter:
                     self._emit_top_op(op)
             cursor = end
             fn = self._emit_segment(seg)
-            if hand_off is not None:  # LLVM may start on it now (part_handoff.py)
+            if hand_off is not None and fn is not None:  # LLVM may start on it now (part_handoff.py)
                 hand_off.segment_done(self.mctx.llmod, fn, last=number == len(segments))
         for op in ops[cursor:]:
             self._emit_top_op(op)
@@ -162,7 +162,9 @@ class SegmentEmitter:
                     outputs.append(r)
         return inputs, constants, outputs
 
-    def _emit_segment(self, ops: list[Operation]) -> ir.Function:
+    def _emit_segment(self, ops: list[Operation]) -> ir.Function | None:
+        """Emit `ops` as a segment function and its call: the new function, or None when it
+        duplicated one emitted before (which the call then calls)."""
         inputs, constants, outputs = self._segment_interface(ops)
         output_types = [llvm_type(v.type) for v in outputs]
         ret = ir.LiteralStructType(output_types) if output_types else ir.VoidType()
@@ -204,13 +206,13 @@ class SegmentEmitter:
         else:
             sub.builder.ret_void()
         sub._alloca_builder.branch(start)
-        if self.mctx.segment_dedup is not None:
-            fn = self.mctx.segment_dedup.same_as(fn) or fn  # a duplicate: the kept one (segment_dedup.py)
+        # A duplicate of a segment emitted before is deleted; its call calls that one (segment_dedup.py).
+        kept = self.mctx.segment_dedup.same_as(fn) if self.mctx.segment_dedup is not None else None
 
-        result = self.builder.call(fn, [self.value(v) for v in inputs] + [self.workspace])
+        result = self.builder.call(kept or fn, [self.value(v) for v in inputs] + [self.workspace])
         for k, v in enumerate(outputs):
             self.values[v] = self.builder.extract_value(result, k)
-        return fn
+        return None if kept else fn
 
 
 def _top_level(op: Operation, block: Block) -> Operation:

@@ -14,6 +14,7 @@ from raster_mlir.backend.segment_dedup import SegmentDedup
 
 SEGMENT = re.compile(r'^define internal [^@]*@"(\w+\.segment\d+)"\(', re.M)
 SEGMENT_CALL = re.compile(r'call [^@]*@"(\w+\.segment\d+)"\(')
+COMPILED_SEGMENT = re.compile(r'^define [^@]*@"?(\w+\.segment\d+)"?\(', re.M)  # in LLVM's printing
 
 
 def deep_mlp_loss(*args):
@@ -54,6 +55,8 @@ def test_repeated_layers_compile_fewer_segments_with_the_same_results(monkeypatc
     called = SEGMENT_CALL.findall(merged.llvm_ir)
     assert len(called) == len(SEGMENT_CALL.findall(apart.llvm_ir))  # every call is still there
     assert len(set(called)) < len(called) and set(called) == set(defined)  # some segment is called twice
+    compiled = COMPILED_SEGMENT.findall(merged.llvm_ir_optimized)  # every part LLVM compiled
+    assert sorted(compiled) == sorted(defined)  # each kept segment compiled once, the others never
     np.testing.assert_array_equal(losses, want_losses)  # the same code: bitwise the same numbers
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
