@@ -59,7 +59,7 @@ class SegmentHandOff:
 
     # ---- during emission -------------------------------------------------
 
-    def segment_done(self, llmod: ir.Module, fn: ir.Function, last: bool = False) -> None:
+    def segment_done(self, llmod: ir.Module, fn: ir.Function, last: bool = False, text: str | None = None) -> None:
         """`fn`, a kernel segment, is finished: hand it off, alone or with its small neighbours.
 
         A segment of at least SMALL_SEGMENT characters of IR is a part of its own (after the
@@ -70,7 +70,7 @@ class SegmentHandOff:
         (`kernel_done`), which joins its part. The rule depends on the IR text alone, so the
         parts, and the object code, do not depend on threads or timing."""
         self._segments.add(fn.name)
-        size = len(self._function(fn).text)
+        size = len(self._function(fn, text).text)
         if size >= SMALL_SEGMENT:
             self._flush(llmod)
             self._held.append(fn)
@@ -107,10 +107,11 @@ class SegmentHandOff:
         self.handed_off.extend(fn.name for fn in segments)
         return True
 
-    def _function(self, fn: ir.Function):
+    def _function(self, fn: ir.Function, text: str | None = None):
+        """`fn` parsed; `text`: its text when the caller printed it (segment_dedup.py did)."""
         parsed = self._parsed.get(fn.name)
         if parsed is None:
-            text = self._printed[fn.name] = function_text(fn)
+            text = self._printed[fn.name] = text or function_text(fn)
             parsed = self._parsed[fn.name] = parse_function(text)
         return parsed
 

@@ -43,7 +43,8 @@ import re
 
 from llvmlite import ir
 
-from .llvm_print import function_text
+from .llvm_print import metadata_text
+from .llvm_remarks import LOOP_NAME_KEY
 
 # `merge_identical_segments` of EmitOptions; tests switch it off to compare.
 MERGE_IDENTICAL_SEGMENTS = True
@@ -59,39 +60,80 @@ class SegmentDedup:
 
     def __init__(self, llmod: ir.Module):
         self.llmod = llmod
-        self.kept: dict[str, ir.Function] = {}
+        # (prototype without the name, number of lines) -> the kept segments of that shape, with their texts
+        self._by_shape: dict[tuple[str, int], list[tuple[ir.Function, str]]] = {}
+        self._keys: dict[str, str] = {}  # kept segment -> its key (segment_key), once needed
         self.merged = 0  # segments replaced by a kept one
-        self._nodes: dict[str, str] = {}  # metadata number -> its operands' text ("!{ ... }")
-        self._known = 0  # llmod.metadata[:_known] are in _nodes
+        self._by_number: dict[str, object] = {}  # metadata number -> node (llmod.metadata[:_known])
+        self._known = 0
+        self._texts: dict[str, str] = {}  # metadata number -> the node's text after its `=`
+        self._operand_refs: dict[str, tuple[str, ...]] = {}
 
-    def same_as(self, fn: ir.Function) -> ir.Function | None:
-        """The kept segment `fn` duplicates (then `fn` is removed from the module), or None.
+    def same_as(self, fn: ir.Function, text: str) -> ir.Function | None:
+        """The kept segment `fn` (printed as `text`) duplicates, or None. A duplicate is
+        removed from the module.
 
         Only `noinline` functions: the key's reading of alias scopes holds only for accesses
         that LLVM never compares with another function's (inlined, they would be)."""
         if "noinline" not in fn.attributes:
             return None
-        key = segment_key(function_text(fn), fn.name, self._node)
-        kept = self.kept.setdefault(key, fn)
-        if kept is fn:
-            return None
-        del self.llmod.globals[fn.name]
-        self.merged += 1
-        return kept
+        # Keys are made only for functions with the same prototype and number of lines: most
+        # segments have no such twin, and making a key costs about 0.2 ms.
+        header, _, rest = text.partition("\n")
+        shape = (header.replace(f'@"{fn.name}"(', "@SELF(", 1), rest.count("\n"))
+        twins = self._by_shape.setdefault(shape, [])
+        key = None
+        for kept, kept_text in twins:
+            if key is None:
+                key = segment_key(text, fn.name, self._node, self._refs)
+            kept_key = self._keys.get(kept.name)
+            if kept_key is None:
+                kept_key = self._keys[kept.name] = segment_key(kept_text, kept.name, self._node, self._refs)
+            if kept_key == key:
+                del self.llmod.globals[fn.name]
+                self.merged += 1
+                return kept
+        twins.append((fn, text))
+        if key is not None:
+            self._keys[fn.name] = key
+        return None
+
+    def _md(self, number: str):
+        if number not in self._by_number:
+            for md in self.llmod.metadata[self._known :]:
+                self._by_number[md.name] = md
+            self._known = len(self.llmod.metadata)
+        return self._by_number[number]
 
     def _node(self, number: str) -> str:
-        if number not in self._nodes:
-            for md in self.llmod.metadata[self._known :]:
-                text = str(md)
-                self._nodes[text[1 : text.index(" ")]] = text[text.index(" = ") + 3 :]
-            self._known = len(self.llmod.metadata)
-        return self._nodes[number]
+        text = self._texts.get(number)
+        if text is None:
+            md = self._md(number)
+            if _is_loop_description(md):  # not printed: llvmlite escapes strings character by character
+                return _LOOP_DESCRIPTION
+            line = metadata_text(md)
+            text = self._texts[number] = line[line.index(" = ") + 3 :]
+        return text
+
+    def _refs(self, number: str) -> tuple[str, ...]:
+        """The nodes node !number refers to (what `_REF` finds in its text without strings),
+        read from its operands: printing a no-alias list of every buffer costs more."""
+        refs = self._operand_refs.get(number)
+        if refs is None:
+            md = self._md(number)
+            if type(md) is ir.values.MDValue:
+                refs = tuple([op._name for op in md.operands if type(op) is _MD_NODE])
+            else:
+                refs = tuple(_REF.findall(_STRING.sub("", self._node(number))))
+            self._operand_refs[number] = refs
+        return refs
 
 
-def segment_key(text: str, name: str, node) -> str:
+def segment_key(text: str, name: str, node, refs) -> str:
     """`text` (a function's) with its name and metadata references replaced as the module docstring says.
 
-    `node(number)` is the text of metadata node !number after its `=` (`!{ !1, !2 }`, `distinct !{ ... }`)."""
+    `node(number)`: the text of metadata node !number after its `=` (`!{ !1, !2 }`, `distinct !{ ... }`);
+    `refs(number)`: the numbers of the nodes it refers to, in order."""
     header, _, body = text.partition("\n")
     header = header.replace(f'@"{name}"(', "@SELF(", 1)
     scopes: dict[str, int] = {}  # scope node -> its number in this function
@@ -99,27 +141,39 @@ def segment_key(text: str, name: str, node) -> str:
     table: list[str] = []  # each scope's domain, in the function's numbering
     for kind, ref in _SCOPES.findall(body):
         if kind == "alias.scope":
-            for scope in _REF.findall(node(ref)):
+            for scope in refs(ref):
                 if scope not in scopes:
                     scopes[scope] = len(scopes)
-                    operands = _REF.findall(_STRING.sub("", node(scope)))
-                    table.append(",".join(f"d{domains.setdefault(d, len(domains))}" for d in operands))
+                    table.append(",".join(f"d{domains.setdefault(d, len(domains))}" for d in refs(scope)))
+    lists: dict[str, str] = {}  # scope list node -> its scopes in the function's numbering
 
     def scope_list(match: re.Match) -> str:
-        used = sorted(scopes[s] for s in _REF.findall(node(match.group(2))) if s in scopes)
-        return f"!{match.group(1)} {{{','.join(map(str, used))}}}"
+        ref = match.group(2)
+        used = lists.get(ref)
+        if used is None:
+            used = lists[ref] = ",".join(map(str, sorted(scopes[s] for s in refs(ref) if s in scopes)))
+        return f"!{match.group(1)} {{{used}}}"
 
     def loop(match: re.Match) -> str:
         ref = match.group(1)
-        operands = [r for r in _REF.findall(node(ref)) if r != ref]  # the loop id refers to itself first
+        operands = [r for r in refs(ref) if r != ref]  # the loop id refers to itself first
         return "!llvm.loop <" + ";".join(_loop_property(node(r)) for r in operands) + ">"
 
     body = _LOOP.sub(loop, _SCOPES.sub(scope_list, body))
     return header + "\n" + body + "\nscopes " + "|".join(table)
 
 
+_MD_NODE = ir.values.MDValue
+_LOOP_DESCRIPTION = '!{ !"raster.loop", ... }'  # a loop's name for diagnostics (llvm_remarks.py)
+
+
+def _is_loop_description(md) -> bool:
+    operands = getattr(md, "operands", ())
+    return type(md) is _MD_NODE and bool(operands) and getattr(operands[0], "string", None) == LOOP_NAME_KEY
+
+
 def _loop_property(text: str) -> str:
     """A loop property node's text; a `raster.loop` description (a diagnostic name) is left out."""
-    if text.startswith('!{ !"raster.loop"'):
-        return "raster.loop"
+    if text.startswith(f'!{{ !"{LOOP_NAME_KEY}"'):
+        return _LOOP_DESCRIPTION
     return text  # with its references as they are: the same nodes, or no match

@@ -42,6 +42,7 @@ from xdsl.ir import Block, Operation, SSAValue
 
 from .analysis import walk_ops
 from .fast_builder import FastBuilder
+from .llvm_print import function_text
 from .llvm_types import PTR, llvm_type
 
 # Top-level ops that stay in the kernel (no operands, no effect: see the module docstring).
@@ -115,9 +116,9 @@ class SegmentEmitter:
                 if op not in in_segment:
                     self._emit_top_op(op)
             cursor = end
-            fn = self._emit_segment(seg)
+            fn, text = self._emit_segment(seg)
             if hand_off is not None and fn is not None:  # LLVM may start on it now (part_handoff.py)
-                hand_off.segment_done(self.mctx.llmod, fn, last=number == len(segments))
+                hand_off.segment_done(self.mctx.llmod, fn, last=number == len(segments), text=text)
         for op in ops[cursor:]:
             self._emit_top_op(op)
 
@@ -162,9 +163,9 @@ class SegmentEmitter:
                     outputs.append(r)
         return inputs, constants, outputs
 
-    def _emit_segment(self, ops: list[Operation]) -> ir.Function | None:
-        """Emit `ops` as a segment function and its call: the new function, or None when it
-        duplicated one emitted before (which the call then calls)."""
+    def _emit_segment(self, ops: list[Operation]) -> tuple[ir.Function | None, str | None]:
+        """Emit `ops` as a segment function and its call: the new function and its text (when
+        printed), or None when it duplicated one emitted before (which the call then calls)."""
         inputs, constants, outputs = self._segment_interface(ops)
         output_types = [llvm_type(v.type) for v in outputs]
         ret = ir.LiteralStructType(output_types) if output_types else ir.VoidType()
@@ -207,12 +208,15 @@ class SegmentEmitter:
             sub.builder.ret_void()
         sub._alloca_builder.branch(start)
         # A duplicate of a segment emitted before is deleted; its call calls that one (segment_dedup.py).
-        kept = self.mctx.segment_dedup.same_as(fn) if self.mctx.segment_dedup is not None else None
+        text = kept = None
+        if self.mctx.segment_dedup is not None:
+            text = function_text(fn)
+            kept = self.mctx.segment_dedup.same_as(fn, text)
 
         result = self.builder.call(kept or fn, [self.value(v) for v in inputs] + [self.workspace])
         for k, v in enumerate(outputs):
             self.values[v] = self.builder.extract_value(result, k)
-        return None if kept else fn
+        return (None, None) if kept else (fn, text)
 
 
 def _top_level(op: Operation, block: Block) -> Operation:
