@@ -8,7 +8,8 @@ and "apart" (EmitOptions.merge_identical_segments off) alternate, R times each.
 Columns (medians): segment functions defined in the LLVM IR, wall ms of the
 first call (trace + compile + call), process CPU ms of it (both threads), and
 LLVM ms: the timing report's LLVM optimisation and code generation rows of
-both threads added up. Ratios merged / apart in the same run. The numbers
+both threads added up (wall time of each phase: on a loaded machine it counts
+time spent waiting for a core). Ratios merged / apart in the same run. The numbers
 are bitwise compared (the loss of three steps and the parameters).
 Bytecode: the children read bytecode from a private prefix filled by a first,
 untimed run (like bench_compile.py).
