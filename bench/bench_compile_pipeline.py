@@ -160,12 +160,16 @@ def main() -> None:
                 with paused_gc():  # as during a compile
                     emitted[name].append(emit(module, entries, options))
         row = {}
+        costs = {name: [[] for _ in runs[0][1]] for name, runs in emitted.items()}
+        for _ in range(repeats):  # both compiles' parts, interleaved
+            for name, runs in emitted.items():
+                for k, c in enumerate(part_costs([p for _, p in runs[0][1]], target, 1)):
+                    costs[name][k] += c
         for name, runs in emitted.items():
             end = statistics.median(r[0] for r in runs)
-            arrivals = runs[0][1]
             # arrival times: medians over the repeats (the same parts arrive in the same order each time)
-            arrivals = [(statistics.median(r[1][k][0] for r in runs), p) for k, (_, p) in enumerate(arrivals)]
-            cost = [statistics.median(c) for c in part_costs([p for _, p in arrivals], target, repeats)]
+            arrivals = [(statistics.median(r[1][k][0] for r in runs), p) for k, (_, p) in enumerate(runs[0][1])]
+            cost = [statistics.median(c) for c in costs[name]]
             row[name] = (end, sum(cost), two_core_path(end, arrivals, cost), len(arrivals))
         (ea, la, pa, na), (ed, ld, pd, nd) = row["after"], row["during"]
         print(

@@ -66,16 +66,14 @@ class SegmentHandOff:
         small ones held before it); smaller ones are held until together they reach that size.
         Each LLVM module costs a fixed 2-3 ms (parsing, the pass pipeline's fixed work, a code
         generation run), worth paying for large segments, which then start early and balance
-        the two threads, not for a run of small ones. The `last` segment waits for its kernel
-        (`kernel_done`), which joins its part. The rule depends on the IR text alone, so the
+        the two threads, not for a run of small ones. Small segments still held at the `last`
+        one wait for their kernel (`kernel_done`), which joins their part. The rule depends on the IR text alone, so the
         parts, and the object code, do not depend on threads or timing."""
         self._segments.add(fn.name)
         size = len(self._function(fn, text).text)
         if size >= SMALL_SEGMENT:
             self._flush(llmod)
-            self._held.append(fn)
-            if not last:
-                self._flush(llmod)
+            self.hand_off(llmod, [fn])
             return
         self._held.append(fn)
         if not last and sum(len(self._parsed[f.name].text) for f in self._held) >= SMALL_SEGMENT:
