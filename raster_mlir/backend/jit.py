@@ -31,6 +31,7 @@ Algorithm:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -57,8 +58,55 @@ from .target import HostTarget, ensure_llvm_initialised
 # 4: groups of kernel segments as parts of their own, handed to LLVM during emission (part_handoff.py)
 PIPELINE_VERSION = 4
 
-# MCJIT creation and module parsing are not documented as thread-safe.
-_llvm_lock = threading.RLock()
+class _LLVMLock:
+    """Who may call into LLVM at the same time.
+
+    Held exclusively (`with _llvm_lock:`, re-entrant) around MCJIT engines, the global LLVM
+    context and symbol lookups, which LLVM does not document as thread-safe; held shared
+    (`_llvm_lock.shared()`) by each module part's parsing, optimisation and code generation, in a
+    context and with a target machine of the thread's own, which LLVM allows on several threads
+    at once (what its parallel code generation relies on). Part compiles overlap each other (the
+    LLVM worker thread compiles parts while the calling thread emits, llvm_worker.py), never an
+    exclusive holder: as before the worker, when one lock serialised all of it."""
+
+    def __init__(self):
+        self._cv = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._shared = 0
+
+    def __enter__(self):
+        me = threading.get_ident()
+        with self._cv:
+            if self._owner != me:
+                while self._owner is not None or self._shared:
+                    self._cv.wait()
+                self._owner = me
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cv:
+            self._depth -= 1
+            if not self._depth:
+                self._owner = None
+                self._cv.notify_all()
+
+    @contextlib.contextmanager
+    def shared(self):
+        with self._cv:
+            while self._owner is not None and self._owner != threading.get_ident():
+                self._cv.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._shared -= 1
+                self._cv.notify_all()
+
+
+_llvm_lock = _LLVMLock()
 
 
 @dataclass(frozen=True)
@@ -86,22 +134,20 @@ def optimize_and_codegen(
     if handoff is None:
         handoff = pipelined_compile(target, opt_level)
     queue = handoff.queue
-    with _llvm_lock:
-        try:
-            with timer.phase("LLVM module split"):
-                text = handoff.rest_text() if handoff.handed_off else llvm_ir
-                parts = split_module(text)
-            if parts is None and not handoff.handed_off:  # one module, on this thread
-                queue.cancel()
-                remarks: list[str] = []
-                with capture_llvm_diagnostics(remarks):
-                    module = _parse_and_verify(llvm_ir, llvm.create_context(), timer)  # see _unlocked
-                    results = [_optimize_and_emit(module, llvm_ir, target, opt_level, timer)]
-            else:
-                results = queue.finish(timer, parts or [whole_module_part(text)])
-                remarks = queue.remarks
-        finally:
-            queue.cancel()  # no-op after finish(); after an error, no part is started any more
+    try:
+        with timer.phase("LLVM module split"):
+            text = handoff.rest_text() if handoff.handed_off else llvm_ir
+            parts = split_module(text)
+        if parts is None and not handoff.handed_off:  # one module, on this thread
+            queue.cancel()
+            remarks: list[str] = []
+            with capture_llvm_diagnostics(remarks):
+                results = [_compile_part(ModulePart(llvm_ir, len(llvm_ir)), timer, target, opt_level)]
+        else:
+            results = queue.finish(timer, parts or [whole_module_part(text)])
+            remarks = queue.remarks
+    finally:
+        queue.cancel()  # no-op after finish(); after an error, no part is started any more
     objects = [obj for obj, _ in results]
     optimized = f"\n{PART_SEPARATOR}\n".join(text for _, text in results)
     return CompiledObject(objects[0], optimized, tuple(remarks), tuple(objects[1:]))
@@ -139,8 +185,9 @@ def _warm_up(target: HostTarget, opt_level: int) -> None:
 
 
 def _compile_part(part: ModulePart, timer, target: HostTarget, opt_level: int) -> tuple[bytes, str]:
-    module = _parse_and_verify(part.text, llvm.create_context(), timer)  # a context of its own: see _unlocked
-    return _optimize_and_emit(module, part.text, target, opt_level, timer, part.entry_points_only)
+    with _llvm_lock.shared():
+        module = _parse_and_verify(part.text, llvm.create_context(), timer)  # a context of its own: see _unlocked
+        return _optimize_and_emit(module, part.text, target, opt_level, timer, part.entry_points_only)
 
 
 def _parse_and_verify(llvm_ir: str, context, timer=NO_TIMER):
