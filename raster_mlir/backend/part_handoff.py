@@ -67,8 +67,8 @@ class SegmentHandOff:
         Each LLVM module costs a fixed 2-3 ms (parsing, the pass pipeline's fixed work, a code
         generation run), worth paying for large segments, which then start early and balance
         the two threads, not for a run of small ones. Small segments still held at the `last`
-        one wait for their kernel (`kernel_done`), which joins their part. The rule depends on the IR text alone, so the
-        parts, and the object code, do not depend on threads or timing."""
+        one wait for their kernel (`kernel_done`), which joins their part. The rule depends on
+        the IR text alone, so the parts, and the object code, do not depend on threads or timing."""
         self._segments.add(fn.name)
         size = len(self._function(fn, text).text)
         if size >= SMALL_SEGMENT:
