@@ -150,7 +150,8 @@ def main() -> None:
     print(f"train step 784-128x(L-1)-10, f64: emission + LLVM, medians of {repeats}; CPU ms of one thread; "
           "2-core path: model of two idle cores (module docstring)")  # fmt: skip
     print()
-    print("| layers | emission+split: after | during | LLVM CPU: after | during | 2-core path: after | during | parts |")
+    print("| layers | emission+split: after | during | LLVM CPU: after | during "
+          "| 2-core path: after | during | parts |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for n in layers:
         module, entries, options = backend_input(n)
@@ -174,7 +175,8 @@ def main() -> None:
         (ea, la, pa, na), (ed, ld, pd, nd) = row["after"], row["during"]
         print(
             f"| {n} | {1e3 * ea:.0f} ms | {1e3 * ed:.0f} ms ({ed / ea:.2f}) | {1e3 * la:.0f} ms | "
-            f"{1e3 * ld:.0f} ms ({ld / la:.2f}) | {1e3 * pa:.0f} ms | {1e3 * pd:.0f} ms ({pd / pa:.2f}) | {na} / {nd} |",
+            f"{1e3 * ld:.0f} ms ({ld / la:.2f}) | {1e3 * pa:.0f} ms | {1e3 * pd:.0f} ms ({pd / pa:.2f}) "
+            f"| {na} / {nd} |",
             flush=True,
         )
 
