@@ -11,6 +11,10 @@ repeat, interleaved:
 - during: groups of kernel segments handed off as soon as they are emitted
   (part_handoff.py), the rest split when emission ends (what a compile does now).
 
+The "during, by size" column is the same parts and CPU times ordered by text size,
+the estimate of LLVM's work used before module_split.llvm_cost (its ratio: llvm_cost's
+path over it).
+
 Every part of both is then optimised and compiled to object code on this thread
 (R times, medians of its CPU time). The table gives CPU times (this thread) and the
 "2-core path": the wall time of emission plus LLVM on two idle cores, from the
@@ -26,6 +30,7 @@ the calling thread runs Python, measured on a loaded machine). Ratios are agains
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -128,6 +133,12 @@ def two_core_path(emission_end: float, arrivals: list[tuple[float, ModulePart]],
     return done
 
 
+def by_text_size(arrivals: list[tuple[float, ModulePart]]) -> list[tuple[float, ModulePart]]:
+    """The parts weighed by their text size (an eighth for entry points only), as before llvm_cost."""
+    size = lambda p: len(p.text) // 8 if p.entry_points_only else len(p.text)  # noqa: E731
+    return [(t, dataclasses.replace(p, weight=size(p))) for t, p in arrivals]
+
+
 def part_costs(parts: list[ModulePart], target, repeats: int) -> list[list[float]]:
     runs = [[] for _ in parts]
     for _ in range(repeats):
@@ -151,8 +162,8 @@ def main() -> None:
           "2-core path: model of two idle cores (module docstring)")  # fmt: skip
     print()
     print("| layers | emission+split: after | during | LLVM CPU: after | during "
-          "| 2-core path: after | during | parts |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| 2-core path: after | during | during, by size | parts |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in layers:
         module, entries, options = backend_input(n)
         emitted = {"after": [], "during": []}
@@ -172,11 +183,13 @@ def main() -> None:
             arrivals = [(statistics.median(r[1][k][0] for r in runs), p) for k, (_, p) in enumerate(runs[0][1])]
             cost = [statistics.median(c) for c in costs[name]]
             row[name] = (end, sum(cost), two_core_path(end, arrivals, cost), len(arrivals))
+            if name == "during":
+                by_size = two_core_path(end, by_text_size(arrivals), cost)
         (ea, la, pa, na), (ed, ld, pd, nd) = row["after"], row["during"]
         print(
             f"| {n} | {1e3 * ea:.0f} ms | {1e3 * ed:.0f} ms ({ed / ea:.2f}) | {1e3 * la:.0f} ms | "
             f"{1e3 * ld:.0f} ms ({ld / la:.2f}) | {1e3 * pa:.0f} ms | {1e3 * pd:.0f} ms ({pd / pa:.2f}) "
-            f"| {na} / {nd} |",
+            f"| {1e3 * by_size:.0f} ms ({pd / by_size:.2f}) | {na} / {nd} |",
             flush=True,
         )
 

@@ -55,8 +55,9 @@ from .target import HostTarget, ensure_llvm_initialised
 # Part of the object cache's key (cache.py): changed whenever what this module does to a given
 # LLVM IR text changes (passes, their options, the module split), so that no cache serves old code.
 # 2: vector variants in every part that names them, deleted after inlining; 3: entry points at O0;
-# 4: groups of kernel segments as parts of their own, handed to LLVM during emission (part_handoff.py)
-PIPELINE_VERSION = 4
+# 4: groups of kernel segments as parts of their own, handed to LLVM during emission (part_handoff.py);
+# 5: the split packs functions by module_split.llvm_cost instead of text size
+PIPELINE_VERSION = 5
 
 class _LLVMLock:
     """Who may call into LLVM at the same time.

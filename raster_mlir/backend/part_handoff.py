@@ -150,7 +150,7 @@ class SegmentHandOff:
                 raise _NotOurFormat  # a global another object cannot share
         out += globals_out
         out += self._metadata_lines(llmod)
-        return "\n".join(out) + "\n", sum(len(self._printed[n]) for n in defined)
+        return "\n".join(out) + "\n", sum(self._parsed[n].weight for n in defined)
 
     def _metadata_lines(self, llmod: ir.Module) -> list[str]:
         named = [
