@@ -78,36 +78,6 @@ class FastBuilder(ir.IRBuilder):
         self._insert(instr)
         return instr
 
-    def add(self, lhs, rhs, name="", flags=()):
-        return self._binary("add", lhs, rhs, name, flags)
-
-    def sub(self, lhs, rhs, name="", flags=()):
-        return self._binary("sub", lhs, rhs, name, flags)
-
-    def mul(self, lhs, rhs, name="", flags=()):
-        return self._binary("mul", lhs, rhs, name, flags)
-
-    def and_(self, lhs, rhs, name="", flags=()):
-        return self._binary("and", lhs, rhs, name, flags)
-
-    def or_(self, lhs, rhs, name="", flags=()):
-        return self._binary("or", lhs, rhs, name, flags)
-
-    def xor(self, lhs, rhs, name="", flags=()):
-        return self._binary("xor", lhs, rhs, name, flags)
-
-    def fadd(self, lhs, rhs, name="", flags=()):
-        return self._binary("fadd", lhs, rhs, name, flags)
-
-    def fsub(self, lhs, rhs, name="", flags=()):
-        return self._binary("fsub", lhs, rhs, name, flags)
-
-    def fmul(self, lhs, rhs, name="", flags=()):
-        return self._binary("fmul", lhs, rhs, name, flags)
-
-    def fdiv(self, lhs, rhs, name="", flags=()):
-        return self._binary("fdiv", lhs, rhs, name, flags)
-
     def fneg(self, arg, name="", flags=()):
         if name:
             return super().fneg(arg, name=name, flags=flags)
@@ -157,24 +127,6 @@ class FastBuilder(ir.IRBuilder):
         instr = _instruction(ins.CastInstr, self._block, typ, opname, [value])
         self._insert(instr)
         return instr
-
-    def trunc(self, value, typ, name=""):
-        return self._cast("trunc", value, typ, name)
-
-    def zext(self, value, typ, name=""):
-        return self._cast("zext", value, typ, name)
-
-    def sext(self, value, typ, name=""):
-        return self._cast("sext", value, typ, name)
-
-    def sitofp(self, value, typ, name=""):
-        return self._cast("sitofp", value, typ, name)
-
-    def bitcast(self, value, typ, name=""):
-        return self._cast("bitcast", value, typ, name)
-
-    def inttoptr(self, value, typ, name=""):
-        return self._cast("inttoptr", value, typ, name)
 
     def call(self, fn, args, name="", cconv=None, tail=False, fastmath=(), attrs=(), arg_attrs=None):
         fnty = fn.function_type if type(fn) is ir.Function else None
@@ -265,5 +217,27 @@ class FastBuilder(ir.IRBuilder):
         return self._terminate(ins.ConditionalBranch, [cond, truebr, falsebr])
 
 
+# IR opcode -> the IRBuilder method that makes it (also FastBuilder's, generated below).
 _BINARY_METHODS = {"and": "and_", "or": "or_"}
 _BINARY_METHODS.update({op: op for op in ("add", "sub", "mul", "xor", "fadd", "fsub", "fmul", "fdiv")})
+_CASTS = ("trunc", "zext", "sext", "sitofp", "bitcast", "inttoptr")
+
+
+def _binary_method(opname):
+    def method(self, lhs, rhs, name="", flags=()):
+        return self._binary(opname, lhs, rhs, name, flags)
+
+    return method
+
+
+def _cast_method(opname):
+    def method(self, value, typ, name=""):
+        return self._cast(opname, value, typ, name)
+
+    return method
+
+
+for _opname, _method in _BINARY_METHODS.items():
+    setattr(FastBuilder, _method, _binary_method(_opname))
+for _opname in _CASTS:
+    setattr(FastBuilder, _opname, _cast_method(_opname))
