@@ -41,9 +41,7 @@ from pathlib import Path
 os.environ.setdefault("RASTER_MLIR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_compile_pipeline_"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 
-import raster_mlir as rm  # noqa: E402
 import raster_mlir.backend as backend  # noqa: E402
 from raster_mlir.backend import jit  # noqa: E402
 from raster_mlir.backend.llvm_emit import emit_module  # noqa: E402
@@ -52,8 +50,7 @@ from raster_mlir.backend.part_handoff import SegmentHandOff  # noqa: E402
 from raster_mlir.backend.target import host_target  # noqa: E402
 from raster_mlir.compile_cache import clear_cache  # noqa: E402
 from raster_mlir.gc_pause import paused_gc  # noqa: E402
-from bench.workloads import model  # noqa: E402
-from bench.workloads.raster_mlir_impl import mlp_loss  # noqa: E402
+from bench.workloads.raster_mlir_impl import sgd_train_step  # noqa: E402
 
 
 def backend_input(layers: int):
@@ -68,11 +65,7 @@ def backend_input(layers: int):
     clear_cache(memory=True, disk=True)
     backend.emit_module, saved = recording, backend.emit_module
     try:
-        spec = model.Spec(model.mlp_sizes(128, layers), "f64")
-        params = [rm.aligned(p) for p in model.init_params(spec)]
-        rng = np.random.default_rng(1)
-        x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(model.N_OUT)[3])
-        step = rm.compile_train_step(mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=0.01))
+        step, params, x, y = sgd_train_step(layers)
         step(*params, x, y)
     finally:
         backend.emit_module = saved

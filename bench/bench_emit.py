@@ -35,16 +35,14 @@ import raster_mlir.backend as backend  # noqa: E402
 from raster_mlir.backend import llvm_body, llvm_cf, llvm_emit, llvm_entry, parallel_emit, segment_emit  # noqa: E402
 from raster_mlir.backend.fast_builder import FastBuilder  # noqa: E402
 from raster_mlir.backend.llvm_print import module_text  # noqa: E402
-from bench.workloads import model, raster_mlir_impl  # noqa: E402
+from bench.workloads import raster_mlir_impl  # noqa: E402
 
 BUILDER_MODULES = (llvm_body, llvm_cf, llvm_entry, parallel_emit, segment_emit)
 
 
 def _train_step(layers: int):
-    params = [rm.aligned(p) for p in model.init_params(model.Spec(model.mlp_sizes(128, layers), "f64"))]
-    step = rm.compile_train_step(raster_mlir_impl.mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=0.01))
-    rng = np.random.default_rng(1)
-    step(*params, model.aligned_copy(rng.random(model.N_IN)), np.eye(10)[3])
+    step, params, x, y = raster_mlir_impl.sgd_train_step(layers)
+    step(*params, x, y)
 
 
 def _unrolled_spring(x, v):

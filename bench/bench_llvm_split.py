@@ -36,16 +36,13 @@ from pathlib import Path
 os.environ.setdefault("RASTER_MLIR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_llvm_split_"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 
 import llvmlite.binding as llvm  # noqa: E402
-import raster_mlir as rm  # noqa: E402
 from raster_mlir.backend import jit, llvm_emit  # noqa: E402
 from raster_mlir.backend.module_split import split_module  # noqa: E402
 from raster_mlir.backend.target import host_target  # noqa: E402
 from raster_mlir.compile_cache import clear_cache  # noqa: E402
-from bench.workloads import model  # noqa: E402
-from bench.workloads.raster_mlir_impl import mlp_loss  # noqa: E402
+from bench.workloads.raster_mlir_impl import sgd_train_step  # noqa: E402
 
 
 def step_llvm_ir(layers: int, segment_ops: int) -> str:
@@ -54,11 +51,7 @@ def step_llvm_ir(layers: int, segment_ops: int) -> str:
     default = llvm_emit.SEGMENT_OPS
     llvm_emit.SEGMENT_OPS = segment_ops
     try:
-        spec = model.Spec(model.mlp_sizes(128, layers), "f64")
-        params = [rm.aligned(p) for p in model.init_params(spec)]
-        rng = np.random.default_rng(1)
-        x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(model.N_OUT)[3])
-        step = rm.compile_train_step(mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=0.01))
+        step, params, x, y = sgd_train_step(layers)
         return step.lower(*params, x, y).native.function.llvm_ir
     finally:
         llvm_emit.SEGMENT_OPS = default

@@ -45,8 +45,7 @@ import numpy as np  # noqa: E402
 
 import raster_mlir as rm  # noqa: E402
 from raster_mlir.backend import cache, llvm_emit  # noqa: E402
-from bench.workloads import model  # noqa: E402
-from bench.workloads.raster_mlir_impl import mlp_loss  # noqa: E402
+from bench.workloads.raster_mlir_impl import sgd_train_step  # noqa: E402
 
 # The LLVM-side choices under test: (module, attribute, the old value). "old" runs with all of them.
 VARIANTS = [
@@ -89,17 +88,8 @@ class LLVMClock:
 
 
 def _train_step(layers: int, batch: int | None):
-    spec = model.Spec(model.mlp_sizes(128, layers), "f64")
-    initial = model.init_params(spec)
-    rng = np.random.default_rng(1)
-    if batch is None:
-        x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(model.N_OUT)[3])
-    else:
-        x, y = rm.aligned(rng.random((batch, model.N_IN))), rm.aligned(np.eye(model.N_OUT)[rng.integers(0, 10, batch)])
-
     def build():
-        params = [rm.aligned(p) for p in initial]  # each variant updates its own copy
-        step = rm.compile_train_step(mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=1e-9))
+        step, params, x, y = sgd_train_step(layers, batch, lr=1e-9)  # each variant updates its own copy
         step(*params, x, y)  # compiles
         return lambda: step(*params, x, y)
 

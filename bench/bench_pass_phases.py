@@ -36,10 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def child(layers: int, repeats: int) -> dict[str, float]:
     """Per-phase minimum CPU ms over `repeats` runs of the pipeline (run in a fresh process)."""
     os.environ["RASTER_MLIR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_pass_phases_")
-    import numpy as np
-
-    import raster_mlir as rm  # (the interpreter's own checkout: imported before ROOT joins sys.path)
-    import raster_mlir.compiler as compiler
+    import raster_mlir.compiler as compiler  # (the interpreter's own checkout: imported before ROOT joins sys.path)
     from raster_mlir.gc_pause import paused_gc
 
     try:
@@ -47,14 +44,10 @@ def child(layers: int, repeats: int) -> dict[str, float]:
     except ImportError:  # a checkout without it
         clone_op = lambda module: module.clone()  # noqa: E731
     sys.path.append(str(ROOT))
-    from bench.workloads import model
-    from bench.workloads import raster_mlir_impl as impl
+    from bench.workloads.raster_mlir_impl import sgd_train_step
 
-    spec = model.Spec(model.mlp_sizes(128, layers), "f64")
-    params = [rm.aligned(p) for p in model.init_params(spec)]
-    step = rm.compile_train_step(impl.mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=0.01))
-    x = model.aligned_copy(np.random.default_rng(1).random(model.N_IN))
-    compiled = step.lower(*params, x, np.eye(10)[3])
+    step, params, x, y = sgd_train_step(layers)
+    compiled = step.lower(*params, x, y)
 
     seconds: dict[str, float] = {}
     run_pass, verify = compiler.StagedPipeline._run_pass, compiler.StagedPipeline._verify

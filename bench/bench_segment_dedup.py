@@ -36,20 +36,11 @@ def child(layers: int, batch: int, merge: bool) -> dict:
     sys.path.insert(0, ROOT)
     import numpy as np
 
-    import raster_mlir as rm
-    from bench.workloads import model
-    from bench.workloads.raster_mlir_impl import mlp_loss
+    from bench.workloads.raster_mlir_impl import sgd_train_step
     from raster_mlir.backend import segment_dedup
 
     segment_dedup.MERGE_IDENTICAL_SEGMENTS = merge
-    spec = model.Spec(model.mlp_sizes(128, layers), "f64")
-    params = [rm.aligned(p) for p in model.init_params(spec)]
-    rng = np.random.default_rng(1)
-    if batch:
-        x, y = rm.aligned(rng.random((batch, model.N_IN))), rm.aligned(np.eye(10)[rng.integers(0, 10, batch)])
-    else:
-        x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(10)[3])
-    step = rm.compile_train_step(mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=0.01))
+    step, params, x, y = sgd_train_step(layers, batch or None)
     w0, c0 = time.perf_counter(), time.process_time()
     losses = [step(*params, x, y)]
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0

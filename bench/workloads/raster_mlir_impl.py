@@ -44,6 +44,23 @@ def mlp_predict(*args):
     return nn.softmax(mlp_logits(params, x))
 
 
+def sgd_train_step(layers: int, batch: int | None = None, lr: float = LR):
+    """The f64 784 -> 128 x (layers - 1) -> 10 train step the compile-time benchmarks build, uncompiled:
+    (step, its 64-byte aligned parameters, one aligned sample x, y - or a batch of them)."""
+    import numpy as np
+
+    from bench.workloads import model
+
+    params = [rm.aligned(p) for p in model.init_params(model.Spec(model.mlp_sizes(128, layers), "f64"))]
+    rng = np.random.default_rng(1)
+    if batch is None:
+        x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(model.N_OUT)[3])
+    else:
+        x, y = rm.aligned(rng.random((batch, model.N_IN))), rm.aligned(np.eye(model.N_OUT)[rng.integers(0, 10, batch)])
+    step = rm.compile_train_step(mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=lr))
+    return step, params, x, y
+
+
 def cache_source(compiled) -> str:
     source = compiled.native.function.cache_source
     return source or "compiled"
