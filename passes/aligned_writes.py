@@ -34,7 +34,7 @@ from .chunk_frame import ChunkFrame, after_constants, build_frame, frame_applies
 from .chunk_vectorise import LANEWISE, Outside, Staged, _fused_product, append, chunk_body, erase_block, guarded, inline, insert
 from .loop_analysis import defined_values, loop_bounds
 from .loop_builder import LoopBuilder
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 
 def _write_site(loop: scf.ForOp, function: func.FuncOp) -> memref.StoreOp | None:

@@ -33,7 +33,7 @@ from xdsl.dialects import memref
 from xdsl.ir import Operation, SSAValue
 
 from .loop_analysis import WORK, is_opaque
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 
 @dataclass(eq=False)

@@ -61,7 +61,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from .loop_analysis import is_inside, loop_bounds
 from .matmul_tiles import FINAL_STORE_ATTR
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 ELEMENTWISE = {
     "arith.addf": arith.AddfOp,

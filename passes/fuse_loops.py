@@ -85,9 +85,8 @@ from xdsl.traits import is_side_effect_free
 from .block_dependences import BlockDependences, Footprint, Node, footprint
 from .forward_gathers import buffer_bytes, forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
-from raster_mlir.backend.analysis import walk_ops
 
-from .ir_walk import block_ops, has_one_op
+from raster_mlir.ir_walk import block_ops, has_one_op, walk_ops
 
 # Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
 # the previous one made legal, which is rare; the bound keeps a round linear.

@@ -15,7 +15,7 @@ from xdsl.dialects import memref, scf
 from xdsl.dialects.builtin import IntegerAttr
 from xdsl.dialects import arith
 from xdsl.ir import Operation, SSAValue
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 
 # Ops whose memory effects the element-wise analysis does not model: a call, a copy, and

@@ -62,7 +62,7 @@ from xdsl.passes import ModulePass
 from raster_mlir.backend.analysis import indexed_access, memref_root
 
 from .loop_analysis import constant_int, is_inside, loop_bounds
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")

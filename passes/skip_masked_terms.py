@@ -58,7 +58,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.hints import isa
 
 from .parallelize_loops import UNKNOWN_TRIP, trip_count, work_estimate
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 # Ops that read memory; with arith, math and the vector ops that do not write, what may move under the branch.
 READ_OPS = ("memref.load", "vector.load", "vector.maskedload")

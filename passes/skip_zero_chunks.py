@@ -83,7 +83,7 @@ from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, erase_block, guarded, hoist_invariant_factors, inline, insert, insert_op
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
 from .loop_builder import LoopBuilder
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 I64 = IntegerType(64)
 

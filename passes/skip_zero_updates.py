@@ -50,7 +50,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.hints import isa
 
 from .loop_analysis import accesses, defined_values, is_opaque, product_factors, update_term
-from raster_mlir.backend.analysis import walk_ops
+from raster_mlir.ir_walk import walk_ops
 
 
 def hoist_invariant_loads(loop: scf.ForOp) -> None:

@@ -42,6 +42,7 @@ from xdsl.ir.affine import AffineMap
 from xdsl.utils.exceptions import VerifyException
 
 from ..errors import CompileError
+from ..ir_walk import region_ops
 
 WORKSPACE_ALIGN = 64  # one cache line and one AVX-512 vector
 STACK_ALLOCA_LIMIT = 64 * 1024
@@ -156,35 +157,6 @@ class ModuleInfo:
 LOADS = ("memref.load", "vector.load")  # operands: buffer, indices...
 STORES = ("memref.store", "vector.store")  # operands: value, buffer, indices...
 MASKED = {"vector.maskedload": False, "vector.maskedstore": True}  # operands: buffer, indices..., mask, value
-
-
-def walk_ops(op: Operation) -> list[Operation]:
-    """`list(op.walk())`: `op`, then every op nested in it, in the same (pre-)order.
-
-    xDSL's walk is a chain of generators, one per level of nesting, that each op
-    is passed up through; the emitter walks loops and functions many times
-    (analysis, segments, loop hints, jam), and these walks were a tenth to a
-    sixth of emission on deep loop nests.
-    """
-    ops = [op]
-    _collect(op.regions, ops.append)
-    return ops
-
-
-def region_ops(region: Region) -> list[Operation]:
-    """`list(region.walk())`: every op of the region's blocks and everything nested in them."""
-    ops: list[Operation] = []
-    _collect((region,), ops.append)
-    return ops
-
-
-def _collect(regions, append) -> None:
-    for region in regions:
-        for block in region.blocks:
-            for op in block.ops:
-                append(op)
-                if op.regions:
-                    _collect(op.regions, append)
 
 
 def indexed_access(op: Operation) -> tuple[SSAValue, tuple[SSAValue, ...], bool] | None:

@@ -52,7 +52,8 @@ from dataclasses import dataclass
 
 from xdsl.ir import Operation, SSAValue
 
-from .analysis import indexed_access, memref_root, walk_ops
+from ..ir_walk import walk_ops
+from .analysis import indexed_access, memref_root
 
 STRAIGHT_LINE = (
     "memref.load",

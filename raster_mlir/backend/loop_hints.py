@@ -36,7 +36,8 @@ from __future__ import annotations
 from xdsl.dialects.builtin import IntegerAttr
 from xdsl.ir import OpResult, Operation
 
-from .analysis import indexed_access, memref_root, walk_ops
+from ..ir_walk import walk_ops
+from .analysis import indexed_access, memref_root
 from .llvm_ops import LIBM_OPS
 
 

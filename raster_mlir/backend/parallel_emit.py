@@ -37,7 +37,7 @@ import math
 from llvmlite import ir
 from xdsl.ir import Operation, SSAValue
 
-from .analysis import walk_ops
+from ..ir_walk import walk_ops
 from .fast_builder import FastBuilder
 from .jam import _constant, _defined_inside, jam_plan
 from .llvm_ops import _suffix

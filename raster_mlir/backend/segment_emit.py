@@ -40,7 +40,7 @@ from llvmlite import ir
 from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Block, Operation, SSAValue
 
-from .analysis import walk_ops
+from ..ir_walk import walk_ops
 from .fast_builder import FastBuilder
 from .llvm_print import function_text
 from .llvm_types import PTR, llvm_type
