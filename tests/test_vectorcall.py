@@ -153,3 +153,25 @@ def test_prepare_refuses_what_is_not_an_object_member():
 
     assert not call_slot.prepare_vectorcall(NoSlots, "_vectorcall")
     assert not call_slot.prepare_vectorcall(WrongName, "_vectorcall")
+
+
+def test_the_vectorcall_word_refuses_anything_but_zero_or_its_address():
+    """CPython calls whatever address the word holds: a wrong value would crash the process, so the
+    attribute takes only 0 (the tp_call path) or the installed address; copies keep working."""
+    f = rm.jit(_seven)
+    args = tuple(np.arange(3.0) + k for k in range(7))
+    f(*args)
+    address = f._vectorcall
+    if not address:
+        pytest.skip("vectorcall is not installed on this interpreter")
+    for bad in (12345, address + 1, "x", 1.5, None):
+        with pytest.raises(ValueError, match="_vectorcall"):
+            f._vectorcall = bad
+    assert f._vectorcall == address
+    with pytest.raises(AttributeError):
+        del f._vectorcall
+    np.testing.assert_allclose(copy.copy(f)(*args), _seven(*args))
+    f._vectorcall = 0
+    np.testing.assert_allclose(f(*args), _seven(*args))
+    f._vectorcall = address
+    np.testing.assert_allclose(f(*args), _seven(*args))
