@@ -39,8 +39,9 @@ entry points: they and the kernel, compiled apart on two threads, cost
 pipeline; measured on a 10-element softmax, logsumexp, a 64x64 matmul,
 the damped spring's gradient), and the kernel's compile is the wait.
 Modules without two movable functions or entry points, not in llvmlite's
-layout, or whose segments reference a global that is not external are not
-split (None).
+layout, or whose segments reference a global that is neither external nor
+an internal constant (copied into each part that reads it) are not split
+(None).
 
     part 0: define void @k(...) { call @k.segment1(...) ... }     declare {i64} @k.segment1(...)
     part 1: define {i64} @k.segment1(...) noinline { ... }
@@ -165,21 +166,23 @@ _GLOBAL = re.compile(r"^@\S+ = ((?:[a-z_]+ )*?)(global|constant) ")
 _OPEN, _CLOSE = "[{<(", "]}>)"
 
 
-def _global_type(line: str) -> tuple[str, str]:
-    """(linkage, value type) of the global variable that `line` defines or declares (llvmlite's layout)."""
+def _global_type(line: str) -> tuple[str, str, bool]:
+    """(linkage, value type, copyable) of the global variable that `line` defines or declares (llvmlite's
+    layout); copyable: an internal or private constant whose initialiser names no other symbol."""
     found = _GLOBAL.match(line)
     if found is None:
         raise _NotOurFormat
     words = found.group(1).split()
     linkage = next((w for w in words if w in ("internal", "private", "external", "weak", "common", "linkonce")), "external")
     rest = line[found.end() :]
+    copyable = linkage in ("internal", "private") and found.group(2) == "constant" and "@" not in rest
     if rest[:1] not in _OPEN:
-        return linkage, rest.split(" ", 1)[0].rstrip(",")
+        return linkage, rest.split(" ", 1)[0].rstrip(","), copyable
     depth = 0
     for k, ch in enumerate(rest):
         depth += (ch in _OPEN) - (ch in _CLOSE)
         if depth == 0:
-            return linkage, rest[: k + 1]
+            return linkage, rest[: k + 1], copyable
     raise _NotOurFormat
 
 
@@ -271,9 +274,14 @@ def whole_module_part(text: str) -> ModulePart:
 
 
 def _shares_globals(defined: set[str], functions: dict[str, _Function], global_types) -> bool:
-    """True when the functions `defined` use only external globals (which another part may define)."""
+    """True when the functions `defined` use only globals another part can see: external ones (defined
+    in part 0) and internal constants without references (copied into each part that reads them, as
+    internal functions are: a constant's copies cannot diverge)."""
     referenced = set().union(*(functions[n].references for n in defined))
-    return not any(name in global_types and global_types[name][0] != "external" for name in referenced)
+    return all(
+        global_types[name][0] == "external" or global_types[name][2]
+        for name in referenced if name in global_types
+    )
 
 
 def _part_text(header, functions, others, defined, referenced, moved, global_types, first: bool) -> str:
@@ -289,7 +297,8 @@ def _part_text(header, functions, others, defined, referenced, moved, global_typ
     for name, line in others:
         if name in global_types and not first:
             if name in referenced:
-                out.append(f'@"{name}" = external global {global_types[name][1]}')
+                copied = global_types[name][2]
+                out.append(line if copied else f'@"{name}" = external global {global_types[name][1]}')
             continue
         out.append(line)
     return "\n".join(out) + "\n"

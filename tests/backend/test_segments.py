@@ -153,6 +153,24 @@ def test_split_leaves_whole_what_it_cannot_split():
     assert split_module(hand_written) is None  # not llvmlite's layout
 
 
+def test_an_internal_constant_is_copied_into_each_part_that_reads_it():
+    """A constant table (as a vector maths kernel might keep) does not stop the split: each part that
+    reads it gets its own internal copy; a mutable internal global still does."""
+    ensure_llvm_initialised()
+    module = MODULE.replace('@"table" = global', '@"table" = internal constant')
+    module = module.replace(
+        '  %".5" = call double @"helper"(double 1.0)\n',
+        '  %".6" = load i64, ptr @"table"\n  %".5" = call double @"helper"(double 1.0)\n',
+    )
+    parts = split_module(module)
+    assert parts is not None and len(parts) == 3
+    for part in parts:
+        llvm.parse_assembly(part.text, context=llvm.create_context()).verify()
+    for part in parts[1:]:
+        assert '@"table" = internal constant [4 x i64]' in part.text
+    assert split_module(module.replace("internal constant", "internal global")) is None
+
+
 def test_entry_with_several_objects_round_trips():
     compiled = CompiledObject(b"\x00first", "; a\n" + PART_SEPARATOR + "\n; b\n", ("remark: x",), (b"second", b""))
     key = "cd" * 32
