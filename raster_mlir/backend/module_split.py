@@ -29,7 +29,8 @@ Algorithm, on the IR text that llvmlite prints (`define` line, `{`, body,
    loops calling that function stay scalar; they are external during the
    pipeline and internalised after it, jit.py), declarations of
    the other functions it calls, every declaration and metadata node of the
-   module, and the globals: defined in part 0, `external` elsewhere.
+   module, and the globals: defined in part 0, `external` elsewhere (internal
+   constants are copied instead).
    A function moved out loses `internal` (part 0 calls it by name) and is
    declared in part 0. Vector variants are not roots of part 0: they go
    where a function names them.
