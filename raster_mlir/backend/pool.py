@@ -16,8 +16,10 @@ Algorithm: a job is `task(ctx, begin, end)` over `units` independent units
         n = min(threads wanted, units); n <= 1 or the pool busy -> task(ctx, 0, units)
         start missing workers (pthread_create, once per process)
         publish task, ctx, units, chunk, n and the caller's MXCSR; next = done = 0;
+        keep the workers off the caller's CPU (placement, below)
         job_seq += 1 (odd: open); futex-wake sleeping workers
-        claim chunks itself (next += chunk) until none is left
+        claim chunks itself (guided: max(chunk, units left / 2n), by compare-and-swap
+        on next) until none is left
         wait until done == units; job_seq += 1 (even: closed); wait until active == 0
     worker k:   wait for job_seq to change (spin, then futex); if the job is open:
         active += 1; if the job is still the same and k < n: load the caller's
@@ -37,15 +39,32 @@ the waker changes the word before reading the announcement: one of them sees
 the other, so no wake-up is lost. Workers run with the floating-point mode
 (MXCSR: rounding, flush-to-zero, denormals-are-zero) of the dispatching thread.
 
-Placement: the dispatcher records its CPU (`sched_getcpu`) with each job, and
-a worker that joins the job on that same CPU moves itself off it (its
-affinity becomes the CPUs it started with, minus that one). Why: a worker
-woken from its futex sleep is often placed by Linux on the waking thread's
-CPU and stays there while both keep running, so a parallel loop called now
-and then (after a few ms of idle) ran at one thread's speed: tanh of 10^6
-floats 257 us with two threads against 256 with one, 135 us once the two
-were on different CPUs (2 vCPUs, AMD EPYC). The caller itself is never
-pinned; a worker's affinity only ever narrows to avoid the caller's CPU.
+Chunks are guided: each claim takes 1/(2n) of the units left, at least
+`chunk` = units / (16 n). The first claims are large (few atomics), the last
+ones small, so the threads finish within a small chunk of each other (fixed
+chunks of units / 4n left the caller waiting 5-20 us for the worker's last
+one on log of 10^6 floats, ~125 us a call), and a worker that joins late
+still finds large claims.
+
+Placement: no worker runs on the CPU the dispatcher opens a job on. At each
+job the dispatcher compares its CPU (`sched_getcpu`) with the one the workers
+were last moved off; when it differs (the caller migrated, or workers were
+started since), it sets every worker's affinity to the CPUs the workers
+started with minus its own (`pthread_setaffinity_np`, before waking them).
+Nothing is done while the caller stays put. A worker that still finds itself
+on the dispatcher's CPU when it joins (its affinity changed from outside)
+moves itself off it the same way. Why: a worker woken from its futex sleep
+is often placed by Linux on the waking thread's CPU and stays there while
+both keep running, so a parallel loop called now and then (after a few ms of
+idle) ran at one thread's speed: tanh of 10^6 floats 257 us with two threads
+against 256 with one, 135 us once the two were on different CPUs (2 vCPUs,
+AMD EPYC). Moving the worker only when it noticed the clash itself was not
+enough: pinned to the CPU the caller had just migrated to (the main thread
+moves while other libraries' threads run, as in bench_transcendental's
+rounds), the woken worker waited behind the caller for up to a 4 ms
+scheduler tick, so whole rounds of calls ran on one thread (measured: 11 of
+40 rounds of 5 calls after 20 ms pauses, and 4 ms calls). The caller itself
+is never pinned.
 
 Thread count: `set_num_threads(n)`; default `RASTER_MLIR_NUM_THREADS`, else
 the number of CPUs this process may run on (`os.sched_getaffinity`). Only
@@ -91,9 +110,12 @@ _ACTIVE, _ACTIVE_WAITER = 192, 196  # i32 workers inside the open job; i32 non-z
 _BUSY = 256  # i32 1 while a dispatch is under way
 _TASK, _CTX, _UNITS, _CHUNK, _N, _MODE, _CALLER_CPU = 320, 328, 336, 344, 352, 360, 364  # the job (written before it opens)
 _THREADS, _STARTED, _SPIN, _DETERMINISTIC = 384, 392, 400, 408  # configuration
+_PLACED, _PLACED_CPU = 416, 424  # i64 workers whose affinity avoids CPU _PLACED_CPU - 1 (i32; 0: none yet)
 _SLEEPERS = 448  # i32 workers sleeping on _JOB_SEQ
 _STATE_BYTES = 512
-_CHUNKS_PER_THREAD = 4  # a job is cut into about this many chunks per thread (balance vs. claims)
+# Claims take a 1/(2n) share of the units left (n threads), but at least 1/(_MIN_CHUNKS_PER_THREAD * n) of
+# the job: large claims first (few atomics), small ones last (the threads finish together).
+_MIN_CHUNKS_PER_THREAD = 16
 
 _FUTEX = {"x86_64": 202, "aarch64": 98}  # SYS_futex
 _SCHED_SETAFFINITY = {"x86_64": 203, "aarch64": 122}
@@ -128,6 +150,9 @@ declare i64 @syscall(i64, ...)
 declare i32 @pthread_create(ptr, ptr, ptr, ptr)
 declare i32 @pthread_detach(i64)
 declare i32 @sched_getcpu()
+declare i32 @pthread_setaffinity_np(i64, i64, ptr)
+@rm_pool_threads = global [{MAX_WORKERS} x i64] zeroinitializer, align 8  ; pthread_t of worker k + 1
+@rm_pool_allowed = global [{words} x i64] zeroinitializer, align 8  ; the CPUs workers start with
 {x86_decls}
 define internal void @futex_wait(ptr %word, i32 %expected) noinline {{
   %e = zext i32 %expected to i64
@@ -198,21 +223,36 @@ done:
   ret void
 }}
 
-; Claim chunks of the open job and run them until none is left.
-define internal void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk) {{
+; Claim chunks of the open job and run them until none is left. A claim takes 1/(2n) of the units left
+; (n threads in the job), at least `chunk` (guided self-scheduling: the last claims are small, so the
+; threads end together; a late thread still finds large ones).
+define internal void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n) {{
 entry:
 {field("next", _NEXT)}
 {field("done", _DONE)}
 {field("waiter", _DONE_WAITER)}
+  %div = shl i64 %n, 1
   br label %claim
 claim:
-  %begin = atomicrmw add ptr %next, i64 %chunk monotonic, align 8
+  %first = load atomic i64, ptr %next monotonic, align 8
+  br label %try
+try:
+  %begin = phi i64 [ %first, %claim ], [ %seen, %try_size ]
   %left = icmp slt i64 %begin, %units
-  br i1 %left, label %run, label %exit
-run:
-  %end0 = add i64 %begin, %chunk
+  br i1 %left, label %try_size, label %exit
+try_size:
+  %rest = sub i64 %units, %begin
+  %share = udiv i64 %rest, %div
+  %tiny = icmp slt i64 %share, %chunk
+  %size = select i1 %tiny, i64 %chunk, i64 %share
+  %end0 = add i64 %begin, %size
   %over = icmp sgt i64 %end0, %units
   %end = select i1 %over, i64 %units, i64 %end0
+  %pair = cmpxchg ptr %next, i64 %begin, i64 %end monotonic monotonic, align 8
+  %seen = extractvalue {{ i64, i1 }} %pair, 0
+  %claimed = extractvalue {{ i64, i1 }} %pair, 1
+  br i1 %claimed, label %run, label %try
+run:
   call void %task(ptr %ctx, i64 %begin, i64 %end)
   %count = sub i64 %end, %begin
   %c32 = trunc i64 %count to i32
@@ -228,11 +268,9 @@ exit:
   ret void
 }}
 
-; A worker that finds itself on the dispatching thread's CPU leaves it: its affinity becomes the set it
-; started with minus that CPU (when anything is left), which migrates it at once (module docstring).
-define internal void @move_off_cpu(ptr %allowed, i32 %cpu) noinline {{
+; *out = the CPU set *allowed without `cpu`; returns whether any CPU is left.
+define internal i1 @cpus_without(ptr %allowed, i32 %cpu, ptr %out) noinline {{
 entry:
-  %mask = alloca [{words} x i64], align 8
   %all = load <{words} x i64>, ptr %allowed, align 8
   %c = zext i32 %cpu to i64
   %w = lshr i64 %c, 6
@@ -245,9 +283,18 @@ entry:
   %keep = xor i64 %bit1, -1
   %new = and i64 %old, %keep
   %rest = insertelement <{words} x i64> %all, i64 %new, i64 %wi
-  store <{words} x i64> %rest, ptr %mask, align 8
+  store <{words} x i64> %rest, ptr %out, align 8
   %any = call i64 @llvm.vector.reduce.or.v{words}i64(<{words} x i64> %rest)
   %some = icmp ne i64 %any, 0
+  ret i1 %some
+}}
+
+; A worker that finds itself on the dispatching thread's CPU leaves it: its affinity becomes the set it
+; started with minus that CPU (when anything is left), which migrates it at once (module docstring).
+define internal void @move_off_cpu(ptr %allowed, i32 %cpu) noinline {{
+entry:
+  %mask = alloca [{words} x i64], align 8
+  %some = call i1 @cpus_without(ptr %allowed, i32 %cpu, ptr %mask)
   br i1 %some, label %move, label %stay
 move:
   %r = call i64 (i64, ...) @syscall(i64 {sys_setaffinity}, i64 0, i64 {words * 8}, ptr %mask)
@@ -313,7 +360,7 @@ move_off:
   call void @move_off_cpu(ptr %allowed, i32 %caller_cpu)
   br label %run
 run:
-  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk)
+  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n)
   br label %leave
 leave:
   %b = atomicrmw sub ptr %active, i32 1 seq_cst, align 4
@@ -333,12 +380,19 @@ entry:
 {field("startedp", _STARTED)}
 {field("seq", _JOB_SEQ)}
   %have = load i64, ptr %startedp, align 8
+  %fresh = icmp eq i64 %have, 0
+  br i1 %fresh, label %record_cpus, label %begin
+record_cpus:  ; the workers inherit the starting thread's CPU set: record it for place_workers
+  store <{words} x i64> zeroinitializer, ptr @rm_pool_allowed, align 8
+  %got = call i64 (i64, ...) @syscall(i64 {sys_getaffinity}, i64 0, i64 {words * 8}, ptr @rm_pool_allowed)
+  br label %begin
+begin:
   %s = load atomic i32, ptr %seq seq_cst, align 4
   %s64 = zext i32 %s to i64
   %sbits = shl i64 %s64, 8
   br label %check
 check:
-  %k = phi i64 [ %have, %entry ], [ %k1, %created ]
+  %k = phi i64 [ %have, %begin ], [ %k1, %created ]
   %enough = icmp sge i64 %k, %want
   br i1 %enough, label %done, label %create
 create:
@@ -350,11 +404,53 @@ create:
   br i1 %ok, label %created, label %done
 created:
   %t = load i64, ptr %tid, align 8
+  %slot = getelementptr inbounds i64, ptr @rm_pool_threads, i64 %k
+  store i64 %t, ptr %slot, align 8
   %d = call i32 @pthread_detach(i64 %t)
   store i64 %k1, ptr %startedp, align 8
   br label %check
 done:
   ret i64 %k
+}}
+
+; Keep the workers off the dispatching thread's CPU (module docstring, placement): when that CPU is not the
+; one the started workers avoid, each worker's affinity becomes the recorded CPU set minus it. Only a
+; change costs anything (one pthread_setaffinity_np per worker); the dispatcher holds the pool.
+define internal void @place_workers(i32 %cpu, i64 %have) {{
+entry:
+  %mask = alloca [{words} x i64], align 8
+{field("placedp", _PLACED)}
+{field("placedcpup", _PLACED_CPU)}
+  %known = icmp sge i32 %cpu, 0
+  br i1 %known, label %check, label %done
+check:
+  %key = add i32 %cpu, 1
+  %old_key = load i32, ptr %placedcpup, align 4
+  %placed = load i64, ptr %placedp, align 8
+  %same = icmp eq i32 %old_key, %key
+  %all = icmp sge i64 %placed, %have
+  %settled = and i1 %same, %all
+  br i1 %settled, label %done, label %compute
+compute:
+  %from = select i1 %same, i64 %placed, i64 0  ; the same CPU: only the workers started since
+  %some = call i1 @cpus_without(ptr @rm_pool_allowed, i32 %cpu, ptr %mask)
+  br i1 %some, label %loop, label %record  ; a single CPU: nowhere else to go
+loop:
+  %k = phi i64 [ %from, %compute ], [ %k1, %pin ]
+  %more = icmp slt i64 %k, %have
+  br i1 %more, label %pin, label %record
+pin:
+  %slot = getelementptr inbounds i64, ptr @rm_pool_threads, i64 %k
+  %thread = load i64, ptr %slot, align 8
+  %r = call i32 @pthread_setaffinity_np(i64 %thread, i64 {words * 8}, ptr %mask)
+  %k1 = add i64 %k, 1
+  br label %loop
+record:
+  store i32 %key, ptr %placedcpup, align 4
+  store i64 %have, ptr %placedp, align 8
+  br label %done
+done:
+  ret void
 }}
 
 define void @raster_mlir_parallel_for(ptr %task, ptr %ctx, i64 %units) {{
@@ -385,7 +481,7 @@ publish:
   %fewer = icmp slt i64 %have, %need
   %workers = select i1 %fewer, i64 %have, i64 %need
   %n = add i64 %workers, 1
-  %parts = mul i64 %n, {_CHUNKS_PER_THREAD}
+  %parts = mul i64 %n, {_MIN_CHUNKS_PER_THREAD}
   %chunk0 = sdiv i64 %units, %parts
   %small = icmp slt i64 %chunk0, 1
   %chunk = select i1 %small, i64 1, i64 %chunk0
@@ -412,6 +508,7 @@ publish:
   store i64 %n, ptr %np, align 8
   store i32 %m, ptr %modep, align 4
   %cpu = call i32 @sched_getcpu()
+  call void @place_workers(i32 %cpu, i64 %have)
   store i32 %cpu, ptr %callercpup, align 4
   store atomic i64 0, ptr %next monotonic, align 8
   store atomic i32 0, ptr %done monotonic, align 4
@@ -423,7 +520,7 @@ wake:
   call void @futex_wake(ptr %seq, i64 {MAX_WORKERS})
   br label %run
 run:
-  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk)
+  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n)
   %all = trunc i64 %units to i32
   %d = call i32 @wait_word(ptr %done, i32 %all, i1 true, ptr %done_waiter)
   %closed = atomicrmw add ptr %seq, i32 1 seq_cst, align 4
