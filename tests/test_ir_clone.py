@@ -3,7 +3,7 @@
 - after every pass of the default pipeline (and convert-scf-to-cf: several blocks, branches with
   arguments) on a train step, a time loop's gradient and an rm.cond program, the copy prints
   the same as xDSL's (generic form, with locations: name hints, block arguments, attributes),
-  every value of the copy has as many uses as in xDSL's copy, and the original is unchanged;
+  every value of the copy has the same use list as in xDSL's copy (users, operand indices, order), and the original is unchanged;
 - a block that uses a value of a later block (which dominates it) gets the copied value;
 - the value and block mappers receive the copies, and values from outside the copied op stay.
 """
@@ -27,22 +27,30 @@ def _text(op) -> str:
     return print_module(op, locations=True, generic=True)
 
 
-def _use_counts(op) -> list[int]:
-    counts = []
-    for inner in op.walk():
-        counts += [result.uses.get_length() for result in inner.results]
+def _use_lists(op) -> list[list[tuple[int, int]]]:
+    """Every value's use list, in its order, as (position of the user in the walk, operand index)."""
+    ops = list(op.walk())
+    position = {id(inner): k for k, inner in enumerate(ops)}
+
+    def uses(value) -> list[tuple[int, int]]:
+        return [(position.get(id(use.operation), -1), use.index) for use in value.uses]
+
+    lists = []
+    for inner in ops:
+        lists += [uses(result) for result in inner.results]
         for region in inner.regions:
             for block in region.blocks:
-                counts += [arg.uses.get_length() for arg in block.args]
-    return counts
+                lists += [uses(arg) for arg in block.args]
+    return lists
 
 
 def _assert_same_copy(module: ModuleOp) -> None:
     before = _text(module)
     ours, theirs = clone_op(module), module.clone()
     assert _text(ours) == _text(theirs)  # (neither copies the names of parsed blocks: ^bb1, not ^second)
-    assert _use_counts(ours) == _use_counts(theirs)
-    assert _text(module) == before and _use_counts(module) == _use_counts(theirs)
+    assert _use_lists(ours) == _use_lists(theirs)
+    # (the original's use lists hold the same uses, in the order its passes made them)
+    assert _text(module) == before and [sorted(u) for u in _use_lists(module)] == [sorted(u) for u in _use_lists(theirs)]
 
 
 def _every_stage(compiled, extra: str = "") -> None:
