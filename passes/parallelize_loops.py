@@ -256,20 +256,36 @@ TRANSCENDENTAL_WORK = {
 
 
 def work_estimate(block: Block) -> int:
+    # (ops told apart by name, types by class: isinstance against xDSL's ABC classes was most of the cost)
     total = 0
     for op in block.ops:
-        if isinstance(op, scf.ForOp):
+        name = op.name
+        if name == "scf.for":
             trip = trip_count(op)
             total += (UNKNOWN_TRIP if trip is None else trip) * work_estimate(op.body.block)
-        elif isinstance(op, scf.IfOp):
+        elif name == "scf.if":
             total += max([work_estimate(r.block) for r in op.regions if r.blocks] or [0])
-        elif op.name in ("scf.yield", "arith.constant"):
+        elif name in ("scf.yield", "arith.constant"):
             continue
         else:
-            types = [r.type for r in op.results] or [v.type for v in op.operands]
-            lanes = max([t.get_shape()[-1] if isinstance(t, VectorType) else 1 for t in types] or [1])
-            total += lanes * TRANSCENDENTAL_WORK.get(op.name, 1)
+            lanes = 1
+            for value in op.results or op.operands:
+                if _is_vector(value.type):
+                    lanes = max(lanes, value.type.get_shape()[-1])
+            total += lanes * TRANSCENDENTAL_WORK.get(name, 1)
     return total
+
+
+_VECTOR_CLASSES: dict[type, bool] = {}
+
+
+def _is_vector(t) -> bool:
+    """`isinstance(t, VectorType)`, answered once per class."""
+    cls = type(t)
+    known = _VECTOR_CLASSES.get(cls)
+    if known is None:
+        known = _VECTOR_CLASSES[cls] = isinstance(t, VectorType)
+    return known
 
 
 def parallel_kinds(loop: scf.ForOp, fn_name: str, min_work: int) -> list[str] | None:
@@ -278,9 +294,10 @@ def parallel_kinds(loop: scf.ForOp, fn_name: str, min_work: int) -> list[str] | 
     if trip is None or trip < 2:
         return None
     kinds = reduction_kinds(loop)
-    if kinds is None or not disjoint_iterations(loop, fn_name):
+    # (the work first: most loops are too small to share, and it costs less than the disjointness walk)
+    if kinds is None or trip * work_estimate(loop.body.block) < min_work:
         return None
-    if trip * work_estimate(loop.body.block) < min_work:
+    if not disjoint_iterations(loop, fn_name):
         return None
     return kinds
 
