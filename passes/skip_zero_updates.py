@@ -49,7 +49,7 @@ from xdsl.ir import Block, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.hints import isa
 
-from .loop_analysis import accesses, defined_values, is_opaque, product_factors, update_term
+from .loop_analysis import WORK, defined_values, is_opaque, product_factors, update_term
 from raster_mlir.ir_walk import walk_ops
 
 
@@ -59,16 +59,33 @@ def hoist_invariant_loads(loop: scf.ForOp) -> None:
     (A factor such as dz[o] loaded inside the row's update loop becomes a value
     defined outside it, which the guard can test.)
     """
-    written = set(accesses([loop]).writes)
-    # An op the analysis does not model (a run-time tape read copying a step's carry into a
-    # buffer, a copy, a call) may write any buffer it is given: a load of it is not invariant.
-    written.update(v for inner in walk_ops(loop) if is_opaque(inner) for v in inner.operands if isa(v.type, MemRefType))
-    inside = defined_values(loop)  # a hoisted load stays in this set: conservative, never wrong
-    for op in list(loop.body.block.ops):
-        if isinstance(op, memref.LoadOp) and op.memref not in written:
-            if not any(i in inside for i in op.indices):
+    body = loop.body.block
+    # What the body's own ops may use of the loop's values: its arguments and their results (a hoisted
+    # load's result stays in this set: conservative, never wrong).
+    inside = set(body.args)
+    for op in body.ops:
+        inside.update(op.results)
+    candidates = [op for op in body.ops if isinstance(op, memref.LoadOp) and not any(i in inside for i in op.indices)]
+    if candidates:  # (most loops have none: the walk below is for those that do)
+        written = written_buffers(loop)
+        for op in candidates:
+            if op.memref not in written:
                 op.detach()
                 loop.parent_block().insert_op_before(op, loop)
+
+
+def written_buffers(loop: scf.ForOp) -> set[SSAValue]:
+    """The buffers `loop` stores to, and those it hands to an op the analysis does not model (a run-time
+    tape read copying a step's carry into a buffer, a copy, a call), which may write any buffer it is given."""
+    written: set[SSAValue] = set()
+    ops = walk_ops(loop)
+    WORK.ops_visited += len(ops)
+    for inner in ops:
+        if isinstance(inner, memref.StoreOp):  # (value, memref, *indices)
+            written.add(inner.operands[1])
+        elif is_opaque(inner):
+            written.update(v for v in inner.operands if isa(v.type, MemRefType))
+    return written
 
 
 def common_zero_factor(loop: scf.ForOp) -> SSAValue | None:
