@@ -44,6 +44,7 @@ from ..ir_walk import walk_ops
 from .fast_builder import FastBuilder
 from .llvm_print import function_text
 from .llvm_types import PTR, llvm_type
+from .segment_repeats import plan_with_repeats
 
 # Top-level ops that stay in the kernel (no operands, no effect: see the module docstring).
 KERNEL_OPS = ("arith.constant", "memref.alloc", "memref.alloca")
@@ -63,22 +64,8 @@ def plan_segments(block: Block, segment_ops: int) -> list[list[Operation]] | Non
     """
     if segment_ops <= 0:
         return None
-    segments: list[list[Operation]] = []
-    current: list[Operation] = []
-    weight = 0
-    for op in block.ops:
-        if op.name in KERNEL_OPS and not op.operands or op is block.last_op:
-            continue
-        current.append(op)
-        weight += op_count(op)
-        if weight >= segment_ops:
-            segments.append(current)
-            current, weight = [], 0
-    if current:
-        if segments and weight < segment_ops // 2:
-            segments[-1].extend(current)
-        else:
-            segments.append(current)
+    ops = [op for op in block.ops if not (op.name in KERNEL_OPS and not op.operands or op is block.last_op)]
+    segments = plan_with_repeats(ops, [op_count(op) for op in ops], segment_ops)
     if len(segments) < 2 or any(_defines_buffer(seg) for seg in segments):
         return None
     return segments
