@@ -89,25 +89,28 @@ class SegmentEmitter:
     def _emit_segmented_block(self, block: Block, segments: list[list[Operation]]) -> None:
         """Emit `block` with each of `segments` as a call to its own function.
 
-        The kernel ops up to a segment's last op are emitted before its call
-        (those among its ops move ahead of it: see the module docstring).
-        """
+        The kernel's own ops (KERNEL_OPS: no operands, no effect) are emitted first, then the
+        segment functions, heaviest first (`emission_order`: LLVM may start on each as soon as
+        it is done, part_handoff.py, so the longest compile starts earliest), then the calls,
+        in the block's order."""
         in_segment = {op for seg in segments for op in seg}
         ops = list(block.ops)
-        position = {op: k for k, op in enumerate(ops)}
-        cursor = 0
+        for op in ops[:-1]:
+            if op not in in_segment:
+                self._emit_op(op)
         hand_off = self.mctx.hand_off
-        for number, seg in enumerate(segments, 1):
-            end = position[seg[-1]] + 1
-            for op in ops[cursor:end]:
-                if op not in in_segment:
-                    self._emit_top_op(op)
-            cursor = end
-            fn, text = self._emit_segment(seg)
-            if hand_off is not None and fn is not None:  # LLVM may start on it now (part_handoff.py)
-                hand_off.segment_done(self.mctx.llmod, fn, last=number == len(segments), text=text)
-        for op in ops[cursor:]:
-            self._emit_top_op(op)
+        first = self.mctx.segment_functions + 1  # numbered in the block's order, whatever the emission order
+        self.mctx.segment_functions += len(segments)
+        emitted = {}
+        order = emission_order(segments)
+        for k in order:
+            fn, new, text, interface = self._emit_segment_function(segments[k], first + k)
+            emitted[k] = (fn, interface)
+            if hand_off is not None and new:  # LLVM may start on it now (part_handoff.py)
+                hand_off.segment_done(self.mctx.llmod, fn, last=k == order[-1], text=text)
+        for k in range(len(segments)):
+            self._emit_segment_call(*emitted[k])
+        self._emit_top_op(ops[-1])
 
     def _emit_top_op(self, op: Operation) -> None:
         if op.name == "func.return":
@@ -150,15 +153,15 @@ class SegmentEmitter:
                     outputs.append(r)
         return inputs, constants, outputs
 
-    def _emit_segment(self, ops: list[Operation]) -> tuple[ir.Function | None, str | None]:
-        """Emit `ops` as a segment function and its call: the new function and its text (when
-        printed), or None when it duplicated one emitted before (which the call then calls)."""
+    def _emit_segment_function(self, ops: list[Operation], number: int) -> tuple[ir.Function, bool, str | None, tuple]:
+        """Emit `ops` as segment function number `number`: (the function its call calls, whether
+        that is this new one, its text when printed, its interface). A duplicate of a segment
+        emitted before is deleted; its call calls that one (segment_dedup.py)."""
         inputs, constants, outputs = self._segment_interface(ops)
         output_types = [llvm_type(v.type) for v in outputs]
         ret = ir.LiteralStructType(output_types) if output_types else ir.VoidType()
-        params = [self.value(v).type for v in inputs] + [PTR]
-        self.mctx.segment_functions += 1
-        number = self.mctx.segment_functions
+        # An input an earlier segment computes has no value in the kernel yet: its type is the value's.
+        params = [self.values[v].type if v in self.values else llvm_type(v.type) for v in inputs] + [PTR]
         name = self.mctx.symbol(f"{self.info.name}.segment{number}")
         fn = ir.Function(self.mctx.llmod, ir.FunctionType(ret, params), name=name)
         fn.linkage = "internal"
@@ -194,16 +197,27 @@ class SegmentEmitter:
         else:
             sub.builder.ret_void()
         sub._alloca_builder.branch(start)
-        # A duplicate of a segment emitted before is deleted; its call calls that one (segment_dedup.py).
         text = kept = None
         if self.mctx.segment_dedup is not None:
             text = function_text(fn)
             kept = self.mctx.segment_dedup.same_as(fn, text)
+        return (kept or fn), kept is None, text, (inputs, outputs)
 
-        result = self.builder.call(kept or fn, [self.value(v) for v in inputs] + [self.workspace])
+    def _emit_segment_call(self, fn: ir.Function, interface: tuple) -> None:
+        inputs, outputs = interface
+        result = self.builder.call(fn, [self.value(v) for v in inputs] + [self.workspace])
         for k, v in enumerate(outputs):
             self.values[v] = self.builder.extract_value(result, k)
-        return (None, None) if kept else (fn, text)
+
+
+def emission_order(segments: list[list[Operation]]) -> list[int]:
+    """The positions of `segments`, heaviest first (nested ops; ties: the block's order).
+
+    Why: the worker thread compiles each segment's part while Python emits the rest
+    (part_handoff.py); the heaviest emitted first is the longest compile started earliest, so
+    that when emission ends the remaining work splits evenly over the two threads."""
+    weights = [sum(op_count(op) for op in seg) for seg in segments]
+    return sorted(range(len(segments)), key=lambda k: (-weights[k], k))
 
 
 def _top_level(op: Operation, block: Block) -> Operation:
