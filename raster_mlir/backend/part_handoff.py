@@ -80,8 +80,11 @@ class SegmentHandOff:
             self._flush(llmod)
 
     def kernel_done(self, llmod: ir.Module, kernel: ir.Function) -> None:
-        """The kernel whose segments these were is finished: a part with the segments still held."""
-        self._held.append(kernel)
+        """The kernel whose segments these were is finished: a part with the segments still held.
+        The kernel itself (`optnone`: segment calls only, segment_emit.py) stays in the module and
+        is compiled with the entry points (module_split.py); another kernel joins the part."""
+        if "optnone" not in kernel.attributes:
+            self._held.append(kernel)
         self._flush(llmod)
 
     def _flush(self, llmod: ir.Module) -> None:

@@ -49,6 +49,10 @@ from .segment_repeats import plan_with_repeats
 # Top-level ops that stay in the kernel (no operands, no effect: see the module docstring).
 KERNEL_OPS = ("arith.constant", "memref.alloc", "memref.alloca")
 
+# A cut kernel is `optnone`, compiled with the entry points (_emit_segmented_block); benchmarks
+# switch it off to compare.
+KERNEL_WITH_ENTRY_POINTS = True
+
 
 def op_count(op: Operation) -> int:
     """The op and every op nested in it (the weight of a top-level op)."""
@@ -93,6 +97,12 @@ class SegmentEmitter:
         segment functions, heaviest first (`emission_order`: LLVM may start on each as soon as
         it is done, part_handoff.py, so the longest compile starts earliest), then the calls,
         in the block's order."""
+        # What remains of the kernel is segment calls and workspace addresses: compiled with the
+        # entry points, without LLVM's pipeline and at O0 (module_split.py), as a module of its own
+        # it cost 5-9 ms of LLVM's time (code generation of calls passing many arguments at O3).
+        if KERNEL_WITH_ENTRY_POINTS:
+            self.llfn.attributes.add("noinline")
+            self.llfn.attributes.add("optnone")
         in_segment = {op for seg in segments for op in seg}
         ops = list(block.ops)
         for op in ops[:-1]:
