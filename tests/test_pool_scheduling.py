@@ -15,7 +15,9 @@ import pytest
 
 import raster_mlir as rm
 from raster_mlir.backend import pool
+from raster_mlir.compiler import DEFAULT_PIPELINE
 
+EVERY_LOOP = DEFAULT_PIPELINE.replace("parallelize-loops", "parallelize-loops{min-work=0}")
 TWO_CPUS = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2
 needs_pool = pytest.mark.skipif(pool.pool() is None, reason="needs the native pool (Linux)")
 TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
@@ -93,11 +95,9 @@ def test_the_dispatcher_moves_workers_off_its_cpu_when_it_migrates(tmp_path):
     """The placement is the dispatcher's decision at each job: a worker may run anywhere but on the CPU
     the caller opened the job on, from that job on (not only once the worker notices a clash). Run in a
     fresh process: it pins its own threads."""
-    from raster_mlir.compiler import DEFAULT_PIPELINE
-
     env = {**os.environ, "RASTER_MLIR_CACHE_DIR": str(tmp_path), "RASTER_MLIR_NUM_THREADS": "2"}
     env["RASTER_MLIR_PREPARE_RUNTIME"] = "0"  # (no background build thread to mistake for a worker)
-    env["PIPELINE"] = DEFAULT_PIPELINE.replace("parallelize-loops", "parallelize-loops{min-work=0}")
+    env["PIPELINE"] = EVERY_LOOP
     out = subprocess.run([sys.executable, "-c", PLACEMENT_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[True, True, True]"
@@ -124,3 +124,43 @@ def test_idle_workers_stop_using_the_cpu():
     time.sleep(0.3)
     used = {t: thread_cpu_ns(t) - start[t] for t in workers}
     assert max(used.values(), default=0) < 2_000_000, used  # < 2 ms of CPU in 0.3 s of idleness
+
+
+def next_spin(base, limit, polls, waited=0, poll_ticks=0):
+    jit = pool.pool().jit
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, *[ctypes.c_int64] * 5)(jit.function_address("raster_mlir_pool_next_spin"))
+    return fn(base, limit, polls, waited, poll_ticks)
+
+
+@needs_pool
+def test_the_spin_adapts_to_the_gaps_between_jobs_within_bounds():
+    """Adaptive spinning (the rule, without timing): twice the polls the last wait took, or twice the gap it
+    slept through counted in polls; never below the configured spin nor above 16 times it."""
+    base, most = 2048, 2048 * 16
+    assert next_spin(base, base, 10) == base  # jobs back to back: the configured spin
+    assert next_spin(base, 4 * base, 3000) == 6000  # caught after 3000 polls: 6000 next time
+    assert next_spin(base, 4 * base, 10**6) == most  # capped
+    # slept: its 2048 polls took 1000 ticks and the gap was 3000 ticks (3x the polls): 6 x 2048 polls next
+    assert next_spin(base, base, -1, waited=3000, poll_ticks=1000) == 6 * base
+    assert next_spin(base, 2 * base, -1, waited=3000, poll_ticks=1000) == 12 * base  # (its polls were 2 x 2048)
+    assert next_spin(base, base, -1, waited=8000, poll_ticks=1000) == most  # 16 x: still bridged
+    assert next_spin(base, base, -1, waited=8001, poll_ticks=1000) == base  # a longer gap: idle, back to base
+    assert next_spin(base, base, -1, waited=10**18, poll_ticks=1000) == base  # (days: no overflow)
+    assert next_spin(base, base, -1, waited=500, poll_ticks=0) == base  # no clock: the configured spin
+
+
+@needs_pool
+def test_the_statistics_count_jobs_alone_and_placements():
+    rm.set_num_threads(2)
+    f = rm.jit(lambda x: x * 3.0, pipeline=EVERY_LOOP)
+    x = np.ones(1 << 16)
+    before = pool.pool().statistics()
+    for _ in range(5):
+        f(x)
+    after = pool.pool().statistics()
+    assert after["jobs"] - before["jobs"] == 5
+    assert 0 <= after["solo_jobs"] - before["solo_jobs"] <= 5
+    assert 0 <= after["wakeups"] - before["wakeups"] <= 5
+    rm.set_num_threads(1)  # one thread: the loops run on the caller, no job
+    f(x)
+    assert pool.pool().statistics()["jobs"] == after["jobs"]

@@ -21,7 +21,7 @@ Algorithm: a job is `task(ctx, begin, end)` over `units` independent units
         claim chunks itself (guided: max(chunk, units left / 2n), by compare-and-swap
         on next) until none is left
         wait until done == units; job_seq += 1 (even: closed); wait until active == 0
-    worker k:   wait for job_seq to change (spin, then futex); if the job is open:
+    worker k:   wait for job_seq to change (spin, then futex: spinning, below); if the job is open:
         active += 1; if the job is still the same and k < n: load the caller's
         MXCSR, claim and run chunks (done += their units); active -= 1
 
@@ -66,6 +66,26 @@ scheduler tick, so whole rounds of calls ran on one thread (measured: 11 of
 40 rounds of 5 calls after 20 ms pauses, and 4 ms calls). The caller itself
 is never pinned.
 
+Spinning: a waiting thread polls (x86 `pause`, ~25 ns each on this Zen 4)
+before it sleeps in the kernel. The configured spin, DEFAULT_SPIN polls
+(~50 us), bridges the gaps between the parallel loops of a train step. A
+worker also adapts its own spin to the gaps between jobs: after a wait that
+a job ended within p polls, it polls 2p next time; after one it slept
+through, twice the gap counted in polls (from the clock's ticks), if that is
+at most _SPIN_GROWTH times the configured spin; never below the configured
+spin, and back to it after a longer gap (`raster_mlir_pool_next_spin`). So
+while calls come every few hundred microseconds (a loop with some numpy
+work between calls), the worker is polling when the next job opens, instead
+of paying a futex wake-up: on this 2-vCPU KVM guest an idle vCPU halts, and
+waking it took 30-50 us (measured: the worker joined 30-50 us after the job
+opened, against 0.1-0.5 us when it was polling). An idle process spins at
+most _SPIN_GROWTH x ~50 us once, then sleeps; calls that follow each other
+closely keep the spin at the configured one.
+
+Statistics: `pool().statistics()` counts jobs, jobs the caller ran alone,
+wake-ups from the kernel and placement changes (the dispatcher's counters,
+no atomics).
+
 Thread count: `set_num_threads(n)`; default `RASTER_MLIR_NUM_THREADS`, else
 the number of CPUs this process may run on (`os.sched_getaffinity`). Only
 that many threads ever run a job (the caller is one of them), so the pool
@@ -101,6 +121,8 @@ RUNTIME_GLOBAL = "rm.parallel_runtime"  # [dispatch, reduction_blocks] in every 
 # About 20-40 us of polling before a worker or the waiting caller sleeps in the kernel: a train step's
 # parallel loops follow each other within microseconds, a futex wake-up costs 5-50 us.
 DEFAULT_SPIN = 1 << 11
+# While jobs come often, a worker polls up to this many times longer (module docstring, spinning).
+_SPIN_GROWTH = 16
 
 # Byte offsets in the state block (fields written by different threads on separate cache lines).
 _JOB_SEQ = 0  # i32 futex word: odd while a job is open
@@ -111,6 +133,9 @@ _BUSY = 256  # i32 1 while a dispatch is under way
 _TASK, _CTX, _UNITS, _CHUNK, _N, _MODE, _CALLER_CPU = 320, 328, 336, 344, 352, 360, 364  # the job (written before it opens)
 _THREADS, _STARTED, _SPIN, _DETERMINISTIC = 384, 392, 400, 408  # configuration
 _PLACED, _PLACED_CPU = 416, 424  # i64 workers whose affinity avoids CPU _PLACED_CPU - 1 (i32; 0: none yet)
+# Statistics (i64, written by the dispatcher only): jobs, jobs whose units the caller ran all alone (no worker
+# joined in time), jobs that had to wake a worker from the kernel, changes of the workers' placement.
+_JOBS, _SOLO_JOBS, _WAKEUPS, _PLACEMENTS = 264, 272, 280, 288
 _SLEEPERS = 448  # i32 workers sleeping on _JOB_SEQ
 _STATE_BYTES = 512
 # Claims take a 1/(2n) share of the units left (n threads), but at least 1/(_MIN_CHUNKS_PER_THREAD * n) of
@@ -150,6 +175,7 @@ declare i64 @syscall(i64, ...)
 declare i32 @pthread_create(ptr, ptr, ptr, ptr)
 declare i32 @pthread_detach(i64)
 declare i32 @sched_getcpu()
+declare i64 @llvm.readcyclecounter()
 declare i32 @pthread_setaffinity_np(i64, i64, ptr)
 @rm_pool_threads = global [{MAX_WORKERS} x i64] zeroinitializer, align 8  ; pthread_t of worker k + 1
 @rm_pool_allowed = global [{words} x i64] zeroinitializer, align 8  ; the CPUs workers start with
@@ -171,12 +197,21 @@ define internal i64 @spin_limit() alwaysinline {{
   ret i64 %spin
 }}
 
-; Wait until *word == value (until_equal) or *word != value: poll `spin` times, then sleep in the
-; kernel, announced by adding 1 to *sleepers (a counter) before re-reading the word. Returns the
-; word's value.
+; Wait until *word == value (until_equal) or *word != value: poll `spin_limit()` times, then sleep.
 define internal i32 @wait_word(ptr %word, i32 %value, i1 %until_equal, ptr %sleepers) {{
 entry:
   %spin = call i64 @spin_limit()
+  %v = call i32 @poll_then_sleep(ptr %word, i32 %value, i1 %until_equal, ptr %sleepers, i64 %spin, ptr null)
+  ret i32 %v
+}}
+
+; Wait until *word == value (until_equal) or *word != value: poll `spin` times, then sleep in the
+; kernel, announced by adding 1 to *sleepers (a counter) before re-reading the word. Returns the
+; word's value; if `polls` is not null, polls[0] = the polls made before the condition held, or -1
+; when it slept, and then polls[1] = the clock's ticks when the polling ended.
+define internal i32 @poll_then_sleep(ptr %word, i32 %value, i1 %until_equal, ptr %sleepers, i64 %spin, ptr %polls) {{
+entry:
+  %count = icmp ne ptr %polls, null
   br label %poll
 poll:
   %s = phi i64 [ 0, %entry ], [ %s1, %again ]
@@ -188,7 +223,14 @@ again:
   {pause}
   %s1 = add i64 %s, 1
   %more = icmp slt i64 %s1, %spin
-  br i1 %more, label %poll, label %sleep
+  br i1 %more, label %poll, label %polled
+polled:
+  br i1 %count, label %stamp, label %sleep
+stamp:
+  %t = call i64 @llvm.readcyclecounter()
+  %tp = getelementptr inbounds i64, ptr %polls, i64 1
+  store i64 %t, ptr %tp, align 8
+  br label %sleep
 sleep:
   %a = atomicrmw add ptr %sleepers, i32 1 seq_cst, align 4
   %v2 = load atomic i32, ptr %word seq_cst, align 4
@@ -205,9 +247,81 @@ woken:
   %waiting3 = xor i1 %eq3, %until_equal  ; the condition does not hold yet
   br i1 %waiting3, label %sleep, label %done3
 done3:
+  br i1 %count, label %slept, label %return3
+slept:
+  store i64 -1, ptr %polls, align 8
+  br label %return3
+return3:
   ret i32 %v3
 done:
+  br i1 %count, label %caught, label %return
+caught:
+  store i64 %s, ptr %polls, align 8
+  br label %return
+return:
   ret i32 %v
+}}
+
+; A worker's wait for the next job: poll `*limit` times, then sleep; then *limit = next_spin(...).
+; `adapt` false (waiting for a job to close, not to open): no change.
+define internal i32 @wait_job(ptr %seq, i32 %seen, ptr %sleepers, ptr %limitp, i1 %adapt) {{
+entry:
+  %polls = alloca [2 x i64], align 8
+  %limit = load i64, ptr %limitp, align 8
+  %t0 = call i64 @llvm.readcyclecounter()
+  %v = call i32 @poll_then_sleep(ptr %seq, i32 %seen, i1 false, ptr %sleepers, i64 %limit, ptr %polls)
+  br i1 %adapt, label %measure, label %done
+measure:
+  %t2 = call i64 @llvm.readcyclecounter()
+  %s = load i64, ptr %polls, align 8
+  %t1p = getelementptr inbounds i64, ptr %polls, i64 1
+  %t1 = load i64, ptr %t1p, align 8  ; (only read when it slept: then set)
+  %waited = sub i64 %t2, %t0
+  %poll_ticks = sub i64 %t1, %t0
+  %base = call i64 @spin_limit()
+  %next = call i64 @raster_mlir_pool_next_spin(i64 %base, i64 %limit, i64 %s, i64 %waited, i64 %poll_ticks)
+  store i64 %next, ptr %limitp, align 8
+  br label %done
+done:
+  ret i32 %v
+}}
+
+; A worker's polls before it sleeps at its next wait for a job (module docstring, spinning), from its last
+; wait: `polls` >= 0, it polled that many times before the job came: twice that. `polls` < 0, it slept:
+; the gap it slept through was `waited` clock ticks, and its `limit` polls took `poll_ticks`; twice the
+; gap counted in polls (waited * limit / poll_ticks) if that is at most {_SPIN_GROWTH} x `base`, else
+; `base` (a long gap: the process was idle). Always between `base` and {_SPIN_GROWTH} x `base`.
+define i64 @raster_mlir_pool_next_spin(i64 %base, i64 %limit, i64 %polls, i64 %waited, i64 %poll_ticks) {{
+entry:
+  %most = mul i64 %base, {_SPIN_GROWTH}
+  %asleep = icmp slt i64 %polls, 0
+  br i1 %asleep, label %gap, label %spun
+spun:
+  %twice = shl i64 %polls, 1
+  br label %clamp
+gap:
+  %known = icmp sgt i64 %poll_ticks, 0
+  %positive = icmp sgt i64 %limit, 0
+  %usable = and i1 %known, %positive
+  br i1 %usable, label %bound, label %clamp
+bound:  ; twice the gap <= most  <=>  waited <= poll_ticks * (most / 2) / limit (no overflow below)
+  %half_most = lshr i64 %most, 1
+  %cap_num = mul i64 %poll_ticks, %half_most
+  %ticks_cap = udiv i64 %cap_num, %limit
+  %short = icmp sle i64 %waited, %ticks_cap
+  br i1 %short, label %scale, label %clamp
+scale:
+  %scaled = mul i64 %waited, %limit
+  %gap_polls = udiv i64 %scaled, %poll_ticks
+  %twice_gap = shl i64 %gap_polls, 1
+  br label %clamp
+clamp:
+  %want = phi i64 [ %twice, %spun ], [ %twice_gap, %scale ], [ 0, %gap ], [ 0, %bound ]
+  %low = icmp slt i64 %want, %base
+  %w1 = select i1 %low, i64 %base, i64 %want
+  %high = icmp sgt i64 %w1, %most
+  %w2 = select i1 %high, i64 %most, i64 %w1
+  ret i64 %w2
 }}
 
 ; Wake the dispatcher sleeping on *word if its announcement *waiter is set.
@@ -226,7 +340,7 @@ done:
 ; Claim chunks of the open job and run them until none is left. A claim takes 1/(2n) of the units left
 ; (n threads in the job), at least `chunk` (guided self-scheduling: the last claims are small, so the
 ; threads end together; a late thread still finds large ones).
-define internal void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n) {{
+define internal i64 @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n) {{
 entry:
 {field("next", _NEXT)}
 {field("done", _DONE)}
@@ -234,6 +348,7 @@ entry:
   %div = shl i64 %n, 1
   br label %claim
 claim:
+  %ran = phi i64 [ 0, %entry ], [ %ran1, %run ], [ %ran1, %last ]  ; units this thread ran so far
   %first = load atomic i64, ptr %next monotonic, align 8
   br label %try
 try:
@@ -255,6 +370,7 @@ try_size:
 run:
   call void %task(ptr %ctx, i64 %begin, i64 %end)
   %count = sub i64 %end, %begin
+  %ran1 = add i64 %ran, %count
   %c32 = trunc i64 %count to i32
   %before = atomicrmw add ptr %done, i32 %c32 seq_cst, align 4
   %after = add i32 %before, %c32
@@ -265,7 +381,7 @@ last:
   call void @wake_waiter(ptr %done, ptr %waiter)
   br label %claim
 exit:
-  ret void
+  ret i64 %ran
 }}
 
 ; *out = the CPU set *allowed without `cpu`; returns whether any CPU is left.
@@ -307,6 +423,9 @@ declare i64 @llvm.vector.reduce.or.v{words}i64(<{words} x i64>)
 define ptr @rm_pool_worker(ptr %arg) {{
 entry:
   %mode = alloca i32, align 4
+  %limit = alloca i64, align 8  ; this worker's polls before it sleeps (wait_job adapts it)
+  %base = call i64 @spin_limit()
+  store i64 %base, ptr %limit, align 8
   %allowed = alloca [{words} x i64], align 8  ; the CPUs this worker may run on, as it started (inherited)
   store <{words} x i64> zeroinitializer, ptr %allowed, align 8
   %got_mask = call i64 (i64, ...) @syscall(i64 {sys_getaffinity}, i64 0, i64 {words * 8}, ptr %allowed)
@@ -328,7 +447,9 @@ entry:
   br label %loop
 loop:
   %seen = phi i32 [ %first, %entry ], [ %g, %closed ], [ %g, %left ]
-  %g = call i32 @wait_word(ptr %seq, i32 %seen, i1 false, ptr %sleepers)
+  %seen_bit = and i32 %seen, 1
+  %for_open = icmp eq i32 %seen_bit, 0  ; waiting for a job to open (not for one to close)
+  %g = call i32 @wait_job(ptr %seq, i32 %seen, ptr %sleepers, ptr %limit, i1 %for_open)
   %odd = and i32 %g, 1
   %open = icmp ne i32 %odd, 0
   br i1 %open, label %join, label %closed
@@ -360,7 +481,7 @@ move_off:
   call void @move_off_cpu(ptr %allowed, i32 %caller_cpu)
   br label %run
 run:
-  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n)
+  %ran = call i64 @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n)
   br label %leave
 leave:
   %b = atomicrmw sub ptr %active, i32 1 seq_cst, align 4
@@ -446,10 +567,30 @@ pin:
   %k1 = add i64 %k, 1
   br label %loop
 record:
+{field("placementsp", _PLACEMENTS)}
+  call void @count(ptr %placementsp, i1 true)
   store i32 %key, ptr %placedcpup, align 4
   store i64 %have, ptr %placedp, align 8
   br label %done
 done:
+  ret void
+}}
+
+; Statistics: *counter += 1 if `yes` (the dispatcher's own counters: it holds the pool).
+define internal void @count(ptr %counter, i1 %yes) alwaysinline {{
+  %old = load i64, ptr %counter, align 8
+  %add = zext i1 %yes to i64
+  %new = add i64 %old, %add
+  store i64 %new, ptr %counter, align 8
+  ret void
+}}
+
+define internal void @count_job(i64 %mine, i64 %units) alwaysinline {{
+{field("jobsp", _JOBS)}
+{field("solop", _SOLO_JOBS)}
+  call void @count(ptr %jobsp, i1 true)
+  %alone = icmp eq i64 %mine, %units
+  call void @count(ptr %solop, i1 %alone)
   ret void
 }}
 
@@ -518,9 +659,12 @@ publish:
   br i1 %any, label %wake, label %run
 wake:
   call void @futex_wake(ptr %seq, i64 {MAX_WORKERS})
+{field("wakeupsp", _WAKEUPS)}
+  call void @count(ptr %wakeupsp, i1 true)
   br label %run
 run:
-  call void @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n)
+  %mine = call i64 @run_chunks(ptr %task, ptr %ctx, i64 %units, i64 %chunk, i64 %n)
+  call void @count_job(i64 %mine, i64 %units)
   %all = trunc i64 %units to i32
   %d = call i32 @wait_word(ptr %done, i32 %all, i1 true, ptr %done_waiter)
   %closed = atomicrmw add ptr %seq, i32 1 seq_cst, align 4
@@ -586,6 +730,13 @@ class _Pool:
     @property
     def started_workers(self) -> int:
         return self._word(_STARTED).value
+
+    def statistics(self) -> dict[str, int]:
+        """Counters since the process started (or forked): parallel jobs; jobs the caller ran alone (no worker
+        joined before the units ran out); jobs that had to wake a worker sleeping in the kernel; changes of
+        the workers' placement (the caller seen on another CPU)."""
+        names = {"jobs": _JOBS, "solo_jobs": _SOLO_JOBS, "wakeups": _WAKEUPS, "placements": _PLACEMENTS}
+        return {name: self._word(offset).value for name, offset in names.items()}
 
     def after_fork_in_child(self) -> None:
         """The child has no workers (only the forking thread survives a fork): start afresh."""
