@@ -158,6 +158,10 @@ def _runtime_ir(arch: str) -> str:
     pause = "call void @llvm.x86.sse2.pause()" if x86 else "fence seq_cst"
     get_mode = "call void @llvm.x86.sse.stmxcsr(ptr %mode)" if x86 else "store i32 0, ptr %mode"
     set_mode = "call void @llvm.x86.sse.ldmxcsr(ptr %mode)" if x86 else ""
+    # A constant-rate clock for the adaptive spin: the TSC, or AArch64's virtual counter (readcyclecounter
+    # reads PMCCNTR_EL0 there, which user code usually may not; readsteadycounter has no side effect, so two
+    # reads fold into one). The host's asm parser is initialised (target.py).
+    clock = "call i64 @llvm.readcyclecounter()" if x86 else 'call i64 asm sideeffect "mrs $0, cntvct_el0", "=r"()'
     x86_decls = (
         "declare void @llvm.x86.sse2.pause()\n"
         "declare void @llvm.x86.sse.stmxcsr(ptr)\n"
@@ -227,7 +231,7 @@ again:
 polled:
   br i1 %count, label %stamp, label %sleep
 stamp:
-  %t = call i64 @llvm.readcyclecounter()
+  %t = {clock}
   %tp = getelementptr inbounds i64, ptr %polls, i64 1
   store i64 %t, ptr %tp, align 8
   br label %sleep
@@ -268,11 +272,11 @@ define internal i32 @wait_job(ptr %seq, i32 %seen, ptr %sleepers, ptr %limitp, i
 entry:
   %polls = alloca [2 x i64], align 8
   %limit = load i64, ptr %limitp, align 8
-  %t0 = call i64 @llvm.readcyclecounter()
+  %t0 = {clock}
   %v = call i32 @poll_then_sleep(ptr %seq, i32 %seen, i1 false, ptr %sleepers, i64 %limit, ptr %polls)
   br i1 %adapt, label %measure, label %done
 measure:
-  %t2 = call i64 @llvm.readcyclecounter()
+  %t2 = {clock}
   %s = load i64, ptr %polls, align 8
   %t1p = getelementptr inbounds i64, ptr %polls, i64 1
   %t1 = load i64, ptr %t1p, align 8  ; (only read when it slept: then set)
