@@ -42,6 +42,7 @@ aligned buffer at W's alignment, xs[j + t] = x[j], and the chunks read xs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, func, memref, vector
@@ -53,6 +54,13 @@ from raster_mlir.errors import CompileError
 from .loop_builder import LoopBuilder
 
 I1 = IntegerType(1)
+
+
+@functools.cache
+def vector_of(element, lanes: int) -> VectorType:
+    """`VectorType(element, [lanes])`, made once per pair: xDSL checks every parameter of a new type
+    (about 20 us, as much as making an op), and the chunk bodies ask for the same few types again and again."""
+    return VectorType(element, [lanes])
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ def build_frame(buffer: SSAValue, lanes: int, columns: int, chunk_bytes: int, b:
         return op.results[0]
 
     def mask(count: SSAValue) -> SSAValue:
-        return add(vector.CreateMaskOp([count], VectorType(I1, [lanes])))
+        return add(vector.CreateMaskOp([count], vector_of(I1, lanes)))
 
     address = add(memref.ExtractAlignedPointerAsIndexOp.get(buffer))
     to_boundary = add(arith.AndIOp(add(arith.SubiOp(b.index(0), address)), b.index(chunk_bytes - 1)))
@@ -140,12 +148,12 @@ def gate_on_input(
     for buffer, leading in rows:
         element = buffer.type.element_type
         bits = IntegerType(element.bitwidth)
-        zero = add(vector.BroadcastOp(b.float(0.0, element), VectorType(element, [lanes])))
+        zero = add(vector.BroadcastOp(b.float(0.0, element), vector_of(element, lanes)))
         part = add(vector.MaskedLoadOp(buffer, [*leading, start], mask, zero))
         if stage is not None:
             staged_at = add(arith.AddiOp(start, frame.tail_length))
             ops.append(vector.MaskedStoreOp.create(operands=[stage, staged_at, mask, part]))
-        words = add(vector.BitcastOp(part, VectorType(bits, [lanes])))
+        words = add(vector.BitcastOp(part, vector_of(bits, lanes)))
         union = words if union is None else add(arith.OrIOp(union, words))
     total = add(reduce_lanes(union, vector.CombiningKindFlag.OR))
     any_set = add(arith.CmpiOp(total, b.integer(0, total.type), "ne"))

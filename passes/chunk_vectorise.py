@@ -29,11 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, math, memref, scf, vector
-from xdsl.dialects.builtin import IndexType, UnitAttr, VectorType
+from xdsl.dialects.builtin import IndexType, UnitAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.backend.llvm_ops import EXACT_FP
 
+from .chunk_frame import vector_of
 from .loop_builder import LoopBuilder
 from .loop_analysis import defined_values, product_factors, update_term
 
@@ -60,7 +61,7 @@ class Outside:
 
     def splat(self, value: SSAValue) -> SSAValue:
         if value not in self.splats:
-            op = vector.BroadcastOp(value, VectorType(value.type, [self.lanes]))
+            op = vector.BroadcastOp(value, vector_of(value.type, self.lanes))
             self.splats[value] = insert(self.block, self.before, op)
         return self.splats[value]
 
@@ -91,7 +92,7 @@ def chunk_body(
     """The loop's body on one chunk: a block of arguments (chunk start, accumulator if a reduction)
     ending in scf.yield; masked accesses where `mask` is given (masked-off lanes of a load read 0.0, a
     constant of `constants`, the function's builder at its entry); loads of `staged.x`'s row read its copy. None if some op cannot be widened."""
-    lane_types = [VectorType(loop.results[0].type, [lanes])] if reduction else []
+    lane_types = [vector_of(loop.results[0].type, lanes)] if reduction else []
     body = Block(arg_types=[IndexType(), *lane_types])
     if _vectorise(loop, body, lanes, outside, reduction, mask, constants, staged):
         return body
@@ -205,7 +206,7 @@ def _vectorise(
                     zero = outside.splat(constants.float(0.0, op.res.type))
                     load = vector.MaskedLoadOp(source, indices, mask, zero)
                 else:
-                    load = vector.LoadOp(source, indices, VectorType(op.res.type, [lanes]))
+                    load = vector.LoadOp(source, indices, vector_of(op.res.type, lanes))
                 vectors[op.res] = append(body, load)
             else:
                 value = widen(op.value)

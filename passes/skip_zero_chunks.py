@@ -78,6 +78,7 @@ from .chunk_frame import (
     insert_all,
     is_argument,
     reduce_lanes,
+    vector_of,
 )
 from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, erase_block, guarded, hoist_invariant_factors, inline, insert, insert_op
@@ -181,11 +182,13 @@ class _Rewriter:
     @staticmethod
     def _hoist_point(site: ChunkSite) -> Operation:
         """The outermost op around the loop that defines none of x's other indices."""
-        needed = set(site.x_load.indices[:-1])
+        # An op defines one of the indices (`defined_values`: itself or inside its regions) exactly when it is
+        # an ancestor of the index's owner (an op or a block): no walk of every op around the loop.
+        needed = [index.owner for index in site.x_load.indices[:-1]]
         point: Operation = site.loop
         while True:
             parent = point.parent_op()
-            if parent is None or isinstance(parent, func.FuncOp) or needed & defined_values(parent):
+            if parent is None or isinstance(parent, func.FuncOp) or any(parent.is_ancestor(d) for d in needed):
                 return point
             point = parent
 
@@ -338,7 +341,7 @@ class _Rewriter:
         for point, partials in self.partials.items():
             mapping: dict[SSAValue, SSAValue] = {}
             plain = clone_op(point, mapping)
-            op_mapping = dict(zip(point.walk(), plain.walk()))
+            op_mapping = dict(zip(walk_ops(point), walk_ops(plain)))
             for partial in partials:
                 for out, into in partial.replaces:
                     mapping[out].replace_all_uses_with(mapping.get(into, into))
@@ -422,10 +425,10 @@ def chunk_scan(
     for buffer, leading in rows:
         element = buffer.type.element_type
         bits = IntegerType(element.bitwidth)
-        chunk = append(body, vector.LoadOp(buffer, [*leading, start], VectorType(element, [lanes])))
+        chunk = append(body, vector.LoadOp(buffer, [*leading, start], vector_of(element, lanes)))
         if stage is not None:
             body.add_op(vector.StoreOp(chunk, stage[0], [append(body, arith.AddiOp(start, stage[1]))]))
-        words = append(body, vector.BitcastOp(chunk, VectorType(bits, [lanes])))
+        words = append(body, vector.BitcastOp(chunk, vector_of(bits, lanes)))
         union = words if union is None else append(body, arith.OrIOp(union, words))
     total = append(body, reduce_lanes(union, vector.CombiningKindFlag.OR))
     any_set = append(body, arith.CmpiOp(total, b.integer(0, total.type), "ne"))
