@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import IndexType
 from xdsl.ir import Block, Operation
 
 from .chunk_frame import ChunkFrame, after_constants, build_frame, frame_applies, insert_all, is_argument
-from .chunk_vectorise import LANEWISE, Outside, Staged, _fused_product, append, chunk_body, erase_block, guarded, inline, insert
+from .chunk_vectorise import LANEWISE, Outside, Staged, _fused_product, append, chunk_body, guarded, inline, insert, restage
 from .loop_analysis import defined_values, loop_bounds
 from .loop_builder import LoopBuilder
 from raster_mlir.ir_walk import walk_ops
@@ -110,7 +110,7 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
     frames: dict[tuple, ChunkFrame] = {}
     stages: dict[tuple, Staged] = {}
     anchors: dict[tuple, Operation] = {}
-    sites = [(op, store) for op in walk_ops(function) if isinstance(op, scf.ForOp) and (store := _write_site(op, function))]
+    sites = [(op, store) for op in walk_ops(function) if op.name == "scf.for" and (store := _write_site(op, function))]
     done = 0
     for loop, store in sites:
         out = store.memref
@@ -121,11 +121,10 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
             continue
         parent = loop.parent_block()
         outside = Outside(parent, loop, lanes)
-        trial = chunk_body(loop, lanes, outside, False)
-        if trial is None:
+        body = chunk_body(loop, lanes, outside, False)  # None unless every op can be widened
+        if body is None:
             outside.discard()
             continue
-        erase_block(trial)
         key = (out, lanes, columns)
         if key not in frames:
             ops, frames[key] = build_frame(out, lanes, columns, chunk_bytes, b)
@@ -141,7 +140,7 @@ def align_row_writes(function: func.FuncOp, chunk_bytes: int = 64, min_chunks: i
             staged = stages[(x, key)]
 
         head = chunk_body(loop, lanes, outside, False, frame.head_mask, b, staged)
-        body = chunk_body(loop, lanes, outside, False, staged=staged)
+        body = restage(body, staged)
         tail = chunk_body(loop, lanes, outside, False, frame.tail_mask, b, staged)
         shifted = insert(parent, loop, arith.CmpiOp(frame.shift, b.index(0), "ne"))
         parent.insert_op_before(guarded(shifted, head, frame.head_start), loop)

@@ -100,6 +100,26 @@ def chunk_body(
     return None
 
 
+def restage(body: Block, staged: Staged | None) -> Block:
+    """`body` (an unmasked chunk_body made without `staged`) as chunk_body makes it with `staged`: its
+    loads of staged.x's row read staged.copy at start + staged.shift instead (made before the first).
+    So the body that showed every op can be widened is used, not made a second time."""
+    if staged is None:
+        return body
+    start = body.args[0]
+    staged_start = None
+    for op in list(body.ops):
+        if not isinstance(op, vector.LoadOp) or op.base is not staged.x or tuple(op.indices[:-1]) != staged.rows:
+            continue
+        if staged_start is None:
+            staged_start = insert(body, op, arith.AddiOp(start, staged.shift))
+        load = insert(body, op, vector.LoadOp(staged.copy, [staged_start], op.result.type))
+        op.result.replace_all_uses_with(load)
+        op.detach()
+        op.erase()
+    return body
+
+
 def erase_block(block: Block) -> None:
     """Erase a (detached) block's ops, last first: they may use each other and the splats."""
     for op in reversed(list(block.ops)):

@@ -81,7 +81,7 @@ from .chunk_frame import (
     vector_of,
 )
 from .aligned_writes import align_row_writes
-from .chunk_vectorise import Outside, Staged, append, chunk_body, erase_block, guarded, hoist_invariant_factors, inline, insert, insert_op
+from .chunk_vectorise import Outside, Staged, append, chunk_body, guarded, hoist_invariant_factors, inline, insert, insert_op, restage
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
 from .loop_builder import LoopBuilder
 from raster_mlir.ir_walk import walk_ops
@@ -115,12 +115,13 @@ def _row_load(value: SSAValue, j: SSAValue) -> memref.LoadOp | None:
 def written_buffers(function: func.FuncOp) -> set[SSAValue]:
     """Buffers the function may write: stored to, copied into, or handed to a call."""
     written: set[SSAValue] = set()
-    for op in walk_ops(function):
-        if isinstance(op, (memref.StoreOp, vector.StoreOp)):
+    for op in walk_ops(function):  # (ops told apart by name: isinstance against xDSL's ABC op classes costs more)
+        name = op.name
+        if name == "memref.store" or name == "vector.store":
             written.add(op.operands[1])
-        elif isinstance(op, memref.CopyOp):
+        elif name == "memref.copy":
             written.add(op.destination)
-        elif isinstance(op, func.CallOp) or op.name.startswith("llvm."):
+        elif name == "func.call" or name.startswith("llvm."):
             written.update(v for v in op.operands if isinstance(v.type, MemRefType))
     return written
 
@@ -272,14 +273,13 @@ class _Rewriter:
         if not site.reduction:
             hoist_invariant_factors(loop)
         outside = Outside(parent, loop, lanes)
-        trial = chunk_body(loop, lanes, outside, site.reduction)  # can every op be widened?
-        if trial is None:
+        body = chunk_body(loop, lanes, outside, site.reduction)  # None unless every op can be widened
+        if body is None:
             outside.discard()
             return False
-        erase_block(trial)
         frame = self._frame(site, lanes, chunks)
         found = self._chunk_list(site, lanes, chunks, frame)
-        body = chunk_body(loop, lanes, outside, site.reduction, staged=found.staged)
+        body = restage(body, found.staged)
         inits = [outside.splat(self.b.float(0.0, loop.results[0].type))] if site.reduction else []
         head = tail = None
         partials: list[_Partial] = []
@@ -449,7 +449,7 @@ def skip_zero_chunks(
     sites = [
         site
         for op in walk_ops(function)
-        if isinstance(op, scf.ForOp) and (site := match_site(op, function, written)) is not None
+        if op.name == "scf.for" and (site := match_site(op, function, written)) is not None
     ]
     rewriter = _Rewriter(function, chunk_bytes, min_chunks, align)
     rewritten = sum(rewriter.rewrite(site) for site in _amortised(sites))
