@@ -36,6 +36,8 @@ Before (loop-level IR of a kernel @k)    After (LLVM IR)
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from llvmlite import ir
 from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Block, Operation, SSAValue
@@ -44,10 +46,13 @@ from ..ir_walk import walk_ops
 from .fast_builder import FastBuilder
 from .llvm_print import function_text
 from .llvm_types import PTR, llvm_type
-from .segment_repeats import plan_with_repeats
+from .segment_repeats import group_signature, plan_with_repeats
 
 # Top-level ops that stay in the kernel (no operands, no effect: see the module docstring).
 KERNEL_OPS = ("arith.constant", "memref.alloc", "memref.alloca")
+
+# Verified copies of a repeat are not emitted (_Repeats); tests switch it off to compare.
+SKIP_VERIFIED_REPEATS = True
 
 # A cut kernel is `optnone`, compiled with the entry points (_emit_segmented_block); benchmarks
 # switch it off to compare.
@@ -59,20 +64,26 @@ def op_count(op: Operation) -> int:
     return len(walk_ops(op))
 
 
-def plan_segments(block: Block, segment_ops: int) -> list[list[Operation]] | None:
+class SegmentPlan(NamedTuple):
+    segments: list[list[Operation]]  # consecutive top-level ops, each group one function
+    copy_of: list[int | None]  # per segment: the first segment of the repeat it belongs to (segment_repeats.py)
+
+
+def plan_segments(block: Block, segment_ops: int) -> SegmentPlan | None:
     """Groups of consecutive top-level ops of `block` to outline, or None to emit the block whole.
 
-    Groups hold at least `segment_ops` nested ops except the last, which is
-    merged into the one before when smaller than half of that. Ops of
-    KERNEL_OPS and the terminator belong to no group.
+    Groups hold at least `segment_ops` nested ops, cut where the sequence of ops repeats
+    (segment_repeats.py: repeats in groups of at least half of that); the last group is merged
+    into the one before when smaller than half of that. Ops of KERNEL_OPS and the terminator
+    belong to no group.
     """
     if segment_ops <= 0:
         return None
     ops = [op for op in block.ops if not (op.name in KERNEL_OPS and not op.operands or op is block.last_op)]
-    segments = plan_with_repeats(ops, [op_count(op) for op in ops], segment_ops)
+    segments, copy_of = plan_with_repeats(ops, [op_count(op) for op in ops], segment_ops)
     if len(segments) < 2 or any(_defines_buffer(seg) for seg in segments):
         return None
-    return segments
+    return SegmentPlan(segments, copy_of)
 
 
 def _defines_buffer(ops: list[Operation]) -> bool:
@@ -85,13 +96,13 @@ class SegmentEmitter:
 
     segmented = False  # set by emit(): the body was cut into segment functions
 
-    def _segments(self, block: Block) -> list[list[Operation]] | None:
+    def _segments(self, block: Block) -> SegmentPlan | None:
         if getattr(self, "outlined", False) or self.info.name not in self.mctx.noalias_functions:
             return None
         return plan_segments(block, self.mctx.options.segment_ops)
 
-    def _emit_segmented_block(self, block: Block, segments: list[list[Operation]]) -> None:
-        """Emit `block` with each of `segments` as a call to its own function.
+    def _emit_segmented_block(self, block: Block, plan: SegmentPlan) -> None:
+        """Emit `block` with each segment of `plan` as a call to its own function.
 
         The kernel's own ops (KERNEL_OPS: no operands, no effect) are emitted first, then the
         segment functions, heaviest first (`emission_order`: LLVM may start on each as soon as
@@ -103,6 +114,7 @@ class SegmentEmitter:
         if KERNEL_WITH_ENTRY_POINTS:
             self.llfn.attributes.add("noinline")
             self.llfn.attributes.add("optnone")
+        segments = plan.segments
         in_segment = {op for seg in segments for op in seg}
         ops = list(block.ops)
         for op in ops[:-1]:
@@ -111,10 +123,11 @@ class SegmentEmitter:
         hand_off = self.mctx.hand_off
         first = self.mctx.segment_functions + 1  # numbered in the block's order, whatever the emission order
         self.mctx.segment_functions += len(segments)
+        repeats = _Repeats(plan) if self.mctx.segment_dedup is not None and SKIP_VERIFIED_REPEATS else None
         emitted = {}
         order = emission_order(segments)
         for k in order:
-            fn, new, text, interface = self._emit_segment_function(segments[k], first + k)
+            fn, new, text, interface = self._emit_segment_function(segments[k], first + k, repeats, k)
             emitted[k] = (fn, interface)
             if hand_off is not None and new:  # LLVM may start on it now (part_handoff.py)
                 hand_off.segment_done(self.mctx.llmod, fn, last=k == order[-1], text=text)
@@ -163,10 +176,13 @@ class SegmentEmitter:
                     outputs.append(r)
         return inputs, constants, outputs
 
-    def _emit_segment_function(self, ops: list[Operation], number: int) -> tuple[ir.Function, bool, str | None, tuple]:
+    def _emit_segment_function(
+        self, ops: list[Operation], number: int, repeats: _Repeats | None = None, position: int = 0
+    ) -> tuple[ir.Function, bool, str | None, tuple]:
         """Emit `ops` as segment function number `number`: (the function its call calls, whether
         that is this new one, its text when printed, its interface). A duplicate of a segment
-        emitted before is deleted; its call calls that one (segment_dedup.py)."""
+        emitted before is deleted; its call calls that one (segment_dedup.py). `repeats`: the
+        plan's repeats, whose verified copies are not emitted at all (`_Repeats`)."""
         inputs, constants, outputs = self._segment_interface(ops)
         output_types = [llvm_type(v.type) for v in outputs]
         ret = ir.LiteralStructType(output_types) if output_types else ir.VoidType()
@@ -184,6 +200,11 @@ class SegmentEmitter:
         for attr in ("noalias", "noundef"):
             workspace.add_attribute(attr)
         workspace.attributes.align = 64
+        kept = repeats.verified_copy(position, fn, ops) if repeats is not None else None
+        if kept is not None:
+            del self.mctx.llmod.globals[fn.name]
+            self.mctx.segment_dedup.merged += 1
+            return kept, False, None, (inputs, outputs)
 
         sub = type(self)(self.mctx, self.info, fn)
         sub._alias_tags = self._workspace_alias_tags()  # one scope per buffer across all segments
@@ -211,6 +232,8 @@ class SegmentEmitter:
         if self.mctx.segment_dedup is not None:
             text = function_text(fn)
             kept = self.mctx.segment_dedup.same_as(fn, text)
+        if repeats is not None:
+            repeats.emitted(position, kept or fn)
         return (kept or fn), kept is None, text, (inputs, outputs)
 
     def _emit_segment_call(self, fn: ir.Function, interface: tuple) -> None:
@@ -218,6 +241,57 @@ class SegmentEmitter:
         result = self.builder.call(fn, [self.value(v) for v in inputs] + [self.workspace])
         for k, v in enumerate(outputs):
             self.values[v] = self.builder.extract_value(result, k)
+
+
+class _Repeats:
+    """Copies of a repeat (segment_repeats.py) that need not be emitted: once one copy was emitted
+    and found the same code as the repeat's first (segment_dedup.py's key on the LLVM IR), a later
+    copy with the same structure (`group_signature`: the same ops, types, constants and sharing of
+    outside values) and the same prototype (argument types and buffer facts) would be the same code
+    too: the emitter's output depends on nothing else. Such a copy calls the first's function
+    without being emitted (a 16-layer step emitted 20 copies and dropped them: a third of its
+    emission). Copies allocating buffers (workspace offsets of their own) are always emitted."""
+
+    def __init__(self, plan: SegmentPlan):
+        self.copy_of = plan.copy_of
+        self.segments = plan.segments
+        self._callee: dict[int, ir.Function] = {}  # first of a repeat -> the function its calls call
+        self._verified: set[int] = set()  # repeats of which a copy was the first's code
+        self._prototype: dict[int, str] = {}
+        self._signature: dict[int, tuple] = {}
+
+    def verified_copy(self, k: int, fn: ir.Function, ops: list[Operation]) -> ir.Function | None:
+        """The function segment `k` (`fn`, its prototype made, body not yet) may call instead, or None."""
+        first = self.copy_of[k]
+        if first is None or first == k or first not in self._verified:
+            return None
+        if _prototype_text(fn) != self._prototype[first] or any(
+            inner.name in ("memref.alloc", "memref.alloca") for op in ops for inner in walk_ops(op)
+        ):
+            return None
+        if first not in self._signature:
+            self._signature[first] = group_signature(self.segments[first])
+        if group_signature(ops) != self._signature[first]:
+            return None
+        return self._callee[first]
+
+    def emitted(self, k: int, callee: ir.Function) -> None:
+        """Segment `k` was emitted; its calls call `callee` (itself, or the same code emitted before)."""
+        first = self.copy_of[k]
+        if first is None:
+            return
+        if first == k:
+            self._callee[k] = callee
+            self._prototype[k] = _prototype_text(callee)
+        elif self._callee.get(first) is callee:
+            self._verified.add(first)
+
+
+def _prototype_text(fn: ir.Function) -> str:
+    """`fn`'s prototype without its name (nor `define` / `declare`: whether it has a body yet)."""
+    buf: list[str] = []
+    fn.descr_prototype(buf)
+    return "".join(buf).split(" ", 1)[1].replace(f'@"{fn.name}"(', "@SELF(", 1)
 
 
 def emission_order(segments: list[list[Operation]]) -> list[int]:

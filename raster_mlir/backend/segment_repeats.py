@@ -46,10 +46,20 @@ from ..ir_walk import walk_ops
 
 def signature(op: Operation) -> tuple:
     """The structure of `op` and everything nested in it, without the identity of outside values."""
+    return _structure(walk_ops(op))
+
+
+def group_signature(ops: list[Operation]) -> tuple:
+    """The structure of the consecutive ops `ops` together: as `signature`, with outside values
+    numbered across the group, so that it also says which ops share an outside value."""
+    return _structure([inner for op in ops for inner in walk_ops(op)])
+
+
+def _structure(nested: list[Operation]) -> tuple:
     inside: dict[int, int] = {}  # id of a value defined inside -> its position
     outside: dict[int, int] = {}  # id of an outside value -> its number (order of first use)
     parts: list = []
-    for inner in walk_ops(op):
+    for inner in nested:
         operands = []
         for v in inner.operands:
             key = id(v)
@@ -104,13 +114,16 @@ class _Signatures:
         return all(self[a + j] == self[b + j] for j in range(length))
 
 
-def plan_with_repeats(ops: list[Operation], weights: list[int], segment_ops: int) -> list[list[Operation]]:
-    """Groups of consecutive `ops` (weights: nested op counts), cut at repeats (module docstring)."""
+def plan_with_repeats(
+    ops: list[Operation], weights: list[int], segment_ops: int
+) -> tuple[list[list[Operation]], list[int | None]]:
+    """Groups of consecutive `ops` (weights: nested op counts), cut at repeats (module docstring),
+    and for each group the position of the first group of its repeat (None: not in a repeat)."""
     # A cheap key first (name and size); signatures only for ops in a repeat of cheap keys.
     ids: dict[tuple, int] = {}
     cheap = [ids.setdefault((op.name, w), len(ids)) for op, w in zip(ops, weights)]
     full = _Signatures(ops)
-    groups: list[tuple[list[Operation], bool]] = []  # (ops, part of a repeat)
+    groups: list[tuple[list[Operation], int | None]] = []  # (ops, the first group of its repeat)
     pending: list[Operation] = []
     pending_weight = 0
 
@@ -118,10 +131,10 @@ def plan_with_repeats(ops: list[Operation], weights: list[int], segment_ops: int
         nonlocal pending, pending_weight
         if not pending:
             return
-        if groups and not groups[-1][1] and pending_weight < segment_ops // 2:
+        if groups and groups[-1][1] is None and pending_weight < segment_ops // 2:
             groups[-1][0].extend(pending)
         else:
-            groups.append((pending, False))
+            groups.append((pending, None))
         pending, pending_weight = [], 0
 
     i, n = 0, len(ops)
@@ -130,19 +143,20 @@ def plan_with_repeats(ops: list[Operation], weights: list[int], segment_ops: int
         if found is not None:
             period, copies, per_segment = found
             flush()
+            first = len(groups)
             for c in range(copies):
                 start = i + c * per_segment * period
-                groups.append((list(ops[start : start + per_segment * period]), True))
+                groups.append((list(ops[start : start + per_segment * period]), first))
             i += copies * per_segment * period
             continue
         pending.append(ops[i])
         pending_weight += weights[i]
         if pending_weight >= segment_ops:
-            groups.append((pending, False))
+            groups.append((pending, None))
             pending, pending_weight = [], 0
         i += 1
     flush()
-    return [group for group, _ in groups]
+    return [group for group, _ in groups], [first for _, first in groups]
 
 
 def _repeat_at(cheap: list[int], full: _Signatures, weights: list[int], i: int, segment_ops: int):

@@ -28,7 +28,11 @@ def fake_ops(kinds: str, weights: dict[str, int]):
 def cut(kinds: str, weights: dict[str, int], segment_ops: int, monkeypatch) -> list[str]:
     monkeypatch.setattr(segment_repeats, "signature", lambda op: op.kind)
     ops, w = fake_ops(kinds, weights)
-    return ["".join(op.kind for op in group) for group in plan_with_repeats(ops, w, segment_ops)]
+    groups, copy_of = plan_with_repeats(ops, w, segment_ops)
+    for group, first in zip(groups, copy_of):
+        if first is not None:  # a copy of the repeat's first group
+            assert [op.kind for op in group] == [op.kind for op in groups[first]]
+    return ["".join(op.kind for op in group) for group in groups]
 
 
 def greedy(kinds: str, weights: dict[str, int], segment_ops: int) -> list[str]:
@@ -73,11 +77,15 @@ def test_the_groups_are_the_ops_in_order_and_repeats_are_alike(kinds, segment_op
     original = segment_repeats.signature
     segment_repeats.signature = lambda op: op.kind
     try:
-        groups = plan_with_repeats(ops, w, segment_ops)
+        groups, copy_of = plan_with_repeats(ops, w, segment_ops)
     finally:
         segment_repeats.signature = original
     assert [op for group in groups for op in group] == ops  # a partition, in order
     assert all(groups)
+    for k, first in enumerate(copy_of):  # copies are alike, and each repeat has two at least
+        if first is not None:
+            assert [op.kind for op in groups[k]] == [op.kind for op in groups[first]]
+            assert copy_of.count(first) >= 2 and copy_of[first] == first
     # without any repeat of a letter the cuts are the old ones
     if len(set(kinds)) == len(kinds):
         assert ["".join(op.kind for op in g) for g in groups] == greedy(kinds, weights, segment_ops)
@@ -158,3 +166,32 @@ def test_cuts_and_merges_are_the_same_in_two_fresh_processes(tmp_path):
         assert out.returncode == 0, out.stderr
         digests.append(out.stdout.strip())
     assert digests[0] == digests[1]
+
+
+def test_verified_copies_of_a_repeat_are_not_emitted_and_change_no_code(monkeypatch, tmp_path):
+    from raster_mlir.backend import segment_emit
+    from raster_mlir.backend.segment_dedup import SegmentDedup
+
+    import raster_mlir as rm
+
+    def objects_of(step, params):
+        x, y = rm.aligned(np.zeros(40)), rm.aligned(np.eye(5)[2])  # the shapes `trained` uses
+        return list(step.lower(*params, x, y).native.function._jit._compiled.objects)
+
+    compared = []
+    same_as = SegmentDedup.same_as
+    monkeypatch.setattr(SegmentDedup, "same_as", lambda self, fn, text: compared.append(fn.name) or same_as(self, fn, text))
+    results = {}
+    for skip in (False, True):
+        monkeypatch.setattr(segment_emit, "SKIP_VERIFIED_REPEATS", skip)
+        compared.clear()
+        step, params, losses = trained(True, monkeypatch, tmp_path / str(skip), layers=8)
+        results[skip] = (len(compared), objects_of(step, params), losses, params, SEGMENT_CALL.findall(step.llvm_ir))
+    (emitted_all, objects_all, losses_all, params_all, calls_all) = results[False]
+    (emitted, objects, losses, params, calls) = results[True]
+    assert emitted <= emitted_all - 4  # the third and later copies of the six hidden layers: not emitted
+    assert calls == calls_all  # every segment calls the same function as when all were emitted
+    assert objects == objects_all  # the same object code
+    np.testing.assert_array_equal(losses, losses_all)
+    for g, w in zip(params, params_all):
+        np.testing.assert_array_equal(g, w)
