@@ -20,7 +20,7 @@ After:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -28,8 +28,8 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.traits import HasCanonicalizationPatternsTrait
-from xdsl.transforms.dead_code_elimination import region_dce
 
+from .dce import region_dce
 from .greedy import RewriteBudget, apply_patterns, pattern_name
 
 
@@ -38,14 +38,21 @@ class CountedCanonicalization(RewritePattern):
     """The canonicalization patterns of the op's traits, in order; the first that applies wins."""
 
     budget: RewriteBudget
+    patterns: dict[type, tuple[RewritePattern, ...]] = field(default_factory=dict)
+    """Per op class, its traits' patterns: gathered once per run (traits scanned once per class)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
-        for trait in op.get_traits_of_type(HasCanonicalizationPatternsTrait):
-            for pattern in trait.get_patterns(type(op)):
-                pattern.match_and_rewrite(op, rewriter)
-                if rewriter.has_done_action:
-                    self.budget.spend(pattern_name(pattern), op)
-                    return
+        cls = type(op)
+        patterns = self.patterns.get(cls)
+        if patterns is None:
+            patterns = self.patterns[cls] = tuple(
+                p for trait in cls.get_traits_of_type(HasCanonicalizationPatternsTrait) for p in trait.get_patterns(cls)
+            )
+        for pattern in patterns:
+            pattern.match_and_rewrite(op, rewriter)
+            if rewriter.has_done_action:
+                self.budget.spend(pattern_name(pattern), op)
+                return
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
+from xdsl.folder import Folder
 from xdsl.ir import Operation, Region
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -35,6 +36,8 @@ from xdsl.pattern_rewriter import (
 )
 
 from raster_mlir.errors import CompileError
+
+from .op_facts import facts, is_dead
 
 REWRITES_PER_OP = 20  # a converging rewrite changes each op a few times at most
 MIN_REWRITES = 1000
@@ -94,6 +97,29 @@ class CountedPattern(RewritePattern):
             self.budget.spend(pattern_name(self.pattern), op)
 
 
+@dataclass(eq=False, repr=False)
+class PatternApplier(GreedyRewritePatternApplier):
+    """xDSL's `GreedyRewritePatternApplier`, asking the op's class (`op_facts.py`) whether it is
+    removable and has a folder instead of scanning its traits on every visit; same decisions."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if self.dce_enabled and is_dead(op):
+            rewriter.erase(op)
+            return
+        if self.folding_enabled and facts(type(op)).folds:
+            if self.ctx is None:
+                raise ValueError("Context is required for folding")
+            folded = Folder(self.ctx).try_fold(op)
+            if folded is not None:
+                folded_values, folded_ops = folded
+                rewriter.replace(op, new_ops=folded_ops, new_results=folded_values)
+                return
+        for pattern in self.rewrite_patterns:
+            pattern.match_and_rewrite(op, rewriter)
+            if rewriter.has_done_action:
+                return
+
+
 def default_limit(root: Operation | Region) -> int:
     return max(MIN_REWRITES, REWRITES_PER_OP * sum(1 for _ in root.walk()))
 
@@ -120,7 +146,7 @@ def apply_patterns(
         counted = [patterns(budget)]
     else:
         counted = [CountedPattern(p, budget) for p in patterns]
-    applier = GreedyRewritePatternApplier(counted, ctx=ctx, folding_enabled=folding)
+    applier = PatternApplier(counted, ctx=ctx, folding_enabled=folding)
     walker = PatternRewriteWalker(applier, post_walk_func=post_walk_func, **walker_options)
     try:
         changed = False

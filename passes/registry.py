@@ -53,6 +53,9 @@ _PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "fuse-softmax-cross-entropy": _lazy("raster_mlir.passes.fuse_softmax_cross_entropy", "FuseSoftmaxCrossEntropyPass"),
     # xDSL's canonicalize with a bound on its rewrites (a looping pattern is an error, not a hang)
     "canonicalize": _lazy("raster_mlir.passes.canonicalize", "CanonicalizePass"),
+    # xDSL's cse and dce, same result, with the op classes' traits looked up once per class
+    "cse": _lazy("raster_mlir.passes.cse", "CommonSubexpressionEliminationPass"),
+    "dce": _lazy("raster_mlir.passes.dce", "DeadCodeEliminationPass"),
 }
 # raster_mlir's own passes as shipped (before any `register_pass`).
 _SHIPPED: dict[str, Callable[[], type[ModulePass]]] = dict(_PASSES)

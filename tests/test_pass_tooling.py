@@ -37,8 +37,10 @@ OWN_PASSES = {
     "lower-to-loops": "raster_mlir.passes.lower_to_loops",
     "fuse-loops": "raster_mlir.passes.fuse_loops",
     "canonicalize": "raster_mlir.passes.canonicalize",  # xDSL's, bounded
+    "cse": "raster_mlir.passes.cse",  # xDSL's, cheaper keys
+    "dce": "raster_mlir.passes.dce",  # xDSL's, traits asked per op class
 }
-XDSL_PASSES = ("cse", "dce", "licm", "scf-for-loop-unroll", "convert-scf-to-cf")
+XDSL_PASSES = ("licm", "scf-for-loop-unroll", "convert-scf-to-cf")
 
 HEADER = re.compile(r"^// -----// IR Dump (Before|After) (\S+) //----- //$", re.M)
 
