@@ -84,6 +84,8 @@ from raster_mlir.dialects.raster_rules import (
     rule_set,
 )
 from raster_mlir.passes.autodiff import GradExpander, _error, depends_on_ad_op, inline_plain_calls
+from raster_mlir.ir_clone import clone_op
+from raster_mlir.ir_walk import walk_ops
 from raster_mlir.passes.inline import functions_of
 
 
@@ -213,6 +215,8 @@ class TangentFunctionBuilder:
         unlabel_tapes(block)
 
         results = list(returned.arguments)
+        location = returned.location
+        returned.erase()  # never in a block: drop its uses, or the values it returned keep a user outside the IR
         for value in list(results):
             tangent = tangents.get(value)
             if tangent is None:  # an output that does not depend on a differentiated argument
@@ -222,7 +226,7 @@ class TangentFunctionBuilder:
                 tangent = zero.results[0]
             results.append(tangent)
         ret = func.ReturnOp(*results)
-        ret.location = returned.location
+        ret.location = location
         block.add_op(ret)
         return func.FuncOp(name, (block.arg_types, outputs + outputs), Region(block), visibility="private")
 
@@ -240,7 +244,7 @@ class TangentFunctionBuilder:
             return returned
         value_map = dict(zip(self.callee.body.block.args, args))
         for op in self.callee.body.block.ops:
-            staging.add_op(op.clone(value_mapper=value_map))
+            staging.add_op(clone_op(op, value_map))
         returned = staging.last_op
         if not isinstance(returned, func.ReturnOp):
             raise _error(f"forward-ad: @{self.callee_name} does not end with func.return", self.jvp_op)
@@ -260,7 +264,7 @@ class ForwardExpander:
 
     def run(self) -> None:
         while True:
-            ad_ops = [op for op in self.module.walk() if isinstance(op, R.AD_OPS)]
+            ad_ops = [op for op in walk_ops(self.module) if isinstance(op, R.AD_OPS)]
             if not ad_ops:
                 return
             functions = functions_of(self.module)
