@@ -9,6 +9,12 @@ error. Finally, private functions that nothing references any more (no
 call, no `raster.grad` / `raster.value_and_grad`, no custom-rule attribute)
 are erased, repeatedly, since erasing one may free another.
 
+A private function whose only reference is the call being inlined (the gradient function that
+autodiff builds for `rm.grad`, a helper called once) has its body moved into the caller rather
+than copied, and is erased at once: the same IR, without copying every op (inline#2 of the
+100-step ODE gradient: about 1,900 ops, 46 -> 15 ms). Reference counts come from the walk that
+finds the calls, and grow with every copy made in the round.
+
 Calls to a function with a custom reverse rule (`rm.custom_rule`: the callee
 carries a `raster.rrule` attribute) are kept while the module still holds an
 AD op, so that the AD passes can use the rules; once they have run,
@@ -32,11 +38,13 @@ After:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr
+from xdsl.ir import Block, Region
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
@@ -51,19 +59,34 @@ def functions_of(module: ModuleOp) -> dict[str, func.FuncOp]:
 
 def referenced_symbols(module: ModuleOp) -> set[str]:
     """Every function name referenced from an op's properties or attributes (calls, grads...)."""
-    names: set[str] = set()
-    for op in module.walk():
-        for attr in [*op.properties.values(), *op.attributes.values()]:
-            if isinstance(attr, SymbolRefAttr):
-                names.add(attr.root_reference.data)
-    return names
+    return set(calls_and_references(module)[1])
+
+
+def calls_and_references(root: ModuleOp | Region) -> tuple[list[func.CallOp], Counter[str]]:
+    """In one walk: the `func.call`s nested in `root`, and how many times each function name is
+    referenced from an op's properties or attributes (calls, grads...)."""
+    calls: list[func.CallOp] = []
+    names: Counter[str] = Counter()
+    for op in root.walk():
+        if isinstance(op, func.CallOp):
+            calls.append(op)
+        for attrs in (op.properties, op.attributes):
+            if attrs:
+                for attr in attrs.values():
+                    if isinstance(attr, SymbolRefAttr):
+                        names[attr.root_reference.data] += 1
+    return calls, names
+
+
+def _only_block(callee: func.FuncOp) -> Block:
+    if callee.body.blocks.first is None or len(callee.body.blocks) != 1:
+        raise CompileError(f"inline: @{callee.sym_name.data} must have exactly one block")
+    return callee.body.blocks.first
 
 
 def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
     """Replace one call by a copy of the callee's body."""
-    if callee.body.blocks.first is None or len(callee.body.blocks) != 1:
-        raise CompileError(f"inline: @{callee.sym_name.data} must have exactly one block")
-    block = callee.body.blocks.first
+    block = _only_block(callee)
     value_map = dict(zip(block.args, call.arguments))
     returned = None
     for op in block.ops:
@@ -79,6 +102,37 @@ def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
     Rewriter.erase_op(call)
 
 
+def move_body(call: func.CallOp, callee: func.FuncOp) -> None:
+    """Replace the only reference to a private callee by its body, moved rather than copied, and
+    erase the callee (it would be erased as unused right after). The same IR as `inline_call`:
+    the moved ops are the ones a copy would reproduce (operands, results and their name hints,
+    properties, attributes, location)."""
+    block = _only_block(callee)
+    terminator = block.last_op
+    if not isinstance(terminator, func.ReturnOp):
+        raise CompileError(f"inline: @{callee.sym_name.data} has no func.return")
+    for arg, operand in zip(block.args, call.arguments):
+        for use in tuple(arg.uses):  # not replace_all_uses_with: it would pass the name of `arg` on
+            use.operation.operands[use.index] = operand
+    call_block = call.parent_block()
+    assert call_block is not None
+    while (op := block.first_op) is not terminator:
+        block.detach_op(op)
+        call_block.insert_op_before(op, call)
+    for result, new in zip(call.results, terminator.arguments):
+        result.replace_all_uses_with(new)
+    Rewriter.erase_op(call)
+    Rewriter.erase_op(callee)
+
+
+def _moves(call: func.CallOp, callee: func.FuncOp, references: Counter[str]) -> bool:
+    """The call is the callee's only reference (`references`: counts kept up to date by the
+    caller), the callee is private and does not contain the call."""
+    if references[callee.sym_name.data] != 1 or not _is_private(callee):
+        return False
+    return not callee.is_ancestor(call)
+
+
 @dataclass(frozen=True)
 class InlinePass(ModulePass):
     """Inline every call to a function defined in the module; drop unused private callees."""
@@ -91,21 +145,27 @@ class InlinePass(ModulePass):
         # Declarations (no body) stay calls; so do custom-rule functions while autodiff needs them.
         inlinable = {name: f for name, f in functions.items() if name not in kept and not f.is_declaration}
         for _ in range(len(functions) + 1):
-            calls = [c for c in op.walk() if isinstance(c, func.CallOp)]
+            calls, references = calls_and_references(op)
             local = [c for c in calls if c.callee.root_reference.data in inlinable]
             if not local:
                 break
             for call in local:
-                inline_call(call, inlinable[call.callee.root_reference.data])
+                callee = inlinable[call.callee.root_reference.data]
+                if _moves(call, callee, references):  # its only use: no copy needed
+                    move_body(call, callee)
+                else:
+                    inline_call(call, callee)
+                    references.update(calls_and_references(callee.body)[1])  # the copy's references
         else:
             raise CompileError("inline: calls are recursive, they cannot all be inlined")
+        used = set(references)  # the last walk found no call to inline: nothing changed since
         while True:
-            used = referenced_symbols(op)
             dead = [f for name, f in functions_of(op).items() if _is_private(f) and name not in used]
             if not dead:
                 break
             for function in dead:
                 Rewriter.erase_op(function)
+            used = referenced_symbols(op)
 
 
 def _kept_for_autodiff(module: ModuleOp, functions: dict[str, func.FuncOp]) -> set[str]:
