@@ -87,6 +87,8 @@ from raster_mlir.dialects.raster_rules import (
     rule_set,
 )
 from raster_mlir.errors import GradientError, with_location
+from raster_mlir.ir_clone import clone_op
+from raster_mlir.ir_walk import walk_ops
 from raster_mlir.passes.inline import functions_of, inline_call
 
 GRAD_OPS = (R.GradOp, R.ValueAndGradOp)
@@ -133,7 +135,7 @@ def depends_on_ad_op(name: str, functions: dict[str, func.FuncOp]) -> bool:
         if name in seen or function is None or custom_rule_of(function) is not None:
             continue
         seen.add(name)
-        for op in function.walk():
+        for op in walk_ops(function):
             if isinstance(op, R.AD_OPS):
                 return True
             if isinstance(op, func.CallOp):
@@ -195,7 +197,7 @@ class GradientFunctionBuilder:
             return call.results[0], self.grad_op.location
         value_map = dict(zip(self.callee.body.block.args, block.args))
         for op in self.callee.body.block.ops:
-            block.add_op(op.clone(value_mapper=value_map))
+            block.add_op(clone_op(op, value_map))
         ret = block.last_op
         if not isinstance(ret, func.ReturnOp):
             raise _error(f"autodiff: @{self.callee_name} does not end with func.return", self.grad_op)
@@ -364,12 +366,12 @@ class GradExpander:
 
     def run(self) -> None:
         while True:
-            grad_ops = [op for op in self.module.walk() if isinstance(op, GRAD_OPS)]
+            grad_ops = [op for op in walk_ops(self.module) if isinstance(op, GRAD_OPS)]
             if not grad_ops:
                 return
             functions = functions_of(self.module)
             ready = [g for g in grad_ops if not self._needs_inner_expansion(g, functions)]
-            if not ready and any(isinstance(op, R.JvpOp) for op in self.module.walk()):
+            if not ready and any(isinstance(op, R.JvpOp) for op in walk_ops(self.module)):
                 return  # gradients of forward-mode results: forward-ad expands both, innermost first
             if not ready:
                 raise _error("autodiff: differentiated functions depend on each other's gradients in a cycle", grad_ops[0])

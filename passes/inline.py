@@ -51,6 +51,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from raster_mlir.dialects.raster import AD_OPS
 from raster_mlir.dialects.raster_rules import custom_rule_of
 from raster_mlir.errors import CompileError
+from raster_mlir.ir_walk import region_ops, walk_ops
 
 
 def functions_of(module: ModuleOp) -> dict[str, func.FuncOp]:
@@ -67,7 +68,7 @@ def calls_and_references(root: ModuleOp | Region) -> tuple[list[func.CallOp], Co
     referenced from an op's properties or attributes (calls, grads...)."""
     calls: list[func.CallOp] = []
     names: Counter[str] = Counter()
-    for op in root.walk():
+    for op in walk_ops(root) if isinstance(root, ModuleOp) else region_ops(root):
         if isinstance(op, func.CallOp):
             calls.append(op)
         for attrs in (op.properties, op.attributes):
@@ -170,7 +171,7 @@ class InlinePass(ModulePass):
 
 def _kept_for_autodiff(module: ModuleOp, functions: dict[str, func.FuncOp]) -> set[str]:
     """Functions with a custom rule, while an AD op (grad, value_and_grad, jvp) still needs their rule."""
-    if not any(isinstance(o, AD_OPS) for o in module.walk()):
+    if not any(isinstance(o, AD_OPS) for o in walk_ops(module)):
         return set()
     return {name for name, f in functions.items() if custom_rule_of(f) is not None}
 
