@@ -249,7 +249,8 @@ def _replace_by_operand(op: Operation, value: SSAValue, rewriter: PatternRewrite
 class MultiplyByOne(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: R.MulOp, rewriter: PatternRewriter, /) -> None:
-        for x, other in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
+        lhs, rhs = op.operands  # (by position: an IRDL accessor recomputes the operand segments)
+        for x, other in ((lhs, rhs), (rhs, lhs)):
             if is_splat_of(other, 1.0) and _replace_by_operand(op, x, rewriter):
                 return
 
@@ -257,8 +258,9 @@ class MultiplyByOne(RewritePattern):
 class DivideByOne(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: R.DivOp, rewriter: PatternRewriter, /) -> None:
-        if is_splat_of(op.rhs, 1.0):
-            _replace_by_operand(op, op.lhs, rewriter)
+        lhs, rhs = op.operands
+        if is_splat_of(rhs, 1.0):
+            _replace_by_operand(op, lhs, rewriter)
 
 
 class AddNegativeZero(RewritePattern):
@@ -266,7 +268,8 @@ class AddNegativeZero(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: R.AddOp, rewriter: PatternRewriter, /) -> None:
-        for x, other in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
+        lhs, rhs = op.operands  # (by position: an IRDL accessor recomputes the operand segments)
+        for x, other in ((lhs, rhs), (rhs, lhs)):
             if is_splat_of(other, -0.0, sign_matters=True) and _replace_by_operand(op, x, rewriter):
                 return
 
@@ -276,8 +279,9 @@ class SubtractPositiveZero(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: R.SubOp, rewriter: PatternRewriter, /) -> None:
-        if is_splat_of(op.rhs, 0.0, sign_matters=True):
-            _replace_by_operand(op, op.lhs, rewriter)
+        lhs, rhs = op.operands
+        if is_splat_of(rhs, 0.0, sign_matters=True):
+            _replace_by_operand(op, lhs, rewriter)
 
 
 class IdentityLayout(RewritePattern):

@@ -36,6 +36,7 @@ from xdsl.pattern_rewriter import (
 )
 
 from raster_mlir.errors import CompileError
+from raster_mlir.ir_walk import region_ops, walk_ops
 
 from .op_facts import facts, is_dead
 
@@ -121,7 +122,8 @@ class PatternApplier(GreedyRewritePatternApplier):
 
 
 def default_limit(root: Operation | Region) -> int:
-    return max(MIN_REWRITES, REWRITES_PER_OP * sum(1 for _ in root.walk()))
+    ops = len(walk_ops(root)) if isinstance(root, Operation) else len(region_ops(root))
+    return max(MIN_REWRITES, REWRITES_PER_OP * ops)
 
 
 def apply_patterns(
