@@ -58,6 +58,7 @@ from raster_mlir.errors import ShapeError
 
 from . import shapes as S
 from .raster_base import (  # noqa: F401  (R.RasterOp, R.tensor, R.shape_of... for the dialect's users)
+    float_attr,
     ElementwiseBinaryOp,
     ElementwiseUnaryOp,
     RasterCanonicalization,
@@ -476,7 +477,7 @@ class FillOp(RasterOp):
     def properties_for(cls, value=0.0, dtype="f64", **params):
         if dtype == "i64":
             return {"value": IntegerAttr(int(value), i64)}
-        return {"value": FloatAttr(float(value), element_type(dtype))}
+        return {"value": float_attr(float(value), dtype)}
 
     def params(self):
         return {"value": self.value.value.data, "shape": shape_of(self.result.type)}

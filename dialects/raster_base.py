@@ -15,8 +15,8 @@ import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
-from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerAttr, TensorType, UnitAttr, f32, f64, i64
-from xdsl.ir import Attribute, SSAValue
+from xdsl.dialects.builtin import Float32Type, Float64Type, FloatAttr, IntegerAttr, TensorType, UnitAttr, f32, f64, i64
+from xdsl.ir import Attribute, BlockArgument, OpResult, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     VarConstraint,
@@ -54,6 +54,28 @@ def element_type(name: str) -> Attribute:
 def is_float_type(t: Attribute) -> bool:
     """A tensor of f32 / f64 (the values gradients flow through); traced integers are tensor<i64>."""
     return isinstance(t, TensorType) and isinstance(t.element_type, (Float32Type, Float64Type))
+
+
+# The classes of SSA values: `make` takes them as they are (SSAValue.get, for an op given instead
+# of its result, imports a module and runs an isinstance against an ABC per operand).
+_VALUE_CLASSES = frozenset((OpResult, BlockArgument))
+
+
+def float_attr(value: float, dtype: str) -> FloatAttr:
+    """`FloatAttr(value, dtype)`, one instance per (value, dtype) except for zeros and NaN.
+
+    Building one verifies it (a fifth of the tracer's time on the unrolled ODE, which makes a
+    fill for every Python scalar). Attributes are immutable, so fills of the same number share
+    one; +0.0 and -0.0 compare equal and NaN differs from itself, so those are built each time.
+    """
+    if value == 0.0 or value != value:
+        return FloatAttr(value, element_type(dtype))
+    return _float_attr(value, dtype)
+
+
+@functools.lru_cache(maxsize=4096)
+def _float_attr(value: float, dtype: str) -> FloatAttr:
+    return FloatAttr(value, element_type(dtype))
 
 
 def tensor(shape: Sequence[int], dtype: str) -> TensorType:
@@ -145,7 +167,7 @@ class RasterOp(IRDLOperation, abc.ABC):
     @classmethod
     def make(cls, operands: Sequence[SSAValue], **params):
         """Build the op, deriving its result types (raises ShapeError / DTypeError)."""
-        operands = [SSAValue.get(o) for o in operands]
+        operands = [o if type(o) in _VALUE_CLASSES else SSAValue.get(o) for o in operands]
         result_types = cls.infer_types([o.type for o in operands], **params)
         return cls.create(
             operands=operands,

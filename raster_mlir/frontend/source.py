@@ -49,11 +49,18 @@ def _is_library_file(filename: str) -> bool:
     return _is_library_path(os.path.abspath(filename))
 
 
+_ABSOLUTE_FILES: dict[str, bool] = {}  # _is_library of absolute file names seen
+
+
 def _is_library(filename: str) -> bool:
     # Called for every frame of every traced op: cached for absolute paths (a relative
     # one depends on the working directory).
+    known = _ABSOLUTE_FILES.get(filename)
+    if known is not None:
+        return known
     if os.path.isabs(filename):
-        return _is_library_file(filename)
+        known = _ABSOLUTE_FILES[filename] = _is_library_file(filename)
+        return known
     return _is_library_path(os.path.abspath(filename))
 
 
