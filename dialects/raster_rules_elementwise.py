@@ -100,9 +100,10 @@ def relu(b, op, v):
 
 
 def _to_operands(b: ReverseBuilder, op, lhs_ct, rhs_ct):
+    lhs, rhs = op.operands  # (by position: an IRDL accessor recomputes the operand segments)
     return [
-        b.unbroadcast(lhs_ct(), b.shape(op.lhs)) if b.needs(0) else None,
-        b.unbroadcast(rhs_ct(), b.shape(op.rhs)) if b.needs(1) else None,
+        b.unbroadcast(lhs_ct(), b.shape(lhs)) if b.needs(0) else None,
+        b.unbroadcast(rhs_ct(), b.shape(rhs)) if b.needs(1) else None,
     ]
 
 
@@ -132,7 +133,8 @@ def sub_tangent(b: TangentBuilder, op, ts):
 @register(R.MulOp)
 def mul_rule(b: ReverseBuilder, op, cts):
     ct = cts[0]
-    return _to_operands(b, op, lambda: b.mul(ct, op.rhs), lambda: b.mul(ct, op.lhs))
+    lhs, rhs = op.operands
+    return _to_operands(b, op, lambda: b.mul(ct, rhs), lambda: b.mul(ct, lhs))
 
 
 @tangent(R.MulOp)

@@ -271,8 +271,13 @@ class GradientFunctionBuilder:
         Only float values vary: traced integers (loop indices) carry no gradient.
         """
         varied: set[SSAValue] = set(wrt)
+        nondifferentiable: dict[type, bool] = {}  # per op class (the rule set's lookup walks the MRO)
         for op in ops:  # block order is topological
-            if self.rules.is_nondifferentiable(type(op)):
+            cls = type(op)
+            skip = nondifferentiable.get(cls)
+            if skip is None:
+                skip = nondifferentiable[cls] = self.rules.is_nondifferentiable(cls)
+            if skip:
                 continue
             if any(v in varied for v in op.operands):
                 varied.update(r for r in op.results if R.is_float_type(r.type))
@@ -281,11 +286,12 @@ class GradientFunctionBuilder:
         inputs = set(wrt)
         path = []
         for op in reversed(ops):
-            if op.results and all(r in inputs for r in op.results):
+            results = op.results
+            if results and all(r in inputs for r in results):
                 continue  # it makes the values differentiated with respect to: the sweep stops there
-            if any(r in useful for r in op.results):
+            if any(r in useful for r in results):
                 useful.update(op.operands)
-                if any(r in varied for r in op.results):
+                if any(r in varied for r in results):
                     path.append(op)
         for op in path:
             if any(t in varied for t in growable_tapes_read(op)):

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr
-from xdsl.ir import Block, Region
+from xdsl.ir import Block, Operation, Region
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
@@ -58,25 +58,27 @@ def functions_of(module: ModuleOp) -> dict[str, func.FuncOp]:
     return {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
 
 
-def referenced_symbols(module: ModuleOp) -> set[str]:
-    """Every function name referenced from an op's properties or attributes (calls, grads...)."""
-    return set(calls_and_references(module)[1])
-
-
-def calls_and_references(root: ModuleOp | Region) -> tuple[list[func.CallOp], Counter[str]]:
+def calls_and_references(root: Operation | Region) -> tuple[list[func.CallOp], Counter[str]]:
     """In one walk: the `func.call`s nested in `root`, and how many times each function name is
     referenced from an op's properties or attributes (calls, grads...)."""
     calls: list[func.CallOp] = []
     names: Counter[str] = Counter()
-    for op in walk_ops(root) if isinstance(root, ModuleOp) else region_ops(root):
+    for op in walk_ops(root) if isinstance(root, Operation) else region_ops(root):
         if isinstance(op, func.CallOp):
             calls.append(op)
         for attrs in (op.properties, op.attributes):
             if attrs:
                 for attr in attrs.values():
-                    if isinstance(attr, SymbolRefAttr):
+                    cls = type(attr)
+                    symbol = _SYMBOL_CLASSES.get(cls)
+                    if symbol is None:  # (an isinstance against an ABC per attribute, else)
+                        symbol = _SYMBOL_CLASSES[cls] = issubclass(cls, SymbolRefAttr)
+                    if symbol:
                         names[attr.root_reference.data] += 1
     return calls, names
+
+
+_SYMBOL_CLASSES: dict[type, bool] = {}  # attribute class -> is a SymbolRefAttr
 
 
 def _only_block(callee: func.FuncOp) -> Block:
@@ -159,21 +161,23 @@ class InlinePass(ModulePass):
                     references.update(calls_and_references(callee.body)[1])  # the copy's references
         else:
             raise CompileError("inline: calls are recursive, they cannot all be inlined")
-        used = set(references)  # the last walk found no call to inline: nothing changed since
+        # The last walk found no call to inline: its counts hold. Erasing a function removes the
+        # references made from it (its attributes and body), which may free another function.
         while True:
-            dead = [f for name, f in functions_of(op).items() if _is_private(f) and name not in used]
+            dead = [f for name, f in functions_of(op).items() if _is_private(f) and references[name] <= 0]
             if not dead:
                 break
             for function in dead:
+                references.subtract(calls_and_references(function)[1])
                 Rewriter.erase_op(function)
-            used = referenced_symbols(op)
 
 
 def _kept_for_autodiff(module: ModuleOp, functions: dict[str, func.FuncOp]) -> set[str]:
     """Functions with a custom rule, while an AD op (grad, value_and_grad, jvp) still needs their rule."""
-    if not any(isinstance(o, AD_OPS) for o in walk_ops(module)):
+    ruled = {name for name, f in functions.items() if custom_rule_of(f) is not None}
+    if not ruled or not any(isinstance(o, AD_OPS) for o in walk_ops(module)):
         return set()
-    return {name for name, f in functions.items() if custom_rule_of(f) is not None}
+    return ruled
 
 
 def _is_private(function: func.FuncOp) -> bool:
