@@ -158,8 +158,8 @@ class StagedPipeline:
         self.dump = dump or DumpOptions()
         self.record = record
         self.timer = timer if timer is not None else CompileTimer()
-        if passes is None:
-            passes = parse_pipeline(spec).passes if spec.strip() else ()
+        if passes is None:  # (the caller's timer gets a row for the passes' imports, if any)
+            passes = parse_pipeline(spec, timer=timer).passes if spec.strip() else ()
         self.passes: tuple[ModulePass, ...] = tuple(passes)
         self.labels = pass_labels(p.name for p in self.passes)
         names = {p.name for p in self.passes} | set(self.labels)

@@ -75,8 +75,9 @@ class CompiledFunction(LLVMInspection):
             # A native function writing no argument ends its compile by making the call path of
             # backend/dispatch.py: its per-process module is built meanwhile (runtime_prep.py).
             runtime_prep.prepare("dispatcher")
+        self.timer = CompileTimer()
         try:
-            with paused_gc():
+            with paused_gc(self.timer):
                 self._build(fn, specs, name, pipeline, dump, result_aliases, keep_ir_before)
         except BaseException:
             runtime_prep.join()  # no build outlives a failed compile
@@ -87,7 +88,6 @@ class CompiledFunction(LLVMInspection):
         self.name = name or getattr(fn, "__name__", "fn")
         self.specs = tuple(specs)
         self.arg_names = parameter_names(fn)
-        self.timer = CompileTimer()
         with self.timer.phase("trace"):
             trace = ModuleTrace()
             self.entry, self.out_tree = trace.trace_function(fn, self.name, [s.tensor_type for s in specs])
@@ -220,7 +220,7 @@ class CompiledFunction(LLVMInspection):
 
     def _replayed(self, what):
         """`what(replay)`, timing the re-run of the pipeline as one row of the timing report."""
-        with paused_gc(), self.timer.phase("pipeline re-run for inspection"):
+        with paused_gc(self.timer), self.timer.phase("pipeline re-run for inspection"):
             return what(self._replay)
 
     @property

@@ -53,14 +53,14 @@ class DataLoop:
         self, compiled, sliced_inputs: Sequence[int], steps: int, cross_step: bool, update_block: int | None = 1
     ):
         """`update_block`: steps per deferred-update block; None: chosen from the L1 data cache size; 1: none."""
-        with paused_gc():
+        self.timer = CompileTimer()
+        with paused_gc(self.timer):
             self._build_loop(compiled, sliced_inputs, steps, cross_step, update_block)
 
     def _build_loop(self, compiled, sliced_inputs, steps, cross_step, update_block) -> None:
         native = compiled.native
         self.compiled = compiled
         self.steps = steps
-        self.timer = CompileTimer()
         n_inputs = len(compiled.specs)
         loss_slot = n_inputs  # the loss is the first (and only) fresh output
         sliced = (*sliced_inputs, loss_slot)
@@ -134,7 +134,7 @@ class DataLoop:
         """The loop's pipeline re-run with every stage recorded (for `ir`, and `module` after a cache hit)."""
         if self._recorded is None:
             replay = Replay(self._step_module(), self.spec, first_stage="step")
-            with paused_gc():
+            with paused_gc(self.timer):
                 self._recorded = replay.recorded()
             if self._module is None:
                 self._module = replay.final_module()
