@@ -67,7 +67,6 @@ After:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -90,6 +89,7 @@ from raster_mlir.errors import GradientError, with_location
 from raster_mlir.ir_clone import clone_op
 from raster_mlir.ir_walk import walk_ops
 from raster_mlir.passes.inline import functions_of, inline_call
+from raster_mlir.passes.pass_dataclass import pass_dataclass
 
 GRAD_OPS = (R.GradOp, R.ValueAndGradOp)
 
@@ -418,7 +418,7 @@ class GradExpander:
         return name
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class AutodiffPass(ModulePass):
     """Replace each raster.grad / raster.value_and_grad by a call to a generated gradient function.
 

@@ -31,6 +31,7 @@ from xdsl.traits import HasCanonicalizationPatternsTrait
 
 from .dce import region_dce
 from .greedy import RewriteBudget, apply_patterns, pattern_name
+from .pass_dataclass import pass_dataclass
 
 
 @dataclass(eq=False, repr=False)
@@ -55,7 +56,7 @@ class CountedCanonicalization(RewritePattern):
                 return
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class CanonicalizePass(ModulePass):
     """xDSL's canonicalize with a bound on the number of rewrites (module docstring)."""
 

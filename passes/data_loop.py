@@ -36,7 +36,6 @@ After (`data-loop{steps=100 sliced=1 outputs=2}`):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
@@ -47,6 +46,7 @@ from xdsl.passes import ModulePass
 from raster_mlir.errors import CompileError
 
 from .loop_analysis import defined_values
+from .pass_dataclass import pass_dataclass
 
 
 def _index(value: int) -> arith.ConstantOp:
@@ -178,7 +178,7 @@ def _ordered_uses(ops: Sequence[Operation]) -> list[SSAValue]:
     return list(seen)
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class DataLoopPass(ModulePass):
     """Add `@<entry>_loop`: `steps` runs of `@<entry>` over the leading dimension of the sliced arguments."""
 

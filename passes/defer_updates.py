@@ -72,6 +72,7 @@ from raster_mlir.errors import CompileError
 from .loop_analysis import defined_values, loop_bounds, update_term
 from .loop_builder import LoopBuilder
 from .skip_zero_chunks import chunk_scan, reduce_lanes, written_buffers
+from .pass_dataclass import pass_dataclass
 
 SCHEDULE_ATTR = "raster.schedule"
 UNE = 13  # arith.cmpf's predicate number for "une" (unordered or not equal)
@@ -498,7 +499,7 @@ def block_for_cache(row_bytes: int, cache_bytes: int, largest: int = 8) -> int:
     return k
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class DeferUpdatesPass(ModulePass):
     """Apply the first layer's weight updates `block` steps at a time in `@function`'s data loop.
 

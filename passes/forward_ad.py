@@ -59,7 +59,6 @@ After:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -87,6 +86,7 @@ from raster_mlir.passes.autodiff import GradExpander, _error, depends_on_ad_op, 
 from raster_mlir.ir_clone import clone_op
 from raster_mlir.ir_walk import walk_ops
 from raster_mlir.passes.inline import functions_of
+from raster_mlir.passes.pass_dataclass import pass_dataclass
 
 
 def propagate_tangents(
@@ -305,7 +305,7 @@ class ForwardExpander:
         return name
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class ForwardADPass(ModulePass):
     """Replace each raster.jvp by a call to a generated tangent function (and finish nested gradients).
 

@@ -52,6 +52,7 @@ from xdsl.passes import ModulePass
 
 from .loop_analysis import is_opaque, loop_bounds
 from raster_mlir.ir_walk import walk_ops
+from .pass_dataclass import pass_dataclass
 
 INDEX_OPS = (arith.ConstantOp, arith.AddiOp, arith.SubiOp, arith.MuliOp)
 
@@ -245,7 +246,7 @@ def buffer_bytes(t: MemRefType) -> int:
     return int(np.prod(t.get_shape(), dtype=np.int64)) * width // 8
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class ForwardGathersPass(ModulePass):
     """Replace reads of copy-only temporaries (slices, broadcasts) by reads of their source."""
 

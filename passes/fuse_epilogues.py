@@ -62,6 +62,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from .loop_analysis import is_inside, loop_bounds
 from .matmul_tiles import FINAL_STORE_ATTR
 from raster_mlir.ir_walk import walk_ops
+from .pass_dataclass import pass_dataclass
 
 ELEMENTWISE = {
     "arith.addf": arith.AddfOp,
@@ -259,7 +260,7 @@ def fuse(e: Epilogue) -> None:
     Rewriter.erase_op(e.temp)
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class FuseEpiloguesPass(ModulePass):
     """Apply elementwise consumers of tiled products at the tile stores (module docstring)."""
 

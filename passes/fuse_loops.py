@@ -87,6 +87,7 @@ from .forward_gathers import buffer_bytes, forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
 
 from raster_mlir.ir_walk import block_ops, has_one_op, walk_ops
+from .pass_dataclass import pass_dataclass
 
 # Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
 # the previous one made legal, which is rare; the bound keeps a round linear.
@@ -526,7 +527,7 @@ def remove_dead_code(block: Block, memo: RoundMemo | None = None) -> None:
             op.erase()
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class FuseLoopsPass(ModulePass):
     """Fuse loop nests over the same iteration space; remove temporaries fusion made dead."""
 

@@ -28,8 +28,6 @@ After:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
@@ -40,6 +38,7 @@ from xdsl.rewriter import InsertPoint
 from raster_mlir.dialects import raster as R
 
 from .greedy import apply_patterns
+from .pass_dataclass import pass_dataclass
 
 
 class CrossEntropyOfSoftmax(RewritePattern):
@@ -61,7 +60,7 @@ class CrossEntropyOfSoftmax(RewritePattern):
         rewriter.replace(op, [], [fused.loss])
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class FuseSoftmaxCrossEntropyPass(ModulePass):
     """Fuse cross_entropy(softmax z, y) into softmax_cross_entropy (module docstring)."""
 

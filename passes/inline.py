@@ -39,7 +39,6 @@ After:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -52,6 +51,7 @@ from raster_mlir.dialects.raster import AD_OPS
 from raster_mlir.dialects.raster_rules import custom_rule_of
 from raster_mlir.errors import CompileError
 from raster_mlir.ir_walk import region_ops, walk_ops
+from raster_mlir.passes.pass_dataclass import pass_dataclass
 
 
 def functions_of(module: ModuleOp) -> dict[str, func.FuncOp]:
@@ -136,7 +136,7 @@ def _moves(call: func.CallOp, callee: func.FuncOp, references: Counter[str]) -> 
     return not callee.is_ancestor(call)
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class InlinePass(ModulePass):
     """Inline every call to a function defined in the module; drop unused private callees."""
 

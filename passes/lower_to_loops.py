@@ -43,7 +43,6 @@ After:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -60,6 +59,7 @@ from .loop_builder import LoopBuilder
 from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
 from .lowerings import lowering_for
+from .pass_dataclass import pass_dataclass
 
 
 @functools.lru_cache(maxsize=4096)
@@ -282,7 +282,7 @@ from .lower_control import REGION_LOWERINGS  # noqa: E402  (region ops; they use
 from .lower_tape import STATE_LOWERINGS  # noqa: E402  (growable tapes)
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class LowerToLoopsPass(ModulePass):
     """Lower every function of tensor-level raster IR to loops over memrefs."""
 

@@ -63,6 +63,7 @@ from raster_mlir.backend.analysis import indexed_access, memref_root
 
 from .loop_analysis import constant_int, is_inside, loop_bounds
 from raster_mlir.ir_walk import walk_ops
+from .pass_dataclass import pass_dataclass
 
 PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
@@ -302,7 +303,7 @@ def parallel_kinds(loop: scf.ForOp, fn_name: str, min_work: int) -> list[str] | 
     return kinds
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class ParallelizeLoopsPass(ModulePass):
     """Mark the outermost loops that may run on the thread pool (module docstring)."""
 

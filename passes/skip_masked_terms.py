@@ -48,8 +48,6 @@ the mask is 1 nothing changes (the mulf stays).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from xdsl.context import Context
 from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import FloatAttr, MemRefType, ModuleOp
@@ -59,6 +57,7 @@ from xdsl.utils.hints import isa
 
 from .parallelize_loops import UNKNOWN_TRIP, trip_count, work_estimate
 from raster_mlir.ir_walk import walk_ops
+from .pass_dataclass import pass_dataclass
 
 # Ops that read memory; with arith, math and the vector ops that do not write, what may move under the branch.
 READ_OPS = ("memref.load", "vector.load", "vector.maskedload")
@@ -223,7 +222,7 @@ def branch(multiply: arith.MulfOp, factor: SSAValue, moved: list[Operation], con
             multiply.operands[i] = if_op.results[0]
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class SkipMaskedTermsPass(ModulePass):
     """Compute a loop-carried value only where the 0/1 mask multiplying it is 1 (ReLU in forward mode)."""
 

@@ -85,6 +85,7 @@ from .chunk_vectorise import Outside, Staged, append, chunk_body, guarded, hoist
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
 from .loop_builder import LoopBuilder
 from raster_mlir.ir_walk import walk_ops
+from .pass_dataclass import pass_dataclass
 
 I64 = IntegerType(64)
 
@@ -488,7 +489,7 @@ def _amortised(sites: list[ChunkSite]) -> list[ChunkSite]:
     ]  # fmt: skip
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class SkipZeroChunksPass(ModulePass):
     """Dot products and rank-one updates against an input vector skip its all-zero chunks."""
 

@@ -40,8 +40,6 @@ After:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import FloatAttr, MemRefType, ModuleOp
@@ -51,6 +49,7 @@ from xdsl.utils.hints import isa
 
 from .loop_analysis import WORK, defined_values, is_opaque, product_factors, update_term
 from raster_mlir.ir_walk import walk_ops
+from .pass_dataclass import pass_dataclass
 
 
 def hoist_invariant_loads(loop: scf.ForOp) -> None:
@@ -135,7 +134,7 @@ def guard(loop: scf.ForOp, factor: SSAValue) -> None:
     then.add_ops([loop, scf.YieldOp()])
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class SkipZeroUpdatesPass(ModulePass):
     """Guard accumulate-into loops by their common factor (skips rows of inactive ReLU units)."""
 
