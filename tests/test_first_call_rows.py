@@ -75,3 +75,31 @@ def test_a_pass_whose_module_fails_to_import_is_a_compile_error(monkeypatch):
     monkeypatch.setattr(registry, "_PASSES", {**registry._PASSES, "broken-pass": registry._lazy("no_such_module_here", "X")})
     with pytest.raises(registry.CompileError, match="bad pass pipeline"):
         registry.parse_pipeline("broken-pass", timer=CompileTimer())
+
+
+def test_a_compile_leaves_no_llvmlite_ir_for_the_collector(monkeypatch, tmp_path):
+    """The llvmlite module of a compile is freed by reference counting (backend/llvm_release.py):
+    with the collector off, none of its instructions, blocks or functions is left over."""
+    import numpy as np
+    from llvmlite import ir
+
+    import raster_mlir as rm
+
+    monkeypatch.setenv("RASTER_MLIR_CACHE_DIR", str(tmp_path))
+    rm.clear_cache(disk=False)
+
+    def f(x, y):
+        return rm.sum(rm.exp(x) * y)
+
+    kinds = (ir.Instruction, ir.Block, ir.Function, ir.Module)
+    gc.collect()
+    gc.disable()
+    try:
+        before = sum(isinstance(o, kinds) for o in gc.get_objects())
+        c = rm.compile(rm.grad(f), np.arange(3.0), np.ones(3))
+        after = sum(isinstance(o, kinds) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert "freeing the llvmlite IR" in c.timing_report()
+    assert after == before
+    np.testing.assert_allclose(c(np.arange(3.0), np.ones(3))[0], np.exp(np.arange(3.0)))

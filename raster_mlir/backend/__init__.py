@@ -77,6 +77,7 @@ from .cache import cache_dir, cache_enabled, clear_memory_cache, load_or_compile
 from ..timing import NO_TIMER
 from .call import AliasingError, AlignmentError, NativeFunction, NotContiguousError, ReadOnlyError
 from .llvm_emit import DEFAULT_FASTMATH, EmitOptions, emit_module
+from .llvm_release import release_module
 from .inspect import LLVMInspection
 from .jit import pipelined_compile
 from .specs import ArgSpec
@@ -146,6 +147,8 @@ def compile_module(
         result = load_or_compile(
             emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer, handoff=handoff
         )
+        with timer.phase("freeing the llvmlite IR"):  # now, by refcounting, not by the collector (llvm_release.py)
+            release_module(emitted.llmod)
         with timer.phase("loading"):
             return NativeFunction(
                 result.module,

@@ -116,6 +116,7 @@ class EmitOptions:
 class EmittedModule:
     llvm_ir: str
     entries: dict[str, EntryABI]
+    llmod: ir.Module | None = None  # the module printed (llvm_release.py frees it once compiled)
 
 
 class _FunctionAttributes(ir.values.FunctionAttributes):
@@ -403,7 +404,7 @@ class ModuleEmitter:
                 self.hand_off.kernel_done(self.llmod, self.llvm_functions[name])
         abis = {name: emit_entry_points(self, self.info.functions[name], specs[name]) for name in entries}
         text = module_text(self.llmod) if self.hand_off is None else self.hand_off.module_text(self.llmod)
-        return EmittedModule(llvm_ir=text, entries=abis)
+        return EmittedModule(llvm_ir=text, entries=abis, llmod=self.llmod)
 
     def _declare_function(self, name: str, specs: list[ArgSpec] | None) -> None:
         """Declare `name`; `specs` is given for entry functions only."""
