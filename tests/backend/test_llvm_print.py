@@ -16,7 +16,7 @@ from helpers import damped_spring, unrolled_spring
 from llvmlite import ir
 
 import raster_mlir as rm
-from raster_mlir import optim
+from raster_mlir import backend, optim
 from raster_mlir.backend import emit_module, llvm_emit
 from raster_mlir.backend.llvm_print import function_text, module_text
 from raster_mlir.backend.part_handoff import SegmentHandOff
@@ -26,6 +26,7 @@ from raster_mlir.backend.part_handoff import SegmentHandOff
 def emitted_modules(monkeypatch):
     """The llvmlite modules the emitter builds while the test runs (no cache, so every compile emits)."""
     monkeypatch.setenv("RASTER_MLIR_CACHE", "0")
+    monkeypatch.setattr(backend, "release_module", lambda llmod: None)  # kept whole for the test to print
     modules = []
 
     def keep(module):
