@@ -33,6 +33,7 @@ from xdsl.passes import ModulePass
 from xdsl.transforms.common_subexpression_elimination import CSEDriver, KnownOps, OperationInfo
 
 from .op_facts import facts, is_dead
+from .pass_dataclass import pass_dataclass
 
 
 def op_key(op: Operation) -> object:
@@ -117,7 +118,7 @@ class KeyedCSEDriver(CSEDriver):
             self._known_ops = outer
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class CommonSubexpressionEliminationPass(ModulePass):
     """xDSL's `cse` with a cheaper key and per-class trait answers (module docstring)."""
 

@@ -21,8 +21,6 @@ After:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, Region
@@ -31,6 +29,7 @@ from xdsl.pattern_rewriter import PatternRewriterListener
 from xdsl.transforms.dead_code_elimination import LiveSet
 
 from .op_facts import removable_if_unused
+from .pass_dataclass import pass_dataclass
 
 
 class _LiveSet(LiveSet):
@@ -76,7 +75,7 @@ def region_dce(region: Region, listener: PatternRewriterListener | None = None) 
     return live_set.changed
 
 
-@dataclass(frozen=True)
+@pass_dataclass
 class DeadCodeEliminationPass(ModulePass):
     """xDSL's `dce` with the trait questions answered per op class (module docstring)."""
 
