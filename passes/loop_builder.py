@@ -187,7 +187,12 @@ class LoopBuilder:
                 extents[depth], carried, lambda i, *c: level(depth + 1, [*idx, i], c)
             )
 
-        return level(0, [], list(inits))
+        try:
+            return level(0, [], list(inits))
+        finally:
+            # `level` calls itself through its closure: a reference cycle that kept the body, its
+            # captures and this builder until the next garbage collection (1,500 per 100-step ODE).
+            del level
 
     # -- scalar arithmetic ----------------------------------------------------
     def addf(self, a, b):
