@@ -54,6 +54,8 @@ from xdsl.rewriter import Rewriter
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.raster_rules_core import describe_location
 from raster_mlir.errors import CompileError, with_location
+from raster_mlir.ir_release import release_erased
+from raster_mlir.ir_walk import walk_ops
 
 from .loop_builder import LoopBuilder
 from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
@@ -195,7 +197,9 @@ def lower_function(function: func.FuncOp) -> None:
     new_function.attributes.update(function.attributes)
     if constants:
         new_function.attributes["raster.constants"] = ArrayAttr([c.value for c in constants])
+    tensor_level = walk_ops(function)
     Rewriter.replace_op(function, new_function)
+    release_erased(tensor_level)  # freed now, not by the collection after the compile (ir_release.py)
 
 
 class BlockLowering:

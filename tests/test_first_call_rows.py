@@ -103,3 +103,34 @@ def test_a_compile_leaves_no_llvmlite_ir_for_the_collector(monkeypatch, tmp_path
     assert "freeing the llvmlite IR" in c.timing_report()
     assert after == before
     np.testing.assert_allclose(c(np.arange(3.0), np.ones(3))[0], np.exp(np.arange(3.0)))
+
+
+def test_lower_to_loops_frees_the_tensor_level_ir_it_replaces():
+    """The tensor-level function lower-to-loops replaces is freed by reference counting
+    (raster_mlir/ir_release.py), not left to the collection after the compile."""
+    import numpy as np
+
+    import raster_mlir as rm
+    from raster_mlir.compiler import make_context
+    from raster_mlir.dialects import raster as R
+    from raster_mlir.frontend.tracer import ModuleTrace
+    from raster_mlir.passes.lower_to_loops import LowerToLoopsPass
+    from xdsl.dialects.builtin import TensorType, f64
+
+    def f(x, y):
+        return rm.sum(rm.exp(x) * y + 2.0)
+
+    trace = ModuleTrace()
+    trace.trace_function(f, "f", [TensorType(f64, (8,)), TensorType(f64, (8,))])
+    module = trace.module
+    tensor_ops = [weakref.ref(op) for op in module.walk() if isinstance(op, (R.ExpOp, R.MulOp, R.SumOp))]
+    assert len(tensor_ops) == 3
+    gc.collect()
+    gc.disable()
+    try:
+        LowerToLoopsPass().apply(make_context(), module)
+        assert all(ref() is None for ref in tensor_ops)
+    finally:
+        gc.enable()
+    c = rm.compile(f, np.arange(8.0), np.ones(8))
+    assert c(np.arange(8.0), np.ones(8)) == pytest.approx(np.sum(np.exp(np.arange(8.0)) + 2.0))
