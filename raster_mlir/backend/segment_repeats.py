@@ -39,6 +39,8 @@ without repeats is cut exactly as before.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from xdsl.ir import Block, Operation
 
 from ..ir_walk import walk_ops
@@ -96,22 +98,21 @@ def _structure(nested: list[Operation]) -> tuple:
     return tuple(parts)
 
 
-class _Signatures:
-    """Signatures of `ops` made when first asked, as small ints (equal ints: equal signatures)."""
-
-    def __init__(self, ops: list[Operation]):
-        self.ops = ops
-        self._ids: dict[tuple, int] = {}
-        self._of: dict[int, int] = {}
-
-    def __getitem__(self, k: int) -> int:
-        found = self._of.get(k)
-        if found is None:
-            found = self._of[k] = self._ids.setdefault(signature(self.ops[k]), len(self._ids))
-        return found
-
-    def same(self, a: int, b: int, length: int) -> bool:
-        return all(self[a + j] == self[b + j] for j in range(length))
+def _signature_ids(ops: list[Operation], weights: list[int]) -> list[int]:
+    """Small ints, equal for ops of equal signature. An op alone of its name and size has no
+    twin: it gets an id of its own without its signature being made."""
+    cheap: dict[tuple, list[int]] = {}
+    for k, (op, w) in enumerate(zip(ops, weights)):
+        cheap.setdefault((op.name, w), []).append(k)
+    ids: dict[tuple, int] = {}
+    sig = [0] * len(ops)
+    for positions in cheap.values():
+        if len(positions) == 1:
+            sig[positions[0]] = -1 - positions[0]  # unique
+        else:
+            for k in positions:
+                sig[k] = ids.setdefault(signature(ops[k]), len(ids))
+    return sig
 
 
 def plan_with_repeats(
@@ -119,10 +120,13 @@ def plan_with_repeats(
 ) -> tuple[list[list[Operation]], list[int | None]]:
     """Groups of consecutive `ops` (weights: nested op counts), cut at repeats (module docstring),
     and for each group the position of the first group of its repeat (None: not in a repeat)."""
-    # A cheap key first (name and size); signatures only for ops in a repeat of cheap keys.
-    ids: dict[tuple, int] = {}
-    cheap = [ids.setdefault((op.name, w), len(ids)) for op, w in zip(ops, weights)]
-    full = _Signatures(ops)
+    sig = _signature_ids(ops, weights)
+    later: dict[int, list[int]] = {}  # signature id -> the positions of the ops that have it
+    for k, s in enumerate(sig):
+        later.setdefault(s, []).append(k)
+    prefix = [0]
+    for w in weights:
+        prefix.append(prefix[-1] + w)
     groups: list[tuple[list[Operation], int | None]] = []  # (ops, the first group of its repeat)
     pending: list[Operation] = []
     pending_weight = 0
@@ -139,7 +143,7 @@ def plan_with_repeats(
 
     i, n = 0, len(ops)
     while i < n:
-        found = _repeat_at(cheap, full, weights, i, segment_ops)
+        found = _repeat_at(sig, later[sig[i]], prefix, i, segment_ops)
         if found is not None:
             period, copies, per_segment = found
             flush()
@@ -159,28 +163,27 @@ def plan_with_repeats(
     return [group for group, _ in groups], [first for _, first in groups]
 
 
-def _repeat_at(cheap: list[int], full: _Signatures, weights: list[int], i: int, segment_ops: int):
-    """(unit length in ops, number of segments, units per segment) of the best repeat at `i`, or None."""
-    n = len(cheap)
+def _repeat_at(sig: list[int], same: list[int], prefix: list[int], i: int, segment_ops: int):
+    """(unit length in ops, number of segments, units per segment) of the best repeat at `i`, or
+    None. `same`: the positions of the ops with op i's signature; `prefix`: running sums of the
+    ops' weights. Only the next ops with op i's signature can start the unit's next copy."""
+    n = len(sig)
     best = None  # (ops covered, period, copies, per_segment)
-    unit_weight = 0
-    for period in range(1, (n - i) // 2 + 1):
-        unit_weight += weights[i + period - 1]
-        if unit_weight > 2 * segment_ops:
+    for j in same[bisect_right(same, i) :]:
+        period = j - i
+        unit_weight = prefix[j] - prefix[i]
+        if unit_weight > 2 * segment_ops or 2 * period > n - i:
             break
-        if cheap[i + period] != cheap[i]:
-            continue
-        unit = cheap[i : i + period]
+        if best is not None and best[0] >= n - i - period:
+            break  # a longer unit could cover fewer than `period` more ops
+        unit = sig[i:j]
         repeats = 1
-        while cheap[i + repeats * period : i + (repeats + 1) * period] == unit:
+        while sig[i + repeats * period : i + (repeats + 1) * period] == unit:
             repeats += 1
         if repeats < 2 or -(-segment_ops // 2) > unit_weight * (repeats // 2):
             continue  # no repeat, or too small for two segments of segment_ops // 2 nested ops
-        verified = 1
-        while verified < repeats and full.same(i, i + verified * period, period):
-            verified += 1
         per_segment = -(-(segment_ops // 2) // unit_weight)  # the fewest units that make a segment
-        copies = verified // per_segment
+        copies = repeats // per_segment
         if copies < 2:
             continue
         covered = copies * per_segment * period

@@ -195,3 +195,14 @@ def test_verified_copies_of_a_repeat_are_not_emitted_and_change_no_code(monkeypa
     np.testing.assert_array_equal(losses, losses_all)
     for g, w in zip(params, params_all):
         np.testing.assert_array_equal(g, w)
+
+
+def test_each_signature_is_made_once_and_only_for_ops_with_a_twin_of_their_name_and_size(monkeypatch):
+    made = []
+    monkeypatch.setattr(segment_repeats, "signature", lambda op: made.append(op) or op.kind)
+    kinds = "".join("abcdefghij"[k % 10] for k in range(3000)) + "xyz"  # a long repeat of 10 ops, 3 singles
+    ops, w = fake_ops(kinds, {**dict.fromkeys("abcdefghij", 1), "x": 5, "y": 6, "z": 7})
+    groups, copy_of = plan_with_repeats(ops, w, 40)
+    assert len(made) == 3000  # x, y, z: alone of their name and size
+    assert len(set(map(id, made))) == len(made)
+    assert sum(first is not None for first in copy_of) >= 2
