@@ -182,7 +182,7 @@ def _repeat_at(sig: list[int], same: list[int], prefix: list[int], i: int, segme
             repeats += 1
         if repeats < 2 or -(-segment_ops // 2) > unit_weight * (repeats // 2):
             continue  # no repeat, or too small for two segments of segment_ops // 2 nested ops
-        per_segment = -(-(segment_ops // 2) // unit_weight)  # the fewest units that make a segment
+        per_segment = max(1, -(-(segment_ops // 2) // unit_weight))  # the fewest units that make a segment
         copies = repeats // per_segment
         if copies < 2:
             continue
