@@ -8,7 +8,8 @@ compiled separately (jit.py compiles them on two threads).
 
 Algorithm: the top-level ops of an entry function's body (the kernel the
 entry points call, with `noalias` buffers) are grouped, in order, into
-segments of at least `EmitOptions.segment_ops` ops (counting nested ops).
+segments of at least `EmitOptions.segment_ops` ops (counting nested ops;
+where the ops repeat, the cuts follow the repeats: segment_repeats.py).
 Each segment becomes an internal `noinline` function
 
     <name>.segment<k>(inputs..., workspace) -> {outputs...}
@@ -19,9 +20,11 @@ segment uses from before it (buffers keep their `noalias`, alignment and
 facts an outlined parallel loop gets), outputs the values it defines that
 later ops use. Constants are emitted again inside (trip counts stay
 constant), and top-level `memref.alloc`/`memref.alloca`/`arith.constant`
-stay in the kernel, ahead of the segment that follows them (they have no
-operands and no effect, so moving them earlier changes nothing; a stack slot
-must live in the kernel's frame, not in a segment's). The workspace
+stay in the kernel, ahead of every segment (they have no operands and no
+effect, so moving them earlier changes nothing; a stack slot must live in
+the kernel's frame, not in a segment's). The segment functions are emitted
+heaviest first, then their calls in the block's order; the kernel, calls
+only, is `optnone` (compiled with the entry points at O0). The workspace
 accesses keep their scoped-noalias tags (one scope per buffer, shared by
 all segments). Kernels below the threshold, functions reached through
 `func.call`, outlined bodies and multi-block bodies are emitted as before.
