@@ -98,12 +98,13 @@ def _structure(nested: list[Operation]) -> tuple:
     return tuple(parts)
 
 
-def _signature_ids(ops: list[Operation], weights: list[int]) -> list[int]:
+def _signature_ids(ops: list[Operation], weights: list[int], largest: int) -> list[int]:
     """Small ints, equal for ops of equal signature. An op alone of its name and size has no
-    twin: it gets an id of its own without its signature being made."""
+    twin, and one of more than `largest` nested ops is in no unit: each gets an id of its own
+    without its signature being made."""
     cheap: dict[tuple, list[int]] = {}
     for k, (op, w) in enumerate(zip(ops, weights)):
-        cheap.setdefault((op.name, w), []).append(k)
+        cheap.setdefault((op.name, w) if w <= largest else k, []).append(k)
     ids: dict[tuple, int] = {}
     sig = [0] * len(ops)
     for positions in cheap.values():
@@ -120,7 +121,7 @@ def plan_with_repeats(
 ) -> tuple[list[list[Operation]], list[int | None]]:
     """Groups of consecutive `ops` (weights: nested op counts), cut at repeats (module docstring),
     and for each group the position of the first group of its repeat (None: not in a repeat)."""
-    sig = _signature_ids(ops, weights)
+    sig = _signature_ids(ops, weights, 2 * segment_ops)
     later: dict[int, list[int]] = {}  # signature id -> the positions of the ops that have it
     for k, s in enumerate(sig):
         later.setdefault(s, []).append(k)
