@@ -1,8 +1,9 @@
 """Segment cuts at repeats, heaviest segments emitted first, the cut kernel at O0: LLVM's work and the 2-core path.
 
-    python bench/bench_segment_repeats.py [--quick] [--repeats R] [--workloads mlp2,mlp4,mlp8,mlp16,ode100-value,ode100-grad]
+    python bench/bench_segment_repeats.py [--quick] [--repeats R] [--workloads mlp2,mlp8,batch8x32,ode100-grad,...]
 
-For each workload (the 784 -> 128 x (L-1) -> 10 f64 SGD train step `mlpL`, or the
+For each workload (the 784 -> 128 x (L-1) -> 10 f64 SGD train step `mlpL`, the same
+with a batch of B samples `batchLxB`, or the
 bench's unrolled damped spring `odeN-value` / `odeN-grad`, 64 elements), the
 loop-level module that reaches the backend is emitted to LLVM IR in this process
 with the parts handed to LLVM during emission (part_handoff.py), R times per
@@ -43,6 +44,7 @@ import numpy as np  # noqa: E402
 import raster_mlir as rm  # noqa: E402
 import raster_mlir.backend as backend  # noqa: E402
 from bench.bench_compile_pipeline import backend_input, emit_during, part_costs, two_core_path  # noqa: E402
+from bench.workloads.raster_mlir_impl import sgd_train_step  # noqa: E402
 from raster_mlir.backend import segment_emit  # noqa: E402
 from raster_mlir.backend.llvm_emit import emit_module  # noqa: E402
 from raster_mlir.backend.target import host_target  # noqa: E402
@@ -113,9 +115,30 @@ def ode_input(steps: int, mode: str):
     return seen[0]
 
 
+def batch_input(layers: int, batch: int):
+    """(module, entries, options) that the first call of the `batch`-sample train step hands to emit_module."""
+    seen = []
+
+    def recording(module, entries, options=None, verified=False, *args, **kwargs):
+        seen.append((module, entries, options))
+        return emit_module(module, entries, options, verified, *args, **kwargs)
+
+    clear_cache(memory=True, disk=True)
+    backend.emit_module, saved = recording, backend.emit_module
+    try:
+        step, params, x, y = sgd_train_step(layers, batch)
+        step(*params, x, y)
+    finally:
+        backend.emit_module = saved
+    return seen[0]
+
+
 def workload_input(name: str):
     if name.startswith("mlp"):
         return backend_input(int(name[3:]))
+    if name.startswith("batch"):  # batchLxB: L layers, B samples
+        layers, batch = name[5:].split("x")
+        return batch_input(int(layers), int(batch))
     steps, mode = name[3:].split("-")
     return ode_input(int(steps), mode)
 
@@ -126,7 +149,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--workloads", default=None)
     args = ap.parse_args()
-    default = "mlp2,mlp8,ode100-grad" if args.quick else "mlp2,mlp4,mlp8,mlp16,ode100-value,ode100-grad"
+    default = "mlp2,mlp8,ode100-grad" if args.quick else "mlp2,mlp4,mlp8,mlp16,batch8x32,ode100-value,ode100-grad"
     workloads = (args.workloads or default).split(",")
     repeats = args.repeats or (3 if args.quick else 5)
     target = host_target()
