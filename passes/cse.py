@@ -46,7 +46,7 @@ def op_key(op: Operation) -> object:
         frozenset(attributes.items()) if attributes else None,
         frozenset(properties.items()) if properties else None,
         tuple(r.type for r in op.results),
-        op.operands,
+        tuple(map(id, op.operands)),  # values are equal when they are the same object (as SSAValue's hash says)
     )
 
 

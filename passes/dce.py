@@ -21,6 +21,8 @@ After:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, Region
@@ -32,11 +34,24 @@ from .op_facts import removable_if_unused
 from .pass_dataclass import pass_dataclass
 
 
+@dataclass
 class _LiveSet(LiveSet):
     """xDSL's `LiveSet` with `would_be_trivially_dead` answered per op class, noting whether a
     region with several blocks was seen (`branches`)."""
 
     branches: bool = False
+    _live_ids: set[int] = field(default_factory=set)
+    """The live ops by id: an op's hash is a Python-level method, called several times per op and
+    sweep (the ops outlive the analysis, so their ids stay theirs)."""
+
+    def is_live(self, op: Operation) -> bool:
+        return id(op) in self._live_ids
+
+    def set_live(self, op: Operation) -> None:
+        key = id(op)
+        if key not in self._live_ids:
+            self.changed = True
+            self._live_ids.add(key)
 
     def propagate_region_liveness(self, region: Region) -> None:
         if len(region.blocks) > 1:
@@ -46,15 +61,15 @@ class _LiveSet(LiveSet):
     def propagate_op_liveness(self, op: Operation) -> None:
         for region in op.regions:
             self.propagate_region_liveness(region)
-        live = self._live_ops
-        if op in live:
+        live = self._live_ids
+        if id(op) in live:
             return
         if not removable_if_unused(op):
             self.set_live(op)
             return
         for result in op.results:
             for use in result.uses:
-                if use.operation in live:
+                if id(use.operation) in live:
                     self.set_live(op)
                     return
 
