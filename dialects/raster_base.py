@@ -90,15 +90,34 @@ def _tensor(shape: tuple[int, ...], dtype: str) -> TensorType:
 
 
 def shape_of(t: Attribute) -> Shape:
-    if not isinstance(t, TensorType):
-        raise DTypeError(f"expected a tensor type, got {t}")
-    return tuple(t.get_shape())
+    known = _TENSOR_FACTS.get(id(t))
+    if known is not None and known[0] is t:
+        return known[1]
+    return _tensor_facts(t)[1]
 
 
 def dtype_of(t: Attribute) -> str:
+    known = _TENSOR_FACTS.get(id(t))
+    if known is not None and known[0] is t:
+        return known[2]
+    return _tensor_facts(t)[2]
+
+
+# (tensor type, its shape, its dtype name) by id of the type: the tracer, the rules and the
+# verifier ask shape_of / dtype_of of every operand and result (an isinstance against an ABC and
+# a walk of the shape each time). The entry holds the type, so its id is not reused while cached.
+_TENSOR_FACTS: dict[int, tuple[TensorType, Shape, str]] = {}
+_MAX_TENSOR_FACTS = 4096
+
+
+def _tensor_facts(t: Attribute) -> tuple[TensorType, Shape, str]:
     if not isinstance(t, TensorType):
         raise DTypeError(f"expected a tensor type, got {t}")
-    return dtype_name(t.element_type)
+    facts = (t, tuple(t.get_shape()), dtype_name(t.element_type))
+    if len(_TENSOR_FACTS) >= _MAX_TENSOR_FACTS:
+        _TENSOR_FACTS.clear()
+    _TENSOR_FACTS[id(t)] = facts
+    return facts
 
 
 # ---------------------------------------------------------------------------
