@@ -67,14 +67,29 @@ def same_bits(array: np.ndarray) -> bool:
     return bits.size > 0 and bool((bits == bits[0]).all())
 
 
+def _owner_kind(owner: object) -> str:
+    """"fill", "constant" or "" (anything else): what a value's owner tells about its elements."""
+    cls = type(owner)
+    kind = _OWNER_KINDS.get(cls)
+    if kind is None:  # (isinstance against op classes goes through ABCMeta: asked once per class)
+        kind = _OWNER_KINDS[cls] = (
+            "fill" if issubclass(cls, R.FillOp) else "constant" if issubclass(cls, R.ConstantOp) else ""
+        )
+    return kind
+
+
+_OWNER_KINDS: dict[type, str] = {}
+
+
 def splat(value: SSAValue) -> float | None:
     """The one element value of a fill (or of a constant whose elements all have the same bits)."""
     owner = value.owner
-    if isinstance(owner, R.FillOp):
+    kind = _owner_kind(owner)
+    if kind == "fill":
         return owner.value.value.data
     # Larger splat constants become fills first (SplatConstantToFill): reading their elements
     # each time a pattern looks at an operand would cost their size every time.
-    if isinstance(owner, R.ConstantOp) and _size(owner.result.type) <= MAX_FOLDED_ELEMENTS:
+    if kind == "constant" and _size(owner.result.type) <= MAX_FOLDED_ELEMENTS:
         elements = _array(owner)
         if same_bits(elements):
             return float(elements.reshape(-1)[0])
@@ -151,8 +166,9 @@ def replace_by_known(op: Operation, array: np.ndarray, rewriter: PatternRewriter
 def _foldable(values, result_type) -> list[np.ndarray] | None:
     """The operands' elements when every operand is known and the fold is small or a splat."""
     # (most ops have an unknown operand: decide that before building any operand's array)
-    if not all(isinstance(v.owner, (R.FillOp, R.ConstantOp)) for v in values):
-        return None
+    for v in values:
+        if not _owner_kind(v.owner):
+            return None
     arrays = [known_array(v) for v in values]
     all_splats = all(splat(v) is not None for v in values)
     if not all_splats and _size(result_type) > MAX_FOLDED_ELEMENTS:
