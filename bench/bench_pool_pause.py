@@ -88,7 +88,8 @@ def measure(name: str, dtype, rounds: int) -> dict:
             if pattern in ("pause", "numpy"):
                 time.sleep(PAUSE_S)
             fn()
-            before = p.statistics() if p is not None and pattern == "pause" else None
+            counting = p is not None and hasattr(p, "statistics") and pattern == "pause"  # (older pools: no counters)
+            before = p.statistics() if counting else None
             samples[pattern] += timed_calls(fn, GAP_S if pattern == "gap" else 0.0)
             if before is not None:
                 after = p.statistics()
