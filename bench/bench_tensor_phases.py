@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 def child(steps: int, mode: str, repeats: int) -> dict:
     """Runs in the child: {phase: [calls, min CPU seconds]} for one program."""
     os.environ["RASTER_MLIR_CACHE_DIR"] = tempfile.mkdtemp()
@@ -32,6 +34,9 @@ def child(steps: int, mode: str, repeats: int) -> dict:
     from raster_mlir.compiler import TENSOR_PIPELINE, make_context, parse_pipeline, pass_labels
     from raster_mlir.frontend.tracer import ModuleTrace
     from raster_mlir.ir_clone import clone_op
+
+    sys.path.append(ROOT)  # (after raster_mlir: the interpreter's own checkout is the one measured)
+    from bench.timing import count_calls
 
     def spring(x, v):
         for _ in range(steps):
@@ -62,19 +67,9 @@ def child(steps: int, mode: str, repeats: int) -> dict:
     rows: dict[str, list] = {}
 
     def count(name, f):
-        calls = 0
-
-        def profile(frame, event, arg):
-            nonlocal calls
-            if event == "call" or event == "c_call":
-                calls += 1
-
-        sys.setprofile(profile)
-        try:
-            return f()
-        finally:
-            sys.setprofile(None)
-            rows[name] = [calls, float("inf")]
+        result = []
+        rows[name] = [count_calls(lambda: result.append(f())), float("inf")]
+        return result[0]
 
     phases(count)
     for _ in range(repeats):

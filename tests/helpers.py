@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +13,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 import raster_mlir as rm
+from bench.timing import count_calls  # noqa: F401  (the tests' work measure, shared with the benchmarks)
 from raster_mlir import nn
 from raster_mlir.dialects import raster as R
 
@@ -126,20 +126,3 @@ def damped_spring_reference(k, x0, v0, n: int):
         gk += -xs[s] * ga
         gx, gv = gx - k * ga, gv_new - 0.1 * ga
     return float(np.sum(x * x)), gk
-
-
-def count_calls(fn) -> int:
-    """The Python and built-in function calls made by `fn()` (deterministic for a deterministic `fn`)."""
-    calls = 0
-
-    def profile(frame, event, arg):
-        nonlocal calls
-        if event == "call" or event == "c_call":
-            calls += 1
-
-    sys.setprofile(profile)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return calls
