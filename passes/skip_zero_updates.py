@@ -47,7 +47,7 @@ from xdsl.ir import Block, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.hints import isa
 
-from .loop_analysis import WORK, defined_values, is_opaque, product_factors, update_term
+from .loop_analysis import WORK, is_opaque, product_factors, update_term
 from raster_mlir.ir_walk import walk_ops
 from .pass_dataclass import pass_dataclass
 
@@ -59,12 +59,14 @@ def hoist_invariant_loads(loop: scf.ForOp) -> None:
     defined outside it, which the guard can test.)
     """
     body = loop.body.block
-    # What the body's own ops may use of the loop's values: its arguments and their results (a hoisted
-    # load's result stays in this set: conservative, never wrong).
+    # What the body's own ops may use of the loop's values: its arguments and the results of the ops
+    # before them (one pass; a hoisted load's result stays in this set: conservative, never wrong).
     inside = set(body.args)
+    candidates = []
     for op in body.ops:
+        if op.name == "memref.load" and not any(i in inside for i in op.indices):
+            candidates.append(op)
         inside.update(op.results)
-    candidates = [op for op in body.ops if isinstance(op, memref.LoadOp) and not any(i in inside for i in op.indices)]
     if candidates:  # (most loops have none: the walk below is for those that do)
         written = written_buffers(loop)
         for op in candidates:
@@ -89,12 +91,18 @@ def written_buffers(loop: scf.ForOp) -> set[SSAValue]:
 
 def common_zero_factor(loop: scf.ForOp) -> SSAValue | None:
     body = loop.body.block
-    if loop.results or any(op.regions for op in body.ops):
+    if loop.results:
         return None
-    stores = [op for op in body.ops if isinstance(op, memref.StoreOp)]
+    inside = set(body.args)  # every value the loop defines (`defined_values`: no nested regions), in one pass
+    stores = []
+    for op in body.ops:
+        if op.regions:
+            return None
+        if op.name == "memref.store":
+            stores.append(op)
+        inside.update(op.results)
     if not stores:
         return None
-    inside = defined_values(loop)
     common: list[SSAValue] | None = None  # in the first store's order, so the choice is deterministic
     for store in stores:
         term = update_term(store)
