@@ -83,6 +83,7 @@ from xdsl.passes import ModulePass
 from xdsl.traits import is_side_effect_free
 
 from .block_dependences import BlockDependences, Footprint, Node, footprint
+from .elementwise_clusters import FUSION_ATTR
 from .forward_gathers import buffer_bytes, forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
 
@@ -527,6 +528,15 @@ def remove_dead_code(block: Block, memo: RoundMemo | None = None) -> None:
             op.erase()
 
 
+def _stats_so_far(function: func.FuncOp) -> FusionStats:
+    """The counts `raster.fusion` holds already: lower-to-loops' runs of element-wise ops (elementwise_clusters.py)."""
+    attr = function.attributes.get(FUSION_ATTR)
+    if not isinstance(attr, DictionaryAttr):
+        return FusionStats()
+    counts = {key: value.value.data for key, value in attr.data.items() if isinstance(value, IntegerAttr)}
+    return FusionStats(**{key: counts.get(key, 0) for key in ("loops_fused", "temporaries_removed", "bytes_removed")})
+
+
 @pass_dataclass
 class FuseLoopsPass(ModulePass):
     """Fuse loop nests over the same iteration space; remove temporaries fusion made dead."""
@@ -546,9 +556,11 @@ class FuseLoopsPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
-            stats = FusionStats()
+            stats = _stats_so_far(function)
             # Copies (slices, broadcasts) read at shifted or guarded positions go first (forward_gathers.py).
-            stats.temporaries_removed, stats.bytes_removed = forward_block(function.body.block)
+            removed, removed_bytes = forward_block(function.body.block)
+            stats.temporaries_removed += removed
+            stats.bytes_removed += removed_bytes
             # Clean-up can enable more fusion (a removed temporary no longer blocks a move).
             memo = RoundMemo()
             for _ in range(8):
@@ -559,7 +571,7 @@ class FuseLoopsPass(ModulePass):
                 remove_dead_code(function.body.block, memo)
                 if (stats.loops_fused, stats.temporaries_removed) == before:
                     break
-            function.attributes["raster.fusion"] = DictionaryAttr(
+            function.attributes[FUSION_ATTR] = DictionaryAttr(
                 {
                     "loops_fused": IntegerAttr(stats.loops_fused, i64),
                     "temporaries_removed": IntegerAttr(stats.temporaries_removed, i64),

@@ -52,10 +52,12 @@ class LoopBuilder:
         self.block = entry
         self._constants: dict[tuple, SSAValue] = {}
         self._constant_anchor: Operation | None = None
+        self.ops_added = 0  # ops appended by `add` (a measure of a loop body's size while it is built)
 
     # -- plumbing -----------------------------------------------------------
     def add(self, op: Operation) -> SSAValue | None:
         self.block.add_op(op)
+        self.ops_added += 1
         return op.results[0] if len(op.results) == 1 else None
 
     def _constant(self, key: tuple, make: Callable[[], Operation]) -> SSAValue:

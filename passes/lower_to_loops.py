@@ -57,6 +57,7 @@ from raster_mlir.errors import CompileError, with_location
 from raster_mlir.ir_release import release_erased
 from raster_mlir.ir_walk import walk_ops
 
+from .elementwise_clusters import FUSION_ATTR, MAX_OPS, ClusterStats, ElementwiseRun, scalar_function
 from .loop_builder import LoopBuilder
 from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
@@ -116,7 +117,7 @@ def stored(storage: dict[SSAValue, Storage], value: SSAValue, user: Operation) -
         ), describe_location(user)) from None  # fmt: skip
 
 
-def lower_function(function: func.FuncOp) -> None:
+def lower_function(function: func.FuncOp, fuse_elementwise: bool = True, max_loop_ops: int = MAX_OPS) -> None:
     old_block = function.body.blocks.first
     inputs = list(function.function_type.inputs)
     ret = old_block.last_op
@@ -168,7 +169,8 @@ def lower_function(function: func.FuncOp) -> None:
             continue
         destination[value] = out
 
-    lowering = BlockLowering(b, storage)
+    clusters = ClusterStats() if fuse_elementwise else None
+    lowering = BlockLowering(b, storage, clusters=clusters, max_loop_ops=max_loop_ops)
     lowering.lower(list(old_block.ops)[:-1], destination)
 
     # Slots not filled in place get a copy, after every op has read what it needs.
@@ -197,6 +199,8 @@ def lower_function(function: func.FuncOp) -> None:
     new_function.attributes.update(function.attributes)
     if constants:
         new_function.attributes["raster.constants"] = ArrayAttr([c.value for c in constants])
+    if clusters is not None and clusters.loops_fused:
+        new_function.attributes[FUSION_ATTR] = clusters.as_attribute()  # (fuse-loops adds its own counts)
     tensor_level = walk_ops(function)
     Rewriter.replace_op(function, new_function)
     release_erased(tensor_level)  # freed now, not by the collection after the compile (ir_release.py)
@@ -211,24 +215,35 @@ class BlockLowering:
     lower their bodies with a nested BlockLowering sharing this storage map.
     """
 
-    def __init__(self, b: LoopBuilder, storage: dict[SSAValue, Storage], at_return: list | None = None):
+    def __init__(
+        self, b: LoopBuilder, storage: dict[SSAValue, Storage], at_return: list | None = None,
+        clusters: ClusterStats | None = None, max_loop_ops: int = MAX_OPS,
+    ):  # fmt: skip
         self.b = b
         self.storage = storage
         # Callbacks that emit ops just before the function returns (shared by nested lowerings).
         self.at_return = at_return if at_return is not None else []
+        # Runs of element-wise ops become one loop nest each (elementwise_clusters.py); None: one nest per op.
+        self.clusters = clusters
+        self.max_loop_ops = max_loop_ops
 
     def nested(self) -> BlockLowering:
-        """A lowering for a region body, sharing the storage map and the return actions."""
-        return type(self)(self.b, self.storage, self.at_return)
+        """A lowering for a region body, sharing the storage map, the return actions and the cluster counts."""
+        return type(self)(self.b, self.storage, self.at_return, self.clusters, self.max_loop_ops)
 
     def lower(self, ops, destination: dict[SSAValue, SSAValue]) -> None:
         b = self.b
+        run = None if self.clusters is None else ElementwiseRun(b, self.storage, self.clusters, memref_of, self.max_loop_ops)
         for op in ops:
             if isinstance(op, R.ConstantOp):
                 continue  # a hidden argument (lower_function)
             if isinstance(op, R.FillOp):
                 self.storage[op.result] = Scalar(fill_value(b, op), R.shape_of(op.result.type))
                 continue
+            if run is not None:
+                if self._join_run(run, op, destination):
+                    continue
+                run.flush(destination)
             ins = [stored(self.storage, o, op) for o in op.operands]
             if type(op) in STATE_LOWERINGS:  # ops on state (tapes): they place their own results
                 STATE_LOWERINGS[type(op)](self, op, ins)
@@ -253,6 +268,27 @@ class BlockLowering:
                 region_lowering(self, op, ins, outs)
             else:
                 recipe(b, op, ins, outs)
+        if run is not None:
+            run.flush(destination)
+
+    def _join_run(self, run: ElementwiseRun, op, destination) -> bool:
+        """Lower `op` as part of the pending run of element-wise ops, or as scalar code before it; else False."""
+        if len(op.results) != 1 or type(op) in STATE_LOWERINGS or type(op) in REGION_LOWERINGS:
+            return False
+        recipe = lowering_for(type(op))
+        fn = None if recipe is None else scalar_function(recipe, op)
+        if fn is None:
+            return False
+        if not run.uses_pending(op) and all(o in self.storage for o in op.operands):
+            # 0-d scalar code may go before the run's loop unless it writes a buffer (a destination the run may read).
+            ins = [self.storage[o] for o in op.operands]
+            if op.results[0] not in destination and self._lower_scalar(op, recipe, ins, destination):
+                return True
+        shape = R.shape_of(op.results[0].type)
+        if shape == () or not run.accepts(op, fn, shape):
+            return False
+        run.add(op, fn, shape)
+        return True
 
     def _lower_scalar(self, op, recipe, ins, destination) -> bool:
         """An elementwise op on scalars (0-d values, splats) is one scalar computation, not a loop.
@@ -292,6 +328,14 @@ class LowerToLoopsPass(ModulePass):
 
     name = "lower-to-loops"
 
+    fuse_elementwise: bool = True
+    """Lower each run of consecutive element-wise ops of one shape into one loop nest, its values kept in
+    registers (elementwise_clusters.py); false: one loop nest and one buffer per op (fuse-loops merges them)."""
+
+    max_loop_ops: int = MAX_OPS
+    """Largest loop nest a run of element-wise ops becomes (ops, nested ones included), as fuse-loops'
+    `max-body-ops`: LLVM's loop vectoriser takes time superlinear in a loop body's size."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
-            lower_function(function)
+            lower_function(function, self.fuse_elementwise, self.max_loop_ops)

@@ -56,21 +56,28 @@ PROGRAMS = {
 }
 
 
-def lowered(fn, shapes, differentiate: bool) -> ModuleOp:
+# One loop nest per element-wise op, as fuse-loops must handle them (ops that are not consecutive, or
+# a pipeline that asks for it); by default lower-to-loops makes one nest per run (elementwise_clusters.py).
+ONE_NEST_PER_OP = "lower-to-loops{fuse-elementwise=false}"
+
+
+def lowered(fn, shapes, differentiate: bool, lowering: str = ONE_NEST_PER_OP) -> ModuleOp:
     trace = ModuleTrace()
     target = rm.grad(fn) if differentiate else fn
     trace.trace_function(target, "f", [TensorType(f64, s) for s in shapes])
-    StagedPipeline(f"{TENSOR_PIPELINE},lower-to-loops").run(trace.module)
+    StagedPipeline(f"{TENSOR_PIPELINE},{lowering}").run(trace.module)
     return trace.module
 
 
-def fuse_work(name: str, size: int) -> tuple[float, ModuleOp, int]:
+def fuse_work(
+    name: str, size: int, lowering: str = ONE_NEST_PER_OP, fusion: FuseLoopsPass = FuseLoopsPass()
+) -> tuple[float, ModuleOp, int]:
     """(ops walked by fuse-loops per op of the lowered module, the fused module, ops before fusion)."""
     builder, per_step, shapes, differentiate = PROGRAMS[name]
-    module = lowered(builder(max(1, size // per_step)), shapes, differentiate)
+    module = lowered(builder(max(1, size // per_step)), shapes, differentiate, lowering)
     n_ops = sum(1 for _ in module.walk())
     WORK.ops_visited = 0
-    FuseLoopsPass().apply(make_context(), module)
+    fusion.apply(make_context(), module)
     return WORK.ops_visited / n_ops, module, n_ops
 
 
@@ -86,3 +93,20 @@ def test_fuse_loops_work_grows_linearly(name):
             loops = [op for op in module.walk() if isinstance(op, scf.ForOp)]
             assert len(loops) <= 4 + n_ops // FuseLoopsPass().max_body_ops, (size, len(loops), n_ops)
     assert per_op[1000] <= GROWTH_ALLOWANCE * min(per_op[10], per_op[100]), per_op
+
+
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_fuse_loops_work_after_runs_of_element_wise_ops_grows_linearly(name):
+    """The same after lower-to-loops' runs (one nest per run of element-wise ops, at most `max-loop-ops`).
+
+    Nests of at most 100 ops, so that programs of 100 and 1,000 ops both make several (a program
+    that fits one nest has nothing left to fuse, and its work per op is smaller still).
+    """
+    per_op = {}
+    for size in SIZES[1:]:
+        lowering, fusion = "lower-to-loops{max-loop-ops=100}", FuseLoopsPass(max_body_ops=100)
+        per_op[size], module, n_ops = fuse_work(name, size, lowering, fusion)
+        if name == "spring":  # (the chain in nests of at most 100 ops, then the final sums)
+            loops = [op for op in module.walk() if isinstance(op, scf.ForOp)]
+            assert len(loops) <= 4 + 2 * n_ops // fusion.max_body_ops, (size, len(loops), n_ops)
+    assert per_op[1000] <= GROWTH_ALLOWANCE * per_op[100], per_op
