@@ -22,9 +22,10 @@ stored only where it is needed: into its destination (a function result or
 a loop carry), or into a temporary (`memref.alloc`) when an op outside the
 run uses it. Values used only inside the run never get a buffer.
 
-The nest holds at most `max_ops` ops (like fuse-loops' `max-body-ops`: LLVM's
-loop vectoriser takes time superlinear in a loop's size); a longer run is cut
-into several nests, the values crossing a cut stored by the first one.
+A nest holds about `max_ops` ops (like fuse-loops' `max-body-ops`: LLVM's
+loop vectoriser takes time superlinear in a loop's size; the op that reaches
+the bound and the stores of a cut come on top); a longer run is cut into
+several nests, the values crossing a cut stored by the first one.
 
 Why this is the same as the loops fuse-loops would have merged: every op of
 the run reads, at iteration i, only element i of the run's values (they all
@@ -169,10 +170,15 @@ class ElementwiseRun:
                 result = op.results[0]
                 if result not in storage and any(use.operation not in chunk for use in result.uses):
                     self._store(result, scalars[result], idx, None)
+            sizes: dict = {}  # bytes per result type (buffer_bytes costs a numpy call)
             for op in ops[start:end]:
-                if op.results[0] not in storage:
+                result = op.results[0]
+                if result not in storage:  # kept as a scalar only
+                    t = result.type
+                    if t not in sizes:
+                        sizes[t] = buffer_bytes(self.alloc_type(t))
                     self.stats.temporaries_removed += 1
-                    self.stats.bytes_removed += buffer_bytes(self.alloc_type(op.results[0].type))
+                    self.stats.bytes_removed += sizes[t]
 
         b.nest(shape, body)
         self.stats.loops_fused += (end - start - 1) * levels  # (as fuse-loops counts: each level of a nest)

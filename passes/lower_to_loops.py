@@ -273,18 +273,22 @@ class BlockLowering:
 
     def _join_run(self, run: ElementwiseRun, op, destination) -> bool:
         """Lower `op` as part of the pending run of element-wise ops, or as scalar code before it; else False."""
-        if len(op.results) != 1 or type(op) in STATE_LOWERINGS or type(op) in REGION_LOWERINGS:
+        op_type = type(op)
+        if len(op.results) != 1 or op_type in STATE_LOWERINGS or op_type in REGION_LOWERINGS:
             return False
-        recipe = lowering_for(type(op))
+        recipe = lowering_for(op_type)
         fn = None if recipe is None else scalar_function(recipe, op)
         if fn is None:
             return False
-        if not run.uses_pending(op) and all(o in self.storage for o in op.operands):
-            # 0-d scalar code may go before the run's loop unless it writes a buffer (a destination the run may read).
-            ins = [self.storage[o] for o in op.operands]
-            if op.results[0] not in destination and self._lower_scalar(op, recipe, ins, destination):
-                return True
-        shape = R.shape_of(op.results[0].type)
+        result = op.results[0]
+        shape = R.shape_of(result.type)
+        if result not in destination and not run.uses_pending(op):
+            # Scalar code (0-d operands, or fills only) needs no loop and may go before the run's loop,
+            # unless it writes a buffer (a destination, which the run may read).
+            storage = self.storage
+            ins = [storage.get(o) for o in op.operands]
+            if all(s is not None and (isinstance(s, Scalar) or (s.shape == () and shape == ())) for s in ins):
+                return self._lower_scalar(op, recipe, ins, destination)
         if shape == () or not run.accepts(op, fn, shape):
             return False
         run.add(op, fn, shape)
