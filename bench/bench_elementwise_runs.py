@@ -5,11 +5,12 @@
 "runs" is the default pipeline: lower-to-loops lowers each run of consecutive
 element-wise ops of one shape into one loop nest (passes/elementwise_clusters.py);
 "per-op" the same pipeline with `lower-to-loops{fuse-elementwise=false}`: one
-nest and one temporary per op, which fuse-loops merges. Per row: the CPU time
+nest and one temporary per op, which fuse-loops merges. Per row: the time
 of lower-to-loops + fuse-loops (ms, from the timing report of the compile),
-the whole compile (rm.compile / the train step's first lowering, private empty
-object cache per compile, ms) and the run time of the compiled function
-(microseconds per call, medians of interleaved rounds, bench/timing.py);
+the whole compile (rm.compile / the train step's first lowering; wall ms, and the
+process's CPU ms, LLVM's worker thread included) and the run time of the compiled function
+(microseconds per call, medians of interleaved rounds, bench/timing.py); compiles run with
+`RASTER_MLIR_CACHE=0` (no object cache, in memory or on disk: every compile is a full one);
 "x per-op" is per-op's figure over runs' (>1: runs is faster). "same IR" says
 whether the IR after parallelize-loops is the same text both ways (then the
 run-time ratio shows the noise). Compiles alternate between the two pipelines
@@ -92,14 +93,12 @@ def functions(quick: bool):
 
 
 def compile_once(fn, args, pipeline: str):
-    """(compiled, loop-pass CPU ms, compile ms) with a private, empty object cache."""
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["RASTER_MLIR_CACHE_DIR"] = cache
-        start = time.perf_counter()
-        compiled = rm.compile(fn, *args, pipeline=pipeline)
-        total = time.perf_counter() - start
+    """(compiled, loop-pass ms, compile ms); a full compile (no object cache: main())."""
+    start, cpu = time.perf_counter(), time.process_time()
+    compiled = rm.compile(fn, *args, pipeline=pipeline)
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
     seconds = compiled.pass_seconds
-    return compiled, 1e3 * sum(seconds.get(p, 0.0) for p in LOOP_PASSES), 1e3 * total
+    return compiled, 1e3 * sum(seconds.get(p, 0.0) for p in LOOP_PASSES), (1e3 * total, 1e3 * cpu)
 
 
 def train_step_once(layers: int, pipeline: str):
@@ -109,33 +108,37 @@ def train_step_once(layers: int, pipeline: str):
     params = [rm.aligned(p) for p in model.init_params(model.Spec(model.mlp_sizes(128, layers), "f64"))]
     rng = np.random.default_rng(1)
     x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(model.N_OUT)[3])
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["RASTER_MLIR_CACHE_DIR"] = cache
-        step = rm.compile_train_step(
-            mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=1e-4), pipeline=pipeline
-        )
-        start = time.perf_counter()
-        lowered = step.lower(*params, x, y)
-        total = time.perf_counter() - start
+    step = rm.compile_train_step(
+        mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=1e-4), pipeline=pipeline
+    )
+    start, cpu = time.perf_counter(), time.process_time()
+    lowered = step.lower(*params, x, y)
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
     seconds = lowered.pass_seconds
-    return (lambda: step(*params, x, y)), lowered, 1e3 * sum(seconds.get(p, 0.0) for p in LOOP_PASSES), 1e3 * total
+    loops = 1e3 * sum(seconds.get(p, 0.0) for p in LOOP_PASSES)
+    return (lambda: step(*params, x, y)), lowered, loops, (1e3 * total, 1e3 * cpu)
 
 
 def measure(name, build, repeats: int, rounds: int):
-    """One table row: median loop-pass ms and compile ms per pipeline, run time, same IR or not."""
+    """One table row: median loop-pass ms, compile wall and CPU ms per pipeline, run time, same IR or not."""
     loop_ms = {k: [] for k in PIPELINES}
     compile_ms = {k: [] for k in PIPELINES}
+    compile_cpu = {k: [] for k in PIPELINES}
     calls, irs = {}, {}
     for r in range(repeats):
         order = list(PIPELINES) if r % 2 == 0 else list(reversed(PIPELINES))
         for key in order:
             call, compiled, loops, total = build(PIPELINES[key])
             loop_ms[key].append(loops)
-            compile_ms[key].append(total)
+            compile_ms[key].append(total[0])
+            compile_cpu[key].append(total[1])
             calls[key], irs[key] = call, compiled.ir("after:parallelize-loops")
     times = compare(calls, rounds=rounds, number=20)
     same = irs["runs"] == irs["per-op"]
-    med = {k: (statistics.median(loop_ms[k]), statistics.median(compile_ms[k]), times[k].median) for k in PIPELINES}
+    med = {
+        k: (statistics.median(loop_ms[k]), statistics.median(compile_ms[k]), statistics.median(compile_cpu[k]), times[k].median)
+        for k in PIPELINES
+    }
     return name, med, same
 
 
@@ -144,6 +147,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rows, compiles and rounds")
     parser.add_argument("--only", help="rows whose name contains this text")
     options = parser.parse_args()
+    os.environ["RASTER_MLIR_CACHE"] = "0"  # every compile a full one (read at each compile)
+    os.environ.setdefault("RASTER_MLIR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_elementwise_runs_"))
     repeats, rounds = (1, 5) if options.quick else (3, 15)
     builds = {}
     for name, (fn, args) in functions(options.quick).items():
@@ -157,14 +162,15 @@ def main() -> None:
         builds[f"train step {layers} layers"] = lambda pipeline, layers=layers: train_step_once(layers, pipeline)
     compile_once(spring(5), (np.zeros(64), np.zeros(64)), PIPELINES["runs"])  # imports, outside the figures
     print(f"{'row':24} {'loop passes ms runs / per-op':>29} {'x':>5} {'compile ms runs / per-op':>25} {'x':>5} "
-          f"{'run us runs / per-op':>23} {'x':>5}  same IR")  # fmt: skip
+          f"{'(CPU ms) runs / per-op':>23} {'x':>5} {'run us runs / per-op':>23} {'x':>5}  same IR")  # fmt: skip
     for name, build in builds.items():
         if options.only and options.only not in name:
             continue
         name, med, same = measure(name, build, repeats, rounds)
-        (la, ca, ra), (lb, cb, rb) = med["runs"], med["per-op"]
+        (la, ca, pa, ra), (lb, cb, pb, rb) = med["runs"], med["per-op"]
         print(f"{name:24} {la:13.1f} / {lb:13.1f} {lb / la:5.2f} {ca:11.1f} / {cb:11.1f} {cb / ca:5.2f} "
-              f"{ra:10.2f} / {rb:10.2f} {rb / ra:5.2f}  {'yes' if same else 'no'}", flush=True)  # fmt: skip
+              f"{pa:10.1f} / {pb:10.1f} {pb / pa:5.2f} {ra:10.2f} / {rb:10.2f} {rb / ra:5.2f}  {'yes' if same else 'no'}",
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -64,9 +64,11 @@ from .forward_gathers import buffer_bytes
 from .loop_builder import LoopBuilder
 from .loop_recipes import Buffer, Storage, read
 
-# The largest loop nest a run becomes (ops, the loops and everything nested included), as fuse-loops'
-# `max-body-ops`.
-MAX_OPS = 1000
+# The largest loop nest a run becomes (ops, the loops and everything nested included), and fuse-loops'
+# default `max-body-ops`: LLVM's loop vectoriser takes time superlinear in a loop's size. The 100-step
+# unrolled spring's value (705 element-wise ops, then two sums) in one nest of 1,000 ops at most took
+# 0.42 s of CPU to compile, in nests of 600 at most 0.30 s (docs/compile-time.md).
+MAX_OPS = 600
 
 FUSION_ATTR = "raster.fusion"  # a function's fusion counts (fuse_loops.py)
 

@@ -83,7 +83,7 @@ from xdsl.passes import ModulePass
 from xdsl.traits import is_side_effect_free
 
 from .block_dependences import BlockDependences, Footprint, Node, footprint
-from .elementwise_clusters import FUSION_ATTR
+from .elementwise_clusters import FUSION_ATTR, MAX_OPS
 from .forward_gathers import buffer_bytes, forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
 
@@ -315,7 +315,7 @@ def _absorb_producer(
 
 
 def fuse_sweep(
-    block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None, max_size: int = 1000,
+    block: Block, stats: FusionStats, footprints: dict[Operation, Footprint] | None = None, max_size: int = MAX_OPS,
     reductions: bool = True, absorbed: set[Operation] | None = None,
 ) -> bool:  # fmt: skip
     """One pass over `block`'s ops in order, fusing each loop into an earlier one where legal.
@@ -377,7 +377,7 @@ def fuse_sweep(
 
 
 def fuse_block(
-    block: Block, depth: int, max_depth: int, stats: FusionStats, max_size: int = 1000, reductions: bool = True,
+    block: Block, depth: int, max_depth: int, stats: FusionStats, max_size: int = MAX_OPS, reductions: bool = True,
     memo: RoundMemo | None = None,
 ) -> None:  # fmt: skip
     """Fuse the sibling loops of `block`, then recurse into loop bodies (up to `max_depth` levels).
@@ -546,9 +546,9 @@ class FuseLoopsPass(ModulePass):
     max_depth: int = 8
     """How many loop levels deep fusion looks (1 = only a function's outermost loops)."""
 
-    max_body_ops: int = 1000
+    max_body_ops: int = MAX_OPS
     """Largest fused loop (ops, nested ones included): LLVM's loop vectoriser takes time
-    superlinear in a loop body's size."""
+    superlinear in a loop body's size (elementwise_clusters.MAX_OPS, also lower-to-loops' bound)."""
 
     reductions: bool = True
     """Let a loop carrying values (a sum, a max) absorb its producer loop (module docstring,
