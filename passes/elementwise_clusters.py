@@ -116,8 +116,8 @@ class ElementwiseRun:
     def uses_pending(self, op: Operation) -> bool:
         return any(operand in self.values for operand in op.operands)
 
-    def accepts(self, op: Operation, fn: Callable[..., SSAValue], shape: tuple[int, ...]) -> bool:
-        """May `op` (one result of `shape`, per-element function `fn`) join the run (a new one if empty)?"""
+    def accepts(self, op: Operation, shape: tuple[int, ...]) -> bool:
+        """May element-wise `op` (one result of `shape`) join the run (start it if empty)?"""
         if self.ops and shape != self.shape:
             return False
         storage, values = self.storage, self.values

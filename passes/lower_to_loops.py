@@ -289,7 +289,7 @@ class BlockLowering:
             ins = [storage.get(o) for o in op.operands]
             if all(s is not None and (isinstance(s, Scalar) or (s.shape == () and shape == ())) for s in ins):
                 return self._lower_scalar(op, recipe, ins, destination)
-        if shape == () or not run.accepts(op, fn, shape):
+        if shape == () or not run.accepts(op, shape):
             return False
         run.add(op, fn, shape)
         return True
