@@ -40,6 +40,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bench_compile  # noqa: E402  (the children and the bytecode prefix)
+from bench.workloads.spring import unrolled_spring  # noqa: E402
 
 
 def child(workload: str, cache: str) -> dict:
@@ -54,12 +55,7 @@ def child(workload: str, cache: str) -> dict:
         x, v = bench_compile.ode_inputs()
         steps = int(size)
 
-        def spring(x, v):
-            for _ in range(steps):
-                a = -bench_compile.K * x - bench_compile.C * v
-                x = x + bench_compile.DT * v
-                v = v + bench_compile.DT * a
-            return rm.sum(x * x) + rm.sum(v * v)
+        spring = unrolled_spring(steps)
 
         f, args = (rm.jit(spring) if kind == "value" else rm.jit(rm.grad(spring))), (x, v)
     elif kind == "reduction":

@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from timing import compare  # noqa: E402
+from workloads.spring import unrolled_spring as spring  # noqa: E402
 
 import raster_mlir as rm  # noqa: E402
 from raster_mlir import nn  # noqa: E402
@@ -43,15 +44,6 @@ PIPELINES = {
 LOOP_PASSES = ("lower-to-loops", "fuse-loops")
 
 
-def spring(steps: int):
-    def f(x, v):
-        for _ in range(steps):
-            a = -4.0 * x - 0.1 * v
-            x = x + 0.01 * v
-            v = v + 0.01 * a
-        return rm.sum(x * x) + rm.sum(v * v)
-
-    return f
 
 
 def layer(W, b, x):

@@ -36,6 +36,7 @@ from raster_mlir.backend import llvm_body, llvm_cf, llvm_emit, llvm_entry, paral
 from raster_mlir.backend.fast_builder import FastBuilder  # noqa: E402
 from raster_mlir.backend.llvm_print import module_text  # noqa: E402
 from bench.workloads import raster_mlir_impl  # noqa: E402
+from bench.workloads.spring import unrolled_spring  # noqa: E402
 
 BUILDER_MODULES = (llvm_body, llvm_cf, llvm_entry, parallel_emit, segment_emit)
 
@@ -45,12 +46,7 @@ def _train_step(layers: int):
     step(*params, x, y)
 
 
-def _unrolled_spring(x, v):
-    for _ in range(100):
-        a = -4.0 * x - 0.1 * v
-        x = x + 0.01 * v
-        v = v + 0.01 * a
-    return rm.sum(x * x) + rm.sum(v * v)
+_unrolled_spring = unrolled_spring(100)
 
 
 def _damped_spring(k, x0, v0):

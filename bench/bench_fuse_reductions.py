@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from timing import compare  # noqa: E402
+from workloads.spring import unrolled_spring  # noqa: E402
 
 import raster_mlir as rm  # noqa: E402
 from raster_mlir import nn  # noqa: E402
@@ -176,12 +177,7 @@ def tanh_rnn_loss(W, xs, h0):
     return rm.sum(h * h)
 
 
-def spring(x, v):
-    for _ in range(20):
-        a = -4.0 * x - 0.1 * v
-        x = x + 0.01 * v
-        v = v + 0.01 * a
-    return rm.sum(x * x) + rm.sum(v * v)
+spring = unrolled_spring(20)
 
 
 def program_rows(quick: bool) -> None:

@@ -45,6 +45,7 @@ import raster_mlir as rm  # noqa: E402
 import raster_mlir.backend as backend  # noqa: E402
 from bench.bench_compile_pipeline import backend_input, emit_during, part_costs, two_core_path  # noqa: E402
 from bench.workloads.raster_mlir_impl import sgd_train_step  # noqa: E402
+from bench.workloads.spring import unrolled_spring  # noqa: E402
 from raster_mlir.backend import segment_emit  # noqa: E402
 from raster_mlir.backend.llvm_emit import emit_module  # noqa: E402
 from raster_mlir.backend.target import host_target  # noqa: E402
@@ -88,17 +89,8 @@ def use(variant: str) -> None:
     segment_emit.KERNEL_WITH_ENTRY_POINTS = kernel_at_o0
 
 
-def ode_input(steps: int, mode: str):
-    """(module, entries, options) that the first call of the unrolled damped spring hands to emit_module."""
-    dt, k, c = 0.01, 4.0, 0.1
-
-    def spring(x, v):
-        for _ in range(steps):
-            a = -k * x - c * v
-            x = x + dt * v
-            v = v + dt * a
-        return rm.sum(x * x) + rm.sum(v * v)
-
+def emit_input(first_call) -> tuple:
+    """(module, entries, options) that `first_call()` (a compile from an empty cache) hands to emit_module."""
     seen = []
 
     def recording(module, entries, options=None, verified=False, *args, **kwargs):
@@ -108,29 +100,23 @@ def ode_input(steps: int, mode: str):
     clear_cache(memory=True, disk=True)
     backend.emit_module, saved = recording, backend.emit_module
     try:
-        f = rm.jit(spring) if mode == "value" else rm.jit(rm.grad(spring))
-        f(np.linspace(0.0, 1.0, 64), np.zeros(64))
+        first_call()
     finally:
         backend.emit_module = saved
     return seen[0]
+
+
+def ode_input(steps: int, mode: str):
+    """(module, entries, options) that the first call of the unrolled damped spring hands to emit_module."""
+    spring = unrolled_spring(steps)
+    f = rm.jit(spring) if mode == "value" else rm.jit(rm.grad(spring))
+    return emit_input(lambda: f(np.linspace(0.0, 1.0, 64), np.zeros(64)))
 
 
 def batch_input(layers: int, batch: int):
     """(module, entries, options) that the first call of the `batch`-sample train step hands to emit_module."""
-    seen = []
-
-    def recording(module, entries, options=None, verified=False, *args, **kwargs):
-        seen.append((module, entries, options))
-        return emit_module(module, entries, options, verified, *args, **kwargs)
-
-    clear_cache(memory=True, disk=True)
-    backend.emit_module, saved = recording, backend.emit_module
-    try:
-        step, params, x, y = sgd_train_step(layers, batch)
-        step(*params, x, y)
-    finally:
-        backend.emit_module = saved
-    return seen[0]
+    step, params, x, y = sgd_train_step(layers, batch)
+    return emit_input(lambda: step(*params, x, y))
 
 
 def workload_input(name: str):

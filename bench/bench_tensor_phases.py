@@ -37,14 +37,9 @@ def child(steps: int, mode: str, repeats: int) -> dict:
 
     sys.path.append(ROOT)  # (after raster_mlir: the interpreter's own checkout is the one measured)
     from bench.timing import count_calls
+    from bench.workloads.spring import unrolled_spring
 
-    def spring(x, v):
-        for _ in range(steps):
-            a = -4.0 * x - 0.1 * v
-            x = x + 0.01 * v
-            v = v + 0.01 * a
-        return rm.sum(x * x) + rm.sum(v * v)
-
+    spring = unrolled_spring(steps)
     fn = spring if mode == "value" else rm.grad(spring)
     arg = TensorType(f64, [64])
 

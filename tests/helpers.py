@@ -14,6 +14,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 import raster_mlir as rm
 from bench.timing import count_calls  # noqa: F401  (the tests' work measure, shared with the benchmarks)
+from bench.workloads.spring import unrolled_spring  # noqa: F401  (issue 13's unrolled ODE, shared with the benchmarks)
 from raster_mlir import nn
 from raster_mlir.dialects import raster as R
 
@@ -81,17 +82,6 @@ def tanh_rnn_loss(W, xs, h0):
     return rm.sum(ys * ys) + rm.sum(h * h)
 
 
-def unrolled_spring(steps: int):
-    """The damped spring of issue 13 unrolled by Python: 6 element-wise ops per step, all fusable."""
-
-    def f(x, v):
-        for _ in range(steps):
-            a = -4.0 * x - 0.1 * v
-            x = x + 0.01 * v
-            v = v + 0.01 * a
-        return rm.sum(x * x) + rm.sum(v * v)
-
-    return f
 
 
 def damped_spring(n: int):
