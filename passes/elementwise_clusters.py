@@ -44,7 +44,7 @@ After:
     scf.for %i { %a = memref.load %x[%i]; %e = math.exp %a; %c = memref.load %y[%i]
                  %m = arith.mulf %e, %c; memref.store %m, %out0[%i] }
 
-`ClusterStats` counts what this did in the terms of fuse-loops' `raster.fusion`
+`FusionStats` counts what this did in the terms of fuse-loops' `raster.fusion`
 attribute (lower-to-loops writes it, fuse-loops adds its own counts): loops
 fused (ops that got no loop of their own) and temporaries removed (values of
 a run that got no buffer), so the attribute still says what fusion saved.
@@ -74,19 +74,31 @@ FUSION_ATTR = "raster.fusion"  # a function's fusion counts (fuse_loops.py)
 
 
 @dataclass
-class ClusterStats:
+class FusionStats:
+    """A function's fusion counts, kept as its `raster.fusion` attribute (lower-to-loops writes them,
+    fuse-loops adds its own)."""
+
     loops_fused: int = 0
     temporaries_removed: int = 0
     bytes_removed: int = 0
 
+    def __bool__(self) -> bool:
+        return bool(self.loops_fused or self.temporaries_removed or self.bytes_removed)
+
     def as_attribute(self) -> DictionaryAttr:
-        return DictionaryAttr(
-            {
-                "loops_fused": IntegerAttr(self.loops_fused, i64),
-                "temporaries_removed": IntegerAttr(self.temporaries_removed, i64),
-                "bytes_removed": IntegerAttr(self.bytes_removed, i64),
-            }
-        )
+        return DictionaryAttr({name: IntegerAttr(getattr(self, name), i64) for name in _COUNTS})
+
+    @classmethod
+    def of(cls, function: Operation) -> FusionStats:
+        """The counts `function`'s `raster.fusion` attribute holds (zeros without one)."""
+        attr = function.attributes.get(FUSION_ATTR)
+        if not isinstance(attr, DictionaryAttr):
+            return cls()
+        counts = {key: value.value.data for key, value in attr.data.items() if isinstance(value, IntegerAttr)}
+        return cls(**{name: counts.get(name, 0) for name in _COUNTS})
+
+
+_COUNTS = ("loops_fused", "temporaries_removed", "bytes_removed")
 
 
 def scalar_function(recipe, op: Operation) -> Callable[..., SSAValue] | None:
@@ -101,7 +113,7 @@ class ElementwiseRun:
     """The run of element-wise ops being collected in one block, emitted by `flush` (module docstring)."""
 
     def __init__(
-        self, b: LoopBuilder, storage: dict[SSAValue, Storage], stats: ClusterStats, alloc_type, max_ops: int = MAX_OPS
+        self, b: LoopBuilder, storage: dict[SSAValue, Storage], stats: FusionStats, alloc_type, max_ops: int = MAX_OPS
     ):  # fmt: skip
         self.b = b
         self.storage = storage

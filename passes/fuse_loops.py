@@ -73,17 +73,16 @@ After:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func, memref, scf
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, MemRefType, ModuleOp, i64
+from xdsl.dialects.builtin import MemRefType, ModuleOp
 from xdsl.ir import Block, Operation
 from xdsl.passes import ModulePass
 from xdsl.traits import is_side_effect_free
 
 from .block_dependences import BlockDependences, Footprint, Node, footprint
-from .elementwise_clusters import FUSION_ATTR, MAX_OPS
+from .elementwise_clusters import FUSION_ATTR, MAX_OPS, FusionStats
 from .forward_gathers import buffer_bytes, forward_block
 from .loop_analysis import accesses, is_opaque, loop_bounds
 
@@ -93,13 +92,6 @@ from .pass_dataclass import pass_dataclass
 # Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
 # the previous one made legal, which is rare; the bound keeps a round linear.
 MAX_SWEEPS = 4
-
-
-@dataclass
-class FusionStats:
-    loops_fused: int = 0
-    temporaries_removed: int = 0
-    bytes_removed: int = 0
 
 
 class RoundMemo:
@@ -528,15 +520,6 @@ def remove_dead_code(block: Block, memo: RoundMemo | None = None) -> None:
             op.erase()
 
 
-def _stats_so_far(function: func.FuncOp) -> FusionStats:
-    """The counts `raster.fusion` holds already: lower-to-loops' runs of element-wise ops (elementwise_clusters.py)."""
-    attr = function.attributes.get(FUSION_ATTR)
-    if not isinstance(attr, DictionaryAttr):
-        return FusionStats()
-    counts = {key: value.value.data for key, value in attr.data.items() if isinstance(value, IntegerAttr)}
-    return FusionStats(**{key: counts.get(key, 0) for key in ("loops_fused", "temporaries_removed", "bytes_removed")})
-
-
 @pass_dataclass
 class FuseLoopsPass(ModulePass):
     """Fuse loop nests over the same iteration space; remove temporaries fusion made dead."""
@@ -556,7 +539,7 @@ class FuseLoopsPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
-            stats = _stats_so_far(function)
+            stats = FusionStats.of(function)  # (lower-to-loops' runs of element-wise ops counted already)
             # Copies (slices, broadcasts) read at shifted or guarded positions go first (forward_gathers.py).
             removed, removed_bytes = forward_block(function.body.block)
             stats.temporaries_removed += removed
@@ -571,10 +554,4 @@ class FuseLoopsPass(ModulePass):
                 remove_dead_code(function.body.block, memo)
                 if (stats.loops_fused, stats.temporaries_removed) == before:
                     break
-            function.attributes[FUSION_ATTR] = DictionaryAttr(
-                {
-                    "loops_fused": IntegerAttr(stats.loops_fused, i64),
-                    "temporaries_removed": IntegerAttr(stats.temporaries_removed, i64),
-                    "bytes_removed": IntegerAttr(stats.bytes_removed, i64),
-                }
-            )
+            function.attributes[FUSION_ATTR] = stats.as_attribute()

@@ -57,7 +57,7 @@ from raster_mlir.errors import CompileError, with_location
 from raster_mlir.ir_release import release_erased
 from raster_mlir.ir_walk import walk_ops
 
-from .elementwise_clusters import FUSION_ATTR, MAX_OPS, ClusterStats, ElementwiseRun, scalar_function
+from .elementwise_clusters import FUSION_ATTR, MAX_OPS, ElementwiseRun, FusionStats, scalar_function
 from .loop_builder import LoopBuilder
 from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
@@ -169,7 +169,7 @@ def lower_function(function: func.FuncOp, fuse_elementwise: bool = True, max_loo
             continue
         destination[value] = out
 
-    clusters = ClusterStats() if fuse_elementwise else None
+    clusters = FusionStats() if fuse_elementwise else None
     lowering = BlockLowering(b, storage, clusters=clusters, max_loop_ops=max_loop_ops)
     lowering.lower(list(old_block.ops)[:-1], destination)
 
@@ -199,7 +199,7 @@ def lower_function(function: func.FuncOp, fuse_elementwise: bool = True, max_loo
     new_function.attributes.update(function.attributes)
     if constants:
         new_function.attributes["raster.constants"] = ArrayAttr([c.value for c in constants])
-    if clusters is not None and clusters.loops_fused:
+    if clusters:  # (any count: fuse-loops adds its own)
         new_function.attributes[FUSION_ATTR] = clusters.as_attribute()  # (fuse-loops adds its own counts)
     tensor_level = walk_ops(function)
     Rewriter.replace_op(function, new_function)
@@ -217,7 +217,7 @@ class BlockLowering:
 
     def __init__(
         self, b: LoopBuilder, storage: dict[SSAValue, Storage], at_return: list | None = None,
-        clusters: ClusterStats | None = None, max_loop_ops: int = MAX_OPS,
+        clusters: FusionStats | None = None, max_loop_ops: int = MAX_OPS,
     ):  # fmt: skip
         self.b = b
         self.storage = storage
