@@ -125,14 +125,14 @@ IMPORTS_ROW = "imports of the passes (first compile of a process)"
 
 
 def _imported(passes: dict[str, Callable[[], type[ModulePass]]], names: list[str], timer) -> dict:
-    """`passes` with the classes of `names` loaded (their modules imported), timed as `IMPORTS_ROW`
-    when that imported anything; an unknown name stays for parse_spec to report."""
+    """The classes of `names` (their modules imported), timed as `IMPORTS_ROW` when that imported
+    anything; an unknown name is left out, for parse_spec to report."""
     modules = len(sys.modules)
     start = time.perf_counter()
     classes = {name: passes[name]() for name in dict.fromkeys(names) if name in passes}
     if timer is not None and len(sys.modules) != modules:
         timer.add(IMPORTS_ROW, time.perf_counter() - start)
-    return {**passes, **{name: (lambda cls=cls: cls) for name, cls in classes.items()}}
+    return classes
 
 
 def parse_pipeline(spec: str, callback=None, timer=None) -> PassPipeline:
@@ -147,13 +147,13 @@ def parse_pipeline(spec: str, callback=None, timer=None) -> PassPipeline:
     if any(name not in passes for name in names):
         passes = available_passes()
     try:
-        passes = _imported(passes, names, timer)
-        if "{" not in spec and all(name in passes for name in names) and all(part.strip() for part in spec.split(",")):
+        classes = _imported(passes, names, timer)
+        if "{" not in spec and all(name in classes for name in names) and all(part.strip() for part in spec.split(",")):
             # No options: each pass with its defaults, which is what parse_spec makes after reading
             # every pass class's fields and type hints (0.7-1 ms per compile; every compile parses its
             # pipeline). A class that cannot be made without options gets parse_spec's message.
             try:
-                return PassPipeline(tuple(passes[name]()() for name in names), callback)
+                return PassPipeline(tuple(classes[name]() for name in names), callback)
             except TypeError:
                 pass
         return PassPipeline.parse_spec(passes, spec, callback)

@@ -7,7 +7,6 @@ user wrote, not at library internals.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import itertools
 import linecache
@@ -44,11 +43,6 @@ def _is_library_path(path: str) -> bool:
     return path.startswith(_LIBRARY_DIRS) and not path.startswith(_APPLICATIONS_DIR)
 
 
-@functools.lru_cache(maxsize=1024)
-def _is_library_file(filename: str) -> bool:
-    return _is_library_path(os.path.abspath(filename))
-
-
 _ABSOLUTE_FILES: dict[str, bool] = {}  # _is_library of absolute file names seen
 
 
@@ -59,7 +53,7 @@ def _is_library(filename: str) -> bool:
     if known is not None:
         return known
     if os.path.isabs(filename):
-        known = _ABSOLUTE_FILES[filename] = _is_library_file(filename)
+        known = _ABSOLUTE_FILES[filename] = _is_library_path(os.path.abspath(filename))  # (normalised)
         return known
     return _is_library_path(os.path.abspath(filename))
 
