@@ -349,7 +349,7 @@ def prepare_vectorcall(cls: type, member: str) -> bool:
         return False
     ctypes.c_int.from_address(definition + _MEMBER_DEF["type"]).value = T_PYSSIZET
     _vectorcall_members[cls] = offset
-    setattr(cls, member, _VectorcallWord(member, offset))
+    setattr(cls, member, _VectorcallWord(member, descr))
     return True
 
 
@@ -359,11 +359,11 @@ class _VectorcallWord:
     whatever address the word holds, so any other value, written by mistake or by a copy gone wrong,
     would crash the process; it gets a ValueError instead."""
 
-    def __init__(self, name: str, offset: int):
-        self.name, self.offset = name, offset
+    def __init__(self, name: str, member):
+        self.name, self.member = name, member  # (the slot's own descriptor, now a Py_ssize_t member)
 
     def __get__(self, instance, owner=None):
-        return self if instance is None else _word(id(instance) + self.offset)
+        return self if instance is None else self.member.__get__(instance, owner)
 
     def __set__(self, instance, value) -> None:
         allowed = {0, *(_vectorcall_installed.get(k) for k in type(instance).__mro__)} - {None}
@@ -372,7 +372,7 @@ class _VectorcallWord:
                 f"{type(instance).__name__}.{self.name} holds the address of the native vectorcall function "
                 f"(or 0 for the tp_call path); {value!r} is neither"
             )
-        ctypes.c_ssize_t.from_address(id(instance) + self.offset).value = value
+        self.member.__set__(instance, value)
 
     def __delete__(self, instance) -> None:
         raise AttributeError(f"{type(instance).__name__}.{self.name} cannot be deleted (set it to 0 instead)")
