@@ -69,6 +69,11 @@ class SegmentDedup:
         self._texts: dict[str, str] = {}  # metadata number -> the node's text after its `=`
         self._operand_refs: dict[str, tuple[str, ...]] = {}
 
+    def drop(self, fn: ir.Function) -> None:
+        """Remove the duplicate segment `fn` from the module (its calls call the kept one), counted."""
+        del self.llmod.globals[fn.name]
+        self.merged += 1
+
     def same_as(self, fn: ir.Function, text: str) -> ir.Function | None:
         """The kept segment `fn` (printed as `text`) duplicates, or None. A duplicate is
         removed from the module.
@@ -90,8 +95,7 @@ class SegmentDedup:
             if kept_key is None:
                 kept_key = self._keys[kept.name] = segment_key(kept_text, kept.name, self._node, self._refs)
             if kept_key == key:
-                del self.llmod.globals[fn.name]
-                self.merged += 1
+                self.drop(fn)
                 return kept
         twins.append((fn, text))
         if key is not None:
