@@ -72,8 +72,8 @@ def every_segment_ops(ops, weights, segment_ops):
     return groups, [None] * len(groups)
 
 
-def in_block_order(segments):
-    return list(range(len(segments)))
+def in_block_order(weights):
+    return list(range(len(weights)))
 
 
 VARIANTS = {

@@ -70,6 +70,7 @@ def op_count(op: Operation) -> int:
 class SegmentPlan(NamedTuple):
     segments: list[list[Operation]]  # consecutive top-level ops, each group one function
     copy_of: list[int | None]  # per segment: the first segment of the repeat it belongs to (segment_repeats.py)
+    weights: list[int]  # per segment: its nested ops (emission_order)
 
 
 def plan_segments(block: Block, segment_ops: int) -> SegmentPlan | None:
@@ -83,10 +84,11 @@ def plan_segments(block: Block, segment_ops: int) -> SegmentPlan | None:
     if segment_ops <= 0:
         return None
     ops = [op for op in block.ops if not (op.name in KERNEL_OPS and not op.operands or op is block.last_op)]
-    segments, copy_of = plan_with_repeats(ops, [op_count(op) for op in ops], segment_ops)
+    weight = {op: op_count(op) for op in ops}
+    segments, copy_of = plan_with_repeats(ops, list(weight.values()), segment_ops)
     if len(segments) < 2 or any(_defines_buffer(seg) for seg in segments):
         return None
-    return SegmentPlan(segments, copy_of)
+    return SegmentPlan(segments, copy_of, [sum(weight[op] for op in seg) for seg in segments])
 
 
 def _defines_buffer(ops: list[Operation]) -> bool:
@@ -128,7 +130,7 @@ class SegmentEmitter:
         self.mctx.segment_functions += len(segments)
         repeats = _Repeats(plan) if self.mctx.segment_dedup is not None and SKIP_VERIFIED_REPEATS else None
         emitted = {}
-        order = emission_order(segments)
+        order = emission_order(plan.weights)
         for k in order:
             fn, new, text, interface = self._emit_segment_function(segments[k], first + k, repeats, k)
             emitted[k] = (fn, interface)
@@ -205,8 +207,7 @@ class SegmentEmitter:
         workspace.attributes.align = 64
         kept = repeats.verified_copy(position, fn, ops) if repeats is not None else None
         if kept is not None:
-            del self.mctx.llmod.globals[fn.name]
-            self.mctx.segment_dedup.merged += 1
+            self.mctx.segment_dedup.drop(fn)
             return kept, False, None, (inputs, outputs)
 
         sub = type(self)(self.mctx, self.info, fn)
@@ -297,14 +298,13 @@ def _prototype_text(fn: ir.Function) -> str:
     return "".join(buf).split(" ", 1)[1].replace(f'@"{fn.name}"(', "@SELF(", 1)
 
 
-def emission_order(segments: list[list[Operation]]) -> list[int]:
-    """The positions of `segments`, heaviest first (nested ops; ties: the block's order).
+def emission_order(weights: list[int]) -> list[int]:
+    """The positions of the segments weighing `weights` (nested ops), heaviest first (ties: the block's order).
 
     Why: the worker thread compiles each segment's part while Python emits the rest
     (part_handoff.py); the heaviest emitted first is the longest compile started earliest, so
     that when emission ends the remaining work splits evenly over the two threads."""
-    weights = [sum(op_count(op) for op in seg) for seg in segments]
-    return sorted(range(len(segments)), key=lambda k: (-weights[k], k))
+    return sorted(range(len(weights)), key=lambda k: (-weights[k], k))
 
 
 def _top_level(op: Operation, block: Block) -> Operation:
