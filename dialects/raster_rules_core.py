@@ -89,6 +89,9 @@ class RuleSet:
         self._rules: dict[type[Operation], Rule] = {}
         self._tangent_rules: dict[type[Operation], TangentRule] = {}
         self._nondifferentiable: set[type[Operation]] = set()
+        # _lookup's answers per (op class, table): every query walks the class's MRO otherwise, and
+        # autodiff asks once per op. Emptied by every change of the tables.
+        self._found: dict[tuple[type[Operation], int], tuple[str | None, object]] = {}
 
     # -- building -----------------------------------------------------------
     def register(self, *op_classes: type[Operation]) -> Callable[[Rule], Rule]:
@@ -98,6 +101,7 @@ class RuleSet:
             for cls in op_classes:
                 self._rules[cls] = rule
                 self._nondifferentiable.discard(cls)
+            self._found.clear()
             return rule
 
         return decorate
@@ -109,6 +113,7 @@ class RuleSet:
             for cls in op_classes:
                 self._tangent_rules[cls] = rule
                 self._nondifferentiable.discard(cls)
+            self._found.clear()
             return rule
 
         return decorate
@@ -119,6 +124,7 @@ class RuleSet:
             self._nondifferentiable.add(cls)
             self._rules.pop(cls, None)
             self._tangent_rules.pop(cls, None)
+        self._found.clear()
         return self
 
     def remove(self, *op_classes: type[Operation]) -> RuleSet:
@@ -127,6 +133,7 @@ class RuleSet:
             self._rules.pop(cls, None)
             self._tangent_rules.pop(cls, None)
             self._nondifferentiable.discard(cls)
+        self._found.clear()
         return self
 
     def copy(self, name: str | None = None) -> RuleSet:
@@ -151,6 +158,13 @@ class RuleSet:
 
     # -- querying -----------------------------------------------------------
     def _lookup(self, op_cls: type[Operation], table: dict):
+        key = (op_cls, id(table))
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._walk_mro(op_cls, table)
+        return found
+
+    def _walk_mro(self, op_cls: type[Operation], table: dict):
         for cls in op_cls.__mro__:
             if cls in table:
                 return "rule", table[cls]

@@ -271,13 +271,8 @@ class GradientFunctionBuilder:
         Only float values vary: traced integers (loop indices) carry no gradient.
         """
         varied: set[SSAValue] = set(wrt)
-        nondifferentiable: dict[type, bool] = {}  # per op class (the rule set's lookup walks the MRO)
         for op in ops:  # block order is topological
-            cls = type(op)
-            skip = nondifferentiable.get(cls)
-            if skip is None:
-                skip = nondifferentiable[cls] = self.rules.is_nondifferentiable(cls)
-            if skip:
+            if self.rules.is_nondifferentiable(type(op)):
                 continue
             if any(v in varied for v in op.operands):
                 varied.update(r for r in op.results if R.is_float_type(r.type))
