@@ -10,7 +10,7 @@ from .errors import (
     ReadOnlyError, ShapeError, TraceError,
 )  # fmt: skip
 from .ops import (
-    add, broadcast_to, divide, equal, exp, greater, log, matmul, max, maximum, mean, minimum,
+    add, broadcast_to, divide, dot, equal, exp, greater, log, matmul, max, maximum, mean, minimum,
     multiply, negative, power, relu, reshape, sigmoid, sqrt, subtract, sum, tanh, transpose,
 )  # fmt: skip
 from .ops import (
@@ -49,7 +49,7 @@ __all__ = [
     "set_num_threads", "get_num_threads", "set_deterministic", "get_deterministic", "clear_cache", "cache_info",
     "set_flush_denormal", "get_flush_denormal",
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "sigmoid",
-    "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul",
+    "sqrt", "relu", "maximum", "minimum", "greater", "equal", "sum", "mean", "max", "matmul", "dot",
     "transpose", "reshape", "broadcast_to",
     "sin", "cos", "tan", "exp2", "log1p", "expm1", "abs", "absolute", "sign", "erf", "softplus",
     "square", "reciprocal", "arctan2", "clip", "less", "less_equal", "greater_equal", "not_equal",

@@ -37,14 +37,28 @@ def dense(W, x, b=None):
     return ops.apply(R.DenseOp, [W, x, b])
 
 
-def softmax(x):
-    """exp(x) / sum(exp(x)) over the last axis, computed stably (the row max is subtracted)."""
-    return ops.apply(R.SoftmaxOp, [x])
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) over `axis` (the last by default; an int or a tuple, as in JAX), computed
+    stably (the max is subtracted). Over the last axis it is one op (raster.softmax); over others
+    exp(x - logsumexp(x, axis, keepdims=True)), whose ops have their own rules."""
+    if _is_last_axis(x, axis):
+        return ops.apply(R.SoftmaxOp, [x])
+    return ops.exp(log_softmax(x, axis))
 
 
-def log_softmax(x):
-    """log(softmax(x)) over the last axis, computed stably."""
-    return ops.apply(R.LogSoftmaxOp, [x])
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) over `axis` (the last by default; an int or a tuple), computed stably."""
+    if _is_last_axis(x, axis):
+        return ops.apply(R.LogSoftmaxOp, [x])
+    return ops.subtract(x, ops.logsumexp(x, axis=axis, keepdims=True))
+
+
+def _is_last_axis(x, axis) -> bool:
+    """Whether `axis` names only the last axis of `x` (the one raster.softmax normalises over)."""
+    ndim = np.ndim(x)
+    if isinstance(axis, tuple) and len(axis) == 1:
+        axis = axis[0]
+    return isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and axis in (-1, ndim - 1)
 
 
 def cross_entropy(p, y):

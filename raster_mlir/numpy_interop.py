@@ -61,7 +61,7 @@ NUMPY_FUNCTIONS: dict[Callable, Callable] = {
     np.outer: A.outer,
     np.where: O.where,
     np.clip: O.clip,
-    np.dot: O.matmul,
+    np.dot: O.dot,
     np.transpose: O.transpose,
     np.reshape: _numpy_reshape,
     np.broadcast_to: O.broadcast_to,

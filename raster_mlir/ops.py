@@ -389,6 +389,13 @@ def matmul(a, b):
     return apply(R.MatmulOp, [a, b])
 
 
+def dot(a, b):
+    """numpy's dot: the product of two 1-D or 2-D operands (as matmul), or a product by a scalar."""
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return multiply(a, b)
+    return matmul(a, b)
+
+
 def transpose(x, axes=None):
     """Permute axes (reverse them by default); `x.T` for 2-D arrays."""
     return apply(R.TransposeOp, [x], perm=None if axes is None else tuple(axes))

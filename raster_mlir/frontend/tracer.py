@@ -502,7 +502,7 @@ class TracedArray(Traced):
         return _ops().clip(self, a_min, a_max)
 
     def dot(self, other):
-        return _ops().matmul(self, other)
+        return _ops().dot(self, other)
 
     def squeeze(self, axis=None):
         return _array_ops().squeeze(self, axis)

@@ -1,0 +1,61 @@
+"""What a new user reached for first and did not find (each test failed before its fix):
+softmax / log_softmax over another axis (jax.nn's `axis=`), `rm.dot` (jnp.dot, np.dot with a scalar)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import raster_mlir as rm
+from raster_mlir import nn
+
+
+def _softmax(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@settings(deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_softmax_over_any_axis_matches_numpy_and_finite_differences(shape, data):
+    ndim = len(shape)
+    axis = data.draw(st.one_of(st.integers(-ndim, ndim - 1), st.just(tuple(range(ndim)))))
+    x = np.random.default_rng(len(shape)).normal(size=shape) * 3
+    expected = _softmax(x, axis)
+    np.testing.assert_allclose(nn.softmax(x, axis=axis), expected, rtol=1e-12)  # eager
+    np.testing.assert_allclose(rm.jit(lambda a: nn.softmax(a, axis=axis))(x), expected, rtol=1e-12)
+    np.testing.assert_allclose(rm.jit(lambda a: nn.log_softmax(a, axis=axis))(x), np.log(expected), atol=1e-12)
+    c = np.random.default_rng(1).normal(size=shape)
+    assert rm.check_grads(lambda a: rm.sum(c * nn.softmax(a, axis=axis)), x).ok
+    assert rm.check_grads(lambda a: rm.sum(c * nn.log_softmax(a, axis)), x).ok
+
+
+def test_softmax_over_the_last_axis_is_still_one_op():
+    x = np.ones((2, 3))
+    for axis in (-1, 1, (1,)):
+        assert "raster.softmax" in rm.compile(lambda a: nn.softmax(a, axis=axis), x).ir("traced")
+    assert "raster.softmax " not in rm.compile(lambda a: nn.softmax(a, axis=0), x).ir("traced")
+
+
+def test_softmax_bad_axis_is_a_shape_error_naming_the_line():
+    with pytest.raises(rm.ShapeError, match="axis 2 is out of range") as info:
+        rm.jit(lambda a: nn.softmax(a, axis=2))(np.ones((2, 3)))
+    assert "test_newuser_api.py" in str(info.value)
+
+
+def test_dot_like_numpy():
+    rng = np.random.default_rng(0)
+    a, b, m = rng.normal(size=3), rng.normal(size=3), rng.normal(size=(2, 3))
+    cases = [
+        (lambda a, b, m: rm.dot(a, b) * a, lambda a, b, m: np.dot(a, b) * a),
+        (lambda a, b, m: rm.dot(m, a), lambda a, b, m: m @ a),
+        (lambda a, b, m: np.dot(2.0, m) + m.dot(a)[:, None], lambda a, b, m: 2.0 * m + (m @ a)[:, None]),
+        (lambda a, b, m: rm.dot(m, 3.0), lambda a, b, m: m * 3.0),
+    ]
+    for f, ref in cases:
+        np.testing.assert_allclose(rm.jit(f)(a, b, m), ref(a, b, m), rtol=1e-13)
+        np.testing.assert_allclose(f(a, b, m), ref(a, b, m), rtol=1e-13)  # eager
+    assert rm.check_grads(lambda m, a: rm.sum(rm.dot(m, a) ** 2), m, a).ok
