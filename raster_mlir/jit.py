@@ -23,7 +23,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 
-from raster_mlir import compile_cache
+from raster_mlir import compile_cache, keyword_calls
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, pass_labels
 from raster_mlir.passes.registry import pipeline_pass_names
 from raster_mlir.errors import RasterError, TraceError, with_location
@@ -302,8 +302,13 @@ class CompiledFunction(LLVMInspection):
     # backend/call_slot.py once installed, else through this property (C code, no Python frame).
     __call__ = property(operator.attrgetter("_dispatch"), doc="Call the compiled function.")
 
-    def _call(self, *args):
-        """The Python path: no native dispatcher, a declined argument (its precise error), a trace."""
+    def _call(self, *args, **kwargs):
+        """The Python path: no native dispatcher, a declined argument (its precise error), a trace, keywords."""
+        if kwargs:
+            try:
+                args = keyword_calls.as_positional(self.name, self.fn, args, kwargs, len(self.specs))
+            except RasterError as e:
+                raise with_location(e, user_location()) from None
         if self.fast_call is not None:
             result = self.fast_call(args)
             if result is not MISS:
@@ -336,6 +341,7 @@ class JitFunction:
         # used signature, or the Python path; one dispatcher per signature, made once.
         self._dispatch = self._call
         self._dispatchers: dict[tuple[ArgSpec, ...], Callable] = {}
+        self._keyword_variants: dict[tuple[int, tuple[str, ...]], JitFunction] = {}  # (see _call_with_keywords)
         functools.update_wrapper(self, fn)
 
     def trace_into(self, scope, arg_types: Sequence) -> tuple[str, Any]:
@@ -359,8 +365,10 @@ class JitFunction:
     # itself (the same call without the property's lookups).
     __call__ = property(operator.attrgetter("_dispatch"), doc="Call the function (compiled per signature).")
 
-    def _call(self, *args):
-        """The Python call path: a trace, another signature, a bad argument, or no native dispatcher."""
+    def _call(self, *args, **kwargs):
+        """The Python call path: a trace, another signature, a bad argument, keywords, or no native dispatcher."""
+        if kwargs:
+            return self._call_with_keywords(args, kwargs)
         fast = self._fast
         if fast is not None and not TRACES_OPEN.value:  # (active_scope() without its thread-local read)
             result = fast(args)
@@ -377,6 +385,20 @@ class JitFunction:
             return compiled(*args)
         except RasterError as e:
             raise with_location(e, user_location()) from None
+
+    def _call_with_keywords(self, args: tuple, kwargs: dict):
+        """`f(*args, **kwargs)` as a positional call of the keyword variant for these keyword names
+        (keyword_calls.py), made once and kept."""
+        key = (len(args), tuple(kwargs))
+        variant = self._keyword_variants.get(key)
+        if variant is None:
+            try:
+                keyword_calls.check_binding(self.name, self.fn, args, kwargs)
+            except RasterError as e:
+                raise with_location(e, user_location()) from None
+            caller = keyword_calls.keyword_variant(self.fn, self._arg_names, *key)
+            variant = self._keyword_variants[key] = JitFunction(caller, pipeline=self.pipeline, name=self.name)
+        return variant(*args, *kwargs.values())
 
     def _dispatcher(self, compiled: CompiledFunction) -> Callable:
         dispatch = self._dispatchers.get(compiled.specs)

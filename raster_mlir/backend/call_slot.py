@@ -51,7 +51,7 @@ does), and writes the address of
             return PyObject_Vectorcall(getattr(self, "__call__"), args, nargsf, kwnames)
         Py_IncRef(target)
         if kwnames == NULL and target is a builtin whose ml_meth is dispatch.py's fastcall dispatcher:
-            result = dispatcher(target->m_self, args, PyVectorcall_NARGS(nargsf))
+            result = dispatcher(target->m_self, args, PyVectorcall_NARGS(nargsf), NULL)
         else:
             result = PyObject_Vectorcall(target, args, nargsf, kwnames)
         Py_DecRef(target)
@@ -155,7 +155,7 @@ dispatch:
   %m_self = load ptr, ptr %m_self_p
   %nargs = and i64 %nargsf, {2**63 - 1}
   %dispatch_fn = inttoptr i64 %dispatcher_i to ptr
-  %dispatched = call ptr %dispatch_fn(ptr %m_self, ptr %args, i64 %nargs)
+  %dispatched = call ptr %dispatch_fn(ptr %m_self, ptr %args, i64 %nargs, ptr null)   ; (no keywords)
   call void %decref(ptr %target)
   ret ptr %dispatched
 vectorcall:
@@ -273,7 +273,7 @@ def _fastcall_dispatcher() -> int:
     if native is None:
         return 0
     address = native.fastcall_address
-    probe = pycall.builtin(address, "probe", None, NotImplemented, pycall.METH_FASTCALL)  # (never called)
+    probe = pycall.builtin(address, "probe", None, NotImplemented, pycall.METH_FASTCALL | pycall.METH_KEYWORDS)  # (never called)
     if type(probe) is not type(len) or _word(id(probe) + _CFUNCTION["m_self"]) != id(probe.__self__):
         return 0
     return address if _word(_word(id(probe) + _CFUNCTION["m_ml"]) + _CFUNCTION["ml_meth"]) == address else 0

@@ -7,10 +7,11 @@ of a call whose kernel may take 0.1 us. This module compiles, once per
 process, one generic native function with the signature of a CPython builtin,
 
     PyObject* raster_mlir_dispatch(PyObject* self, PyObject* args)           (METH_O / METH_VARARGS)
-    PyObject* raster_mlir_dispatch_fastcall(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
+    PyObject* raster_mlir_dispatch_fastcall(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames)
 
-(the second for `f(*args)` builtins, METH_FASTCALL: CPython passes its
-argument array, no tuple; call_slot.py's vectorcall calls it directly)
+(the second for `f(*args, **kwargs)` builtins, METH_FASTCALL | METH_KEYWORDS: CPython passes its
+argument array, no tuple; call_slot.py's vectorcall calls it directly; a call with keyword
+arguments goes straight to the fallback)
 driven by a per-signature descriptor (an int64 array built by `describe`), so
 no compiled function carries code of its own for it (its cold compile time
 is unchanged). `self` is the tuple `(fallback, descriptor, keep-alive...)`
@@ -117,11 +118,22 @@ entry:
   ret ptr %result
 }}
 
-; METH_FASTCALL: CPython passes the arguments as an array, with no tuple (a vectorcall).
-define ptr @raster_mlir_dispatch_fastcall(ptr %self, ptr %args, i64 %nargs) {{
+; METH_FASTCALL | METH_KEYWORDS: CPython passes the arguments as an array, with no tuple (a vectorcall),
+; and the names of the keyword arguments (null when there are none), whose values follow the positional
+; ones. A call with keywords goes to the fallback (the Python path binds them to parameters).
+define ptr @raster_mlir_dispatch_fastcall(ptr %self, ptr %args, i64 %nargs, ptr %kwnames) {{
 entry:
+  %positional = icmp eq ptr %kwnames, null
+  br i1 %positional, label %dispatch, label %keywords
+dispatch:
   %result = call ptr @dispatch(ptr %self, ptr %args, i64 %nargs, ptr null)
   ret ptr %result
+keywords:
+{rt("off_tuple_items", "items_off")}{rt("pyobject_vectorcall", "vcall_i")}  %self_items = getelementptr i8, ptr %self, i64 %items_off
+  %fallback = load ptr, ptr %self_items
+  %vcall = inttoptr i64 %vcall_i to ptr
+  %called = call ptr %vcall(ptr %fallback, ptr %args, i64 %nargs, ptr %kwnames)
+  ret ptr %called
 }}
 
 ; The dispatcher: `args_items[0 .. size)` are the arguments; `args` their tuple, or null (fastcall).
@@ -761,7 +773,8 @@ def dispatcher(descriptor: np.ndarray, keep_alive, fallback=NotImplemented, vara
     table[_T["traces_open"]] = int(descriptor[7])
     descriptor, cache = _with_result_cache(descriptor)
     if varargs:  # (f(*args) as a vectorcall: no argument tuple)
-        return pycall.builtin(native.fastcall_address, "raster_mlir_dispatch", descriptor, fallback, pycall.METH_FASTCALL, (keep_alive, native, cache))
+        flags = pycall.METH_FASTCALL | pycall.METH_KEYWORDS  # (keyword calls go to the fallback)
+        return pycall.builtin(native.fastcall_address, "raster_mlir_dispatch", descriptor, fallback, flags, (keep_alive, native, cache))
     return pycall.builtin(native.address, "raster_mlir_dispatch", descriptor, fallback, pycall.METH_O, (keep_alive, native, cache))
 
 

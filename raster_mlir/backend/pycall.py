@@ -10,7 +10,7 @@ with `PyCFunction_NewEx`.
 With `METH_VARARGS` the same function receives the tuple of positional
 arguments instead, and with `METH_FASTCALL` (signature `(self, args, nargs)`)
 CPython's argument array, no tuple, so a builtin can stand for `f(*args)`
-itself: an `@rm.jit` function's `_dispatch` (jit.py) is a METH_FASTCALL one.
+itself: an `@rm.jit` function's `_dispatch` (jit.py) is a METH_FASTCALL | METH_KEYWORDS one.
 
 Lifetime: CPython keeps only a pointer to the `PyMethodDef` it is given, so
 the definition (and the JIT that holds the machine code) must live as long as
@@ -24,6 +24,7 @@ import ctypes
 import sys
 
 METH_VARARGS = 0x0001
+METH_KEYWORDS = 0x0002
 METH_O = 0x0008
 METH_FASTCALL = 0x0080
 
@@ -58,8 +59,9 @@ def builtin(address: int, name: str, state, fallback=NotImplemented, flags: int 
     METH_O: `PyObject* fn(PyObject* self, PyObject* arg)`, `f(t)` passes the object `t`;
     METH_VARARGS: the same signature, `f(*args)` passes the tuple `args`;
     METH_FASTCALL: `PyObject* fn(PyObject* self, PyObject* const* args, Py_ssize_t nargs)`,
-    `f(*args)` passes the arguments as an array (a vectorcall: no tuple is made). The builtin's `self`
-    is the tuple `(fallback, state, definition, name, keep_alive)`: the native
+    `f(*args)` passes the arguments as an array (a vectorcall: no tuple is made);
+    METH_FASTCALL | METH_KEYWORDS: the same with a fourth argument, the tuple of keyword names (or NULL).
+    The builtin's `self` is the tuple `(fallback, state, definition, name, keep_alive)`: the native
     code reads `state` (dispatch.py: its descriptor) and calls `fallback(*args)`
     when it declines (NotImplemented: returns that); everything in it, the
     machine code's owner included, lives as long as the builtin.
@@ -67,7 +69,7 @@ def builtin(address: int, name: str, state, fallback=NotImplemented, flags: int 
     if _NEW is None:
         raise RuntimeError("native builtins need CPython")
     encoded = name.encode()
-    if flags not in (METH_O, METH_VARARGS, METH_FASTCALL):
+    if flags not in (METH_O, METH_VARARGS, METH_FASTCALL, METH_FASTCALL | METH_KEYWORDS):
         raise ValueError(f"unsupported builtin flags {flags:#x}")
     definition = _MethodDef(encoded, address, flags, None)
     owner = (fallback, state, definition, encoded, keep_alive)
