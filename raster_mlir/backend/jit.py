@@ -64,24 +64,36 @@ class _LLVMLock:
 
     Held exclusively (`with _llvm_lock:`, re-entrant) around MCJIT engines, the global LLVM
     context and symbol lookups, which LLVM does not document as thread-safe; held shared
-    (`_llvm_lock.shared()`) by each module part's parsing, optimisation and code generation, in a
-    context and with a target machine of the thread's own, which LLVM allows on several threads
-    at once (what its parallel code generation relies on). Part compiles overlap each other (the
-    LLVM worker thread compiles parts while the calling thread emits, llvm_worker.py), never an
-    exclusive holder: as before the worker, when one lock serialised all of it."""
+    (`_llvm_lock.shared()`, re-entrant) by each module part's parsing, optimisation and code
+    generation, in a context and with a target machine of the thread's own, which LLVM allows on
+    several threads at once (what its parallel code generation relies on). Part compiles overlap
+    each other (the LLVM worker thread compiles parts while the calling thread emits,
+    llvm_worker.py), never an exclusive holder: as before the worker, when one lock serialised all
+    of it.
+
+    An exclusive request goes first: while one waits, no thread starts a new shared hold (a thread
+    already holding it shared may nest), so the parts being compiled finish and the exclusive holder
+    (loading a module, looking up a symbol of a new function) runs before the next part starts.
+    Without this, the LLVM worker taking part after part of other compiles kept a symbol lookup
+    waiting for whole compiles. Shared holders still overlap each other whenever nobody waits."""
 
     def __init__(self):
         self._cv = threading.Condition(threading.Lock())
         self._owner: int | None = None
         self._depth = 0
-        self._shared = 0
+        self._shared: dict[int, int] = {}  # thread -> depth of its shared holds
+        self._exclusive_waiting = 0
 
     def __enter__(self):
         me = threading.get_ident()
         with self._cv:
             if self._owner != me:
-                while self._owner is not None or self._shared:
-                    self._cv.wait()
+                self._exclusive_waiting += 1
+                try:
+                    while self._owner is not None or self._shared:
+                        self._cv.wait()
+                finally:
+                    self._exclusive_waiting -= 1
                 self._owner = me
             self._depth += 1
         return self
@@ -95,16 +107,21 @@ class _LLVMLock:
 
     @contextlib.contextmanager
     def shared(self):
+        me = threading.get_ident()
         with self._cv:
-            while self._owner is not None and self._owner != threading.get_ident():
-                self._cv.wait()
-            self._shared += 1
+            if me not in self._shared:
+                while self._owner != me and (self._owner is not None or self._exclusive_waiting):
+                    self._cv.wait()
+            self._shared[me] = self._shared.get(me, 0) + 1
         try:
             yield
         finally:
             with self._cv:
-                self._shared -= 1
-                self._cv.notify_all()
+                depth = self._shared.pop(me) - 1
+                if depth:
+                    self._shared[me] = depth
+                else:
+                    self._cv.notify_all()
 
 
 _llvm_lock = _LLVMLock()
