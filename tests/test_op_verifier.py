@@ -63,6 +63,22 @@ BROKEN = {
           func.return %a : f64
         }
         """,
+    "a vector.load whose element type is not its memref's after valid loads": """\
+        func.func @f(%m: memref<8xf64>, %i: index) -> vector<4xf64> {
+          %a = vector.load %m[%i] : memref<8xf64>, vector<4xf64>
+          %b = vector.load %m[%i] : memref<8xf64>, vector<4xf64>
+          %c = vector.load %m[%i] : memref<8xf64>, vector<4xf32>
+          func.return %a : vector<4xf64>
+        }
+        """,
+    "a vector.store with too few indices after valid stores": """\
+        func.func @f(%m: memref<8x8xf64>, %v: vector<4xf64>, %i: index) {
+          vector.store %v, %m[%i, %i] : memref<8x8xf64>, vector<4xf64>
+          vector.store %v, %m[%i, %i] : memref<8x8xf64>, vector<4xf64>
+          vector.store %v, %m[%i] : memref<8x8xf64>, vector<4xf64>
+          func.return
+        }
+        """,
     "a block that does not end with a terminator": """\
         func.func @f(%x: f64) -> f64 {
           %a = arith.negf %x : f64
@@ -127,6 +143,52 @@ def test_constraints_are_checked_once_per_signature(monkeypatch, length):
     op_verifier.verify_ops(module)
     # the module, the function, its return, and raster.neg on each of the two types
     assert sorted(checked) == sorted(["builtin.module", "func.func", "func.return", "raster.neg", "raster.neg"])
+
+
+def count_custom_verifiers(monkeypatch) -> list:
+    ran = []
+    original = op_verifier._generated_parts
+
+    def counting(cls):
+        parts = original(cls)
+        if parts is None or parts[1] is None:
+            return parts
+        op_def, custom = parts
+
+        def counted(op):
+            ran.append(op.name)
+            custom(op)
+
+        return op_def, counted
+
+    monkeypatch.setattr(op_verifier, "_generated_parts", counting)
+    return ran
+
+
+def test_signature_only_custom_verifiers_run_once_per_signature(monkeypatch):
+    """vector.load's verifier reads the signature alone: once per signature; scf.for's reads its
+    body's yield: on every loop."""
+    module = parse(
+        """\
+        func.func @f(%m: memref<8xf64>, %n: memref<8xf32>, %i: index) {
+          %a = vector.load %m[%i] : memref<8xf64>, vector<4xf64>
+          %b = vector.load %m[%i] : memref<8xf64>, vector<4xf64>
+          %c = vector.load %m[%i] : memref<8xf64>, vector<4xf64>
+          %d = vector.load %n[%i] : memref<8xf32>, vector<4xf32>
+          scf.for %j = %i to %i step %i {
+            scf.yield
+          }
+          scf.for %k = %i to %i step %i {
+            scf.yield
+          }
+          func.return
+        }
+        """
+    )
+    ran = count_custom_verifiers(monkeypatch)
+    op_verifier.verify_ops(module)
+    counted = [name for name in ran if name in ("scf.for", "vector.load")]
+    assert sorted(counted) == ["scf.for", "scf.for", "vector.load", "vector.load"]
 
 
 def test_a_use_from_outside_an_isolated_function_is_refused():
