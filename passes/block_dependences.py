@@ -36,7 +36,7 @@ from .loop_analysis import WORK, is_opaque
 from raster_mlir.ir_walk import walk_ops
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Footprint:
     """What an op touches, with everything nested in it."""
 
@@ -97,7 +97,7 @@ def footprint(op: Operation, iv: SSAValue | None = None) -> Footprint:
     return fp
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Node:
     """One op of the block (a loop that absorbed others counts once)."""
 

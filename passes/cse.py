@@ -69,7 +69,7 @@ class KeyedKnownOps(KnownOps):
         return self._known_ops.pop(op_key(k))
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class KeyedCSEDriver(CSEDriver):
     """xDSL's `CSEDriver` with `KeyedKnownOps` and the trait questions asked per op class."""
 

@@ -34,7 +34,7 @@ from .op_facts import removable_if_unused
 from .pass_dataclass import pass_dataclass
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _LiveSet(LiveSet):
     """xDSL's `LiveSet` with `would_be_trivially_dead` answered per op class, noting whether a
     region with several blocks was seen (`branches`)."""

@@ -73,7 +73,7 @@ MAX_OPS = 600
 FUSION_ATTR = "raster.fusion"  # a function's fusion counts (fuse_loops.py)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class FusionStats:
     """A function's fusion counts, kept as its `raster.fusion` attribute (lower-to-loops writes them,
     fuse-loops adds its own)."""

@@ -57,7 +57,7 @@ from .pass_dataclass import pass_dataclass
 INDEX_OPS = (arith.ConstantOp, arith.AddiOp, arith.SubiOp, arith.MuliOp)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class CopyNest:
     """A qualifying copy loop nest (module docstring, conditions 1-2)."""
 
@@ -148,7 +148,7 @@ def _position(op: Operation, block: Block) -> Operation | None:
     return op
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class BlockOrder:
     """Positions of a block's ops and, per position, whether an opaque op comes at or after it
     (computed once per block, so each candidate is checked in time proportional to its uses)."""

@@ -94,7 +94,7 @@ def _top_level(op: Operation, block: Block) -> Operation:
     return op
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Epilogue:
     temp: Operation  # the memref.alloc T
     stores: list[Operation]  # the final stores of T

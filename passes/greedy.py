@@ -49,7 +49,7 @@ class _BudgetExhausted(BaseException):
     by a pattern into a diagnostic on the op, which would hide which pattern looped."""
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RewriteBudget:
     """Counts rewrites per pattern for one pass run; raises `_BudgetExhausted` past `limit`."""
 

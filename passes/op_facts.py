@@ -12,7 +12,7 @@ back to xDSL's functions for every other class, so they answer exactly as xDSL d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from xdsl.ir import Operation
 from xdsl.traits import (
@@ -29,8 +29,7 @@ from xdsl.transforms.dead_code_elimination import would_be_trivially_dead
 _NO_EFFECTS = NoMemoryEffect.get_effects.__func__
 
 
-@dataclass(frozen=True)
-class OpClassFacts:
+class OpClassFacts(NamedTuple):  # immutable; a fifth of a frozen dataclass's cost to make at import
     terminator: bool
     no_effects: bool
     """Every op of the class has no memory effect: its memory-effect traits are all `NoMemoryEffect`'s."""
