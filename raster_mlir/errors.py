@@ -76,3 +76,8 @@ def with_location(error: RasterError, where) -> RasterError:
 
 class IndexOutOfBoundsError(ShapeError, IndexError):
     """A static index outside an array's shape (also an `IndexError`, as numpy raises)."""
+
+
+class UnsupportedAttributeError(TraceError, AttributeError):
+    """A numpy array attribute or method that traced arrays do not have (`x.argmax()`, `x.item()`); also
+    an `AttributeError`, so `hasattr` and `getattr(x, name, default)` keep working."""

@@ -28,7 +28,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.raster_index import ConvertOp
 from raster_mlir.dialects.shapes import same_dtype
-from raster_mlir.errors import DTypeError, RasterError, TraceError, with_location
+from raster_mlir.errors import DTypeError, RasterError, TraceError, UnsupportedAttributeError, with_location
 
 from .pytree import flatten, unflatten
 from .regions import RegionFrame, resolve
@@ -532,8 +532,8 @@ class TracedArray(Traced):
         return self
 
     # -- what needs concrete values ----------------------------------------
-    def _needs_values(self, construct: str):
-        error = TraceError(
+    def _needs_values(self, construct: str, error_class: type[TraceError] = TraceError):
+        error = error_class(
             f"{construct} needs the values of a traced array {self.shape} {self.dtype_name}, "
             "which are not known while tracing; data-dependent Python control flow and "
             "conversions are not supported inside @rm.jit (use rm.maximum, masks or "
@@ -562,6 +562,20 @@ class TracedArray(Traced):
     def __array__(self, *args, **kwargs):
         self._needs_values("converting to a numpy array (np.asarray / a numpy function)")
 
+    def __getattr__(self, name: str):
+        """Only for names normal lookup did not find: a numpy array's attribute that traced arrays lack
+        gets an error naming it and the user's line (an AttributeError too); others a plain AttributeError."""
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'TracedArray' object has no attribute {name!r}")
+        if name in _NEEDS_VALUES:
+            self._needs_values(f"x.{name}()", UnsupportedAttributeError)
+        methods = sorted(n for n in dir(TracedArray) if not n.startswith("_"))
+        error = UnsupportedAttributeError(
+            f"ndarray.{name} is not supported on traced arrays ({self.shape} {self.dtype_name}); "
+            f"they have: {', '.join(methods)}"
+        )
+        raise with_location(error, user_location())
+
     @property
     def at(self):
         """Functional updates as in JAX: `x.at[i].set(v)`, `x.at[i].add(v)` (i traced or a Python int)."""
@@ -580,6 +594,8 @@ _UFUNC_OPS = {
     "arctan2": "arctan2", "greater": "greater", "greater_equal": "greater_equal", "less": "less",
     "less_equal": "less_equal", "equal": "equal", "not_equal": "not_equal",
 }  # fmt: skip
+# ndarray methods that would hand the values to Python (TracedArray.__getattr__).
+_NEEDS_VALUES = frozenset({"item", "tolist", "tobytes", "tofile", "dump", "dumps", "itemset"})
 # On masks (0/1 values) numpy's bitwise ufuncs (`bool_array & traced`) agree with the logical ones.
 _UFUNC_LOGICAL = {
     "logical_and": "logical_and", "logical_or": "logical_or", "logical_xor": "logical_xor",
