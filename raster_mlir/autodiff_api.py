@@ -5,16 +5,19 @@ signature like any `@rm.jit` function, and calling them inside a traced
 function emits the op into that trace (gradients compose with user code).
 
 `argnums` follows JAX: None differentiates every argument and returns a tuple
-of gradients; an int returns one gradient; a tuple returns a tuple.
+of gradients; an int returns one gradient; a tuple returns a tuple. An argument
+may be a pytree (tuples, lists, dicts of arrays): its gradient has its structure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from raster_mlir import call_variants
 from raster_mlir.custom_rule import keep_alive_during_trace
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError, with_location
+from raster_mlir.frontend.pytree import flatten, unflatten
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.tracer import TracedArray, active_scope
 from raster_mlir.jit import JitFunction, jit
@@ -42,8 +45,14 @@ def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callab
         nums = _normalize_argnums(op_cls.name, argnums, len(args))
     except GradientError as e:
         raise with_location(e, where) from None
-    values = scope.lift_args(args, loc)
-    symbol, tree = f.trace_into(scope, [v.type for v in values])  # a custom-rule callee carries its rule
+    callee, leaves, leaf_nums = f, args, nums
+    if call_variants.has_containers(args):  # (pytrees of arrays: differentiate every leaf of the selected ones)
+        leaves, tree, owners = call_variants.leaves_of(args)
+        callee = f.tree_variant(tree)
+        keep_alive_during_trace(scope.trace, callee, callee.fn)
+        leaf_nums = tuple(k for i in nums for k, owner in enumerate(owners) if owner == i)
+    values = scope.lift_args(leaves, loc)
+    symbol, _ = callee.trace_into(scope, [v.type for v in values])  # a custom-rule callee carries its rule
     outputs = list(scope.trace.function(symbol).function_type.outputs)
     if len(outputs) != 1 or R.shape_of(outputs[0]) != ():  # one scalar, maybe nested: grad(grad(f))
         shapes = [R.shape_of(t) for t in outputs]
@@ -54,10 +63,19 @@ def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callab
             ),
             where,
         )
-    op = op_cls.make(symbol, values, nums, outputs[0])
+    op = op_cls.make(symbol, values, leaf_nums, outputs[0])
     scope.append(op, loc)
     results = [TracedArray(scope, r) for r in op.results]
-    return results, nums
+    if callee is f:
+        return results
+    # One gradient per selected argument, of its structure (the op's results follow leaf_nums).
+    n_values = len(results) - len(leaf_nums)
+    grads = iter(results[n_values:])
+    regrouped = []
+    for i in nums:
+        arg_leaves, arg_tree = flatten(args[i])
+        regrouped.append(unflatten(arg_tree, [next(grads) for _ in arg_leaves]))
+    return results[:n_values] + regrouped
 
 
 def value_and_grad(f: Callable, argnums: int | Sequence[int] | None = None) -> JitFunction:
@@ -65,7 +83,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] | None = None) -> J
     target = jit(f)
 
     def value_and_grad_fn(*args):
-        results, _ = _emit(R.ValueAndGradOp, target, argnums, args, value_and_grad_fn)
+        results = _emit(R.ValueAndGradOp, target, argnums, args, value_and_grad_fn)
         grads = results[1:]
         return results[0], (grads[0] if isinstance(argnums, int) else tuple(grads))
 
@@ -77,7 +95,7 @@ def grad(f: Callable, argnums: int | Sequence[int] | None = None) -> JitFunction
     target = jit(f)
 
     def grad_fn(*args):
-        grads, _ = _emit(R.GradOp, target, argnums, args, grad_fn)
+        grads = _emit(R.GradOp, target, argnums, args, grad_fn)
         return grads[0] if isinstance(argnums, int) else tuple(grads)
 
     return JitFunction(grad_fn, name=f"grad_{target.name}")

@@ -55,7 +55,10 @@ class AlignmentError(RasterError, ValueError):
 
 
 def argument_label(index: int, name: str | None = None) -> str:
-    """How messages name an argument: "argument 4 ('x')", or "argument 4" when it has no name."""
+    """How messages name an argument: "argument 4 ('x')", or "argument 4" when it has no name; a leaf of
+    a pytree argument by its path: "params['W1']" (its index counts leaves, not arguments)."""
+    if name and not name.isidentifier():
+        return name
     return f"argument {index} ({name!r})" if name else f"argument {index}"
 
 

@@ -23,11 +23,12 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 
-from raster_mlir import compile_cache, keyword_calls
+from raster_mlir import compile_cache, call_variants
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, pass_labels
 from raster_mlir.passes.registry import pipeline_pass_names
 from raster_mlir.errors import RasterError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
+from raster_mlir.frontend.pytree import flatten
 from raster_mlir.frontend.trace_state import TRACES_OPEN
 from raster_mlir.frontend.tracer import ModuleTrace, TracedArray, active_scope, unflatten
 from raster_mlir.gc_pause import paused_gc
@@ -306,7 +307,7 @@ class CompiledFunction(LLVMInspection):
         """The Python path: no native dispatcher, a declined argument (its precise error), a trace, keywords."""
         if kwargs:
             try:
-                args = keyword_calls.as_positional(self.name, self.fn, args, kwargs, len(self.specs))
+                args = call_variants.as_positional(self.name, self.fn, args, kwargs, len(self.specs))
             except RasterError as e:
                 raise with_location(e, user_location()) from None
         if self.fast_call is not None:
@@ -342,6 +343,7 @@ class JitFunction:
         self._dispatch = self._call
         self._dispatchers: dict[tuple[ArgSpec, ...], Callable] = {}
         self._keyword_variants: dict[tuple[int, tuple[str, ...]], JitFunction] = {}  # (see _call_with_keywords)
+        self._tree_variants: dict[Any, JitFunction] = {}  # argument structure -> variant (see tree_variant)
         functools.update_wrapper(self, fn)
 
     def trace_into(self, scope, arg_types: Sequence) -> tuple[str, Any]:
@@ -374,6 +376,8 @@ class JitFunction:
             result = fast(args)
             if result is not MISS:
                 return result
+        if call_variants.has_containers(args):
+            return self._call_with_trees(args)
         if active_scope() is not None or any(isinstance(a, TracedArray) for a in args):
             return call_traced(self, args)
         try:
@@ -388,17 +392,33 @@ class JitFunction:
 
     def _call_with_keywords(self, args: tuple, kwargs: dict):
         """`f(*args, **kwargs)` as a positional call of the keyword variant for these keyword names
-        (keyword_calls.py), made once and kept."""
+        (call_variants.py), made once and kept."""
         key = (len(args), tuple(kwargs))
         variant = self._keyword_variants.get(key)
         if variant is None:
             try:
-                keyword_calls.check_binding(self.name, self.fn, args, kwargs)
+                call_variants.check_binding(self.name, self.fn, args, kwargs)
             except RasterError as e:
                 raise with_location(e, user_location()) from None
-            caller = keyword_calls.keyword_variant(self.fn, self._arg_names, *key)
+            caller = call_variants.keyword_variant(self.fn, self._arg_names, *key)
             variant = self._keyword_variants[key] = JitFunction(caller, pipeline=self.pipeline, name=self.name)
         return variant(*args, *kwargs.values())
+
+    def _call_with_trees(self, args: tuple):
+        """`f(*args)` with tuples, lists or dicts of arrays among the arguments: the tree variant for
+        their structure (call_variants.py) called with their leaves."""
+        leaves, tree = flatten(args)
+        return self.tree_variant(tree)(*leaves)
+
+    def tree_variant(self, tree) -> JitFunction:
+        """This function as an `@rm.jit` function of the leaves of arguments structured as `tree`
+        (made once per structure)."""
+        key = call_variants.tree_key(tree)
+        variant = self._tree_variants.get(key)
+        if variant is None:
+            caller = call_variants.tree_variant(self.fn, self._arg_names, tree)
+            variant = self._tree_variants[key] = JitFunction(caller, pipeline=self.pipeline, name=self.name)
+        return variant
 
     def _dispatcher(self, compiled: CompiledFunction) -> Callable:
         dispatch = self._dispatchers.get(compiled.specs)

@@ -43,7 +43,11 @@ class ArgSpec:
 
 
 def parameter_names(fn: Callable) -> tuple[str, ...]:
-    """Names of `fn`'s positional parameters, for messages (empty when Python cannot tell)."""
+    """Names of `fn`'s positional parameters, for messages (empty when Python cannot tell; a pytree
+    variant's are the paths of its leaves, call_variants.py)."""
+    leaf_names = getattr(fn, "leaf_names", None)
+    if leaf_names is not None:
+        return leaf_names
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
