@@ -56,8 +56,9 @@ from .target import HostTarget, ensure_llvm_initialised
 # LLVM IR text changes (passes, their options, the module split), so that no cache serves old code.
 # 2: vector variants in every part that names them, deleted after inlining; 3: entry points at O0;
 # 4: groups of kernel segments as parts of their own, handed to LLVM during emission (part_handoff.py);
-# 5: the split packs functions by module_split.llvm_cost instead of text size
-PIPELINE_VERSION = 5
+# 5: the split packs functions by module_split.llvm_cost instead of text size; 6: the hand-off groups
+# small segments by llvm_cost too (part_handoff.SMALL_SEGMENT)
+PIPELINE_VERSION = 6
 
 class _LLVMLock:
     """Who may call into LLVM at the same time.
@@ -183,8 +184,11 @@ def warm_up(target: HostTarget, opt_level: int) -> None:
     """Start the LLVM worker thread (when compiles use two threads) and let it pay LLVM's one-time
     costs now: its target machines (O`opt_level` and O0) and a first optimisation and code
     generation (LLVM's process-wide set-up): about 8 ms of CPU, which the worker's first part
-    paid during the compile before. Called once per process, by the first compile that misses
-    the cache, before its pass pipeline runs (Python on the calling thread for tens of ms)."""
+    paid during the compile before. It also makes the calling thread's two target machines and
+    runs their first code generation (about 1.2 ms each: `_spare_target_machine`), which that
+    thread paid on its first part, after emission. Called once per process, by the first compile
+    that misses the cache, before its pass pipeline runs (Python on the calling thread for tens
+    of ms)."""
     if _compile_threads() > 1:
         llvm_worker.warm_up(functools.partial(_warm_up, target, opt_level))
 
@@ -198,6 +202,12 @@ def _warm_up(target: HostTarget, opt_level: int) -> None:
         ensure_llvm_initialised()
         _compile_part(ModulePart(tiny, 1), NO_TIMER, target, opt_level)
         _compile_part(ModulePart(tiny, 1, entry_points_only=True), NO_TIMER, target, opt_level)
+        for level in (opt_level, 0):  # for the calling thread, which compiles parts after emission
+            tm = target.create_target_machine(level)
+            with _llvm_lock.shared():
+                _emit_object(tm, _parse_and_verify(tiny, llvm.create_context()))
+            with _spare_lock:
+                _spare_machines.setdefault((target, level), []).append(tm)
     except Exception:  # noqa: S110  (only a head start: the compile itself reports any error)
         pass
 
@@ -250,19 +260,33 @@ def _optimize_and_emit(
 
 
 _per_thread = threading.local()
+# Target machines made (and used once) by the LLVM worker's warm-up for another thread (`warm_up`):
+# (target, opt level) -> machines no thread has taken yet.
+_spare_machines: dict[tuple[HostTarget, int], list] = {}
+_spare_lock = threading.Lock()
 
 
 def _thread_target_machine(target: HostTarget, opt_level: int):
     """This thread's target machine for `target` at `opt_level`, made once: making one and its first
-    code generation cost about 0.8 ms, once per module part otherwise. One per thread, since LLVM
-    does not promise that a target machine may generate code for two modules at once."""
+    code generation cost about 1.2 ms, once per module part otherwise. One per thread, since LLVM
+    does not promise that a target machine may generate code for two modules at once; a thread's
+    first one is a spare made by the warm-up when there is one (never used by two threads at once:
+    the warm-up is done with it before it is handed over)."""
     machines = getattr(_per_thread, "machines", None)
     if machines is None:
         machines = _per_thread.machines = {}
     tm = machines.get((target, opt_level))
     if tm is None:
-        tm = machines[(target, opt_level)] = target.create_target_machine(opt_level)
+        tm = machines[(target, opt_level)] = _spare_target_machine(target, opt_level) or target.create_target_machine(
+            opt_level
+        )
     return tm
+
+
+def _spare_target_machine(target: HostTarget, opt_level: int):
+    with _spare_lock:
+        spares = _spare_machines.get((target, opt_level))
+        return spares.pop() if spares else None
 
 
 def _compile_threads() -> int:

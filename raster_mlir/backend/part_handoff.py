@@ -38,9 +38,9 @@ from .llvm_print import function_text, global_text, header_lines, metadata_text
 from .module_split import _DEFINE, ModulePart, _NotOurFormat, parse_function, vector_variants
 
 
-# A kernel segment with at least this many characters of LLVM IR is an LLVM module of its own
-# (segment_done); smaller neighbours share one.
-SMALL_SEGMENT = 12_000
+# A kernel segment whose estimated LLVM work (module_split.llvm_cost, the measure that orders and
+# packs the parts) reaches this is an LLVM module of its own (segment_done); smaller neighbours share one.
+SMALL_SEGMENT = 400
 
 
 class SegmentHandOff:
@@ -62,21 +62,21 @@ class SegmentHandOff:
     def segment_done(self, llmod: ir.Module, fn: ir.Function, last: bool = False, text: str | None = None) -> None:
         """`fn`, a kernel segment, is finished: hand it off, alone or with its small neighbours.
 
-        A segment of at least SMALL_SEGMENT characters of IR is a part of its own (after the
-        small ones held before it); smaller ones are held until together they reach that size.
-        Each LLVM module costs a fixed 2-3 ms (parsing, the pass pipeline's fixed work, a code
-        generation run), worth paying for large segments, which then start early and balance
+        A segment whose estimated LLVM work (`llvm_cost`, the weight that orders and packs every
+        part) reaches SMALL_SEGMENT is a part of its own (after the small ones held before it);
+        smaller ones are held until together they reach it. Each LLVM module costs a fixed
+        1.5-2 ms (parsing, the pass pipeline's fixed work, a code generation run: about 20 of
+        `llvm_cost`'s units), worth paying for large segments, which then start early and balance
         the two threads, not for a run of small ones. Small segments still held at the `last`
         one wait for their kernel (`kernel_done`), which joins their part. The rule depends on
         the IR text alone, so the parts, and the object code, do not depend on threads or timing."""
         self._segments.add(fn.name)
-        size = len(self._function(fn, text).text)
-        if size >= SMALL_SEGMENT:
+        if self._function(fn, text).weight >= SMALL_SEGMENT:
             self._flush(llmod)
             self.hand_off(llmod, [fn])
             return
         self._held.append(fn)
-        if not last and sum(len(self._parsed[f.name].text) for f in self._held) >= SMALL_SEGMENT:
+        if not last and sum(self._parsed[f.name].weight for f in self._held) >= SMALL_SEGMENT:
             self._flush(llmod)
 
     def kernel_done(self, llmod: ir.Module, kernel: ir.Function) -> None:

@@ -1,0 +1,52 @@
+"""The LLVM worker's warm-up also makes the calling thread's target machines (jit._spare_target_machine):
+that thread then makes none of its own for the parts it compiles after emission."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent.parent
+
+SCRIPT = r"""
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import raster_mlir as rm
+from raster_mlir.backend import jit, llvm_emit, llvm_worker
+from raster_mlir.backend.target import HostTarget, host_target
+from helpers import mlp_loss, mlp_params
+
+jit._usable_cpus = lambda: 2
+llvm_emit.SEGMENT_OPS = 8  # a kernel of several parts
+made = []
+inner = HostTarget.create_target_machine
+def create_target_machine(self, opt_level=3):
+    made.append((threading.current_thread() is threading.main_thread(), opt_level))
+    return inner(self, opt_level)
+HostTarget.create_target_machine = create_target_machine
+
+jit.warm_up(host_target(), 3)
+done = threading.Event()
+llvm_worker._worker().serve(done.set)  # runs after the warm-up on the worker
+assert done.wait(120)
+assert made.count((False, 0)) == 2 and made.count((False, 3)) >= 2 and not any(m for m, _ in made), made
+made.clear()
+
+rng = np.random.default_rng(0)
+params = mlp_params(rng, 60, 24, 5)
+step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
+step(*params, rng.random(60), np.eye(5)[2])
+# on this thread, only the execution engine's (MCJIT owns its target machine)
+print(sum(main for main, _ in made), len(jit._per_thread.machines))
+"""
+
+
+def test_the_calling_thread_compiles_with_the_target_machines_of_the_warm_up(tmp_path):
+    env = {**os.environ, "RASTER_MLIR_CACHE_DIR": str(tmp_path), "RASTER_MLIR_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(TESTS)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    engine_machines, compile_machines = map(int, out.stdout.split())
+    assert engine_machines == 1 and compile_machines >= 1
