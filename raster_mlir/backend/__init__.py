@@ -144,11 +144,13 @@ def compile_module(
             # A module with parallel loops needs the thread pool's runtime when it is loaded:
             # built on another thread meanwhile (runtime_prep.py).
             emitted = emit_module(module, {entry: arg_specs}, options, verified, runtime_prep.prepare_pool, handoff)
+        # The llvmlite IR is freed by refcounting, not by the collector (llvm_release.py): while this
+        # thread waits for the LLVM worker's last part if it does, else now.
+        handoff.queue.when_idle("freeing the llvmlite IR", lambda: release_module(emitted.llmod))
         result = load_or_compile(
             emitted.llvm_ir, options.target, opt_level, use_cache=use_cache, timer=timer, handoff=handoff
         )
-        with timer.phase("freeing the llvmlite IR"):  # now, by refcounting, not by the collector (llvm_release.py)
-            release_module(emitted.llmod)
+        handoff.queue.run_idle_tasks(timer)
         with timer.phase("loading"):
             return NativeFunction(
                 result.module,

@@ -271,3 +271,36 @@ def test_an_error_on_the_worker_stops_the_queue_and_is_raised_here():
     queue.submit(ModulePart("bad", 50))
     with pytest.raises(CompileError, match="produced invalid IR: nonsense"):
         queue.finish(CompileTimer(), [ModulePart("good", 10)])
+
+
+def test_idle_tasks_run_while_the_worker_finishes_or_after_the_compile():
+    release_worker = threading.Event()
+    ran: list[str] = []
+
+    def compile_part(part, timer):
+        if part.text == "slow":
+            assert release_worker.wait(30)
+        return _fake_compile(part, timer)
+
+    def idle_task():
+        ran.append("task")
+        release_worker.set()  # the worker's last part is still being compiled while the task runs
+
+    queue = llvm_worker.PartQueue(compile_part, use_worker=True)
+    queue.submit(ModulePart("slow", 10))
+    while queue._running == 0:  # the worker took it
+        time.sleep(0.001)
+    queue.when_idle("freeing", idle_task)
+    timer = CompileTimer()
+    results = queue.finish(timer, [ModulePart("quick", 1)])
+    assert [text for _, text in results] == ["slow", "quick"] and ran == ["task"]
+    assert "freeing" in timer.seconds
+    queue.run_idle_tasks(timer)
+    assert ran == ["task"]  # once
+
+    alone = llvm_worker.PartQueue(_fake_compile, use_worker=False)
+    alone.when_idle("freeing", lambda: ran.append("after"))
+    alone.finish(CompileTimer(), [ModulePart("part", 1)])
+    assert ran == ["task"]  # nothing to wait for: not run by finish
+    alone.run_idle_tasks(CompileTimer())
+    assert ran == ["task", "after"]
