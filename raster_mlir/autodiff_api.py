@@ -78,24 +78,53 @@ def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callab
     return results[:n_values] + regrouped
 
 
-def value_and_grad(f: Callable, argnums: int | Sequence[int] | None = None) -> JitFunction:
-    """A function returning (f(*args), gradients of f w.r.t. the arguments in argnums)."""
+def value_and_grad(f: Callable, argnums: int | Sequence[int] | None = None, has_aux: bool = False) -> JitFunction:
+    """A function returning (f(*args), gradients of f w.r.t. the arguments in argnums). With
+    `has_aux=True` (JAX's convention) f returns `(scalar, aux)`, aux any pytree of arrays, and the
+    function returns `((value, aux), gradients)`."""
     target = jit(f)
+    differentiated = _first_output(target) if has_aux else target
 
     def value_and_grad_fn(*args):
-        results = _emit(R.ValueAndGradOp, target, argnums, args, value_and_grad_fn)
+        results = _emit(R.ValueAndGradOp, differentiated, argnums, args, value_and_grad_fn)
         grads = results[1:]
-        return results[0], (grads[0] if isinstance(argnums, int) else tuple(grads))
+        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return ((results[0], _aux(target, args)) if has_aux else results[0]), grads
 
     return JitFunction(value_and_grad_fn, name=f"value_and_grad_{target.name}")
 
 
-def grad(f: Callable, argnums: int | Sequence[int] | None = None) -> JitFunction:
-    """A function returning the gradients of scalar f w.r.t. the arguments in argnums."""
+def grad(f: Callable, argnums: int | Sequence[int] | None = None, has_aux: bool = False) -> JitFunction:
+    """A function returning the gradients of scalar f w.r.t. the arguments in argnums; with
+    `has_aux=True` f returns `(scalar, aux)` and the function `(gradients, aux)`."""
     target = jit(f)
+    differentiated = _first_output(target) if has_aux else target
 
     def grad_fn(*args):
-        grads = _emit(R.GradOp, target, argnums, args, grad_fn)
-        return grads[0] if isinstance(argnums, int) else tuple(grads)
+        grads = _emit(R.GradOp, differentiated, argnums, args, grad_fn)
+        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return (grads, _aux(target, args)) if has_aux else grads
 
     return JitFunction(grad_fn, name=f"grad_{target.name}")
+
+
+def _split_aux(target: JitFunction, out):
+    """`(value, aux)` from what a `has_aux=True` function returned, or a GradientError naming it."""
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        error = GradientError(
+            f"{target.name} was differentiated with has_aux=True, so it must return a pair (scalar, aux); "
+            f"it returns {type(out).__name__}{f' of {len(out)} values' if isinstance(out, (tuple, list)) else ''}"
+        )
+        raise with_location(error, user_location())
+    return out
+
+
+def _first_output(target: JitFunction) -> JitFunction:
+    """The scalar a `has_aux=True` function returns first, as the function to differentiate. The
+    auxiliary outputs come from a second call of `target` in the same trace (`_aux`): after inlining,
+    cse merges the two copies of the forward computation."""
+    return JitFunction(lambda *args: _split_aux(target, target(*args))[0], name=target.name)
+
+
+def _aux(target: JitFunction, args):
+    return _split_aux(target, target(*args))[1]

@@ -59,3 +59,32 @@ def test_dot_like_numpy():
         np.testing.assert_allclose(rm.jit(f)(a, b, m), ref(a, b, m), rtol=1e-13)
         np.testing.assert_allclose(f(a, b, m), ref(a, b, m), rtol=1e-13)  # eager
     assert rm.check_grads(lambda m, a: rm.sum(rm.dot(m, a) ** 2), m, a).ok
+
+
+def _fit_with_aux(w, b, x, y):
+    pred = x @ w + b
+    return rm.mean((pred - y) ** 2), {"pred": pred, "max": rm.max(pred)}
+
+
+def test_has_aux_returns_the_auxiliary_outputs_beside_value_and_gradients():
+    rng = np.random.default_rng(3)
+    x, w, b = rng.normal(size=(8, 3)), rng.normal(size=3), np.array(0.5)
+    y = x @ np.array([1.0, 2.0, 3.0])
+    pred = x @ w + b
+    (value, aux), g_w = rm.value_and_grad(_fit_with_aux, argnums=0, has_aux=True)(w, b, x, y)
+    assert value == pytest.approx(np.mean((pred - y) ** 2), rel=1e-12)
+    np.testing.assert_allclose(aux["pred"], pred, rtol=1e-13)
+    assert aux["max"] == pytest.approx(pred.max(), rel=1e-15)
+    np.testing.assert_allclose(g_w, 2 * x.T @ (pred - y) / 8, rtol=1e-12)
+    (g_w2, g_b), aux2 = rm.grad(_fit_with_aux, argnums=(0, 1), has_aux=True)(w, b, x, y)
+    np.testing.assert_array_equal(g_w2, g_w)
+    assert g_b == pytest.approx(np.mean(2 * (pred - y)), rel=1e-12)
+    # The forward computation is traced twice (value, aux) and merged by cse: one x @ w is left.
+    c = rm.compile(rm.value_and_grad(_fit_with_aux, argnums=0, has_aux=True), w, b, x, y)
+    assert c.ir("after:cse").count("raster.matmul") == 2  # x @ w, and x^T @ (its cotangent)
+
+
+def test_has_aux_needs_a_pair():
+    with pytest.raises(rm.GradientError, match="has_aux=True, so it must return a pair") as info:
+        rm.grad(lambda w: rm.sum(w), has_aux=True)(np.ones(2))
+    assert "test_newuser_api.py" in str(info.value)
