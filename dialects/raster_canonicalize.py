@@ -50,7 +50,9 @@ from collections.abc import Callable
 
 import numpy as np
 from xdsl.ir import Operation, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+
+from raster_mlir.per_class import PerClass
 
 from . import raster as R
 
@@ -67,24 +69,17 @@ def same_bits(array: np.ndarray) -> bool:
     return bits.size > 0 and bool((bits == bits[0]).all())
 
 
-def _owner_kind(owner: object) -> str:
-    """"fill", "constant" or "" (anything else): what a value's owner tells about its elements."""
-    cls = type(owner)
-    kind = _OWNER_KINDS.get(cls)
-    if kind is None:  # (isinstance against op classes goes through ABCMeta: asked once per class)
-        kind = _OWNER_KINDS[cls] = (
-            "fill" if issubclass(cls, R.FillOp) else "constant" if issubclass(cls, R.ConstantOp) else ""
-        )
-    return kind
-
-
-_OWNER_KINDS: dict[type, str] = {}
+# "fill", "constant" or "" (anything else) per owner class: what a value's owner tells about its
+# elements (isinstance against op classes goes through ABCMeta: asked once per class).
+_OWNER_KINDS = PerClass(
+    lambda cls: "fill" if issubclass(cls, R.FillOp) else "constant" if issubclass(cls, R.ConstantOp) else ""
+)
 
 
 def splat(value: SSAValue) -> float | None:
     """The one element value of a fill (or of a constant whose elements all have the same bits)."""
     owner = value.owner
-    kind = _owner_kind(owner)
+    kind = _OWNER_KINDS[type(owner)]
     if kind == "fill":
         return owner.value.value.data
     # Larger splat constants become fills first (SplatConstantToFill): reading their elements
@@ -167,7 +162,7 @@ def _foldable(values, result_type) -> list[np.ndarray] | None:
     """The operands' elements when every operand is known and the fold is small or a splat."""
     # (most ops have an unknown operand: decide that before building any operand's array)
     for v in values:
-        if not _owner_kind(v.owner):
+        if not _OWNER_KINDS[type(v.owner)]:
             return None
     arrays = [known_array(v) for v in values]
     all_splats = all(splat(v) is not None for v in values)
@@ -222,8 +217,9 @@ class FoldLayoutOp(RewritePattern):
 
 
 class SplatConstantToFill(RewritePattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: R.ConstantOp, rewriter: PatternRewriter, /) -> None:
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, R.ConstantOp):
+            return
         elements = _array(op)
         if same_bits(elements):
             replace_by_known(op, elements, rewriter)
@@ -248,8 +244,9 @@ class IdempotentPattern(RewritePattern):
 
 
 class LogOfExp(RewritePattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: R.LogOp, rewriter: PatternRewriter, /) -> None:
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, R.LogOp):
+            return
         inner = op.input.owner
         if isinstance(inner, R.ExpOp):
             rewriter.replace(op, [], [inner.input])
@@ -263,8 +260,9 @@ def _replace_by_operand(op: Operation, value: SSAValue, rewriter: PatternRewrite
 
 
 class MultiplyByOne(RewritePattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: R.MulOp, rewriter: PatternRewriter, /) -> None:
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, R.MulOp):
+            return
         lhs, rhs = op.operands  # (by position: an IRDL accessor recomputes the operand segments)
         for x, other in ((lhs, rhs), (rhs, lhs)):
             if is_splat_of(other, 1.0) and _replace_by_operand(op, x, rewriter):
@@ -272,8 +270,9 @@ class MultiplyByOne(RewritePattern):
 
 
 class DivideByOne(RewritePattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: R.DivOp, rewriter: PatternRewriter, /) -> None:
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, R.DivOp):
+            return
         lhs, rhs = op.operands
         if is_splat_of(rhs, 1.0):
             _replace_by_operand(op, lhs, rewriter)
@@ -282,8 +281,9 @@ class DivideByOne(RewritePattern):
 class AddNegativeZero(RewritePattern):
     """x + (-0.0) -> x (not + (+0.0): -0.0 + +0.0 is +0.0)."""
 
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: R.AddOp, rewriter: PatternRewriter, /) -> None:
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, R.AddOp):
+            return
         lhs, rhs = op.operands  # (by position: an IRDL accessor recomputes the operand segments)
         for x, other in ((lhs, rhs), (rhs, lhs)):
             if is_splat_of(other, -0.0, sign_matters=True) and _replace_by_operand(op, x, rewriter):
@@ -293,8 +293,9 @@ class AddNegativeZero(RewritePattern):
 class SubtractPositiveZero(RewritePattern):
     """x - (+0.0) -> x (not - (-0.0): -0.0 - -0.0 is +0.0)."""
 
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: R.SubOp, rewriter: PatternRewriter, /) -> None:
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, R.SubOp):
+            return
         lhs, rhs = op.operands
         if is_splat_of(rhs, 0.0, sign_matters=True):
             _replace_by_operand(op, lhs, rewriter)
@@ -310,8 +311,9 @@ class IdentityLayout(RewritePattern):
 
 
 class TransposeOfTranspose(RewritePattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: R.TransposeOp, rewriter: PatternRewriter, /) -> None:
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, R.TransposeOp):
+            return
         inner = op.input.owner
         if not isinstance(inner, R.TransposeOp):
             return

@@ -29,9 +29,17 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.traits import HasCanonicalizationPatternsTrait
 
+from raster_mlir.per_class import PerClass
+
 from .dce import region_dce
 from .greedy import RewriteBudget, apply_patterns, pattern_name
 from .pass_dataclass import pass_dataclass
+
+
+def trait_patterns(cls: type[Operation]) -> tuple[RewritePattern, ...]:
+    return tuple(
+        p for trait in cls.get_traits_of_type(HasCanonicalizationPatternsTrait) for p in trait.get_patterns(cls)
+    )
 
 
 @dataclass(eq=False, repr=False)
@@ -39,17 +47,12 @@ class CountedCanonicalization(RewritePattern):
     """The canonicalization patterns of the op's traits, in order; the first that applies wins."""
 
     budget: RewriteBudget
-    patterns: dict[type, tuple[RewritePattern, ...]] = field(default_factory=dict)
-    """Per op class, its traits' patterns: gathered once per run (traits scanned once per class)."""
+    patterns: PerClass[tuple[RewritePattern, ...]] = field(default_factory=lambda: PerClass(trait_patterns))
+    """Per op class, its traits' patterns: gathered once per run (traits scanned once per class;
+    not kept across runs: `raster_canonicalize.PATTERNS` is a table one may change)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
-        cls = type(op)
-        patterns = self.patterns.get(cls)
-        if patterns is None:
-            patterns = self.patterns[cls] = tuple(
-                p for trait in cls.get_traits_of_type(HasCanonicalizationPatternsTrait) for p in trait.get_patterns(cls)
-            )
-        for pattern in patterns:
+        for pattern in self.patterns[type(op)]:
             pattern.match_and_rewrite(op, rewriter)
             if rewriter.has_done_action:
                 self.budget.spend(pattern_name(pattern), op)

@@ -39,19 +39,20 @@ class _LiveSet(LiveSet):
     """xDSL's `LiveSet` with `would_be_trivially_dead` answered per op class, noting whether a
     region with several blocks was seen (`branches`)."""
 
+    _live_ops: set[int] = field(default_factory=set)  # type: ignore[assignment]
+    """The live ops by id, not the ops (xDSL's field, redeclared): an op's hash is a Python-level
+    method, called several times per op and sweep (the ops outlive the analysis, so their ids
+    stay theirs)."""
     branches: bool = False
-    _live_ids: set[int] = field(default_factory=set)
-    """The live ops by id: an op's hash is a Python-level method, called several times per op and
-    sweep (the ops outlive the analysis, so their ids stay theirs)."""
 
     def is_live(self, op: Operation) -> bool:
-        return id(op) in self._live_ids
+        return id(op) in self._live_ops
 
     def set_live(self, op: Operation) -> None:
         key = id(op)
-        if key not in self._live_ids:
+        if key not in self._live_ops:
             self.changed = True
-            self._live_ids.add(key)
+            self._live_ops.add(key)
 
     def propagate_region_liveness(self, region: Region) -> None:
         if len(region.blocks) > 1:
@@ -61,7 +62,7 @@ class _LiveSet(LiveSet):
     def propagate_op_liveness(self, op: Operation) -> None:
         for region in op.regions:
             self.propagate_region_liveness(region)
-        live = self._live_ids
+        live = self._live_ops
         if id(op) in live:
             return
         if not removable_if_unused(op):

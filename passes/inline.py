@@ -10,10 +10,11 @@ call, no `raster.grad` / `raster.value_and_grad`, no custom-rule attribute)
 are erased, repeatedly, since erasing one may free another.
 
 A private function whose only reference is the call being inlined (the gradient function that
-autodiff builds for `rm.grad`, a helper called once) has its body moved into the caller rather
-than copied, and is erased at once: the same IR, without copying every op (inline#2 of the
-100-step ODE gradient: about 1,900 ops, 46 -> 15 ms). Reference counts come from the walk that
-finds the calls, and grow with every copy made in the round.
+autodiff builds for `rm.grad`, a helper called once, the last of a helper's calls) has its body
+moved into the caller rather than copied, and is erased at once: the same IR, without copying
+every op (inline#2 of the 100-step ODE gradient: about 1,900 ops, 46 -> 15 ms). Reference counts
+come from the walk that finds the calls; each copy adds the references of the callee's body
+(counted once per callee and round, while its body is unchanged) and removes its call's.
 
 Calls to a function with a custom reverse rule (`rm.custom_rule`: the callee
 carries a `raster.rrule` attribute) are kept while the module still holds an
@@ -51,6 +52,7 @@ from raster_mlir.dialects.raster import AD_OPS
 from raster_mlir.dialects.raster_rules import custom_rule_of
 from raster_mlir.errors import CompileError
 from raster_mlir.ir_walk import region_ops, walk_ops
+from raster_mlir.per_class import PerClass
 from raster_mlir.passes.pass_dataclass import pass_dataclass
 
 
@@ -69,16 +71,12 @@ def calls_and_references(root: Operation | Region) -> tuple[list[func.CallOp], C
         for attrs in (op.properties, op.attributes):
             if attrs:
                 for attr in attrs.values():
-                    cls = type(attr)
-                    symbol = _SYMBOL_CLASSES.get(cls)
-                    if symbol is None:  # (an isinstance against an ABC per attribute, else)
-                        symbol = _SYMBOL_CLASSES[cls] = issubclass(cls, SymbolRefAttr)
-                    if symbol:
+                    if _IS_SYMBOL[type(attr)]:  # (not an isinstance against an ABC per attribute)
                         names[attr.root_reference.data] += 1
     return calls, names
 
 
-_SYMBOL_CLASSES: dict[type, bool] = {}  # attribute class -> is a SymbolRefAttr
+_IS_SYMBOL = PerClass(lambda cls: issubclass(cls, SymbolRefAttr))  # attribute class -> is a SymbolRefAttr
 
 
 def _only_block(callee: func.FuncOp) -> Block:
@@ -152,13 +150,22 @@ class InlinePass(ModulePass):
             local = [c for c in calls if c.callee.root_reference.data in inlinable]
             if not local:
                 break
+            # A function's body's references (what a copy of it adds), counted on its first copy in
+            # the round and forgotten when a call inlined into it changes its body.
+            body_references: dict[str, Counter[str]] = {}
             for call in local:
-                callee = inlinable[call.callee.root_reference.data]
+                name = call.callee.root_reference.data
+                callee = inlinable[name]
+                body_references.pop(_enclosing_function_name(call), None)
                 if _moves(call, callee, references):  # its only use: no copy needed
                     move_body(call, callee)
-                else:
-                    inline_call(call, callee)
-                    references.update(calls_and_references(callee.body)[1])  # the copy's references
+                    continue
+                inline_call(call, callee)
+                copied = body_references.get(name)
+                if copied is None:
+                    copied = body_references[name] = calls_and_references(callee.body)[1]
+                references.update(copied)
+                references[name] -= 1  # the call is gone: its last call moves the body
         else:
             raise CompileError("inline: calls are recursive, they cannot all be inlined")
         # The last walk found no call to inline: its counts hold. Erasing a function removes the
@@ -170,6 +177,13 @@ class InlinePass(ModulePass):
             for function in dead:
                 references.subtract(calls_and_references(function)[1])
                 Rewriter.erase_op(function)
+
+
+def _enclosing_function_name(op: Operation) -> str | None:
+    parent = op.parent_op()
+    while parent is not None and not isinstance(parent, func.FuncOp):
+        parent = parent.parent_op()
+    return None if parent is None else parent.sym_name.data
 
 
 def _kept_for_autodiff(module: ModuleOp, functions: dict[str, func.FuncOp]) -> set[str]:

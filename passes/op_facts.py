@@ -5,7 +5,7 @@ xDSL's drivers ask each op, on every sweep, `has_trait(IsTerminator)`, `has_trai
 the class's traits with an `isinstance` per trait (canonicalize of the 100-step ODE gradient made
 11,465 `get_trait` calls, a third of its time). Traits belong to the op's class, so the answers do
 too, except memory effects, which a trait may compute from the op itself. `facts(cls)` computes
-the class-level answers once per class; `no_effects` is true only when every memory-effect trait of
+the class-level answers once per class (`per_class.PerClass`); `no_effects` is true only when every memory-effect trait of
 the class is `NoMemoryEffect`'s own (effects: none, whatever the op), and the helpers below fall
 back to xDSL's functions for every other class, so they answer exactly as xDSL does.
 """
@@ -26,6 +26,8 @@ from xdsl.traits import (
 )
 from xdsl.transforms.dead_code_elimination import would_be_trivially_dead
 
+from raster_mlir.per_class import PerClass
+
 _NO_EFFECTS = NoMemoryEffect.get_effects.__func__
 
 
@@ -39,16 +41,6 @@ class OpClassFacts(NamedTuple):  # immutable; a fifth of a frozen dataclass's co
     folds: bool
     """Canonicalize tries the class's folder (`HasFolder`, not `ConstantLike`)."""
     isolated: bool
-
-
-_FACTS: dict[type, OpClassFacts] = {}
-
-
-def facts(cls: type[Operation]) -> OpClassFacts:
-    known = _FACTS.get(cls)
-    if known is None:
-        known = _FACTS[cls] = _compute(cls)
-    return known
 
 
 def _compute(cls: type[Operation]) -> OpClassFacts:
@@ -67,9 +59,14 @@ def _compute(cls: type[Operation]) -> OpClassFacts:
     )
 
 
+FACTS: PerClass[OpClassFacts] = PerClass(_compute)
+facts = FACTS.__getitem__
+"""`facts(cls)`: the class's `OpClassFacts`, computed on the first question about the class."""
+
+
 def removable_if_unused(op: Operation) -> bool:
     """xDSL's `would_be_trivially_dead(op)`: erasing `op` loses nothing but its results."""
-    known = facts(type(op))
+    known = FACTS[type(op)]
     if known.no_effects:
         return known.removable
     return would_be_trivially_dead(op)
