@@ -52,8 +52,11 @@ were last moved off; when it differs (the caller migrated, or workers were
 started since), it sets every worker's affinity to the CPUs the workers
 started with minus its own (`pthread_setaffinity_np`, before waking them).
 Nothing is done while the caller stays put. A worker that still finds itself
-on the dispatcher's CPU when it joins (its affinity changed from outside)
-moves itself off it the same way. Why: a worker woken from its futex sleep
+on the dispatcher's CPU when it joins (its affinity changed from outside, e.g.
+`taskset -p` of the whole process) moves itself off it the same way: the
+check is kept on every job because nothing else notices such a change, and it
+costs one `sched_getcpu` (3.7 ns on glibc 2.36, a load from the rseq area)
+against ~1 us per dispatch. Why: a worker woken from its futex sleep
 is often placed by Linux on the waking thread's CPU and stays there while
 both keep running, so a parallel loop called now and then (after a few ms of
 idle) ran at one thread's speed: tanh of 10^6 floats 257 us with two threads
@@ -80,7 +83,9 @@ of paying a futex wake-up: on this 2-vCPU KVM guest an idle vCPU halts, and
 waking it took 30-50 us (measured: the worker joined 30-50 us after the job
 opened, against 0.1-0.5 us when it was polling). An idle process spins at
 most _SPIN_GROWTH x ~50 us once, then sleeps; calls that follow each other
-closely keep the spin at the configured one.
+closely keep the spin at the configured one. Only the wait for a job to open
+reads the clock; the wait for the current one to close neither adapts nor
+reads it.
 
 Statistics: `pool().statistics()` counts jobs, jobs the caller ran alone,
 wake-ups from the kernel and placement changes (the dispatcher's counters,
@@ -267,15 +272,18 @@ return:
 }}
 
 ; A worker's wait for the next job: poll `*limit` times, then sleep; then *limit = next_spin(...).
-; `adapt` false (waiting for a job to close, not to open): no change.
+; `adapt` false (waiting for a job to close, not to open): no change, and no clock read.
 define internal i32 @wait_job(ptr %seq, i32 %seen, ptr %sleepers, ptr %limitp, i1 %adapt) {{
 entry:
   %polls = alloca [2 x i64], align 8
   %limit = load i64, ptr %limitp, align 8
+  br i1 %adapt, label %stamp, label %plain
+plain:
+  %w = call i32 @poll_then_sleep(ptr %seq, i32 %seen, i1 false, ptr %sleepers, i64 %limit, ptr null)
+  ret i32 %w
+stamp:
   %t0 = {clock}
   %v = call i32 @poll_then_sleep(ptr %seq, i32 %seen, i1 false, ptr %sleepers, i64 %limit, ptr %polls)
-  br i1 %adapt, label %measure, label %done
-measure:
   %t2 = {clock}
   %s = load i64, ptr %polls, align 8
   %t1p = getelementptr inbounds i64, ptr %polls, i64 1
@@ -285,8 +293,6 @@ measure:
   %base = call i64 @spin_limit()
   %next = call i64 @raster_mlir_pool_next_spin(i64 %base, i64 %limit, i64 %s, i64 %waited, i64 %poll_ticks)
   store i64 %next, ptr %limitp, align 8
-  br label %done
-done:
   ret i32 %v
 }}
 
