@@ -55,6 +55,7 @@ from xdsl.traits import Pure, SymbolTable
 from xdsl.utils.exceptions import VerifyException
 
 from raster_mlir.errors import ShapeError
+from raster_mlir.ir_create import create_op
 
 from . import shapes as S
 from .raster_base import (  # noqa: F401  (R.RasterOp, R.tensor, R.shape_of... for the dialect's users)
@@ -563,14 +564,8 @@ class _GradLikeOp(IRDLOperation):
     def make(cls, callee: str, args: Sequence[SSAValue], argnums: Sequence[int], value_type: Attribute):
         args = [SSAValue.get(a) for a in args]
         grad_types = [args[i].type for i in argnums]
-        return cls.create(
-            operands=args,
-            result_types=([value_type] if cls.RETURNS_VALUE else []) + grad_types,
-            properties={
-                "callee": SymbolRefAttr(callee),
-                "argnums": DenseArrayBase.from_list(i64, list(argnums)),
-            },
-        )
+        properties = {"callee": SymbolRefAttr(callee), "argnums": DenseArrayBase.from_list(i64, list(argnums))}
+        return create_op(cls, args, ([value_type] if cls.RETURNS_VALUE else []) + grad_types, properties)
 
     def argnum_values(self) -> tuple[int, ...]:
         return tuple(self.argnums.get_values())

@@ -30,6 +30,7 @@ from xdsl.traits import HasCanonicalizationPatternsTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from raster_mlir.errors import DTypeError, RasterError
+from raster_mlir.ir_create import create_op
 
 from . import shapes as S
 from .shapes import Shape
@@ -188,11 +189,7 @@ class RasterOp(IRDLOperation, abc.ABC):
         """Build the op, deriving its result types (raises ShapeError / DTypeError)."""
         operands = [o if type(o) in _VALUE_CLASSES else SSAValue.get(o) for o in operands]
         result_types = cls.infer_types([o.type for o in operands], **params)
-        return cls.create(
-            operands=operands,
-            result_types=result_types,
-            properties=cls.properties_for(**params),
-        )
+        return create_op(cls, operands, result_types, cls.properties_for(**params))
 
     def verify_(self) -> None:
         try:

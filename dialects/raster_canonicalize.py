@@ -52,6 +52,7 @@ import numpy as np
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
+from raster_mlir.ir_create import create_op
 from raster_mlir.per_class import PerClass
 
 from . import raster as R
@@ -334,7 +335,7 @@ class CollapseRepeatedLayout(RewritePattern):
         inner = op.operands[0].owner
         if type(inner) is not type(op):
             return
-        new = type(op).create(operands=[inner.operands[0]], result_types=[op.results[0].type])
+        new = create_op(type(op), [inner.operands[0]], [op.results[0].type])
         new.location = op.location
         rewriter.replace(op, new)
 

@@ -35,6 +35,7 @@ from xdsl.irdl import VarConstraint, base, irdl_op_definition, operand_def, resu
 from xdsl.traits import Pure
 
 from raster_mlir.errors import DTypeError, ShapeError
+from raster_mlir.ir_create import create_op
 
 from . import shapes as S
 from .raster_base import ElementwiseBinaryOp, RasterOp, dtype_of, shape_of, tensor
@@ -119,7 +120,7 @@ class DynamicIndexOp(RasterOp):
         """operands: (input, index...)."""
         operands = [SSAValue.get(o) for o in operands]
         result_types = cls.infer_types([o.type for o in operands])
-        return cls.create(operands=operands, result_types=result_types)
+        return create_op(cls, operands, result_types)
 
 
 class _DynamicUpdateBase(RasterOp):
@@ -156,7 +157,7 @@ class _DynamicUpdateBase(RasterOp):
         """operands: (input, value, index...)."""
         operands = [SSAValue.get(o) for o in operands]
         result_types = cls.infer_types([o.type for o in operands])
-        return cls.create(operands=operands, result_types=result_types)
+        return create_op(cls, operands, result_types)
 
 
 @irdl_op_definition
