@@ -25,6 +25,7 @@ _VOID = ir.VoidType()
 _I1 = ir.IntType(1)
 _CMP = {">": "gt", "<": "lt", "==": "eq", "!=": "ne", ">=": "ge", "<=": "le"}
 _new = object.__new__
+_CACHED_REF = "_StringReferenceCaching__cached_refstr"  # llvmlite's cache of `get_reference()`
 
 
 def _fresh_name(scope) -> str:
@@ -44,15 +45,16 @@ def _fresh_name(scope) -> str:
 
 
 def _instruction(cls, block, typ, opname, operands, flags=()):
-    """An unnamed `cls` instruction of `block`, as `Instruction.__init__` makes it (not inserted)."""
+    """An unnamed `cls` instruction of `block`, as `Instruction.__init__` makes it (not inserted).
+
+    Its reference (`%".7"`) is stored in llvmlite's reference cache at once: the name is fresh and
+    never has quotes or backslashes, so this is what `get_reference` would compute when printed."""
     i = _new(cls)
-    i.parent = block
-    i.type = typ
-    i._name = _fresh_name(block.scope)
-    i.opname = opname
-    i.operands = operands
-    i.flags = list(flags)
-    i.metadata = {}
+    name = _fresh_name(block.scope)
+    i.__dict__.update(
+        parent=block, type=typ, _name=name, opname=opname, operands=operands, flags=list(flags), metadata={}
+    )
+    i.__dict__[_CACHED_REF] = f'%"{name}"'
     return i
 
 

@@ -31,12 +31,13 @@ def _ref(v) -> str:
     """`v.get_reference()`, filling llvmlite's cache the same way but without the AttributeError
     that its first call per object raises and catches (most references are computed once: that
     exception was a third of the printing time)."""
-    if not isinstance(v, _StringReferenceCaching):
-        return v.get_reference()
     d = v.__dict__
     ref = d.get(_CACHED_REF)
-    if ref is None:
-        ref = d[_CACHED_REF] = v._get_reference()
+    if ref is not None:  # most operands: built by FastBuilder or printed before
+        return ref
+    if not isinstance(v, _StringReferenceCaching):
+        return v.get_reference()
+    ref = d[_CACHED_REF] = v._get_reference()
     return ref
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from ..fast_builder import FastBuilder
 from ..llvm_ops import _suffix
 from .atan import emit_atan2
 from .avx512 import AVX512_F64, define_avx512_function, uses_avx512_kernel
@@ -86,7 +87,7 @@ def math_function(mctx, op_name: str, ty: ir.Type) -> ir.Function:
         fn.linkage = "internal"
         mctx.set_target_attributes(fn)
         fn.attributes.add("alwaysinline")
-        builder = ir.IRBuilder(fn.append_basic_block("entry"))
+        builder = FastBuilder(fn.append_basic_block("entry"))
         builder.ret(emitter(MathBuilder.for_module(builder, mctx, ty), *fn.args))
     cache[(op_name, str(ty))] = fn
     return fn

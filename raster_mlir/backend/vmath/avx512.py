@@ -47,6 +47,7 @@ import math
 
 from llvmlite import ir
 
+from ..fast_builder import FastBuilder
 from ..llvm_ops import _suffix
 from .builder import MathBuilder
 from .coefficients import EXP2_SIXTEENTHS_F64, EXP_TABLE_F64, LOG_CENTRES_F64, LOG_OF_CENTRES_F64, LOG_TABLE_F64
@@ -155,7 +156,7 @@ def _define(mctx, name: str, ty: ir.Type, inline: bool) -> tuple[ir.Function, ir
     fn = ir.Function(mctx.llmod, ir.FunctionType(ty, [ty]), name=mctx.symbol(name))
     mctx.set_target_attributes(fn)
     fn.attributes.add("alwaysinline" if inline else "noinline")
-    return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+    return fn, FastBuilder(fn.append_basic_block("entry"))
 
 
 def define_avx512_function(mctx, op_name: str, ty: ir.Type, variants) -> ir.Function:

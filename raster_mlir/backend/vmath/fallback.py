@@ -38,6 +38,7 @@ from typing import Callable
 
 from llvmlite import ir
 
+from ..fast_builder import FastBuilder
 from ..llvm_ops import _suffix
 from .builder import MathBuilder
 
@@ -105,7 +106,7 @@ def define_scalar(mctx, stem: str, ty: ir.Type, fast, rare, variants) -> ir.Func
     mctx.set_target_attributes(fn)
     for attr in ("noinline", "readnone"):
         fn.attributes.add(attr)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = FastBuilder(fn.append_basic_block("entry"))
     m = MathBuilder.for_module(b, mctx, ty)
     x = fn.args[0]
     if isinstance(rare, FullBeyond):
@@ -129,7 +130,7 @@ def define_variant(mctx, stem: str, vty: ir.VectorType, fast, rare) -> ir.Functi
     fn = ir.Function(mctx.llmod, ir.FunctionType(vty, [vty]), name=mctx.symbol(f"{stem}.{_suffix(vty)}"))
     mctx.set_target_attributes(fn)
     fn.attributes.add("alwaysinline")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = FastBuilder(fn.append_basic_block("entry"))
     m = MathBuilder.for_module(b, mctx, vty)
     x = fn.args[0]
     y_fast = fast(m, x)
@@ -153,7 +154,7 @@ def _define_fixup(mctx, stem: str, vty: ir.VectorType, rare: LibmBeyond) -> ir.F
     for attr in ("noinline", "cold"):
         fn.attributes.add(attr)
     x, y = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = FastBuilder(fn.append_basic_block("entry"))
     m = MathBuilder.for_module(b, mctx, vty.element)
     i32 = ir.IntType(32)
     for lane in range(vty.count):
