@@ -111,21 +111,31 @@ def _select(i) -> str:
     )
 
 
+_FAST_MATH = ins.FastMathFlags
+
+
 def _call(i) -> str:
     callee = i.operands[0]
     fnty = callee.function_type
     ret = fnty.return_type
     arg_attributes = i.arg_attributes
-    args = []
-    for k, a in enumerate(i.operands[1:]):
-        attrs = " ".join(arg_attributes[k]._to_list(a.type)) + " " if k in arg_attributes else ""
-        args.append(f"{a.type} {attrs}{_ref(a)}")
+    if arg_attributes:
+        args = []
+        for k, a in enumerate(i.operands[1:]):
+            attrs = " ".join(arg_attributes[k]._to_list(a.type)) + " " if k in arg_attributes else ""
+            args.append(f"{a.type} {attrs}{_ref(a)}")
+    else:
+        args = [f"{a.type} {_ref(a)}" for a in i.operands[1:]]
     callee_ref = f"{fnty if fnty.var_arg else ret} {_ref(callee)}"
     if i.cconv:
         callee_ref = f"{i.cconv} {callee_ref}"
     tail = f"{i.tail} " if i.tail else ""
     fn_attrs = " " + " ".join(i.attributes._to_list(ret)) if i.attributes else ""
-    fastmath = " " + " ".join(i.fastmath._to_list(ret)) if i.fastmath else ""
+    fastmath = i.fastmath
+    if fastmath:  # FastMathFlags._to_list is the sorted names (AttributeSet._expand keeps each name)
+        fastmath = " " + " ".join(sorted(fastmath) if type(fastmath) is _FAST_MATH else fastmath._to_list(ret))
+    else:
+        fastmath = ""
     return f"{tail}{i.opname}{fastmath} {callee_ref}({', '.join(args)}){fn_attrs}{_metadata(i)}"
 
 
@@ -191,10 +201,54 @@ def instruction_text(i) -> str:
     return f"{ref} = {fmt(i)}".rstrip()
 
 
+_ARGUMENT_ATTRIBUTES = ir.values.ArgumentAttributes
+_TYPED_ARGUMENT_ATTRIBUTES = frozenset(k for k, typed in _ARGUMENT_ATTRIBUTES._known.items() if typed)
+
+
+def _argument_text(a) -> str:
+    """`str(a)` for a function argument (`Argument.__str__`), without llvmlite's `_expand` and property
+    calls per attribute: the prototypes of segment functions list dozens of buffer arguments."""
+    attributes = a.attributes
+    if type(a) is not ir.Argument or type(attributes) is not _ARGUMENT_ATTRIBUTES:
+        return str(a)
+    names = sorted(attributes)
+    if _TYPED_ARGUMENT_ATTRIBUTES.intersection(names):  # byval(<type>)...: llvmlite's own text
+        return str(a)
+    if attributes._align:
+        names.append(f"align {attributes._align:d}")
+    if attributes._dereferenceable:
+        names.append(f"dereferenceable({attributes._dereferenceable:d})")
+    if attributes._dereferenceable_or_null:
+        names.append(f"dereferenceable_or_null({attributes._dereferenceable_or_null:d})")
+    if names:
+        return f"{a.type} {' '.join(names)} {_ref(a)}"
+    return f"{a.type} {_ref(a)}"
+
+
+def prototype_text(fn: ir.Function) -> str:
+    """The first line of `str(fn)` (`Function.descr_prototype`, with its arguments printed faster)."""
+    if type(fn) is not ir.Function:
+        buf: list[str] = []
+        fn.descr_prototype(buf)
+        return buf[0]
+    ftype = fn.ftype
+    state = "define" if fn.blocks else "declare"
+    args = ", ".join([_argument_text(a) for a in fn.args])
+    attrs = " " + " ".join(fn.attributes._to_list(ftype.return_type)) if fn.attributes else ""
+    if any(fn.args):
+        vararg = ", ..." if ftype.var_arg else ""
+    else:
+        vararg = "..." if ftype.var_arg else ""
+    prefix = " ".join([str(x) for x in [state, fn.linkage, fn.calling_convention, fn.return_value] if x])
+    metadata = fn._stringify_metadata()
+    metadata = f" {metadata}" if metadata else ""
+    section = f' section "{fn.section}"' if fn.section else ""
+    return f"{prefix} {_ref(fn)}({args}{vararg}){attrs}{section}{metadata}\n"
+
+
 def function_text(fn: ir.Function) -> str:
     """`str(fn)`: llvmlite's prototype, then the blocks."""
-    buf: list[str] = []
-    fn.descr_prototype(buf)
+    buf: list[str] = [prototype_text(fn)]
     if fn.blocks:
         buf.append("{\n")
         for block in fn.blocks:

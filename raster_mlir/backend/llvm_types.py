@@ -15,6 +15,30 @@ I64 = ir.IntType(64)
 PTR = ir.PointerType()  # LLVM 22 has only opaque pointers
 
 
+# (type text, repr of the lane value) -> its splat constant, for the process (splat_constant).
+_SPLATS: dict[tuple[str, str], ir.Constant] = {}
+
+
+def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
+    """`ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)`, one object per (type, value).
+
+    Why: llvmlite formats a vector constant lane by lane each time a new one is printed (a sixth of
+    the printing of a vector kernel went to the splats of broadcasts, shuffle masks and vector maths
+    coefficients); a constant is immutable and caches its text, so one object may serve every
+    instruction of every module. The key is the value's `repr`, which tells -0.0 from 0.0, and 1 from
+    1.0 (both print alike, but this keeps the key exact); `ir.Undefined` gives `undef`.
+    """
+    key = (str(ty), repr(value))
+    constant = _SPLATS.get(key)
+    if constant is None:
+        if value is ir.Undefined:
+            constant = ir.Constant(ty, ir.Undefined)
+        else:
+            constant = ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
+        constant = _SPLATS.setdefault(key, constant)
+    return constant
+
+
 def llvm_type(t) -> ir.Type:
     """The llvmlite type of an xDSL scalar or memref type (a memref is a bare pointer)."""
     if isinstance(t, IndexType):

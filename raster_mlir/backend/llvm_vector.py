@@ -31,7 +31,7 @@ from xdsl.ir import Operation
 
 from ..errors import CompileError
 from .llvm_ops import _suffix
-from .llvm_types import I32, PTR, llvm_type
+from .llvm_types import I32, PTR, llvm_type, splat_constant
 
 
 class VectorTranslator:
@@ -74,8 +74,9 @@ class VectorTranslator:
     def _splat(self, scalar: ir.Value, count: int) -> ir.Value:
         ty = ir.VectorType(scalar.type, count)
         b = self.builder
-        one = b.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(I32, 0))
-        return b.shuffle_vector(one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(I32, count), [0] * count))
+        undef = splat_constant(ty, ir.Undefined)
+        one = b.insert_element(undef, scalar, ir.Constant(I32, 0))
+        return b.shuffle_vector(one, undef, splat_constant(ir.VectorType(I32, count), 0))
 
     def _emit_vector_broadcast(self, op: Operation) -> None:
         ty = llvm_type(op.results[0].type)

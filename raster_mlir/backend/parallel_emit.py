@@ -41,7 +41,7 @@ from ..ir_walk import walk_ops
 from .fast_builder import FastBuilder
 from .jam import _constant, _defined_inside, jam_plan
 from .llvm_ops import _suffix
-from .llvm_types import I64, PTR, llvm_type
+from .llvm_types import I64, PTR, llvm_type, splat_constant
 from .pool import DETERMINISTIC_BLOCKS, RUNTIME_GLOBAL
 
 PARALLEL_ATTR = "raster.parallel"
@@ -325,6 +325,6 @@ class ParallelEmitter:
 def _identity(kind: str, ty: ir.Type) -> ir.Constant:
     value = IDENTITY[kind]
     if isinstance(ty, ir.VectorType):
-        return ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
+        return splat_constant(ty, value)
     return ir.Constant(ty, value)
 

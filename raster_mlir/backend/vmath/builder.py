@@ -16,6 +16,7 @@ import math
 from llvmlite import ir
 
 from ..llvm_ops import _suffix
+from ..llvm_types import splat_constant
 
 
 class MathBuilder:
@@ -42,7 +43,7 @@ class MathBuilder:
 
     def _splat(self, ty, lane_ty, value):
         if self.count:
-            return ir.Constant(ty, [ir.Constant(lane_ty, value)] * self.count)
+            return splat_constant(ty, value)
         return ir.Constant(ty, value)
 
     def const(self, value: float) -> ir.Constant:
