@@ -212,9 +212,9 @@ class OpTranslator:
             raise CompileError(f"unsupported constant {attr}")
 
     def _emit_float_binop(self, op: Operation) -> None:
-        lhs, rhs = (self.value(v) for v in op.operands)
+        lhs, rhs = op.operands
         method = getattr(self.builder, FLOAT_BINOPS[op.name])
-        self.define(op, method(lhs, rhs, flags=self.fastmath(op)))
+        self.define(op, method(self.value(lhs), self.value(rhs), flags=self.fastmath(op)))
 
     def _emit_int_binop(self, op: Operation) -> None:
         lhs, rhs = (self.value(v) for v in op.operands)

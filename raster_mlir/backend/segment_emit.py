@@ -160,7 +160,10 @@ class SegmentEmitter:
                 if id(v) in seen:
                     continue
                 owner = v.owner
-                if isinstance(owner, Operation):
+                is_op = _IS_OPERATION.get(owner.__class__)
+                if is_op is None:  # isinstance on xDSL's ABCs was a fifth of this function's time
+                    is_op = _IS_OPERATION[owner.__class__] = isinstance(owner, Operation)
+                if is_op:
                     if id(owner) in inside:
                         continue
                 else:  # a block argument: of a region nested in the segment (an induction variable...)?
@@ -309,6 +312,10 @@ def emission_order(weights: list[int]) -> list[int]:
 
 def _top_level(op: Operation, block: Block) -> Operation:
     """The ancestor of `op` (or `op` itself) that is an op of `block`."""
-    while op.parent_block() is not block:
+    while op.parent is not block:  # `parent_block()`, without the call
         op = op.parent_op()
     return op
+
+
+# class of an SSA value's owner -> whether it is an Operation (else a Block)
+_IS_OPERATION: dict[type, bool] = {}
