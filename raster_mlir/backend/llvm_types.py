@@ -41,6 +41,9 @@ def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
 
 def llvm_type(t) -> ir.Type:
     """The llvmlite type of an xDSL scalar or memref type (a memref is a bare pointer)."""
+    fixed = _FIXED_TYPES.get(t.__class__)  # exact classes without parameters: no isinstance chain
+    if fixed is not None:
+        return fixed
     if isinstance(t, IndexType):
         return I64  # index is 64-bit on every host we target (x86-64)
     if isinstance(t, IntegerType):
@@ -56,11 +59,13 @@ def llvm_type(t) -> ir.Type:
     raise CompileError(f"type {t} is not supported by the LLVM backend")
 
 
+# The llvmlite type of each xDSL type class whose instances all map to one type (llvm_type).
+_FIXED_TYPES = {IndexType: I64, Float64Type: ir.DoubleType(), Float32Type: ir.FloatType(), MemRefType: PTR}
+
+# One object per element type (types are immutable; each keeps its printed text once printed).
+_ELEMENT_TYPES = {"float64": ir.DoubleType(), "float32": ir.FloatType(), "int64": I64, "int32": I32}
+
+
 def element_llvm_type(buf: BufferType) -> ir.Type:
     """The llvmlite element type of a buffer."""
-    return {
-        "float64": ir.DoubleType(),
-        "float32": ir.FloatType(),
-        "int64": I64,
-        "int32": I32,
-    }[buf.dtype]
+    return _ELEMENT_TYPES[buf.dtype]
