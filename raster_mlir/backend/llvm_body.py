@@ -48,7 +48,7 @@ from .llvm_ops import OpTranslator
 from .llvm_vector import VECTOR_HANDLERS, VectorTranslator
 from .parallel_emit import ParallelEmitter
 from .segment_emit import SegmentEmitter
-from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type
+from .llvm_types import I1, I8, I64, PTR, element_llvm_type, llvm_type, shared_constant
 from .vmath import vector_math_handlers
 
 
@@ -219,7 +219,7 @@ class FunctionBodyEmitter(
         for idx, stride in zip(indices, buf.strides):
             term = self.value(idx)
             if stride != 1:
-                term = b.mul(term, ir.Constant(term.type, stride), flags=("nsw",))
+                term = b.mul(term, shared_constant(term.type, stride), flags=("nsw",))
             linear = term if linear is None else b.add(linear, term, flags=("nsw",))
         ptr = b.gep(base, [linear], inbounds=inbounds, source_etype=element_llvm_type(buf))
         return ptr, buf

@@ -25,7 +25,7 @@ from llvmlite import ir
 from xdsl.ir import Operation
 
 from ..errors import CompileError
-from .llvm_types import llvm_type
+from .llvm_types import llvm_type, shared_constant
 
 EXACT_FP = "raster.exact"  # unit attribute: no reassoc or contract on this op (module docstring)
 
@@ -203,11 +203,11 @@ class OpTranslator:
             if not isinstance(data, int):
                 raise CompileError(f"unsupported integer constant {attr}")
             value = int(bool(data)) if ty.width == 1 else data
-            self.define(op, ir.Constant(ty, value))
+            self.define(op, shared_constant(ty, value))
         elif isinstance(ty, (ir.DoubleType, ir.FloatType)):
             if not isinstance(data, (int, float)):
                 raise CompileError(f"unsupported float constant {attr}")
-            self.define(op, ir.Constant(ty, float(data)))
+            self.define(op, shared_constant(ty, float(data)))
         else:
             raise CompileError(f"unsupported constant {attr}")
 

@@ -15,8 +15,17 @@ I64 = ir.IntType(64)
 PTR = ir.PointerType()  # LLVM 22 has only opaque pointers
 
 
-# (type text, repr of the lane value) -> its splat constant, for the process (splat_constant).
-_SPLATS: dict[tuple[str, str], ir.Constant] = {}
+# (type text, repr of the value) -> its constant, for the process (shared_constant, splat_constant).
+_CONSTANTS: dict[tuple[str, str], ir.Constant] = {}
+
+
+def shared_constant(ty: ir.Type, value) -> ir.Constant:
+    """`ir.Constant(ty, value)` for a scalar `value`, one object per (type, value) (why: splat_constant)."""
+    key = (str(ty), repr(value))
+    constant = _CONSTANTS.get(key)
+    if constant is None:
+        constant = _CONSTANTS.setdefault(key, ir.Constant(ty, value))
+    return constant
 
 
 def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
@@ -28,14 +37,14 @@ def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
     instruction of every module. The key is the value's `repr`, which tells -0.0 from 0.0, and 1 from
     1.0 (both print alike, but this keeps the key exact); `ir.Undefined` gives `undef`.
     """
-    key = (str(ty), repr(value))
-    constant = _SPLATS.get(key)
+    key = (str(ty), "splat " + repr(value))
+    constant = _CONSTANTS.get(key)
     if constant is None:
         if value is ir.Undefined:
             constant = ir.Constant(ty, ir.Undefined)
         else:
             constant = ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
-        constant = _SPLATS.setdefault(key, constant)
+        constant = _CONSTANTS.setdefault(key, constant)
     return constant
 
 
