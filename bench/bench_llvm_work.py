@@ -49,7 +49,7 @@ from bench.workloads.raster_mlir_impl import sgd_train_step  # noqa: E402
 
 # The LLVM-side choices under test: (module, attribute, the old value). "old" runs with all of them.
 VARIANTS = [
-    (llvm_emit, "rolls_over_a_long_reduction", lambda loop: False),  # loops around dot products unrolled as LLVM likes
+    (llvm_emit, "rolls_over_a_long_reduction", lambda loop, ops=None: False),  # loops around dot products unrolled as LLVM likes
 ]
 
 

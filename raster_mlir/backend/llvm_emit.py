@@ -297,8 +297,9 @@ class ModuleEmitter:
         slower). Like the vectorisation hints, only with `loop_vectorize_hints`.
         """
         hints = self.options.loop_vectorize_hints  # off: LLVM's own choices, except for time loops
-        properties = self._vectorize_properties(loop, fn_name) if hints else []
-        if TIME_LOOP_ATTR in loop.attributes or (hints and rolls_over_a_long_reduction(loop)):
+        ops = nested_ops(loop) if hints else None  # walked once for every question below
+        properties = self._vectorize_properties(loop, fn_name, ops) if hints else []
+        if TIME_LOOP_ATTR in loop.attributes or (hints and rolls_over_a_long_reduction(loop, ops)):
             properties.append(self._unroll_disable_property())
         return _LoopID(self.llmod, properties) if properties else None
 
@@ -307,8 +308,7 @@ class ModuleEmitter:
             self._unroll_disable = self.llmod.add_metadata([ir.MetaDataString(self.llmod, "llvm.loop.unroll.disable")])
         return self._unroll_disable
 
-    def _vectorize_properties(self, loop, fn_name: str) -> list:
-        ops = nested_ops(loop)  # walked once for every question below
+    def _vectorize_properties(self, loop, fn_name: str, ops) -> list:
         hint = vectorize_hint(loop, fn_name, self.scalar_call_ops, ops)
         if hint is None:
             return []

@@ -15,8 +15,17 @@ I64 = ir.IntType(64)
 PTR = ir.PointerType()  # LLVM 22 has only opaque pointers
 
 
-# (type text, repr of the value) -> its constant, for the process (shared_constant, splat_constant).
+# (type text, repr of the value) -> its constant, for the process (shared_constant, splat_constant);
+# emptied when it reaches MAX_SHARED_CONSTANTS (a process compiling many programs with many
+# different constants keeps a bounded cache).
 _CONSTANTS: dict[tuple[str, str], ir.Constant] = {}
+MAX_SHARED_CONSTANTS = 4096
+
+
+def _remember(key: tuple[str, str], constant: ir.Constant) -> ir.Constant:
+    if len(_CONSTANTS) >= MAX_SHARED_CONSTANTS:
+        _CONSTANTS.clear()
+    return _CONSTANTS.setdefault(key, constant)
 
 
 def shared_constant(ty: ir.Type, value) -> ir.Constant:
@@ -24,7 +33,7 @@ def shared_constant(ty: ir.Type, value) -> ir.Constant:
     key = (str(ty), repr(value))
     constant = _CONSTANTS.get(key)
     if constant is None:
-        constant = _CONSTANTS.setdefault(key, ir.Constant(ty, value))
+        constant = _remember(key, ir.Constant(ty, value))
     return constant
 
 
@@ -44,7 +53,7 @@ def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
             constant = ir.Constant(ty, ir.Undefined)
         else:
             constant = ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
-        constant = _CONSTANTS.setdefault(key, constant)
+        constant = _remember(key, constant)
     return constant
 
 

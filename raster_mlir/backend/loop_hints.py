@@ -36,7 +36,7 @@ from __future__ import annotations
 from xdsl.dialects.builtin import IntegerAttr
 from xdsl.ir import OpResult, Operation
 
-from ..ir_walk import walk_ops
+from ..ir_walk import block_ops, walk_ops
 from .analysis import indexed_access, memref_root
 from .llvm_ops import LIBM_OPS
 
@@ -95,7 +95,7 @@ def indexes_through_memory(loop: Operation, ops: list[Operation] | None = None) 
     body = loop.body.blocks.first
     if any(op.name == "scf.for" for op in (ops if ops is not None else walk_ops(loop)) if op is not loop):
         return False
-    body_ops = list(body.ops)
+    body_ops = block_ops(body)
     indices = [index for access in map(indexed_access, body_ops) if access is not None for index in access[1]]
     if not any(isinstance(index, OpResult) and index.op.parent_block() is body for index in indices):
         return False  # every index is a block argument or comes from outside the body: none is loaded here
@@ -143,7 +143,7 @@ def stays_a_loop(loop: Operation) -> bool:
     return count * costly >= EARLY_FULL_UNROLL_SIZE
 
 
-def rolls_over_a_long_reduction(loop: Operation) -> bool:
+def rolls_over_a_long_reduction(loop: Operation, ops: list[Operation] | None = None) -> bool:
     """True when `loop` (an scf.for) contains a reduction loop (one with iter_args: a dot product)
     that `stays_a_loop`. Then `loop` is never the innermost loop when the loop vectoriser runs (so
     `llvm.loop.unroll.disable` on it, which also sets the interleave count of a loop LLVM vectorises
@@ -153,7 +153,8 @@ def rolls_over_a_long_reduction(loop: Operation) -> bool:
     outer-product update under an `scf.if`, in a train step's backward pass) are left to LLVM:
     rolled, that 10-row nest ran 2% slower, for no LLVM time saved."""
     return any(
-        op is not loop and op.name == "scf.for" and len(op.iter_args) > 0 and stays_a_loop(op) for op in walk_ops(loop)
+        op is not loop and op.name == "scf.for" and len(op.iter_args) > 0 and stays_a_loop(op)
+        for op in (ops if ops is not None else walk_ops(loop))
     )
 
 
