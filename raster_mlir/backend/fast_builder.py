@@ -6,7 +6,7 @@ the `_binop` decorator, type comparisons through `Type.__eq__`, a new
 `VoidType` per store and branch). The methods here make the very same
 llvmlite objects - same class, same attributes, same name taken from the
 function's name scope in the same order, so the same IR text - directly:
-`_instruction` sets what `NamedValue.__init__` and `Instruction.__init__`
+`_add` sets what `NamedValue.__init__` and `Instruction.__init__`
 would set. They keep llvmlite's checks that can fail on IR the verifier let
 through (operand types of a binary op, a load or store from a non-pointer,
 an unknown comparison); anything less common (a named
@@ -44,20 +44,6 @@ def _fresh_name(scope) -> str:
     return name
 
 
-def _instruction(cls, block, typ, opname, operands, flags=()):
-    """An unnamed `cls` instruction of `block`, as `Instruction.__init__` makes it (not inserted).
-
-    Its reference (`%".7"`) is stored in llvmlite's reference cache at once: the name is fresh and
-    never has quotes or backslashes, so this is what `get_reference` would compute when printed."""
-    i = _new(cls)
-    name = _fresh_name(block.scope)
-    i.__dict__.update(
-        parent=block, type=typ, _name=name, opname=opname, operands=operands, flags=list(flags), metadata={}
-    )
-    i.__dict__[_CACHED_REF] = f'%"{name}"'
-    return i
-
-
 def _same_type(a, b) -> bool:
     return a is b or a == b
 
@@ -71,20 +57,34 @@ class FastBuilder(ir.IRBuilder):
         self._block.instructions.insert(self._anchor, instr)
         self._anchor += 1
 
+    def _add(self, cls, typ, opname, operands, flags=()):
+        """An unnamed `cls` instruction inserted at the builder's position, as `Instruction.__init__`
+        and `_insert` make it.
+
+        Its reference (`%".7"`) is stored in llvmlite's reference cache at once: the name is fresh
+        and never has quotes or backslashes, so this is what `get_reference` would compute when
+        printed."""
+        block = self._block
+        i = _new(cls)
+        name = _fresh_name(block.scope)
+        d = i.__dict__
+        d.update(parent=block, type=typ, _name=name, opname=opname, operands=operands, flags=list(flags), metadata={})
+        d[_CACHED_REF] = f'%"{name}"'
+        self._insert(i)
+        return i
+
     def _binary(self, opname, lhs, rhs, name, flags):
         if name:
             return getattr(ir.IRBuilder, _BINARY_METHODS[opname])(self, lhs, rhs, name=name, flags=flags)
         if not _same_type(lhs.type, rhs.type):
             raise ValueError(f"Operands must be the same type, got ({lhs.type}, {rhs.type})")
-        instr = _instruction(ins.Instruction, self._block, lhs.type, opname, (lhs, rhs), flags)
-        self._insert(instr)
+        instr = self._add(ins.Instruction, lhs.type, opname, (lhs, rhs), flags)
         return instr
 
     def fneg(self, arg, name="", flags=()):
         if name:
             return super().fneg(arg, name=name, flags=flags)
-        instr = _instruction(ins.Instruction, self._block, arg.type, "fneg", [arg], flags)
-        self._insert(instr)
+        instr = self._add(ins.Instruction, arg.type, "fneg", [arg], flags)
         return instr
 
     def _compare(self, prefix, cmpop, lhs, rhs, name):
@@ -94,9 +94,8 @@ class FastBuilder(ir.IRBuilder):
         if cmpop not in ("==", "!="):
             op = prefix + op
         typ = ir.VectorType(_I1, lhs.type.count) if isinstance(lhs.type, ir.VectorType) else _I1
-        instr = _instruction(ins.ICMPInstr, self._block, typ, "icmp", [lhs, rhs])
+        instr = self._add(ins.ICMPInstr, typ, "icmp", [lhs, rhs])
         instr.op = op
-        self._insert(instr)
         return instr
 
     def fcmp_ordered(self, cmpop, lhs, rhs, name="", flags=()):
@@ -111,23 +110,20 @@ class FastBuilder(ir.IRBuilder):
             method = ir.IRBuilder.fcmp_ordered if prefix == "o" else ir.IRBuilder.fcmp_unordered
             return method(self, cmpop, lhs, rhs, name=name, flags=flags)
         typ = ir.VectorType(_I1, lhs.type.count) if isinstance(lhs.type, ir.VectorType) else _I1
-        instr = _instruction(ins.FCMPInstr, self._block, typ, "fcmp", [lhs, rhs], flags)
+        instr = self._add(ins.FCMPInstr, typ, "fcmp", [lhs, rhs], flags)
         instr.op = op
-        self._insert(instr)
         return instr
 
     def select(self, cond, lhs, rhs, name="", flags=()):
         if name or not _same_type(lhs.type, rhs.type):
             return super().select(cond, lhs, rhs, name=name, flags=flags)
-        instr = _instruction(ins.SelectInstr, self._block, lhs.type, "select", [cond, lhs, rhs], flags)
-        self._insert(instr)
+        instr = self._add(ins.SelectInstr, lhs.type, "select", [cond, lhs, rhs], flags)
         return instr
 
     def _cast(self, opname, value, typ, name):
         if name or _same_type(value.type, typ):
             return getattr(ir.IRBuilder, opname)(self, value, typ, name=name)
-        instr = _instruction(ins.CastInstr, self._block, typ, opname, [value])
-        self._insert(instr)
+        instr = self._add(ins.CastInstr, typ, opname, [value])
         return instr
 
     def call(self, fn, args, name="", cconv=None, tail=False, fastmath=(), attrs=(), arg_attrs=None):
@@ -138,13 +134,12 @@ class FastBuilder(ir.IRBuilder):
             or not all(_same_type(a.type, t) and not isinstance(t, ir.MetaDataType) for a, t in zip(args, fnty.args))
         ):
             return super().call(fn, args, name=name, cconv=cconv, tail=tail, fastmath=fastmath, attrs=attrs, arg_attrs=arg_attrs)
-        instr = _instruction(ins.CallInstr, self._block, fnty.return_type, "call", [fn, *args])
+        instr = self._add(ins.CallInstr, fnty.return_type, "call", [fn, *args])
         instr.cconv = fn.calling_convention
         instr.tail = ""
         instr.fastmath = ins.FastMathFlags(fastmath)
         instr.attributes = ins.CallInstrAttributes(())
         instr.arg_attributes = {}
-        self._insert(instr)
         return instr
 
     def icmp_signed(self, cmpop, lhs, rhs, name=""):
@@ -156,8 +151,7 @@ class FastBuilder(ir.IRBuilder):
     def ptrtoint(self, value, typ, name=""):
         if name or _same_type(value.type, typ):
             return super().ptrtoint(value, typ, name=name)
-        instr = _instruction(ins.CastInstr, self._block, typ, "ptrtoint", [value])
-        self._insert(instr)
+        instr = self._add(ins.CastInstr, typ, "ptrtoint", [value])
         return instr
 
     def load(self, ptr, name="", align=None, typ=None):
@@ -165,44 +159,39 @@ class FastBuilder(ir.IRBuilder):
             return super().load(ptr, name=name, align=align, typ=typ)
         if not isinstance(ptr.type, ir.PointerType):
             raise TypeError(f"cannot load from value of type {ptr.type} ({str(ptr)!r}): not a pointer")
-        instr = _instruction(ins.LoadInstr, self._block, typ, "load", [ptr])
+        instr = self._add(ins.LoadInstr, typ, "load", [ptr])
         instr.align = align
-        self._insert(instr)
         return instr
 
     def store(self, value, ptr, align=None):
         pointer_type = ptr.type
         if not isinstance(pointer_type, ir.PointerType) or not pointer_type.is_opaque:
             return super().store(value, ptr, align=align)
-        instr = _instruction(ins.StoreInstr, self._block, _VOID, "store", [value, ptr])
+        instr = self._add(ins.StoreInstr, _VOID, "store", [value, ptr])
         instr.align = align
-        self._insert(instr)
         return instr
 
     def gep(self, ptr, indices, inbounds=False, name="", source_etype=None):
         if name or source_etype is None:
             return super().gep(ptr, indices, inbounds=inbounds, name=name, source_etype=source_etype)
-        instr = _instruction(ins.GEPInstr, self._block, ptr.type, "getelementptr", [ptr, *indices])
+        instr = self._add(ins.GEPInstr, ptr.type, "getelementptr", [ptr, *indices])
         instr.source_etype = source_etype
         instr.pointer = ptr
         instr.indices = indices
         instr.inbounds = inbounds
-        self._insert(instr)
         return instr
 
     def phi(self, typ, name="", flags=()):
         if name:
             return super().phi(typ, name=name, flags=flags)
-        instr = _instruction(ins.PhiInstr, self._block, typ, "phi", (), flags)
+        instr = self._add(ins.PhiInstr, typ, "phi", (), flags)
         instr.incomings = []
-        self._insert(instr)
         return instr
 
     def _terminate(self, cls, operands, opname="br"):
         block = self._block
         assert not block.is_terminated
-        instr = _instruction(cls, block, _VOID, opname, operands)
-        self._insert(instr)
+        instr = self._add(cls, _VOID, opname, operands)
         block.terminator = instr
         return instr
 
