@@ -42,7 +42,8 @@ def _ref(v) -> str:
 
 
 def _metadata(i) -> str:
-    """`_stringify_metadata(leading_comma=True)`."""
+    """`_stringify_metadata(leading_comma=True)`: computed by `instruction_text` when `i.metadata` is not
+    empty (most instructions have none), and given to the formatters below as `md`."""
     md = i.metadata
     if not md:
         return ""
@@ -50,71 +51,75 @@ def _metadata(i) -> str:
 
 
 def _typed(values) -> str:
-    return ", ".join([f"{v.type} {_ref(v)}" for v in values])
+    return ", ".join([f"{v.type} {v.__dict__.get(_CACHED_REF) or _ref(v)}" for v in values])
 
 
-def _generic(i) -> str:
+def _generic(i, md: str) -> str:
     opname = " ".join([i.opname, *i.flags]) if i.flags else i.opname
-    return f"{opname} {i.type} {', '.join([_ref(v) for v in i.operands])}{_metadata(i)}"
+    # `v.__dict__.get(_CACHED_REF) or _ref(v)`: `_ref` without a call when the reference is cached
+    # (every operand FastBuilder made), here and in the other formatters of the commonest instructions
+    operands = ", ".join([v.__dict__.get(_CACHED_REF) or _ref(v) for v in i.operands])
+    return f"{opname} {i.type} {operands}{md}"
 
 
-def _terminator(i) -> str:
-    return f"{i.opname} {_typed(i.operands)}{_metadata(i)}"
+def _terminator(i, md: str) -> str:
+    return f"{i.opname} {_typed(i.operands)}{md}"
 
 
-def _ret(i) -> str:
+def _ret(i, md: str) -> str:
     if i.operands:
         v = i.operands[0]
-        return f"{i.opname} {v.type} {_ref(v)}{_metadata(i)}"
-    return f"{i.opname}{_metadata(i)}"
+        return f"{i.opname} {v.type} {_ref(v)}{md}"
+    return f"{i.opname}{md}"
 
 
-def _compare(i) -> str:
+def _compare(i, md: str) -> str:
     lhs, rhs = i.operands[0], i.operands[1]
     flags = "".join([" " + f for f in i.flags])
-    return f"{i.opname}{flags} {i.op} {lhs.type} {_ref(lhs)}, {_ref(rhs)} {_metadata(i)}"
+    return f"{i.opname}{flags} {i.op} {lhs.type} {_ref(lhs)}, {_ref(rhs)} {md}"
 
 
-def _cast(i) -> str:
+def _cast(i, md: str) -> str:
     v = i.operands[0]
-    return f"{i.opname} {v.type} {_ref(v)} to {i.type} {_metadata(i)}"
+    return f"{i.opname} {v.type} {_ref(v)} to {i.type} {md}"
 
 
-def _load(i) -> str:
+def _load(i, md: str) -> str:
     p = i.operands[0]
     align = "" if i.align is None else ", align %d" % i.align
-    return f"load {i.type}, {p.type} {_ref(p)}{align}{_metadata(i)}"
+    return f"load {i.type}, {p.type} {p.__dict__.get(_CACHED_REF) or _ref(p)}{align}{md}"
 
 
-def _store(i) -> str:
+def _store(i, md: str) -> str:
     v, p = i.operands
     align = "" if i.align is None else ", align %d" % i.align
-    return f"store {v.type} {_ref(v)}, {p.type} {_ref(p)}{align}{_metadata(i)}"
+    v_ref, p_ref = v.__dict__.get(_CACHED_REF) or _ref(v), p.__dict__.get(_CACHED_REF) or _ref(p)
+    return f"store {v.type} {v_ref}, {p.type} {p_ref}{align}{md}"
 
 
-def _gep(i) -> str:
+def _gep(i, md: str) -> str:
     op = "getelementptr inbounds" if i.inbounds else "getelementptr"
     p = i.pointer
-    return f"{op} {i.source_etype}, {p.type} {_ref(p)}, {_typed(i.indices)} {_metadata(i)}"
+    return f"{op} {i.source_etype}, {p.type} {p.__dict__.get(_CACHED_REF) or _ref(p)}, {_typed(i.indices)} {md}"
 
 
-def _phi(i) -> str:
+def _phi(i, md: str) -> str:
     incoming = ", ".join([f"[{_ref(v)}, {_ref(b)}]" for v, b in i.incomings])
-    return f"phi {' '.join(i.flags)} {i.type} {incoming} {_metadata(i)}"
+    return f"phi {' '.join(i.flags)} {i.type} {incoming} {md}"
 
 
-def _select(i) -> str:
+def _select(i, md: str) -> str:
     c, a, b = i.operands
     return (
         f"select {' '.join(i.flags)} {c.type} {_ref(c)}, {a.type} {_ref(a)}, "
-        f"{b.type} {_ref(b)} {_metadata(i)}"
+        f"{b.type} {_ref(b)} {md}"
     )
 
 
 _FAST_MATH = ins.FastMathFlags
 
 
-def _call(i) -> str:
+def _call(i, md: str) -> str:
     callee = i.operands[0]
     fnty = callee.function_type
     ret = fnty.return_type
@@ -136,26 +141,26 @@ def _call(i) -> str:
         fastmath = " " + " ".join(sorted(fastmath) if type(fastmath) is _FAST_MATH else fastmath._to_list(ret))
     else:
         fastmath = ""
-    return f"{tail}{i.opname}{fastmath} {callee_ref}({', '.join(args)}){fn_attrs}{_metadata(i)}"
+    return f"{tail}{i.opname}{fastmath} {callee_ref}({', '.join(args)}){fn_attrs}{md}"
 
 
-def _vector_element(i) -> str:
+def _vector_element(i, md: str) -> str:
     return f"{i.opname} {_typed(i.operands)}"
 
 
-def _shuffle(i) -> str:
-    return f"shufflevector {_typed(i.operands)} {_metadata(i)}"
+def _shuffle(i, md: str) -> str:
+    return f"shufflevector {_typed(i.operands)} {md}"
 
 
-def _extract_value(i) -> str:
+def _extract_value(i, md: str) -> str:
     a = i.aggregate
-    return f"extractvalue {a.type} {_ref(a)}, {', '.join([str(k) for k in i.indices])} {_metadata(i)}"
+    return f"extractvalue {a.type} {_ref(a)}, {', '.join([str(k) for k in i.indices])} {md}"
 
 
-def _insert_value(i) -> str:
+def _insert_value(i, md: str) -> str:
     a, v = i.aggregate, i.value
     indices = ", ".join([str(k) for k in i.indices])
-    return f"insertvalue {a.type} {_ref(a)}, {v.type} {_ref(v)}, {indices} {_metadata(i)}"
+    return f"insertvalue {a.type} {_ref(a)}, {v.type} {_ref(v)}, {indices} {md}"
 
 
 # Exact classes only: a subclass may print differently (it goes to llvmlite).
@@ -191,14 +196,15 @@ def instruction_text(i) -> str:
     fmt = _FORMATS.get(type(i))
     if fmt is None:
         return str(i)
+    md = _metadata(i) if i.metadata else ""
     if isinstance(i.type, _VOID):
-        return fmt(i).rstrip()
+        return fmt(i, md).rstrip()
     ref = d.get(_CACHED_REF)
     if ref is None:  # NamedValue._get_reference, inlined (the classes of _FORMATS do not override it)
         name = i._name
         ref = f'%"{name}"' if '"' not in name and "\\" not in name else i._get_reference()
         d[_CACHED_REF] = ref
-    return f"{ref} = {fmt(i)}".rstrip()
+    return f"{ref} = {fmt(i, md)}".rstrip()
 
 
 _ARGUMENT_ATTRIBUTES = ir.values.ArgumentAttributes
