@@ -50,9 +50,9 @@ os.environ["RASTER_MLIR_CACHE_DIR"] = tempfile.mkdtemp()
 sys.path.insert(0, os.getcwd())
 import numpy as np
 import raster_mlir as rm
-if os.environ.get("SWITCH"):
-    sys.setswitchinterval(float(os.environ["SWITCH"]))
 from raster_mlir.backend import jit, llvm_worker
+if os.environ.get("HAND_OVER_INTERVAL"):  # --hand-over-ab: 0.005, Python's default, is "off"
+    llvm_worker.HAND_OVER_INTERVAL = float(os.environ["HAND_OVER_INTERVAL"])
 import raster_mlir.backend as backend
 
 events = {"parts": [], "emission": None, "finish": None}
@@ -240,6 +240,10 @@ def main() -> None:
     ap.add_argument("--workloads", default="mlp2,mlp4,mlp8,ode100-grad,softmax,matmul,tanh3x3-grad")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", action="store_true", help="print each part's row (first repeat)")
+    ap.add_argument(
+        "--hand-over-ab", action="store_true",
+        help="alternate children with llvm_worker.HAND_OVER_INTERVAL as shipped and at Python's default (off)",
+    )
     args = ap.parse_args()
     prefix = tempfile.mkdtemp(prefix="llvm_timeline_pyc_")
     env = dict(os.environ, PYTHONPYCACHEPREFIX=prefix)
@@ -248,22 +252,30 @@ def main() -> None:
     for name in names:
         run_child(WORKLOADS[name], env)  # untimed: fills the bytecode prefix
     ms = lambda s: f"{1e3 * s:.1f}"  # noqa: E731
-    print("| workload | first call CPU | emission ends | finish() | after emission (calling thread CPU) "
+    print("| workload | first call: wall / CPU | emission ends | finish() | after emission (calling thread CPU) "
           "| LLVM CPU: all / calling / worker | 2-core path to the last part | parts "
           "| emission: wall / CPU / worker's CPU meanwhile |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     details = {}
+    variants = [("", env)]
+    if args.hand_over_ab:
+        variants = [(" (interval off)", dict(env, HAND_OVER_INTERVAL="0.005")), ("", env)]
     for name in names:
-        runs = [summarise(run_child(WORKLOADS[name], env)) for _ in range(args.repeats)]
-        details[name] = runs[0]
-        med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-        print(
-            f"| {name} | {ms(med('first_call_cpu'))} | {ms(med('emission_end_cpu'))} | {ms(med('finish_cpu'))} "
-            f"| {ms(med('after_emission'))} | {ms(med('llvm'))} / {ms(med('main_llvm'))} / {ms(med('worker_llvm'))} "
-            f"| {ms(med('path'))} | {runs[0]['parts']} "
-            f"| {ms(med('emission_wall'))} / {ms(med('emission_cpu'))} / {ms(med('worker_during_emission'))} |",
-            flush=True,
-        )
+        all_runs = {label: [] for label, _ in variants}
+        for _ in range(args.repeats):  # variants alternate
+            for label, variant_env in variants:
+                all_runs[label].append(summarise(run_child(WORKLOADS[name], variant_env)))
+        for label, runs in all_runs.items():
+            details[name + label] = runs[0]
+            med = lambda key: statistics.median(r[key] for r in runs)  # noqa: B023, E731
+            print(
+                f"| {name}{label} | {ms(med('wall'))} / {ms(med('first_call_cpu'))} | {ms(med('emission_end_cpu'))} "
+                f"| {ms(med('finish_cpu'))} | {ms(med('after_emission'))} "
+                f"| {ms(med('llvm'))} / {ms(med('main_llvm'))} / {ms(med('worker_llvm'))} "
+                f"| {ms(med('path'))} | {runs[0]['parts']} "
+                f"| {ms(med('emission_wall'))} / {ms(med('emission_cpu'))} / {ms(med('worker_during_emission'))} |",
+                flush=True,
+            )
     if args.parts:
         for name, run in details.items():
             print(f"\n{name}: per part (ms; times from the end of emission, wall; CPU of the compiling thread)")

@@ -304,3 +304,30 @@ def test_idle_tasks_run_while_the_worker_finishes_or_after_the_compile():
     assert ran == ["task"]  # nothing to wait for: not run by finish
     alone.run_idle_tasks(CompileTimer())
     assert ran == ["task", "after"]
+
+
+def test_the_switch_interval_is_short_while_the_worker_has_parts_and_restored_after():
+    import sys
+
+    previous = sys.getswitchinterval()
+    seen: list[float] = []
+
+    def compile_part(part, timer):
+        seen.append(sys.getswitchinterval())
+        return _fake_compile(part, timer)
+
+    queue = llvm_worker.PartQueue(compile_part, use_worker=True)
+    queue.submit(ModulePart("early", 20))
+    queue.finish(CompileTimer(), [ModulePart("late", 10)])
+    assert seen == [llvm_worker.HAND_OVER_INTERVAL] * 2
+    assert sys.getswitchinterval() == previous
+
+    cancelled = llvm_worker.PartQueue(compile_part, use_worker=True)
+    cancelled.submit(ModulePart("dropped", 10))
+    cancelled.cancel()
+    cancelled.cancel()
+    assert sys.getswitchinterval() == previous  # given back once, at the first cancel
+
+    alone = llvm_worker.PartQueue(compile_part, use_worker=False)
+    alone.finish(CompileTimer(), [ModulePart("part", 10)])
+    assert seen[-1] == previous  # no worker, nothing to hand over
