@@ -39,6 +39,8 @@ from xdsl.irdl import (
 from xdsl.traits import MemoryAllocEffect, MemoryReadEffect, MemoryWriteEffect
 from xdsl.utils.exceptions import VerifyException
 
+from raster_mlir.per_class import subclass_test
+
 from .raster_control import INDEX
 
 
@@ -182,9 +184,12 @@ TAPE_OPS: tuple[type[Operation], ...] = (
 TAPE_TYPES = (TapeType,)
 
 
+_IS_TAPE = subclass_test(TapeType)  # (isinstance against an ABC, once per type class: asked per operand)
+
+
 def _tapes_touched(op: Operation, kind: type[Operation]) -> list[SSAValue]:
     """The tape operands of `op` that it (or an op in its regions) passes to a `kind` op."""
-    tapes = [v for v in op.operands if isinstance(v.type, TapeType)]
+    tapes = [v for v in op._operands if _IS_TAPE[type(v.type)]]
     if not tapes:
         return []
     if isinstance(op, kind):

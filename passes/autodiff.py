@@ -90,8 +90,11 @@ from raster_mlir.ir_clone import clone_op
 from raster_mlir.ir_walk import walk_ops
 from raster_mlir.passes.inline import functions_of, inline_call
 from raster_mlir.passes.pass_dataclass import pass_dataclass
+from raster_mlir.per_class import subclass_test
 
 GRAD_OPS = (R.GradOp, R.ValueAndGradOp)
+# isinstance against these, answered per op class (the walks ask it of every op of the module)
+IS_GRAD_OP, IS_AD_OP, IS_JVP, IS_CALL = map(subclass_test, (GRAD_OPS, R.AD_OPS, R.JvpOp, func.CallOp))
 
 
 def _error(message: str, op: Operation | None) -> GradientError:
@@ -110,7 +113,7 @@ def inline_plain_calls(block: Block, functions: dict[str, func.FuncOp], name: st
     `name` is the function being differentiated and `where` the AD op, for errors.
     """
     for _ in range(len(functions) + 1):
-        calls = [op for op in block.ops if isinstance(op, func.CallOp) and not has_custom_rule(op, functions)]
+        calls = [op for op in block.ops if IS_CALL[type(op)] and not has_custom_rule(op, functions)]
         if not calls:
             return
         for call in calls:
@@ -136,9 +139,9 @@ def depends_on_ad_op(name: str, functions: dict[str, func.FuncOp]) -> bool:
             continue
         seen.add(name)
         for op in walk_ops(function):
-            if isinstance(op, R.AD_OPS):
+            if IS_AD_OP[type(op)]:
                 return True
-            if isinstance(op, func.CallOp):
+            if IS_CALL[type(op)]:
                 todo.append(op.callee.root_reference.data)
     return False
 
@@ -301,7 +304,7 @@ class GradientFunctionBuilder:
 
     # -- backward -----------------------------------------------------------------
     def _reverse(self, block: Block, op: Operation, cts, needs) -> Sequence[SSAValue | None]:
-        if isinstance(op, func.CallOp):
+        if IS_CALL[type(op)]:
             return self._reverse_custom_call(block, op, cts, needs)
         rule = self.rules.rule_for(type(op))
         if rule is None:
@@ -367,12 +370,12 @@ class GradExpander:
 
     def run(self) -> None:
         while True:
-            grad_ops = [op for op in walk_ops(self.module) if isinstance(op, GRAD_OPS)]
+            grad_ops = [op for op in walk_ops(self.module) if IS_GRAD_OP[type(op)]]
             if not grad_ops:
                 return
             functions = functions_of(self.module)
             ready = [g for g in grad_ops if not self._needs_inner_expansion(g, functions)]
-            if not ready and any(isinstance(op, R.JvpOp) for op in walk_ops(self.module)):
+            if not ready and any(IS_JVP[type(op)] for op in walk_ops(self.module)):
                 return  # gradients of forward-mode results: forward-ad expands both, innermost first
             if not ready:
                 raise _error("autodiff: differentiated functions depend on each other's gradients in a cycle", grad_ops[0])

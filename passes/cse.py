@@ -32,13 +32,18 @@ from xdsl.ir import Block, Operation, Region
 from xdsl.passes import ModulePass
 from xdsl.transforms.common_subexpression_elimination import CSEDriver, KnownOps, OperationInfo
 
+from raster_mlir.per_class import subclass_test
+
 from .op_facts import facts, is_dead
 from .pass_dataclass import pass_dataclass
 
 
+_UNREGISTERED = subclass_test(UnregisteredOp)  # (isinstance against an ABC, once per op class)
+
+
 def op_key(op: Operation) -> object:
     """What two ops must share to be the same computation (xDSL's `OperationInfo` equality)."""
-    if op.regions or isinstance(op, UnregisteredOp):
+    if op.regions or _UNREGISTERED[type(op)]:
         return OperationInfo(op)
     attributes, properties = op.attributes, op.properties
     return (
@@ -46,7 +51,7 @@ def op_key(op: Operation) -> object:
         frozenset(attributes.items()) if attributes else None,
         frozenset(properties.items()) if properties else None,
         tuple(r.type for r in op.results),
-        tuple(map(id, op.operands)),  # values are equal when they are the same object (as SSAValue's hash says)
+        tuple(map(id, op._operands)),  # values are equal when they are the same object (as SSAValue's hash says)
     )
 
 

@@ -82,7 +82,7 @@ from raster_mlir.dialects.raster_rules import (
     custom_tangent_rule_of,
     rule_set,
 )
-from raster_mlir.passes.autodiff import GradExpander, _error, depends_on_ad_op, inline_plain_calls
+from raster_mlir.passes.autodiff import IS_AD_OP, IS_CALL, GradExpander, _error, depends_on_ad_op, inline_plain_calls
 from raster_mlir.ir_clone import clone_op
 from raster_mlir.ir_walk import walk_ops
 from raster_mlir.passes.inline import functions_of
@@ -109,7 +109,7 @@ def propagate_tangents(
         if all(t is None for t in operand_tangents) or rules.is_nondifferentiable(type(op)):
             seed_tangent_tape(block, op, tangents)  # a growable tape marked as varying (made from nothing)
             continue
-        if isinstance(op, func.CallOp):
+        if IS_CALL[type(op)]:
             result_tangents = _custom_call_tangents(block, op, operand_tangents, functions)
         else:
             rule = rules.tangent_rule_for(type(op))
@@ -264,7 +264,7 @@ class ForwardExpander:
 
     def run(self) -> None:
         while True:
-            ad_ops = [op for op in walk_ops(self.module) if isinstance(op, R.AD_OPS)]
+            ad_ops = [op for op in walk_ops(self.module) if IS_AD_OP[type(op)]]
             if not ad_ops:
                 return
             functions = functions_of(self.module)

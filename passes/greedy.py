@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.folder import Folder
-from xdsl.ir import Operation, Region
+from xdsl.ir import Block, Operation, Region
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
@@ -34,6 +34,7 @@ from xdsl.pattern_rewriter import (
     PatternRewriteWalker,
     RewritePattern,
 )
+from xdsl.utils.worklist import _MISSING, Worklist
 
 from raster_mlir.errors import CompileError
 from raster_mlir.ir_walk import region_ops, walk_ops
@@ -121,6 +122,51 @@ class PatternApplier(GreedyRewritePatternApplier):
                 return
 
 
+class _Worklist(Worklist):
+    """xDSL's `Worklist` keyed by the ops' ids: an op's hash is a Python-level method (`id(op)`,
+    as IRDL ops define it), called on every push and pop. The ops in the stack are alive, so
+    the ids in the map are theirs."""
+
+    def push(self, item: Operation) -> None:
+        key = id(item)
+        if key not in self._map:
+            self._map[key] = len(self._stack)
+            self._stack.append(item)
+
+    def pop(self) -> Operation:
+        try:
+            while (item := self._stack.pop()) is _MISSING:
+                pass
+        except IndexError:
+            raise IndexError("pop from empty worklist") from None
+        del self._map[id(item)]
+        return item
+
+    def remove(self, item: Operation) -> None:
+        index = self._map.pop(id(item), None)
+        if index is not None:
+            self._stack[index] = _MISSING
+
+
+@dataclass(eq=False, repr=False)
+class PatternWalker(PatternRewriteWalker):
+    """xDSL's `PatternRewriteWalker` with `_Worklist`, filling it from a list of the region's ops
+    instead of xDSL's chain of walk generators (the same ops in the same order)."""
+
+    _worklist: Worklist = field(default_factory=_Worklist, init=False)
+
+    def _populate_worklist(self, op: Operation | Region | Block) -> None:
+        if not isinstance(op, Region) or self.walk_reverse or self.walk_regions_first:
+            super()._populate_worklist(op)
+            return
+        # xDSL walks with reverse=True, region_first=True: the pre-order list reversed.
+        ops = region_ops(op)
+        ops.reverse()
+        push = self._worklist.push
+        for nested in ops:
+            push(nested)
+
+
 def default_limit(root: Operation | Region) -> int:
     ops = len(walk_ops(root)) if isinstance(root, Operation) else len(region_ops(root))
     return max(MIN_REWRITES, REWRITES_PER_OP * ops)
@@ -149,7 +195,7 @@ def apply_patterns(
     else:
         counted = [CountedPattern(p, budget) for p in patterns]
     applier = PatternApplier(counted, ctx=ctx, folding_enabled=folding)
-    walker = PatternRewriteWalker(applier, post_walk_func=post_walk_func, **walker_options)
+    walker = PatternWalker(applier, post_walk_func=post_walk_func, **walker_options)
     try:
         changed = False
         for region in root.regions:

@@ -52,7 +52,7 @@ from raster_mlir.dialects.raster import AD_OPS
 from raster_mlir.dialects.raster_rules import custom_rule_of
 from raster_mlir.errors import CompileError
 from raster_mlir.ir_walk import region_ops, walk_ops
-from raster_mlir.per_class import PerClass
+from raster_mlir.per_class import subclass_test
 from raster_mlir.passes.pass_dataclass import pass_dataclass
 
 
@@ -66,17 +66,18 @@ def calls_and_references(root: Operation | Region) -> tuple[list[func.CallOp], C
     calls: list[func.CallOp] = []
     names: Counter[str] = Counter()
     for op in walk_ops(root) if isinstance(root, Operation) else region_ops(root):
-        if isinstance(op, func.CallOp):
+        if _IS_CALL[type(op)]:
             calls.append(op)
         for attrs in (op.properties, op.attributes):
             if attrs:
                 for attr in attrs.values():
-                    if _IS_SYMBOL[type(attr)]:  # (not an isinstance against an ABC per attribute)
+                    if _IS_SYMBOL[type(attr)]:
                         names[attr.root_reference.data] += 1
     return calls, names
 
 
-_IS_SYMBOL = PerClass(lambda cls: issubclass(cls, SymbolRefAttr))  # attribute class -> is a SymbolRefAttr
+# isinstance(x, SymbolRefAttr / func.CallOp) per class (not an isinstance against an ABC per attribute / op)
+_IS_SYMBOL, _IS_CALL = subclass_test(SymbolRefAttr), subclass_test(func.CallOp)
 
 
 def _only_block(callee: func.FuncOp) -> Block:
