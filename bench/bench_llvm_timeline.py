@@ -1,6 +1,7 @@
 """The LLVM side of one cold first call, part by part and thread by thread: a timeline.
 
     python bench/bench_llvm_timeline.py [--workloads mlp2,mlp8,ode100-grad,...] [--repeats R] [--parts]
+        [--hand-over-ab | --against OTHER_CHECKOUT]
 
 Each workload's first call runs in a fresh process (empty cache, bytecode precompiled into a
 temporary PYTHONPYCACHEPREFIX by an untimed first child) with the LLVM side instrumented:
@@ -174,8 +175,9 @@ print(json.dumps(dict(events=events, call=(t0, t1, c0, c1))))
 
 
 def run_child(spec: str, env: dict) -> dict:
+    cwd = env.get("TIMELINE_TREE", ROOT)  # --against: another checkout's raster_mlir (first on sys.path)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, *spec.split()], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, *spec.split()], cwd=cwd, env=env, capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -244,6 +246,7 @@ def main() -> None:
         "--hand-over-ab", action="store_true",
         help="alternate children with llvm_worker.HAND_OVER_INTERVAL as shipped and at Python's default (off)",
     )
+    ap.add_argument("--against", default=None, help="alternate children with the raster_mlir of this checkout")
     args = ap.parse_args()
     prefix = tempfile.mkdtemp(prefix="llvm_timeline_pyc_")
     env = dict(os.environ, PYTHONPYCACHEPREFIX=prefix)
@@ -260,6 +263,11 @@ def main() -> None:
     variants = [("", env)]
     if args.hand_over_ab:
         variants = [(" (interval off)", dict(env, HAND_OVER_INTERVAL="0.005")), ("", env)]
+    if args.against:
+        variants = [(" (against)", dict(env, TIMELINE_TREE=args.against)), ("", env)]
+    for _, variant_env in variants[:-1]:
+        for name in names:
+            run_child(WORKLOADS[name], variant_env)  # untimed: fills the bytecode prefix
     for name in names:
         all_runs = {label: [] for label, _ in variants}
         for _ in range(args.repeats):  # variants alternate
