@@ -690,8 +690,10 @@ RASTER_OPS: tuple[type[RasterOp], ...] = (
 from .raster_array import ARRAY_OPS, ConcatenateOp, InsertSliceOp, SliceOp  # noqa: E402
 from .raster_maths import *  # noqa: E402, F403  (R.SinOp, R.WhereOp... like the ops above)
 from .raster_maths import MATHS_OPS  # noqa: E402
+from .raster_rounding import *  # noqa: E402, F403  (R.FloorOp, R.RintOp...)
+from .raster_rounding import ROUNDING_OPS  # noqa: E402
 
-RASTER_OPS = (*RASTER_OPS, *MATHS_OPS, *ARRAY_OPS)
+RASTER_OPS = (*RASTER_OPS, *MATHS_OPS, *ARRAY_OPS, *ROUNDING_OPS)
 
 # The ops that ask for a derivative of a function; the AD passes expand them.
 AD_OPS: tuple[type[IRDLOperation], ...] = (GradOp, ValueAndGradOp, JvpOp)

@@ -216,7 +216,7 @@ class _IntegerDivisionOp(ElementwiseBinaryOp):
         if dtypes != ["i64", "i64"]:
             raise DTypeError(
                 f"{cls.name}: integer division works on traced integers (like a loop index), got "
-                f"{' and '.join(dtypes)}; for floats write the division and round explicitly"
+                f"{' and '.join(dtypes)}; for floats write the division and round explicitly (rm.floor(x / y), x - y * rm.floor(x / y))"
             )
         return super().infer_types(types, **params)
 

@@ -57,6 +57,7 @@ DEFAULT_RULES = RuleSet("default").extend(ELEMENTWISE_RULES).extend(NN_RULES).ex
 DEFAULT_RULES.extend(MATHS_RULES).extend(ARRAY_RULES)
 DEFAULT_RULES.extend(INDEX_RULES).extend(CONTROL_RULES).extend(WHILE_RULES)  # traced integers; loops, branches
 DEFAULT_RULES.mark_nondifferentiable(R.GreaterOp, R.EqualOp, R.FillOp, R.ConstantOp)
+DEFAULT_RULES.mark_nondifferentiable(*R.ROUNDING_OPS)  # piecewise constant: zero derivative, as JAX
 
 # Why each raster op without both rules has none, by op name (tests/autodiff/test_dialect_coverage.py
 # holds every op of the dialect to this: a reverse and a tangent rule, or a reason here).
@@ -69,7 +70,8 @@ _LOOP_LEVEL = "loop level (made by lower-tape): no AD pass sees it"
 WITHOUT_RULES: dict[str, str] = {
     **dict.fromkeys(["raster.greater", "raster.equal", "raster.less", "raster.less_equal", "raster.greater_equal",
                      "raster.not_equal"], _COMPARISON),
-    "raster.sign": "piecewise constant: derivative 0 wherever it exists (marked non-differentiable)",
+    **dict.fromkeys(["raster.sign", "raster.floor", "raster.ceil", "raster.trunc", "raster.rint"],
+                    "piecewise constant: derivative 0 wherever it exists (marked non-differentiable)"),
     "raster.fill": "a constant (marked non-differentiable)",
     "raster.constant": "a constant (marked non-differentiable)",
     "raster.empty": "uninitialised storage, always overwritten (marked non-differentiable)",

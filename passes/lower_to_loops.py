@@ -59,7 +59,7 @@ from raster_mlir.ir_walk import walk_ops
 
 from .elementwise_clusters import FUSION_ATTR, MAX_OPS, ElementwiseRun, FusionStats, scalar_function
 from .loop_builder import LoopBuilder
-from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths  # noqa: F401  (they add their ops' recipes)
+from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths, loop_recipes_rounding  # noqa: F401  (they add their ops' recipes)
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
 from .lowerings import lowering_for
 from .pass_dataclass import pass_dataclass

@@ -17,6 +17,7 @@ from .ops import (
     abs, absolute, arctan2, clip, cos, cumsum, erf, exp2, expm1, greater_equal, less, less_equal,
     log1p, logsumexp, min, norm, not_equal, prod, reciprocal, sign, sin, softplus, square, tan, where,
 )  # fmt: skip
+from .ops import around, ceil, floor, rint, round, trunc  # noqa: A004 - numpy's names
 from .array_ops import (
     concatenate, diff, expand_dims, flip, full_like, ones_like, outer, pad, ravel, roll, squeeze, stack,
     zeros_like,
@@ -53,7 +54,7 @@ __all__ = [
     "transpose", "reshape", "broadcast_to",
     "sin", "cos", "tan", "exp2", "log1p", "expm1", "abs", "absolute", "sign", "erf", "softplus",
     "square", "reciprocal", "arctan2", "clip", "less", "less_equal", "greater_equal", "not_equal",
-    "where", "min", "prod", "logsumexp", "cumsum", "norm",
+    "where", "min", "prod", "logsumexp", "cumsum", "norm", "floor", "ceil", "trunc", "rint", "round", "around",
     "concatenate", "stack", "pad", "roll", "flip", "squeeze", "expand_dims", "ravel", "diff",
     "zeros_like", "ones_like", "full_like", "outer", "var", "std",
     "logical_and", "logical_or", "logical_xor", "logical_not",

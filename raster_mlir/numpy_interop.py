@@ -61,6 +61,8 @@ NUMPY_FUNCTIONS: dict[Callable, Callable] = {
     np.outer: A.outer,
     np.where: O.where,
     np.clip: O.clip,
+    np.round: O.round,
+    np.around: O.round,
     np.dot: O.dot,
     np.transpose: O.transpose,
     np.reshape: _numpy_reshape,

@@ -192,6 +192,42 @@ def sign(x):
     return apply(R.SignOp, [x])
 
 
+def floor(x):
+    """The largest integer <= x elementwise (as floats); zero gradient."""
+    return apply(R.FloorOp, [x])
+
+
+def ceil(x):
+    """The smallest integer >= x elementwise (as floats); zero gradient."""
+    return apply(R.CeilOp, [x])
+
+
+def trunc(x):
+    """x rounded toward zero elementwise (as floats); zero gradient."""
+    return apply(R.TruncOp, [x])
+
+
+def rint(x):
+    """x rounded to the nearest integer elementwise, halves to even (as numpy); zero gradient."""
+    return apply(R.RintOp, [x])
+
+
+def round(x, decimals=0):  # noqa: A001 - numpy's name
+    """numpy's round: to `decimals` decimal places, halves to even, via rint(x * 10**decimals) / 10**decimals
+    (negative decimals: rint(x / 10**-decimals) * 10**-decimals), the same arithmetic as numpy's."""
+    decimals = operator.index(decimals)
+    if decimals == 0:
+        return rint(x)
+    if decimals > 0:
+        scale = 10.0**decimals
+        return divide(rint(multiply(x, scale)), scale)
+    scale = 10.0**-decimals
+    return multiply(rint(divide(x, scale)), scale)
+
+
+around = round
+
+
 def erf(x):
     """The error function elementwise."""
     return apply(R.ErfOp, [x])

@@ -1,10 +1,10 @@
-"""IR examples of the ops in raster_maths.py / raster_array.py for test_dialect_roundtrip.py.
+"""IR examples of the ops in raster_maths.py / raster_array.py / raster_rounding.py for test_dialect_roundtrip.py.
 
 DOC_ARGS: the function arguments the op's docstring example uses;
 EXTRA_EXAMPLES: a second example (f32, other ranks, optional properties).
 """
 
-_UNARY = ("sin", "cos", "tan", "exp2", "log1p", "expm1", "abs", "sign", "erf", "softplus")
+_UNARY = ("sin", "cos", "tan", "exp2", "log1p", "expm1", "abs", "sign", "erf", "softplus", "floor", "ceil", "trunc", "rint")
 
 DOC_ARGS = {f"raster.{name}": "%x: tensor<4xf64>" for name in _UNARY}
 DOC_ARGS.update(

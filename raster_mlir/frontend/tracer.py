@@ -501,6 +501,11 @@ class TracedArray(Traced):
     def clip(self, a_min=None, a_max=None):
         return _ops().clip(self, a_min, a_max)
 
+    def round(self, decimals=0):
+        return _ops().round(self, decimals)
+
+    __round__ = round  # (Python's round(x))
+
     def dot(self, other):
         return _ops().dot(self, other)
 
@@ -592,7 +597,8 @@ _UFUNC_OPS = {
     "sin": "sin", "cos": "cos", "tan": "tan", "exp2": "exp2", "log1p": "log1p", "expm1": "expm1",
     "absolute": "abs", "fabs": "abs", "sign": "sign", "square": "square", "reciprocal": "reciprocal",
     "arctan2": "arctan2", "greater": "greater", "greater_equal": "greater_equal", "less": "less",
-    "less_equal": "less_equal", "equal": "equal", "not_equal": "not_equal",
+    "less_equal": "less_equal", "equal": "equal", "not_equal": "not_equal", "floor": "floor",
+    "ceil": "ceil", "trunc": "trunc", "rint": "rint",
 }  # fmt: skip
 # ndarray methods that would hand the values to Python (TracedArray.__getattr__).
 _NEEDS_VALUES = frozenset({"item", "tolist", "tobytes", "tofile", "dump", "dumps", "itemset"})
