@@ -4,7 +4,8 @@ The same rewrite as `xdsl.transforms.canonicalize.CanonicalizePass`: every op
 is folded if it has a folder, else the patterns of its
 `HasCanonicalizationPatternsTrait`s are tried in turn (the raster ops' are in
 `dialects/raster_canonicalize.py`), trivially dead ops are erased, and the
-walk repeats until nothing changes. The difference is the bound of
+walk repeats until nothing changes (the dead-code sweep after the last walk,
+which changed nothing, is skipped: it would find nothing, `greedy.PatternWalker`). The difference is the bound of
 `greedy.py`: patterns that keep rewriting each other's output stop with a
 CompileError naming the patterns instead of hanging.
 
@@ -71,5 +72,5 @@ class CanonicalizePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         apply_patterns(
             op, CountedCanonicalization, self.name, max_rewrites=self.max_rewrites,
-            ctx=ctx, folding=True, post_walk_func=region_dce,
+            ctx=ctx, folding=True, post_walk_func=region_dce, post_walk_settles=True,
         )  # fmt: skip

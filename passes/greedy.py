@@ -151,9 +151,30 @@ class _Worklist(Worklist):
 @dataclass(eq=False, repr=False)
 class PatternWalker(PatternRewriteWalker):
     """xDSL's `PatternRewriteWalker` with `_Worklist`, filling it from a list of the region's ops
-    instead of xDSL's chain of walk generators (the same ops in the same order)."""
+    instead of xDSL's chain of walk generators (the same ops in the same order).
+
+    With `post_walk_settles`, `post_walk_func` is known to leave nothing for itself to do (dead-code
+    elimination): after a sweep that changed nothing, the IR is what its last run left, so it is not
+    run again (xDSL runs it after every sweep, the last one included)."""
 
     _worklist: Worklist = field(default_factory=_Worklist, init=False)
+    post_walk_settles: bool = False
+
+    def rewrite_region(self, region: Region) -> bool:
+        if not self.post_walk_settles or self.post_walk_func is None or not self.apply_recursively:
+            return super().rewrite_region(region)
+        # xDSL's loop, with the post-walk skipped after a sweep that changed nothing (but the first).
+        listener = self._get_rewriter_listener()
+        self._populate_worklist(region)
+        modified = self._process_worklist(listener)
+        modified |= self.post_walk_func(region, listener)
+        changed = modified
+        while modified:
+            self._populate_worklist(region)
+            modified = self._process_worklist(listener)
+            if modified:
+                modified |= self.post_walk_func(region, listener)
+        return changed
 
     def _populate_worklist(self, op: Operation | Region | Block) -> None:
         if not isinstance(op, Region) or self.walk_reverse or self.walk_regions_first:
@@ -181,13 +202,15 @@ def apply_patterns(
     ctx: Context | None = None,
     folding: bool = False,
     post_walk_func: Callable[[Region, PatternRewriterListener], bool] | None = None,
+    post_walk_settles: bool = False,
     **walker_options,
 ) -> bool:
     """Rewrite every op nested in `root` with `patterns` until none applies; True if the IR changed.
 
     `patterns` is a list (tried in order on each op, as `GreedyRewritePatternApplier`
     does) or a function that builds one pattern from the budget (for patterns found
-    per op, as canonicalize does). `max_rewrites` 0 means the default bound.
+    per op, as canonicalize does). `max_rewrites` 0 means the default bound. `post_walk_settles`:
+    `post_walk_func` changes nothing when run again on what it left (`PatternWalker`).
     """
     budget = RewriteBudget(pass_name, max_rewrites or default_limit(root))
     if callable(patterns) and not isinstance(patterns, RewritePattern):
@@ -195,7 +218,9 @@ def apply_patterns(
     else:
         counted = [CountedPattern(p, budget) for p in patterns]
     applier = PatternApplier(counted, ctx=ctx, folding_enabled=folding)
-    walker = PatternWalker(applier, post_walk_func=post_walk_func, **walker_options)
+    walker = PatternWalker(
+        applier, post_walk_func=post_walk_func, post_walk_settles=post_walk_settles, **walker_options
+    )
     try:
         changed = False
         for region in root.regions:

@@ -57,3 +57,32 @@ def test_same_ir_as_xdsl_at_every_stage(name, fn):
         assert print_module(ours) == print_module(theirs), f"cse differs after {stage}"
         assert region_dce(ours.body) == xdsl_region_dce(theirs.body)
         assert print_module(ours) == print_module(theirs), f"dce differs after {stage}"
+
+
+@pytest.mark.parametrize("name,fn", PROGRAMS, ids=[p[0] for p in PROGRAMS])
+def test_canonicalize_same_ir_as_xdsl_and_no_dead_code_sweep_after_a_quiet_sweep(name, fn, monkeypatch):
+    """Our canonicalize (greedy.PatternWalker) gives xDSL's IR at every stage, and sweeps for dead
+    code after the first pattern sweep and after each one that changed something, not after the
+    last (which changed nothing: the IR is what the previous dead-code sweep left)."""
+    from xdsl.transforms.canonicalize import CanonicalizePass as XdslCanonicalize
+
+    from raster_mlir.passes import canonicalize, greedy
+
+    dce_sweeps, pattern_sweeps = [], []
+    monkeypatch.setattr(
+        canonicalize, "region_dce", lambda region, listener=None: dce_sweeps.append(1) or region_dce(region, listener)
+    )
+    real_process = greedy.PatternWalker._process_worklist
+    monkeypatch.setattr(
+        greedy.PatternWalker, "_process_worklist", lambda self, listener: pattern_sweeps.append(1) or real_process(self, listener)
+    )
+    rng = np.random.default_rng(0)
+    args = (rng.random(3), rng.random((3, 3))) if name != "spring" else (rng.random(8), rng.random(8))
+    for stage, text in stages(fn, *args).items():
+        theirs, ours = parse(text), parse(text)
+        XdslCanonicalize().apply(make_context(), theirs)
+        dce_sweeps.clear()
+        pattern_sweeps.clear()
+        canonicalize.CanonicalizePass().apply(make_context(), ours)
+        assert print_module(ours) == print_module(theirs), f"canonicalize differs after {stage}"
+        assert len(dce_sweeps) == max(1, len(pattern_sweeps) - 1), stage
