@@ -31,6 +31,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_compile_pipeline import two_core_path  # noqa: E402  (llvm_worker.py's policy on two idle cores)
+from raster_mlir.backend.module_split import ModulePart  # noqa: E402
 
 WORKLOADS = {
     "mlp2": "mlp 2",
@@ -182,27 +186,6 @@ def run_child(spec: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def two_core_path(emission_end: float, arrivals: list[tuple[float, int, bool]], cost: list[float]) -> float:
-    """When the last part is done on two idle cores (llvm_worker.py's policy), from CPU times:
-    `arrivals` (time on the calling thread's CPU clock, weight, entry points only) per part."""
-    order = lambda k: (arrivals[k][2], -arrivals[k][1], k)  # noqa: E731
-    left = set(range(len(arrivals)))
-    free = {"worker": 0.0, "main": emission_end}
-    done = emission_end
-    while left:
-        who = "worker" if free["worker"] < free["main"] else "main"
-        now = free[who]
-        ready = [k for k in left if arrivals[k][0] <= now]
-        if not ready:
-            free[who] = min(arrivals[k][0] for k in left)
-            continue
-        k = min(ready, key=order)
-        left.remove(k)
-        free[who] = now + cost[k]
-        done = max(done, free[who])
-    return done
-
-
 def summarise(run: dict) -> dict:
     ev = run["events"]
     _, emit_end, _, emit_cpu_end = ev["emission"]
@@ -210,7 +193,7 @@ def summarise(run: dict) -> dict:
     parts = sorted(ev["parts"], key=lambda p: p["start"])
     # the 2-core model: the calling thread's CPU clock from the call's start
     finish_cpu = ev["finish"][1] - c0
-    arrivals = [(min(p["arrival_cpu"] - c0, finish_cpu), p["weight"], p["entry"]) for p in parts]
+    arrivals = [(min(p["arrival_cpu"] - c0, finish_cpu), ModulePart("", p["weight"], p["entry"])) for p in parts]
     path = two_core_path(finish_cpu, arrivals, [p["cpu"] for p in parts])
     main_llvm = sum(p["cpu"] for p in parts if p["thread"] == "main")
     worker_llvm = sum(p["cpu"] for p in parts if p["thread"] == "worker")
