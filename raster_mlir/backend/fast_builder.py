@@ -28,22 +28,6 @@ _new = object.__new__
 _CACHED_REF = "_StringReferenceCaching__cached_refstr"  # llvmlite's cache of `get_reference()`
 
 
-def _fresh_name(scope) -> str:
-    """`scope.register("", deduplicate=True)`: the next free `.<n>` (llvmlite's NameScope, without its
-    generic loop and `str.format`; it was a tenth of building a module)."""
-    if type(scope) is not NameScope:
-        return scope.register("", deduplicate=True)
-    used, counts = scope._useset, scope._basenamemap
-    ident = counts[""] + 1
-    name = f".{ident}"
-    while name in used:
-        ident += 1
-        name = f".{ident}"
-    counts[""] = ident
-    used.add(name)
-    return name
-
-
 def _same_type(a, b) -> bool:
     return a is b or a == b
 
@@ -66,7 +50,20 @@ class FastBuilder(ir.IRBuilder):
         printed."""
         block = self._block
         i = _new(cls)
-        name = _fresh_name(block.scope)
+        scope = block.scope
+        # `scope.register("", deduplicate=True)`: the next free `.<n>` (llvmlite's NameScope, without its
+        # generic loop and `str.format`; it was a tenth of building a module)
+        if type(scope) is NameScope:
+            used, counts = scope._useset, scope._basenamemap
+            ident = counts[""] + 1
+            name = f".{ident}"
+            while name in used:
+                ident += 1
+                name = f".{ident}"
+            counts[""] = ident
+            used.add(name)
+        else:
+            name = scope.register("", deduplicate=True)
         d = i.__dict__
         d.update(parent=block, type=typ, _name=name, opname=opname, operands=operands, flags=list(flags), metadata={})
         d[_CACHED_REF] = f'%"{name}"'

@@ -68,12 +68,14 @@ class _ScopeNode(ir.values.MDValue):
         return cached
 
 
-def _scope_node(module: ir.Module, operands: list) -> ir.values.MDValue:
-    """`module.add_metadata(operands)` (operands already metadata values) making a `_ScopeNode`."""
+def _metadata_node(module: ir.Module, operands: list, cls=ir.values.MDValue) -> ir.values.MDValue:
+    """`module.add_metadata(operands)` for operands that are metadata values already (llvmlite's
+    `_fix_metadata_operands` leaves them as they are, after an isinstance test per operand: the n
+    `noalias` lists of n - 1 scopes made that O(n^2)), making a `cls` node."""
     key = tuple(operands)
     node = module._metadatacache.get(key)
     if node is None:
-        node = module._metadatacache[key] = _ScopeNode(module, operands, name=str(len(module.metadata)))
+        node = module._metadatacache[key] = cls(module, operands, name=str(len(module.metadata)))
     return node
 
 
@@ -275,10 +277,13 @@ class FunctionBodyEmitter(
         module = self.llfn.module
         name = f"raster.workspace @{self.info.name}"
         domain = module.add_metadata([ir.MetaDataString(module, name)])
-        scopes = [_scope_node(module, [ir.MetaDataString(module, f"{name} buffer {k}"), domain]) for k in range(len(buffers))]
+        scopes = [
+            _metadata_node(module, [ir.MetaDataString(module, f"{name} buffer {k}"), domain], _ScopeNode)
+            for k in range(len(buffers))
+        ]
         for k, op in enumerate(buffers):
-            others = module.add_metadata(scopes[:k] + scopes[k + 1 :])
-            tags[op] = (module.add_metadata([scopes[k]]), others)
+            others = _metadata_node(module, scopes[:k] + scopes[k + 1 :])
+            tags[op] = (_metadata_node(module, [scopes[k]]), others)
         return tags
 
     def _emit_copy(self, op: Operation) -> None:
