@@ -227,18 +227,20 @@ class FunctionBodyEmitter(
         return ptr, buf
 
     def _emit_load(self, op: Operation) -> None:
-        ptr, buf = self._address(op.operands[0], list(op.operands[1:]))
+        memref, *indices = op.operands  # one pass over xDSL's operand view (each `operands[k]` makes one)
+        ptr, buf = self._address(memref, indices)
         # Natural alignment only: user arrays are checked for element
         # alignment; larger alignment of the bases is carried by the
         # argument/alloca attributes and propagated by LLVM where it holds.
         load = self.builder.load(ptr, typ=element_llvm_type(buf), align=buf.itemsize)
-        self.tag_workspace_access(load, op.operands[0])
+        self.tag_workspace_access(load, memref)
         self.define(op, load)
 
     def _emit_store(self, op: Operation) -> None:
-        value = self.value(op.operands[0])
-        ptr, buf = self._address(op.operands[1], list(op.operands[2:]))
-        self.tag_workspace_access(self.builder.store(value, ptr, align=buf.itemsize), op.operands[1])
+        stored, memref, *indices = op.operands
+        value = self.value(stored)
+        ptr, buf = self._address(memref, indices)
+        self.tag_workspace_access(self.builder.store(value, ptr, align=buf.itemsize), memref)
 
     def tag_workspace_access(self, instruction: ir.Instruction, memref: SSAValue) -> None:
         """Mark a load/store of a workspace buffer as not aliasing the function's other workspace buffers.
