@@ -32,6 +32,19 @@ def _same_type(a, b) -> bool:
     return a is b or a == b
 
 
+def _arguments_match(args, types) -> bool:
+    """Each argument has its parameter's type, and none is metadata (llvmlite's call wraps those)."""
+    for a, t in zip(args, types):
+        if not (a.type is t or a.type == t) or isinstance(t, ir.MetaDataType):
+            return False
+    return True
+
+
+_FAST_MATH, _CALL_ATTRIBUTES = ins.FastMathFlags, ins.CallInstrAttributes
+_FAST_MATH_NAMES = _FAST_MATH._known
+_new_set = set.__new__
+
+
 class FastBuilder(ir.IRBuilder):
     """Drop-in `ir.IRBuilder` (module docstring)."""
 
@@ -124,18 +137,21 @@ class FastBuilder(ir.IRBuilder):
         return instr
 
     def call(self, fn, args, name="", cconv=None, tail=False, fastmath=(), attrs=(), arg_attrs=None):
-        fnty = fn.function_type if type(fn) is ir.Function else None
+        fnty = fn.ftype if type(fn) is ir.Function else None  # what `fn.function_type` returns
         if (
             fnty is None or name or cconv is not None or tail or attrs or arg_attrs
-            or fnty.var_arg or len(args) != len(fnty.args)
-            or not all(_same_type(a.type, t) and not isinstance(t, ir.MetaDataType) for a, t in zip(args, fnty.args))
+            or fnty.var_arg or len(args) != len(fnty.args) or not _arguments_match(args, fnty.args)
+            or not _FAST_MATH_NAMES.issuperset(fastmath)
         ):
             return super().call(fn, args, name=name, cconv=cconv, tail=tail, fastmath=fastmath, attrs=attrs, arg_attrs=arg_attrs)
         instr = self._add(ins.CallInstr, fnty.return_type, "call", [fn, *args])
         instr.cconv = fn.calling_convention
         instr.tail = ""
-        instr.fastmath = ins.FastMathFlags(fastmath)
-        instr.attributes = ins.CallInstrAttributes(())
+        # `FastMathFlags(fastmath)` and `CallInstrAttributes(())`: sets of known names (checked above),
+        # filled without AttributeSet's `add` per name
+        flags = instr.fastmath = _new_set(_FAST_MATH)
+        set.update(flags, fastmath)
+        instr.attributes = _new_set(_CALL_ATTRIBUTES)
         instr.arg_attributes = {}
         return instr
 
