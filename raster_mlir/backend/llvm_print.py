@@ -121,7 +121,7 @@ _FAST_MATH = ins.FastMathFlags
 
 def _call(i, md: str) -> str:
     callee = i.operands[0]
-    fnty = callee.function_type
+    fnty = callee.ftype if type(callee) is ir.Function else callee.function_type  # the same type
     ret = fnty.return_type
     arg_attributes = i.arg_attributes
     if arg_attributes:
@@ -130,7 +130,7 @@ def _call(i, md: str) -> str:
             attrs = " ".join(arg_attributes[k]._to_list(a.type)) + " " if k in arg_attributes else ""
             args.append(f"{a.type} {attrs}{_ref(a)}")
     else:
-        args = [f"{a.type} {_ref(a)}" for a in i.operands[1:]]
+        args = [f"{a.type} {a.__dict__.get(_CACHED_REF) or _ref(a)}" for a in i.operands[1:]]
     callee_ref = f"{fnty if fnty.var_arg else ret} {_ref(callee)}"
     if i.cconv:
         callee_ref = f"{i.cconv} {callee_ref}"
