@@ -33,12 +33,14 @@ from llvmlite import ir  # noqa: E402
 import raster_mlir as rm  # noqa: E402
 import raster_mlir.backend as backend  # noqa: E402
 from raster_mlir.backend import llvm_body, llvm_cf, llvm_emit, llvm_entry, parallel_emit, segment_emit  # noqa: E402
+from raster_mlir.backend.vmath import avx512 as vmath_avx512, fallback as vmath_fallback  # noqa: E402
+import raster_mlir.backend.vmath as vmath  # noqa: E402
 from raster_mlir.backend.fast_builder import FastBuilder  # noqa: E402
 from raster_mlir.backend.llvm_print import module_text  # noqa: E402
 from bench.workloads import raster_mlir_impl  # noqa: E402
 from bench.workloads.spring import unrolled_spring  # noqa: E402
 
-BUILDER_MODULES = (llvm_body, llvm_cf, llvm_entry, parallel_emit, segment_emit)
+BUILDER_MODULES = (llvm_body, llvm_cf, llvm_entry, parallel_emit, segment_emit, vmath, vmath_avx512, vmath_fallback)
 
 
 def _train_step(layers: int):
