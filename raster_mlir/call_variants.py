@@ -52,11 +52,7 @@ def keyword_variant(fn: Callable, positional_names: Sequence[str], n_positional:
         return fn(*values[:n_positional], **dict(zip(keywords, values[n_positional:])))
 
     names = [positional_names[i] if i < len(positional_names) else f"arg{i}" for i in range(n_positional)]
-    only = inspect.Parameter.POSITIONAL_ONLY
-    call.__signature__ = inspect.Signature([inspect.Parameter(n, only) for n in (*names, *keywords)])
-    for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
-        setattr(call, attribute, getattr(fn, attribute, None) or getattr(call, attribute))
-    return call
+    return _dressed(call, fn, (*names, *keywords))
 
 
 def as_positional(name: str, fn: Callable, args: tuple, kwargs: dict[str, Any], count: int) -> tuple:
@@ -103,12 +99,8 @@ def tree_variant(fn: Callable, positional_names: Sequence[str], tree: Tree) -> C
     for i, subtree in enumerate(tree[1]):
         name = positional_names[i] if i < len(positional_names) else f"arg{i}"
         names += [name] if subtree is None else leaf_paths(subtree, name)
-    only = inspect.Parameter.POSITIONAL_ONLY
-    call.__signature__ = inspect.Signature([inspect.Parameter(f"leaf{k}", only) for k in range(len(names))])
-    call.leaf_names = tuple(names)
-    for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
-        setattr(call, attribute, getattr(fn, attribute, None) or getattr(call, attribute))
-    return call
+    call.leaf_names = tuple(names)  # (runtime/arguments.parameter_names reads these)
+    return _dressed(call, fn, [f"leaf{k}" for k in range(len(names))])
 
 
 def leaves_of(args: Sequence[Any]) -> tuple[list[Any], Tree, list[int]]:
@@ -116,3 +108,13 @@ def leaves_of(args: Sequence[Any]) -> tuple[list[Any], Tree, list[int]]:
     leaves, tree = flatten(tuple(args))
     owners = [i for i, a in enumerate(args) for _ in flatten(a)[0]]
     return leaves, tree, owners
+
+
+def _dressed(call: Callable, fn: Callable, parameters: Sequence[str]) -> Callable:
+    """`call` with positional-only parameters named `parameters` (what the tracer and the argument checks
+    read) and `fn`'s name, qualified name, module and docstring."""
+    only = inspect.Parameter.POSITIONAL_ONLY
+    call.__signature__ = inspect.Signature([inspect.Parameter(n, only) for n in parameters])
+    for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
+        setattr(call, attribute, getattr(fn, attribute, None) or getattr(call, attribute))
+    return call
