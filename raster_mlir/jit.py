@@ -26,7 +26,7 @@ from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 from raster_mlir import compile_cache, call_variants
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, pass_labels
 from raster_mlir.passes.registry import pipeline_pass_names
-from raster_mlir.errors import RasterError, TraceError, with_location
+from raster_mlir.errors import DTypeError, RasterError, TraceError, with_location
 from raster_mlir.frontend.source import user_location
 from raster_mlir.frontend.pytree import flatten
 from raster_mlir.frontend.trace_state import TRACES_OPEN
@@ -396,6 +396,7 @@ class JitFunction:
         key = (len(args), tuple(kwargs))
         variant = self._keyword_variants.get(key)
         if variant is None:
+            self._refuse_variants_of_own_tracing("keyword arguments")
             try:
                 call_variants.check_binding(self.name, self.fn, args, kwargs)
             except RasterError as e:
@@ -416,9 +417,20 @@ class JitFunction:
         key = call_variants.tree_key(tree)
         variant = self._tree_variants.get(key)
         if variant is None:
+            self._refuse_variants_of_own_tracing("tuples, lists or dicts of arrays as arguments")
             caller = call_variants.tree_variant(self.fn, self._arg_names, tree)
             variant = self._tree_variants[key] = JitFunction(caller, pipeline=self.pipeline, name=self.name)
         return variant
+
+    def _refuse_variants_of_own_tracing(self, what: str) -> None:
+        """A variant is a plain @rm.jit function of `self.fn`: a subclass that traces itself its own way
+        (a custom rule's function carries its rule) would lose that, so it takes arrays by position."""
+        if type(self).trace_into is not JitFunction.trace_into:
+            error = DTypeError(
+                f"{self.name}: {what} are not supported by a {type(self).__name__} (they would bypass what it "
+                "adds to its trace, such as a custom rule); pass arrays by position"
+            )
+            raise with_location(error, user_location())
 
     def _dispatcher(self, compiled: CompiledFunction) -> Callable:
         dispatch = self._dispatchers.get(compiled.specs)

@@ -71,3 +71,24 @@ def test_a_bad_leaf_is_named_by_its_path():
     assert "test_newuser_pytrees.py" in str(info.value)
     with pytest.raises(rm.DTypeError, match=r"argument 0 \('x'\) is a list"):  # (numbers only: an array meant)
         rm.jit(lambda x: x * 2.0)([1.0, 2.0])
+
+
+def test_a_function_with_a_custom_rule_keeps_taking_arrays_by_position():
+    """Its keyword or tree variant would be a plain @rm.jit function: autodiff of the primal, not the rule."""
+
+    @rm.custom_rule
+    def scaled(x, s):
+        return x * s
+
+    @scaled.rule
+    def _(x, s, y, ct):
+        return (ct * 100.0, rm.sum(ct * x))  # (deliberately not the true derivative: the rule must be used)
+
+    x = np.ones(2)
+    (g,) = rm.grad(lambda x: rm.sum(scaled(x, 2.0)), argnums=(0,))(x)
+    np.testing.assert_array_equal(g, [100.0, 100.0])
+    with pytest.raises(rm.DTypeError, match="keyword arguments are not supported by a CustomRuleFunction"):
+        scaled(x, s=2.0)
+    for call in (lambda: scaled([x], 2.0), lambda: rm.grad(lambda t, s: rm.sum(scaled(t, s)))([x], 2.0)):
+        with pytest.raises(rm.DTypeError, match="tuples, lists or dicts of arrays as arguments are not supported"):
+            call()
