@@ -161,8 +161,8 @@ def test_np_asarray_of_a_traced_value():
     assert_error(info, "asarray", "np.asarray")
 
 
-def numpy_function(x):
-    return np.logaddexp(x, x)  # <np-logaddexp>  (np.floor was the example until raster.floor existed)
+def numpy_function(x):  # (np.floor was the example until raster.floor existed)
+    return np.logaddexp(x, x)  # <np-logaddexp>
 
 
 def test_unsupported_numpy_ufunc_on_a_traced_value():
