@@ -59,9 +59,10 @@ def _index_values(scope, shape: tuple[int, ...], items, loc) -> list:
             raise ShapeError(f"cannot index axis {axis} of an array of shape {shape}: it is empty")
         if isinstance(i, TracedArray):
             if i.dtype_name != "i64" or i.shape != ():
+                mask = " (boolean-mask and integer-array indexing are not supported; select with rm.where(mask, x, 0.0))"
                 raise DTypeError(
                     f"index {axis} must be a 0-d traced integer (like a loop index), got a traced "
-                    f"{i.dtype_name} array of shape {i.shape}"
+                    f"{i.dtype_name} array of shape {i.shape}{mask if i.shape != () else ''}"
                 )
             values.append(scope.resolve(i.value, loc))
             continue

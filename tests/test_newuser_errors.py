@@ -27,3 +27,9 @@ def test_hasattr_on_traced_arrays_still_answers():
         return x * 2.0
 
     np.testing.assert_array_equal(f(np.ones(2)), 2.0 * np.ones(2))
+
+
+def test_boolean_mask_indexing_points_at_where():
+    with pytest.raises(rm.DTypeError, match=r"boolean-mask and integer-array indexing are not supported; select with rm\.where") as info:
+        rm.jit(lambda x: x[x > 0])(np.ones(3))  # before: only "index 0 must be a 0-d traced integer"
+    assert "test_newuser_errors.py" in str(info.value)
