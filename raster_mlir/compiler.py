@@ -55,15 +55,27 @@ def make_context(every_dialect: bool = False) -> Context:
     first use (finding the plug-ins costs ~50 ms once per process).
     """
     ctx = Context(allow_unregistered=False)
+    # Registered, not loaded: the context loads a dialect when a dotted name of it is first looked
+    # up (the parser's lookups are all dotted). A compile looks up none, and loading the nine was
+    # 1.2 ms of the first compile of a process: each non-type attribute class's
+    # `issubclass(attr, TypeAttribute)` walks every subclass of TypeAttribute (ABC negative caches,
+    # 800 entries for the collector to walk). Only builtin has undotted names ("tensor"), which a
+    # lookup cannot trace to their dialect: raster-opt's context, handed to any plug-in pass,
+    # loads it at once.
     for dialect in (Builtin, func.Func, arith.Arith, cf.Cf, math.Math, memref.MemRef, scf.Scf, vector.Vector, Raster):
-        ctx.load_dialect(dialect)
+        ctx.register_dialect(dialect.name, functools.partial(_itself, dialect))
     if not every_dialect:
         return ctx
+    ctx.load_registered_dialect(Builtin.name)
     loaded = set(ctx.registered_dialect_names)
     for name, factory in _multiverse_dialects().items():
         if name not in loaded:
             ctx.register_dialect(name, factory)
     return ctx
+
+
+def _itself(dialect):
+    return dialect
 
 
 @functools.cache
