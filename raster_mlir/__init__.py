@@ -5,6 +5,10 @@ traces it into the `raster` xDSL dialect, differentiates it with a reverse-mode
 pass, lowers it to loops and compiles it to native code.
 """
 
+from . import abc_shortcut
+
+abc_shortcut.install()  # isinstance checks against op/attribute classes without ABCMeta's subclass walk
+
 from .errors import (
     AliasingError, AlignmentError, CompileError, DTypeError, GradientError, NotContiguousError, RasterError,
     ReadOnlyError, ShapeError, TraceError,

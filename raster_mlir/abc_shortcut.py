@@ -1,0 +1,71 @@
+"""Subclass checks against xDSL's op and attribute classes answered from the MRO, without a walk.
+
+xDSL's `Operation` and `Attribute` are abstract base classes, so every op and attribute
+class is one too, and `isinstance(x, SomeOp)` goes through `ABCMeta.__subclasscheck__`.
+When the answer is no, ABCMeta cannot stop at the MRO: a subclass of `SomeOp` might have
+registered `type(x)` as a virtual subclass, so it asks every subclass of `SomeOp`,
+recursively, and caches a "no" in each (a weak reference and a callback per entry). For
+`isinstance(block_argument, Operation)` that is all 254 op classes raster_mlir loads. The
+first compile of a process made 2,250 such entries (about 3 ms, and 6,700 objects that the
+collection after the compile walks), each pair of a class and an ABC once per process.
+
+Nothing registers virtual subclasses of op or attribute classes (xDSL and raster_mlir
+define subclasses), so the MRO is the whole answer. `install()` gives `Operation` and
+`Attribute` a `__subclasshook__` (the hook ABCMeta consults first) that answers from the
+MRO while no class of the two hierarchies has a registered virtual subclass. It checks that
+by a scan of the hierarchies (about 0.3 ms) at its first use and again whenever ABCMeta's
+cache token has changed since the last scan (any `register()` in the process: numpy's
+imports make a few); once a registration is found it answers NotImplemented for good, and
+ABCMeta does its usual walk. Either way the answers are ABCMeta's. A class that defines its
+own `__subclasshook__` keeps it.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from xdsl.ir import Attribute, Operation
+
+_scanned_at: object = None  # ABCMeta's cache token at the last scan that found no registration
+_registered = False  # a scan found a registered virtual subclass: the hook steps aside for good
+
+
+def _subclass_from_mro(cls, subclass):
+    if abc.get_cache_token() != _scanned_at and not _still_unregistered():
+        return NotImplemented  # a virtual subclass is registered somewhere: ABCMeta's own walk
+    return cls in subclass.__mro__
+
+
+def _still_unregistered() -> bool:
+    """Scan both hierarchies for registered virtual subclasses (after the token changed)."""
+    global _scanned_at, _registered
+    if _registered:
+        return False
+    token = abc.get_cache_token()  # read first: a registration during the scan changes it again
+    for base in (Operation, Attribute):
+        for cls in _hierarchy(base):
+            if isinstance(cls, abc.ABCMeta) and abc._get_dump(cls)[0]:  # its registry of virtual subclasses
+                _registered = True
+                return False
+    _scanned_at = token
+    return True
+
+
+def _hierarchy(base: type) -> set[type]:
+    classes, stack = {base}, [base]
+    while stack:
+        for sub in type.__subclasses__(stack.pop()):
+            if sub not in classes:
+                classes.add(sub)
+                stack.append(sub)
+    return classes
+
+
+def install() -> None:
+    """Give Operation and Attribute the MRO hook (idempotent; checked lazily, see the module docstring)."""
+    for base in (Operation, Attribute):
+        if "__subclasshook__" not in base.__dict__:
+            base.__subclasshook__ = _HOOK
+
+
+_HOOK = classmethod(_subclass_from_mro)
