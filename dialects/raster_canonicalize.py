@@ -44,8 +44,8 @@ After:
     (uses of %y use %w)
 """
 
-# No `from __future__ import annotations`: xDSL's `op_type_rewrite_pattern` reads the op class from
-# the method's annotations, and string annotations cost it an `eval` each at import.
+from __future__ import annotations
+
 from collections.abc import Callable
 
 import numpy as np
