@@ -24,6 +24,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 
 from raster_mlir import compile_cache, call_variants
+from raster_mlir.bound_methods import BoundJitMethod
 from raster_mlir.compiler import DEFAULT_PIPELINE, DumpOptions, StagedPipeline, pass_labels
 from raster_mlir.passes.registry import pipeline_pass_names
 from raster_mlir.errors import DTypeError, RasterError, TraceError, with_location
@@ -344,7 +345,13 @@ class JitFunction:
         self._dispatchers: dict[tuple[ArgSpec, ...], Callable] = {}
         self._keyword_variants: dict[tuple[int, tuple[str, ...]], JitFunction] = {}  # (see _call_with_keywords)
         self._tree_variants: dict[Any, JitFunction] = {}  # argument structure -> variant (see tree_variant)
+        self._method_variants: dict[Any, JitFunction] = {}  # (see bound_methods.py)
         functools.update_wrapper(self, fn)
+
+    def __get__(self, instance, owner=None):
+        """A method binds like a function: `instance.f(x)` calls `f(instance, x)` (bound_methods.py);
+        `Class.f` is this function itself."""
+        return self if instance is None else BoundJitMethod(self, instance)
 
     def trace_into(self, scope, arg_types: Sequence) -> tuple[str, Any]:
         """Trace this function into `scope`'s module (once per signature); (symbol, output tree)."""
