@@ -35,8 +35,10 @@ def _normalize_argnums(name: str, argnums, n_args: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callable):
-    """Trace f (as a private callee) and emit grad / value_and_grad on the current trace."""
+def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, kwargs: dict, wrapper: Callable):
+    """Trace f (as a private callee) and emit grad / value_and_grad on the current trace. Keyword
+    arguments are passed to f and not differentiated (as in JAX): f's keyword variant takes their
+    values after the positional arguments."""
     scope = active_scope()
     keep_alive_during_trace(scope.trace, f, f.fn, wrapper)
     loc = user_location()
@@ -45,6 +47,10 @@ def _emit(op_cls: type, f: JitFunction, argnums, args: Sequence, wrapper: Callab
         nums = _normalize_argnums(op_cls.name, argnums, len(args))
     except GradientError as e:
         raise with_location(e, where) from None
+    if kwargs:
+        f = f.keyword_variant(tuple(args), kwargs)
+        keep_alive_during_trace(scope.trace, f, f.fn)
+        args = (*args, *kwargs.values())
     callee, leaves, leaf_nums = f, args, nums
     if call_variants.has_containers(args):  # (pytrees of arrays: differentiate every leaf of the selected ones)
         leaves, tree, owners = call_variants.leaves_of(args)
@@ -85,11 +91,11 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] | None = None, has_
     target = jit(f)
     differentiated = _first_output(target) if has_aux else target
 
-    def value_and_grad_fn(*args):
-        results = _emit(R.ValueAndGradOp, differentiated, argnums, args, value_and_grad_fn)
+    def value_and_grad_fn(*args, **kwargs):
+        results = _emit(R.ValueAndGradOp, differentiated, argnums, args, kwargs, value_and_grad_fn)
         grads = results[1:]
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
-        return ((results[0], _aux(target, args)) if has_aux else results[0]), grads
+        return ((results[0], _aux(target, args, kwargs)) if has_aux else results[0]), grads
 
     return JitFunction(value_and_grad_fn, name=f"value_and_grad_{target.name}")
 
@@ -100,10 +106,10 @@ def grad(f: Callable, argnums: int | Sequence[int] | None = None, has_aux: bool 
     target = jit(f)
     differentiated = _first_output(target) if has_aux else target
 
-    def grad_fn(*args):
-        grads = _emit(R.GradOp, differentiated, argnums, args, grad_fn)
+    def grad_fn(*args, **kwargs):
+        grads = _emit(R.GradOp, differentiated, argnums, args, kwargs, grad_fn)
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
-        return (grads, _aux(target, args)) if has_aux else grads
+        return (grads, _aux(target, args, kwargs)) if has_aux else grads
 
     return JitFunction(grad_fn, name=f"grad_{target.name}")
 
@@ -123,8 +129,8 @@ def _first_output(target: JitFunction) -> JitFunction:
     """The scalar a `has_aux=True` function returns first, as the function to differentiate. The
     auxiliary outputs come from a second call of `target` in the same trace (`_aux`): after inlining,
     cse merges the two copies of the forward computation."""
-    return JitFunction(lambda *args: _split_aux(target, target(*args))[0], name=target.name)
+    return JitFunction(lambda *args, **kwargs: _split_aux(target, target(*args, **kwargs))[0], name=target.name)
 
 
-def _aux(target: JitFunction, args):
-    return _split_aux(target, target(*args))[1]
+def _aux(target: JitFunction, args, kwargs):
+    return _split_aux(target, target(*args, **kwargs))[1]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from raster_mlir import ops
+from raster_mlir import call_variants, ops
 from raster_mlir.autodiff_api import grad
 from raster_mlir.errors import GradientError
 from raster_mlir.jit import JitFunction, jit
@@ -101,9 +101,16 @@ def check_grads(
 
     `f` is a function (or `@rm.jit` function) of arrays returning one array;
     `argnums` picks the arguments to check (all by default). Returns the
-    report when every check passes.
+    report when every check passes. Arguments may be pytrees (tuples, lists, dicts of arrays): every
+    leaf of a selected argument is checked, and the report numbers the leaves (in `flatten` order).
     """
     target = jit(f)
+    if call_variants.has_containers(args):
+        leaves, tree, owners = call_variants.leaves_of(args)
+        nums = _argnums(target.name, argnums, len(args))
+        leaf_nums = [k for k, owner in enumerate(owners) if owner in nums]
+        options = dict(eps=eps, rtol=rtol, atol=atol, n_directions=n_directions, seed=seed)
+        return check_grads(target.tree_variant(tree), *leaves, argnums=leaf_nums, **options)
     arrays = _as_arrays(target.name, args)
     nums = _argnums(target.name, argnums, len(arrays))
     dtype = arrays[nums[0]].dtype if nums else np.dtype(np.float64)

@@ -400,6 +400,12 @@ class JitFunction:
     def _call_with_keywords(self, args: tuple, kwargs: dict):
         """`f(*args, **kwargs)` as a positional call of the keyword variant for these keyword names
         (call_variants.py), made once and kept."""
+        return self.keyword_variant(args, kwargs)(*args, *kwargs.values())
+
+    def keyword_variant(self, args: tuple, kwargs: dict) -> JitFunction:
+        """This function as an `@rm.jit` function of `len(args)` positional arguments followed by the
+        values of `kwargs`' names (made once per such key; `args` and `kwargs` are checked against the
+        signature the first time)."""
         key = (len(args), tuple(kwargs))
         variant = self._keyword_variants.get(key)
         if variant is None:
@@ -410,7 +416,7 @@ class JitFunction:
                 raise with_location(e, user_location()) from None
             caller = call_variants.keyword_variant(self.fn, self._arg_names, *key)
             variant = self._keyword_variants[key] = JitFunction(caller, pipeline=self.pipeline, name=self.name)
-        return variant(*args, *kwargs.values())
+        return variant
 
     def _call_with_trees(self, args: tuple):
         """`f(*args)` with tuples, lists or dicts of arrays among the arguments: the tree variant for
