@@ -59,15 +59,23 @@ def as_positional(name: str, fn: Callable, args: tuple, kwargs: dict[str, Any], 
     """`args` and `kwargs` as the `count` positional arguments of one compiled signature (`rm.compile`
     fixed them by position): keywords may name positional parameters, in any order; anything else (a
     keyword-only parameter, a gap filled by a default) is a DTypeError."""
-    check_binding(name, fn, args, kwargs)
-    bound = inspect.signature(fn).bind(*args, **kwargs)
-    if bound.kwargs or len(bound.args) != count:
+    bound = positional_binding(name, fn, args, kwargs)
+    if bound is None or len(bound) != count:
         raise DTypeError(
             f"{name}: this compiled signature takes {count} argument(s) by position, as rm.compile was given them; "
             f"keyword(s) {', '.join(kwargs)} do not name the remaining ones (compile a function with @rm.jit to "
             "pass other keywords)"
         )
-    return bound.args
+    return bound
+
+
+def positional_binding(name: str, fn: Callable, args: tuple, kwargs: dict[str, Any]) -> tuple | None:
+    """`args` and `kwargs` as `fn`'s leading positional parameters (keywords may name them, in any
+    order), or None when a keyword-only parameter or a gap filled by a default is left; a DTypeError
+    when `fn` cannot be called so."""
+    check_binding(name, fn, args, kwargs)
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    return None if bound.kwargs else bound.args
 
 
 def has_containers(args: Sequence[Any]) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+import re
 import threading
 from collections.abc import Callable, Sequence
 
@@ -34,7 +35,8 @@ import numpy as np
 
 from raster_mlir.backend.arrays import aligned_copy, aligned_zeros
 from raster_mlir.backend.inspect import LLVMInspection
-from raster_mlir.errors import RasterError, ShapeError, argument_label, with_location
+from raster_mlir import call_variants
+from raster_mlir.errors import DTypeError, RasterError, ShapeError, argument_label, with_location
 from raster_mlir.runtime.arguments import ArgSpec, parameter_names, signature_of
 from raster_mlir.frontend.source import user_location
 from raster_mlir.jit import CompiledFunction, JitFunction
@@ -55,6 +57,12 @@ def _located(method):
             raise with_location(e, user_location()) from None
 
     return located
+
+
+def _identifier(name: str, index: int) -> str:
+    """A leaf's path (`params['W']`) as a parameter name (`params_W`), for the IR's argument names."""
+    cleaned = re.sub(r"\W+", "_", name).strip("_")
+    return cleaned if cleaned.isidentifier() else f"arg{index}"
 
 
 class OptimizerState:
@@ -89,6 +97,7 @@ class TrainStep(LLVMInspection):
         self._dispatch = self._call
         self._loops: dict[tuple, DataLoop] = {}
         self._last_loop: DataLoop | None = None
+        self._tree_steps: dict = {}  # argument structure -> TrainStep of the leaves (see _tree_step)
 
     # -- building -------------------------------------------------------------
     def _step_function(self, n_args: int):
@@ -110,7 +119,7 @@ class TrainStep(LLVMInspection):
         return train_step
 
     def _step_signature(self, n_args: int) -> inspect.Signature:
-        names = list(self.arg_names[:n_args])
+        names = [n if n.isidentifier() else _identifier(n, i) for i, n in enumerate(self.arg_names[:n_args])]
         names += [f"arg{i}" for i in range(len(names), n_args)]
         per_param = self.optimizer.state_count()
         names += [f"{names[i]}_state{k}" for i in self.params for k in range(per_param)]
@@ -167,11 +176,29 @@ class TrainStep(LLVMInspection):
     # property's getter is C code): one frame less per step than a `__call__` method.
     __call__ = property(operator.attrgetter("_dispatch"), doc="One training step; returns the loss (a float).")
 
-    def _call(self, *args) -> float:
+    def _call(self, *args, **keywords) -> float:
+        if keywords:
+            return self._keyword_call(args, keywords)
         return self._slow_call(args)
 
     @_located
+    def _keyword_call(self, args: tuple, keywords: dict) -> float:
+        """`step(w, b, x=X, y=Y)`: the keywords bound to the loss function's positional parameters, then
+        a positional call (keyword-only parameters, or a gap left to a default, are refused: the step's
+        arguments are positional)."""
+        positional = call_variants.positional_binding(self.name, self.loss_fn, args, keywords)
+        if positional is None:
+            raise DTypeError(
+                f"{self.name}: a train step takes the loss function's arguments by position; the keyword(s) "
+                f"{', '.join(keywords)} do not name its leading positional parameters "
+                f"({', '.join(self.arg_names) or 'none'})"
+            )
+        return self._dispatch(*positional)
+
+    @_located
     def _slow_call(self, args) -> float:
+        if call_variants.has_containers(args):
+            return self._tree_step(args)
         compiled, state = self._entry(args)
         scalars = self.optimizer.step_scalars(state.steps + 1)
         outs = compiled.run_flat((*args, *state.arrays, *scalars))
@@ -179,6 +206,25 @@ class TrainStep(LLVMInspection):
         if compiled.native is not None:
             self._dispatch = self._fast_caller(compiled, state)
         return float(outs[0])
+
+    def _tree_step(self, args: tuple) -> float:
+        """Arguments that are tuples, lists or dicts of arrays (`params = {"W": W, "b": b}`): the step of
+        the loss function of their leaves (call_variants.tree_variant), made once per structure, whose
+        parameters are the leaves of the selected arguments. It updates those leaves in place, so the
+        caller's containers hold the new values."""
+        leaves, tree, owners = call_variants.leaves_of(args)
+        key = call_variants.tree_key(tree)
+        step = self._tree_steps.get(key)
+        if step is None:
+            for i in self.params:
+                if not 0 <= i < len(args):
+                    raise RasterError(f"compile_train_step: parameter index {i} out of range for {len(args)} arguments")
+            loss_of_leaves = call_variants.tree_variant(self.loss_fn, self.arg_names, tree)
+            leaf_params = [k for k, owner in enumerate(owners) if owner in self.params]
+            step = self._tree_steps[key] = TrainStep(loss_of_leaves, leaf_params, self.optimizer, self.pipeline)
+        loss = step(*leaves)
+        self._state = step._state  # (steps_taken)
+        return loss
 
     def _fast_caller(self, compiled: CompiledFunction, state: OptimizerState):
         """The hot path for one signature: no signature hashing, no allocation, native checks.
@@ -193,7 +239,7 @@ class TrainStep(LLVMInspection):
         loss = np.empty((), dtype)
         scalars = [np.empty((), dtype) for _ in self.optimizer.step_scalars(1)]
         tail = (*state.arrays, *scalars, loss, *native.constants)
-        slow = self._slow_call
+        slow, keyword_call = self._slow_call, self._keyword_call
         # The loss buffer, the step scalars and the step count are shared by every caller of this
         # step: a thread switch between the native call and `float(loss)` would hand one thread the
         # other's loss. The lock makes a step one unit (bound methods, not `with`: about 0.07 instead of
@@ -202,7 +248,9 @@ class TrainStep(LLVMInspection):
         acquire, release = lock.acquire, lock.release
         if not scalars:
 
-            def fast(*args):
+            def fast(*args, **keywords):
+                if keywords:  # (about 25 ns per step for the empty dict: measured with timeit)
+                    return keyword_call(args, keywords)
                 acquire()
                 try:
                     if checked_call(args + tail):
@@ -215,7 +263,9 @@ class TrainStep(LLVMInspection):
             return fast
         step_scalars = self.optimizer.step_scalars
 
-        def fast_with_scalars(*args):
+        def fast_with_scalars(*args, **keywords):
+            if keywords:
+                return keyword_call(args, keywords)
             acquire()
             try:
                 for array, value in zip(scalars, step_scalars(state.steps + 1)):
