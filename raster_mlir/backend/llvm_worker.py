@@ -62,9 +62,13 @@ class _ShortSwitchInterval:
     Measured while the calling thread ran 25 ms of Python: the worker compiled 21 ms of a part
     with the default interval, 25 ms with 0.5 ms; waking up for a part handed off took about
     5 ms. The calling thread gives the GIL up only when the worker asks for it, so its own cost
-    is a few thread switches per part. Set from the first part of a compile (or the warm-up) to
-    the end of that compile, counted across concurrent compiles; the interval found is put back
-    (unless somebody changed it meanwhile)."""
+    is a few thread switches per part. Set from the first part handed off during emission
+    (`PartQueue.submit`) to the end of that compile, counted across concurrent compiles; the
+    interval found is put back (unless somebody changed it meanwhile). Not for the warm-up nor for
+    compiles whose parts all come when emission ends (runtime modules, small kernels): another
+    thread running Python then (the native dispatcher's emission beside the pass pipeline) would
+    make both threads switch ten times as often for no gain (the ODE's value: 6 ms more CPU of
+    the calling thread before emission ended, loaded machine, medians of 5)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -108,6 +112,7 @@ class PartQueue:
         self.worker_timer = CompileTimer()  # the worker's phases (only the worker writes it until it is idle)
         self._use_worker = use_worker
         self._served = False
+        self._holds_interval = False  # parts were handed off during emission: the short switch interval
         self._released = False  # the switch interval is given back (_disengage_worker)
         # LLVM's diagnostics are captured from the first part until the last one is compiled (llvm_remarks.py).
         self._capture = None
@@ -130,9 +135,14 @@ class PartQueue:
                 task()
 
     def submit(self, part: ModulePart) -> None:
+        """A part handed off while the calling thread still emits (Python): the worker compiles it
+        meanwhile, and needs the GIL between its calls into LLVM (`_ShortSwitchInterval`)."""
         with self._cv:
             self._push(part)
             self._cv.notify_all()
+            if self._use_worker and not self._holds_interval and not self._released:
+                self._holds_interval = True
+                _switch_interval.hold()
         self._engage_worker()
 
     def _push(self, part: ModulePart) -> None:
@@ -146,13 +156,12 @@ class PartQueue:
     def _engage_worker(self) -> None:
         if self._use_worker and not self._served:
             self._served = True
-            _switch_interval.hold()
             _worker().serve(self)
 
     def _disengage_worker(self) -> None:
         """The worker has no more work of this compile (called once the queue is closed)."""
         with self._cv:
-            release = self._served and not self._released
+            release = self._holds_interval and not self._released
             self._released = True
         if release:
             _switch_interval.release()
@@ -308,15 +317,7 @@ def warm_up(task) -> None:
         if _warmed:
             return
         _warmed.append(True)
-    _switch_interval.hold()
-
-    def warm_up_task():
-        try:
-            task()
-        finally:
-            _switch_interval.release()
-
-    _worker().serve(warm_up_task)
+    _worker().serve(task)
 
 
 _warmed: list = []  # warm_up ran in this process

@@ -331,3 +331,7 @@ def test_the_switch_interval_is_short_while_the_worker_has_parts_and_restored_af
     alone = llvm_worker.PartQueue(compile_part, use_worker=False)
     alone.finish(CompileTimer(), [ModulePart("part", 10)])
     assert seen[-1] == previous  # no worker, nothing to hand over
+
+    at_the_end = llvm_worker.PartQueue(compile_part, use_worker=True)
+    at_the_end.finish(CompileTimer(), [ModulePart("a", 10), ModulePart("b", 10)])
+    assert seen[-2:] == [previous] * 2  # nothing handed off during emission: the interval is left alone
