@@ -6,9 +6,9 @@ with the instance as `self`. What the compiled code sees of `self`:
 - its array attributes (numpy arrays, and tuples/lists/dicts of them) are
   run-time arguments, like any other argument: assigning `m.W = new_W` is
   seen by the next call, without recompiling (the same shapes and dtypes);
-- its other attributes (numbers, strings, None, booleans, functions) are
-  constants of the trace, and the compiled variant is chosen by their
-  values: `m.scale = 2.0` compiles (once) a variant for 2.0;
+- its other attributes (numbers, strings, None, booleans, functions and
+  `@rm.jit` functions) are constants of the trace, and the compiled variant
+  is chosen by their values: `m.scale = 2.0` compiles (once) a variant for 2.0;
 - anything else (a nested object, a list of objects) is a DTypeError naming
   the attribute: its arrays would be baked in and go stale.
 
@@ -85,7 +85,7 @@ def _split_attributes(name: str, instance) -> tuple[dict[str, Any], dict[str, An
     for attribute, value in state.items():
         if _holds_arrays(value):
             arrays[attribute] = value
-        elif isinstance(value, _CONSTANT_TYPES) and _hashable(value):
+        elif (isinstance(value, _CONSTANT_TYPES) or _is_compiled_function(value)) and _hashable(value):
             constants[attribute] = value
         else:
             raise _refused(name, f"self.{attribute} is a {type(value).__name__}")
@@ -103,6 +103,11 @@ def _holds_arrays(value) -> bool:
     return False
 
 
+def _is_compiled_function(value) -> bool:
+    """An `@rm.jit` function (jit.py imports this module, so it is recognised by its class's names)."""
+    return any(cls.__name__ == "JitFunction" and cls.__module__ == "raster_mlir.jit" for cls in type(value).__mro__)
+
+
 def _hashable(value) -> bool:
     try:
         hash(value)
@@ -114,8 +119,8 @@ def _hashable(value) -> bool:
 def _refused(name: str, what: str) -> DTypeError:
     error = DTypeError(
         f"{name}: {what}; a compiled method takes self's arrays (numpy arrays, tuples/lists/dicts of them) as "
-        "run-time arguments and its numbers, strings, None and functions as constants; pass other values as "
-        "arguments"
+        "run-time arguments and its numbers, strings, None and functions (@rm.jit ones too) as constants; "
+        "pass other values as arguments"
     )
     return with_location(error, user_location())
 

@@ -1,6 +1,8 @@
 """`@rm.jit` on methods binds like a function (JAX's jitted functions are descriptors); before,
 `m(x)` said "missing a required argument: 'x'". What self's attributes become: bound_methods.py."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,30 @@ def test_attributes_that_are_neither_arrays_nor_constants_are_refused_by_name():
 
     with pytest.raises(DTypeError, match="without __dict__"):
         Slotted().f(np.ones(2))
+
+
+@dataclass(frozen=True)
+class MLP:
+    layers: list  # [(W, b), ...]: a pytree of arrays, run-time arguments
+    depth: int  # a constant (range() needs a Python int)
+    activation: object = rm.jit(rm.tanh)  # an @rm.jit function: a constant
+
+    @rm.jit
+    def __call__(self, x):
+        for W, b in self.layers[: self.depth]:
+            x = self.activation(x @ W + b)
+        return x
+
+
+def test_a_frozen_dataclass_with_a_list_of_layers_and_an_int_depth():
+    rng = np.random.default_rng(3)
+    model = MLP([(rng.standard_normal((3, 3)), rng.standard_normal(3)) for _ in range(3)], depth=2)
+    x = rng.standard_normal((2, 3))
+    expected = x
+    for W, b in model.layers[:2]:
+        expected = np.tanh(expected @ W + b)
+    np.testing.assert_allclose(model(x), expected, rtol=1e-12)
+    (gx,) = rm.grad(lambda x: rm.sum(model(x)))(x)
+    inner = np.tanh(x @ model.layers[0][0] + model.layers[0][1])
+    outer = 1 - np.tanh(inner @ model.layers[1][0] + model.layers[1][1]) ** 2
+    np.testing.assert_allclose(gx, ((outer @ model.layers[1][0].T) * (1 - inner**2)) @ model.layers[0][0].T, rtol=1e-10)
