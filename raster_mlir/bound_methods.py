@@ -72,7 +72,12 @@ def call_method(jit_fn, instance, args: tuple, kwargs: dict):
         jit_fn._refuse_variants_of_own_tracing("methods")
         caller = _method_variant(jit_fn.fn, type(instance), constants, has_arrays=bool(arrays))
         variant = jit_fn._method_variants[key] = type(jit_fn)(caller, pipeline=jit_fn.pipeline, name=jit_fn.name)
-    return variant(arrays, *args, **kwargs) if arrays else variant(*args, **kwargs)
+    if not arrays:
+        return variant(*args, **kwargs)
+    if kwargs or any(isinstance(a, (tuple, list, dict)) for a in args):
+        return variant(arrays, *args, **kwargs)
+    leaves, tree = flatten((arrays, *args))  # (what variant(arrays, *args) does, with one flatten less)
+    return variant.tree_variant(tree)(*leaves)
 
 
 def _split_attributes(name: str, instance) -> tuple[dict[str, Any], dict[str, Any]]:
