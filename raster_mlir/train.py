@@ -212,6 +212,14 @@ class TrainStep(LLVMInspection):
         the loss function of their leaves (call_variants.tree_variant), made once per structure, whose
         parameters are the leaves of the selected arguments. It updates those leaves in place, so the
         caller's containers hold the new values."""
+        step, leaves = self._step_of_leaves(args)
+        loss = step(*leaves)
+        self._state = step._state  # (steps_taken)
+        return loss
+
+    def _step_of_leaves(self, args: tuple) -> tuple[TrainStep, list]:
+        """The TrainStep of the loss function of the leaves of `args` (made once per structure), and
+        those leaves."""
         leaves, tree, owners = call_variants.leaves_of(args)
         key = call_variants.tree_key(tree)
         step = self._tree_steps.get(key)
@@ -222,9 +230,7 @@ class TrainStep(LLVMInspection):
             loss_of_leaves = call_variants.tree_variant(self.loss_fn, self.arg_names, tree)
             leaf_params = [k for k, owner in enumerate(owners) if owner in self.params]
             step = self._tree_steps[key] = TrainStep(loss_of_leaves, leaf_params, self.optimizer, self.pipeline)
-        loss = step(*leaves)
-        self._state = step._state  # (steps_taken)
-        return loss
+        return step, leaves
 
     def _fast_caller(self, compiled: CompiledFunction, state: OptimizerState):
         """The hot path for one signature: no signature hashing, no allocation, native checks.
@@ -307,7 +313,14 @@ class TrainStep(LLVMInspection):
 
         `epochs=0` checks the arguments, compiles the loop for them (so a later
         call is not timed with compiling) and returns an empty array of losses.
+
+        Tuples, lists and dicts of arrays run the step of their leaves (as a
+        step call does, `_tree_step`), each data leaf a stack of samples.
         """
+        if call_variants.has_containers(args):
+            step, leaves = self._step_of_leaves(args)
+            options = dict(epochs=epochs, cross_step_fusion=cross_step_fusion, update_block=update_block)
+            return step.run(*leaves, **options)
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise RasterError(f"run: epochs must be a non-negative int, got {epochs!r}")
         if update_block is not None and (

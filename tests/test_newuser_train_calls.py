@@ -75,3 +75,18 @@ def test_pytree_parameters_with_adam_match_the_same_step_by_position():
         assert by_tree(params, x, y) == pytest.approx(by_position(w1, b1, x, y), rel=1e-12)
     np.testing.assert_allclose(params[0], w1, rtol=1e-12)
     np.testing.assert_allclose(params[1], b1, rtol=1e-12)
+
+
+def test_run_over_a_dataset_with_pytree_parameters_matches_steps_by_position():
+    w, b, x, y = _data(4)
+    xs, ys = np.stack([x, x + 1.0, x - 0.5]), np.stack([y, -y, 2 * y])
+    by_position = rm.compile_train_step(linear_loss, params=(0, 1), optimizer=rm.optim.SGD(lr=0.01))
+    by_tree = rm.compile_train_step(
+        lambda p, x, y: linear_loss(p["w"], p["b"], x, y), params=(0,), optimizer=rm.optim.SGD(lr=0.01)
+    )
+    params = {"w": w.copy(), "b": b.copy()}
+    losses = by_tree.run(params, xs, ys)
+    expected = [by_position(w, b, xs[n], ys[n]) for n in range(3)]
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+    np.testing.assert_allclose(params["w"], w, rtol=1e-12)
+    np.testing.assert_allclose(params["b"], b, rtol=1e-12)
