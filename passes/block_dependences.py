@@ -57,14 +57,17 @@ def footprint(op: Operation, iv: SSAValue | None = None) -> Footprint:
     """Walk `op` once; with `iv`, also record per buffer the dimensions `iv` indexes in every access."""
     fp = Footprint()
     uses, reads, writes, iv_dims = fp.uses, fp.reads, fp.writes, fp.iv_dims
+    # (ops told apart by name: a failed isinstance against xDSL's op classes, ABCs, costs 5x more;
+    # `_operands` is the tuple the `operands` property wraps in a new view object on every access)
     if not op.regions and iv is None:  # most ops of a loop body: no walk needed
-        operands = tuple(op.operands)
+        operands = op._operands
         uses.update(operands)
-        if isinstance(op, memref.LoadOp):
+        name = op.name
+        if name == "memref.load":
             reads.add(operands[0])
-        elif isinstance(op, memref.StoreOp):
+        elif name == "memref.store":
             writes.add(operands[1])
-        elif isinstance(op, memref.DeallocOp):
+        elif name == "memref.dealloc":
             writes.add(operands[0])
         elif is_opaque(op):
             fp.opaque = True
@@ -74,16 +77,17 @@ def footprint(op: Operation, iv: SSAValue | None = None) -> Footprint:
     visited = 0
     for inner in walk_ops(op):
         visited += 1
-        operands = tuple(inner.operands)  # (the IRDL accessors .memref, .indices cost more than the walk)
+        operands = inner._operands  # (the IRDL accessors .memref, .indices cost more than the walk)
         uses.update(operands)
-        if isinstance(inner, memref.LoadOp):
+        name = inner.name
+        if name == "memref.load":
             buffer, indices = operands[0], operands[1:]
             reads.add(buffer)
-        elif isinstance(inner, memref.StoreOp):
+        elif name == "memref.store":
             buffer, indices = operands[1], operands[2:]
             writes.add(buffer)
         else:
-            if isinstance(inner, memref.DeallocOp):
+            if name == "memref.dealloc":
                 writes.add(operands[0])  # ends the buffer's life: nothing may move across it
             elif is_opaque(inner):
                 fp.opaque = True

@@ -89,6 +89,9 @@ from .loop_analysis import accesses, is_opaque, loop_bounds
 from raster_mlir.ir_walk import block_ops, has_one_op, walk_ops
 from .pass_dataclass import pass_dataclass
 
+_LOOPS = ("scf.for", "scf.while")
+_NESTING = ("scf.for", "scf.while", "scf.if")  # ops whose blocks fusion recurses into
+
 # Sweeps over one block per round: a later sweep only finds fusions that a loop moved down by
 # the previous one made legal, which is rare; the bound keeps a round linear.
 MAX_SWEEPS = 4
@@ -146,14 +149,14 @@ def _candidate_bounds(op: Operation) -> tuple[int, int, int] | None:
     run in sequence, and an unrelated element loop of the same trip count merged into it would
     run one element per step instead of being vectorised. Fusion works inside it.
     """
-    if isinstance(op, scf.ForOp) and not op.results and "raster.loop" not in op.attributes:
-        return loop_bounds(op)
+    if op.name == "scf.for" and not op.results and "raster.loop" not in op.attributes:
+        return loop_bounds(op)  # (ops told apart by name in this module: a failed isinstance against an op class, an ABC, costs 5x more)
     return None
 
 
 def _reduction_bounds(op: Operation) -> tuple[int, int, int] | None:
     """The bounds of a loop carrying values that may absorb its producer loop, else None."""
-    if isinstance(op, scf.ForOp) and op.results and "raster.loop" not in op.attributes:
+    if op.name == "scf.for" and op.results and "raster.loop" not in op.attributes:
         return loop_bounds(op)
     return None
 
@@ -265,7 +268,7 @@ def _fuse_into_reduction(producer: scf.ForOp, reduction: scf.ForOp) -> None:
 
 
 def _is_innermost(loop: scf.ForOp) -> bool:
-    return not any(isinstance(op, (scf.ForOp, scf.WhileOp)) for op in walk_ops(loop)[1:])
+    return not any(op.name in _LOOPS for op in walk_ops(loop)[1:])
 
 
 def _through_temporaries(a: Footprint, b: Footprint) -> bool:
@@ -383,7 +386,7 @@ def fuse_block(
         return
     ops = block_ops(block)
     settled = True
-    if sum(isinstance(op, scf.ForOp) for op in ops) > 1:  # (a fused body of thousands of scalar ops has nothing to fuse: no sweep)
+    if sum(op.name == "scf.for" for op in ops) > 1:  # (a fused body of thousands of scalar ops has nothing to fuse: no sweep)
         known = memo.footprints
         footprints: dict[Operation, Footprint] = {op: known[op] for op in ops if op in known}
         absorbed: set[Operation] = set()
@@ -399,7 +402,7 @@ def fuse_block(
     if settled:
         memo.settled.add(block)  # (until something in it changes, fusions in its loop bodies included)
     for op in block.ops:
-        if isinstance(op, (scf.ForOp, scf.WhileOp, scf.IfOp)):  # loop bodies, while regions, branches
+        if op.name in _NESTING:  # loop bodies, while regions, branches
             for region in op.regions:
                 for inner in region.blocks:
                     fuse_block(inner, depth + 1, max_depth, stats, max_size, reductions, memo)
@@ -453,11 +456,12 @@ def forward_stores(block: Block, known: _StoredValues | None = None, memo: Round
     for op in block_ops(block):
         # (operands by position: store (value, memref, *indices), load (memref, *indices); the IRDL
         # accessors .memref, .indices, .value cost a fifth of this function)
-        if isinstance(op, memref.StoreOp):
-            value, buffer, *indices = op.operands
+        name = op.name
+        if name == "memref.store":
+            value, buffer, *indices = op._operands
             last.store(buffer, tuple(indices), value)
-        elif isinstance(op, memref.LoadOp):
-            buffer, *indices = op.operands
+        elif name == "memref.load":
+            buffer, *indices = op._operands
             value = last.lookup(buffer, tuple(indices))
             if value is not None:
                 if memo is not None:
@@ -485,9 +489,10 @@ def forward_stores(block: Block, known: _StoredValues | None = None, memo: Round
 def remove_dead_temporaries(function: func.FuncOp, stats: FusionStats, memo: RoundMemo | None = None) -> None:
     """Delete allocs that are only ever stored to, with their stores."""
     memo = RoundMemo() if memo is None else memo
-    for alloc in [op for op in walk_ops(function) if isinstance(op, memref.AllocOp)]:
-        uses = [u.operation for u in alloc.memref.uses]
-        if all(isinstance(u, memref.StoreOp) and u.memref is alloc.memref for u in uses):
+    for alloc in [op for op in walk_ops(function) if op.name == "memref.alloc"]:
+        buffer = alloc.results[0]
+        uses = [u.operation for u in buffer.uses]
+        if all(u.name == "memref.store" and u._operands[1] is buffer for u in uses):
             for store in uses:
                 memo.changed(store.parent_block())
                 store.detach()
@@ -508,12 +513,12 @@ def remove_dead_code(block: Block, memo: RoundMemo | None = None) -> None:
         for region in op.regions:
             for inner in region.blocks:
                 remove_dead_code(inner, memo)
-        if isinstance(op, scf.ForOp) and not op.results and has_one_op(op.body.block):
+        if op.name == "scf.for" and not op.results and has_one_op(op.body.block):
             memo.changed(block)
             op.detach()
             op.erase()
         elif op.results and not op.regions and not any(r.uses for r in op.results) and (
-            isinstance(op, memref.LoadOp) or is_side_effect_free(op)
+            op.name == "memref.load" or is_side_effect_free(op)
         ):
             memo.changed(block)
             op.detach()

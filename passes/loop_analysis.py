@@ -65,10 +65,11 @@ def accesses(ops: Iterable[Operation]) -> Accesses:
     for top in ops:
         for op in walk_ops(top):
             visited += 1
-            if isinstance(op, memref.LoadOp):  # (operands[0]: the IRDL accessor .memref costs more than the walk)
-                acc.reads.setdefault(op.operands[0], []).append(op)
-            elif isinstance(op, memref.StoreOp):  # (value, memref, *indices)
-                acc.writes.setdefault(op.operands[1], []).append(op)
+            name = op.name  # (by name, and operands by position: see block_dependences.footprint)
+            if name == "memref.load":
+                acc.reads.setdefault(op._operands[0], []).append(op)
+            elif name == "memref.store":  # (value, memref, *indices)
+                acc.writes.setdefault(op._operands[1], []).append(op)
             elif is_opaque(op):
                 acc.opaque = True
     WORK.ops_visited += visited
@@ -102,14 +103,16 @@ def used_values(op: Operation) -> set[SSAValue]:
 
 def constant_int(value: SSAValue) -> int | None:
     owner = value.owner
-    if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr):
-        return owner.value.value.data
+    if type(owner) is arith.ConstantOp:  # (exact class: a failed isinstance against an op class, an ABC, costs 5x more)
+        attr = owner.properties["value"]
+        if isinstance(attr, IntegerAttr):
+            return attr.value.data
     return None
 
 
 def loop_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
     """(lb, ub, step) when all three are constants."""
-    operands = loop.operands  # (lb, ub, step, *iter_args): cheaper than three IRDL accessors
+    operands = loop._operands  # (lb, ub, step, *iter_args): cheaper than three IRDL accessors
     bounds = (constant_int(operands[0]), constant_int(operands[1]), constant_int(operands[2]))
     return None if None in bounds else bounds  # type: ignore[return-value]
 
