@@ -51,6 +51,27 @@ class Staged:
     shift: SSAValue
 
 
+class StagedRow:
+    """Where the loads of a chunk body read when x's row is staged (`Staged`): a load of
+    staged.x[*staged.rows, start] reads staged.copy[start + staged.shift], that index made once, by
+    `place` (which puts an op where the body needs it), before the first such load. The one
+    definition of the redirect, for bodies made with `staged` (`chunk_body`) and made without it
+    and redirected afterwards (`restage`)."""
+
+    def __init__(self, staged: Staged | None, start: SSAValue):
+        self.staged, self.start = staged, start
+        self.index: SSAValue | None = None
+
+    def address(self, base: SSAValue, leading, place) -> tuple[SSAValue, list[SSAValue]] | None:
+        """(staged.copy, [start + shift]) for a load of `base` at `leading` indices then start, else None."""
+        staged = self.staged
+        if staged is None or base is not staged.x or tuple(leading) != staged.rows:
+            return None
+        if self.index is None:
+            self.index = place(arith.AddiOp(self.start, staged.shift))
+        return staged.copy, [self.index]
+
+
 class Outside:
     """Splats of values defined outside the loop, made once, just before it."""
 
@@ -106,14 +127,14 @@ def restage(body: Block, staged: Staged | None) -> Block:
     So the body that showed every op can be widened is used, not made a second time."""
     if staged is None:
         return body
-    start = body.args[0]
-    staged_start = None
+    row = StagedRow(staged, body.args[0])
     for op in list(body.ops):
-        if not isinstance(op, vector.LoadOp) or op.base is not staged.x or tuple(op.indices[:-1]) != staged.rows:
+        if op.name != "vector.load":
             continue
-        if staged_start is None:
-            staged_start = insert(body, op, arith.AddiOp(start, staged.shift))
-        load = insert(body, op, vector.LoadOp(staged.copy, [staged_start], op.result.type))
+        address = row.address(op.base, op.indices[:-1], lambda new, op=op: insert(body, op, new))
+        if address is None:
+            continue
+        load = insert(body, op, vector.LoadOp(*address, op.result.type))
         op.result.replace_all_uses_with(load)
         op.detach()
         op.erase()
@@ -193,7 +214,7 @@ def _vectorise(
     if reduction:
         vectors[loop.body.block.args[1]] = body.args[1]
     inside = defined_values(loop)
-    staged_start = None  # start + staged.shift, made on first use
+    staged_row = StagedRow(staged, start)
     fused = set()  # the products that become part of an fma
     for op in loop.body.block.ops:
         if (found := _fused_product(op, inside)) is not None:
@@ -216,12 +237,10 @@ def _vectorise(
                 return False
             indices = [*op.indices[:-1], start]
             source = op.memref
-            if isinstance(op, memref.LoadOp) and staged is not None and (source, tuple(op.indices[:-1])) == (staged.x, staged.rows):
-                source = staged.copy
-                if staged_start is None:
-                    staged_start = append(body, arith.AddiOp(start, staged.shift))
-                indices = [staged_start]
             if isinstance(op, memref.LoadOp):
+                address = staged_row.address(source, op.indices[:-1], lambda new: append(body, new))
+                if address is not None:
+                    source, indices = address
                 if mask is not None:
                     zero = outside.splat(constants.float(0.0, op.res.type))
                     load = vector.MaskedLoadOp(source, indices, mask, zero)

@@ -69,9 +69,9 @@ from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
 
-from .loop_analysis import defined_values, loop_bounds, update_term
+from .loop_analysis import defined_values, loop_bounds, update_term, written_buffers
 from .loop_builder import LoopBuilder
-from .skip_zero_chunks import chunk_scan, reduce_lanes, written_buffers
+from .skip_zero_chunks import chunk_scan, reduce_lanes
 from .pass_dataclass import pass_dataclass
 
 SCHEDULE_ATTR = "raster.schedule"
@@ -244,7 +244,7 @@ def _invariant_load(value: SSAValue, loop: scf.ForOp, inside: set[SSAValue]) -> 
     load = value.owner
     if not isinstance(load, memref.LoadOp) or value not in inside:
         return False
-    written = {op.memref for op in loop.walk() if isinstance(op, memref.StoreOp)}
+    written = written_buffers(loop)  # (stores, copies, and what an opaque op is handed)
     return load.memref not in written and not any(index in inside for index in load.indices)
 
 

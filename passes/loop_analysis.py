@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from xdsl.dialects import memref, scf
-from xdsl.dialects.builtin import IntegerAttr
+from xdsl.dialects.builtin import IntegerAttr, MemRefType
 from xdsl.dialects import arith
 from xdsl.ir import Operation, SSAValue
 from raster_mlir.ir_walk import walk_ops
@@ -74,6 +74,29 @@ def accesses(ops: Iterable[Operation]) -> Accesses:
                 acc.opaque = True
     WORK.ops_visited += visited
     return acc
+
+
+def written_buffers(op: Operation) -> set[SSAValue]:
+    """Every buffer `op` (with everything nested in it) may write.
+
+    Stored to (`memref.store`, `vector.store`), copied into (`memref.copy`'s target), or handed to
+    an op the element-wise analysis does not model (`is_opaque`: a call, a masked vector store, a
+    run-time tape op, an `llvm.*` op), which may write any buffer it is given. Vector loads only
+    read. The one answer of skip-zero-updates (per loop), skip-zero-chunks and defer-updates
+    (per function) to "may this buffer change?".
+    """
+    written: set[SSAValue] = set()
+    ops = walk_ops(op)
+    WORK.ops_visited += len(ops)
+    for inner in ops:  # (by name: see accesses)
+        name = inner.name
+        if name == "memref.store" or name == "vector.store" or name == "memref.copy":
+            written.add(inner._operands[1])  # (value, memref, *indices) and (source, target)
+        elif name == "vector.load" or name == "vector.maskedload":
+            continue
+        elif is_opaque(inner):
+            written.update(v for v in inner._operands if isinstance(v.type, MemRefType))
+    return written
 
 
 def defined_values(op: Operation) -> set[SSAValue]:

@@ -51,6 +51,7 @@ After:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from xdsl.context import Context
@@ -270,22 +271,16 @@ def work_estimate(block: Block) -> int:
         else:
             lanes = 1
             for value in op.results or op.operands:
-                if _is_vector(value.type):
+                if _is_vector_class(type(value.type)):
                     lanes = max(lanes, value.type.get_shape()[-1])
             total += lanes * TRANSCENDENTAL_WORK.get(name, 1)
     return total
 
 
-_VECTOR_CLASSES: dict[type, bool] = {}
-
-
-def _is_vector(t) -> bool:
-    """`isinstance(t, VectorType)`, answered once per class."""
-    cls = type(t)
-    known = _VECTOR_CLASSES.get(cls)
-    if known is None:
-        known = _VECTOR_CLASSES[cls] = isinstance(t, VectorType)
-    return known
+@functools.cache
+def _is_vector_class(cls: type) -> bool:
+    """`issubclass(cls, VectorType)`, answered once per class of type."""
+    return issubclass(cls, VectorType)
 
 
 def parallel_kinds(loop: scf.ForOp, fn_name: str, min_work: int) -> list[str] | None:

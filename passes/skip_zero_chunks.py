@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
-from xdsl.dialects.builtin import IndexType, IntegerType, MemRefType, ModuleOp, VectorType
+from xdsl.dialects.builtin import IndexType, IntegerType, ModuleOp, VectorType
 from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
@@ -82,7 +82,7 @@ from .chunk_frame import (
 )
 from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, guarded, hoist_invariant_factors, inline, insert, insert_op, restage
-from .loop_analysis import defined_values, loop_bounds, product_factors, update_term
+from .loop_analysis import defined_values, loop_bounds, product_factors, update_term, written_buffers
 from .loop_builder import LoopBuilder
 from raster_mlir.ir_walk import walk_ops
 from .pass_dataclass import pass_dataclass
@@ -111,20 +111,6 @@ def _row_load(value: SSAValue, j: SSAValue) -> memref.LoadOp | None:
         if all(index is not j for index in load.indices[:-1]):
             return load
     return None
-
-
-def written_buffers(function: func.FuncOp) -> set[SSAValue]:
-    """Buffers the function may write: stored to, copied into, or handed to a call."""
-    written: set[SSAValue] = set()
-    for op in walk_ops(function):  # (ops told apart by name: isinstance against xDSL's ABC op classes costs more)
-        name = op.name
-        if name == "memref.store" or name == "vector.store":
-            written.add(op.operands[1])
-        elif name == "memref.copy":
-            written.add(op.destination)
-        elif name == "func.call" or name.startswith("llvm."):
-            written.update(v for v in op.operands if isinstance(v.type, MemRefType))
-    return written
 
 
 def match_site(loop: scf.ForOp, function: func.FuncOp, written: set[SSAValue]) -> ChunkSite | None:

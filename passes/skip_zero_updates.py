@@ -42,12 +42,11 @@ from __future__ import annotations
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf
-from xdsl.dialects.builtin import FloatAttr, MemRefType, ModuleOp
+from xdsl.dialects.builtin import FloatAttr, ModuleOp
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.utils.hints import isa
 
-from .loop_analysis import WORK, is_opaque, product_factors, update_term
+from .loop_analysis import product_factors, update_term, written_buffers
 from raster_mlir.ir_walk import walk_ops
 from .pass_dataclass import pass_dataclass
 
@@ -73,20 +72,6 @@ def hoist_invariant_loads(loop: scf.ForOp) -> None:
             if op.memref not in written:
                 op.detach()
                 loop.parent_block().insert_op_before(op, loop)
-
-
-def written_buffers(loop: scf.ForOp) -> set[SSAValue]:
-    """The buffers `loop` stores to, and those it hands to an op the analysis does not model (a run-time
-    tape read copying a step's carry into a buffer, a copy, a call), which may write any buffer it is given."""
-    written: set[SSAValue] = set()
-    ops = walk_ops(loop)
-    WORK.ops_visited += len(ops)
-    for inner in ops:
-        if isinstance(inner, memref.StoreOp):  # (value, memref, *indices)
-            written.add(inner.operands[1])
-        elif is_opaque(inner):
-            written.update(v for v in inner.operands if isa(v.type, MemRefType))
-    return written
 
 
 def common_zero_factor(loop: scf.ForOp) -> SSAValue | None:
