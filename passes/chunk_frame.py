@@ -51,7 +51,9 @@ from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
 from raster_mlir.errors import CompileError
 
-from .loop_builder import LoopBuilder
+from raster_mlir.ir_build import new_op
+
+from .loop_builder import LoopBuilder, same_type
 
 I1 = IntegerType(1)
 
@@ -105,19 +107,19 @@ def build_frame(buffer: SSAValue, lanes: int, columns: int, chunk_bytes: int, b:
         return op.results[0]
 
     def mask(count: SSAValue) -> SSAValue:
-        return add(vector.CreateMaskOp([count], vector_of(I1, lanes)))
+        return add(new_op(vector.CreateMaskOp, [count], [vector_of(I1, lanes)]))
 
     address = add(memref.ExtractAlignedPointerAsIndexOp.get(buffer))
-    to_boundary = add(arith.AndIOp(add(arith.SubiOp(b.index(0), address)), b.index(chunk_bytes - 1)))
-    shift = add(arith.DivUIOp(to_boundary, b.index(itemsize)))
-    lanes_from_shift = add(arith.SubiOp(b.index(lanes), shift))  # L - s
-    tail = add(arith.AndIOp(lanes_from_shift, b.index(lanes - 1)))
-    head_mask = add(arith.XOrIOp(mask(lanes_from_shift), mask(b.index(lanes))))
+    to_boundary = add(same_type(arith.AndIOp, add(same_type(arith.SubiOp, b.index(0), address)), b.index(chunk_bytes - 1)))
+    shift = add(same_type(arith.DivUIOp, to_boundary, b.index(itemsize)))
+    lanes_from_shift = add(same_type(arith.SubiOp, b.index(lanes), shift))  # L - s
+    tail = add(same_type(arith.AndIOp, lanes_from_shift, b.index(lanes - 1)))
+    head_mask = add(same_type(arith.XOrIOp, mask(lanes_from_shift), mask(b.index(lanes))))
     frame = ChunkFrame(
         shift=shift,
-        head_start=add(arith.SubiOp(shift, b.index(lanes))),
+        head_start=add(same_type(arith.SubiOp, shift, b.index(lanes))),
         head_mask=head_mask,
-        tail_start=add(arith.SubiOp(b.index(columns), tail)),
+        tail_start=add(same_type(arith.SubiOp, b.index(columns), tail)),
         tail_mask=mask(tail),
         tail_length=tail,
         no_lane=mask(b.index(0)),
@@ -148,26 +150,22 @@ def gate_on_input(
     for buffer, leading in rows:
         element = buffer.type.element_type
         bits = IntegerType(element.bitwidth)
-        zero = add(vector.BroadcastOp(b.float(0.0, element), vector_of(element, lanes)))
-        part = add(vector.MaskedLoadOp(buffer, [*leading, start], mask, zero))
+        zero = add(new_op(vector.BroadcastOp, [b.float(0.0, element)], [vector_of(element, lanes)]))
+        part = add(new_op(vector.MaskedLoadOp, [buffer, *leading, start, mask, zero], [zero.type]))
         if stage is not None:
-            staged_at = add(arith.AddiOp(start, frame.tail_length))
-            ops.append(vector.MaskedStoreOp.create(operands=[stage, staged_at, mask, part]))
-        words = add(vector.BitcastOp(part, vector_of(bits, lanes)))
-        union = words if union is None else add(arith.OrIOp(union, words))
+            staged_at = add(same_type(arith.AddiOp, start, frame.tail_length))
+            ops.append(new_op(vector.MaskedStoreOp, [stage, staged_at, mask, part]))
+        words = add(new_op(vector.BitcastOp, [part], [vector_of(bits, lanes)]))
+        union = words if union is None else add(same_type(arith.OrIOp, union, words))
     total = add(reduce_lanes(union, vector.CombiningKindFlag.OR))
     any_set = add(arith.CmpiOp(total, b.integer(0, total.type), "ne"))
-    add(arith.SelectOp(any_set, mask, frame.no_lane))
+    add(new_op(arith.SelectOp, [any_set, mask, frame.no_lane], [mask.type]))
     return ops
 
 
 def reduce_lanes(lanes: SSAValue, kind: vector.CombiningKindFlag) -> Operation:
     """vector.reduction to the lane type (xDSL's constructor gives it the vector's type)."""
-    return vector.ReductionOp.create(
-        operands=[lanes],
-        result_types=[lanes.type.element_type],
-        properties={"kind": vector.CombiningKindAttr(kind)},
-    )
+    return new_op(vector.ReductionOp, [lanes], [lanes.type.element_type], {"kind": vector.CombiningKindAttr(kind)})
 
 
 def after_constants(entry: Block) -> Operation:

@@ -33,12 +33,14 @@ from xdsl.dialects.builtin import IndexType, UnitAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.backend.llvm_ops import EXACT_FP
+from raster_mlir.ir_build import new_op
 
 from .chunk_frame import vector_of
-from .loop_builder import LoopBuilder
+from .loop_builder import LoopBuilder, same_type
 from .loop_analysis import defined_values, product_factors, update_term
 
 LANEWISE = (arith.AddfOp, arith.SubfOp, arith.MulfOp, arith.DivfOp)
+_INDEX, _UNIT = IndexType(), UnitAttr()  # (types and attributes are immutable: made once, not per op)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class StagedRow:
         if staged is None or base is not staged.x or tuple(leading) != staged.rows:
             return None
         if self.index is None:
-            self.index = place(arith.AddiOp(self.start, staged.shift))
+            self.index = place(same_type(arith.AddiOp, self.start, staged.shift))
         return staged.copy, [self.index]
 
 
@@ -82,14 +84,14 @@ class Outside:
 
     def splat(self, value: SSAValue) -> SSAValue:
         if value not in self.splats:
-            op = vector.BroadcastOp(value, vector_of(value.type, self.lanes))
+            op = new_op(vector.BroadcastOp, [value], [vector_of(value.type, self.lanes)])
             self.splats[value] = insert(self.block, self.before, op)
         return self.splats[value]
 
     def negated_splat(self, value: SSAValue) -> SSAValue:
         """The splat of -value (negated once, before the loop)."""
         if value not in self.negated:
-            self.negated[value] = insert(self.block, self.before, arith.NegfOp(value))
+            self.negated[value] = insert(self.block, self.before, same_type(arith.NegfOp, value))
         return self.splat(self.negated[value])
 
     def discard(self) -> None:
@@ -114,7 +116,7 @@ def chunk_body(
     ending in scf.yield; masked accesses where `mask` is given (masked-off lanes of a load read 0.0, a
     constant of `constants`, the function's builder at its entry); loads of `staged.x`'s row read its copy. None if some op cannot be widened."""
     lane_types = [vector_of(loop.results[0].type, lanes)] if reduction else []
-    body = Block(arg_types=[IndexType(), *lane_types])
+    body = Block(arg_types=[_INDEX, *lane_types])
     if _vectorise(loop, body, lanes, outside, reduction, mask, constants, staged):
         return body
     erase_block(body)
@@ -134,7 +136,8 @@ def restage(body: Block, staged: Staged | None) -> Block:
         address = row.address(op.base, op.indices[:-1], lambda new, op=op: insert(body, op, new))
         if address is None:
             continue
-        load = insert(body, op, vector.LoadOp(*address, op.result.type))
+        source, indices = address
+        load = insert(body, op, new_op(vector.LoadOp, [source, *indices], [op.result.type]))
         op.result.replace_all_uses_with(load)
         op.detach()
         op.erase()
@@ -152,8 +155,8 @@ def guarded(condition: SSAValue, chunk: Block, start: SSAValue) -> scf.IfOp:
     """`if condition { chunk at start }` for an update's chunk (no results)."""
     then = Block()
     inline(chunk, [start], then)
-    then.add_op(scf.YieldOp())
-    return scf.IfOp(condition, [], Region(then))
+    then.add_op(new_op(scf.YieldOp))
+    return new_op(scf.IfOp, [condition], regions=(Region(then), Region()))  # (an empty else region, as scf.IfOp makes)
 
 
 def inline(block: Block, args: list[SSAValue], target: Block, before: Operation | None = None) -> list[SSAValue]:
@@ -189,7 +192,7 @@ def _fused_product(op: Operation, inside: set[SSAValue]) -> tuple[SSAValue, arit
 
 
 def _exact(op: Operation) -> Operation:
-    op.attributes[EXACT_FP] = UnitAttr()
+    op.attributes[EXACT_FP] = _UNIT
     return op
 
 
@@ -228,33 +231,38 @@ def _vectorise(
         return outside.splat(value)
 
     for op in loop.body.block.ops:
-        if isinstance(op, scf.YieldOp):
+        name = op.name  # (ops by name, operands by position: cheaper than isinstance and the IRDL accessors)
+        if name == "scf.yield":
             if reduction:
-                body.add_op(scf.YieldOp(vectors[op.operands[0]]))
+                body.add_op(new_op(scf.YieldOp, [vectors[op._operands[0]]]))
             continue
-        if isinstance(op, (memref.LoadOp, memref.StoreOp)):
-            if not op.indices or op.indices[-1] is not j or any(i is j or i in inside for i in op.indices[:-1]):
+        if name == "memref.load" or name == "memref.store":
+            is_load = name == "memref.load"
+            # load (memref, *indices) -> res; store (value, memref, *indices)
+            buffer, all_indices = (op._operands[0], op._operands[1:]) if is_load else (op._operands[1], op._operands[2:])
+            leading = all_indices[:-1]
+            if not all_indices or all_indices[-1] is not j or any(i is j or i in inside for i in leading):
                 return False
-            indices = [*op.indices[:-1], start]
-            source = op.memref
-            if isinstance(op, memref.LoadOp):
-                address = staged_row.address(source, op.indices[:-1], lambda new: append(body, new))
+            source, indices = buffer, [*leading, start]
+            if is_load:
+                address = staged_row.address(source, leading, lambda new: append(body, new))
                 if address is not None:
                     source, indices = address
+                result = op.results[0]
                 if mask is not None:
-                    zero = outside.splat(constants.float(0.0, op.res.type))
-                    load = vector.MaskedLoadOp(source, indices, mask, zero)
+                    zero = outside.splat(constants.float(0.0, result.type))
+                    load = new_op(vector.MaskedLoadOp, [source, *indices, mask, zero], [zero.type])
                 else:
-                    load = vector.LoadOp(source, indices, vector_of(op.res.type, lanes))
-                vectors[op.res] = append(body, load)
+                    load = new_op(vector.LoadOp, [source, *indices], [vector_of(result.type, lanes)])
+                vectors[result] = append(body, load)
             else:
-                value = widen(op.value)
+                value = widen(op._operands[0])
                 if value is None:
                     return False
                 if mask is None:
-                    body.add_op(vector.StoreOp(value, op.memref, indices))
+                    body.add_op(new_op(vector.StoreOp, [value, buffer, *indices]))
                 else:
-                    body.add_op(vector.MaskedStoreOp.create(operands=[op.memref, *indices, mask, value]))
+                    body.add_op(new_op(vector.MaskedStoreOp, [buffer, *indices, mask, value]))
         elif op in fused:
             continue  # emitted as part of its fma, below
         elif (found := _fused_product(op, inside)) is not None:
@@ -268,17 +276,17 @@ def _vectorise(
             if a is None or b is None or c is None:
                 return False
             if subtract and product.lhs in inside:
-                a = append(body, _exact(arith.NegfOp(a)))
-            vectors[op.results[0]] = append(body, _exact(math.FmaOp(a, b, c)))
+                a = append(body, _exact(same_type(arith.NegfOp, a)))
+            vectors[op.results[0]] = append(body, _exact(same_type(math.FmaOp, a, b, c)))
         elif isinstance(op, LANEWISE) or isinstance(op, arith.NegfOp):
             operands = [widen(v) for v in op.operands]
             if any(v is None for v in operands):
                 return False
-            vectors[op.results[0]] = append(body, _exact(type(op)(*operands)))
+            vectors[op.results[0]] = append(body, _exact(same_type(type(op), *operands)))
         else:
             return False
     if not reduction:
-        body.add_op(scf.YieldOp())
+        body.add_op(new_op(scf.YieldOp))
     return True
 
 
@@ -296,13 +304,13 @@ def hoist_invariant_factors(loop: scf.ForOp) -> None:
     parent = loop.parent_block()
     scale = invariant[0]
     for factor in invariant[1:]:
-        scale = insert(parent, loop, arith.MulfOp(scale, factor))
+        scale = insert(parent, loop, same_type(arith.MulfOp, scale, factor))
     if negations % 2:
-        scale = insert(parent, loop, arith.NegfOp(scale))
+        scale = insert(parent, loop, same_type(arith.NegfOp, scale))
     user = store.value.owner
     product = scale
     for factor in (v for v in factors if v in inside):
-        product = insert(loop.body.block, user, arith.MulfOp(product, factor))
+        product = insert(loop.body.block, user, same_type(arith.MulfOp, product, factor))
     old = term.owner
     term.replace_all_uses_with(product)
     _erase_tree(old, inside)

@@ -77,7 +77,7 @@ class LoopBuilder:
         return self._constants[key]
 
     def index(self, n: int) -> SSAValue:
-        return self._constant(("index", n), lambda: arith.ConstantOp(IntegerAttr(n, IndexType())))
+        return self._constant(("index", n), lambda: arith.ConstantOp(IntegerAttr(n, _INDEX)))
 
     def integer(self, value: int, integer_type: Attribute) -> SSAValue:
         # (keyed by the type itself: equal types are equal attributes; `str` of a type runs xDSL's printer)

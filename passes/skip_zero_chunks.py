@@ -67,6 +67,7 @@ from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
+from raster_mlir.ir_build import new_op
 from raster_mlir.ir_clone import clone_op
 
 from .chunk_frame import (
@@ -83,11 +84,12 @@ from .chunk_frame import (
 from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, guarded, hoist_invariant_factors, inline, insert, insert_op, restage
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term, written_buffers
-from .loop_builder import LoopBuilder
+from .loop_builder import LoopBuilder, same_type
 from raster_mlir.ir_walk import walk_ops
 from .pass_dataclass import pass_dataclass
 
 I64 = IntegerType(64)
+INDEX = IndexType()
 
 
 @dataclass
@@ -280,10 +282,11 @@ class _Rewriter:
                 partials.append(_Partial(ops, list(zip(inits, before))))
             else:  # a branch: an aligned row (no lane set) or a zero input there skips the memory access
                 partials.append(_Partial([insert_op(parent, loop, guarded(found.head_on, head, frame.head_start))]))
-        each = Block(arg_types=[IndexType(), *[v.type for v in inits]])  # (position in the list, accumulators)
-        start = append(each, arith.IndexCastOp(append(each, memref.LoadOp.get(found.starts, [each.args[0]])), IndexType()))
-        each.add_op(scf.YieldOp(*inline(body, [start, *each.args[1:]], each)))
-        chunked = scf.ForOp(self.b.index(0), found.count, self.b.index(1), inits, each)
+        each = Block(arg_types=[INDEX, *[v.type for v in inits]])  # (position in the list, accumulators)
+        position = append(each, new_op(memref.LoadOp, [found.starts, each.args[0]], [found.starts.type.element_type]))
+        start = append(each, new_op(arith.IndexCastOp, [position], [INDEX]))
+        each.add_op(new_op(scf.YieldOp, inline(body, [start, *each.args[1:]], each)))
+        chunked = new_op(scf.ForOp, [self.b.index(0), found.count, self.b.index(1), *inits], [v.type for v in inits], regions=(Region(each),))
         parent.insert_op_before(chunked, loop)
         results = list(chunked.results)
         if tail is not None and site.reduction:
@@ -340,15 +343,15 @@ class _Rewriter:
             flags = sorted(self.partial_flags[point], key=lambda v: _position(v, block))
             condition = flags[0]
             for flag in flags[1:]:
-                condition = insert(block, point, arith.OrIOp(condition, flag))
+                condition = insert(block, point, same_type(arith.OrIOp, condition, flag))
             then_block, else_block = Block(), Block()
-            branch = scf.IfOp(condition, [r.type for r in point.results], Region(then_block), Region(else_block))
+            branch = new_op(scf.IfOp, [condition], [r.type for r in point.results], regions=(Region(then_block), Region(else_block)))
             block.insert_op_before(branch, point)
             for old, new in zip(point.results, branch.results):
                 old.replace_all_uses_with(new)
             point.detach()
-            then_block.add_ops([point, scf.YieldOp(*point.results)])
-            else_block.add_ops([plain, scf.YieldOp(*plain.results)])
+            then_block.add_ops([point, new_op(scf.YieldOp, point.results)])
+            else_block.add_ops([plain, new_op(scf.YieldOp, plain.results)])
 
 
 @dataclass(frozen=True)
@@ -406,26 +409,26 @@ def chunk_scan(
 
     A bit set means a non-zero, a NaN or a -0.0 (keeping a -0.0 chunk is merely not skipping it).
     """
-    body = Block(arg_types=[IndexType(), IndexType()])
+    body = Block(arg_types=[INDEX, INDEX])
     start, n = body.args
     union = None
     for buffer, leading in rows:
         element = buffer.type.element_type
         bits = IntegerType(element.bitwidth)
-        chunk = append(body, vector.LoadOp(buffer, [*leading, start], vector_of(element, lanes)))
+        chunk = append(body, new_op(vector.LoadOp, [buffer, *leading, start], [vector_of(element, lanes)]))
         if stage is not None:
-            body.add_op(vector.StoreOp(chunk, stage[0], [append(body, arith.AddiOp(start, stage[1]))]))
-        words = append(body, vector.BitcastOp(chunk, vector_of(bits, lanes)))
-        union = words if union is None else append(body, arith.OrIOp(union, words))
+            body.add_op(new_op(vector.StoreOp, [chunk, stage[0], append(body, same_type(arith.AddiOp, start, stage[1]))]))
+        words = append(body, new_op(vector.BitcastOp, [chunk], [vector_of(bits, lanes)]))
+        union = words if union is None else append(body, same_type(arith.OrIOp, union, words))
     total = append(body, reduce_lanes(union, vector.CombiningKindFlag.OR))
     any_set = append(body, arith.CmpiOp(total, b.integer(0, total.type), "ne"))
-    position = append(body, arith.IndexCastOp(start, I64))
-    body.add_op(memref.StoreOp.get(position, chunk_list, [n]))
-    step = append(body, arith.SelectOp(any_set, b.index(1), b.index(0)))
-    body.add_op(scf.YieldOp(append(body, arith.AddiOp(n, step))))
+    position = append(body, new_op(arith.IndexCastOp, [start], [I64]))
+    body.add_op(new_op(memref.StoreOp, [position, chunk_list, n]))
+    step = append(body, new_op(arith.SelectOp, [any_set, b.index(1), b.index(0)], [INDEX]))
+    body.add_op(new_op(scf.YieldOp, [append(body, same_type(arith.AddiOp, n, step))]))
     first = b.index(0) if first is None else first
     end = b.index(chunks * lanes) if end is None else end
-    return scf.ForOp(first, end, b.index(lanes), [b.index(0)], body)
+    return new_op(scf.ForOp, [first, end, b.index(lanes), b.index(0)], [INDEX], regions=(Region(body),))
 
 
 def skip_zero_chunks(

@@ -64,3 +64,27 @@ def test_new_op_builds_what_create_builds():
             assert operand is theirs.operands[k]
             assert any(use.operation is ours and use.index == k for use in operand.uses)
         ours.verify()
+
+
+def test_new_op_builds_what_the_irdl_constructors_of_the_chunk_passes_build():
+    # skip-zero-chunks and chunk_vectorise build these with `new_op` and no properties: the
+    # defaults `__post_init__` fills in are what the IRDL constructors set.
+    from xdsl.dialects import math
+    from xdsl.dialects.builtin import IntegerType, i1
+
+    lanes = VectorType(F64, [8])
+    splat = vector.BroadcastOp(X, lanes)
+    mask = vector.CreateMaskOp([INDEX_3], VectorType(i1, [8]))
+    v, m = splat.results[0], mask.results[0]
+    condition = arith.CmpiOp(INDEX_3, INDEX_3, "ne").result
+    for irdl in [
+        splat, mask, vector.LoadOp(BUFFER, [INDEX_3], lanes), vector.MaskedLoadOp(BUFFER, [INDEX_3], m, v),
+        vector.StoreOp(v, BUFFER, [INDEX_3]), vector.BitcastOp(v, VectorType(IntegerType(64), [8])),
+        math.FmaOp(v, v, v), arith.NegfOp(v), arith.AddiOp(INDEX_3, INDEX_3), arith.OrIOp(INDEX_3, INDEX_3),
+        arith.SelectOp(condition, INDEX_3, INDEX_3), arith.IndexCastOp(INDEX_3, IntegerType(64)), scf.YieldOp(v),
+        scf.IfOp(condition, [], Region(Block([scf.YieldOp()]))),
+    ]:  # fmt: skip
+        regions = [Region(Block([scf.YieldOp()])), Region()] if isinstance(irdl, scf.IfOp) else []
+        ours = new_op(type(irdl), list(irdl.operands), [r.type for r in irdl.results], regions=regions)
+        assert _text(ours) == _text(irdl)
+        assert ours.properties == irdl.properties and ours.attributes == irdl.attributes
