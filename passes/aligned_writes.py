@@ -34,7 +34,7 @@ from .chunk_frame import ChunkFrame, after_constants, build_frame, frame_applies
 from .chunk_vectorise import LANEWISE, Outside, Staged, _fused_product, append, chunk_body, guarded, inline, insert, restage
 from .loop_analysis import defined_values, loop_bounds
 from .loop_builder import LoopBuilder
-from raster_mlir.ir_walk import walk_ops
+from raster_mlir.ir_walk import block_ops, walk_ops
 
 
 def _write_site(loop: scf.ForOp, function: func.FuncOp) -> memref.StoreOp | None:
@@ -42,7 +42,7 @@ def _write_site(loop: scf.ForOp, function: func.FuncOp) -> memref.StoreOp | None
     bounds = loop_bounds(loop)
     if bounds is None or bounds[0] != 0 or bounds[2] != 1 or loop.iter_args:
         return None
-    ops = list(loop.body.block.ops)
+    ops = block_ops(loop.body.block)
     if any(op.regions for op in ops):
         return None
     stores = [op for op in ops if isinstance(op, memref.StoreOp)]

@@ -34,6 +34,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.backend.llvm_ops import EXACT_FP
 from raster_mlir.ir_build import new_op
+from raster_mlir.ir_walk import block_ops
 
 from .chunk_frame import vector_of
 from .loop_builder import LoopBuilder, same_type
@@ -130,7 +131,7 @@ def restage(body: Block, staged: Staged | None) -> Block:
     if staged is None:
         return body
     row = StagedRow(staged, body.args[0])
-    for op in list(body.ops):
+    for op in block_ops(body):
         if op.name != "vector.load":
             continue
         address = row.address(op.base, op.indices[:-1], lambda new, op=op: insert(body, op, new))
@@ -146,7 +147,7 @@ def restage(body: Block, staged: Staged | None) -> Block:
 
 def erase_block(block: Block) -> None:
     """Erase a (detached) block's ops, last first: they may use each other and the splats."""
-    for op in reversed(list(block.ops)):
+    for op in reversed(block_ops(block)):
         op.detach()
         op.erase()
 
@@ -165,7 +166,7 @@ def inline(block: Block, args: list[SSAValue], target: Block, before: Operation 
     for placeholder, value in zip(block.args, args, strict=True):
         placeholder.replace_all_uses_with(value)
     yielded: list[SSAValue] = []
-    for op in list(block.ops):
+    for op in block_ops(block):
         op.detach()
         if isinstance(op, scf.YieldOp):
             yielded = list(op.operands)

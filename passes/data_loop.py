@@ -44,6 +44,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
+from raster_mlir.ir_walk import block_ops
 
 from .loop_analysis import defined_values
 from .pass_dataclass import pass_dataclass
@@ -96,14 +97,14 @@ def build_data_loop(
 
     # Allocations and constants stay outside the loop; everything else is one step.
     hoisted, body_ops = [], []
-    for op in list(old.ops):
+    for op in block_ops(old):
         if isinstance(op, func.ReturnOp):
             continue
         if isinstance(op, (memref.AllocOp, arith.ConstantOp)):
             hoisted.append(op)
         else:
             body_ops.append(op)
-    for op in list(old.ops):
+    for op in block_ops(old):
         op.detach()
     block.add_ops(hoisted)
     sliced = {block.args[i] for i in sliced_args}  # buffers that gain the leading step dimension

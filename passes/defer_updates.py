@@ -68,6 +68,7 @@ from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
+from raster_mlir.ir_walk import block_ops
 
 from .loop_analysis import defined_values, loop_bounds, update_term, written_buffers
 from .loop_builder import LoopBuilder
@@ -149,7 +150,7 @@ def _match_dot(forward: scf.ForOp, step: SSAValue, function) -> tuple[scf.ForOp,
         if loop_bounds(dot) is None or loop_bounds(dot)[0::2] != (0, 1):
             continue
         j, acc = dot.body.block.args
-        body = list(dot.body.block.ops)
+        body = block_ops(dot.body.block)
         if len(body) != 5 or not isinstance(body[-1], scf.YieldOp):
             continue
         total = body[-1].operands[0].owner
@@ -172,7 +173,7 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
     if loop is None:
         return None, "no data loop (scf.for over the samples) at the top of the function"
     step = loop.body.block.args[0]
-    body = list(loop.body.block.ops)
+    body = block_ops(loop.body.block)
     forward = next((op for op in body if isinstance(op, scf.ForOp)), None)
     # (The row loop may carry values: the max of a softmax over the rows, merged into it by fuse-loops.)
     if forward is None or loop_bounds(forward) is None or loop_bounds(forward)[0::2] != (0, 1):
@@ -199,7 +200,7 @@ def match_first_layer(function: func.FuncOp) -> tuple[FirstLayer | None, str]:
     holder: Operation = inner
     parent = inner.parent_op()
     if isinstance(parent, scf.IfOp) and parent.parent_op() is update:
-        then = list(parent.true_region.block.ops)
+        then = block_ops(parent.true_region.block)
         if parent.results or len(then) != 2 or parent.false_region.blocks:
             return None, "the weight update is guarded by a condition that does other work"
         holder = parent
@@ -446,7 +447,7 @@ class _Emitter:
 def _replace(op: Operation, ops: Block, results: list[SSAValue]) -> None:
     """Put the ops of `ops` where `op` is, route its results to `results`, and erase it."""
     parent = op.parent_block()
-    for new in list(ops.ops):
+    for new in block_ops(ops):
         new.detach()
         parent.insert_op_before(new, op)
     for old, new in zip(op.results, results):

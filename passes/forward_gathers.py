@@ -51,10 +51,11 @@ from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from .loop_analysis import is_opaque, loop_bounds
-from raster_mlir.ir_walk import walk_ops
+from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
 
 INDEX_OPS = (arith.ConstantOp, arith.AddiOp, arith.SubiOp, arith.MuliOp)
+INDEX_OP_NAMES = frozenset(cls.name for cls in INDEX_OPS)
 
 
 @dataclass(eq=False, repr=False)
@@ -75,8 +76,8 @@ def _perfect_nest(loop: scf.ForOp) -> tuple[list[SSAValue], Block] | None:
         if bounds is None or bounds[0] != 0 or bounds[2] != 1 or current.results:
             return None
         ivs.append(current.body.block.args[0])
-        body = list(current.body.block.ops)
-        if len(body) == 2 and isinstance(body[0], scf.ForOp):
+        body = block_ops(current.body.block)
+        if len(body) == 2 and body[0].name == "scf.for":
             current = body[0]
             continue
         return ivs, current.body.block
@@ -117,10 +118,10 @@ def match_copy_nest(loop: scf.ForOp) -> CopyNest | None:
     if nest is None:
         return None
     ivs, body = nest
-    ops = list(body.ops)[:-1]  # the yield
-    loads = [op for op in ops if isinstance(op, memref.LoadOp)]
-    stores = [op for op in ops if isinstance(op, memref.StoreOp)]
-    index_ops = [op for op in ops if isinstance(op, INDEX_OPS)]
+    ops = block_ops(body)[:-1]  # the yield
+    loads = [op for op in ops if op.name == "memref.load"]  # (by name: a failed isinstance against an op class costs 5x more)
+    stores = [op for op in ops if op.name == "memref.store"]
+    index_ops = [op for op in ops if op.name in INDEX_OP_NAMES]
     if len(loads) != 1 or len(stores) != 1 or len(index_ops) + 2 != len(ops):
         return None
     load, store = loads[0], stores[0]
@@ -159,7 +160,7 @@ class BlockOrder:
 
     @classmethod
     def of(cls, block: Block) -> BlockOrder:
-        ops = list(block.ops)
+        ops = block_ops(block)
         opaque_from = [False] * (len(ops) + 1)
         for k in range(len(ops) - 1, -1, -1):
             opaque_from[k] = opaque_from[k + 1] or any(is_opaque(inner) for inner in walk_ops(ops[k]))
@@ -225,8 +226,8 @@ def forward_block(block: Block) -> tuple[int, int]:
     (temporaries removed, their bytes)."""
     count = size = 0
     order = None  # (taken when the block has a copy nest: most loop bodies have none)
-    for k, op in enumerate(list(block.ops)):
-        if isinstance(op, scf.ForOp):
+    for k, op in enumerate(block_ops(block)):
+        if op.name == "scf.for":
             nest = match_copy_nest(op)
             if nest is not None and order is None:
                 order = BlockOrder.of(block)

@@ -61,7 +61,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from .loop_analysis import is_inside, loop_bounds
 from .matmul_tiles import FINAL_STORE_ATTR
-from raster_mlir.ir_walk import walk_ops
+from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
 
 ELEMENTWISE = {
@@ -162,7 +162,7 @@ def _elementwise_body(loop: Operation, consumer: Operation, i: SSAValue, j: SSAV
 
 def _available_at_stores(e: Epilogue, block: Block) -> bool:
     """Every value E uses from outside C is defined before the first op that stores T."""
-    ops = list(block.ops)
+    ops = block_ops(block)
     first = min(ops.index(_top_level(s, block)) for s in e.stores)
     for op in e.loop.body.block.ops:
         for v in op.operands:
@@ -174,7 +174,7 @@ def _available_at_stores(e: Epilogue, block: Block) -> bool:
 
 def _legal(e: Epilogue, block: Block) -> bool:
     tops = [_top_level(s, block) for s in e.stores]
-    ops = list(block.ops)
+    ops = block_ops(block)
     first = min(ops.index(t) for t in tops)
     last = ops.index(e.consumer)
     if max(ops.index(t) for t in tops) > last:

@@ -247,7 +247,7 @@ def _fuse(l1: scf.ForOp, l2: scf.ForOp, placement: str) -> None:
     l2.body.block.args[0].replace_all_uses_with(l1.body.block.args[0])
     target = l1.body.block
     yield_op = target.last_op
-    for op in list(l2.body.block.ops)[:-1]:  # all but l2's scf.yield
+    for op in block_ops(l2.body.block)[:-1]:  # all but l2's scf.yield
         op.detach()
         target.insert_op_before(op, yield_op)
     l2.detach()
@@ -260,7 +260,7 @@ def _fuse_into_reduction(producer: scf.ForOp, reduction: scf.ForOp) -> None:
     producer.parent_block().insert_op_before(reduction, producer)
     producer.body.block.args[0].replace_all_uses_with(reduction.body.block.args[0])
     first = reduction.body.block.first_op
-    for op in list(producer.body.block.ops)[:-1]:  # all but the producer's scf.yield
+    for op in block_ops(producer.body.block)[:-1]:  # all but the producer's scf.yield
         op.detach()
         reduction.body.block.insert_op_before(op, first)
     producer.detach()

@@ -52,6 +52,7 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.dialects import raster_control as C
 from raster_mlir.dialects import raster_index as X
 from raster_mlir.dialects.raster_loop_transforms import TAPE_ATTR, TAPE_LOOP_ATTR
+from raster_mlir.ir_walk import block_ops
 
 from .loop_builder import LoopBuilder
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, read
@@ -153,7 +154,7 @@ def lower_body(
         storage[arg] = s
     yielded = list(block.last_op.operands)
     destination = yield_destinations(block, yielded[: len(buffers)], carry_args, [buf.ref for buf in buffers])
-    lowering.nested().lower(list(block.ops)[:-1], destination)
+    lowering.nested().lower(block_ops(block)[:-1], destination)
     if place_rest is not None:
         place_rest([storage[v] for v in yielded[len(buffers) :]])
     _copy_yields(b, [storage[v] for v in yielded[: len(buffers)]], buffers)

@@ -55,7 +55,7 @@ from raster_mlir.dialects import raster as R
 from raster_mlir.dialects.raster_rules_core import describe_location
 from raster_mlir.errors import CompileError, with_location
 from raster_mlir.ir_release import release_erased
-from raster_mlir.ir_walk import walk_ops
+from raster_mlir.ir_walk import block_ops, walk_ops
 
 from .elementwise_clusters import FUSION_ATTR, MAX_OPS, ElementwiseRun, FusionStats, scalar_function
 from .loop_builder import LoopBuilder
@@ -171,7 +171,7 @@ def lower_function(function: func.FuncOp, fuse_elementwise: bool = True, max_loo
 
     clusters = FusionStats() if fuse_elementwise else None
     lowering = BlockLowering(b, storage, clusters=clusters, max_loop_ops=max_loop_ops)
-    lowering.lower(list(old_block.ops)[:-1], destination)
+    lowering.lower(block_ops(old_block)[:-1], destination)
 
     # Slots not filled in place get a copy, after every op has read what it needs.
     for value, out in zip(results, slot):

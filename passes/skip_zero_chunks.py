@@ -85,7 +85,7 @@ from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, guarded, hoist_invariant_factors, inline, insert, insert_op, restage
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term, written_buffers
 from .loop_builder import LoopBuilder, same_type
-from raster_mlir.ir_walk import walk_ops
+from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
 
 I64 = IntegerType(64)
@@ -120,7 +120,7 @@ def match_site(loop: scf.ForOp, function: func.FuncOp, written: set[SSAValue]) -
     if bounds is None or bounds[0] != 0 or bounds[2] != 1:
         return None
     j = loop.body.block.args[0]
-    ops = list(loop.body.block.ops)
+    ops = block_ops(loop.body.block)
     if any(op.regions for op in ops):
         return None
     if len(loop.iter_args) == 1:  # a = a + W[.., j] * x[.., j]
