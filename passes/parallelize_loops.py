@@ -63,7 +63,7 @@ from xdsl.passes import ModulePass
 from raster_mlir.backend.analysis import indexed_access, memref_root
 
 from .loop_analysis import constant_int, is_inside, loop_bounds
-from raster_mlir.ir_walk import walk_ops
+from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
 
 PARALLEL_ATTR = "raster.parallel"
@@ -259,7 +259,7 @@ TRANSCENDENTAL_WORK = {
 def work_estimate(block: Block) -> int:
     # (ops told apart by name, types by class: isinstance against xDSL's ABC classes was most of the cost)
     total = 0
-    for op in block.ops:
+    for op in block_ops(block):
         name = op.name
         if name == "scf.for":
             trip = trip_count(op)
@@ -311,12 +311,13 @@ class ParallelizeLoopsPass(ModulePass):
 
     def _mark(self, block: Block, fn_name: str) -> None:
         """Mark the outermost eligible loops of `block`, looking inside the loops that are not."""
-        for loop in block.ops:
-            if isinstance(loop, scf.IfOp):
+        for loop in block_ops(block):
+            name = loop.name  # (by name, as work_estimate)
+            if name == "scf.if":
                 for region in loop.regions:
                     for inner in region.blocks:
                         self._mark(inner, fn_name)
-            if not isinstance(loop, scf.ForOp) or PARALLEL_ATTR in loop.attributes:
+            if name != "scf.for" or PARALLEL_ATTR in loop.attributes:
                 continue
             kinds = parallel_kinds(loop, fn_name, self.min_work)
             if kinds is not None:

@@ -47,7 +47,7 @@ from xdsl.ir import Block, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from .loop_analysis import product_factors, update_term, written_buffers
-from raster_mlir.ir_walk import walk_ops
+from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
 
 
@@ -62,14 +62,14 @@ def hoist_invariant_loads(loop: scf.ForOp) -> None:
     # before them (one pass; a hoisted load's result stays in this set: conservative, never wrong).
     inside = set(body.args)
     candidates = []
-    for op in body.ops:
-        if op.name == "memref.load" and not any(i in inside for i in op.indices):
+    for op in block_ops(body):
+        if op.name == "memref.load" and not any(i in inside for i in op._operands[1:]):  # (memref, *indices)
             candidates.append(op)
         inside.update(op.results)
     if candidates:  # (most loops have none: the walk below is for those that do)
         written = written_buffers(loop)
         for op in candidates:
-            if op.memref not in written:
+            if op._operands[0] not in written:
                 op.detach()
                 loop.parent_block().insert_op_before(op, loop)
 
@@ -80,7 +80,7 @@ def common_zero_factor(loop: scf.ForOp) -> SSAValue | None:
         return None
     inside = set(body.args)  # every value the loop defines (`defined_values`: no nested regions), in one pass
     stores = []
-    for op in body.ops:
+    for op in block_ops(body):
         if op.regions:
             return None
         if op.name == "memref.store":
@@ -135,7 +135,7 @@ class SkipZeroUpdatesPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
-            loops = [l for l in walk_ops(function) if isinstance(l, scf.ForOp)]
+            loops = [l for l in walk_ops(function) if l.name == "scf.for"]  # (by name: cheaper than isinstance against an op class)
             for loop in loops:
                 hoist_invariant_loads(loop)
                 factor = common_zero_factor(loop)
