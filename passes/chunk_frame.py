@@ -51,7 +51,7 @@ from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
 from raster_mlir.errors import CompileError
 
-from raster_mlir.ir_build import new_op
+from raster_mlir.ir_create import create_op
 
 from .loop_builder import LoopBuilder, same_type
 
@@ -107,7 +107,7 @@ def build_frame(buffer: SSAValue, lanes: int, columns: int, chunk_bytes: int, b:
         return op.results[0]
 
     def mask(count: SSAValue) -> SSAValue:
-        return add(new_op(vector.CreateMaskOp, [count], [vector_of(I1, lanes)]))
+        return add(create_op(vector.CreateMaskOp, [count], [vector_of(I1, lanes)]))
 
     address = add(memref.ExtractAlignedPointerAsIndexOp.get(buffer))
     to_boundary = add(same_type(arith.AndIOp, add(same_type(arith.SubiOp, b.index(0), address)), b.index(chunk_bytes - 1)))
@@ -150,22 +150,22 @@ def gate_on_input(
     for buffer, leading in rows:
         element = buffer.type.element_type
         bits = IntegerType(element.bitwidth)
-        zero = add(new_op(vector.BroadcastOp, [b.float(0.0, element)], [vector_of(element, lanes)]))
-        part = add(new_op(vector.MaskedLoadOp, [buffer, *leading, start, mask, zero], [zero.type]))
+        zero = add(create_op(vector.BroadcastOp, [b.float(0.0, element)], [vector_of(element, lanes)]))
+        part = add(create_op(vector.MaskedLoadOp, [buffer, *leading, start, mask, zero], [zero.type]))
         if stage is not None:
             staged_at = add(same_type(arith.AddiOp, start, frame.tail_length))
-            ops.append(new_op(vector.MaskedStoreOp, [stage, staged_at, mask, part]))
-        words = add(new_op(vector.BitcastOp, [part], [vector_of(bits, lanes)]))
+            ops.append(create_op(vector.MaskedStoreOp, [stage, staged_at, mask, part]))
+        words = add(create_op(vector.BitcastOp, [part], [vector_of(bits, lanes)]))
         union = words if union is None else add(same_type(arith.OrIOp, union, words))
     total = add(reduce_lanes(union, vector.CombiningKindFlag.OR))
     any_set = add(arith.CmpiOp(total, b.integer(0, total.type), "ne"))
-    add(new_op(arith.SelectOp, [any_set, mask, frame.no_lane], [mask.type]))
+    add(create_op(arith.SelectOp, [any_set, mask, frame.no_lane], [mask.type]))
     return ops
 
 
 def reduce_lanes(lanes: SSAValue, kind: vector.CombiningKindFlag) -> Operation:
     """vector.reduction to the lane type (xDSL's constructor gives it the vector's type)."""
-    return new_op(vector.ReductionOp, [lanes], [lanes.type.element_type], {"kind": vector.CombiningKindAttr(kind)})
+    return create_op(vector.ReductionOp, [lanes], [lanes.type.element_type], {"kind": vector.CombiningKindAttr(kind)})
 
 
 def after_constants(entry: Block) -> Operation:

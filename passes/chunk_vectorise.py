@@ -33,7 +33,7 @@ from xdsl.dialects.builtin import IndexType, UnitAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.backend.llvm_ops import EXACT_FP
-from raster_mlir.ir_build import new_op
+from raster_mlir.ir_create import create_op
 from raster_mlir.ir_walk import block_ops
 
 from .chunk_frame import vector_of
@@ -85,7 +85,7 @@ class Outside:
 
     def splat(self, value: SSAValue) -> SSAValue:
         if value not in self.splats:
-            op = new_op(vector.BroadcastOp, [value], [vector_of(value.type, self.lanes)])
+            op = create_op(vector.BroadcastOp, [value], [vector_of(value.type, self.lanes)])
             self.splats[value] = insert(self.block, self.before, op)
         return self.splats[value]
 
@@ -138,7 +138,7 @@ def restage(body: Block, staged: Staged | None) -> Block:
         if address is None:
             continue
         source, indices = address
-        load = insert(body, op, new_op(vector.LoadOp, [source, *indices], [op.result.type]))
+        load = insert(body, op, create_op(vector.LoadOp, [source, *indices], [op.result.type]))
         op.result.replace_all_uses_with(load)
         op.detach()
         op.erase()
@@ -156,8 +156,8 @@ def guarded(condition: SSAValue, chunk: Block, start: SSAValue) -> scf.IfOp:
     """`if condition { chunk at start }` for an update's chunk (no results)."""
     then = Block()
     inline(chunk, [start], then)
-    then.add_op(new_op(scf.YieldOp))
-    return new_op(scf.IfOp, [condition], regions=(Region(then), Region()))  # (an empty else region, as scf.IfOp makes)
+    then.add_op(create_op(scf.YieldOp))
+    return create_op(scf.IfOp, [condition], regions=(Region(then), Region()))  # (an empty else region, as scf.IfOp makes)
 
 
 def inline(block: Block, args: list[SSAValue], target: Block, before: Operation | None = None) -> list[SSAValue]:
@@ -235,7 +235,7 @@ def _vectorise(
         name = op.name  # (ops by name, operands by position: cheaper than isinstance and the IRDL accessors)
         if name == "scf.yield":
             if reduction:
-                body.add_op(new_op(scf.YieldOp, [vectors[op._operands[0]]]))
+                body.add_op(create_op(scf.YieldOp, [vectors[op._operands[0]]]))
             continue
         if name == "memref.load" or name == "memref.store":
             is_load = name == "memref.load"
@@ -252,18 +252,18 @@ def _vectorise(
                 result = op.results[0]
                 if mask is not None:
                     zero = outside.splat(constants.float(0.0, result.type))
-                    load = new_op(vector.MaskedLoadOp, [source, *indices, mask, zero], [zero.type])
+                    load = create_op(vector.MaskedLoadOp, [source, *indices, mask, zero], [zero.type])
                 else:
-                    load = new_op(vector.LoadOp, [source, *indices], [vector_of(result.type, lanes)])
+                    load = create_op(vector.LoadOp, [source, *indices], [vector_of(result.type, lanes)])
                 vectors[result] = append(body, load)
             else:
                 value = widen(op._operands[0])
                 if value is None:
                     return False
                 if mask is None:
-                    body.add_op(new_op(vector.StoreOp, [value, buffer, *indices]))
+                    body.add_op(create_op(vector.StoreOp, [value, buffer, *indices]))
                 else:
-                    body.add_op(new_op(vector.MaskedStoreOp, [buffer, *indices, mask, value]))
+                    body.add_op(create_op(vector.MaskedStoreOp, [buffer, *indices, mask, value]))
         elif op in fused:
             continue  # emitted as part of its fma, below
         elif (found := _fused_product(op, inside)) is not None:
@@ -287,7 +287,7 @@ def _vectorise(
         else:
             return False
     if not reduction:
-        body.add_op(new_op(scf.YieldOp))
+        body.add_op(create_op(scf.YieldOp))
     return True
 
 

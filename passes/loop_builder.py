@@ -18,7 +18,7 @@ from xdsl.dialects import arith, math, memref, scf
 from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, MemRefType
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from raster_mlir.ir_build import new_op
+from raster_mlir.ir_create import create_op
 
 LoopBody = Callable[..., Sequence[SSAValue] | None]
 
@@ -35,7 +35,7 @@ def same_type(op_cls: type[Operation], *operands: SSAValue) -> Operation:
 
     The same op as the IRDL constructor builds (the first one per class is built
     by it, and its default properties are reused), made field by field
-    (`ir_build.new_op`): about 5x faster, and lower-to-loops builds tens of thousands of ops.
+    (`ir_create.create_op`): about 5x faster, and lower-to-loops builds tens of thousands of ops.
     """
     defaults = _DEFAULTS.get(op_cls)
     if defaults is None:
@@ -43,7 +43,7 @@ def same_type(op_cls: type[Operation], *operands: SSAValue) -> Operation:
         _DEFAULTS[op_cls] = (dict(op.properties), dict(op.attributes))
         return op
     properties, attributes = defaults
-    return new_op(op_cls, operands, (operands[0].type,), dict(properties), dict(attributes))
+    return create_op(op_cls, operands, (operands[0].type,), properties, attributes)
 
 
 class LoopBuilder:
@@ -100,17 +100,17 @@ class LoopBuilder:
             op = memref.AllocOp([], [], memref_type, _ALIGNMENT)
             _ALLOC_PROPERTIES = dict(op.properties)
         else:  # as `same_type` does: the properties the IRDL constructor sets, without its checks
-            op = new_op(memref.AllocOp, (), (memref_type,), dict(_ALLOC_PROPERTIES))
+            op = create_op(memref.AllocOp, (), (memref_type,), _ALLOC_PROPERTIES)
         self.entry.add_op(op)
         return op.results[0]
 
     def load(self, buffer: SSAValue, indices: Sequence[SSAValue]) -> SSAValue:
         memref_type = buffer.type
         assert isinstance(memref_type, MemRefType)
-        return self.add(new_op(memref.LoadOp, [buffer, *indices], (memref_type.element_type,)))
+        return self.add(create_op(memref.LoadOp, [buffer, *indices], (memref_type.element_type,)))
 
     def store(self, value: SSAValue, buffer: SSAValue, indices: Sequence[SSAValue]) -> None:
-        self.add(new_op(memref.StoreOp, [value, buffer, *indices]))
+        self.add(create_op(memref.StoreOp, [value, buffer, *indices]))
 
     # -- loops --------------------------------------------------------------
     def loop(self, extent: int, inits: Sequence[SSAValue] = (), body: LoopBody | None = None) -> list[SSAValue]:
@@ -135,9 +135,9 @@ class LoopBuilder:
         """for i in range(lower, upper, step) with SSA bounds (which may be computed at run time)."""
         block = Block(arg_types=[_INDEX, *[v.type for v in inits]])
         yielded = self.inside(block, lambda: body(block.args[0], *block.args[1:]) if body else None)
-        block.add_op(new_op(scf.YieldOp, yielded or ()))
-        # scf.for has no properties: `new_op` builds what its IRDL constructor would, 6x faster.
-        op = new_op(scf.ForOp, [lower, upper, step, *inits], [v.type for v in inits], regions=(Region(block),))
+        block.add_op(create_op(scf.YieldOp, yielded or ()))
+        # scf.for has no properties: `create_op` builds what its IRDL constructor would, 6x faster.
+        op = create_op(scf.ForOp, [lower, upper, step, *inits], [v.type for v in inits], regions=(Region(block),))
         self.block.add_op(op)
         return list(op.results)
 

@@ -67,7 +67,7 @@ from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
-from raster_mlir.ir_build import new_op
+from raster_mlir.ir_create import create_op
 from raster_mlir.ir_clone import clone_op
 
 from .chunk_frame import (
@@ -283,10 +283,10 @@ class _Rewriter:
             else:  # a branch: an aligned row (no lane set) or a zero input there skips the memory access
                 partials.append(_Partial([insert_op(parent, loop, guarded(found.head_on, head, frame.head_start))]))
         each = Block(arg_types=[INDEX, *[v.type for v in inits]])  # (position in the list, accumulators)
-        position = append(each, new_op(memref.LoadOp, [found.starts, each.args[0]], [found.starts.type.element_type]))
-        start = append(each, new_op(arith.IndexCastOp, [position], [INDEX]))
-        each.add_op(new_op(scf.YieldOp, inline(body, [start, *each.args[1:]], each)))
-        chunked = new_op(scf.ForOp, [self.b.index(0), found.count, self.b.index(1), *inits], [v.type for v in inits], regions=(Region(each),))
+        position = append(each, create_op(memref.LoadOp, [found.starts, each.args[0]], [found.starts.type.element_type]))
+        start = append(each, create_op(arith.IndexCastOp, [position], [INDEX]))
+        each.add_op(create_op(scf.YieldOp, inline(body, [start, *each.args[1:]], each)))
+        chunked = create_op(scf.ForOp, [self.b.index(0), found.count, self.b.index(1), *inits], [v.type for v in inits], regions=(Region(each),))
         parent.insert_op_before(chunked, loop)
         results = list(chunked.results)
         if tail is not None and site.reduction:
@@ -345,13 +345,13 @@ class _Rewriter:
             for flag in flags[1:]:
                 condition = insert(block, point, same_type(arith.OrIOp, condition, flag))
             then_block, else_block = Block(), Block()
-            branch = new_op(scf.IfOp, [condition], [r.type for r in point.results], regions=(Region(then_block), Region(else_block)))
+            branch = create_op(scf.IfOp, [condition], [r.type for r in point.results], regions=(Region(then_block), Region(else_block)))
             block.insert_op_before(branch, point)
             for old, new in zip(point.results, branch.results):
                 old.replace_all_uses_with(new)
             point.detach()
-            then_block.add_ops([point, new_op(scf.YieldOp, point.results)])
-            else_block.add_ops([plain, new_op(scf.YieldOp, plain.results)])
+            then_block.add_ops([point, create_op(scf.YieldOp, point.results)])
+            else_block.add_ops([plain, create_op(scf.YieldOp, plain.results)])
 
 
 @dataclass(frozen=True)
@@ -415,20 +415,20 @@ def chunk_scan(
     for buffer, leading in rows:
         element = buffer.type.element_type
         bits = IntegerType(element.bitwidth)
-        chunk = append(body, new_op(vector.LoadOp, [buffer, *leading, start], [vector_of(element, lanes)]))
+        chunk = append(body, create_op(vector.LoadOp, [buffer, *leading, start], [vector_of(element, lanes)]))
         if stage is not None:
-            body.add_op(new_op(vector.StoreOp, [chunk, stage[0], append(body, same_type(arith.AddiOp, start, stage[1]))]))
-        words = append(body, new_op(vector.BitcastOp, [chunk], [vector_of(bits, lanes)]))
+            body.add_op(create_op(vector.StoreOp, [chunk, stage[0], append(body, same_type(arith.AddiOp, start, stage[1]))]))
+        words = append(body, create_op(vector.BitcastOp, [chunk], [vector_of(bits, lanes)]))
         union = words if union is None else append(body, same_type(arith.OrIOp, union, words))
     total = append(body, reduce_lanes(union, vector.CombiningKindFlag.OR))
     any_set = append(body, arith.CmpiOp(total, b.integer(0, total.type), "ne"))
-    position = append(body, new_op(arith.IndexCastOp, [start], [I64]))
-    body.add_op(new_op(memref.StoreOp, [position, chunk_list, n]))
-    step = append(body, new_op(arith.SelectOp, [any_set, b.index(1), b.index(0)], [INDEX]))
-    body.add_op(new_op(scf.YieldOp, [append(body, same_type(arith.AddiOp, n, step))]))
+    position = append(body, create_op(arith.IndexCastOp, [start], [I64]))
+    body.add_op(create_op(memref.StoreOp, [position, chunk_list, n]))
+    step = append(body, create_op(arith.SelectOp, [any_set, b.index(1), b.index(0)], [INDEX]))
+    body.add_op(create_op(scf.YieldOp, [append(body, same_type(arith.AddiOp, n, step))]))
     first = b.index(0) if first is None else first
     end = b.index(chunks * lanes) if end is None else end
-    return new_op(scf.ForOp, [first, end, b.index(lanes), b.index(0)], [INDEX], regions=(Region(body),))
+    return create_op(scf.ForOp, [first, end, b.index(lanes), b.index(0)], [INDEX], regions=(Region(body),))
 
 
 def skip_zero_chunks(

@@ -54,3 +54,70 @@ def test_the_same_op_as_create(cls, types, properties, attributes):
     assert [_uses(v) for v in block_a.args] == [_uses(v) for v in block_b.args]
     assert a.properties is not properties and b.properties is not properties
     assert str(a) == str(b)
+
+
+def _generic_text(op) -> str:
+    import io
+
+    from xdsl.printer import Printer
+
+    stream = io.StringIO()
+    Printer(stream=stream, print_generic_format=True, print_debuginfo=True).print_op(op)
+    return stream.getvalue()
+
+
+def test_loop_level_ops_with_regions_as_create_makes_them():
+    # LoopBuilder's loops, loads, stores and allocs (no properties, or the alloc's).
+    from xdsl.dialects import memref, scf
+    from xdsl.dialects.builtin import IndexType, MemRefType
+    from xdsl.ir import Region
+
+    index, f64_buffer = IndexType(), MemRefType(f64, [8])
+    alloc_properties = dict(memref.AllocOp([], [], f64_buffer, IntegerAttr(64, 64)).properties)
+    for how in ("create", "create_op"):
+        entry = Block(arg_types=[index, f64])
+        i, x = entry.args
+
+        def make(cls, operands=(), result_types=(), properties={}, regions=()):
+            if how == "create":
+                return cls.create(operands=operands, result_types=result_types, properties=properties, regions=regions)
+            return create_op(cls, operands, result_types, properties, regions=regions)
+
+        buffer = make(memref.AllocOp, (), [f64_buffer], alloc_properties)
+        body = Block(arg_types=[index])
+        body.add_ops([make(memref.StoreOp, [x, buffer.results[0], body.args[0]]), make(scf.YieldOp)])
+        loop = make(scf.ForOp, [i, i, i], regions=(Region(body),))
+        load = make(memref.LoadOp, [buffer.results[0], i], [f64])
+        entry.add_ops([buffer, loop, load])
+        text = "".join(_generic_text(op) for op in entry.ops)
+        if how == "create":
+            expected = text
+    assert text == expected
+    for op in (buffer, loop, load):
+        op.verify()
+
+
+def test_the_irdl_constructors_of_the_chunk_passes():
+    # skip-zero-chunks and chunk_vectorise build these with `create_op` and no properties: the
+    # defaults `__post_init__` fills in are what the IRDL constructors set (`_fills_defaults`).
+    from xdsl.dialects import math, memref, scf, vector
+    from xdsl.dialects.builtin import IndexType, MemRefType, VectorType, i1
+    from xdsl.ir import Region
+
+    entry = Block(arg_types=[IndexType(), f64, MemRefType(f64, [8])])
+    i, x, buffer = entry.args
+    lanes = VectorType(f64, [8])
+    splat, mask = vector.BroadcastOp(x, lanes), vector.CreateMaskOp([i], VectorType(i1, [8]))
+    v, m = splat.results[0], mask.results[0]
+    condition = arith.CmpiOp(i, i, "ne").result
+    for irdl in [
+        splat, mask, vector.LoadOp(buffer, [i], lanes), vector.MaskedLoadOp(buffer, [i], m, v),
+        vector.StoreOp(v, buffer, [i]), vector.BitcastOp(v, VectorType(i64, [8])), math.FmaOp(v, v, v),
+        arith.NegfOp(v), arith.AddiOp(i, i), arith.OrIOp(i, i), arith.SelectOp(condition, i, i),
+        arith.IndexCastOp(i, i64), memref.LoadOp.get(buffer, [i]), scf.YieldOp(v),
+        scf.IfOp(condition, [], Region(Block([scf.YieldOp()]))),
+    ]:  # fmt: skip
+        regions = [Region(Block([scf.YieldOp()])), Region()] if isinstance(irdl, scf.IfOp) else []
+        ours = create_op(type(irdl), list(irdl.operands), [r.type for r in irdl.results], regions=regions)
+        assert _generic_text(ours) == _generic_text(irdl)
+        assert ours.properties == irdl.properties and ours.attributes == irdl.attributes
