@@ -12,10 +12,11 @@ entry block, so they dominate every use and loops stay free of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from xdsl.dialects import arith, math, memref, scf
-from xdsl.dialects.builtin import FloatAttr, IndexType, IntegerAttr, MemRefType
+from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IndexType, IntAttr, IntegerAttr, MemRefType, NoneAttr
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from raster_mlir.ir_create import create_op
@@ -27,7 +28,8 @@ LoopBody = Callable[..., Sequence[SSAValue] | None]
 _DEFAULTS: dict[type[Operation], tuple[dict, dict]] = {}
 _ALIGNMENT = IntegerAttr(64, 64)  # bytes, for every temporary buffer
 _ALLOC_PROPERTIES: dict | None = None  # of `memref.alloc() {alignment = 64}`, whatever the type
-_INDEX = IndexType()  # the type of every induction variable (building one per loop cost a tenth of the lowering)
+_INDEX = IndexType()
+_NO_ATTR = NoneAttr()  # (a memref type's layout and memory space)  # the type of every induction variable (building one per loop cost a tenth of the lowering)
 
 
 def same_type(op_cls: type[Operation], *operands: SSAValue) -> Operation:
@@ -44,6 +46,28 @@ def same_type(op_cls: type[Operation], *operands: SSAValue) -> Operation:
         return op
     properties, attributes = defaults
     return create_op(op_cls, operands, (operands[0].type,), properties, attributes)
+
+
+def aligned_alloc(memref_type: MemRefType) -> memref.AllocOp:
+    """`memref.alloc() {alignment = 64}` of `memref_type` (not inserted anywhere)."""
+    global _ALLOC_PROPERTIES
+    if _ALLOC_PROPERTIES is None:
+        op = memref.AllocOp([], [], memref_type, _ALIGNMENT)
+        _ALLOC_PROPERTIES = dict(op.properties)
+        return op
+    # as `same_type` does: the properties the IRDL constructor sets, without its checks
+    return create_op(memref.AllocOp, (), (memref_type,), _ALLOC_PROPERTIES)
+
+
+@functools.lru_cache(maxsize=4096)
+def memref_type(element_type: Attribute, shape: tuple[int, ...]) -> MemRefType:
+    """`MemRefType(element_type, shape)`, made once per pair.
+
+    Types are immutable values, safe to share, and a program uses few. The constructor checks
+    its shape with a generic `isa()` (about 0.1 ms each the first times in a process, 30 us
+    after); `MemRefType.new` builds the same type from its parameters, checked once each.
+    """
+    return MemRefType.new([ArrayAttr([IntAttr(d) for d in shape]), element_type, _NO_ATTR, _NO_ATTR])
 
 
 class LoopBuilder:
@@ -95,12 +119,7 @@ class LoopBuilder:
         built: the loop op is added to its parent only after its body, so the
         alloc lands before it.
         """
-        global _ALLOC_PROPERTIES
-        if _ALLOC_PROPERTIES is None:
-            op = memref.AllocOp([], [], memref_type, _ALIGNMENT)
-            _ALLOC_PROPERTIES = dict(op.properties)
-        else:  # as `same_type` does: the properties the IRDL constructor sets, without its checks
-            op = create_op(memref.AllocOp, (), (memref_type,), _ALLOC_PROPERTIES)
+        op = aligned_alloc(memref_type)
         self.entry.add_op(op)
         return op.results[0]
 

@@ -42,8 +42,6 @@ After:
 
 from __future__ import annotations
 
-import functools
-
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, TensorType
@@ -58,18 +56,15 @@ from raster_mlir.ir_release import release_erased
 from raster_mlir.ir_walk import block_ops, walk_ops
 
 from .elementwise_clusters import FUSION_ATTR, MAX_OPS, ElementwiseRun, FusionStats, scalar_function
-from .loop_builder import LoopBuilder
+from .loop_builder import LoopBuilder, memref_type
 from . import loop_recipes_array, loop_recipes_index, loop_recipes_maths, loop_recipes_rounding  # noqa: F401  (they add their ops' recipes)
 from .loop_recipes import Buffer, Scalar, Storage, copy_into, fill_value
 from .lowerings import lowering_for
 from .pass_dataclass import pass_dataclass
 
 
-@functools.lru_cache(maxsize=4096)
 def memref_of(t: TensorType) -> MemRefType:
-    # Cached: MemRefType's constructor checks its shape with a generic isa() that costs ~0.4 ms,
-    # and a program uses few distinct types (types are immutable values, safe to share).
-    return MemRefType(t.element_type, t.get_shape())
+    return memref_type(t.element_type, tuple(t.get_shape()))
 
 
 def result_aliases(function: func.FuncOp, n_results: int) -> list[int]:

@@ -84,7 +84,7 @@ from .chunk_frame import (
 from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, guarded, hoist_invariant_factors, inline, insert, insert_op, restage
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term, written_buffers
-from .loop_builder import LoopBuilder, same_type
+from .loop_builder import LoopBuilder, aligned_alloc, memref_type, same_type
 from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
 
@@ -215,7 +215,7 @@ class _Rewriter:
         key = (x, rows, point.parent_block(), lanes, chunks, frame)
         if key in self.lists:
             return self.lists[key]
-        alloc = memref.AllocOp.get(I64, 64, [chunks])
+        alloc = aligned_alloc(memref_type(I64, (chunks,)))
         self.entry.insert_op_before(alloc, after_constants(self.entry))
         chunk_list = alloc.memref
         block = point.parent_block()
@@ -226,7 +226,7 @@ class _Rewriter:
             return found
         # x's row staged in a 64-byte aligned buffer at the frame's alignment: xs[j + t] = x[j]
         element = x.type.element_type
-        staged = memref.AllocOp.get(element, 64, [chunks * lanes + lanes])
+        staged = aligned_alloc(memref_type(element, (chunks * lanes + lanes,)))
         self.entry.insert_op_before(staged, after_constants(self.entry))
         stage = staged.memref
         head = gate_on_input(frame.head_mask, frame, [(x, rows)], frame.head_start, self.b, stage)
