@@ -29,6 +29,8 @@ from __future__ import annotations
 from xdsl.ir import Block, Operation, OpResult, Region, SSAValue, Use
 from xdsl.ir.core import SSAValues
 
+from raster_mlir.ir_create import fills_defaults
+
 
 def clone_op(
     op: Operation,
@@ -84,7 +86,8 @@ def _copy(
     new.regions = ()
     for region in op.regions:
         new.add_region(_copy_region(region, values, blocks, late))
-    new.__post_init__()  # (an IRDL op's: fills in default properties and attributes, as create does)
+    if fills_defaults(type(op)):  # (an IRDL op's fills in default properties and attributes, as create does;
+        new.__post_init__()  # most classes have none, and then it does nothing: ir_create.fills_defaults)
     if unmapped:
         late.append((op, new))
     return new

@@ -8,7 +8,7 @@ checks every argument against the op definition, another 2x. `create_op` sets th
 to the same values for an op without successors (every raster op built by the tracer, the AD
 rules and the canonicalize patterns; the loops, loads, stores and vector ops of lower-to-loops,
 LoopBuilder and skip-zero-chunks), then runs the op's `__post_init__` as `create` does where it
-does something (an IRDL op's fills in default properties and attributes: `_fills_defaults`).
+does something (an IRDL op's fills in default properties and attributes: `fills_defaults`).
 `tests/test_ir_create.py` compares both field by field, and with the IRDL constructors of the
 op classes the chunk passes build.
 """
@@ -46,13 +46,13 @@ def create_op(
     op.regions = ()
     for region in regions:
         op.add_region(region)
-    if _fills_defaults(cls):
+    if fills_defaults(cls):
         op.__post_init__()
     return op
 
 
 @functools.cache
-def _fills_defaults(cls: type[Operation]) -> bool:
+def fills_defaults(cls: type[Operation]) -> bool:
     """Whether `cls.__post_init__` does anything: fill in default properties or attributes.
 
     IRDLOperation's `__post_init__` only fills in the defaults of the op definition (and checks

@@ -99,7 +99,7 @@ def test_loop_level_ops_with_regions_as_create_makes_them():
 
 def test_the_irdl_constructors_of_the_chunk_passes():
     # skip-zero-chunks and chunk_vectorise build these with `create_op` and no properties: the
-    # defaults `__post_init__` fills in are what the IRDL constructors set (`_fills_defaults`).
+    # defaults `__post_init__` fills in are what the IRDL constructors set (`fills_defaults`).
     from xdsl.dialects import math, memref, scf, vector
     from xdsl.dialects.builtin import IndexType, MemRefType, VectorType, i1
     from xdsl.ir import Region
