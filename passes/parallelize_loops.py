@@ -57,7 +57,7 @@ from typing import NamedTuple
 from xdsl.context import Context
 from xdsl.dialects import func, scf
 from xdsl.dialects.builtin import ArrayAttr, MemRefType, ModuleOp, StringAttr, VectorType
-from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+from xdsl.ir import Block, BlockArgument, Operation, OpResult, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.backend.analysis import indexed_access, memref_root
@@ -88,7 +88,7 @@ def trip_count(loop: scf.ForOp) -> int | None:
 
 
 def _defining_op(value: SSAValue) -> Operation:
-    return value.owner if isinstance(value.owner, Operation) else value.block.parent_op()
+    return value.owner if isinstance(value, OpResult) else value.block.parent_op()  # (by the value's class: `isinstance(block, Operation)` walks every op class the first time a process asks, ~1 ms)
 
 
 # -- (3) disjoint iterations --------------------------------------------------------------

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
 from xdsl.dialects.builtin import IndexType, IntegerType, ModuleOp, VectorType
-from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
+from xdsl.ir import Block, BlockArgument, Operation, OpResult, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from raster_mlir.errors import CompileError
@@ -365,7 +365,7 @@ class _Partial:
 def _position(value: SSAValue, block: Block) -> int:
     """Where `value` is defined in `block` (an i1 flag made before the hoisting point)."""
     owner = value.owner
-    return block.get_operation_index(owner) if isinstance(owner, Operation) and owner.parent is block else -1
+    return block.get_operation_index(owner) if isinstance(value, OpResult) and owner.parent is block else -1  # (not isinstance(owner, Operation): see forward_gathers._ivs_of)
 
 
 @dataclass(frozen=True)
