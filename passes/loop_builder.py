@@ -28,8 +28,8 @@ LoopBody = Callable[..., Sequence[SSAValue] | None]
 _DEFAULTS: dict[type[Operation], tuple[dict, dict]] = {}
 _ALIGNMENT = IntegerAttr(64, 64)  # bytes, for every temporary buffer
 _ALLOC_PROPERTIES: dict | None = None  # of `memref.alloc() {alignment = 64}`, whatever the type
-_INDEX = IndexType()
-_NO_ATTR = NoneAttr()  # (a memref type's layout and memory space)  # the type of every induction variable (building one per loop cost a tenth of the lowering)
+_INDEX = IndexType()  # the type of every induction variable (building one per loop cost a tenth of the lowering)
+_NO_ATTR = NoneAttr()  # (a memref type's layout and memory space)
 
 
 def same_type(op_cls: type[Operation], *operands: SSAValue) -> Operation:
