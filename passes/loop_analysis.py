@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from xdsl.dialects import memref, scf
 from xdsl.dialects.builtin import IntegerAttr, MemRefType
 from xdsl.dialects import arith
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Operation, OpResult, SSAValue
 from raster_mlir.ir_walk import walk_ops
 
 
@@ -142,27 +142,33 @@ def loop_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
 
 def product_factors(value: SSAValue, inside: set[SSAValue]) -> list[SSAValue]:
     """Leaves of the product tree of `value`, left to right: factors defined outside the loop, or opaque ones."""
-    owner = value.owner
-    if value in inside and isinstance(owner, arith.MulfOp):
-        return product_factors(owner.lhs, inside) + product_factors(owner.rhs, inside)
-    if value in inside and isinstance(owner, arith.NegfOp):
-        return product_factors(owner.operand, inside)
+    # (ops by name and operands by position, as in `accesses`; an OpResult first: a block has no name)
+    if value in inside and isinstance(value, OpResult):
+        owner = value.owner
+        if owner.name == "arith.mulf":
+            lhs, rhs = owner._operands
+            return product_factors(lhs, inside) + product_factors(rhs, inside)
+        if owner.name == "arith.negf":
+            return product_factors(owner._operands[0], inside)
     return [value]
 
 
 def update_term(store: memref.StoreOp) -> SSAValue | None:
     """%t when the store writes old +- %t back to where %old was loaded from."""
-    new = store.value.owner
-    if not isinstance(new, (arith.SubfOp, arith.AddfOp)):
+    value, buffer, *indices = store._operands  # (value, memref, *indices)
+    if not isinstance(value, OpResult):
         return None
-    candidates = [(new.lhs, new.rhs)] + ([(new.rhs, new.lhs)] if isinstance(new, arith.AddfOp) else [])
+    new = value.owner
+    name = new.name
+    if name != "arith.subf" and name != "arith.addf":
+        return None
+    lhs, rhs = new._operands
+    candidates = [(lhs, rhs)] + ([(rhs, lhs)] if name == "arith.addf" else [])
     for old, term in candidates:
+        if not isinstance(old, OpResult):
+            continue
         load = old.owner
-        if (
-            isinstance(load, memref.LoadOp)
-            and load.memref is store.memref
-            and tuple(load.indices) == tuple(store.indices)
-        ):
+        if load.name == "memref.load" and load._operands[0] is buffer and list(load._operands[1:]) == indices:
             return term
     return None
 
