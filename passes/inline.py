@@ -51,7 +51,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from raster_mlir.dialects.raster import AD_OPS
 from raster_mlir.dialects.raster_rules import custom_rule_of
 from raster_mlir.errors import CompileError
-from raster_mlir.ir_walk import region_ops, walk_ops
+from raster_mlir.ir_walk import block_ops, region_ops, walk_ops
 from raster_mlir.per_class import subclass_test
 from raster_mlir.passes.pass_dataclass import pass_dataclass
 
@@ -91,7 +91,9 @@ def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
     block = _only_block(callee)
     value_map = dict(zip(block.args, call.arguments))
     returned = None
-    for op in block.ops:
+    # A list made before the first insertion: when the call is in the callee itself (recursion),
+    # the copies go into the block being copied and would be copied again, for ever.
+    for op in block_ops(block):
         if isinstance(op, func.ReturnOp):
             returned = [value_map.get(v, v) for v in op.arguments]
             break
@@ -168,7 +170,9 @@ class InlinePass(ModulePass):
                 references.update(copied)
                 references[name] -= 1  # the call is gone: its last call moves the body
         else:
-            raise CompileError("inline: calls are recursive, they cannot all be inlined")
+            still_called = sorted({c.callee.root_reference.data for c in local})
+            names = ", ".join(f"@{name}" for name in still_called)
+            raise CompileError(f"inline: calls are recursive, they cannot all be inlined: {names}")
         # The last walk found no call to inline: its counts hold. Erasing a function removes the
         # references made from it (its attributes and body), which may free another function.
         while True:
