@@ -33,3 +33,14 @@ def test_boolean_mask_indexing_points_at_where():
     with pytest.raises(rm.DTypeError, match=r"boolean-mask and integer-array indexing are not supported; select with rm\.where") as info:
         rm.jit(lambda x: x[x > 0])(np.ones(3))  # before: only "index 0 must be a 0-d traced integer"
     assert "test_newuser_errors.py" in str(info.value)
+
+
+def test_an_attribute_error_inside_a_traced_array_property_is_not_called_unsupported():
+    """A property of TracedArray that fails with an AttributeError shows that error (here: a traced array
+    made without a value), not 'ndarray.shape is not supported', and does not recurse."""
+    from raster_mlir.frontend.tracer import TracedArray
+
+    bare = TracedArray.__new__(TracedArray)
+    with pytest.raises(AttributeError, match="'value'") as caught:
+        bare.shape
+    assert "not supported" not in str(caught.value)

@@ -572,6 +572,10 @@ class TracedArray(Traced):
         gets an error naming it and the user's line (an AttributeError too); others a plain AttributeError."""
         if name.startswith("_") or not hasattr(np.ndarray, name):
             raise AttributeError(f"'TracedArray' object has no attribute {name!r}")
+        if hasattr(TracedArray, name):
+            # One of our properties raised an AttributeError (Python then asks here): raise that
+            # error again rather than calling the attribute unsupported.
+            return object.__getattribute__(self, name)
         if name in _NEEDS_VALUES:
             self._needs_values(f"x.{name}()", UnsupportedAttributeError)
         methods = sorted(n for n in dir(TracedArray) if not n.startswith("_"))
