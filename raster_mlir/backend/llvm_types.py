@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from llvmlite import ir
 from xdsl.dialects.builtin import Float32Type, Float64Type, IndexType, IntegerType, MemRefType, VectorType
 
@@ -15,7 +17,7 @@ I64 = ir.IntType(64)
 PTR = ir.PointerType()  # LLVM 22 has only opaque pointers
 
 
-# (type text, repr of the value) -> its constant, for the process (shared_constant, splat_constant);
+# (type text, key of the value: _value_key) -> its constant, for the process (shared_constant, splat_constant);
 # emptied when it reaches MAX_SHARED_CONSTANTS (a process compiling many programs with many
 # different constants keeps a bounded cache).
 _CONSTANTS: dict[tuple[str, str], ir.Constant] = {}
@@ -28,9 +30,21 @@ def _remember(key: tuple[str, str], constant: ir.Constant) -> ir.Constant:
     return _CONSTANTS.setdefault(key, constant)
 
 
+def _value_key(value) -> str:
+    """A text that tells apart every two values `ir.Constant` may print differently.
+
+    A float is keyed by its bits: its `repr` is 'nan' for every NaN (-nan and payload NaNs too), which
+    `ir.Constant` prints by their bits. Other values (ints, `ir.Undefined`) by their `repr`, which tells
+    1 from 1.0.
+    """
+    if isinstance(value, float):
+        return f"{type(value).__name__} {struct.pack('<d', value).hex()}"
+    return repr(value)
+
+
 def shared_constant(ty: ir.Type, value) -> ir.Constant:
     """`ir.Constant(ty, value)` for a scalar `value`, one object per (type, value) (why: splat_constant)."""
-    key = (str(ty), repr(value))
+    key = (str(ty), _value_key(value))
     constant = _CONSTANTS.get(key)
     if constant is None:
         constant = _remember(key, ir.Constant(ty, value))
@@ -43,10 +57,11 @@ def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
     Why: llvmlite formats a vector constant lane by lane each time a new one is printed (a sixth of
     the printing of a vector kernel went to the splats of broadcasts, shuffle masks and vector maths
     coefficients); a constant is immutable and caches its text, so one object may serve every
-    instruction of every module. The key is the value's `repr`, which tells -0.0 from 0.0, and 1 from
-    1.0 (both print alike, but this keeps the key exact); `ir.Undefined` gives `undef`.
+    instruction of every module. The key is a float's bits (which tell -0.0 from 0.0 and one NaN from
+    another) or another value's `repr` (which tells 1 from 1.0: both print alike, but this keeps the key
+    exact); `ir.Undefined` gives `undef`.
     """
-    key = (str(ty), "splat " + repr(value))
+    key = (str(ty), "splat " + _value_key(value))
     constant = _CONSTANTS.get(key)
     if constant is None:
         if value is ir.Undefined:

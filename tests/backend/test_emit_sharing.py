@@ -47,6 +47,20 @@ def test_values_that_compare_equal_but_print_differently_are_not_confused():
     assert str(undef) == str(ir.Constant(ir.VectorType(F64, 8), ir.Undefined))
 
 
+def test_nans_of_different_bits_are_not_confused():
+    # every NaN's repr is 'nan': the key is the bits, which ir.Constant prints
+    import struct
+
+    payload = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]
+    shared_constant(F64, math.nan)
+    splat_constant(ir.VectorType(F64, 4), math.nan)
+    for value in (-math.nan, payload):
+        assert str(shared_constant(F64, value)) == str(ir.Constant(F64, value))
+        vector = ir.VectorType(F64, 4)
+        assert str(splat_constant(vector, value)) == str(ir.Constant(vector, [ir.Constant(F64, value)] * 4))
+    assert str(shared_constant(F64, -math.nan)) == "double 0xfff8000000000000"
+
+
 def test_the_shared_constants_stay_bounded(monkeypatch):
     monkeypatch.setattr(llvm_types, "MAX_SHARED_CONSTANTS", 10)
     for k in range(25):
