@@ -138,6 +138,9 @@ class FastBuilder(ir.IRBuilder):
 
     def call(self, fn, args, name="", cconv=None, tail=False, fastmath=(), attrs=(), arg_attrs=None):
         fnty = fn.ftype if type(fn) is ir.Function else None  # what `fn.function_type` returns
+        # FastMathFlags takes one name or any iterable of names: a single pass (a generator) would be
+        # consumed by the check below and the flags lost
+        fastmath = (fastmath,) if isinstance(fastmath, str) else tuple(fastmath)
         if (
             fnty is None or name or cconv is not None or tail or attrs or arg_attrs
             or fnty.var_arg or len(args) != len(fnty.args) or not _arguments_match(args, fnty.args)

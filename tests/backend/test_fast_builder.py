@@ -37,6 +37,8 @@ def _build(builder_class) -> ir.Module:
     b.store(value, p)
     ext = ir.Function(module, ir.FunctionType(F64, [F64]), name="ext")
     b.call(ext, [value], fastmath=("reassoc", "nnan"))
+    b.call(ext, [value], fastmath=(flag for flag in ("ninf", "nsz")))  # one pass: must not be consumed
+    b.call(ext, [value], fastmath="fast")  # one name
     b.call(ext, [value], cconv="fastcc", tail=True)  # llvmlite's own, between ours
     b.call(ir.Function(module, ir.FunctionType(I64, [PTR], var_arg=True), name="printf"), [p, x])
     b.fcmp_ordered("<", x, value, flags=("nnan",))
@@ -62,6 +64,7 @@ def _build(builder_class) -> ir.Module:
 
 def test_same_module_text_as_irbuilder():
     expected = str(_build(ir.IRBuilder))
+    assert 'call ninf nsz double @"ext"' in expected and 'call fast double @"ext"' in expected
     assert str(_build(FastBuilder)) == expected
     assert module_text(_build(FastBuilder)) == expected
 
