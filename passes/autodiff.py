@@ -88,13 +88,13 @@ from raster_mlir.dialects.raster_rules import (
 from raster_mlir.errors import GradientError, with_location
 from raster_mlir.ir_clone import clone_op
 from raster_mlir.ir_walk import walk_ops
-from raster_mlir.passes.inline import functions_of, inline_call
+from raster_mlir.passes.inline import IS_CALL, functions_of, inline_call
 from raster_mlir.passes.pass_dataclass import pass_dataclass
 from raster_mlir.per_class import subclass_test
 
 GRAD_OPS = (R.GradOp, R.ValueAndGradOp)
 # isinstance against these, answered per op class (the walks ask it of every op of the module)
-IS_GRAD_OP, IS_AD_OP, IS_JVP, IS_CALL = map(subclass_test, (GRAD_OPS, R.AD_OPS, R.JvpOp, func.CallOp))
+IS_GRAD_OP, IS_AD_OP, IS_JVP = map(subclass_test, (GRAD_OPS, R.AD_OPS, R.JvpOp))
 
 
 def _error(message: str, op: Operation | None) -> GradientError:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, math, memref, scf, vector
-from xdsl.dialects.builtin import IndexType, UnitAttr
+from xdsl.dialects.builtin import UnitAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from raster_mlir.backend.llvm_ops import EXACT_FP
@@ -37,11 +37,11 @@ from raster_mlir.ir_create import create_op
 from raster_mlir.ir_walk import block_ops
 
 from .chunk_frame import vector_of
-from .loop_builder import LoopBuilder, same_type
+from .loop_builder import INDEX, LoopBuilder, same_type
 from .loop_analysis import defined_values, product_factors, update_term
 
 LANEWISE = (arith.AddfOp, arith.SubfOp, arith.MulfOp, arith.DivfOp)
-_INDEX, _UNIT = IndexType(), UnitAttr()  # (types and attributes are immutable: made once, not per op)
+_UNIT = UnitAttr()  # (attributes are immutable: made once, not per op)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def chunk_body(
     ending in scf.yield; masked accesses where `mask` is given (masked-off lanes of a load read 0.0, a
     constant of `constants`, the function's builder at its entry); loads of `staged.x`'s row read its copy. None if some op cannot be widened."""
     lane_types = [vector_of(loop.results[0].type, lanes)] if reduction else []
-    body = Block(arg_types=[_INDEX, *lane_types])
+    body = Block(arg_types=[INDEX, *lane_types])
     if _vectorise(loop, body, lanes, outside, reduction, mask, constants, staged):
         return body
     erase_block(body)

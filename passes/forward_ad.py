@@ -82,10 +82,10 @@ from raster_mlir.dialects.raster_rules import (
     custom_tangent_rule_of,
     rule_set,
 )
-from raster_mlir.passes.autodiff import IS_AD_OP, IS_CALL, GradExpander, _error, depends_on_ad_op, inline_plain_calls
+from raster_mlir.passes.autodiff import IS_AD_OP, GradExpander, _error, depends_on_ad_op, inline_plain_calls
 from raster_mlir.ir_clone import clone_op
 from raster_mlir.ir_walk import walk_ops
-from raster_mlir.passes.inline import functions_of
+from raster_mlir.passes.inline import IS_CALL, functions_of
 from raster_mlir.passes.pass_dataclass import pass_dataclass
 
 

@@ -66,7 +66,7 @@ def calls_and_references(root: Operation | Region) -> tuple[list[func.CallOp], C
     calls: list[func.CallOp] = []
     names: Counter[str] = Counter()
     for op in walk_ops(root) if isinstance(root, Operation) else region_ops(root):
-        if _IS_CALL[type(op)]:
+        if IS_CALL[type(op)]:
             calls.append(op)
         for attrs in (op.properties, op.attributes):
             if attrs:
@@ -77,7 +77,7 @@ def calls_and_references(root: Operation | Region) -> tuple[list[func.CallOp], C
 
 
 # isinstance(x, SymbolRefAttr / func.CallOp) per class (not an isinstance against an ABC per attribute / op)
-_IS_SYMBOL, _IS_CALL = subclass_test(SymbolRefAttr), subclass_test(func.CallOp)
+_IS_SYMBOL, IS_CALL = subclass_test(SymbolRefAttr), subclass_test(func.CallOp)
 
 
 def _only_block(callee: func.FuncOp) -> Block:

@@ -28,7 +28,7 @@ LoopBody = Callable[..., Sequence[SSAValue] | None]
 _DEFAULTS: dict[type[Operation], tuple[dict, dict]] = {}
 _ALIGNMENT = IntegerAttr(64, 64)  # bytes, for every temporary buffer
 _ALLOC_PROPERTIES: dict | None = None  # of `memref.alloc() {alignment = 64}`, whatever the type
-_INDEX = IndexType()  # the type of every induction variable (building one per loop cost a tenth of the lowering)
+INDEX = IndexType()  # the type of every induction variable (building one per loop cost a tenth of the lowering)
 _NO_ATTR = NoneAttr()  # (a memref type's layout and memory space)
 
 
@@ -101,7 +101,7 @@ class LoopBuilder:
         return self._constants[key]
 
     def index(self, n: int) -> SSAValue:
-        return self._constant(("index", n), lambda: arith.ConstantOp(IntegerAttr(n, _INDEX)))
+        return self._constant(("index", n), lambda: arith.ConstantOp(IntegerAttr(n, INDEX)))
 
     def integer(self, value: int, integer_type: Attribute) -> SSAValue:
         # (keyed by the type itself: equal types are equal attributes; `str` of a type runs xDSL's printer)
@@ -152,7 +152,7 @@ class LoopBuilder:
         body: LoopBody | None = None,
     ) -> list[SSAValue]:
         """for i in range(lower, upper, step) with SSA bounds (which may be computed at run time)."""
-        block = Block(arg_types=[_INDEX, *[v.type for v in inits]])
+        block = Block(arg_types=[INDEX, *[v.type for v in inits]])
         yielded = self.inside(block, lambda: body(block.args[0], *block.args[1:]) if body else None)
         block.add_op(create_op(scf.YieldOp, yielded or ()))
         # scf.for has no properties: `create_op` builds what its IRDL constructor would, 6x faster.

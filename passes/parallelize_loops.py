@@ -51,7 +51,6 @@ After:
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 from xdsl.context import Context
@@ -65,6 +64,7 @@ from raster_mlir.backend.analysis import indexed_access, memref_root
 from .loop_analysis import constant_int, is_inside, loop_bounds
 from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
+from raster_mlir.per_class import subclass_test
 
 PARALLEL_ATTR = "raster.parallel"
 REDUCTION_OPS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf")
@@ -72,6 +72,7 @@ MEMORY_OPS = ("memref.load", "memref.store", "vector.load", "vector.store", "vec
 REFUSED_OPS = ("func.call", "memref.alloc", "memref.alloca", "memref.dealloc", "memref.copy", "scf.while")
 DEFAULT_MIN_WORK = 1 << 20  # tens to a few hundred us of one core's work; a dispatch costs ~1-5 us
 UNKNOWN_TRIP = 16  # trip count assumed for a loop with run-time bounds (skip-zero-chunks' chunk lists)
+_IS_VECTOR = subclass_test(VectorType)  # (issubclass once per class of type: asked per operand)
 
 
 def _positive_step_bounds(loop: scf.ForOp) -> tuple[int, int, int] | None:
@@ -271,16 +272,10 @@ def work_estimate(block: Block) -> int:
         else:
             lanes = 1
             for value in op.results or op.operands:
-                if _is_vector_class(type(value.type)):
+                if _IS_VECTOR[type(value.type)]:
                     lanes = max(lanes, value.type.get_shape()[-1])
             total += lanes * TRANSCENDENTAL_WORK.get(name, 1)
     return total
-
-
-@functools.cache
-def _is_vector_class(cls: type) -> bool:
-    """`issubclass(cls, VectorType)`, answered once per class of type."""
-    return issubclass(cls, VectorType)
 
 
 def parallel_kinds(loop: scf.ForOp, fn_name: str, min_work: int) -> list[str] | None:

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf, vector
-from xdsl.dialects.builtin import IndexType, IntegerType, ModuleOp, VectorType
+from xdsl.dialects.builtin import IntegerType, ModuleOp, VectorType
 from xdsl.ir import Block, BlockArgument, Operation, OpResult, Region, SSAValue
 from xdsl.passes import ModulePass
 
@@ -84,12 +84,11 @@ from .chunk_frame import (
 from .aligned_writes import align_row_writes
 from .chunk_vectorise import Outside, Staged, append, chunk_body, guarded, hoist_invariant_factors, inline, insert, insert_op, restage
 from .loop_analysis import defined_values, loop_bounds, product_factors, update_term, written_buffers
-from .loop_builder import LoopBuilder, aligned_alloc, memref_type, same_type
+from .loop_builder import INDEX, LoopBuilder, aligned_alloc, memref_type, same_type
 from raster_mlir.ir_walk import block_ops, walk_ops
 from .pass_dataclass import pass_dataclass
 
 I64 = IntegerType(64)
-INDEX = IndexType()
 
 
 @dataclass
