@@ -6,8 +6,9 @@ When the answer is no, ABCMeta cannot stop at the MRO: a subclass of `SomeOp` mi
 registered `type(x)` as a virtual subclass, so it asks every subclass of `SomeOp`,
 recursively, and caches a "no" in each (a weak reference and a callback per entry). For
 `isinstance(block_argument, Operation)` that is all 254 op classes raster_mlir loads. The
-first compile of a process made 2,250 such entries (about 3 ms, and 6,700 objects that the
-collection after the compile walks), each pair of a class and an ABC once per process.
+first compile of a process made thousands of such entries (a few ms, and weak references that
+the collection after the compile walks), each pair of a class and an ABC once per process;
+docs/compile-time.md (the `abc_shortcut` paragraph) has the measured counts, with and without the hook.
 
 Nothing registers virtual subclasses of op or attribute classes (xDSL and raster_mlir
 define subclasses), so the MRO is the whole answer. `install()` gives `Operation` and
@@ -61,8 +62,29 @@ def _hierarchy(base: type) -> set[type]:
     return classes
 
 
+def _can_read_registries() -> bool:
+    """Whether `abc._get_dump` exists and gives (registry, cache, negative cache, version) as C `_abc` does.
+
+    The scan reads each class's registry of virtual subclasses through it; the pure-Python `_py_abc`
+    (and other Pythons) have no such function, and without the scan the hook could not step aside.
+    """
+    get_dump = getattr(abc, "_get_dump", None)
+    if get_dump is None:
+        return False
+    try:
+        dump = get_dump(Operation)
+    except Exception:  # noqa: BLE001 (any failure: do not rely on it)
+        return False
+    return isinstance(dump, tuple) and len(dump) == 4 and all(isinstance(part, set) for part in dump[:3])
+
+
 def install() -> None:
-    """Give Operation and Attribute the MRO hook (idempotent; checked lazily, see the module docstring)."""
+    """Give Operation and Attribute the MRO hook (idempotent; checked lazily, see the module docstring).
+
+    Patches nothing where the registries cannot be read (`_can_read_registries`): ABCMeta's own walk.
+    """
+    if not _can_read_registries():
+        return
     for base in (Operation, Attribute):
         if "__subclasshook__" not in base.__dict__:
             base.__subclasshook__ = _HOOK

@@ -37,13 +37,41 @@ def test_a_negative_check_caches_one_entry_not_one_per_op_class():
     assert sorted(c.__name__ for c in holding) == ["Attribute", "Operation"]
 
 
-def test_answers_are_the_mro_s():
-    ops, attrs = abc_shortcut._hierarchy(Operation), abc_shortcut._hierarchy(Attribute)
-    others = [Block, SSAValue, list, int, type(None), builtin.IntegerType, arith.AddfOp]
-    for cls in [*ops, *attrs]:
-        for candidate in others:
-            assert issubclass(candidate, cls) == (cls in candidate.__mro__)
+def _fresh_answers(classes, candidates) -> dict:
+    """issubclass(candidate, cls) for every pair, each class's ABCMeta caches emptied first."""
+    for cls in classes:
+        cls._abc_caches_clear()
+    return {(cls, candidate): issubclass(candidate, cls) for cls in classes for candidate in candidates}
+
+
+def test_answers_are_abcmeta_s(monkeypatch):
+    classes = [*abc_shortcut._hierarchy(Operation), *abc_shortcut._hierarchy(Attribute)]
+    others = [Block, SSAValue, list, int, type(None), builtin.IntegerType, arith.AddfOp, arith.MulfOp]
+    assert Operation.__dict__["__subclasshook__"] is abc_shortcut._HOOK  # the hook is on
+    with_hook = _fresh_answers(classes, others)
+    with monkeypatch.context() as patched:  # the hook off: ABCMeta's own walk answers
+        for base in (Operation, Attribute):
+            patched.delattr(base, "__subclasshook__")
+        without_hook = _fresh_answers(classes, others)
+    _fresh_answers(classes, [])  # leave no answers cached by the walk
+    assert with_hook == without_hook
+    assert any(with_hook.values()) and not all(with_hook.values())
     assert isinstance(builtin.i64, Attribute) and not isinstance(builtin.i64, Operation)
+
+
+def test_not_installed_where_abc_registries_cannot_be_read(monkeypatch):
+    for base in (Operation, Attribute):
+        monkeypatch.delattr(base, "__subclasshook__")
+    for unreadable in (None, lambda cls: (set(), set())):
+        with monkeypatch.context() as patched:
+            if unreadable is None:
+                patched.delattr(abc, "_get_dump")
+            else:
+                patched.setattr(abc, "_get_dump", unreadable)
+            abc_shortcut.install()
+            assert "__subclasshook__" not in Operation.__dict__ and "__subclasshook__" not in Attribute.__dict__
+    abc_shortcut.install()
+    assert Operation.__dict__["__subclasshook__"] is abc_shortcut._HOOK
 
 
 SCRIPT = textwrap.dedent(
