@@ -10,7 +10,9 @@ the first call's thread CPU and wall time, and the sum of the loop passes' rows.
 alternate between this tree and each `--against` interpreter (whose `import raster_mlir` is
 another checkout, e.g. `/work/venvs/lead/bin/python`), `--pairs` times; the table shows medians
 and the ratio to this tree. Bytecode is compiled once per checkout into a private prefix (the
-children run with PYTHONDONTWRITEBYTECODE unset, as an installed package would).
+children run with PYTHONDONTWRITEBYTECODE unset, as an installed package would) by one discarded
+warm-up child per interpreter, so no timed child compiles the modules from source. A pass that
+runs twice (`fuse-loops#2`) counts in its pass's row.
 
 `bench/bench_pass_phases.py` times the passes after a process's first compile (warm code).
 """
@@ -48,7 +50,8 @@ def child(layers: int) -> dict[str, float]:
     def timed(self, ctx, p, label, module, verify):
         start = time.thread_time()
         run_pass(self, ctx, p, label, module, verify)
-        rows[label] = rows.get(label, 0.0) + 1e3 * (time.thread_time() - start)
+        # keyed by pass name, not stage label: a second run (`fuse-loops#2`) adds to its pass's row
+        rows[p.name] = rows.get(p.name, 0.0) + 1e3 * (time.thread_time() - start)
 
     compiler.StagedPipeline._run_pass = timed
     step, params, x, y = sgd_train_step(layers)
@@ -58,6 +61,17 @@ def child(layers: int) -> dict[str, float]:
     rows["first call, thread CPU"] = 1e3 * (time.thread_time() - cpu)
     rows["loop passes"] = sum(rows.get(name, 0.0) for name in LOOP_PASSES)
     return rows
+
+
+def run_child(python: str, pycache_prefix: str, layers: int) -> dict[str, float]:
+    """One fresh child's rows; a failing child's stderr is printed before the error is raised."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = pycache_prefix
+    done = subprocess.run([python, __file__, "--child", str(layers)], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        print(done.stderr, file=sys.stderr)
+        done.check_returncode()
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -72,16 +86,13 @@ def main() -> None:
         return
     pythons = [sys.executable, *args.against]
     prefixes = [tempfile.mkdtemp(prefix="bench_loop_passes_pyc_") for _ in pythons]
+    for python, prefix in zip(pythons, prefixes):  # (writes each checkout's bytecode; not timed)
+        run_child(python, prefix, args.layers[0])
     for layers in args.layers:
         runs: list[list[dict[str, float]]] = [[] for _ in pythons]
         for _ in range(args.pairs):
             for k, python in enumerate(pythons):
-                env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-                env["PYTHONPYCACHEPREFIX"] = prefixes[k]
-                out = subprocess.run(
-                    [python, __file__, "--child", str(layers)], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-                ).stdout
-                runs[k].append(json.loads(out.strip().splitlines()[-1]))
+                runs[k].append(run_child(python, prefixes[k], layers))
         header = ["this tree", *(f"#{k}" for k in range(1, len(pythons)))]
         print(f"\n{layers} layers: cold first call, CPU ms of the calling thread, medians of {args.pairs} processes each")
         print(f"{'phase':<26}" + "".join(f"{h:>11}" for h in header) + "".join(f"{'#' + str(k) + '/this':>9}" for k in range(1, len(pythons))))
