@@ -76,7 +76,8 @@ class _LLVMLock:
     already holding it shared may nest), so the parts being compiled finish and the exclusive holder
     (loading a module, looking up a symbol of a new function) runs before the next part starts.
     Without this, the LLVM worker taking part after part of other compiles kept a symbol lookup
-    waiting for whole compiles. Shared holders still overlap each other whenever nobody waits."""
+    waiting for whole compiles. Shared holders still overlap each other whenever nobody waits.
+    A thread holding it shared may not ask for it exclusively (RuntimeError: no upgrade)."""
 
     def __init__(self):
         self._cv = threading.Condition(threading.Lock())
@@ -89,6 +90,10 @@ class _LLVMLock:
         me = threading.get_ident()
         with self._cv:
             if self._owner != me:
+                if me in self._shared:
+                    # it would wait for its own shared hold for ever, and its queued request would
+                    # stop every other thread's new shared holds: every LLVM user frozen
+                    raise RuntimeError("the LLVM lock cannot be taken exclusively by a thread holding it shared")
                 self._exclusive_waiting += 1
                 try:
                     while self._owner is not None or self._shared:

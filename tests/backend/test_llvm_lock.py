@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from raster_mlir.backend.jit import _LLVMLock
 
 TIMEOUT = 10.0
@@ -91,3 +93,21 @@ def test_nested_holds_do_not_deadlock_while_an_exclusive_request_waits():
         t.join(TIMEOUT)
     assert done == ["nested", "exclusive"]
     assert not lock._shared and lock._owner is None
+
+
+def test_a_shared_holder_asking_for_it_exclusively_is_refused_and_others_go_on():
+    lock = _LLVMLock()
+    others: list[str] = []
+    with lock.shared():
+        with pytest.raises(RuntimeError, match="holding it shared"):
+            with lock:
+                pass
+        assert not lock._exclusive_waiting  # no request left queued to block the others
+
+        def part():
+            with lock.shared():
+                others.append("shared")
+
+        _thread(part).join(TIMEOUT)
+        assert others == ["shared"]
+    assert lock._owner is None and lock._depth == 0 and not lock._shared
