@@ -190,16 +190,17 @@ def warm_up(target: HostTarget, opt_level: int) -> None:
     costs now: its target machines (O`opt_level` and O0) and a first optimisation and code
     generation (LLVM's process-wide set-up): about 8 ms of CPU, which the worker's first part
     paid during the compile before. It also makes the calling thread's two target machines and
-    runs their first code generation (about 1.2 ms each: `_spare_target_machine`), which that
+    runs their first code generation (about 1.2 ms each: `_spare_machines`), which that
     thread paid on its first part, after emission, and the execution engine the compiled module
-    is loaded into (`_spare_engine`). Called once per process, by the first compile
+    is loaded into (`_spare_engines`). Called once per process, by the first compile
     that misses the cache, before its pass pipeline runs (Python on the calling thread for tens
-    of ms)."""
+    of ms). The spares are for the calling thread only (`_take_spare`): another thread asking
+    first (the pool runtime's preparation, a second compile) would leave this one without."""
     if _compile_threads() > 1:
-        llvm_worker.warm_up(functools.partial(_warm_up, target, opt_level))
+        llvm_worker.warm_up(functools.partial(_warm_up, target, opt_level, threading.get_ident()))
 
 
-def _warm_up(target: HostTarget, opt_level: int) -> None:
+def _warm_up(target: HostTarget, opt_level: int, requester: int) -> None:
     tiny = (
         f'target triple = "{target.triple}"\ntarget datalayout = "{target.data_layout}"\n'
         "define double @warm_up(double %x) {\n  %y = fmul double %x, %x\n  ret double %y\n}\n"
@@ -213,11 +214,11 @@ def _warm_up(target: HostTarget, opt_level: int) -> None:
             with _llvm_lock.shared():
                 _emit_object(tm, _parse_and_verify(tiny, llvm.create_context()))
             with _spare_lock:
-                _spare_machines.setdefault((target, level), []).append(tm)
+                _spare_machines.setdefault((requester, target, level), []).append(tm)
         with _llvm_lock:  # the first module loaded in this process: JitModule
             engine = _new_engine(target, opt_level)
         with _spare_lock:
-            _spare_engines.setdefault((target, opt_level), []).append(engine)
+            _spare_engines.setdefault((requester, target, opt_level), []).append(engine)
     except Exception:  # noqa: S110  (only a head start: the compile itself reports any error)
         pass
 
@@ -270,10 +271,10 @@ def _optimize_and_emit(
 
 
 _per_thread = threading.local()
-# Target machines made (and used once) by the LLVM worker's warm-up for another thread (`warm_up`):
-# (target, opt level) -> machines no thread has taken yet.
-_spare_machines: dict[tuple[HostTarget, int], list] = {}
-_spare_engines: dict[tuple[HostTarget, int], list] = {}  # and an engine for the first JitModule
+# Target machines made (and used once) by the LLVM worker's warm-up for the thread that asked for it
+# (`warm_up`): (that thread's id, target, opt level) -> machines it has not taken yet.
+_spare_machines: dict[tuple[int, HostTarget, int], list] = {}
+_spare_engines: dict[tuple[int, HostTarget, int], list] = {}  # and an engine for its first JitModule
 _spare_lock = threading.Lock()
 
 
@@ -288,9 +289,8 @@ def _thread_target_machine(target: HostTarget, opt_level: int):
         machines = _per_thread.machines = {}
     tm = machines.get((target, opt_level))
     if tm is None:
-        tm = machines[(target, opt_level)] = _spare_target_machine(target, opt_level) or target.create_target_machine(
-            opt_level
-        )
+        spare = _take_spare(_spare_machines, target, opt_level)
+        tm = machines[(target, opt_level)] = spare or target.create_target_machine(opt_level)
     return tm
 
 
@@ -301,16 +301,11 @@ def _new_engine(target: HostTarget, opt_level: int):
     return llvm.create_mcjit_compiler(shell, tm)
 
 
-def _spare_engine(target: HostTarget, opt_level: int):
-    """An engine the warm-up made (`_new_engine`, about 0.5 ms, saved on the first load), or None."""
+def _take_spare(pool: dict, target: HostTarget, opt_level: int):
+    """A target machine or engine (`pool`: _spare_machines, _spare_engines) the warm-up made for this
+    thread, or None. An engine saves `_new_engine` (about 0.5 ms) on the first load."""
     with _spare_lock:
-        spares = _spare_engines.get((target, opt_level))
-        return spares.pop() if spares else None
-
-
-def _spare_target_machine(target: HostTarget, opt_level: int):
-    with _spare_lock:
-        spares = _spare_machines.get((target, opt_level))
+        spares = pool.get((threading.get_ident(), target, opt_level))
         return spares.pop() if spares else None
 
 
@@ -397,7 +392,7 @@ class JitModule:
         self.entry_state: dict[str, object] = {}
         self.state_lock = threading.Lock()
         with _llvm_lock:
-            self._engine = _spare_engine(target, opt_level) or _new_engine(target, opt_level)
+            self._engine = _take_spare(_spare_engines, target, opt_level) or _new_engine(target, opt_level)
             self._objects = [llvm.ObjectFileRef.from_data(obj) for obj in compiled.objects]
             for obj in self._objects:
                 self._engine.add_object_file(obj)

@@ -1,6 +1,7 @@
-"""The LLVM worker's warm-up also makes the calling thread's target machines (jit._spare_target_machine)
-and the execution engine of the first module loaded (jit._spare_engine): that thread then makes none of
-its own for the parts it compiles after emission nor for loading the objects."""
+"""The LLVM worker's warm-up also makes the calling thread's target machines (jit._spare_machines)
+and the execution engine of the first module loaded (jit._spare_engines): that thread then makes none of
+its own for the parts it compiles after emission nor for loading the objects, and no other thread
+takes them (jit._take_spare)."""
 
 from __future__ import annotations
 
@@ -36,11 +37,20 @@ assert done.wait(120)
 assert made.count((False, 0)) == 2 and made.count((False, 3)) >= 3 and not any(m for m, _ in made), made
 made.clear()
 
+taken_elsewhere = []
+def other_thread():  # e.g. the pool runtime's preparation, asking before the calling thread
+    for pool, level in ((jit._spare_machines, 3), (jit._spare_machines, 0), (jit._spare_engines, 3)):
+        taken_elsewhere.append(jit._take_spare(pool, host_target(), level))
+other = threading.Thread(target=other_thread)
+other.start()
+other.join()
+assert taken_elsewhere == [None, None, None], taken_elsewhere
+
 rng = np.random.default_rng(0)
 params = mlp_params(rng, 60, 24, 5)
 step = rm.compile_train_step(mlp_loss, params=(0, 1, 2, 3), optimizer=rm.optim.SGD(lr=0.1))
 step(*params, rng.random(60), np.eye(5)[2])
-print(sum(main for main, _ in made), len(jit._per_thread.machines), len(jit._spare_engines[(host_target(), 3)]))
+print(sum(main for main, _ in made), len(jit._per_thread.machines), len(jit._spare_engines[(threading.get_ident(), host_target(), 3)]))
 """
 
 
