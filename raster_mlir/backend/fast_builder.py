@@ -21,11 +21,12 @@ from llvmlite import ir
 from llvmlite.ir import instructions as ins
 from llvmlite.ir._utils import NameScope
 
+from .llvm_print import _CACHED_REF  # llvmlite's cache of `get_reference()`
+
 _VOID = ir.VoidType()
 _I1 = ir.IntType(1)
 _CMP = {">": "gt", "<": "lt", "==": "eq", "!=": "ne", ">=": "ge", "<=": "le"}
 _new = object.__new__
-_CACHED_REF = "_StringReferenceCaching__cached_refstr"  # llvmlite's cache of `get_reference()`
 
 
 def _same_type(a, b) -> bool:
