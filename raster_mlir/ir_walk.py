@@ -33,7 +33,7 @@ def region_ops(region: Region) -> list[Operation]:
 # property. Read directly, a walk is about 4x faster (a property call per op was most of it: 0.5 us
 # per op, 1,500 ops of an unrolled ODE's loop nest walked several times per emission); through the
 # property where an xDSL version stores it otherwise.
-_NEXT_OP_FIELD = "_next_op" if "_next_op" in getattr(Operation, "__dataclass_fields__", {}) else None
+_HAS_NEXT_OP_FIELD: bool = "_next_op" in getattr(Operation, "__dataclass_fields__", {})
 
 
 def _collect(regions, append) -> None:
@@ -56,7 +56,7 @@ def _collect_by_property(regions, append) -> None:
                     _collect_by_property(op.regions, append)
 
 
-if _NEXT_OP_FIELD is None:
+if not _HAS_NEXT_OP_FIELD:
     _collect = _collect_by_property  # noqa: F811
 
 
@@ -64,7 +64,7 @@ def block_ops(block: Block) -> list[Operation]:
     """`list(block.ops)`."""
     ops = []
     op = block.first_op
-    if _NEXT_OP_FIELD is None:
+    if not _HAS_NEXT_OP_FIELD:
         while op is not None:
             ops.append(op)
             op = op.next_op

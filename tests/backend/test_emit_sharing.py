@@ -98,7 +98,7 @@ def _nested_module():
 def test_flat_walks_are_xdsl_walks(monkeypatch, by_property):
     if by_property:  # the fallback for an xDSL that keeps the link elsewhere
         monkeypatch.setattr(ir_walk, "_collect", ir_walk._collect_by_property)
-        monkeypatch.setattr(ir_walk, "_NEXT_OP_FIELD", None)
+        monkeypatch.setattr(ir_walk, "_HAS_NEXT_OP_FIELD", False)
     module = _nested_module()
     assert ir_walk.walk_ops(module) == list(module.walk())
     for op in module.walk():

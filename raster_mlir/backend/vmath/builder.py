@@ -41,16 +41,16 @@ class MathBuilder:
 
     # ---- constants -------------------------------------------------------
 
-    def _splat(self, ty, lane_ty, value):
+    def _splat(self, ty, value):
         if self.count:
             return splat_constant(ty, value)
         return ir.Constant(ty, value)
 
     def const(self, value: float) -> ir.Constant:
-        return self._splat(self.ty, self.lane, value)
+        return self._splat(self.ty, value)
 
     def iconst(self, value: int) -> ir.Constant:
-        return self._splat(self.ity, self.ity.element if self.count else self.ity, value)
+        return self._splat(self.ity, value)
 
     def for_type(self, ty: ir.Type) -> "MathBuilder":
         """A builder on the same insertion point for another float type (f32 computed in f64)."""
