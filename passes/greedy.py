@@ -34,7 +34,6 @@ from xdsl.pattern_rewriter import (
     PatternRewriteWalker,
     RewritePattern,
 )
-from xdsl.utils.worklist import _MISSING, Worklist
 
 from raster_mlir.errors import CompileError
 from raster_mlir.ir_walk import region_ops, walk_ops
@@ -122,10 +121,25 @@ class PatternApplier(GreedyRewritePatternApplier):
                 return
 
 
-class _Worklist(Worklist):
-    """xDSL's `Worklist` keyed by the ops' ids: an op's hash is a Python-level method (`id(op)`,
-    as IRDL ops define it), called on every push and pop. The ops in the stack are alive, so
-    the ids in the map are theirs."""
+class OpWorklist:
+    """The walker's worklist (what xDSL's `Worklist` does, with its interface: truth, push, pop,
+    remove), our own so that no private name of xDSL's is needed: a last-in-first-out stack of ops
+    without duplicates, where a removed op leaves a None behind (O(1) removal), and a map keyed by
+    the ops' ids (an op's hash is a Python-level method, `id(op)` as IRDL ops define it, which
+    xDSL's keys would call on every push and pop). The ops in the stack are alive, so the ids in
+    the map are theirs."""
+
+    __slots__ = ("_stack", "_map")
+
+    def __init__(self) -> None:
+        self._stack: list[Operation | None] = []
+        self._map: dict[int, int] = {}  # id(op) -> its index in the stack
+
+    def __bool__(self) -> bool:
+        stack = self._stack
+        while stack and stack[-1] is None:  # (removed ops at the top)
+            stack.pop()
+        return bool(stack)
 
     def push(self, item: Operation) -> None:
         key = id(item)
@@ -135,7 +149,7 @@ class _Worklist(Worklist):
 
     def pop(self) -> Operation:
         try:
-            while (item := self._stack.pop()) is _MISSING:
+            while (item := self._stack.pop()) is None:
                 pass
         except IndexError:
             raise IndexError("pop from empty worklist") from None
@@ -145,19 +159,19 @@ class _Worklist(Worklist):
     def remove(self, item: Operation) -> None:
         index = self._map.pop(id(item), None)
         if index is not None:
-            self._stack[index] = _MISSING
+            self._stack[index] = None
 
 
 @dataclass(eq=False, repr=False)
 class PatternWalker(PatternRewriteWalker):
-    """xDSL's `PatternRewriteWalker` with `_Worklist`, filling it from a list of the region's ops
+    """xDSL's `PatternRewriteWalker` with `OpWorklist`, filling it from a list of the region's ops
     instead of xDSL's chain of walk generators (the same ops in the same order).
 
     With `post_walk_settles`, `post_walk_func` is known to leave nothing for itself to do (dead-code
     elimination): after a sweep that changed nothing, the IR is what its last run left, so it is not
     run again (xDSL runs it after every sweep, the last one included)."""
 
-    _worklist: Worklist = field(default_factory=_Worklist, init=False)
+    _worklist: OpWorklist = field(default_factory=OpWorklist, init=False)  # (xDSL's field, replaced)
     post_walk_settles: bool = False
 
     def rewrite_region(self, region: Region) -> bool:
