@@ -288,7 +288,11 @@ def test_idle_tasks_run_while_the_worker_finishes_or_after_the_compile():
 
     queue = llvm_worker.PartQueue(compile_part, use_worker=True)
     queue.submit(ModulePart("slow", 10))
+    deadline = time.monotonic() + 30
     while queue._running == 0:  # the worker took it
+        if time.monotonic() > deadline:
+            release_worker.set()
+            pytest.fail("the LLVM worker did not take the part within 30 s")
         time.sleep(0.001)
     queue.when_idle("freeing", idle_task)
     timer = CompileTimer()
