@@ -1,7 +1,7 @@
 """The LLVM side of one cold first call, part by part and thread by thread: a timeline.
 
     python bench/bench_llvm_timeline.py [--workloads mlp2,mlp8,ode100-grad,...] [--repeats R] [--parts]
-        [--hand-over-ab | --against OTHER_CHECKOUT]
+        [--hand-over-ab | --against OTHER_CHECKOUT --against-venv ITS_VENV]
 
 Each workload's first call runs in a fresh process (empty cache, bytecode precompiled into a
 temporary PYTHONPYCACHEPREFIX by an untimed first child) with the LLVM side instrumented:
@@ -15,7 +15,10 @@ Per workload it prints the calling thread's CPU from the end of emission to the 
 first call ("after emission"), and "path": a model of two idle cores from the measured CPU
 times (the calling thread's CPU clock through emission, the parts' arrival on that clock,
 each part's CPU on whichever thread, llvm_worker.py's policy), since a loaded machine cannot
-show the two-core wall time. `--parts` prints each part's row (the first repeat).
+show the two-core wall time. `--parts` prints each part's row (the first repeat). `--against`
+alternates with another checkout, run by the Python of a virtual environment whose raster_mlir is
+that checkout (`--against-venv`; a child stops if raster_mlir, its passes or its dialects are not
+from its own tree: bench/own_tree.py).
 Medians over `--repeats` fresh processes.
 """
 
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_compile_pipeline import two_core_path  # noqa: E402  (llvm_worker.py's policy on two idle cores)
+from bench.own_tree import OWN_TREE_CHECK  # noqa: E402
 from raster_mlir.backend.module_split import ModulePart  # noqa: E402
 
 WORKLOADS = {
@@ -53,6 +57,7 @@ CHILD = r'''
 import os, sys, tempfile, threading, time, json
 os.environ["RASTER_MLIR_CACHE_DIR"] = tempfile.mkdtemp()
 sys.path.insert(0, os.getcwd())
+''' + OWN_TREE_CHECK + r'''
 import numpy as np
 import raster_mlir as rm
 from raster_mlir.backend import jit, llvm_worker
@@ -179,10 +184,11 @@ print(json.dumps(dict(events=events, call=(t0, t1, c0, c1))))
 
 
 def run_child(spec: str, env: dict) -> dict:
-    cwd = env.get("TIMELINE_TREE", ROOT)  # --against: another checkout's raster_mlir (first on sys.path)
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, *spec.split()], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
+    cwd = env.get("TIMELINE_TREE", ROOT)  # --against: another checkout, with its own virtual environment's Python
+    python = env.get("TIMELINE_PYTHON", sys.executable)
+    out = subprocess.run([python, "-c", CHILD, *spec.split()], cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{cwd}: {out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -230,7 +236,10 @@ def main() -> None:
         help="alternate children with llvm_worker.HAND_OVER_INTERVAL as shipped and at Python's default (off)",
     )
     ap.add_argument("--against", default=None, help="alternate children with the raster_mlir of this checkout")
+    ap.add_argument("--against-venv", default=None, help="a virtual environment whose raster_mlir is --against")
     args = ap.parse_args()
+    if bool(args.against) != bool(args.against_venv):
+        ap.error("--against and --against-venv go together")
     prefix = tempfile.mkdtemp(prefix="llvm_timeline_pyc_")
     env = dict(os.environ, PYTHONPYCACHEPREFIX=prefix)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -247,7 +256,8 @@ def main() -> None:
     if args.hand_over_ab:
         variants = [(" (interval off)", dict(env, HAND_OVER_INTERVAL="0.005")), ("", env)]
     if args.against:
-        variants = [(" (against)", dict(env, TIMELINE_TREE=args.against)), ("", env)]
+        against_python = os.path.join(args.against_venv, "bin", "python")
+        variants = [(" (against)", dict(env, TIMELINE_TREE=args.against, TIMELINE_PYTHON=against_python)), ("", env)]
     for _, variant_env in variants[:-1]:
         for name in names:
             run_child(WORKLOADS[name], variant_env)  # untimed: fills the bytecode prefix

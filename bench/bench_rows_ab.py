@@ -25,12 +25,18 @@ import tempfile
 import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.own_tree import OWN_TREE_CHECK  # noqa: E402  (each side's child checks it runs its own tree)
 
 CHILD = textwrap.dedent(
     """
     import os, sys, tempfile, time
     os.environ["RASTER_MLIR_CACHE_DIR"] = tempfile.mkdtemp()
     sys.path.insert(0, os.getcwd())
+    """
+) + OWN_TREE_CHECK + textwrap.dedent(
+    """
     from bench.workloads import model, raster_mlir_impl as R
     import numpy as np, raster_mlir as rm
 
