@@ -47,6 +47,13 @@ SPARSITY_PASSES = ("skip-zero-updates", "skip-zero-chunks", "skip-masked-terms")
 STRICT_PIPELINE = ",".join(p for p in DEFAULT_PIPELINE.split(",") if p not in SPARSITY_PASSES)
 
 
+def needs_builtin_loaded(passes: Sequence[ModulePass]) -> bool:
+    """Whether a pass of `passes` is not one of raster_mlir's (xDSL's, a plug-in, a user's): it may
+    look up builtin's undotted names in the context it is given (`make_context`: about 0.2 ms of CPU
+    on the first load of a process, 0.03 ms after)."""
+    return any(not type(p).__module__.startswith("raster_mlir.") for p in passes)
+
+
 def make_context(every_dialect: bool = False) -> Context:
     """An xDSL context with every dialect raster_mlir's IR may contain.
 
@@ -56,12 +63,13 @@ def make_context(every_dialect: bool = False) -> Context:
     """
     ctx = Context(allow_unregistered=False)
     # Registered, not loaded: the context loads a dialect when a dotted name of it is first looked
-    # up (the parser's lookups are all dotted). A compile looks up none, and loading the nine was
-    # 1.2 ms of the first compile of a process: each non-type attribute class's
-    # `issubclass(attr, TypeAttribute)` walks every subclass of TypeAttribute (ABC negative caches,
-    # 800 entries for the collector to walk). Only builtin has undotted names ("tensor"), which a
-    # lookup cannot trace to their dialect: raster-opt's context, handed to any plug-in pass,
-    # loads it at once.
+    # up (the parser's lookups are all dotted). A compile by raster_mlir's own passes looks up
+    # none; loading the nine was 1.2 ms of the first compile of a process before abc_shortcut
+    # (each non-type attribute class's `issubclass(attr, TypeAttribute)` walked every subclass of
+    # TypeAttribute), about half a millisecond since. Only builtin has undotted names ("tensor", "f64"),
+    # which a lookup cannot trace to their dialect (xDSL raises ValueError): raster-opt's parser
+    # context loads it at once, and so does StagedPipeline.run's context for a pipeline with a
+    # pass that is not raster_mlir's (`needs_builtin_loaded`).
     for dialect in (Builtin, func.Func, arith.Arith, cf.Cf, math.Math, memref.MemRef, scf.Scf, vector.Vector, Raster):
         ctx.register_dialect(dialect.name, functools.partial(_itself, dialect))
     if not every_dialect:
@@ -209,6 +217,8 @@ class StagedPipeline:
         """
         policy = verification_policy(self.dump.verify_each, fresh_input is not None)
         ctx = make_context()
+        if needs_builtin_loaded(self.passes):
+            ctx.load_registered_dialect(Builtin.name)
         self._dumps = 0
         self._record(first_stage, module)
         ran = 0
