@@ -194,8 +194,8 @@ def lower_function(function: func.FuncOp, fuse_elementwise: bool = True, max_loo
     new_function.attributes.update(function.attributes)
     if constants:
         new_function.attributes["raster.constants"] = ArrayAttr([c.value for c in constants])
-    if clusters:  # (any count: fuse-loops adds its own)
-        new_function.attributes[FUSION_ATTR] = clusters.as_attribute()  # (fuse-loops adds its own counts)
+    if clusters:  # (any count; fuse-loops adds its own)
+        new_function.attributes[FUSION_ATTR] = clusters.as_attribute()
     tensor_level = walk_ops(function)
     Rewriter.replace_op(function, new_function)
     release_erased(tensor_level)  # freed now, not by the collection after the compile (ir_release.py)
