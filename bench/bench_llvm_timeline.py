@@ -101,20 +101,18 @@ def finish(self, timer, last_parts=()):
     return inner_finish(self, timer, last_parts)
 llvm_worker.PartQueue.finish = finish
 
-inner_parse, inner_opt, inner_emit_obj = jit._parse_and_verify, jit._optimize_and_emit, jit._emit_object
+inner_opt = jit._optimize_and_emit
 stamps = threading.local()
-def parse(*a, **k):
-    c = time.thread_time()
-    try:
-        return inner_parse(*a, **k)
-    finally:
-        stamps.parse = time.thread_time() - c
-def emit_obj(*a, **k):
-    c = time.thread_time()
-    try:
-        return inner_emit_obj(*a, **k)
-    finally:
-        stamps.codegen = time.thread_time() - c
+def stamped(inner, stamp):
+    """`inner`, storing its thread CPU time as `stamps.<stamp>`."""
+    def timed(*a, **k):
+        c = time.thread_time()
+        try:
+            return inner(*a, **k)
+        finally:
+            setattr(stamps, stamp, time.thread_time() - c)
+    return timed
+parse, emit_obj = stamped(jit._parse_and_verify, "parse"), stamped(jit._emit_object, "codegen")
 def optimize(module, llvm_ir, target, opt_level, timer=jit.NO_TIMER, entry_points_only=False):
     c = time.thread_time()
     stamps.codegen = stamps.printing = 0.0
