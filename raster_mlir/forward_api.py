@@ -44,6 +44,7 @@ import numpy as np
 
 from raster_mlir import array_ops, ops
 from raster_mlir.autodiff_api import _normalize_argnums, grad
+from raster_mlir.call_variants import tree_key
 from raster_mlir.custom_rule import keep_alive_during_trace
 from raster_mlir.dialects import raster as R
 from raster_mlir.errors import GradientError, with_location
@@ -60,14 +61,6 @@ MAX_UNROLLED = 128
 
 # ---------------------------------------------------------------------------
 # Pytrees and the per-function cache of compiled transforms
-
-
-def _hashable(tree) -> Any:
-    if tree is None:
-        return None
-    if tree[0] is dict:  # (dict, keys, children)
-        return (dict, tuple(tree[1]), tuple(_hashable(c) for c in tree[2]))
-    return (tree[0], tuple(_hashable(c) for c in tree[1]))
 
 
 def _flat_tree(n: int):
@@ -144,7 +137,7 @@ def _trace_flat(scope, target: JitFunction, tree, types: Sequence) -> tuple[str,
         return target.fn(*unflatten(tree, list(leaves)))
 
     keep_alive_during_trace(scope.trace, flat)
-    key = ("flat-arguments", id(target.fn), _hashable(tree), tuple(types))
+    key = ("flat-arguments", id(target.fn), tree_key(tree), tuple(types))
     return scope.trace.trace_function(flat, target.name, list(types), key=key)
 
 
@@ -181,7 +174,7 @@ def _emit_jvp(target: JitFunction, tree, primals: Sequence, tangents: Sequence, 
 
 
 def _check_same_structure(name: str, tree, other_tree, what: str) -> None:
-    if _hashable(tree) != _hashable(other_tree):
+    if tree_key(tree) != tree_key(other_tree):
         raise with_location(
             GradientError(f"{name}: {what} must have the same nesting as the primals (one array per array)"),
             user_location(),
@@ -212,7 +205,7 @@ def jvp(f: Callable, primals, tangents):
 
         return JitFunction(jvp_fn, name=f"jvp_{target.name}")
 
-    fn = _cached(f, ("jvp", _hashable(tree)), build)
+    fn = _cached(f, ("jvp", tree_key(tree)), build)
     if tree == _flat_tree(n):
         _remember_flat(f, ("flat", "jvp"), n, n, fn)
     return fn(*p_leaves, *t_leaves)
@@ -235,7 +228,7 @@ def _value_fn(f: Callable, primals: tuple) -> JitFunction:
         target = jit(f)
         return JitFunction(lambda *leaves: _call_flat(target, tree, leaves), name=target.name)
 
-    return _cached(f, ("value", _hashable(tree)), build)
+    return _cached(f, ("value", tree_key(tree)), build)
 
 
 def vjp(f: Callable, *primals):
@@ -248,7 +241,7 @@ def vjp(f: Callable, *primals):
     def vjp_fn(ct):
         c_leaves, c_tree = flatten(ct)
         _check_same_structure("vjp_fn", out_tree, c_tree, "the cotangent (nested like f's output)")
-        fn = _cached(f, ("vjp", _hashable(tree), _hashable(c_tree)), lambda: _vjp_function(f, tree, n))
+        fn = _cached(f, ("vjp", tree_key(tree), tree_key(c_tree)), lambda: _vjp_function(f, tree, n))
         return unflatten(tree, list(fn(*p_leaves, *c_leaves)))
 
     return out, vjp_fn
@@ -306,7 +299,7 @@ def hvp(f: Callable, primals, tangents, argnums: int | Sequence[int] | None = No
 
         return JitFunction(hvp_fn, name=f"hvp_{target.name}")
 
-    fn = _cached(f, ("hvp", _hashable(tree), nums), build)
+    fn = _cached(f, ("hvp", tree_key(tree), nums), build)
     if tree == _flat_tree(n) and t_tree == _flat_tree(len(t_leaves)):
         _remember_flat(f, flat_key, n, len(t_leaves), fn)
     hv = fn(*p_leaves, *t_leaves)
