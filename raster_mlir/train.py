@@ -38,6 +38,7 @@ from raster_mlir.backend.inspect import LLVMInspection
 from raster_mlir import call_variants
 from raster_mlir.errors import DTypeError, RasterError, ShapeError, argument_label, with_location
 from raster_mlir.runtime.arguments import ArgSpec, parameter_names, signature_of
+from raster_mlir.frontend.pytree import flatten
 from raster_mlir.frontend.source import user_location
 from raster_mlir.jit import CompiledFunction, JitFunction
 from raster_mlir.autodiff_api import value_and_grad
@@ -220,10 +221,11 @@ class TrainStep(LLVMInspection):
     def _step_of_leaves(self, args: tuple) -> tuple[TrainStep, list]:
         """The TrainStep of the loss function of the leaves of `args` (made once per structure), and
         those leaves."""
-        leaves, tree, owners = call_variants.leaves_of(args)
+        leaves, tree = flatten(args)  # (per step: the leaves and the structure only; the owners on a miss)
         key = call_variants.tree_key(tree)
         step = self._tree_steps.get(key)
         if step is None:
+            owners = call_variants.leaves_of(args)[2]
             for i in self.params:
                 if not 0 <= i < len(args):
                     raise RasterError(f"compile_train_step: parameter index {i} out of range for {len(args)} arguments")
