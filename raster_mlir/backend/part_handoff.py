@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .llvm_print import function_text, global_text, header_lines, metadata_text
+from .llvm_print import function_text, global_text, header_lines, metadata_text, prototype_text
 from .module_split import _DEFINE, ModulePart, _NotOurFormat, parse_function, vector_variants
 
 
@@ -178,7 +178,7 @@ class SegmentHandOff:
         body = []
         for name, g in llmod.globals.items():
             if name in declared:
-                body.append(_DEFINE.sub("declare ", _prototype(g), count=1))
+                body.append(_DEFINE.sub("declare ", prototype_text(g), count=1))
                 continue
             printed = self._printed.get(name)
             if printed is None:
@@ -189,14 +189,8 @@ class SegmentHandOff:
         return "\n".join(header_lines(llmod) + body + self._metadata_lines(llmod))
 
 
-def _prototype(fn: ir.Function) -> str:
-    buf: list[str] = []
-    fn.descr_prototype(buf)
-    return "".join(buf)
-
-
 def _declaration(fn: ir.Function) -> str:
     """`fn` declared: its own text when it is a declaration, else its prototype as `declare`."""
     if not fn.blocks:
         return function_text(fn)
-    return _DEFINE.sub("declare ", _prototype(fn), count=1).rstrip("\n")
+    return _DEFINE.sub("declare ", prototype_text(fn), count=1).rstrip("\n")

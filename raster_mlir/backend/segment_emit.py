@@ -48,7 +48,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from ..ir_walk import walk_ops
 from ..per_class import subclass_test
 from .fast_builder import FastBuilder
-from .llvm_print import function_text
+from .llvm_print import function_text, prototype_text
 from .llvm_types import PTR, llvm_type
 from .segment_repeats import group_signature, plan_with_repeats
 
@@ -294,9 +294,7 @@ class _Repeats:
 
 def _prototype_text(fn: ir.Function) -> str:
     """`fn`'s prototype without its name (nor `define` / `declare`: whether it has a body yet)."""
-    buf: list[str] = []
-    fn.descr_prototype(buf)
-    return "".join(buf).split(" ", 1)[1].replace(f'@"{fn.name}"(', "@SELF(", 1)
+    return prototype_text(fn).split(" ", 1)[1].replace(f'@"{fn.name}"(', "@SELF(", 1)
 
 
 def emission_order(weights: list[int]) -> list[int]:
