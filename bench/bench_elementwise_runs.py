@@ -44,8 +44,6 @@ PIPELINES = {
 LOOP_PASSES = ("lower-to-loops", "fuse-loops")
 
 
-
-
 def layer(W, b, x):
     h = nn.tanh(nn.dense(W, x, b)) * 0.5 + rm.exp(-nn.dense(W, x, b))
     return rm.sum(h * h) + rm.mean(nn.sigmoid(h))
@@ -94,15 +92,9 @@ def compile_once(fn, args, pipeline: str):
 
 
 def train_step_once(layers: int, pipeline: str):
-    from bench.workloads import model
-    from bench.workloads.raster_mlir_impl import mlp_loss
+    from bench.workloads.raster_mlir_impl import sgd_train_step
 
-    params = [rm.aligned(p) for p in model.init_params(model.Spec(model.mlp_sizes(128, layers), "f64"))]
-    rng = np.random.default_rng(1)
-    x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(model.N_OUT)[3])
-    step = rm.compile_train_step(
-        mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=1e-4), pipeline=pipeline
-    )
+    step, params, x, y = sgd_train_step(layers, lr=1e-4, pipeline=pipeline)
     start, cpu = time.perf_counter(), time.process_time()
     lowered = step.lower(*params, x, y)
     total, cpu = time.perf_counter() - start, time.process_time() - cpu

@@ -44,9 +44,10 @@ def mlp_predict(*args):
     return nn.softmax(mlp_logits(params, x))
 
 
-def sgd_train_step(layers: int, batch: int | None = None, lr: float = LR):
+def sgd_train_step(layers: int, batch: int | None = None, lr: float = LR, **options):
     """The f64 784 -> 128 x (layers - 1) -> 10 train step the compile-time benchmarks build, uncompiled:
-    (step, its 64-byte aligned parameters, one aligned sample x, y - or a batch of them)."""
+    (step, its 64-byte aligned parameters, one aligned sample x, y - or a batch of them); `options`
+    go to rm.compile_train_step (e.g. `pipeline`)."""
     import numpy as np
 
     from bench.workloads import model
@@ -57,7 +58,7 @@ def sgd_train_step(layers: int, batch: int | None = None, lr: float = LR):
         x, y = rm.aligned(rng.random(model.N_IN)), rm.aligned(np.eye(model.N_OUT)[3])
     else:
         x, y = rm.aligned(rng.random((batch, model.N_IN))), rm.aligned(np.eye(model.N_OUT)[rng.integers(0, 10, batch)])
-    step = rm.compile_train_step(mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=lr))
+    step = rm.compile_train_step(mlp_loss, params=tuple(range(len(params))), optimizer=rm.optim.SGD(lr=lr), **options)
     return step, params, x, y
 
 
