@@ -14,6 +14,8 @@ I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
+F32 = ir.FloatType()
+F64 = ir.DoubleType()
 PTR = ir.PointerType()  # LLVM 22 has only opaque pointers
 
 
@@ -82,9 +84,9 @@ def llvm_type(t) -> ir.Type:
     if isinstance(t, IntegerType):
         return ir.IntType(t.width.data)
     if isinstance(t, Float64Type):
-        return ir.DoubleType()
+        return F64
     if isinstance(t, Float32Type):
-        return ir.FloatType()
+        return F32
     if isinstance(t, MemRefType):
         return PTR
     if isinstance(t, VectorType) and len(t.get_shape()) == 1:
@@ -93,10 +95,10 @@ def llvm_type(t) -> ir.Type:
 
 
 # The llvmlite type of each xDSL type class whose instances all map to one type (llvm_type).
-_FIXED_TYPES = {IndexType: I64, Float64Type: ir.DoubleType(), Float32Type: ir.FloatType(), MemRefType: PTR}
+_FIXED_TYPES = {IndexType: I64, Float64Type: F64, Float32Type: F32, MemRefType: PTR}
 
 # One object per element type (types are immutable; each keeps its printed text once printed).
-_ELEMENT_TYPES = {"float64": ir.DoubleType(), "float32": ir.FloatType(), "int64": I64, "int32": I32}
+_ELEMENT_TYPES = {"float64": F64, "float32": F32, "int64": I64, "int32": I32}
 
 
 def element_llvm_type(buf: BufferType) -> ir.Type:
