@@ -31,15 +31,16 @@ from raster_mlir.errors import DTypeError
 from raster_mlir.frontend.pytree import Tree, flatten, leaf_paths, unflatten
 
 
-def check_binding(name: str, fn: Callable, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+def check_binding(name: str, fn: Callable, args: Sequence[Any], kwargs: dict[str, Any]) -> inspect.BoundArguments | None:
     """A DTypeError (a TypeError) naming the function and the keyword it cannot take, if `fn` cannot be
-    called with `args` and `kwargs` (a missing, repeated or unknown argument)."""
+    called with `args` and `kwargs` (a missing, repeated or unknown argument); else the binding, or None
+    when Python cannot tell (a builtin: the call itself will say)."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
-        return  # Python cannot tell (a builtin): the call itself will say
+        return None
     try:
-        signature.bind(*args, **kwargs)
+        return signature.bind(*args, **kwargs)
     except TypeError as e:
         raise DTypeError(f"{name}: called with {len(args)} positional argument(s) and keyword(s) {', '.join(kwargs)}: {e}") from None
 
@@ -73,9 +74,8 @@ def positional_binding(name: str, fn: Callable, args: tuple, kwargs: dict[str, A
     """`args` and `kwargs` as `fn`'s leading positional parameters (keywords may name them, in any
     order), or None when a keyword-only parameter or a gap filled by a default is left; a DTypeError
     when `fn` cannot be called so."""
-    check_binding(name, fn, args, kwargs)
-    bound = inspect.signature(fn).bind(*args, **kwargs)
-    return None if bound.kwargs else bound.args
+    bound = check_binding(name, fn, args, kwargs)  # (one signature and one bind per keyword call)
+    return None if bound is None or bound.kwargs else bound.args
 
 
 def has_containers(args: Sequence[Any]) -> bool:
