@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from raster_mlir.call_variants import named_after
 from raster_mlir.errors import DTypeError, with_location
 from raster_mlir.frontend.pytree import flatten
 from raster_mlir.frontend.source import user_location
@@ -146,6 +147,4 @@ def _method_variant(method: Callable, cls: type, constants: dict[str, Any], has_
     if not has_arrays:
         signature = signature.replace(parameters=list(signature.parameters.values())[1:])
     call.__signature__ = signature
-    for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
-        setattr(call, attribute, getattr(method, attribute, None) or getattr(call, attribute))
-    return call
+    return named_after(call, method)

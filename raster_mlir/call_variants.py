@@ -123,6 +123,11 @@ def _dressed(call: Callable, fn: Callable, parameters: Sequence[str]) -> Callabl
     read) and `fn`'s name, qualified name, module and docstring."""
     only = inspect.Parameter.POSITIONAL_ONLY
     call.__signature__ = inspect.Signature([inspect.Parameter(n, only) for n in parameters])
+    return named_after(call, fn)
+
+
+def named_after(call: Callable, fn: Callable) -> Callable:
+    """`call` with `fn`'s name, qualified name, module and docstring (where `fn` has them)."""
     for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
         setattr(call, attribute, getattr(fn, attribute, None) or getattr(call, attribute))
     return call
