@@ -68,11 +68,7 @@ def call_method(jit_fn, instance, args: tuple, kwargs: dict):
     names and constants (made once per such key, kept by `jit_fn`)."""
     arrays, constants = _split_attributes(jit_fn.name, instance)
     key = (type(instance), tuple(arrays), tuple((name, type(v), v) for name, v in constants.items()))
-    variant = jit_fn._method_variants.get(key)
-    if variant is None:
-        jit_fn._refuse_variants_of_own_tracing("methods")
-        caller = _method_variant(jit_fn.fn, type(instance), constants, has_arrays=bool(arrays))
-        variant = jit_fn._method_variants[key] = type(jit_fn)(caller, pipeline=jit_fn.pipeline, name=jit_fn.name)
+    variant = jit_fn.variant(jit_fn._method_variants, key, "methods", _method_variant, jit_fn.fn, type(instance), constants, bool(arrays))
     if not arrays:
         return variant(*args, **kwargs)
     if kwargs or any(isinstance(a, (tuple, list, dict)) for a in args):

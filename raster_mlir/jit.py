@@ -407,16 +407,14 @@ class JitFunction:
         values of `kwargs`' names (made once per such key; `args` and `kwargs` are checked against the
         signature the first time)."""
         key = (len(args), tuple(kwargs))
-        variant = self._keyword_variants.get(key)
-        if variant is None:
-            self._refuse_variants_of_own_tracing("keyword arguments")
-            try:
-                call_variants.check_binding(self.name, self.fn, args, kwargs)
-            except RasterError as e:
-                raise with_location(e, user_location()) from None
-            caller = call_variants.keyword_variant(self.fn, self._arg_names, *key)
-            variant = self._keyword_variants[key] = JitFunction(caller, pipeline=self.pipeline, name=self.name)
-        return variant
+        return self.variant(self._keyword_variants, key, "keyword arguments", self._keyword_caller, args, kwargs, key)
+
+    def _keyword_caller(self, args: tuple, kwargs: dict, key: tuple[int, tuple[str, ...]]) -> Callable:
+        try:
+            call_variants.check_binding(self.name, self.fn, args, kwargs)
+        except RasterError as e:
+            raise with_location(e, user_location()) from None
+        return call_variants.keyword_variant(self.fn, self._arg_names, *key)
 
     def _call_with_trees(self, args: tuple):
         """`f(*args)` with tuples, lists or dicts of arrays among the arguments: the tree variant for
@@ -428,11 +426,17 @@ class JitFunction:
         """This function as an `@rm.jit` function of the leaves of arguments structured as `tree`
         (made once per structure)."""
         key = call_variants.tree_key(tree)
-        variant = self._tree_variants.get(key)
+        what = "tuples, lists or dicts of arrays as arguments"
+        return self.variant(self._tree_variants, key, what, call_variants.tree_variant, self.fn, self._arg_names, tree)
+
+    def variant(self, cache: dict, key, what: str, make_caller: Callable, *make_args) -> JitFunction:
+        """The `@rm.jit` function of `make_caller(*make_args)` kept in `cache` under `key`, made on first
+        use: the keyword, tree and method (bound_methods.py) variants of this function, each a plain
+        JitFunction with this one's pipeline and name (refused for a subclass with its own tracing)."""
+        variant = cache.get(key)
         if variant is None:
-            self._refuse_variants_of_own_tracing("tuples, lists or dicts of arrays as arguments")
-            caller = call_variants.tree_variant(self.fn, self._arg_names, tree)
-            variant = self._tree_variants[key] = JitFunction(caller, pipeline=self.pipeline, name=self.name)
+            self._refuse_variants_of_own_tracing(what)
+            variant = cache[key] = JitFunction(make_caller(*make_args), pipeline=self.pipeline, name=self.name)
         return variant
 
     def _refuse_variants_of_own_tracing(self, what: str) -> None:
